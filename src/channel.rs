@@ -1,0 +1,107 @@
+//! The transport-neutral [`Sender`] and [`Receiver`] traits.
+//!
+//! Every transport (the shared-memory rings now; pipes, sockets and message queues next)
+//! implements them, so that code, the conformance suite and `ipcring bench` can be written once.
+//! Messages are byte strings from 0 bytes up to [`Sender::max_message_size`], delivered whole and
+//! in order.
+//!
+//! ```
+//! use ipcring::channel::{Receiver, Sender};
+//! use ipcring::spsc::HeapMemory;
+//! use ipcring::wait::WaitStrategy;
+//! use std::sync::Arc;
+//!
+//! fn relay(input: &mut impl Receiver, output: &mut impl Sender) -> ipcring::Result<()> {
+//!     let mut buffer = Vec::new();
+//!     input.recv(&mut buffer)?;
+//!     output.send(&buffer)
+//! }
+//!
+//! let first = Arc::new(HeapMemory::new(2, 8, WaitStrategy::Spin));
+//! let second = Arc::new(HeapMemory::new(2, 8, WaitStrategy::Spin));
+//! let mut a = ipcring::spsc::Sender::attach(first.clone()).unwrap();
+//! let mut b = ipcring::spsc::Receiver::attach(first).unwrap();
+//! let mut c = ipcring::spsc::Sender::attach(second.clone()).unwrap();
+//! let mut d = ipcring::spsc::Receiver::attach(second).unwrap();
+//! a.send(b"relayed").unwrap();
+//! relay(&mut b, &mut c).unwrap();
+//! let mut out = Vec::new();
+//! d.recv(&mut out).unwrap();
+//! assert_eq!(out, b"relayed");
+//! ```
+
+use std::time::Duration;
+
+use crate::error::Result;
+
+/// The sending end of any transport.
+pub trait Sender {
+    /// Sends one message, waiting while the transport is full.
+    fn send(&mut self, message: &[u8]) -> Result<()>;
+    /// Sends one message if it can be done without waiting ([`crate::Error::Full`] otherwise).
+    fn try_send(&mut self, message: &[u8]) -> Result<()>;
+    /// Sends one message, waiting at most `timeout` ([`crate::Error::Timeout`]).
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()>;
+    /// Largest message this transport takes.
+    fn max_message_size(&self) -> usize;
+    /// The transport's name, as used by `--transport`.
+    fn transport(&self) -> &'static str;
+}
+
+/// The receiving end of any transport.
+pub trait Receiver {
+    /// Receives one message into `buffer` (replacing its contents), waiting for one.
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()>;
+    /// Receives one message if one is ready ([`crate::Error::Empty`] otherwise).
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()>;
+    /// Receives one message, waiting at most `timeout` ([`crate::Error::Timeout`]).
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()>;
+    /// Largest message this transport delivers.
+    fn max_message_size(&self) -> usize;
+    /// The transport's name, as used by `--transport`.
+    fn transport(&self) -> &'static str;
+}
+
+impl<B: crate::spsc::Backend> Sender for crate::spsc::Sender<B> {
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        crate::spsc::Sender::send(self, message)
+    }
+
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        crate::spsc::Sender::try_send(self, message)
+    }
+
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        crate::spsc::Sender::send_timeout(self, message, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        crate::spsc::Sender::max_message_size(self)
+    }
+
+    fn transport(&self) -> &'static str {
+        "shm-spsc"
+    }
+}
+
+impl<B: crate::spsc::Backend> Receiver for crate::spsc::Receiver<B> {
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+        crate::spsc::Receiver::recv(self, buffer)
+    }
+
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+        crate::spsc::Receiver::try_recv(self, buffer)
+    }
+
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+        crate::spsc::Receiver::recv_timeout(self, buffer, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        crate::spsc::Receiver::max_message_size(self)
+    }
+
+    fn transport(&self) -> &'static str {
+        "shm-spsc"
+    }
+}

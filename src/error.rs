@@ -1,0 +1,186 @@
+//! The one error type of ipcring. Each message says what happened and what to do about it.
+
+use std::io;
+
+/// Which side of a ring a handle plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The sending side.
+    Producer,
+    /// The receiving side.
+    Consumer,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// Everything that can go wrong in ipcring.
+///
+/// ```
+/// use ipcring::Error;
+/// let error = Error::VersionMismatch { found: 3, supported: 1 };
+/// assert_eq!(
+///     error.to_string(),
+///     "layout version 3 is not supported by this build (it reads version 1); use an ipcring of the same version as the creator"
+/// );
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A ring name breaks the portable shared-memory name rules.
+    #[error("invalid ring name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A parameter is out of its range.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// `create` found a segment of that name already.
+    #[error("ring {name} already exists; pick another name or remove it with `ipcring rm {name}`")]
+    AlreadyExists {
+        /// The segment name.
+        name: String,
+    },
+    /// No segment of that name.
+    #[error("ring {name} does not exist; create it with `ipcring create {name}`")]
+    NotFound {
+        /// The segment name.
+        name: String,
+    },
+    /// The operating system refused access.
+    #[error("permission denied on ring {name}; check its owner and mode with `ls -l /dev/shm`")]
+    PermissionDenied {
+        /// The segment name.
+        name: String,
+    },
+    /// The segment belongs to another user.
+    #[error("ring is owned by uid {owner}, not by this user (uid {me}); refusing to attach to another user's ring")]
+    ForeignOwner {
+        /// The file owner.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// The segment's magic is zero: its creator has not finished initialising it (or died first).
+    #[error("ring is not initialised yet (its creator is still setting it up, or died); retry, or remove it")]
+    NotInitialized,
+    /// The segment was written with a layout version this build does not read.
+    #[error(
+        "layout version {found} is not supported by this build (it reads version {supported}); use an ipcring of the same version as the creator"
+    )]
+    VersionMismatch {
+        /// Version in the segment.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// The segment needs features this build does not have.
+    #[error("ring uses incompatible features 0x{bits:x} unknown to this build; upgrade ipcring")]
+    IncompatibleFeatures {
+        /// The unknown feature bits.
+        bits: u32,
+    },
+    /// The segment holds another kind of ring than the caller asked for.
+    #[error("ring is of kind {found}, not {expected}")]
+    WrongKind {
+        /// Kind in the segment.
+        found: &'static str,
+        /// Kind asked for.
+        expected: &'static str,
+    },
+    /// A value read from shared memory is impossible: the segment is damaged or a peer is buggy
+    /// or hostile.
+    #[error("ring is corrupted: {field} has the impossible value {value}; remove and recreate the ring")]
+    Corrupted {
+        /// The field (header field, position or slot length) that failed validation.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// A requested size is above the limit.
+    #[error("{what} {requested} is above the limit of {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The requested value.
+        requested: u64,
+        /// The largest allowed value.
+        limit: u64,
+    },
+    /// A message does not fit the transport's largest message.
+    #[error("message of {len} bytes is larger than the largest message of {max} bytes")]
+    MessageTooLarge {
+        /// The message length.
+        len: usize,
+        /// The largest message the ring or transport takes.
+        max: usize,
+    },
+    /// The role is held by another live process.
+    #[error("the {role} role is taken by live process {pid}; at most one {role} may attach")]
+    RoleTaken {
+        /// The role asked for.
+        role: Role,
+        /// The process that holds it.
+        pid: u32,
+    },
+    /// The peer is gone (dead or detached) and nothing is left to receive, or no room will ever
+    /// be made.
+    #[error("the peer disconnected")]
+    Disconnected,
+    /// `try_send` found no free slot.
+    #[error("the ring is full")]
+    Full,
+    /// `try_recv` found no message.
+    #[error("the ring is empty")]
+    Empty,
+    /// A timed operation ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// A buffer given to `recv_into` is smaller than the message, which stays in the ring.
+    #[error("receive buffer of {buffer} bytes is smaller than the {len}-byte message")]
+    BufferTooSmall {
+        /// The message length.
+        len: usize,
+        /// The buffer length.
+        buffer: usize,
+    },
+    /// A system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an OS error with what was being done.
+    pub fn io(context: impl Into<String>, source: impl Into<io::Error>) -> Error {
+        Error::Io { context: context.into(), source: source.into() }
+    }
+
+    /// True for the errors a non-blocking or timed call returns when it could not proceed yet
+    /// ([`Error::Full`], [`Error::Empty`], [`Error::Timeout`]).
+    ///
+    /// ```
+    /// assert!(ipcring::Error::Empty.is_would_block());
+    /// assert!(!ipcring::Error::Disconnected.is_would_block());
+    /// ```
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, Error::Full | Error::Empty | Error::Timeout)
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,684 @@
+//! The byte-exact shared-memory layout of a ring segment (mirrors `shm-layout/LAYOUT.md` and
+//! `shm-layout/ipcring.h`).
+//!
+//! A segment is a fixed [`Header`], a run of 128-byte control blocks, and the slot array. The
+//! header publishes the byte offset of every block, as io_uring publishes its ring offsets, so a
+//! later layout can move or add blocks without breaking readers that follow the offsets. All
+//! integers are little-endian fixed-width; there are no pointers.
+//!
+//! This module is pure: it knows nothing of files, rings or syscalls. [`Geometry::new`] plans a
+//! segment for creation; [`Geometry::from_header`] validates a header read from an untrusted
+//! segment and returns the process-local copy that every later index computation uses.
+//!
+//! ```
+//! use ipcring::layout::{Geometry, RingKind, WaitStrategy};
+//!
+//! let geometry = Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 8, 64).unwrap();
+//! let header = geometry.header(1234, 1000, 0);
+//! // A reader that trusts nothing re-derives the same geometry from the bytes.
+//! assert_eq!(Geometry::from_header(&header, geometry.total_size).unwrap(), geometry);
+//! ```
+
+use bytemuck::{Pod, Zeroable};
+use std::fmt;
+use std::mem::size_of;
+
+use crate::error::Error;
+
+/// The first eight bytes of every segment: `"IPCRING\0"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCRING\0");
+/// The layout version this build writes and reads. See the versioning policy in `LAYOUT.md`.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Size of every control block; each hot word sits alone in one so that the two sides never
+/// false-share (x86 adjacent-line prefetch pairs 64-byte lines).
+pub const BLOCK_SIZE: u64 = 128;
+/// Size of the [`Header`] in bytes (two blocks).
+pub const HEADER_SIZE: u64 = size_of::<Header>() as u64;
+/// Bytes before the payload in every slot: the [`SlotHeader`].
+pub const SLOT_HEADER_SIZE: u32 = size_of::<SlotHeader>() as u32;
+/// Alignment of every slot and so of every payload.
+pub const SLOT_ALIGN: u32 = 8;
+/// Largest payload a slot may hold (1 GiB).
+pub const MAX_SLOT_SIZE: u32 = 1 << 30;
+/// Largest slot count (2^24 slots).
+pub const MAX_SLOT_COUNT: u64 = 1 << 24;
+/// Largest whole segment (64 GiB).
+pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
+/// Incompatible feature bits this build understands (none yet): a reader refuses a segment with
+/// any other bit set in [`Header::incompatible_features`].
+pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = 0;
+
+/// Which ring algorithm a segment holds (`Header::ring_kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RingKind {
+    /// One producer, one consumer (`1`).
+    Spsc,
+}
+
+impl RingKind {
+    /// The value stored in the header.
+    pub const fn to_raw(self) -> u32 {
+        match self {
+            RingKind::Spsc => 1,
+        }
+    }
+
+    /// Decodes a header value; `None` for a kind this build does not know.
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(RingKind::Spsc),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and in `ipcring info`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RingKind::Spsc => "spsc",
+        }
+    }
+}
+
+impl fmt::Display for RingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How blocked senders and receivers wait (`Header::wait_strategy`); every attached process
+/// honours the value chosen at creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WaitStrategy {
+    /// Spin briefly, then sleep on the shared futex eventcount (`1`, the default).
+    #[default]
+    Futex,
+    /// Busy-poll only: lowest latency, one core per waiting side (`2`).
+    Spin,
+}
+
+impl WaitStrategy {
+    /// The value stored in the header.
+    pub const fn to_raw(self) -> u32 {
+        match self {
+            WaitStrategy::Futex => 1,
+            WaitStrategy::Spin => 2,
+        }
+    }
+
+    /// Decodes a header value; `None` for a strategy this build does not know.
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(WaitStrategy::Futex),
+            2 => Some(WaitStrategy::Spin),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and in `ipcring info`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WaitStrategy::Futex => "futex",
+            WaitStrategy::Spin => "spin",
+        }
+    }
+}
+
+impl fmt::Display for WaitStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The segment header at byte 0 (256 bytes). Written once by the creator, `magic` last; read
+/// (and validated) once by every process that attaches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Header {
+    /// [`MAGIC`]; zero while the creator is still initialising the segment.
+    pub magic: u64,
+    /// [`LAYOUT_VERSION`] of the writer.
+    pub layout_version: u32,
+    /// `size_of::<Header>()` of the writer (256 for version 1).
+    pub header_size: u32,
+    /// [`RingKind::to_raw`].
+    pub ring_kind: u32,
+    /// [`WaitStrategy::to_raw`].
+    pub wait_strategy: u32,
+    /// Features a reader must understand to attach; unknown bits are refused.
+    pub incompatible_features: u32,
+    /// Features a reader may ignore.
+    pub compatible_features: u32,
+    /// Size of the whole segment in bytes; equals the file size.
+    pub total_size: u64,
+    /// Number of slots; a power of two in `1 ..= MAX_SLOT_COUNT`.
+    pub slot_count: u64,
+    /// Largest payload of one message, in bytes (`0 ..= MAX_SLOT_SIZE`).
+    pub slot_size: u32,
+    /// Distance between two slots; a multiple of [`SLOT_ALIGN`] and at least
+    /// `slot_payload_offset + slot_size`.
+    pub slot_stride: u32,
+    /// Offset of the payload inside a slot (at least [`SLOT_HEADER_SIZE`], a multiple of 8).
+    pub slot_payload_offset: u32,
+    /// Pid of the creating process (information only).
+    pub creator_pid: u32,
+    /// Effective uid of the creating process; must equal the file owner.
+    pub creator_uid: u32,
+    /// Reserved, zero.
+    pub reserved0: u32,
+    /// Creation time, nanoseconds since the Unix epoch (information only).
+    pub created_at_ns: u64,
+    /// Offset of the producer's [`PositionBlock`].
+    pub producer_offset: u64,
+    /// Offset of the consumer's [`PositionBlock`].
+    pub consumer_offset: u64,
+    /// Offset of the [`WaitBlock`] the consumer sleeps on while the ring is empty.
+    pub not_empty_offset: u64,
+    /// Offset of the [`WaitBlock`] the producer sleeps on while the ring is full.
+    pub not_full_offset: u64,
+    /// Offset of the [`RolesBlock`].
+    pub roles_offset: u64,
+    /// Offset of the producer's [`StatsBlock`].
+    pub producer_stats_offset: u64,
+    /// Offset of the consumer's [`StatsBlock`].
+    pub consumer_stats_offset: u64,
+    /// Offset of slot 0; a multiple of [`BLOCK_SIZE`].
+    pub slots_offset: u64,
+    /// Reserved for later versions, zero.
+    pub reserved: [u64; 14],
+}
+
+/// A position counter alone on its block. The producer's counts committed messages, the
+/// consumer's released ones; both only grow, and `consumer <= producer <= consumer + slot_count`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PositionBlock {
+    /// Message count; slot index is `position & (slot_count - 1)`.
+    pub position: u64,
+    /// Reserved, zero.
+    pub reserved: [u64; 15],
+}
+
+/// An eventcount futex word alone on its block: bits 0..16 count registered waiters, bits 16..32
+/// are the epoch a waker bumps (see `wait::eventcount`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct WaitBlock {
+    /// The 32-bit futex word (shared futex, no `FUTEX_PRIVATE_FLAG`).
+    pub futex: u32,
+    /// Reserved, zero.
+    pub reserved0: u32,
+    /// Reserved, zero.
+    pub reserved: [u64; 15],
+}
+
+/// Who holds a role. `claim` is `pid | start_time_low32 << 32`, 0 when vacant; `start_time` is
+/// the process start time in clock ticks (field 22 of `/proc/PID/stat`), which tells a live
+/// holder from a recycled pid. A claimer that cannot read it (a C program) may store 0 there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RoleRecord {
+    /// The claim word, swapped with compare-and-swap.
+    pub claim: u64,
+    /// How many times the role was claimed since creation.
+    pub attach_count: u64,
+    /// When it was last claimed, nanoseconds since the Unix epoch.
+    pub last_attach_ns: u64,
+    /// Reserved, zero.
+    pub reserved: u64,
+}
+
+/// The attached roles (cold: touched on attach, detach and liveness checks only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RolesBlock {
+    /// The producer role.
+    pub producer: RoleRecord,
+    /// The consumer role.
+    pub consumer: RoleRecord,
+    /// Reserved, zero.
+    pub reserved: [u64; 8],
+}
+
+/// Counters one side writes (relaxed) and `ipcring info` reads. Messages sent and received are
+/// the positions themselves, so nothing is counted on the fast path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct StatsBlock {
+    /// Blocking calls that found the ring full (producer) or empty (consumer) and had to wait.
+    pub waits: u64,
+    /// `FUTEX_WAIT` calls made by this side.
+    pub futex_waits: u64,
+    /// `FUTEX_WAKE` calls made by this side.
+    pub futex_wakes: u64,
+    /// Reserved, zero.
+    pub reserved: [u64; 13],
+}
+
+/// The header of every slot; the payload follows at `slot_payload_offset`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct SlotHeader {
+    /// Payload length of the committed message, `<= slot_size`.
+    pub length: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+// The layout is a contract with other processes and with C: pin it at compile time.
+const _: () = {
+    assert!(size_of::<Header>() == 256);
+    assert!(size_of::<PositionBlock>() == BLOCK_SIZE as usize);
+    assert!(size_of::<WaitBlock>() == BLOCK_SIZE as usize);
+    assert!(size_of::<RolesBlock>() == BLOCK_SIZE as usize);
+    assert!(size_of::<StatsBlock>() == BLOCK_SIZE as usize);
+    assert!(size_of::<SlotHeader>() == 8);
+};
+
+/// The control blocks of a version-1 SPSC segment, in the order the creator places them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Block {
+    /// [`PositionBlock`] of the producer.
+    Producer,
+    /// [`PositionBlock`] of the consumer.
+    Consumer,
+    /// [`WaitBlock`] for "ring not empty".
+    NotEmpty,
+    /// [`WaitBlock`] for "ring not full".
+    NotFull,
+    /// [`RolesBlock`].
+    Roles,
+    /// [`StatsBlock`] of the producer.
+    ProducerStats,
+    /// [`StatsBlock`] of the consumer.
+    ConsumerStats,
+}
+
+impl Block {
+    /// Every block, in creation order.
+    pub const ALL: [Block; 7] = [
+        Block::Producer,
+        Block::Consumer,
+        Block::NotEmpty,
+        Block::NotFull,
+        Block::Roles,
+        Block::ProducerStats,
+        Block::ConsumerStats,
+    ];
+
+    /// The header field that holds this block's offset.
+    pub const fn field(self) -> &'static str {
+        match self {
+            Block::Producer => "producer_offset",
+            Block::Consumer => "consumer_offset",
+            Block::NotEmpty => "not_empty_offset",
+            Block::NotFull => "not_full_offset",
+            Block::Roles => "roles_offset",
+            Block::ProducerStats => "producer_stats_offset",
+            Block::ConsumerStats => "consumer_stats_offset",
+        }
+    }
+
+    fn read(self, header: &Header) -> u64 {
+        match self {
+            Block::Producer => header.producer_offset,
+            Block::Consumer => header.consumer_offset,
+            Block::NotEmpty => header.not_empty_offset,
+            Block::NotFull => header.not_full_offset,
+            Block::Roles => header.roles_offset,
+            Block::ProducerStats => header.producer_stats_offset,
+            Block::ConsumerStats => header.consumer_stats_offset,
+        }
+    }
+}
+
+/// The validated, process-local description of a segment. Every offset and size the process
+/// uses comes from here, never again from the shared header, so a peer that rewrites the header
+/// after attach cannot steer this process out of bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// The ring algorithm.
+    pub kind: RingKind,
+    /// The wait strategy every process honours.
+    pub wait: WaitStrategy,
+    /// Number of slots, a power of two.
+    pub slot_count: u64,
+    /// Largest payload of one message.
+    pub slot_size: u32,
+    /// Distance between slots.
+    pub slot_stride: u32,
+    /// Payload offset inside a slot.
+    pub slot_payload_offset: u32,
+    /// Offsets of the control blocks, indexed like [`Block::ALL`].
+    pub block_offsets: [u64; 7],
+    /// Offset of slot 0.
+    pub slots_offset: u64,
+    /// Size of the whole segment.
+    pub total_size: u64,
+}
+
+fn corrupted(field: &'static str, value: u64) -> Error {
+    Error::Corrupted { field, value }
+}
+
+impl Geometry {
+    /// Plans a version-1 segment: header, the seven control blocks in [`Block::ALL`] order, then
+    /// the slots.
+    ///
+    /// `slot_count` must be a power of two in `1 ..= MAX_SLOT_COUNT` and `slot_size` at most
+    /// [`MAX_SLOT_SIZE`]; a segment larger than [`MAX_SEGMENT_SIZE`] is refused with
+    /// [`Error::TooLarge`].
+    ///
+    /// ```
+    /// use ipcring::layout::{Geometry, RingKind, WaitStrategy};
+    /// let g = Geometry::new(RingKind::Spsc, WaitStrategy::Spin, 4, 100).unwrap();
+    /// assert_eq!(g.slot_stride, 112); // 8-byte slot header + 100, rounded up to 8
+    /// assert!(Geometry::new(RingKind::Spsc, WaitStrategy::Spin, 3, 100).is_err());
+    /// ```
+    pub fn new(kind: RingKind, wait: WaitStrategy, slot_count: u64, slot_size: u32) -> Result<Geometry, Error> {
+        if slot_count == 0 || !slot_count.is_power_of_two() {
+            return Err(Error::InvalidArgument(format!(
+                "slot count {slot_count} must be a power of two (1, 2, 4, ...)"
+            )));
+        }
+        if slot_count > MAX_SLOT_COUNT {
+            return Err(Error::TooLarge { what: "slot count", requested: slot_count, limit: MAX_SLOT_COUNT });
+        }
+        if slot_size > MAX_SLOT_SIZE {
+            return Err(Error::TooLarge {
+                what: "slot size",
+                requested: slot_size.into(),
+                limit: MAX_SLOT_SIZE.into(),
+            });
+        }
+        let slot_stride = (SLOT_HEADER_SIZE + slot_size).next_multiple_of(SLOT_ALIGN);
+        let mut block_offsets = [0u64; 7];
+        for (index, offset) in block_offsets.iter_mut().enumerate() {
+            *offset = HEADER_SIZE + index as u64 * BLOCK_SIZE;
+        }
+        let slots_offset = HEADER_SIZE + Block::ALL.len() as u64 * BLOCK_SIZE;
+        let total_size = u64::from(slot_stride)
+            .checked_mul(slot_count)
+            .and_then(|bytes| bytes.checked_add(slots_offset))
+            .map(|bytes| bytes.next_multiple_of(BLOCK_SIZE))
+            .filter(|bytes| *bytes <= MAX_SEGMENT_SIZE)
+            .ok_or(Error::TooLarge {
+                what: "segment size",
+                requested: u64::from(slot_stride).saturating_mul(slot_count),
+                limit: MAX_SEGMENT_SIZE,
+            })?;
+        Ok(Geometry {
+            kind,
+            wait,
+            slot_count,
+            slot_size,
+            slot_stride,
+            slot_payload_offset: SLOT_HEADER_SIZE,
+            block_offsets,
+            slots_offset,
+            total_size,
+        })
+    }
+
+    /// The header a creator writes for this geometry (with `magic` set; the creator stores the
+    /// magic last, see `segment`).
+    pub fn header(&self, creator_pid: u32, creator_uid: u32, created_at_ns: u64) -> Header {
+        let offset = |block: Block| self.block_offset(block);
+        Header {
+            magic: MAGIC,
+            layout_version: LAYOUT_VERSION,
+            header_size: HEADER_SIZE as u32,
+            ring_kind: self.kind.to_raw(),
+            wait_strategy: self.wait.to_raw(),
+            incompatible_features: 0,
+            compatible_features: 0,
+            total_size: self.total_size,
+            slot_count: self.slot_count,
+            slot_size: self.slot_size,
+            slot_stride: self.slot_stride,
+            slot_payload_offset: self.slot_payload_offset,
+            creator_pid,
+            creator_uid,
+            reserved0: 0,
+            created_at_ns,
+            producer_offset: offset(Block::Producer),
+            consumer_offset: offset(Block::Consumer),
+            not_empty_offset: offset(Block::NotEmpty),
+            not_full_offset: offset(Block::NotFull),
+            roles_offset: offset(Block::Roles),
+            producer_stats_offset: offset(Block::ProducerStats),
+            consumer_stats_offset: offset(Block::ConsumerStats),
+            slots_offset: self.slots_offset,
+            reserved: [0; 14],
+        }
+    }
+
+    /// Validates a header read from an untrusted segment of `file_size` bytes and returns the
+    /// geometry to use. Checks, in order: magic, version, header size, feature bits, kind, wait
+    /// strategy, total size against the file, slot count and sizes, and that every block and the
+    /// slot array are aligned, inside the file, after the header and disjoint.
+    ///
+    /// ```
+    /// use ipcring::layout::{Geometry, RingKind, WaitStrategy};
+    /// use ipcring::Error;
+    /// let g = Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 8, 64).unwrap();
+    /// let mut header = g.header(1, 1000, 0);
+    /// header.slot_count = 6;
+    /// assert!(matches!(
+    ///     Geometry::from_header(&header, g.total_size),
+    ///     Err(Error::Corrupted { field: "slot_count", value: 6 })
+    /// ));
+    /// ```
+    pub fn from_header(header: &Header, file_size: u64) -> Result<Geometry, Error> {
+        match header.magic {
+            MAGIC => {}
+            0 => return Err(Error::NotInitialized),
+            other => return Err(corrupted("magic", other)),
+        }
+        if header.layout_version != LAYOUT_VERSION {
+            return Err(Error::VersionMismatch { found: header.layout_version, supported: LAYOUT_VERSION });
+        }
+        if u64::from(header.header_size) != HEADER_SIZE {
+            return Err(corrupted("header_size", header.header_size.into()));
+        }
+        let unknown = header.incompatible_features & !KNOWN_INCOMPATIBLE_FEATURES;
+        if unknown != 0 {
+            return Err(Error::IncompatibleFeatures { bits: unknown });
+        }
+        let kind = RingKind::from_raw(header.ring_kind).ok_or(corrupted("ring_kind", header.ring_kind.into()))?;
+        let wait = WaitStrategy::from_raw(header.wait_strategy)
+            .ok_or(corrupted("wait_strategy", header.wait_strategy.into()))?;
+        if header.total_size != file_size || file_size > MAX_SEGMENT_SIZE {
+            return Err(corrupted("total_size", header.total_size));
+        }
+        let slot_count = header.slot_count;
+        if slot_count == 0 || !slot_count.is_power_of_two() || slot_count > MAX_SLOT_COUNT {
+            return Err(corrupted("slot_count", slot_count));
+        }
+        if header.slot_size > MAX_SLOT_SIZE {
+            return Err(corrupted("slot_size", header.slot_size.into()));
+        }
+        let payload_offset = header.slot_payload_offset;
+        if payload_offset < SLOT_HEADER_SIZE || payload_offset % SLOT_ALIGN != 0 || payload_offset > MAX_SLOT_SIZE {
+            return Err(corrupted("slot_payload_offset", payload_offset.into()));
+        }
+        let stride = header.slot_stride;
+        if stride % SLOT_ALIGN != 0 || u64::from(stride) < u64::from(payload_offset) + u64::from(header.slot_size) {
+            return Err(corrupted("slot_stride", stride.into()));
+        }
+
+        // Every region must lie in [HEADER_SIZE, file_size), aligned, and no two may overlap.
+        let mut regions: Vec<(u64, u64, &'static str)> = Vec::with_capacity(Block::ALL.len() + 1);
+        let mut block_offsets = [0u64; 7];
+        for (index, block) in Block::ALL.into_iter().enumerate() {
+            let offset = block.read(header);
+            block_offsets[index] = offset;
+            regions.push((offset, BLOCK_SIZE, block.field()));
+        }
+        let slots_bytes = u64::from(stride).checked_mul(slot_count).ok_or(corrupted("slot_count", slot_count))?;
+        regions.push((header.slots_offset, slots_bytes, "slots_offset"));
+        for &(offset, length, field) in &regions {
+            let end = offset.checked_add(length);
+            if offset % BLOCK_SIZE != 0 || offset < HEADER_SIZE || end.is_none_or(|end| end > file_size) {
+                return Err(corrupted(field, offset));
+            }
+        }
+        regions.sort_unstable_by_key(|region| region.0);
+        for pair in regions.windows(2) {
+            let (offset, length, _) = pair[0];
+            let (next_offset, _, next_field) = pair[1];
+            if offset + length > next_offset {
+                return Err(corrupted(next_field, next_offset));
+            }
+        }
+        Ok(Geometry {
+            kind,
+            wait,
+            slot_count,
+            slot_size: header.slot_size,
+            slot_stride: stride,
+            slot_payload_offset: payload_offset,
+            block_offsets,
+            slots_offset: header.slots_offset,
+            total_size: file_size,
+        })
+    }
+
+    /// Byte offset of `block` in the segment.
+    pub fn block_offset(&self, block: Block) -> u64 {
+        let index = Block::ALL.iter().position(|candidate| *candidate == block).unwrap_or(0);
+        self.block_offsets[index]
+    }
+
+    /// Byte offset of slot `index` (`index < slot_count`) in the segment.
+    pub fn slot_offset(&self, index: u64) -> u64 {
+        debug_assert!(index < self.slot_count);
+        self.slots_offset + (index & (self.slot_count - 1)) * u64::from(self.slot_stride)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Geometry, Header) {
+        let geometry = Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 16, 100).unwrap();
+        (geometry, geometry.header(42, 1000, 7))
+    }
+
+    #[test]
+    fn planned_geometry_round_trips_through_its_header() {
+        let (geometry, header) = sample();
+        assert_eq!(Geometry::from_header(&header, geometry.total_size).unwrap(), geometry);
+    }
+
+    #[test]
+    fn blocks_are_aligned_and_follow_the_header() {
+        let (geometry, _) = sample();
+        for block in Block::ALL {
+            assert_eq!(geometry.block_offset(block) % BLOCK_SIZE, 0);
+            assert!(geometry.block_offset(block) >= HEADER_SIZE);
+        }
+        assert_eq!(geometry.slots_offset % BLOCK_SIZE, 0);
+        assert_eq!(geometry.total_size % BLOCK_SIZE, 0);
+        assert!(geometry.slots_offset + 16 * u64::from(geometry.slot_stride) <= geometry.total_size);
+    }
+
+    #[test]
+    fn payload_is_eight_byte_aligned() {
+        for size in [0, 1, 7, 8, 9, 63, 64, 65, 4096] {
+            let geometry = Geometry::new(RingKind::Spsc, WaitStrategy::Spin, 2, size).unwrap();
+            assert_eq!(geometry.slot_stride % 8, 0);
+            assert_eq!(geometry.slot_payload_offset % 8, 0);
+            assert!(geometry.slot_stride >= geometry.slot_payload_offset + size);
+        }
+    }
+
+    #[test]
+    fn zero_magic_means_not_initialized() {
+        let (geometry, mut header) = sample();
+        header.magic = 0;
+        assert!(matches!(Geometry::from_header(&header, geometry.total_size), Err(Error::NotInitialized)));
+    }
+
+    #[test]
+    fn newer_version_is_refused_with_both_versions_named() {
+        let (geometry, mut header) = sample();
+        header.layout_version = 3;
+        let error = Geometry::from_header(&header, geometry.total_size).unwrap_err();
+        assert!(matches!(error, Error::VersionMismatch { found: 3, supported: LAYOUT_VERSION }));
+    }
+
+    #[test]
+    fn unknown_incompatible_feature_is_refused() {
+        let (geometry, mut header) = sample();
+        header.incompatible_features = 1 << 5;
+        assert!(matches!(
+            Geometry::from_header(&header, geometry.total_size),
+            Err(Error::IncompatibleFeatures { bits: 32 })
+        ));
+        header.incompatible_features = 0;
+        header.compatible_features = u32::MAX;
+        assert!(Geometry::from_header(&header, geometry.total_size).is_ok());
+    }
+
+    #[test]
+    fn total_size_must_equal_the_file_size() {
+        let (geometry, header) = sample();
+        let error = Geometry::from_header(&header, geometry.total_size - BLOCK_SIZE).unwrap_err();
+        assert!(matches!(error, Error::Corrupted { field: "total_size", .. }));
+    }
+
+    #[test]
+    fn overlapping_blocks_are_refused() {
+        let (geometry, mut header) = sample();
+        header.roles_offset = header.producer_offset;
+        assert!(matches!(Geometry::from_header(&header, geometry.total_size), Err(Error::Corrupted { .. })));
+    }
+
+    #[test]
+    fn block_inside_the_header_or_past_the_end_is_refused() {
+        let (geometry, mut header) = sample();
+        header.not_full_offset = 128;
+        assert!(matches!(
+            Geometry::from_header(&header, geometry.total_size),
+            Err(Error::Corrupted { field: "not_full_offset", value: 128 })
+        ));
+        header.not_full_offset = u64::MAX - 127;
+        assert!(matches!(
+            Geometry::from_header(&header, geometry.total_size),
+            Err(Error::Corrupted { field: "not_full_offset", .. })
+        ));
+    }
+
+    #[test]
+    fn slots_past_the_end_of_the_file_are_refused() {
+        let (geometry, mut header) = sample();
+        header.slot_stride = 1 << 20;
+        assert!(matches!(
+            Geometry::from_header(&header, geometry.total_size),
+            Err(Error::Corrupted { field: "slots_offset", .. })
+        ));
+    }
+
+    #[test]
+    fn stride_smaller_than_the_payload_is_refused() {
+        let (geometry, mut header) = sample();
+        header.slot_stride = 8;
+        assert!(matches!(
+            Geometry::from_header(&header, geometry.total_size),
+            Err(Error::Corrupted { field: "slot_stride", value: 8 })
+        ));
+    }
+
+    #[test]
+    fn oversized_requests_are_refused_as_too_large() {
+        assert!(matches!(
+            Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 1 << 25, 8),
+            Err(Error::TooLarge { what: "slot count", .. })
+        ));
+        assert!(matches!(
+            Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 1 << 24, 1 << 30),
+            Err(Error::TooLarge { what: "segment size", .. })
+        ));
+    }
+}

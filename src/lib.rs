@@ -1,0 +1,45 @@
+//! # ipcring
+//!
+//! Lock-free ring buffers in shared memory for inter-process communication, with a fixed,
+//! documented layout (`shm-layout/LAYOUT.md`, C header `shm-layout/ipcring.h`) that other
+//! processes, in Rust or in C, attach to by name.
+//!
+//! ```
+//! use ipcring::segment::{CreateOptions, Segment};
+//! use ipcring::spsc::{Receiver, Sender};
+//!
+//! let name = format!("ipcring-doc-crate-{}", std::process::id());
+//! let mut sender = Sender::create(&name, &CreateOptions::default()).unwrap();
+//! let mut receiver = Receiver::open(&name).unwrap(); // normally another process
+//!
+//! // Zero-copy: write in place, then commit.
+//! let mut slot = sender.reserve().unwrap();
+//! slot.payload()[..5].copy_from_slice(b"hello");
+//! slot.commit(5).unwrap();
+//!
+//! // Zero-copy: read in place; the slot is released when the guard drops.
+//! assert_eq!(&*receiver.recv_ref().unwrap(), b"hello");
+//! Segment::unlink(&name).unwrap();
+//! ```
+//!
+//! Layers, bottom up: [`layout`] (the bytes), [`segment`] (files and mappings), [`ring`] (the
+//! lock-free algorithms, generic over their memory), [`wait`] (futex eventcount and spinning),
+//! [`spsc`] (blocking endpoints with roles and liveness), [`channel`] (the transport-neutral
+//! traits). [`sync`] swaps std atomics for loom's under `cfg(loom)`.
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod channel;
+pub mod error;
+pub mod layout;
+#[cfg(not(loom))]
+pub mod process;
+pub mod ring;
+#[cfg(not(loom))]
+pub mod segment;
+pub mod spsc;
+pub mod sync;
+pub mod wait;
+
+pub use error::{Error, Result, Role};

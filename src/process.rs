@@ -1,0 +1,94 @@
+//! Process identity and liveness, as recorded in a segment's role claims.
+//!
+//! A claim is `pid | start_time_low32 << 32`. The start time (field 22 of `/proc/PID/stat`, in
+//! clock ticks since boot) tells a live holder from an unrelated process that got the same pid
+//! after the holder died. A claim with start time 0 (written by a C peer that did not read it) is
+//! checked by pid alone.
+//!
+//! ```
+//! use ipcring::process::{claim_is_alive, current_claim};
+//! assert!(claim_is_alive(current_claim()));
+//! assert!(!claim_is_alive(0));
+//! ```
+
+use std::sync::OnceLock;
+
+/// The pid in a claim word.
+pub fn claim_pid(claim: u64) -> u32 {
+    claim as u32
+}
+
+/// This process's claim word (pid and start time), computed once.
+pub fn current_claim() -> u64 {
+    static CLAIM: OnceLock<u64> = OnceLock::new();
+    *CLAIM.get_or_init(|| {
+        let pid = std::process::id();
+        let start = read_stat(pid).map_or(0, |stat| stat.start_time as u32);
+        u64::from(start) << 32 | u64::from(pid)
+    })
+}
+
+struct Stat {
+    state: u8,
+    start_time: u64,
+}
+
+/// Reads the state and start time of `pid` from `/proc/PID/stat`; `None` if there is no such
+/// process (or the file cannot be parsed).
+fn read_stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
+    let after_name = &text[text.rfind(')')? + 1..];
+    let mut fields = after_name.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    // Fields after the name start at field 3 (state); start time is field 22.
+    let start_time = fields.nth(22 - 4)?.parse().ok()?;
+    Some(Stat { state, start_time })
+}
+
+/// True if the process that wrote `claim` is still running (a zombie counts as dead: it will
+/// never touch the ring again). 0 is the vacant claim and is never alive.
+pub fn claim_is_alive(claim: u64) -> bool {
+    let pid = claim_pid(claim);
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    match read_stat(pid) {
+        Some(stat) => {
+            let start = (claim >> 32) as u32;
+            !matches!(stat.state, b'Z' | b'X') && (start == 0 || stat.start_time as u32 == start)
+        }
+        // No /proc entry: gone, unless /proc is unavailable, where kill(pid, 0) decides.
+        None if std::path::Path::new("/proc/self/stat").exists() => false,
+        None => {
+            // SAFETY: kill with signal 0 sends nothing; it only checks that the pid exists.
+            let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
+            result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_pid_with_another_start_time_is_dead() {
+        let claim = current_claim();
+        let other_start = claim ^ (1 << 40);
+        assert!(!claim_is_alive(other_start));
+    }
+
+    #[test]
+    fn a_pid_only_claim_is_checked_by_pid() {
+        assert!(claim_is_alive(u64::from(std::process::id())));
+    }
+
+    #[test]
+    fn a_reaped_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!claim_is_alive(u64::from(pid)));
+    }
+}

@@ -1,0 +1,596 @@
+//! The single-producer single-consumer ring algorithm, generic over its memory.
+//!
+//! Two counters only grow: the producer position (messages committed) and the consumer position
+//! (messages released). Message `n` lives in slot `n & (slot_count - 1)`. The ring holds
+//! `producer - consumer` messages, which is always in `0 ..= slot_count`. Each side owns its
+//! counter (it is the only writer, so it keeps the true value in a local copy) and keeps a cached
+//! copy of the other side's counter, refreshed only when the cache says full (producer) or empty
+//! (consumer); the cache can be stale, never ahead.
+//!
+//! Publication: the producer writes the slot (length and payload) and then stores its position
+//! with `Release`; the consumer loads it with `Acquire` before it reads the slot. Symmetrically
+//! the consumer stores its position with `Release` after it finished reading, and the producer
+//! loads it with `Acquire` before it overwrites a slot.
+//!
+//! Untrusted memory: every value read from the other side (its position, a slot length) is
+//! checked before use; an impossible value is [`Error::Corrupted`]. Slot indices are masked, so
+//! they are in bounds whatever a peer writes.
+//!
+//! ```
+//! use ipcring::ring::spsc;
+//! use ipcring::spsc::HeapMemory;
+//! use std::sync::Arc;
+//!
+//! let memory = Arc::new(HeapMemory::new(2, 8, ipcring::wait::WaitStrategy::Spin));
+//! let mut producer = spsc::Producer::new(memory.clone()).unwrap();
+//! let mut consumer = spsc::Consumer::new(memory).unwrap();
+//!
+//! // Zero-copy: reserve a slot, write in place, commit a length.
+//! let mut slot = producer.reserve().unwrap().unwrap();
+//! slot.payload()[..3].copy_from_slice(b"abc");
+//! slot.commit(3).unwrap();
+//! assert!(producer.try_push(b"defgh").unwrap());
+//! assert!(!producer.try_push(b"full").unwrap()); // two slots, both taken
+//!
+//! // Zero-copy read: a guard that borrows the slot and releases it on drop.
+//! assert_eq!(&*consumer.peek().unwrap().unwrap(), b"abc");
+//! assert_eq!(&*consumer.peek().unwrap().unwrap(), b"defgh");
+//! assert!(consumer.peek().unwrap().is_none());
+//! ```
+
+use std::ops::Deref;
+
+use super::memory::{SlotAccess, SpscMemory};
+use crate::error::Error;
+use crate::sync::Ordering;
+
+/// The producer's half of the state: its own position and its view of the consumer's.
+#[derive(Debug)]
+struct ProducerState {
+    /// Messages committed; the true shared value (this side is its only writer).
+    position: u64,
+    /// Consumer position last loaded. Stale (lower) is fine; it is refreshed when the ring looks
+    /// full. In `position - slot_count ..= position`.
+    cached_consumer: u64,
+}
+
+/// The consumer's half of the state.
+#[derive(Debug)]
+struct ConsumerState {
+    /// Messages released; the true shared value (this side is its only writer).
+    position: u64,
+    /// Producer position last loaded. Stale is fine; refreshed when the ring looks empty. In
+    /// `position ..= position + slot_count`.
+    cached_producer: u64,
+}
+
+/// Checks the shared positions of `memory` as an attaching side would, without attaching.
+pub fn check_attach<M: SpscMemory>(memory: &M) -> Result<(), Error> {
+    // Acquire: pairs with the release stores of both positions.
+    let producer = memory.producer_position().load(Ordering::Acquire);
+    let consumer = memory.consumer_position().load(Ordering::Acquire);
+    check_positions(producer, consumer, memory.slot_count())
+}
+
+fn check_positions(producer: u64, consumer: u64, slot_count: u64) -> Result<(), Error> {
+    if consumer > producer {
+        return Err(Error::Corrupted { field: "consumer_position", value: consumer });
+    }
+    if producer - consumer > slot_count {
+        return Err(Error::Corrupted { field: "producer_position", value: producer });
+    }
+    Ok(())
+}
+
+/// Writes the length into the slot header.
+fn write_length(slot: &impl SlotAccess, length: usize) {
+    // SAFETY: SlotAccess guarantees the header pointer is valid and aligned; the slot belongs to
+    // the producer until it publishes it.
+    unsafe { slot.header().write(length as u32) }
+}
+
+/// The payload of a slot as a mutable slice of `slot_size` bytes.
+///
+/// # Safety
+/// The slot must belong to the caller (reserved and not yet published) for `'a`, and the access
+/// must live for `'a`.
+unsafe fn payload_mut<'a>(slot: &impl SlotAccess, slot_size: usize) -> &'a mut [u8] {
+    // SAFETY: by the SlotAccess contract the payload spans slot_size bytes; by this function's
+    // contract nobody else accesses them during 'a.
+    unsafe { std::slice::from_raw_parts_mut(slot.payload(), slot_size) }
+}
+
+/// Reads and validates the length of a published slot, returning its payload.
+///
+/// # Safety
+/// The slot must be published and not yet released by the caller, for `'a`.
+unsafe fn message<'a>(slot: &impl SlotAccess, slot_size: usize) -> Result<&'a [u8], Error> {
+    // SAFETY: the header is within the slot, aligned (SlotAccess contract). Volatile: a hostile
+    // peer may rewrite it, and we must use the one value we validated.
+    let length = unsafe { slot.header().read_volatile() } as usize;
+    if length > slot_size {
+        return Err(Error::Corrupted { field: "slot length", value: length as u64 });
+    }
+    // SAFETY: length <= slot_size, and the payload spans slot_size bytes (SlotAccess contract);
+    // the slot is the caller's until it releases it.
+    Ok(unsafe { std::slice::from_raw_parts(slot.payload(), length) })
+}
+
+/// The producing end of an SPSC ring.
+pub struct Producer<M: SpscMemory> {
+    memory: M,
+    state: ProducerState,
+}
+
+impl<M: SpscMemory> Producer<M> {
+    /// Attaches as the producer, resuming at the current positions after checking them.
+    /// The caller guarantees that no other producer is active (see `spsc::Sender` for the role
+    /// claim that enforces it across processes).
+    pub fn new(memory: M) -> Result<Self, Error> {
+        // Acquire: pairs with the release stores of both positions, so everything the previous
+        // holders published is visible.
+        let position = memory.producer_position().load(Ordering::Acquire);
+        let consumer = memory.consumer_position().load(Ordering::Acquire);
+        check_positions(position, consumer, memory.slot_count())?;
+        Ok(Producer { memory, state: ProducerState { position, cached_consumer: consumer } })
+    }
+
+    /// The memory the ring runs on.
+    pub fn memory(&self) -> &M {
+        &self.memory
+    }
+
+    /// Largest payload of one message.
+    pub fn slot_size(&self) -> usize {
+        self.memory.slot_size()
+    }
+
+    /// Messages committed so far.
+    pub fn position(&self) -> u64 {
+        self.state.position
+    }
+
+    /// Free slots, from the cache; reloads the consumer position when the cache says none.
+    pub fn free_slots(&mut self) -> Result<u64, Error> {
+        free_slots(&self.memory, &mut self.state)
+    }
+
+    /// Reserves the next slot for writing in place, or `None` when the ring is full. Dropping the
+    /// reservation without committing aborts it.
+    pub fn reserve(&mut self) -> Result<Option<Reservation<'_, M>>, Error> {
+        if free_slots(&self.memory, &mut self.state)? == 0 {
+            return Ok(None);
+        }
+        let slot = self.memory.slot_mut(self.state.position & (self.memory.slot_count() - 1));
+        Ok(Some(Reservation { slot, memory: &self.memory, state: &mut self.state }))
+    }
+
+    /// Copies `message` into the next slot and publishes it. `Ok(false)` when the ring is full.
+    pub fn try_push(&mut self, message: &[u8]) -> Result<bool, Error> {
+        let max = self.memory.slot_size();
+        if message.len() > max {
+            return Err(Error::MessageTooLarge { len: message.len(), max });
+        }
+        match self.reserve()? {
+            None => Ok(false),
+            Some(mut slot) => {
+                slot.payload()[..message.len()].copy_from_slice(message);
+                slot.commit(message.len())?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Starts a batch: any number of messages written into consecutive slots and published with
+    /// one position store (and one wakeup) by [`WriteBatch::commit`].
+    pub fn batch(&mut self) -> WriteBatch<'_, M> {
+        WriteBatch { memory: &self.memory, state: &mut self.state, written: 0 }
+    }
+}
+
+fn free_slots<M: SpscMemory>(memory: &M, state: &mut ProducerState) -> Result<u64, Error> {
+    let slot_count = memory.slot_count();
+    let free = slot_count - (state.position - state.cached_consumer);
+    if free > 0 {
+        return Ok(free);
+    }
+    // Acquire: pairs with the consumer's release store in `release`, so its reads of the slots
+    // it freed happen before we overwrite them.
+    let consumer = memory.consumer_position().load(Ordering::Acquire);
+    if consumer < state.cached_consumer {
+        return Err(Error::Corrupted { field: "consumer_position", value: consumer });
+    }
+    check_positions(state.position, consumer, slot_count)?;
+    state.cached_consumer = consumer;
+    Ok(slot_count - (state.position - consumer))
+}
+
+fn publish<M: SpscMemory>(memory: &M, state: &mut ProducerState, count: u64) {
+    state.position += count;
+    // Release: pairs with the consumer's acquire load in `available`; the slot contents written
+    // before this store are visible to it.
+    memory.producer_position().store(state.position, Ordering::Release);
+    memory.on_commit();
+}
+
+/// A reserved slot: write the payload in place, then [`commit`](Reservation::commit). Dropping it
+/// uncommitted aborts (the slot is reserved again by the next call).
+pub struct Reservation<'a, M: SpscMemory + 'a> {
+    slot: M::SlotMut<'a>,
+    memory: &'a M,
+    state: &'a mut ProducerState,
+}
+
+impl<M: SpscMemory> Reservation<'_, M> {
+    /// The whole payload area of the slot (`slot_size` bytes) in shared memory.
+    pub fn payload(&mut self) -> &mut [u8] {
+        // SAFETY: the slot is reserved by this producer and unpublished while `self` lives, and
+        // the returned borrow cannot outlive `&mut self`.
+        unsafe { payload_mut(&self.slot, self.memory.slot_size()) }
+    }
+
+    /// Publishes the first `length` bytes of the payload as one message.
+    pub fn commit(self, length: usize) -> Result<(), Error> {
+        let max = self.memory.slot_size();
+        if length > max {
+            return Err(Error::MessageTooLarge { len: length, max });
+        }
+        let Reservation { slot, memory, state } = self;
+        write_length(&slot, length);
+        // End the slot access before publishing, so loom sees it ordered before the store.
+        drop(slot);
+        publish(memory, state, 1);
+        Ok(())
+    }
+}
+
+/// Several messages written into consecutive slots, published together by
+/// [`commit`](WriteBatch::commit). Dropping it uncommitted aborts all of them.
+pub struct WriteBatch<'a, M: SpscMemory + 'a> {
+    memory: &'a M,
+    state: &'a mut ProducerState,
+    written: u64,
+}
+
+impl<M: SpscMemory> WriteBatch<'_, M> {
+    /// Messages written so far.
+    pub fn len(&self) -> usize {
+        self.written as usize
+    }
+
+    /// True when nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.written == 0
+    }
+
+    /// Writes the next message in place: `fill` gets the slot's payload area and returns the
+    /// message length. `Ok(false)` (and `fill` is not called) when the ring has no free slot left.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<bool, Error> {
+        let free = free_slots(self.memory, self.state)?;
+        if free <= self.written {
+            return Ok(false);
+        }
+        let index = (self.state.position + self.written) & (self.memory.slot_count() - 1);
+        let slot = self.memory.slot_mut(index);
+        let max = self.memory.slot_size();
+        // SAFETY: slot `position + written` is free (fewer than `free` slots are used by this
+        // batch) and unpublished; the borrow ends before `slot` is dropped.
+        let length = fill(unsafe { payload_mut(&slot, max) });
+        if length > max {
+            return Err(Error::MessageTooLarge { len: length, max });
+        }
+        write_length(&slot, length);
+        self.written += 1;
+        Ok(true)
+    }
+
+    /// Copies `message` into the next slot. `Ok(false)` when the ring has no free slot left.
+    pub fn push(&mut self, message: &[u8]) -> Result<bool, Error> {
+        let max = self.memory.slot_size();
+        if message.len() > max {
+            return Err(Error::MessageTooLarge { len: message.len(), max });
+        }
+        self.push_with(|payload| {
+            payload[..message.len()].copy_from_slice(message);
+            message.len()
+        })
+    }
+
+    /// Publishes every message written, with one position store; returns how many.
+    pub fn commit(self) -> usize {
+        if self.written > 0 {
+            publish(self.memory, self.state, self.written);
+        }
+        self.written as usize
+    }
+}
+
+/// The consuming end of an SPSC ring.
+pub struct Consumer<M: SpscMemory> {
+    memory: M,
+    state: ConsumerState,
+}
+
+impl<M: SpscMemory> Consumer<M> {
+    /// Attaches as the consumer, resuming at the current positions after checking them.
+    /// The caller guarantees that no other consumer is active.
+    pub fn new(memory: M) -> Result<Self, Error> {
+        // Acquire: pairs with the release stores of both positions.
+        let position = memory.consumer_position().load(Ordering::Acquire);
+        let producer = memory.producer_position().load(Ordering::Acquire);
+        check_positions(producer, position, memory.slot_count())?;
+        Ok(Consumer { memory, state: ConsumerState { position, cached_producer: producer } })
+    }
+
+    /// The memory the ring runs on.
+    pub fn memory(&self) -> &M {
+        &self.memory
+    }
+
+    /// Largest payload of one message.
+    pub fn slot_size(&self) -> usize {
+        self.memory.slot_size()
+    }
+
+    /// Messages released so far.
+    pub fn position(&self) -> u64 {
+        self.state.position
+    }
+
+    /// Messages ready to read, from the cache; reloads the producer position when it says none.
+    pub fn available(&mut self) -> Result<u64, Error> {
+        available(&self.memory, &mut self.state)
+    }
+
+    /// The next message, borrowed in place; the slot is released when the guard drops.
+    /// `None` when the ring is empty.
+    pub fn peek(&mut self) -> Result<Option<ReadGuard<'_, M>>, Error> {
+        if available(&self.memory, &mut self.state)? == 0 {
+            return Ok(None);
+        }
+        let slot = self.memory.slot_ref(self.state.position & (self.memory.slot_count() - 1));
+        // SAFETY: the slot is published (position < cached producer position, loaded with
+        // acquire) and not released until the guard drops; the guard keeps `slot` alive.
+        let message = unsafe { message(&slot, self.memory.slot_size())? };
+        Ok(Some(ReadGuard { message, slot: Some(slot), memory: &self.memory, state: &mut self.state, keep: false }))
+    }
+
+    /// Up to `max` messages borrowed in place, released together (one position store, one
+    /// wakeup) when the batch drops. Empty when the ring is.
+    pub fn batch(&mut self, max: usize) -> Result<ReadBatch<'_, M>, Error> {
+        let count = available(&self.memory, &mut self.state)?.min(max as u64);
+        Ok(ReadBatch { memory: &self.memory, state: &mut self.state, count })
+    }
+}
+
+fn available<M: SpscMemory>(memory: &M, state: &mut ConsumerState) -> Result<u64, Error> {
+    let ready = state.cached_producer - state.position;
+    if ready > 0 {
+        return Ok(ready);
+    }
+    // Acquire: pairs with the producer's release store in `publish`, so the slots it committed
+    // are visible before we read them.
+    let producer = memory.producer_position().load(Ordering::Acquire);
+    if producer < state.cached_producer {
+        return Err(Error::Corrupted { field: "producer_position", value: producer });
+    }
+    check_positions(producer, state.position, memory.slot_count())?;
+    state.cached_producer = producer;
+    Ok(producer - state.position)
+}
+
+fn release<M: SpscMemory>(memory: &M, state: &mut ConsumerState, count: u64) {
+    state.position += count;
+    // Release: pairs with the producer's acquire load in `free_slots`; our reads of the released
+    // slots happen before it overwrites them.
+    memory.consumer_position().store(state.position, Ordering::Release);
+    memory.on_release();
+}
+
+/// A message borrowed from the ring. Derefs to the payload in shared memory; releases the slot
+/// when dropped.
+///
+/// A hostile peer can change the bytes while you read them (never their length or location):
+/// copy first if you must validate content against such a peer.
+pub struct ReadGuard<'a, M: SpscMemory + 'a> {
+    message: &'a [u8],
+    slot: Option<M::SlotRef<'a>>,
+    memory: &'a M,
+    state: &'a mut ConsumerState,
+    /// Set by [`ReadGuard::keep`]: drop without releasing.
+    keep: bool,
+}
+
+impl<M: SpscMemory> ReadGuard<'_, M> {
+    /// Ends the borrow without releasing the slot: the same message is read again next time.
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl<M: SpscMemory> Deref for ReadGuard<'_, M> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.message
+    }
+}
+
+impl<M: SpscMemory> Drop for ReadGuard<'_, M> {
+    fn drop(&mut self) {
+        // End the slot access before releasing, so loom sees it ordered before the store.
+        drop(self.slot.take());
+        if !self.keep {
+            release(self.memory, self.state, 1);
+        }
+    }
+}
+
+/// Several messages borrowed from the ring, released together when dropped.
+pub struct ReadBatch<'a, M: SpscMemory + 'a> {
+    memory: &'a M,
+    state: &'a mut ConsumerState,
+    count: u64,
+}
+
+impl<M: SpscMemory> ReadBatch<'_, M> {
+    /// Number of messages in the batch.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when the batch holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Message `index` (`< len()`), borrowed in place.
+    ///
+    /// # Panics
+    /// If `index >= len()`.
+    pub fn get(&self, index: usize) -> Result<&[u8], Error> {
+        assert!((index as u64) < self.count, "batch index {index} out of range {}", self.count);
+        let slot = self.memory.slot_ref((self.state.position + index as u64) & (self.memory.slot_count() - 1));
+        // SAFETY: the slot is published (index < count <= available) and stays unreleased until
+        // the batch drops, which the returned borrow of `self` cannot outlive.
+        unsafe { message(&slot, self.memory.slot_size()) }
+    }
+
+    /// The messages in order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<&[u8], Error>> + '_ {
+        (0..self.len()).map(move |index| self.get(index))
+    }
+
+    /// Releases only the first `count` messages (at most `len()`); the rest stay in the ring.
+    pub fn release_first(mut self, count: usize) {
+        self.count = self.count.min(count as u64);
+    }
+}
+
+impl<M: SpscMemory> Drop for ReadBatch<'_, M> {
+    fn drop(&mut self) {
+        if self.count > 0 {
+            release(self.memory, self.state, self.count);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::spsc::HeapMemory;
+    use std::sync::Arc;
+
+    fn ring(slots: u64, size: usize) -> (Producer<Arc<HeapMemory>>, Consumer<Arc<HeapMemory>>) {
+        let memory = Arc::new(HeapMemory::new(slots, size, crate::wait::WaitStrategy::Spin));
+        (Producer::new(memory.clone()).unwrap(), Consumer::new(memory).unwrap())
+    }
+
+    #[test]
+    fn messages_arrive_in_order_across_wraparound() {
+        let (mut producer, mut consumer) = ring(4, 8);
+        for round in 0u64..100 {
+            assert!(producer.try_push(&round.to_le_bytes()).unwrap());
+            let message = consumer.peek().unwrap().unwrap();
+            assert_eq!(u64::from_le_bytes(message[..].try_into().unwrap()), round);
+        }
+    }
+
+    #[test]
+    fn empty_and_full_message_sizes_are_kept() {
+        let (mut producer, mut consumer) = ring(2, 5);
+        assert!(producer.try_push(b"").unwrap());
+        assert!(producer.try_push(b"12345").unwrap());
+        assert_eq!(consumer.peek().unwrap().unwrap().len(), 0);
+        assert_eq!(&*consumer.peek().unwrap().unwrap(), b"12345");
+    }
+
+    #[test]
+    fn oversized_message_is_refused_before_anything_is_written() {
+        let (mut producer, mut consumer) = ring(2, 4);
+        assert!(matches!(producer.try_push(b"12345"), Err(Error::MessageTooLarge { len: 5, max: 4 })));
+        assert!(consumer.peek().unwrap().is_none());
+    }
+
+    #[test]
+    fn dropped_reservation_is_aborted() {
+        let (mut producer, mut consumer) = ring(2, 4);
+        let mut slot = producer.reserve().unwrap().unwrap();
+        slot.payload()[0] = 1;
+        drop(slot);
+        assert!(consumer.peek().unwrap().is_none());
+        assert_eq!(producer.position(), 0);
+    }
+
+    #[test]
+    fn read_guard_holds_the_slot_until_dropped() {
+        let (mut producer, mut consumer) = ring(1, 4);
+        assert!(producer.try_push(b"a").unwrap());
+        let guard = consumer.peek().unwrap().unwrap();
+        assert!(!producer.try_push(b"b").unwrap());
+        drop(guard);
+        assert!(producer.try_push(b"b").unwrap());
+    }
+
+    #[test]
+    fn write_batch_publishes_once_and_stops_when_full() {
+        let (mut producer, mut consumer) = ring(4, 4);
+        let mut batch = producer.batch();
+        for index in 0..4u8 {
+            assert!(batch.push(&[index]).unwrap());
+        }
+        assert!(!batch.push(b"x").unwrap());
+        assert!(consumer.peek().unwrap().is_none(), "nothing is visible before commit");
+        assert_eq!(batch.commit(), 4);
+        let read = consumer.batch(10).unwrap();
+        assert_eq!(read.len(), 4);
+        let all: Vec<u8> = read.iter().map(|message| message.unwrap()[0]).collect();
+        assert_eq!(all, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn read_batch_can_release_part_of_itself() {
+        let (mut producer, mut consumer) = ring(4, 4);
+        for index in 0..3u8 {
+            assert!(producer.try_push(&[index]).unwrap());
+        }
+        consumer.batch(3).unwrap().release_first(1);
+        assert_eq!(&*consumer.peek().unwrap().unwrap(), &[1]);
+    }
+
+    #[test]
+    fn uncommitted_write_batch_is_aborted() {
+        let (mut producer, mut consumer) = ring(4, 4);
+        let mut batch = producer.batch();
+        assert!(batch.push(b"x").unwrap());
+        drop(batch);
+        assert!(consumer.peek().unwrap().is_none());
+        assert!(producer.try_push(b"y").unwrap());
+        assert_eq!(&*consumer.peek().unwrap().unwrap(), b"y");
+    }
+
+    #[test]
+    fn producer_position_ahead_of_capacity_is_corrupted() {
+        let (_producer, mut consumer) = ring(4, 4);
+        consumer.memory().producer_position().store(5, Ordering::Relaxed);
+        assert!(matches!(consumer.peek(), Err(Error::Corrupted { field: "producer_position", value: 5 })));
+    }
+
+    #[test]
+    fn consumer_position_moving_backwards_is_corrupted() {
+        let (mut producer, consumer) = ring(2, 4);
+        consumer.memory().consumer_position().store(u64::MAX, Ordering::Relaxed);
+        assert!(producer.try_push(b"a").unwrap());
+        assert!(producer.try_push(b"b").unwrap());
+        assert!(matches!(producer.try_push(b"c"), Err(Error::Corrupted { field: "consumer_position", .. })));
+    }
+
+    #[test]
+    fn slot_length_above_slot_size_is_corrupted() {
+        let (mut producer, mut consumer) = ring(2, 4);
+        assert!(producer.try_push(b"ab").unwrap());
+        let slot = producer.memory().slot_mut(0);
+        write_length(&slot, 1_000_000);
+        assert!(matches!(consumer.peek(), Err(Error::Corrupted { field: "slot length", value: 1_000_000 })));
+    }
+}

@@ -1,0 +1,61 @@
+//! What a blocking SPSC endpoint needs beyond the ring memory: the wait words and futex, the
+//! wait strategy, role claims and the peer's liveness, and statistics.
+
+use std::time::Duration;
+
+use crate::error::{Error, Role};
+use crate::ring::SpscMemory;
+use crate::sync::AtomicU32;
+use crate::wait::{notify, Futex, PeerCheck, WaitStrategy};
+
+/// Statistics a side counts (slow path only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// A blocking call found the ring full (producer) or empty (consumer).
+    Wait,
+    /// A `FUTEX_WAIT` call.
+    FutexWait,
+    /// A `FUTEX_WAKE` call.
+    FutexWake,
+}
+
+/// Everything shared between the two endpoints of one SPSC ring.
+///
+/// Implemented by [`super::ShmMemory`] (a segment in `/dev/shm`) and [`super::HeapMemory`] (one
+/// process; loom models).
+pub trait Backend: SpscMemory {
+    /// The futex implementation the eventcounts use.
+    type Futex: Futex;
+    /// The futex.
+    fn futex(&self) -> &Self::Futex;
+    /// The wait strategy chosen at creation.
+    fn strategy(&self) -> WaitStrategy;
+    /// The eventcount word `sleeper` sleeps on: "not empty" for the consumer, "not full" for the
+    /// producer.
+    fn wait_word(&self, sleeper: Role) -> &AtomicU32;
+    /// Longest sleep between two thorough liveness checks of the peer (`None`: no limit).
+    fn liveness_interval(&self) -> Option<Duration>;
+    /// Claims `role` for this handle; [`Error::RoleTaken`] if a live handle holds it.
+    fn claim(&self, role: Role) -> Result<(), Error>;
+    /// Gives `role` up.
+    fn release(&self, role: Role);
+    /// True if the peer of `me` attached at some point and is now detached or dead.
+    fn peer_gone(&self, me: Role, check: PeerCheck) -> bool;
+    /// Counts an event of `role` (no-op by default).
+    fn count(&self, _role: Role, _counter: Counter) {}
+}
+
+/// The other role.
+pub(crate) fn peer_of(role: Role) -> Role {
+    match role {
+        Role::Producer => Role::Consumer,
+        Role::Consumer => Role::Producer,
+    }
+}
+
+/// Wakes `sleeper` if it sleeps; called by its peer after publishing a position.
+pub(crate) fn wake<B: Backend>(backend: &B, sleeper: Role) {
+    if backend.strategy() == WaitStrategy::Futex && notify(backend.wait_word(sleeper), backend.futex()) {
+        backend.count(peer_of(sleeper), Counter::FutexWake);
+    }
+}

@@ -1,0 +1,217 @@
+//! [`Receiver`]: the blocking consumer endpoint of an SPSC ring.
+
+use std::time::{Duration, Instant};
+
+use super::backend::{Backend, Counter};
+use crate::error::{Error, Role};
+use crate::ring::spsc::{check_attach, Consumer, ReadBatch, ReadGuard};
+use crate::sync::Ordering;
+use crate::wait::{block, BlockOn, Blocked, PeerCheck};
+
+/// The consuming end of an SPSC ring. At most one is attached to a ring at a time (across all
+/// processes); dropping it gives the role up.
+///
+/// Receive by copy ([`recv`](Receiver::recv), [`recv_into`](Receiver::recv_into)), in place
+/// ([`recv_ref`](Receiver::recv_ref): a guard that borrows the slot), or in batches
+/// ([`recv_batch`](Receiver::recv_batch)); each non-blocking (`try_`), blocking, and with a
+/// timeout. When the ring is empty and the producer is gone (it attached once and has detached or
+/// died), blocking calls return [`Error::Disconnected`]; before any producer attached they wait.
+///
+/// ```
+/// use ipcring::spsc::{HeapMemory, Receiver, Sender};
+/// use ipcring::{wait::WaitStrategy, Error};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let memory = Arc::new(HeapMemory::new(8, 64, WaitStrategy::Futex));
+/// let mut receiver = Receiver::attach(memory.clone()).unwrap();
+/// let mut buffer = Vec::new();
+/// assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(1)), Err(Error::Timeout)));
+///
+/// let mut sender = Sender::attach(memory).unwrap();
+/// sender.send(b"last words").unwrap();
+/// drop(sender);
+/// receiver.recv(&mut buffer).unwrap();
+/// assert_eq!(buffer, b"last words");
+/// assert!(matches!(receiver.recv(&mut buffer), Err(Error::Disconnected)));
+/// ```
+pub struct Receiver<B: Backend> {
+    consumer: Consumer<B>,
+}
+
+impl<B: Backend> Receiver<B> {
+    /// Claims the consumer role on `backend` and resumes at the ring's current position.
+    pub fn attach(backend: B) -> Result<Self, Error> {
+        backend.claim(Role::Consumer)?;
+        // Positions are read only after the claim: a predecessor may have released until then.
+        if let Err(error) = check_attach(&backend) {
+            backend.release(Role::Consumer);
+            return Err(error);
+        }
+        Ok(Receiver { consumer: Consumer::new(backend)? })
+    }
+
+    /// The backend (segment) this receiver runs on.
+    pub fn backend(&self) -> &B {
+        self.consumer.memory()
+    }
+
+    /// Largest message, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.consumer.slot_size()
+    }
+
+    /// Messages released so far (by every consumer since creation).
+    pub fn position(&self) -> u64 {
+        self.consumer.position()
+    }
+
+    /// Messages ready to read now.
+    pub fn available(&mut self) -> Result<u64, Error> {
+        self.consumer.available()
+    }
+
+    /// Waits until at least one message is ready.
+    fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if self.consumer.available()? > 0 {
+            return Ok(());
+        }
+        let backend = self.consumer.memory();
+        backend.count(Role::Consumer, Counter::Wait);
+        let position = self.consumer.position();
+        let on = BlockOn {
+            strategy: backend.strategy(),
+            word: backend.wait_word(Role::Consumer),
+            futex: backend.futex(),
+            slice: backend.liveness_interval(),
+        };
+        let outcome = block(
+            &on,
+            deadline,
+            // Acquire: pairs with the producer's release of its position (checked and loaded
+            // again by `available` below before any slot is read).
+            || Ok::<_, Error>(backend.producer_position().load(Ordering::Acquire) != position),
+            |check| backend.peer_gone(Role::Consumer, check),
+            || backend.count(Role::Consumer, Counter::FutexWait),
+        )?;
+        match outcome {
+            Blocked::Ready if self.consumer.available()? > 0 => Ok(()),
+            // The producer position changed but not forward: impossible for a sane peer (and
+            // `available` would have reported it).
+            Blocked::Ready => Err(Error::Corrupted {
+                field: "producer_position",
+                value: self.consumer.memory().producer_position().load(Ordering::Relaxed),
+            }),
+            Blocked::DeadlinePassed => Err(Error::Timeout),
+            Blocked::PeerGone => Err(Error::Disconnected),
+        }
+    }
+
+    /// Succeeds if a message is ready; otherwise [`Error::Disconnected`] if the producer is gone,
+    /// else [`Error::Empty`].
+    fn ensure_message(&mut self) -> Result<(), Error> {
+        if self.consumer.available()? > 0 {
+            return Ok(());
+        }
+        let gone = self.backend().peer_gone(Role::Consumer, PeerCheck::Quick);
+        // Look again after seeing the producer gone: it may have committed just before leaving.
+        match self.consumer.available()? {
+            0 if gone => Err(Error::Disconnected),
+            0 => Err(Error::Empty),
+            _ => Ok(()),
+        }
+    }
+
+    /// The next message borrowed in place, without blocking: [`Error::Empty`] if there is none.
+    /// The slot is released when the guard drops.
+    pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+        self.ensure_message()?;
+        self.consumer.peek()?.ok_or(Error::Empty)
+    }
+
+    /// The next message borrowed in place, waiting for one.
+    pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+        self.wait_for_message(None)?;
+        self.consumer.peek()?.ok_or(Error::Empty)
+    }
+
+    /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, Error> {
+        self.wait_for_message(Some(Instant::now() + timeout))?;
+        self.consumer.peek()?.ok_or(Error::Empty)
+    }
+
+    fn copy_out(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        let message = self.consumer.peek()?.ok_or(Error::Empty)?;
+        buffer.clear();
+        buffer.extend_from_slice(&message);
+        Ok(())
+    }
+
+    /// Copies the next message into `buffer` (replacing its contents) without blocking.
+    pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        self.ensure_message()?;
+        self.copy_out(buffer)
+    }
+
+    /// Copies the next message into `buffer` (replacing its contents), waiting for one.
+    pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        self.wait_for_message(None)?;
+        self.copy_out(buffer)
+    }
+
+    /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
+    pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), Error> {
+        self.wait_for_message(Some(Instant::now() + timeout))?;
+        self.copy_out(buffer)
+    }
+
+    fn copy_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
+        let message = self.consumer.peek()?.ok_or(Error::Empty)?;
+        if message.len() > buffer.len() {
+            let len = message.len();
+            // Leave the message in the ring for a larger buffer.
+            message.keep();
+            return Err(Error::BufferTooSmall { len, buffer: buffer.len() });
+        }
+        buffer[..message.len()].copy_from_slice(&message);
+        Ok(message.len())
+    }
+
+    /// Copies the next message into `buffer` without blocking and returns its length;
+    /// [`Error::BufferTooSmall`] (and the message stays) if it does not fit.
+    pub fn try_recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
+        self.ensure_message()?;
+        self.copy_into(buffer)
+    }
+
+    /// Copies the next message into `buffer`, waiting for one, and returns its length.
+    pub fn recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
+        self.wait_for_message(None)?;
+        self.copy_into(buffer)
+    }
+
+    /// Up to `max` messages borrowed in place without blocking, released together (one position
+    /// store, at most one wakeup) when the batch drops: [`Error::Empty`] if there is none.
+    pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+        self.ensure_message()?;
+        self.consumer.batch(max)
+    }
+
+    /// Up to `max` messages borrowed in place, waiting for at least one.
+    pub fn recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+        self.wait_for_message(None)?;
+        self.consumer.batch(max)
+    }
+
+    /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`Error::Timeout`]).
+    pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, Error> {
+        self.wait_for_message(Some(Instant::now() + timeout))?;
+        self.consumer.batch(max)
+    }
+}
+
+impl<B: Backend> Drop for Receiver<B> {
+    fn drop(&mut self) {
+        self.consumer.memory().release(Role::Consumer);
+    }
+}

@@ -1,0 +1,207 @@
+//! [`Sender`]: the blocking producer endpoint of an SPSC ring.
+
+use std::time::{Duration, Instant};
+
+use super::backend::{Backend, Counter};
+use crate::error::{Error, Role};
+use crate::ring::spsc::{check_attach, Producer, Reservation, WriteBatch};
+use crate::sync::Ordering;
+use crate::wait::{block, BlockOn, Blocked};
+
+/// The producing end of an SPSC ring. At most one is attached to a ring at a time (across all
+/// processes); dropping it gives the role up.
+///
+/// Three ways to send, each non-blocking (`try_`), blocking, and with a timeout:
+/// copy a slice ([`send`](Sender::send)), write in place ([`reserve`](Sender::reserve)), or many
+/// messages with one publication ([`send_batch`](Sender::send_batch), [`batch`](Sender::batch)).
+///
+/// ```
+/// use ipcring::spsc::{HeapMemory, Receiver, Sender};
+/// use ipcring::wait::WaitStrategy;
+/// use std::sync::Arc;
+///
+/// let memory = Arc::new(HeapMemory::new(8, 64, WaitStrategy::Spin));
+/// let mut sender = Sender::attach(memory.clone()).unwrap();
+/// let mut slot = sender.reserve().unwrap();
+/// slot.payload()[..2].copy_from_slice(b"hi");
+/// slot.commit(2).unwrap();
+/// assert_eq!(sender.send_batch(&[b"a", b"b"]).unwrap(), 2);
+///
+/// let mut receiver = Receiver::attach(memory).unwrap();
+/// assert_eq!(&*receiver.recv_ref().unwrap(), b"hi");
+/// assert_eq!(receiver.try_recv_batch(10).unwrap().len(), 2);
+/// ```
+pub struct Sender<B: Backend> {
+    producer: Producer<B>,
+}
+
+impl<B: Backend> Sender<B> {
+    /// Claims the producer role on `backend` and resumes at the ring's current position.
+    pub fn attach(backend: B) -> Result<Self, Error> {
+        backend.claim(Role::Producer)?;
+        // Positions are read only after the claim: a predecessor may have published until then.
+        if let Err(error) = check_attach(&backend) {
+            backend.release(Role::Producer);
+            return Err(error);
+        }
+        Ok(Sender { producer: Producer::new(backend)? })
+    }
+
+    /// The backend (segment) this sender runs on.
+    pub fn backend(&self) -> &B {
+        self.producer.memory()
+    }
+
+    /// Largest message, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.producer.slot_size()
+    }
+
+    /// Messages committed to the ring so far (by every producer since creation).
+    pub fn position(&self) -> u64 {
+        self.producer.position()
+    }
+
+    fn check_size(&self, length: usize) -> Result<(), Error> {
+        let max = self.max_message_size();
+        if length > max {
+            return Err(Error::MessageTooLarge { len: length, max });
+        }
+        Ok(())
+    }
+
+    /// Waits until at least one slot is free.
+    fn wait_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if self.producer.free_slots()? > 0 {
+            return Ok(());
+        }
+        let backend = self.producer.memory();
+        backend.count(Role::Producer, Counter::Wait);
+        // The ring is full: position - consumer == slot_count. A slot frees up once the
+        // consumer position reaches `target`.
+        let target = self.producer.position() + 1 - backend.slot_count();
+        let on = BlockOn {
+            strategy: backend.strategy(),
+            word: backend.wait_word(Role::Producer),
+            futex: backend.futex(),
+            slice: backend.liveness_interval(),
+        };
+        let outcome = block(
+            &on,
+            deadline,
+            // Acquire: pairs with the consumer's release of its position (checked and loaded
+            // again by `free_slots` below before any slot is touched).
+            || Ok::<_, Error>(backend.consumer_position().load(Ordering::Acquire) >= target),
+            |check| backend.peer_gone(Role::Producer, check),
+            || backend.count(Role::Producer, Counter::FutexWait),
+        )?;
+        match outcome {
+            Blocked::Ready if self.producer.free_slots()? > 0 => Ok(()),
+            // The consumer position moved but not enough: impossible for a sane peer.
+            Blocked::Ready => Err(Error::Corrupted {
+                field: "consumer_position",
+                value: self.producer.memory().consumer_position().load(Ordering::Relaxed),
+            }),
+            Blocked::DeadlinePassed => Err(Error::Timeout),
+            Blocked::PeerGone => Err(Error::Disconnected),
+        }
+    }
+
+    fn full_or_disconnected(&self) -> Error {
+        if self.backend().peer_gone(Role::Producer, crate::wait::PeerCheck::Quick) {
+            Error::Disconnected
+        } else {
+            Error::Full
+        }
+    }
+
+    /// Reserves the next slot without blocking: [`Error::Full`] if none is free
+    /// ([`Error::Disconnected`] if the consumer is also gone).
+    pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
+        if self.producer.free_slots()? == 0 {
+            return Err(self.full_or_disconnected());
+        }
+        self.producer.reserve()?.ok_or(Error::Full)
+    }
+
+    /// Reserves the next slot, waiting for one to free up. Write the payload in place, then
+    /// commit; dropping the reservation aborts it.
+    pub fn reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
+        self.wait_for_space(None)?;
+        self.producer.reserve()?.ok_or(Error::Full)
+    }
+
+    /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, Error> {
+        self.wait_for_space(Some(Instant::now() + timeout))?;
+        self.producer.reserve()?.ok_or(Error::Full)
+    }
+
+    fn copy_in(&mut self, message: &[u8]) -> Result<(), Error> {
+        let mut slot = self.producer.reserve()?.ok_or(Error::Full)?;
+        slot.payload()[..message.len()].copy_from_slice(message);
+        slot.commit(message.len())
+    }
+
+    /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), Error> {
+        self.check_size(message.len())?;
+        if self.producer.free_slots()? == 0 {
+            return Err(self.full_or_disconnected());
+        }
+        self.copy_in(message)
+    }
+
+    /// Copies `message` into the ring, waiting for a free slot. [`Error::Disconnected`] if the
+    /// ring stays full because the consumer is gone.
+    pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
+        self.check_size(message.len())?;
+        self.wait_for_space(None)?;
+        self.copy_in(message)
+    }
+
+    /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), Error> {
+        self.check_size(message.len())?;
+        self.wait_for_space(Some(Instant::now() + timeout))?;
+        self.copy_in(message)
+    }
+
+    /// A zero-copy batch: write any number of messages in place, publish them together with
+    /// [`WriteBatch::commit`] (one position store, at most one wakeup). Never blocks.
+    pub fn batch(&mut self) -> WriteBatch<'_, B> {
+        self.producer.batch()
+    }
+
+    /// Copies as many of `messages` as there are free slots, publishing them together; returns
+    /// how many were sent. Every length is checked before anything is written.
+    pub fn try_send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
+        for message in messages {
+            self.check_size(message.as_ref().len())?;
+        }
+        let mut batch = self.producer.batch();
+        for message in messages {
+            if !batch.push(message.as_ref())? {
+                break;
+            }
+        }
+        Ok(batch.commit())
+    }
+
+    /// Copies all of `messages`, publishing as many at a time as the ring has room for, and
+    /// waiting when it is full. Every length is checked before anything is written.
+    pub fn send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
+        let mut sent = 0;
+        while sent < messages.len() {
+            self.wait_for_space(None)?;
+            sent += self.try_send_batch(&messages[sent..])?;
+        }
+        Ok(sent)
+    }
+}
+
+impl<B: Backend> Drop for Sender<B> {
+    fn drop(&mut self) {
+        self.producer.memory().release(Role::Producer);
+    }
+}

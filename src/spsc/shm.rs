@@ -1,0 +1,253 @@
+//! [`ShmMemory`]: the production backend, an SPSC ring in a shared-memory [`Segment`].
+
+use std::ptr::NonNull;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::backend::{peer_of, wake, Backend, Counter};
+use crate::error::{Error, Role};
+use crate::layout::{Block, RingKind};
+use crate::process::{claim_is_alive, claim_pid, current_claim};
+use crate::ring::{SlotAccess, SpscMemory};
+use crate::segment::Segment;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::wait::eventcount::WAITER_MASK;
+use crate::wait::{PeerCheck, SharedFutex, WaitStrategy};
+
+/// How long a blocked call sleeps at most before it checks that its peer still lives.
+pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Byte offsets inside a [`crate::layout::RoleRecord`].
+const ROLE_RECORD_SIZE: u64 = 32;
+const CLAIM: u64 = 0;
+const ATTACH_COUNT: u64 = 8;
+const LAST_ATTACH_NS: u64 = 16;
+
+/// An SPSC ring in a mapped segment. Every pointer is computed once, at construction, from the
+/// validated [`crate::layout::Geometry`] and checked against the mapping; the segment is owned, so
+/// they stay valid as long as `self`.
+pub struct ShmMemory {
+    segment: Segment,
+    producer_position: NonNull<AtomicU64>,
+    consumer_position: NonNull<AtomicU64>,
+    not_empty: NonNull<AtomicU32>,
+    not_full: NonNull<AtomicU32>,
+    slots: NonNull<u8>,
+    slot_count: u64,
+    slot_size: usize,
+    slot_stride: usize,
+    payload_offset: usize,
+    strategy: WaitStrategy,
+    liveness_interval: Duration,
+}
+
+// SAFETY: the pointers point into the mapping owned by `segment`, which may be used from any
+// thread; all shared words are accessed atomically.
+unsafe impl Send for ShmMemory {}
+
+impl ShmMemory {
+    /// Wraps a validated SPSC segment.
+    pub fn new(segment: Segment) -> Result<ShmMemory, Error> {
+        let geometry = *segment.geometry();
+        if geometry.kind != RingKind::Spsc {
+            return Err(Error::WrongKind { found: geometry.kind.name(), expected: RingKind::Spsc.name() });
+        }
+        let slot_bytes = geometry.slot_count * u64::from(geometry.slot_stride);
+        let u64_at = |block| NonNull::from(segment.atomic_u64(geometry.block_offset(block)));
+        let u32_at = |block| NonNull::from(segment.atomic_u32(geometry.block_offset(block)));
+        Ok(ShmMemory {
+            producer_position: u64_at(Block::Producer),
+            consumer_position: u64_at(Block::Consumer),
+            not_empty: u32_at(Block::NotEmpty),
+            not_full: u32_at(Block::NotFull),
+            // Checked against the mapping: the whole slot array is inside it.
+            slots: NonNull::new(segment.bytes(geometry.slots_offset, slot_bytes)).expect("mapping is not null"),
+            slot_count: geometry.slot_count,
+            slot_size: geometry.slot_size as usize,
+            slot_stride: geometry.slot_stride as usize,
+            payload_offset: geometry.slot_payload_offset as usize,
+            strategy: geometry.wait,
+            liveness_interval: DEFAULT_LIVENESS_INTERVAL,
+            segment,
+        })
+    }
+
+    /// The segment.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// Sets how long a blocked call sleeps at most before checking its peer's liveness.
+    pub fn set_liveness_interval(&mut self, interval: Duration) {
+        self.liveness_interval = interval.max(Duration::from_millis(1));
+    }
+
+    fn role_word(&self, role: Role, field: u64) -> &AtomicU64 {
+        let index = match role {
+            Role::Producer => 0,
+            Role::Consumer => 1,
+        };
+        self.segment.atomic_u64(self.segment.geometry().block_offset(Block::Roles) + index * ROLE_RECORD_SIZE + field)
+    }
+
+    fn stats_word(&self, role: Role, counter: Counter) -> &AtomicU64 {
+        let block = match role {
+            Role::Producer => Block::ProducerStats,
+            Role::Consumer => Block::ConsumerStats,
+        };
+        let field = match counter {
+            Counter::Wait => 0,
+            Counter::FutexWait => 8,
+            Counter::FutexWake => 16,
+        };
+        self.segment.atomic_u64(self.segment.geometry().block_offset(block) + field)
+    }
+}
+
+/// A slot of a [`ShmMemory`].
+pub struct ShmSlot<'a> {
+    header: *mut u32,
+    payload: *mut u8,
+    _memory: std::marker::PhantomData<&'a ShmMemory>,
+}
+
+// SAFETY: `ShmMemory::slot` computes both pointers for an index below slot_count inside the
+// slot array, which was checked against the mapping; the validated geometry guarantees
+// stride >= payload_offset + slot_size and payload_offset >= 8, so header, payload and other
+// slots do not overlap; slots_offset and stride are multiples of 8, so the header is aligned.
+unsafe impl SlotAccess for ShmSlot<'_> {
+    fn header(&self) -> *mut u32 {
+        self.header
+    }
+
+    fn payload(&self) -> *mut u8 {
+        self.payload
+    }
+}
+
+impl ShmMemory {
+    fn slot(&self, index: u64) -> ShmSlot<'_> {
+        let index = (index & (self.slot_count - 1)) as usize;
+        // SAFETY: index < slot_count, so the slot lies inside the slot array checked against the
+        // mapping in `new` (index * stride + stride <= slot array size).
+        let base = unsafe { self.slots.as_ptr().add(index * self.slot_stride) };
+        // SAFETY: payload_offset + slot_size <= stride (validated geometry).
+        let payload = unsafe { base.add(self.payload_offset) };
+        ShmSlot { header: base.cast(), payload, _memory: std::marker::PhantomData }
+    }
+}
+
+impl SpscMemory for ShmMemory {
+    type SlotMut<'a>
+        = ShmSlot<'a>
+    where
+        Self: 'a;
+    type SlotRef<'a>
+        = ShmSlot<'a>
+    where
+        Self: 'a;
+
+    fn producer_position(&self) -> &AtomicU64 {
+        // SAFETY: points into the mapping owned by self (see the struct invariant).
+        unsafe { self.producer_position.as_ref() }
+    }
+
+    fn consumer_position(&self) -> &AtomicU64 {
+        // SAFETY: points into the mapping owned by self.
+        unsafe { self.consumer_position.as_ref() }
+    }
+
+    fn slot_count(&self) -> u64 {
+        self.slot_count
+    }
+
+    fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
+    fn slot_mut(&self, index: u64) -> ShmSlot<'_> {
+        self.slot(index)
+    }
+
+    fn slot_ref(&self, index: u64) -> ShmSlot<'_> {
+        self.slot(index)
+    }
+
+    fn on_commit(&self) {
+        wake(self, Role::Consumer);
+    }
+
+    fn on_release(&self) {
+        wake(self, Role::Producer);
+    }
+}
+
+impl Backend for ShmMemory {
+    type Futex = SharedFutex;
+
+    fn futex(&self) -> &SharedFutex {
+        &SharedFutex
+    }
+
+    fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    fn wait_word(&self, sleeper: Role) -> &AtomicU32 {
+        let word = match sleeper {
+            Role::Consumer => self.not_empty,
+            Role::Producer => self.not_full,
+        };
+        // SAFETY: points into the mapping owned by self.
+        unsafe { word.as_ref() }
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        Some(self.liveness_interval)
+    }
+
+    fn claim(&self, role: Role) -> Result<(), Error> {
+        let claim = self.role_word(role, CLAIM);
+        let me = current_claim();
+        // Acquire: pairs with the release in `release` (and the creator's magic store), so what
+        // the previous holder published is visible.
+        let mut current = claim.load(Ordering::Acquire);
+        loop {
+            if current != 0 && (current == me || claim_is_alive(current)) {
+                return Err(Error::RoleTaken { role, pid: claim_pid(current) });
+            }
+            // The holder is gone (or there is none): take the role over.
+            match claim.compare_exchange(current, me, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        self.role_word(role, ATTACH_COUNT).fetch_add(1, Ordering::Relaxed);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        self.role_word(role, LAST_ATTACH_NS).store(now, Ordering::Relaxed);
+        // Only this role sleeps on its word: registrations left there belong to a dead
+        // predecessor and would only cost the peer useless wake calls.
+        self.wait_word(role).fetch_and(!WAITER_MASK, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn release(&self, role: Role) {
+        // Release: pairs with the acquire loads in `claim` and `peer_gone`. If another process
+        // took the role over (it thought us dead), leave its claim alone.
+        let _ = self.role_word(role, CLAIM).compare_exchange(current_claim(), 0, Ordering::Release, Ordering::Relaxed);
+        wake(self, peer_of(role));
+    }
+
+    fn peer_gone(&self, me: Role, check: PeerCheck) -> bool {
+        let peer = peer_of(me);
+        // Acquire: pairs with the release in `release`.
+        let claim = self.role_word(peer, CLAIM).load(Ordering::Acquire);
+        if claim == 0 {
+            return self.role_word(peer, ATTACH_COUNT).load(Ordering::Relaxed) > 0;
+        }
+        check == PeerCheck::Thorough && !claim_is_alive(claim)
+    }
+
+    fn count(&self, role: Role, counter: Counter) {
+        self.stats_word(role, counter).fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,137 @@
+//! The blocking loop shared by every blocking send and receive: spin briefly, then sleep on the
+//! eventcount (futex strategy) or keep polling (spin strategy), with the deadline and the peer's
+//! liveness checked at bounded intervals so that a dead peer never hangs a waiter.
+
+use std::time::{Duration, Instant};
+
+use super::eventcount::{sleep, Sleep};
+use super::futex::Futex;
+use crate::layout::WaitStrategy;
+use crate::sync::{spin_hint, AtomicU32};
+
+/// How much a liveness check may cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerCheck {
+    /// Atomic loads only (is the role still claimed?): cheap enough for every loop round.
+    Quick,
+    /// Also ask the operating system whether the claiming process still lives.
+    Thorough,
+}
+
+/// How a blocking wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// The condition holds.
+    Ready,
+    /// The deadline passed first.
+    DeadlinePassed,
+    /// The peer is gone and the condition does not hold.
+    PeerGone,
+}
+
+/// Where and how to wait.
+pub struct BlockOn<'a, F: Futex> {
+    /// Spin only, or spin then sleep.
+    pub strategy: WaitStrategy,
+    /// The eventcount word the peer notifies.
+    pub word: &'a AtomicU32,
+    /// The futex implementation.
+    pub futex: &'a F,
+    /// Longest single sleep (futex) or poll stretch (spin) before the peer is checked thoroughly;
+    /// `None` sleeps without limit (used by the loom models, which have no clock).
+    pub slice: Option<Duration>,
+}
+
+/// How many polls the spin strategy makes between two looks at the clock.
+const POLLS_PER_CLOCK_READ: u32 = 256;
+
+/// Waits until `ready` returns true, the deadline passes, or `peer_gone` reports the peer gone
+/// (checked again with `ready` first, so a message committed just before the peer died is not
+/// missed). `on_sleep` is called before each futex sleep, for statistics.
+pub fn block<F: Futex, E>(
+    on: &BlockOn<'_, F>,
+    deadline: Option<Instant>,
+    mut ready: impl FnMut() -> Result<bool, E>,
+    mut peer_gone: impl FnMut(PeerCheck) -> bool,
+    mut on_sleep: impl FnMut(),
+) -> Result<Blocked, E> {
+    #[cfg(not(loom))]
+    {
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            if ready()? {
+                return Ok(Blocked::Ready);
+            }
+            backoff.snooze();
+        }
+    }
+    let mut last_thorough = on.slice.map(|_| Instant::now());
+    loop {
+        if ready()? {
+            return Ok(Blocked::Ready);
+        }
+        if peer_gone(PeerCheck::Quick) {
+            return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
+        }
+        let now = (deadline.is_some() || on.slice.is_some()).then(Instant::now);
+        if let (Some(now), Some(deadline)) = (now, deadline) {
+            if now >= deadline {
+                return Ok(if ready()? { Blocked::Ready } else { Blocked::DeadlinePassed });
+            }
+        }
+        if let (Some(now), Some(slice), Some(last)) = (now, on.slice, last_thorough) {
+            if now.duration_since(last) >= slice {
+                last_thorough = Some(now);
+                if peer_gone(PeerCheck::Thorough) {
+                    return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
+                }
+            }
+        }
+        match on.strategy {
+            WaitStrategy::Spin => {
+                for _ in 0..POLLS_PER_CLOCK_READ {
+                    if ready()? {
+                        return Ok(Blocked::Ready);
+                    }
+                    spin_hint();
+                }
+            }
+            WaitStrategy::Futex => {
+                let timeout = match (now, deadline) {
+                    (Some(now), Some(deadline)) => {
+                        let left = deadline - now;
+                        Some(on.slice.map_or(left, |slice| slice.min(left)))
+                    }
+                    _ => on.slice,
+                };
+                let mut error = None;
+                on_sleep();
+                // The sleep condition includes the quick peer check: a peer that detaches
+                // publishes that (release store) and then notifies, so the same Dekker argument
+                // that covers messages covers disconnection.
+                let outcome = sleep(
+                    on.word,
+                    on.futex,
+                    || match ready() {
+                        Ok(is_ready) => is_ready || peer_gone(PeerCheck::Quick),
+                        Err(failure) => {
+                            error = Some(failure);
+                            true
+                        }
+                    },
+                    timeout,
+                );
+                if let Some(failure) = error {
+                    return Err(failure);
+                }
+                if outcome == Sleep::Saturated {
+                    // The waiter count is full (registrations of crashed peers, or garbage):
+                    // poll politely instead of sleeping.
+                    #[cfg(not(loom))]
+                    std::thread::sleep(Duration::from_micros(50));
+                    spin_hint();
+                }
+            }
+        }
+    }
+}

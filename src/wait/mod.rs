@@ -1,0 +1,18 @@
+//! Sleeping and waking across processes.
+//!
+//! [`eventcount`] is the lost-wakeup-free protocol over one 32-bit futex word, [`futex`] the
+//! system call (and its loom model), and [`block`] the loop every blocking ring call runs: spin,
+//! then sleep in bounded slices, checking the deadline and the peer's liveness in between.
+
+pub mod block;
+pub mod eventcount;
+pub mod futex;
+
+pub use crate::layout::WaitStrategy;
+pub use block::{block, BlockOn, Blocked, PeerCheck};
+pub use eventcount::{notify, sleep, Sleep};
+#[cfg(loom)]
+pub use futex::LoomFutex;
+#[cfg(not(loom))]
+pub use futex::SharedFutex;
+pub use futex::{Futex, FutexWait};
