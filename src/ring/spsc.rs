@@ -150,8 +150,14 @@ impl<M: SpscMemory> Producer<M> {
         self.state.position
     }
 
-    /// Free slots, from the cache; reloads the consumer position when the cache says none.
+    /// Free slots now (reloads the consumer position).
     pub fn free_slots(&mut self) -> Result<u64, Error> {
+        refresh_consumer(&self.memory, &mut self.state)
+    }
+
+    /// At least this many slots are free: from the cached consumer position, which is reloaded
+    /// only when it says none. This is what the hot path uses, to keep off the consumer's line.
+    pub fn cached_free_slots(&mut self) -> Result<u64, Error> {
         free_slots(&self.memory, &mut self.state)
     }
 
@@ -194,6 +200,11 @@ fn free_slots<M: SpscMemory>(memory: &M, state: &mut ProducerState) -> Result<u6
     if free > 0 {
         return Ok(free);
     }
+    refresh_consumer(memory, state)
+}
+
+fn refresh_consumer<M: SpscMemory>(memory: &M, state: &mut ProducerState) -> Result<u64, Error> {
+    let slot_count = memory.slot_count();
     // Acquire: pairs with the consumer's release store in `release`, so its reads of the slots
     // it freed happen before we overwrite them.
     let consumer = memory.consumer_position().load(Ordering::Acquire);
@@ -266,7 +277,11 @@ impl<M: SpscMemory> WriteBatch<'_, M> {
     /// Writes the next message in place: `fill` gets the slot's payload area and returns the
     /// message length. `Ok(false)` (and `fill` is not called) when the ring has no free slot left.
     pub fn push_with(&mut self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<bool, Error> {
-        let free = free_slots(self.memory, self.state)?;
+        // The cache may be stale: reload once the batch has used up what it promised.
+        let mut free = free_slots(self.memory, self.state)?;
+        if free <= self.written {
+            free = refresh_consumer(self.memory, self.state)?;
+        }
         if free <= self.written {
             return Ok(false);
         }
@@ -337,8 +352,15 @@ impl<M: SpscMemory> Consumer<M> {
         self.state.position
     }
 
-    /// Messages ready to read, from the cache; reloads the producer position when it says none.
+    /// Messages ready to read now (reloads the producer position).
     pub fn available(&mut self) -> Result<u64, Error> {
+        refresh_producer(&self.memory, &mut self.state)
+    }
+
+    /// At least this many messages are ready: from the cached producer position, which is
+    /// reloaded only when it says none. This is what the hot path uses, to keep off the
+    /// producer's line.
+    pub fn cached_available(&mut self) -> Result<u64, Error> {
         available(&self.memory, &mut self.state)
     }
 
@@ -358,7 +380,12 @@ impl<M: SpscMemory> Consumer<M> {
     /// Up to `max` messages borrowed in place, released together (one position store, one
     /// wakeup) when the batch drops. Empty when the ring is.
     pub fn batch(&mut self, max: usize) -> Result<ReadBatch<'_, M>, Error> {
-        let count = available(&self.memory, &mut self.state)?.min(max as u64);
+        // The cache may be stale: reload if it would make the batch shorter than asked.
+        let mut count = available(&self.memory, &mut self.state)?;
+        if count < max as u64 {
+            count = refresh_producer(&self.memory, &mut self.state)?;
+        }
+        let count = count.min(max as u64);
         Ok(ReadBatch { memory: &self.memory, state: &mut self.state, count })
     }
 }
@@ -368,6 +395,10 @@ fn available<M: SpscMemory>(memory: &M, state: &mut ConsumerState) -> Result<u64
     if ready > 0 {
         return Ok(ready);
     }
+    refresh_producer(memory, state)
+}
+
+fn refresh_producer<M: SpscMemory>(memory: &M, state: &mut ConsumerState) -> Result<u64, Error> {
     // Acquire: pairs with the producer's release store in `publish`, so the slots it committed
     // are visible before we read them.
     let producer = memory.producer_position().load(Ordering::Acquire);

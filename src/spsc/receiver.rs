@@ -72,7 +72,7 @@ impl<B: Backend> Receiver<B> {
 
     /// Waits until at least one message is ready.
     fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        if self.consumer.available()? > 0 {
+        if self.consumer.cached_available()? > 0 {
             return Ok(());
         }
         let backend = self.consumer.memory();
@@ -94,7 +94,7 @@ impl<B: Backend> Receiver<B> {
             || backend.count(Role::Consumer, Counter::FutexWait),
         )?;
         match outcome {
-            Blocked::Ready if self.consumer.available()? > 0 => Ok(()),
+            Blocked::Ready if self.consumer.cached_available()? > 0 => Ok(()),
             // The producer position changed but not forward: impossible for a sane peer (and
             // `available` would have reported it).
             Blocked::Ready => Err(Error::Corrupted {
@@ -109,12 +109,12 @@ impl<B: Backend> Receiver<B> {
     /// Succeeds if a message is ready; otherwise [`Error::Disconnected`] if the producer is gone,
     /// else [`Error::Empty`].
     fn ensure_message(&mut self) -> Result<(), Error> {
-        if self.consumer.available()? > 0 {
+        if self.consumer.cached_available()? > 0 {
             return Ok(());
         }
         let gone = self.backend().peer_gone(Role::Consumer, PeerCheck::Quick);
         // Look again after seeing the producer gone: it may have committed just before leaving.
-        match self.consumer.available()? {
+        match self.consumer.cached_available()? {
             0 if gone => Err(Error::Disconnected),
             0 => Err(Error::Empty),
             _ => Ok(()),

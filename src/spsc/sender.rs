@@ -72,7 +72,7 @@ impl<B: Backend> Sender<B> {
 
     /// Waits until at least one slot is free.
     fn wait_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        if self.producer.free_slots()? > 0 {
+        if self.producer.cached_free_slots()? > 0 {
             return Ok(());
         }
         let backend = self.producer.memory();
@@ -96,7 +96,7 @@ impl<B: Backend> Sender<B> {
             || backend.count(Role::Producer, Counter::FutexWait),
         )?;
         match outcome {
-            Blocked::Ready if self.producer.free_slots()? > 0 => Ok(()),
+            Blocked::Ready if self.producer.cached_free_slots()? > 0 => Ok(()),
             // The consumer position moved but not enough: impossible for a sane peer.
             Blocked::Ready => Err(Error::Corrupted {
                 field: "consumer_position",
@@ -118,7 +118,7 @@ impl<B: Backend> Sender<B> {
     /// Reserves the next slot without blocking: [`Error::Full`] if none is free
     /// ([`Error::Disconnected`] if the consumer is also gone).
     pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
-        if self.producer.free_slots()? == 0 {
+        if self.producer.cached_free_slots()? == 0 {
             return Err(self.full_or_disconnected());
         }
         self.producer.reserve()?.ok_or(Error::Full)
@@ -146,7 +146,7 @@ impl<B: Backend> Sender<B> {
     /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.check_size(message.len())?;
-        if self.producer.free_slots()? == 0 {
+        if self.producer.cached_free_slots()? == 0 {
             return Err(self.full_or_disconnected());
         }
         self.copy_in(message)

@@ -1,0 +1,165 @@
+//! loom models of the SPSC ring and the eventcount wakeup, on the production code.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
+//! (use a separate `CARGO_TARGET_DIR` so the normal build is not invalidated).
+//!
+//! The ring runs on [`HeapMemory`], whose slots are loom `UnsafeCell`s: a slot written while the
+//! other side may still read it is reported as a data race. The blocking endpoints sleep on
+//! `LoomFutex` without timeouts, so a lost wakeup shows up as a deadlock ("all threads blocked").
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use ipcring::ring::spsc::{Consumer, Producer};
+use ipcring::spsc::{HeapMemory, Receiver, Sender};
+use ipcring::sync::{AtomicU32, Ordering};
+use ipcring::wait::{notify, sleep, LoomFutex, Sleep, WaitStrategy};
+use ipcring::Error;
+use loom::thread;
+
+fn message(index: u8) -> [u8; 3] {
+    [index, index.wrapping_mul(7), 0xA5]
+}
+
+#[test]
+fn ring_delivers_every_message_intact_and_in_order_without_data_races() {
+    loom::model(|| {
+        let memory = Arc::new(HeapMemory::new(2, 3, WaitStrategy::Spin));
+        let mut producer = Producer::new(memory.clone()).unwrap();
+        let mut consumer = Consumer::new(memory).unwrap();
+        let writer = thread::spawn(move || {
+            for index in 0..3 {
+                while !producer.try_push(&message(index)).unwrap() {
+                    thread::yield_now();
+                }
+            }
+        });
+        for index in 0..3 {
+            loop {
+                if let Some(guard) = consumer.peek().unwrap() {
+                    assert_eq!(&*guard, &message(index));
+                    break;
+                }
+                thread::yield_now();
+            }
+        }
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn zero_copy_batches_publish_and_release_together() {
+    loom::model(|| {
+        let memory = Arc::new(HeapMemory::new(2, 3, WaitStrategy::Spin));
+        let mut producer = Producer::new(memory.clone()).unwrap();
+        let mut consumer = Consumer::new(memory).unwrap();
+        let writer = thread::spawn(move || {
+            let mut written = 0u8;
+            while written < 3 {
+                let mut batch = producer.batch();
+                while written < 3
+                    && batch
+                        .push_with(|payload| {
+                            payload[..3].copy_from_slice(&message(written));
+                            3
+                        })
+                        .unwrap()
+                {
+                    written += 1;
+                }
+                batch.commit();
+                thread::yield_now();
+            }
+        });
+        let mut read = 0u8;
+        while read < 3 {
+            let batch = consumer.batch(2).unwrap();
+            for index in 0..batch.len() {
+                assert_eq!(batch.get(index).unwrap(), &message(read));
+                read += 1;
+            }
+            drop(batch);
+            thread::yield_now();
+        }
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn eventcount_never_loses_a_wakeup() {
+    loom::model(|| {
+        let state = Arc::new((AtomicU32::new(0), AtomicU32::new(0), LoomFutex::default()));
+        let waker = {
+            let state = state.clone();
+            thread::spawn(move || {
+                let (flag, word, futex) = &*state;
+                flag.store(1, Ordering::Release);
+                notify(word, futex);
+            })
+        };
+        let (flag, word, futex) = &*state;
+        // Unbounded sleeps: if the wakeup were lost, loom would report a deadlock.
+        while flag.load(Ordering::Acquire) == 0 {
+            let outcome = sleep(word, futex, || flag.load(Ordering::Acquire) == 1, None);
+            assert_ne!(outcome, Sleep::TimedOut);
+        }
+        waker.join().unwrap();
+        assert_eq!(word.load(Ordering::Relaxed) & 0xffff, 0, "the waiter deregistered");
+    });
+}
+
+#[test]
+fn blocking_send_and_recv_on_a_one_slot_ring_never_lose_a_wakeup() {
+    loom::model(|| {
+        // One slot: the producer sleeps on "not full" and the consumer on "not empty", both
+        // without timeouts.
+        let memory = Arc::new(HeapMemory::new(1, 3, WaitStrategy::Futex));
+        let mut sender = Sender::attach(memory.clone()).unwrap();
+        let mut receiver = Receiver::attach(memory).unwrap();
+        let writer = thread::spawn(move || {
+            for index in 0..2 {
+                sender.send(&message(index)).unwrap();
+            }
+            sender
+        });
+        let mut buffer = Vec::new();
+        for index in 0..2 {
+            receiver.recv(&mut buffer).unwrap();
+            assert_eq!(buffer, message(index));
+        }
+        drop(writer.join().unwrap());
+    });
+}
+
+#[test]
+fn receiver_sleeping_on_an_empty_ring_sees_the_producer_leave() {
+    loom::model(|| {
+        let memory = Arc::new(HeapMemory::new(2, 3, WaitStrategy::Futex));
+        let mut sender = Sender::attach(memory.clone()).unwrap();
+        let mut receiver = Receiver::attach(memory).unwrap();
+        let writer = thread::spawn(move || {
+            sender.send(&message(1)).unwrap();
+            drop(sender);
+        });
+        let mut buffer = Vec::new();
+        receiver.recv(&mut buffer).unwrap();
+        assert_eq!(buffer, message(1));
+        // The committed message came first; now the producer is gone: no hang, no message lost.
+        assert!(matches!(receiver.recv(&mut buffer), Err(Error::Disconnected)));
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn sender_blocked_on_a_full_ring_sees_the_consumer_leave() {
+    loom::model(|| {
+        let memory = Arc::new(HeapMemory::new(1, 3, WaitStrategy::Futex));
+        let mut sender = Sender::attach(memory.clone()).unwrap();
+        let receiver = Receiver::attach(memory).unwrap();
+        let reader = thread::spawn(move || drop(receiver));
+        sender.send(&message(0)).unwrap();
+        assert!(matches!(sender.send(&message(1)), Err(Error::Disconnected)));
+        reader.join().unwrap();
+    });
+}
