@@ -1,0 +1,246 @@
+//! Hostile and broken segments: every header field and every position or length a peer can
+//! write is overwritten with impossible values; attach and every operation must answer with a
+//! typed error, never a panic, a hang or an out-of-bounds access.
+#![cfg(not(loom))]
+
+use std::mem::offset_of;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use ipcring::layout::{Block, Header, WaitStrategy, HEADER_SIZE, MAGIC};
+use ipcring::segment::{CreateOptions, Segment, SHM_DIR};
+use ipcring::spsc::{Receiver, Sender};
+use ipcring::Error;
+use proptest::prelude::*;
+
+struct Ring {
+    name: String,
+}
+
+impl Ring {
+    fn create(wait: WaitStrategy) -> Ring {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!("/ipcring-test-hostile-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let options = CreateOptions { slot_count: 8, slot_size: 64, wait, ..CreateOptions::default() };
+        Segment::create(&name, &options).unwrap();
+        Ring { name }
+    }
+
+    fn write(&self, offset: u64, bytes: &[u8]) {
+        let file = std::fs::OpenOptions::new().write(true).open(format!("{SHM_DIR}{}", self.name)).unwrap();
+        file.write_all_at(bytes, offset).unwrap();
+    }
+
+    fn write_u64(&self, offset: usize, value: u64) {
+        self.write(offset as u64, &value.to_le_bytes());
+    }
+
+    fn write_u32(&self, offset: usize, value: u32) {
+        self.write(offset as u64, &value.to_le_bytes());
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let _ = Segment::unlink(&self.name);
+    }
+}
+
+fn open_error(ring: &Ring) -> Error {
+    match Segment::open(&ring.name) {
+        Ok(_) => panic!("a damaged segment was accepted"),
+        Err(error) => error,
+    }
+}
+
+fn assert_corrupted(ring: &Ring, expected_field: &str) {
+    match open_error(ring) {
+        Error::Corrupted { field, .. } => assert_eq!(field, expected_field),
+        other => panic!("expected Corrupted {{ {expected_field} }}, got {other:?}"),
+    }
+    // The endpoints refuse it the same way.
+    assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { .. })));
+    assert!(matches!(Sender::open(&ring.name), Err(Error::Corrupted { .. })));
+}
+
+#[test]
+fn each_u64_header_field_with_an_impossible_value_is_refused() {
+    let cases: &[(usize, u64, &str)] = &[
+        (offset_of!(Header, magic), 0x1234, "magic"),
+        (offset_of!(Header, total_size), 1 << 20, "total_size"),
+        (offset_of!(Header, slot_count), 3, "slot_count"),
+        (offset_of!(Header, slot_count), 0, "slot_count"),
+        (offset_of!(Header, slot_count), 1 << 40, "slot_count"),
+        (offset_of!(Header, producer_offset), 1 << 40, "producer_offset"),
+        (offset_of!(Header, producer_offset), 100, "producer_offset"),
+        (offset_of!(Header, consumer_offset), u64::MAX, "consumer_offset"),
+        (offset_of!(Header, not_empty_offset), 64, "not_empty_offset"),
+        (offset_of!(Header, not_full_offset), HEADER_SIZE + 1, "not_full_offset"),
+        (offset_of!(Header, roles_offset), 0, "roles_offset"),
+        (offset_of!(Header, producer_stats_offset), u64::MAX - 127, "producer_stats_offset"),
+        (offset_of!(Header, consumer_stats_offset), 1 << 50, "consumer_stats_offset"),
+        (offset_of!(Header, slots_offset), u64::MAX & !127, "slots_offset"),
+    ];
+    for &(offset, value, field) in cases {
+        let ring = Ring::create(WaitStrategy::Futex);
+        ring.write_u64(offset, value);
+        assert_corrupted(&ring, field);
+    }
+}
+
+#[test]
+fn each_u32_header_field_with_an_impossible_value_is_refused() {
+    let cases: &[(usize, u32, &str)] = &[
+        (offset_of!(Header, header_size), 64, "header_size"),
+        (offset_of!(Header, ring_kind), 99, "ring_kind"),
+        (offset_of!(Header, wait_strategy), 0, "wait_strategy"),
+        (offset_of!(Header, slot_size), u32::MAX, "slot_size"),
+        (offset_of!(Header, slot_stride), 12, "slot_stride"),
+        (offset_of!(Header, slot_stride), 1 << 30, "slots_offset"),
+        (offset_of!(Header, slot_payload_offset), 3, "slot_payload_offset"),
+        (offset_of!(Header, slot_payload_offset), 4096, "slot_stride"),
+        (offset_of!(Header, creator_uid), 12345, "creator_uid"),
+    ];
+    for &(offset, value, field) in cases {
+        let ring = Ring::create(WaitStrategy::Futex);
+        ring.write_u32(offset, value);
+        assert_corrupted(&ring, field);
+    }
+}
+
+#[test]
+fn overlapping_control_blocks_are_refused() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let segment = Segment::open(&ring.name).unwrap();
+    let producer = segment.geometry().block_offset(Block::Producer);
+    ring.write_u64(offset_of!(Header, not_full_offset), producer);
+    assert!(matches!(open_error(&ring), Error::Corrupted { .. }));
+}
+
+#[test]
+fn version_and_feature_mismatches_are_named() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    ring.write_u32(offset_of!(Header, layout_version), 2);
+    let message = open_error(&ring).to_string();
+    assert!(message.contains("layout version 2"), "{message}");
+    let ring = Ring::create(WaitStrategy::Futex);
+    ring.write_u32(offset_of!(Header, incompatible_features), 4);
+    assert!(matches!(open_error(&ring), Error::IncompatibleFeatures { bits: 4 }));
+}
+
+#[test]
+fn zero_magic_reads_as_not_initialized() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    ring.write_u64(0, 0);
+    assert!(matches!(open_error(&ring), Error::NotInitialized));
+}
+
+fn position_offset(ring: &Ring, block: Block) -> usize {
+    Segment::open(&ring.name).unwrap().geometry().block_offset(block) as usize
+}
+
+#[test]
+fn producer_position_beyond_capacity_fails_receive_with_corrupted() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut receiver = Receiver::open(&ring.name).unwrap();
+    sender.send(b"fine").unwrap();
+    let mut buffer = Vec::new();
+    receiver.recv(&mut buffer).unwrap();
+    ring.write_u64(position_offset(&ring, Block::Producer), 1 << 40);
+    assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Corrupted { field: "producer_position", .. })));
+    assert!(matches!(
+        receiver.recv_timeout(&mut buffer, Duration::from_secs(5)),
+        Err(Error::Corrupted { field: "producer_position", .. })
+    ));
+}
+
+#[test]
+fn producer_position_moving_backwards_fails_a_blocked_receive_instead_of_hanging() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut buffer = Vec::new();
+    for _ in 0..3 {
+        sender.send(b"x").unwrap();
+        receiver.recv(&mut buffer).unwrap();
+    }
+    ring.write_u64(position_offset(&ring, Block::Producer), 1);
+    let result = receiver.recv_timeout(&mut buffer, Duration::from_secs(5));
+    assert!(matches!(result, Err(Error::Corrupted { .. })), "{result:?}");
+}
+
+#[test]
+fn consumer_position_ahead_of_the_producer_fails_send_with_corrupted() {
+    let ring = Ring::create(WaitStrategy::Spin);
+    let mut sender = Sender::open(&ring.name).unwrap();
+    let _receiver = Receiver::open(&ring.name).unwrap();
+    for _ in 0..8 {
+        sender.send(b"fill").unwrap();
+    }
+    ring.write_u64(position_offset(&ring, Block::Consumer), 1 << 33);
+    let result = sender.send_timeout(b"more", Duration::from_secs(5));
+    assert!(matches!(result, Err(Error::Corrupted { field: "consumer_position", .. })), "{result:?}");
+}
+
+#[test]
+fn slot_length_beyond_the_slot_size_fails_receive_with_corrupted() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut receiver = Receiver::open(&ring.name).unwrap();
+    sender.send(b"honest").unwrap();
+    let slots = Segment::open(&ring.name).unwrap().geometry().slots_offset;
+    ring.write(slots, &u32::MAX.to_le_bytes());
+    let mut buffer = Vec::new();
+    assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Corrupted { field: "slot length", .. })));
+    assert!(matches!(receiver.recv_ref(), Err(Error::Corrupted { field: "slot length", .. })));
+    assert!(matches!(receiver.try_recv_batch(4).map(|batch| batch.get(0).map(<[u8]>::len)), Ok(Err(_))));
+}
+
+#[test]
+fn garbage_in_the_wait_words_costs_time_not_correctness() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut receiver = Receiver::open(&ring.name).unwrap();
+    // Saturate both waiter counts and scramble the epochs.
+    for block in [Block::NotEmpty, Block::NotFull] {
+        ring.write_u32(position_offset(&ring, block), 0xdead_ffff);
+    }
+    let mut buffer = Vec::new();
+    for round in 0u32..100 {
+        sender.send(&round.to_le_bytes()).unwrap();
+        receiver.recv_timeout(&mut buffer, Duration::from_secs(5)).unwrap();
+        assert_eq!(buffer, round.to_le_bytes());
+    }
+    assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(20)), Err(Error::Timeout)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes written over the header and control blocks: attach and a few operations
+    /// must end in `Ok` or a typed error, never a panic or a hang.
+    #[test]
+    fn arbitrary_damage_never_panics(damage in prop::collection::vec((0u64..1280, any::<u64>()), 1..6), keep_magic in any::<bool>()) {
+        let ring = Ring::create(WaitStrategy::Futex);
+        for (offset, value) in damage {
+            ring.write(offset & !7, &value.to_le_bytes());
+        }
+        if keep_magic {
+            ring.write_u64(0, MAGIC);
+        }
+        if let Ok(mut receiver) = Receiver::open(&ring.name) {
+            let mut buffer = Vec::new();
+            for _ in 0..4 {
+                let _ = receiver.recv_timeout(&mut buffer, Duration::from_millis(1));
+            }
+            drop(receiver);
+        }
+        if let Ok(mut sender) = Sender::open(&ring.name) {
+            for _ in 0..10 {
+                let _ = sender.send_timeout(b"probe", Duration::from_millis(1));
+            }
+        }
+    }
+}
