@@ -201,3 +201,16 @@ proptest! {
         run(slot_count, slot_size, operations)?;
     }
 }
+
+#[test]
+fn a_timeout_too_large_to_represent_means_no_deadline() {
+    let name = unique_name();
+    let _unlink = Unlink(name.clone());
+    let options = CreateOptions { slot_count: 2, slot_size: 8, ..CreateOptions::default() };
+    let mut sender = Sender::create(&name, &options).unwrap();
+    let mut receiver = Receiver::open(&name).unwrap();
+    sender.send_timeout(b"far", std::time::Duration::MAX).unwrap();
+    let mut buffer = Vec::new();
+    receiver.recv_timeout(&mut buffer, std::time::Duration::MAX).unwrap();
+    assert_eq!(buffer, b"far");
+}

@@ -1,7 +1,7 @@
 //! What a blocking SPSC endpoint needs beyond the ring memory: the wait words and futex, the
 //! wait strategy, role claims and the peer's liveness, and statistics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Role};
 use crate::ring::SpscMemory;
@@ -58,4 +58,9 @@ pub(crate) fn wake<B: Backend>(backend: &B, sleeper: Role) {
     if backend.strategy() == WaitStrategy::Futex && notify(backend.wait_word(sleeper), backend.futex()) {
         backend.count(peer_of(sleeper), Counter::FutexWake);
     }
+}
+
+/// The deadline `timeout` from now; `None` (no deadline) if it is too far to represent.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }

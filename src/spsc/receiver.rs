@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, Counter};
+use super::backend::{deadline_after, Backend, Counter};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{check_attach, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
@@ -136,7 +136,7 @@ impl<B: Backend> Receiver<B> {
 
     /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, Error> {
-        self.wait_for_message(Some(Instant::now() + timeout))?;
+        self.wait_for_message(deadline_after(timeout))?;
         self.consumer.peek()?.ok_or(Error::Empty)
     }
 
@@ -161,7 +161,7 @@ impl<B: Backend> Receiver<B> {
 
     /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), Error> {
-        self.wait_for_message(Some(Instant::now() + timeout))?;
+        self.wait_for_message(deadline_after(timeout))?;
         self.copy_out(buffer)
     }
 
@@ -205,7 +205,7 @@ impl<B: Backend> Receiver<B> {
 
     /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`Error::Timeout`]).
     pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, Error> {
-        self.wait_for_message(Some(Instant::now() + timeout))?;
+        self.wait_for_message(deadline_after(timeout))?;
         self.consumer.batch(max)
     }
 }

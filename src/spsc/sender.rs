@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, Counter};
+use super::backend::{deadline_after, Backend, Counter};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{check_attach, Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
@@ -133,7 +133,7 @@ impl<B: Backend> Sender<B> {
 
     /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
     pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, Error> {
-        self.wait_for_space(Some(Instant::now() + timeout))?;
+        self.wait_for_space(deadline_after(timeout))?;
         self.producer.reserve()?.ok_or(Error::Full)
     }
 
@@ -163,7 +163,7 @@ impl<B: Backend> Sender<B> {
     /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), Error> {
         self.check_size(message.len())?;
-        self.wait_for_space(Some(Instant::now() + timeout))?;
+        self.wait_for_space(deadline_after(timeout))?;
         self.copy_in(message)
     }
 
