@@ -43,3 +43,8 @@ pub mod sync;
 pub mod wait;
 
 pub use error::{Error, Result, Role};
+
+/// The README's Rust example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -22,11 +22,12 @@ pub fn spin_hint() {
     loom::thread::yield_now();
 }
 
-/// How many busy-wait rounds a blocking call makes before it sleeps.
+/// How many polls (one pause each, roughly 10 to 50 ns) a blocking call of the futex strategy
+/// makes before it sleeps: a peer that answers within this window is seen without a syscall.
 ///
 /// Loom explores every interleaving of every round, so its models sleep at once.
 #[cfg(not(loom))]
-pub const SPIN_ROUNDS: u32 = 1 << 10;
+pub const SPIN_ROUNDS: u32 = 1 << 11;
 /// How many busy-wait rounds a blocking call makes before it sleeps (none under loom).
 #[cfg(loom)]
 pub const SPIN_ROUNDS: u32 = 0;

@@ -5,6 +5,8 @@
 //! tests use. Roles are "attached" flags instead of pids.
 
 use std::marker::PhantomData;
+
+use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,10 +49,11 @@ const DETACHED: u32 = 2;
 /// assert_eq!(consumer.join().unwrap(), b"hello");
 /// ```
 pub struct HeapMemory {
-    producer_position: AtomicU64,
-    consumer_position: AtomicU64,
-    not_empty: AtomicU32,
-    not_full: AtomicU32,
+    // Each hot word on its own cache line(s), as in the shared-memory layout.
+    producer_position: CachePadded<AtomicU64>,
+    consumer_position: CachePadded<AtomicU64>,
+    not_empty: CachePadded<AtomicU32>,
+    not_full: CachePadded<AtomicU32>,
     roles: [AtomicU32; 2],
     futex: HeapFutex,
     strategy: WaitStrategy,
@@ -83,10 +86,10 @@ impl HeapMemory {
         let words = 1 + slot_size.div_ceil(8);
         let slots = (0..slot_count).map(|_| Cell::new(vec![0u64; words].into_boxed_slice())).collect();
         HeapMemory {
-            producer_position: AtomicU64::new(0),
-            consumer_position: AtomicU64::new(0),
-            not_empty: AtomicU32::new(0),
-            not_full: AtomicU32::new(0),
+            producer_position: CachePadded::new(AtomicU64::new(0)),
+            consumer_position: CachePadded::new(AtomicU64::new(0)),
+            not_empty: CachePadded::new(AtomicU32::new(0)),
+            not_full: CachePadded::new(AtomicU32::new(0)),
             roles: [AtomicU32::new(NEVER_ATTACHED), AtomicU32::new(NEVER_ATTACHED)],
             futex: HeapFutex::default(),
             strategy,

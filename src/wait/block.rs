@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::eventcount::{sleep, Sleep};
 use super::futex::Futex;
 use crate::layout::WaitStrategy;
-use crate::sync::{spin_hint, AtomicU32};
+use crate::sync::{spin_hint, AtomicU32, SPIN_ROUNDS};
 
 /// How much a liveness check may cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,14 +55,15 @@ pub fn block<F: Futex, E>(
     mut peer_gone: impl FnMut(PeerCheck) -> bool,
     mut on_sleep: impl FnMut(),
 ) -> Result<Blocked, E> {
-    #[cfg(not(loom))]
-    {
-        let backoff = crossbeam_utils::Backoff::new();
-        while !backoff.is_completed() {
+    // Spin phase of the futex strategy: poll with one pause between polls (a coarser backoff
+    // would add its own granularity to every round trip), then sleep. The spin strategy polls
+    // the same way, forever, in the loop below.
+    if on.strategy == WaitStrategy::Futex {
+        for _ in 0..SPIN_ROUNDS {
             if ready()? {
                 return Ok(Blocked::Ready);
             }
-            backoff.snooze();
+            spin_hint();
         }
     }
     let mut last_thorough = on.slice.map(|_| Instant::now());
