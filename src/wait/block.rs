@@ -96,6 +96,10 @@ pub fn block<F: Futex, E>(
                     }
                     spin_hint();
                 }
+                // Every few microseconds, offer the core: free when nothing else is runnable,
+                // and it lets the peer run when the two share a core (or a busy machine).
+                #[cfg(not(loom))]
+                std::thread::yield_now();
             }
             WaitStrategy::Futex => {
                 let timeout = match (now, deadline) {
