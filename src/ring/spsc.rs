@@ -515,9 +515,11 @@ mod tests {
     #[test]
     fn dropped_reservation_is_aborted() {
         let (mut producer, mut consumer) = ring(2, 4);
-        let mut slot = producer.reserve().unwrap().unwrap();
-        slot.payload()[0] = 1;
-        drop(slot);
+        {
+            let mut slot = producer.reserve().unwrap().unwrap();
+            slot.payload()[0] = 1;
+            // Goes out of scope uncommitted.
+        }
         assert!(consumer.peek().unwrap().is_none());
         assert_eq!(producer.position(), 0);
     }
@@ -561,9 +563,11 @@ mod tests {
     #[test]
     fn uncommitted_write_batch_is_aborted() {
         let (mut producer, mut consumer) = ring(4, 4);
-        let mut batch = producer.batch();
-        assert!(batch.push(b"x").unwrap());
-        drop(batch);
+        {
+            let mut batch = producer.batch();
+            assert!(batch.push(b"x").unwrap());
+            // Goes out of scope uncommitted.
+        }
         assert!(consumer.peek().unwrap().is_none());
         assert!(producer.try_push(b"y").unwrap());
         assert_eq!(&*consumer.peek().unwrap().unwrap(), b"y");
