@@ -1,0 +1,260 @@
+/*
+ * ipcring.h: the shared-memory layout of an ipcring segment, version 1, for C peers.
+ *
+ * This header mirrors src/layout.rs byte for byte; shm-layout/LAYOUT.md is the normative
+ * specification (validation, memory ordering, role claims, wakeups). tests/c_layout.rs compiles
+ * this header and compares every size, offset and constant with the Rust definitions.
+ *
+ * All integers are little-endian and fixed-width; there are no pointers. Shared words (the magic,
+ * positions, wait words, claim words, counters) must be accessed atomically: use the __atomic
+ * builtins (GCC, Clang) with the orderings LAYOUT.md names, as the helpers at the end do.
+ *
+ * C11 (or C++11). Requires <stdint.h> and <stddef.h> only.
+ */
+#ifndef IPCRING_H
+#define IPCRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#define IPCRING_STATIC_ASSERT static_assert
+#else
+#define IPCRING_STATIC_ASSERT _Static_assert
+#endif
+
+/* ---- Constants --------------------------------------------------------------------------- */
+
+/* First eight bytes of every segment: "IPCRING\0" read as a little-endian u64. */
+#define IPCRING_MAGIC 0x00474E4952435049ULL
+/* The layout version described here; a reader refuses any other value. */
+#define IPCRING_LAYOUT_VERSION 1u
+/* Size of every control block; each hot word sits alone in one (no false sharing). */
+#define IPCRING_BLOCK_SIZE 128u
+/* Size of struct ipcring_header (two blocks). */
+#define IPCRING_HEADER_SIZE 256u
+/* Bytes of struct ipcring_slot_header at the start of every slot. */
+#define IPCRING_SLOT_HEADER_SIZE 8u
+/* Alignment of every slot, slot stride and payload offset. */
+#define IPCRING_SLOT_ALIGN 8u
+/* Largest payload of one slot (1 GiB). */
+#define IPCRING_MAX_SLOT_SIZE (1u << 30)
+/* Largest slot count (2^24). */
+#define IPCRING_MAX_SLOT_COUNT (1ULL << 24)
+/* Largest segment (64 GiB). */
+#define IPCRING_MAX_SEGMENT_SIZE (64ULL << 30)
+/* Incompatible feature bits a version-1 reader understands (none): refuse any other bit. */
+#define IPCRING_KNOWN_INCOMPATIBLE_FEATURES 0u
+/* Number of control blocks the header publishes an offset for. */
+#define IPCRING_BLOCK_COUNT 7u
+
+/* ipcring_header.ring_kind */
+#define IPCRING_RING_KIND_SPSC 1u
+
+/* ipcring_header.wait_strategy */
+#define IPCRING_WAIT_FUTEX 1u /* spin briefly, then sleep on the futex eventcount */
+#define IPCRING_WAIT_SPIN 2u  /* busy-poll only; nobody sleeps, nobody needs waking */
+
+/* Eventcount word (ipcring_wait_block.futex): bits 0..16 waiters, bits 16..32 epoch. */
+#define IPCRING_EVENTCOUNT_WAITER_MASK 0xffffu
+#define IPCRING_EVENTCOUNT_EPOCH_ONE (1u << 16)
+
+/* Role records inside ipcring_roles_block. */
+#define IPCRING_ROLE_RECORD_SIZE 32u
+#define IPCRING_ROLE_PRODUCER 0u /* index of the producer's record */
+#define IPCRING_ROLE_CONSUMER 1u /* index of the consumer's record */
+
+/* Claim word: pid | start_time_low32 << 32; 0 = vacant; start time 0 = check by pid only. */
+#define IPCRING_CLAIM_PID(claim) ((uint32_t)((claim) & 0xffffffffULL))
+#define IPCRING_CLAIM_START_TIME(claim) ((uint32_t)((claim) >> 32))
+#define IPCRING_CLAIM(pid, start_time) ((uint64_t)(uint32_t)(pid) | ((uint64_t)(uint32_t)(start_time) << 32))
+
+/* ---- Structures -------------------------------------------------------------------------- */
+
+/* The segment header at byte 0. Written once by the creator, magic last (release); read and
+ * validated once by every process that attaches. Never trust it again after validation. */
+struct ipcring_header {
+    uint64_t magic;                 /* 0: IPCRING_MAGIC; 0 while the creator initialises */
+    uint32_t layout_version;        /* 8: IPCRING_LAYOUT_VERSION of the writer */
+    uint32_t header_size;           /* 12: IPCRING_HEADER_SIZE (256) */
+    uint32_t ring_kind;             /* 16: IPCRING_RING_KIND_* */
+    uint32_t wait_strategy;         /* 20: IPCRING_WAIT_*; every process honours it */
+    uint32_t incompatible_features; /* 24: unknown bits: refuse to attach */
+    uint32_t compatible_features;   /* 28: unknown bits: ignore */
+    uint64_t total_size;            /* 32: whole segment in bytes; equals the file size */
+    uint64_t slot_count;            /* 40: power of two in 1 ..= IPCRING_MAX_SLOT_COUNT */
+    uint32_t slot_size;             /* 48: largest payload, 0 ..= IPCRING_MAX_SLOT_SIZE */
+    uint32_t slot_stride;           /* 52: distance between slots; multiple of 8,
+                                       >= slot_payload_offset + slot_size */
+    uint32_t slot_payload_offset;   /* 56: payload offset in a slot; multiple of 8, >= 8 */
+    uint32_t creator_pid;           /* 60: creating process (information only) */
+    uint32_t creator_uid;           /* 64: creator's effective uid; equals the file owner */
+    uint32_t reserved0;             /* 68: zero */
+    uint64_t created_at_ns;         /* 72: creation time, ns since the Unix epoch (information) */
+    uint64_t producer_offset;       /* 80: producer's ipcring_position_block */
+    uint64_t consumer_offset;       /* 88: consumer's ipcring_position_block */
+    uint64_t not_empty_offset;      /* 96: ipcring_wait_block the consumer sleeps on */
+    uint64_t not_full_offset;       /* 104: ipcring_wait_block the producer sleeps on */
+    uint64_t roles_offset;          /* 112: ipcring_roles_block */
+    uint64_t producer_stats_offset; /* 120: producer's ipcring_stats_block */
+    uint64_t consumer_stats_offset; /* 128: consumer's ipcring_stats_block */
+    uint64_t slots_offset;          /* 136: slot 0; multiple of IPCRING_BLOCK_SIZE */
+    uint64_t reserved[14];          /* 144: zero */
+};
+
+/* A position counter alone on its block. Producer: messages committed; consumer: messages
+ * released. Both only grow; consumer <= producer <= consumer + slot_count.
+ * Slot index = position & (slot_count - 1). Written only by its owner, with release. */
+struct ipcring_position_block {
+    uint64_t position;     /* 0 */
+    uint64_t reserved[15]; /* 8: zero */
+};
+
+/* An eventcount futex word alone on its block (shared futex: no FUTEX_PRIVATE_FLAG). */
+struct ipcring_wait_block {
+    uint32_t futex;        /* 0: bits 0..16 registered waiters, bits 16..32 epoch */
+    uint32_t reserved0;    /* 4: zero */
+    uint64_t reserved[15]; /* 8: zero */
+};
+
+/* Who holds a role. */
+struct ipcring_role_record {
+    uint64_t claim;          /* 0: IPCRING_CLAIM(pid, start_time), 0 when vacant; CAS only */
+    uint64_t attach_count;   /* 8: claims since creation (fetch_add 1 after a claim) */
+    uint64_t last_attach_ns; /* 16: time of the last claim, ns since the Unix epoch */
+    uint64_t reserved;       /* 24: zero */
+};
+
+/* The attached roles (cold: touched on attach, detach and liveness checks). */
+struct ipcring_roles_block {
+    struct ipcring_role_record producer; /* 0 */
+    struct ipcring_role_record consumer; /* 32 */
+    uint64_t reserved[8];                /* 64: zero */
+};
+
+/* Counters one side increments (relaxed) on its slow path; for display only. */
+struct ipcring_stats_block {
+    uint64_t waits;        /* 0: blocking calls that found the ring full/empty */
+    uint64_t futex_waits;  /* 8: FUTEX_WAIT calls by this side */
+    uint64_t futex_wakes;  /* 16: FUTEX_WAKE calls by this side */
+    uint64_t reserved[13]; /* 24: zero */
+};
+
+/* The start of every slot; the payload follows at header.slot_payload_offset. */
+struct ipcring_slot_header {
+    uint32_t length;   /* 0: payload length of the committed message, <= slot_size */
+    uint32_t reserved; /* 4: zero */
+};
+
+/* ---- Compile-time checks: the layout is a contract ---------------------------------------- */
+
+#define IPCRING_ASSERT_SIZE(type, size) IPCRING_STATIC_ASSERT(sizeof(struct type) == (size), #type " size")
+#define IPCRING_ASSERT_OFFSET(type, field, offset) \
+    IPCRING_STATIC_ASSERT(offsetof(struct type, field) == (offset), #type "." #field " offset")
+
+IPCRING_ASSERT_SIZE(ipcring_header, IPCRING_HEADER_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_position_block, IPCRING_BLOCK_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_wait_block, IPCRING_BLOCK_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_role_record, IPCRING_ROLE_RECORD_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_roles_block, IPCRING_BLOCK_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_stats_block, IPCRING_BLOCK_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_slot_header, IPCRING_SLOT_HEADER_SIZE);
+
+IPCRING_ASSERT_OFFSET(ipcring_header, magic, 0);
+IPCRING_ASSERT_OFFSET(ipcring_header, layout_version, 8);
+IPCRING_ASSERT_OFFSET(ipcring_header, header_size, 12);
+IPCRING_ASSERT_OFFSET(ipcring_header, ring_kind, 16);
+IPCRING_ASSERT_OFFSET(ipcring_header, wait_strategy, 20);
+IPCRING_ASSERT_OFFSET(ipcring_header, incompatible_features, 24);
+IPCRING_ASSERT_OFFSET(ipcring_header, compatible_features, 28);
+IPCRING_ASSERT_OFFSET(ipcring_header, total_size, 32);
+IPCRING_ASSERT_OFFSET(ipcring_header, slot_count, 40);
+IPCRING_ASSERT_OFFSET(ipcring_header, slot_size, 48);
+IPCRING_ASSERT_OFFSET(ipcring_header, slot_stride, 52);
+IPCRING_ASSERT_OFFSET(ipcring_header, slot_payload_offset, 56);
+IPCRING_ASSERT_OFFSET(ipcring_header, creator_pid, 60);
+IPCRING_ASSERT_OFFSET(ipcring_header, creator_uid, 64);
+IPCRING_ASSERT_OFFSET(ipcring_header, reserved0, 68);
+IPCRING_ASSERT_OFFSET(ipcring_header, created_at_ns, 72);
+IPCRING_ASSERT_OFFSET(ipcring_header, producer_offset, 80);
+IPCRING_ASSERT_OFFSET(ipcring_header, consumer_offset, 88);
+IPCRING_ASSERT_OFFSET(ipcring_header, not_empty_offset, 96);
+IPCRING_ASSERT_OFFSET(ipcring_header, not_full_offset, 104);
+IPCRING_ASSERT_OFFSET(ipcring_header, roles_offset, 112);
+IPCRING_ASSERT_OFFSET(ipcring_header, producer_stats_offset, 120);
+IPCRING_ASSERT_OFFSET(ipcring_header, consumer_stats_offset, 128);
+IPCRING_ASSERT_OFFSET(ipcring_header, slots_offset, 136);
+IPCRING_ASSERT_OFFSET(ipcring_header, reserved, 144);
+
+IPCRING_ASSERT_OFFSET(ipcring_position_block, position, 0);
+IPCRING_ASSERT_OFFSET(ipcring_position_block, reserved, 8);
+
+IPCRING_ASSERT_OFFSET(ipcring_wait_block, futex, 0);
+IPCRING_ASSERT_OFFSET(ipcring_wait_block, reserved0, 4);
+IPCRING_ASSERT_OFFSET(ipcring_wait_block, reserved, 8);
+
+IPCRING_ASSERT_OFFSET(ipcring_role_record, claim, 0);
+IPCRING_ASSERT_OFFSET(ipcring_role_record, attach_count, 8);
+IPCRING_ASSERT_OFFSET(ipcring_role_record, last_attach_ns, 16);
+IPCRING_ASSERT_OFFSET(ipcring_role_record, reserved, 24);
+
+IPCRING_ASSERT_OFFSET(ipcring_roles_block, producer, 0);
+IPCRING_ASSERT_OFFSET(ipcring_roles_block, consumer, 32);
+IPCRING_ASSERT_OFFSET(ipcring_roles_block, reserved, 64);
+
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, waits, 0);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, futex_waits, 8);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, futex_wakes, 16);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 24);
+
+IPCRING_ASSERT_OFFSET(ipcring_slot_header, length, 0);
+IPCRING_ASSERT_OFFSET(ipcring_slot_header, reserved, 4);
+
+IPCRING_STATIC_ASSERT(IPCRING_MAGIC == ((uint64_t)'I' | (uint64_t)'P' << 8 | (uint64_t)'C' << 16 | (uint64_t)'R' << 24 |
+                                        (uint64_t)'I' << 32 | (uint64_t)'N' << 40 | (uint64_t)'G' << 48),
+                      "IPCRING_MAGIC is \"IPCRING\\0\" little-endian");
+
+/* ---- Atomic accesses a peer must get right (GCC/Clang __atomic builtins) ------------------ */
+
+/* The magic, with acquire: pairs with the creator's release store of it, which it makes after
+ * writing the rest of the header. Zero means "not initialised yet". */
+static inline uint64_t ipcring_load_magic(const struct ipcring_header *header) {
+    return __atomic_load_n(&header->magic, __ATOMIC_ACQUIRE);
+}
+
+/* The peer's position, with acquire: pairs with the peer's release store in
+ * ipcring_store_position, so the slots it committed (producer) or finished reading (consumer)
+ * are visible/free before this side touches them. */
+static inline uint64_t ipcring_load_position(const struct ipcring_position_block *block) {
+    return __atomic_load_n(&block->position, __ATOMIC_ACQUIRE);
+}
+
+/* Publishes this side's position, with release: every slot write (producer) or read (consumer)
+ * made before it happens-before the peer's acquire load in ipcring_load_position. */
+static inline void ipcring_store_position(struct ipcring_position_block *block, uint64_t position) {
+    __atomic_store_n(&block->position, position, __ATOMIC_RELEASE);
+}
+
+/* The waker's half of the eventcount, to run right after ipcring_store_position on the peer's
+ * wait word (not_empty after a producer commit, not_full after a consumer release), under the
+ * futex wait strategy only. The seq_cst fence pairs with the sleeper's fence between its
+ * registration and its re-check (Dekker): either this load sees the registration, or the sleeper
+ * sees the new position. Returns nonzero when the caller must now call
+ *     syscall(SYS_futex, &block->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0)
+ * (shared futex: never FUTEX_WAKE_PRIVATE). The epoch bump makes a sleeper that has registered
+ * but not yet reached FUTEX_WAIT return at once instead of sleeping. */
+static inline int ipcring_eventcount_prepare_wake(struct ipcring_wait_block *block) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if ((__atomic_load_n(&block->futex, __ATOMIC_RELAXED) & IPCRING_EVENTCOUNT_WAITER_MASK) == 0) {
+        return 0;
+    }
+    __atomic_fetch_add(&block->futex, IPCRING_EVENTCOUNT_EPOCH_ONE, __ATOMIC_RELAXED);
+    return 1;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPCRING_H */

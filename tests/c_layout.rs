@@ -1,0 +1,225 @@
+//! `shm-layout/ipcring.h` describes exactly the bytes of `ipcring::layout`: every struct size,
+//! every field offset and size, and every constant. A C program compiled against the header
+//! prints them; each is compared with the Rust value, and every mismatch is listed.
+
+mod c_build;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::mem::{offset_of, size_of, size_of_val};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use ipcring::layout::{
+    Block, Header, PositionBlock, RingKind, RoleRecord, RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy,
+    BLOCK_SIZE, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, MAGIC, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT,
+    MAX_SLOT_SIZE, SLOT_ALIGN, SLOT_HEADER_SIZE,
+};
+use ipcring::wait::eventcount::{EPOCH_ONE, WAITER_MASK};
+
+/// One field of a struct, as Rust lays it out.
+struct Field {
+    name: &'static str,
+    offset: u64,
+    size: u64,
+}
+
+/// One `#[repr(C)]` struct and the name of its C twin.
+struct Struct {
+    c_name: &'static str,
+    size: u64,
+    fields: Vec<Field>,
+}
+
+/// Lists a struct's fields in declaration order; `field_lists_cover_every_byte_of_every_struct`
+/// proves that no field is left out.
+macro_rules! layout_of {
+    ($rust:ty, $c_name:literal, [$($field:ident),+ $(,)?]) => {{
+        let value = <$rust as bytemuck::Zeroable>::zeroed();
+        Struct {
+            c_name: $c_name,
+            size: size_of::<$rust>() as u64,
+            fields: vec![$(Field {
+                name: stringify!($field),
+                offset: offset_of!($rust, $field) as u64,
+                size: size_of_val(&value.$field) as u64,
+            }),+],
+        }
+    }};
+}
+
+fn structs() -> Vec<Struct> {
+    vec![
+        layout_of!(
+            Header,
+            "ipcring_header",
+            [
+                magic,
+                layout_version,
+                header_size,
+                ring_kind,
+                wait_strategy,
+                incompatible_features,
+                compatible_features,
+                total_size,
+                slot_count,
+                slot_size,
+                slot_stride,
+                slot_payload_offset,
+                creator_pid,
+                creator_uid,
+                reserved0,
+                created_at_ns,
+                producer_offset,
+                consumer_offset,
+                not_empty_offset,
+                not_full_offset,
+                roles_offset,
+                producer_stats_offset,
+                consumer_stats_offset,
+                slots_offset,
+                reserved,
+            ]
+        ),
+        layout_of!(PositionBlock, "ipcring_position_block", [position, reserved]),
+        layout_of!(WaitBlock, "ipcring_wait_block", [futex, reserved0, reserved]),
+        layout_of!(RoleRecord, "ipcring_role_record", [claim, attach_count, last_attach_ns, reserved]),
+        layout_of!(RolesBlock, "ipcring_roles_block", [producer, consumer, reserved]),
+        layout_of!(StatsBlock, "ipcring_stats_block", [waits, futex_waits, futex_wakes, reserved]),
+        layout_of!(SlotHeader, "ipcring_slot_header", [length, reserved]),
+    ]
+}
+
+/// The C macros (or expressions) and the Rust values they must equal.
+fn constants() -> Vec<(&'static str, u64)> {
+    let role_record_size = size_of::<RoleRecord>() as u64;
+    let claim_pid = ipcring::process::claim_pid;
+    vec![
+        ("IPCRING_MAGIC", MAGIC),
+        ("IPCRING_LAYOUT_VERSION", LAYOUT_VERSION.into()),
+        ("IPCRING_BLOCK_SIZE", BLOCK_SIZE),
+        ("IPCRING_HEADER_SIZE", HEADER_SIZE),
+        ("IPCRING_SLOT_HEADER_SIZE", SLOT_HEADER_SIZE.into()),
+        ("IPCRING_SLOT_ALIGN", SLOT_ALIGN.into()),
+        ("IPCRING_MAX_SLOT_SIZE", MAX_SLOT_SIZE.into()),
+        ("IPCRING_MAX_SLOT_COUNT", MAX_SLOT_COUNT),
+        ("IPCRING_MAX_SEGMENT_SIZE", MAX_SEGMENT_SIZE),
+        ("IPCRING_KNOWN_INCOMPATIBLE_FEATURES", KNOWN_INCOMPATIBLE_FEATURES.into()),
+        ("IPCRING_BLOCK_COUNT", Block::ALL.len() as u64),
+        ("IPCRING_RING_KIND_SPSC", RingKind::Spsc.to_raw().into()),
+        ("IPCRING_WAIT_FUTEX", WaitStrategy::Futex.to_raw().into()),
+        ("IPCRING_WAIT_SPIN", WaitStrategy::Spin.to_raw().into()),
+        ("IPCRING_EVENTCOUNT_WAITER_MASK", WAITER_MASK.into()),
+        ("IPCRING_EVENTCOUNT_EPOCH_ONE", EPOCH_ONE.into()),
+        ("IPCRING_ROLE_RECORD_SIZE", role_record_size),
+        ("IPCRING_ROLE_PRODUCER", offset_of!(RolesBlock, producer) as u64 / role_record_size),
+        ("IPCRING_ROLE_CONSUMER", offset_of!(RolesBlock, consumer) as u64 / role_record_size),
+        // The claim word: pid in the low half, start time in the high half.
+        ("IPCRING_CLAIM(4000000001u, 7u)", 7 << 32 | 4_000_000_001),
+        ("IPCRING_CLAIM_PID(0x0000000700000009ULL)", claim_pid(0x0000_0007_0000_0009).into()),
+        ("IPCRING_CLAIM_START_TIME(0x0000000700000009ULL)", 7),
+    ]
+}
+
+/// Every quantity the C program prints, by name (`sizeof:S`, `offsetof:S.f`, `fieldsize:S.f`, or
+/// the constant expression), with the C expression that computes it and the Rust value.
+fn expectations() -> Vec<(String, String, u64)> {
+    let mut all = Vec::new();
+    for layout in structs() {
+        let c_type = format!("struct {}", layout.c_name);
+        all.push((format!("sizeof:{}", layout.c_name), format!("sizeof({c_type})"), layout.size));
+        for field in &layout.fields {
+            let path = format!("{}.{}", layout.c_name, field.name);
+            all.push((format!("offsetof:{path}"), format!("offsetof({c_type}, {})", field.name), field.offset));
+            all.push((format!("fieldsize:{path}"), format!("sizeof((({c_type} *)0)->{})", field.name), field.size));
+        }
+    }
+    for (expression, value) in constants() {
+        all.push((expression.replace(' ', ""), expression.to_string(), value));
+    }
+    all
+}
+
+/// Compiles and runs the printing program once per test process; returns `name -> value`.
+fn c_values() -> &'static BTreeMap<String, u64> {
+    static VALUES: OnceLock<BTreeMap<String, u64>> = OnceLock::new();
+    VALUES.get_or_init(|| {
+        let mut source =
+            String::from("#include <stddef.h>\n#include <stdio.h>\n#include \"ipcring.h\"\n\nint main(void) {\n");
+        for (name, expression, _) in expectations() {
+            writeln!(source, "    printf(\"%s %llu\\n\", \"{name}\", (unsigned long long)({expression}));").unwrap();
+        }
+        source.push_str("    return 0;\n}\n");
+        let directory = c_build::scratch_dir("layout");
+        let source_path = directory.join("print_layout.c");
+        std::fs::write(&source_path, source).unwrap();
+        let program = directory.join("print_layout");
+        c_build::compile(&source_path, &program);
+        let output = Command::new(&program).output().expect("running the layout printer");
+        assert!(output.status.success(), "the layout printer failed: {}", output.status);
+        String::from_utf8(output.stdout)
+            .expect("the layout printer prints ASCII")
+            .lines()
+            .map(|line| {
+                let (name, value) = line.rsplit_once(' ').expect("lines are `name value`");
+                (name.to_string(), value.parse().expect("values are decimal"))
+            })
+            .collect()
+    })
+}
+
+/// The expectations whose names pass `select` and whose C value differs from the Rust one.
+fn mismatches(select: impl Fn(&str) -> bool) -> Vec<String> {
+    let values = c_values();
+    expectations()
+        .into_iter()
+        .filter(|(name, _, _)| select(name))
+        .filter_map(|(name, expression, rust)| match values.get(&name) {
+            Some(&c) if c == rust => None,
+            Some(&c) => Some(format!("{expression}: C {c}, Rust {rust}")),
+            None => Some(format!("{expression}: not printed by the C program")),
+        })
+        .collect()
+}
+
+fn is_struct_quantity(name: &str) -> bool {
+    ["sizeof:", "offsetof:", "fieldsize:"].iter().any(|prefix| name.starts_with(prefix))
+}
+
+#[test]
+fn every_struct_size_field_offset_and_field_size_in_c_matches_rust() {
+    let wrong = mismatches(is_struct_quantity);
+    assert!(wrong.is_empty(), "ipcring.h disagrees with src/layout.rs:\n  {}", wrong.join("\n  "));
+}
+
+#[test]
+fn every_constant_in_c_matches_rust() {
+    let wrong = mismatches(|name| !is_struct_quantity(name));
+    assert!(wrong.is_empty(), "ipcring.h constants disagree with ipcring::layout:\n  {}", wrong.join("\n  "));
+}
+
+#[test]
+fn field_lists_cover_every_byte_of_every_struct() {
+    // Fields are listed by hand; if they tile each struct without gap or overlap, a field added
+    // to a Rust struct (out of its reserved space) cannot go unchecked.
+    let mut wrong = Vec::new();
+    for layout in structs() {
+        let mut end = 0;
+        for field in &layout.fields {
+            if field.offset != end {
+                wrong.push(format!("{}.{} starts at {}, expected {end}", layout.c_name, field.name, field.offset));
+            }
+            end = field.offset + field.size;
+        }
+        if end != layout.size {
+            wrong.push(format!("{}: fields end at {end}, the struct at {}", layout.c_name, layout.size));
+        }
+    }
+    assert!(wrong.is_empty(), "the field lists in this test are incomplete:\n  {}", wrong.join("\n  "));
+}
+
+#[test]
+fn magic_is_ipcring_nul_read_little_endian() {
+    assert_eq!(MAGIC, u64::from_le_bytes(*b"IPCRING\0"));
+    assert_eq!(MAGIC, 0x0047_4E49_5243_5049);
+}
