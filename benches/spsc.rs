@@ -49,18 +49,18 @@ fn slots_for(size: usize) -> u64 {
 }
 
 /// Streams `count` messages through the ring on two threads; returns the elapsed time.
-fn ipcring_copying(ring: &mut Ring, size: usize, count: u64) -> Duration {
+fn ipcring_copying<const N: usize>(ring: &mut Ring, count: u64) -> Duration {
     let Ring { sender, receiver, .. } = ring;
     let started = Instant::now();
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let mut buffer = vec![0u8; size];
+            let mut buffer = [0u8; N];
             for _ in 0..count {
                 let length = receiver.recv_into(&mut buffer).unwrap();
                 black_box((buffer[0], buffer[length - 1]));
             }
         });
-        let mut message = vec![0u8; size];
+        let mut message = [0u8; N];
         for index in 0..count {
             message.fill(index as u8);
             sender.send(&message).unwrap();
@@ -69,7 +69,7 @@ fn ipcring_copying(ring: &mut Ring, size: usize, count: u64) -> Duration {
     started.elapsed()
 }
 
-fn ipcring_zero_copy(ring: &mut Ring, size: usize, count: u64) -> Duration {
+fn ipcring_zero_copy<const N: usize>(ring: &mut Ring, count: u64) -> Duration {
     let Ring { sender, receiver, .. } = ring;
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -81,8 +81,8 @@ fn ipcring_zero_copy(ring: &mut Ring, size: usize, count: u64) -> Duration {
         });
         for index in 0..count {
             let mut slot = sender.reserve().unwrap();
-            slot.payload()[..size].fill(index as u8);
-            slot.commit(size).unwrap();
+            slot.payload()[..N].fill(index as u8);
+            slot.commit(N).unwrap();
         }
     });
     started.elapsed()
@@ -128,12 +128,12 @@ fn bench_size<const N: usize>(criterion: &mut Criterion) {
     for (label, wait) in [("ipcring-copy-spin", WaitStrategy::Spin), ("ipcring-copy-futex", WaitStrategy::Futex)] {
         let mut ring = Ring::new(slots_for(N), N, wait);
         group.bench_with_input(BenchmarkId::new(label, N), &N, |bencher, _| {
-            bencher.iter_custom(|count| ipcring_copying(&mut ring, N, count));
+            bencher.iter_custom(|count| ipcring_copying::<N>(&mut ring, count));
         });
     }
     let mut ring = Ring::new(slots_for(N), N, WaitStrategy::Spin);
     group.bench_with_input(BenchmarkId::new("ipcring-zero-copy-spin", N), &N, |bencher, _| {
-        bencher.iter_custom(|count| ipcring_zero_copy(&mut ring, N, count));
+        bencher.iter_custom(|count| ipcring_zero_copy::<N>(&mut ring, count));
     });
     group.finish();
 }

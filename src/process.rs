@@ -11,21 +11,26 @@
 //! assert!(!claim_is_alive(0));
 //! ```
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The pid in a claim word.
 pub fn claim_pid(claim: u64) -> u32 {
     claim as u32
 }
 
-/// This process's claim word (pid and start time), computed once.
+/// This process's claim word (pid and start time). Computed once per pid, so a child created
+/// by `fork` (without `exec`) does not claim with its parent's identity.
 pub fn current_claim() -> u64 {
-    static CLAIM: OnceLock<u64> = OnceLock::new();
-    *CLAIM.get_or_init(|| {
-        let pid = std::process::id();
-        let start = read_stat(pid).map_or(0, |stat| stat.start_time as u32);
-        u64::from(start) << 32 | u64::from(pid)
-    })
+    static CLAIM: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id();
+    let cached = CLAIM.load(Ordering::Relaxed);
+    if claim_pid(cached) == pid {
+        return cached;
+    }
+    let start = read_stat(pid).map_or(0, |stat| stat.start_time as u32);
+    let claim = u64::from(start) << 32 | u64::from(pid);
+    CLAIM.store(claim, Ordering::Relaxed);
+    claim
 }
 
 struct Stat {

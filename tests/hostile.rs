@@ -199,6 +199,17 @@ fn slot_length_beyond_the_slot_size_fails_receive_with_corrupted() {
 }
 
 #[test]
+fn attach_refused_for_impossible_positions_leaves_the_role_free() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    ring.write_u64(position_offset(&ring, Block::Consumer), 99);
+    for _ in 0..2 {
+        // Corrupted both times: the first refusal released the role it had claimed.
+        assert!(matches!(Sender::open(&ring.name), Err(Error::Corrupted { field: "consumer_position", .. })));
+        assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { field: "consumer_position", .. })));
+    }
+}
+
+#[test]
 fn garbage_in_the_wait_words_costs_time_not_correctness() {
     let ring = Ring::create(WaitStrategy::Futex);
     let mut sender = Sender::open(&ring.name).unwrap();

@@ -64,14 +64,6 @@ struct ConsumerState {
     cached_producer: u64,
 }
 
-/// Checks the shared positions of `memory` as an attaching side would, without attaching.
-pub fn check_attach<M: SpscMemory>(memory: &M) -> Result<(), Error> {
-    // Acquire: pairs with the release stores of both positions.
-    let producer = memory.producer_position().load(Ordering::Acquire);
-    let consumer = memory.consumer_position().load(Ordering::Acquire);
-    check_positions(producer, consumer, memory.slot_count())
-}
-
 fn check_positions(producer: u64, consumer: u64, slot_count: u64) -> Result<(), Error> {
     if consumer > producer {
         return Err(Error::Corrupted { field: "consumer_position", value: consumer });
@@ -127,12 +119,20 @@ impl<M: SpscMemory> Producer<M> {
     /// The caller guarantees that no other producer is active (see `spsc::Sender` for the role
     /// claim that enforces it across processes).
     pub fn new(memory: M) -> Result<Self, Error> {
+        Producer::try_new(memory).map_err(|(error, _)| error)
+    }
+
+    /// [`Producer::new`] that hands the memory back on failure (so the caller can, for example,
+    /// release a role it claimed on it).
+    pub fn try_new(memory: M) -> Result<Self, (Error, M)> {
         // Acquire: pairs with the release stores of both positions, so everything the previous
         // holders published is visible.
         let position = memory.producer_position().load(Ordering::Acquire);
         let consumer = memory.consumer_position().load(Ordering::Acquire);
-        check_positions(position, consumer, memory.slot_count())?;
-        Ok(Producer { memory, state: ProducerState { position, cached_consumer: consumer } })
+        match check_positions(position, consumer, memory.slot_count()) {
+            Ok(()) => Ok(Producer { memory, state: ProducerState { position, cached_consumer: consumer } }),
+            Err(error) => Err((error, memory)),
+        }
     }
 
     /// The memory the ring runs on.
@@ -330,11 +330,18 @@ impl<M: SpscMemory> Consumer<M> {
     /// Attaches as the consumer, resuming at the current positions after checking them.
     /// The caller guarantees that no other consumer is active.
     pub fn new(memory: M) -> Result<Self, Error> {
+        Consumer::try_new(memory).map_err(|(error, _)| error)
+    }
+
+    /// [`Consumer::new`] that hands the memory back on failure.
+    pub fn try_new(memory: M) -> Result<Self, (Error, M)> {
         // Acquire: pairs with the release stores of both positions.
         let position = memory.consumer_position().load(Ordering::Acquire);
         let producer = memory.producer_position().load(Ordering::Acquire);
-        check_positions(producer, position, memory.slot_count())?;
-        Ok(Consumer { memory, state: ConsumerState { position, cached_producer: producer } })
+        match check_positions(producer, position, memory.slot_count()) {
+            Ok(()) => Ok(Consumer { memory, state: ConsumerState { position, cached_producer: producer } }),
+            Err(error) => Err((error, memory)),
+        }
     }
 
     /// The memory the ring runs on.

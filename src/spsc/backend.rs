@@ -54,6 +54,7 @@ pub(crate) fn peer_of(role: Role) -> Role {
 }
 
 /// Wakes `sleeper` if it sleeps; called by its peer after publishing a position.
+#[inline]
 pub(crate) fn wake<B: Backend>(backend: &B, sleeper: Role) {
     if backend.strategy() == WaitStrategy::Futex && notify(backend.wait_word(sleeper), backend.futex()) {
         backend.count(peer_of(sleeper), Counter::FutexWake);

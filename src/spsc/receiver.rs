@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{deadline_after, Backend, Counter};
 use crate::error::{Error, Role};
-use crate::ring::spsc::{check_attach, Consumer, ReadBatch, ReadGuard};
+use crate::ring::spsc::{Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
 use crate::wait::{block, BlockOn, Blocked, PeerCheck};
 
@@ -42,12 +42,14 @@ impl<B: Backend> Receiver<B> {
     /// Claims the consumer role on `backend` and resumes at the ring's current position.
     pub fn attach(backend: B) -> Result<Self, Error> {
         backend.claim(Role::Consumer)?;
-        // Positions are read only after the claim: a predecessor may have released until then.
-        if let Err(error) = check_attach(&backend) {
-            backend.release(Role::Consumer);
-            return Err(error);
+        // Positions are read only after the claim: a predecessor may have published until then.
+        match Consumer::try_new(backend) {
+            Ok(consumer) => Ok(Receiver { consumer }),
+            Err((error, backend)) => {
+                backend.release(Role::Consumer);
+                Err(error)
+            }
         }
-        Ok(Receiver { consumer: Consumer::new(backend)? })
     }
 
     /// The backend (segment) this receiver runs on.
@@ -71,10 +73,17 @@ impl<B: Backend> Receiver<B> {
     }
 
     /// Waits until at least one message is ready.
+    #[inline]
     fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         if self.consumer.cached_available()? > 0 {
             return Ok(());
         }
+        self.block_for_message(deadline)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn block_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let backend = self.consumer.memory();
         backend.count(Role::Consumer, Counter::Wait);
         let position = self.consumer.position();

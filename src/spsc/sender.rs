@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{deadline_after, Backend, Counter};
 use crate::error::{Error, Role};
-use crate::ring::spsc::{check_attach, Producer, Reservation, WriteBatch};
+use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
 use crate::wait::{block, BlockOn, Blocked};
 
@@ -40,11 +40,13 @@ impl<B: Backend> Sender<B> {
     pub fn attach(backend: B) -> Result<Self, Error> {
         backend.claim(Role::Producer)?;
         // Positions are read only after the claim: a predecessor may have published until then.
-        if let Err(error) = check_attach(&backend) {
-            backend.release(Role::Producer);
-            return Err(error);
+        match Producer::try_new(backend) {
+            Ok(producer) => Ok(Sender { producer }),
+            Err((error, backend)) => {
+                backend.release(Role::Producer);
+                Err(error)
+            }
         }
-        Ok(Sender { producer: Producer::new(backend)? })
     }
 
     /// The backend (segment) this sender runs on.
@@ -71,10 +73,17 @@ impl<B: Backend> Sender<B> {
     }
 
     /// Waits until at least one slot is free.
+    #[inline]
     fn wait_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         if self.producer.cached_free_slots()? > 0 {
             return Ok(());
         }
+        self.block_for_space(deadline)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn block_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let backend = self.producer.memory();
         backend.count(Role::Producer, Counter::Wait);
         // The ring is full: position - consumer == slot_count. A slot frees up once the

@@ -115,16 +115,19 @@ pub struct ShmSlot<'a> {
 // stride >= payload_offset + slot_size and payload_offset >= 8, so header, payload and other
 // slots do not overlap; slots_offset and stride are multiples of 8, so the header is aligned.
 unsafe impl SlotAccess for ShmSlot<'_> {
+    #[inline]
     fn header(&self) -> *mut u32 {
         self.header
     }
 
+    #[inline]
     fn payload(&self) -> *mut u8 {
         self.payload
     }
 }
 
 impl ShmMemory {
+    #[inline]
     fn slot(&self, index: u64) -> ShmSlot<'_> {
         let index = (index & (self.slot_count - 1)) as usize;
         // SAFETY: index < slot_count, so the slot lies inside the slot array checked against the
@@ -146,36 +149,44 @@ impl SpscMemory for ShmMemory {
     where
         Self: 'a;
 
+    #[inline]
     fn producer_position(&self) -> &AtomicU64 {
         // SAFETY: points into the mapping owned by self (see the struct invariant).
         unsafe { self.producer_position.as_ref() }
     }
 
+    #[inline]
     fn consumer_position(&self) -> &AtomicU64 {
         // SAFETY: points into the mapping owned by self.
         unsafe { self.consumer_position.as_ref() }
     }
 
+    #[inline]
     fn slot_count(&self) -> u64 {
         self.slot_count
     }
 
+    #[inline]
     fn slot_size(&self) -> usize {
         self.slot_size
     }
 
+    #[inline]
     fn slot_mut(&self, index: u64) -> ShmSlot<'_> {
         self.slot(index)
     }
 
+    #[inline]
     fn slot_ref(&self, index: u64) -> ShmSlot<'_> {
         self.slot(index)
     }
 
+    #[inline]
     fn on_commit(&self) {
         wake(self, Role::Consumer);
     }
 
+    #[inline]
     fn on_release(&self) {
         wake(self, Role::Producer);
     }
@@ -184,14 +195,17 @@ impl SpscMemory for ShmMemory {
 impl Backend for ShmMemory {
     type Futex = SharedFutex;
 
+    #[inline]
     fn futex(&self) -> &SharedFutex {
         &SharedFutex
     }
 
+    #[inline]
     fn strategy(&self) -> WaitStrategy {
         self.strategy
     }
 
+    #[inline]
     fn wait_word(&self, sleeper: Role) -> &AtomicU32 {
         let word = match sleeper {
             Role::Consumer => self.not_empty,

@@ -47,6 +47,7 @@ pub enum Sleep {
 /// let word = AtomicU32::new(0);
 /// assert!(!notify(&word, &SharedFutex)); // no waiter: no syscall
 /// ```
+#[inline]
 pub fn notify<F: Futex>(word: &AtomicU32, futex: &F) -> bool {
     // Pairs with the fence in `sleep`: orders the caller's earlier publication (a release store
     // of a position) before the load of the waiter count (Dekker).
@@ -54,9 +55,15 @@ pub fn notify<F: Futex>(word: &AtomicU32, futex: &F) -> bool {
     if word.load(Ordering::Relaxed) & WAITER_MASK == 0 {
         return false;
     }
+    wake_sleepers(word, futex);
+    true
+}
+
+#[cold]
+#[inline(never)]
+fn wake_sleepers<F: Futex>(word: &AtomicU32, futex: &F) {
     word.fetch_add(EPOCH_ONE, Ordering::Relaxed);
     futex.wake_all(word);
-    true
 }
 
 /// Registers on `word`, re-checks `ready`, and sleeps until woken or `timeout` (`None`: no
