@@ -75,6 +75,7 @@ fn check_positions(producer: u64, consumer: u64, slot_count: u64) -> Result<(), 
 }
 
 /// Writes the length into the slot header.
+#[inline]
 fn write_length(slot: &impl SlotAccess, length: usize) {
     // SAFETY: SlotAccess guarantees the header pointer is valid and aligned; the slot belongs to
     // the producer until it publishes it.
@@ -86,6 +87,7 @@ fn write_length(slot: &impl SlotAccess, length: usize) {
 /// # Safety
 /// The slot must belong to the caller (reserved and not yet published) for `'a`, and the access
 /// must live for `'a`.
+#[inline]
 unsafe fn payload_mut<'a>(slot: &impl SlotAccess, slot_size: usize) -> &'a mut [u8] {
     // SAFETY: by the SlotAccess contract the payload spans slot_size bytes; by this function's
     // contract nobody else accesses them during 'a.
@@ -96,6 +98,7 @@ unsafe fn payload_mut<'a>(slot: &impl SlotAccess, slot_size: usize) -> &'a mut [
 ///
 /// # Safety
 /// The slot must be published and not yet released by the caller, for `'a`.
+#[inline]
 unsafe fn message<'a>(slot: &impl SlotAccess, slot_size: usize) -> Result<&'a [u8], Error> {
     // SAFETY: the header is within the slot, aligned (SlotAccess contract). Volatile: a hostile
     // peer may rewrite it, and we must use the one value we validated.
@@ -157,12 +160,14 @@ impl<M: SpscMemory> Producer<M> {
 
     /// At least this many slots are free: from the cached consumer position, which is reloaded
     /// only when it says none. This is what the hot path uses, to keep off the consumer's line.
+    #[inline]
     pub fn cached_free_slots(&mut self) -> Result<u64, Error> {
         free_slots(&self.memory, &mut self.state)
     }
 
     /// Reserves the next slot for writing in place, or `None` when the ring is full. Dropping the
     /// reservation without committing aborts it.
+    #[inline]
     pub fn reserve(&mut self) -> Result<Option<Reservation<'_, M>>, Error> {
         if free_slots(&self.memory, &mut self.state)? == 0 {
             return Ok(None);
@@ -194,6 +199,7 @@ impl<M: SpscMemory> Producer<M> {
     }
 }
 
+#[inline]
 fn free_slots<M: SpscMemory>(memory: &M, state: &mut ProducerState) -> Result<u64, Error> {
     let slot_count = memory.slot_count();
     let free = slot_count - (state.position - state.cached_consumer);
@@ -216,6 +222,7 @@ fn refresh_consumer<M: SpscMemory>(memory: &M, state: &mut ProducerState) -> Res
     Ok(slot_count - (state.position - consumer))
 }
 
+#[inline]
 fn publish<M: SpscMemory>(memory: &M, state: &mut ProducerState, count: u64) {
     state.position += count;
     // Release: pairs with the consumer's acquire load in `available`; the slot contents written
@@ -234,6 +241,7 @@ pub struct Reservation<'a, M: SpscMemory + 'a> {
 
 impl<M: SpscMemory> Reservation<'_, M> {
     /// The whole payload area of the slot (`slot_size` bytes) in shared memory.
+    #[inline]
     pub fn payload(&mut self) -> &mut [u8] {
         // SAFETY: the slot is reserved by this producer and unpublished while `self` lives, and
         // the returned borrow cannot outlive `&mut self`.
@@ -241,6 +249,7 @@ impl<M: SpscMemory> Reservation<'_, M> {
     }
 
     /// Publishes the first `length` bytes of the payload as one message.
+    #[inline]
     pub fn commit(self, length: usize) -> Result<(), Error> {
         let max = self.memory.slot_size();
         if length > max {
@@ -367,12 +376,14 @@ impl<M: SpscMemory> Consumer<M> {
     /// At least this many messages are ready: from the cached producer position, which is
     /// reloaded only when it says none. This is what the hot path uses, to keep off the
     /// producer's line.
+    #[inline]
     pub fn cached_available(&mut self) -> Result<u64, Error> {
         available(&self.memory, &mut self.state)
     }
 
     /// The next message, borrowed in place; the slot is released when the guard drops.
     /// `None` when the ring is empty.
+    #[inline]
     pub fn peek(&mut self) -> Result<Option<ReadGuard<'_, M>>, Error> {
         if available(&self.memory, &mut self.state)? == 0 {
             return Ok(None);
@@ -397,6 +408,7 @@ impl<M: SpscMemory> Consumer<M> {
     }
 }
 
+#[inline]
 fn available<M: SpscMemory>(memory: &M, state: &mut ConsumerState) -> Result<u64, Error> {
     let ready = state.cached_producer - state.position;
     if ready > 0 {
@@ -417,6 +429,7 @@ fn refresh_producer<M: SpscMemory>(memory: &M, state: &mut ConsumerState) -> Res
     Ok(producer - state.position)
 }
 
+#[inline]
 fn release<M: SpscMemory>(memory: &M, state: &mut ConsumerState, count: u64) {
     state.position += count;
     // Release: pairs with the producer's acquire load in `free_slots`; our reads of the released
@@ -449,12 +462,14 @@ impl<M: SpscMemory> ReadGuard<'_, M> {
 impl<M: SpscMemory> Deref for ReadGuard<'_, M> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.message
     }
 }
 
 impl<M: SpscMemory> Drop for ReadGuard<'_, M> {
+    #[inline]
     fn drop(&mut self) {
         // End the slot access before releasing, so loom sees it ordered before the store.
         drop(self.slot.take());

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{deadline_after, Backend, Counter};
-use crate::error::{Error, Role};
+use crate::error::{some_or, Error, Role};
 use crate::ring::spsc::{Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
 use crate::wait::{block, BlockOn, Blocked, PeerCheck};
@@ -117,6 +117,7 @@ impl<B: Backend> Receiver<B> {
 
     /// Succeeds if a message is ready; otherwise [`Error::Disconnected`] if the producer is gone,
     /// else [`Error::Empty`].
+    #[inline]
     fn ensure_message(&mut self) -> Result<(), Error> {
         if self.consumer.cached_available()? > 0 {
             return Ok(());
@@ -132,50 +133,58 @@ impl<B: Backend> Receiver<B> {
 
     /// The next message borrowed in place, without blocking: [`Error::Empty`] if there is none.
     /// The slot is released when the guard drops.
+    #[inline]
     pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
         self.ensure_message()?;
-        self.consumer.peek()?.ok_or(Error::Empty)
+        some_or(self.consumer.peek()?, || Error::Empty)
     }
 
     /// The next message borrowed in place, waiting for one.
+    #[inline]
     pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
         self.wait_for_message(None)?;
-        self.consumer.peek()?.ok_or(Error::Empty)
+        some_or(self.consumer.peek()?, || Error::Empty)
     }
 
     /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
+    #[inline]
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, Error> {
         self.wait_for_message(deadline_after(timeout))?;
-        self.consumer.peek()?.ok_or(Error::Empty)
+        some_or(self.consumer.peek()?, || Error::Empty)
     }
 
+    #[inline]
     fn copy_out(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
-        let message = self.consumer.peek()?.ok_or(Error::Empty)?;
+        let message = some_or(self.consumer.peek()?, || Error::Empty)?;
         buffer.clear();
         buffer.extend_from_slice(&message);
         Ok(())
     }
 
     /// Copies the next message into `buffer` (replacing its contents) without blocking.
+    #[inline]
     pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
         self.ensure_message()?;
         self.copy_out(buffer)
     }
 
     /// Copies the next message into `buffer` (replacing its contents), waiting for one.
+    #[inline]
     pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
         self.wait_for_message(None)?;
         self.copy_out(buffer)
     }
 
     /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
+    #[inline]
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), Error> {
         self.wait_for_message(deadline_after(timeout))?;
         self.copy_out(buffer)
     }
 
+    #[inline]
     fn copy_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
-        let message = self.consumer.peek()?.ok_or(Error::Empty)?;
+        let message = some_or(self.consumer.peek()?, || Error::Empty)?;
         if message.len() > buffer.len() {
             let len = message.len();
             // Leave the message in the ring for a larger buffer.
@@ -188,12 +197,14 @@ impl<B: Backend> Receiver<B> {
 
     /// Copies the next message into `buffer` without blocking and returns its length;
     /// [`Error::BufferTooSmall`] (and the message stays) if it does not fit.
+    #[inline]
     pub fn try_recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
         self.ensure_message()?;
         self.copy_into(buffer)
     }
 
     /// Copies the next message into `buffer`, waiting for one, and returns its length.
+    #[inline]
     pub fn recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
         self.wait_for_message(None)?;
         self.copy_into(buffer)

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{deadline_after, Backend, Counter};
-use crate::error::{Error, Role};
+use crate::error::{some_or, Error, Role};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
 use crate::wait::{block, BlockOn, Blocked};
@@ -64,6 +64,7 @@ impl<B: Backend> Sender<B> {
         self.producer.position()
     }
 
+    #[inline]
     fn check_size(&self, length: usize) -> Result<(), Error> {
         let max = self.max_message_size();
         if length > max {
@@ -126,33 +127,38 @@ impl<B: Backend> Sender<B> {
 
     /// Reserves the next slot without blocking: [`Error::Full`] if none is free
     /// ([`Error::Disconnected`] if the consumer is also gone).
+    #[inline]
     pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
         if self.producer.cached_free_slots()? == 0 {
             return Err(self.full_or_disconnected());
         }
-        self.producer.reserve()?.ok_or(Error::Full)
+        some_or(self.producer.reserve()?, || Error::Full)
     }
 
     /// Reserves the next slot, waiting for one to free up. Write the payload in place, then
     /// commit; dropping the reservation aborts it.
+    #[inline]
     pub fn reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
         self.wait_for_space(None)?;
-        self.producer.reserve()?.ok_or(Error::Full)
+        some_or(self.producer.reserve()?, || Error::Full)
     }
 
     /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
+    #[inline]
     pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, Error> {
         self.wait_for_space(deadline_after(timeout))?;
-        self.producer.reserve()?.ok_or(Error::Full)
+        some_or(self.producer.reserve()?, || Error::Full)
     }
 
+    #[inline]
     fn copy_in(&mut self, message: &[u8]) -> Result<(), Error> {
-        let mut slot = self.producer.reserve()?.ok_or(Error::Full)?;
+        let mut slot = some_or(self.producer.reserve()?, || Error::Full)?;
         slot.payload()[..message.len()].copy_from_slice(message);
         slot.commit(message.len())
     }
 
     /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
+    #[inline]
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.check_size(message.len())?;
         if self.producer.cached_free_slots()? == 0 {
@@ -163,6 +169,7 @@ impl<B: Backend> Sender<B> {
 
     /// Copies `message` into the ring, waiting for a free slot. [`Error::Disconnected`] if the
     /// ring stays full because the consumer is gone.
+    #[inline]
     pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.check_size(message.len())?;
         self.wait_for_space(None)?;
@@ -170,6 +177,7 @@ impl<B: Backend> Sender<B> {
     }
 
     /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
+    #[inline]
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), Error> {
         self.check_size(message.len())?;
         self.wait_for_space(deadline_after(timeout))?;
@@ -178,6 +186,7 @@ impl<B: Backend> Sender<B> {
 
     /// A zero-copy batch: write any number of messages in place, publish them together with
     /// [`WriteBatch::commit`] (one position store, at most one wakeup). Never blocks.
+    #[inline]
     pub fn batch(&mut self) -> WriteBatch<'_, B> {
         self.producer.batch()
     }
