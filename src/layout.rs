@@ -518,7 +518,7 @@ impl Geometry {
         regions.push((header.slots_offset, slots_bytes, "slots_offset"));
         for &(offset, length, field) in &regions {
             let end = offset.checked_add(length);
-            if offset % BLOCK_SIZE != 0 || offset < HEADER_SIZE || end.is_none_or(|end| end > file_size) {
+            if offset % BLOCK_SIZE != 0 || offset < HEADER_SIZE || !end.is_some_and(|end| end <= file_size) {
                 return Err(corrupted(field, offset));
             }
         }
