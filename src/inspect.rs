@@ -24,23 +24,24 @@
 //! Segment::unlink(&name).unwrap();
 //! ```
 
+use std::mem::offset_of;
+
 use serde::{Serialize, Serializer};
 
-use crate::layout::{Block, RingKind, WaitStrategy};
+use crate::layout::{Block, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
 use crate::process::{claim_is_alive, claim_pid};
 use crate::segment::Segment;
 use crate::sync::Ordering;
 
-/// Size of one [`RoleRecord`](crate::layout::RoleRecord) and the offsets of its fields.
-const ROLE_RECORD_SIZE: u64 = 32;
-const CLAIM: u64 = 0;
-const ATTACH_COUNT: u64 = 8;
-const LAST_ATTACH_NS: u64 = 16;
-
-/// Offsets of the fields of a [`StatsBlock`](crate::layout::StatsBlock).
-const WAITS: u64 = 0;
-const FUTEX_WAITS: u64 = 8;
-const FUTEX_WAKES: u64 = 16;
+/// Where each field is, from the layout's own structs, so that this module cannot drift from it.
+const PRODUCER_ROLE: u64 = offset_of!(RolesBlock, producer) as u64;
+const CONSUMER_ROLE: u64 = offset_of!(RolesBlock, consumer) as u64;
+const CLAIM: u64 = offset_of!(RoleRecord, claim) as u64;
+const ATTACH_COUNT: u64 = offset_of!(RoleRecord, attach_count) as u64;
+const LAST_ATTACH_NS: u64 = offset_of!(RoleRecord, last_attach_ns) as u64;
+const WAITS: u64 = offset_of!(StatsBlock, waits) as u64;
+const FUTEX_WAITS: u64 = offset_of!(StatsBlock, futex_waits) as u64;
+const FUTEX_WAKES: u64 = offset_of!(StatsBlock, futex_wakes) as u64;
 
 /// Whether a role is held, as far as this process can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -198,8 +199,8 @@ impl RingInfo {
         // Both loads are not one snapshot, so a running ring can look fuller than full.
         let used = producer_position.saturating_sub(consumer_position).min(geometry.slot_count);
         let roles = geometry.block_offset(Block::Roles);
-        let role = |index: u64| {
-            let record = roles + index * ROLE_RECORD_SIZE;
+        let role = |record_offset: u64| {
+            let record = roles + record_offset;
             let claim = load(record + CLAIM);
             let state = match claim {
                 0 => RoleState::Vacant,
@@ -239,8 +240,8 @@ impl RingInfo {
             consumer_position,
             used,
             free: geometry.slot_count - used,
-            producer: role(0),
-            consumer: role(1),
+            producer: role(PRODUCER_ROLE),
+            consumer: role(CONSUMER_ROLE),
             counters: Counters {
                 sent: producer_position,
                 received: consumer_position,
