@@ -25,13 +25,16 @@
 //! Layers, bottom up: [`layout`] (the bytes), [`segment`] (files and mappings), [`ring`] (the
 //! lock-free algorithms, generic over their memory), [`wait`] (futex eventcount and spinning),
 //! [`spsc`] (blocking endpoints with roles and liveness), [`channel`] (the transport-neutral
-//! traits). [`sync`] swaps std atomics for loom's under `cfg(loom)`.
+//! traits), [`inspect`] (a read-only snapshot of a ring, for `ipcring info`). [`sync`] swaps std
+//! atomics for loom's under `cfg(loom)`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod channel;
 pub mod error;
+#[cfg(not(loom))]
+pub mod inspect;
 pub mod layout;
 #[cfg(not(loom))]
 pub mod process;

@@ -1,0 +1,253 @@
+//! The command line: every command, option and default, as clap definitions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipcring::layout::{RingKind, WaitStrategy};
+
+/// Lock-free shared-memory ring buffers for inter-process communication.
+///
+/// Rings live in /dev/shm and are named like files there (`jobs` or `/jobs`).
+#[derive(Debug, Parser)]
+#[command(name = "ipcring", version)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a ring.
+    Create(CreateArgs),
+    /// Show a ring's geometry, occupancy, attached processes and statistics.
+    Info(InfoArgs),
+    /// List every ring in /dev/shm.
+    Ls(LsArgs),
+    /// Remove rings.
+    Rm(RmArgs),
+    /// Send messages: each line of standard input, or each file given with --file.
+    Send(SendArgs),
+    /// Receive messages and print each one followed by a newline.
+    Recv(RecvArgs),
+    /// Measure cross-process round-trip latency over two temporary rings.
+    Pingpong(PingpongArgs),
+    /// The echo side of `pingpong` (started by it, not by hand).
+    #[command(hide = true)]
+    PingpongPeer(PingpongPeerArgs),
+    /// The far side of `pingpong --baseline` (started by it, not by hand).
+    #[command(hide = true)]
+    BaselinePeer(BaselinePeerArgs),
+}
+
+/// Ring algorithms selectable on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// One producer, one consumer.
+    Spsc,
+}
+
+impl From<KindArg> for RingKind {
+    fn from(kind: KindArg) -> RingKind {
+        match kind {
+            KindArg::Spsc => RingKind::Spsc,
+        }
+    }
+}
+
+/// Wait strategies selectable on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WaitArg {
+    /// Spin briefly, then sleep on a futex: no CPU burnt while idle.
+    Futex,
+    /// Busy-poll only: lowest latency, one core per waiting side.
+    Spin,
+}
+
+impl From<WaitArg> for WaitStrategy {
+    fn from(wait: WaitArg) -> WaitStrategy {
+        match wait {
+            WaitArg::Futex => WaitStrategy::Futex,
+            WaitArg::Spin => WaitStrategy::Spin,
+        }
+    }
+}
+
+/// `ipcring create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the new ring.
+    pub name: String,
+    /// Number of slots (a power of two): how many messages the ring holds.
+    #[arg(long, default_value_t = 1024)]
+    pub slots: u64,
+    /// Largest message, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub slot_size: u32,
+    /// Ring algorithm.
+    #[arg(long, value_enum, default_value_t = KindArg::Spsc)]
+    pub kind: KindArg,
+    /// How blocked senders and receivers wait.
+    #[arg(long, value_enum, default_value_t = WaitArg::Futex)]
+    pub wait: WaitArg,
+    /// File permissions, in octal (the owner must be able to read and write).
+    #[arg(long, default_value = "600", value_parser = parse_mode)]
+    pub mode: u32,
+}
+
+/// `ipcring info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Name of the ring.
+    pub name: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ipcring ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ipcring rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Names of the rings to remove.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Remove the files even if they are not ipcring rings.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `ipcring send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Name of the ring.
+    pub name: String,
+    /// Send this file's whole content as one message instead of reading standard input
+    /// (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Give up if the ring stays full for this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Seconds>,
+}
+
+/// `ipcring recv`.
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// Name of the ring.
+    pub name: String,
+    /// Exit after this many messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit with an error if no message arrives for this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Seconds>,
+}
+
+/// `ipcring pingpong`.
+#[derive(Debug, Args)]
+pub struct PingpongArgs {
+    /// Timed round trips (after a warm-up of a tenth of them, at least 1000).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Message size, in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: u32,
+    /// How each side waits for the other.
+    #[arg(long, value_enum, default_value_t = WaitArg::Spin)]
+    pub wait: WaitArg,
+    /// Slots of each ring (a power of two).
+    #[arg(long, default_value_t = 64)]
+    pub slots: u64,
+    /// Also measure a bare cache-line ping-pong between two processes, for comparison.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ipcring pingpong-peer` (hidden).
+#[derive(Debug, Args)]
+pub struct PingpongPeerArgs {
+    /// Ring to receive from.
+    pub ping: String,
+    /// Ring to echo into.
+    pub pong: String,
+}
+
+/// Where the two counters of a baseline ping-pong live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CounterPlacement {
+    /// Both counters in one 64-byte cache line.
+    SameLine,
+    /// Each counter on its own 128-byte block, as ipcring places its two positions.
+    SeparateBlocks,
+}
+
+/// `ipcring baseline-peer` (hidden).
+#[derive(Debug, Args)]
+pub struct BaselinePeerArgs {
+    /// Shared-memory object holding the counters.
+    pub name: String,
+    /// Where the counters are.
+    #[arg(value_enum)]
+    pub placement: CounterPlacement,
+    /// Pid of the measuring process; the peer exits when it is gone.
+    pub parent: u32,
+}
+
+/// A duration given in (possibly fractional) seconds, kept with its spelling for messages.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seconds {
+    /// The number as given.
+    pub value: f64,
+    /// The same as a duration.
+    pub duration: Duration,
+}
+
+fn parse_seconds(text: &str) -> Result<Seconds, String> {
+    let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    let duration = Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{text} is not a non-negative number of seconds within range"))?;
+    Ok(Seconds { value, duration })
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8).map_err(|_| format!("{text:?} is not an octal mode such as 600 or 0660"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_accept_fractions_and_refuse_negatives() {
+        assert_eq!(parse_seconds("0.25").unwrap().duration, Duration::from_millis(250));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("inf").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn mode_is_octal() {
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0660"), Ok(0o660));
+        assert!(parse_mode("800").is_err());
+    }
+}

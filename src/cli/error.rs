@@ -1,0 +1,114 @@
+//! What a command can fail with. `main` prints the message as one line, `ipcring: <message>`,
+//! and exits 1.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A failed command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The library refused or failed; its message already says what to do.
+    #[error(transparent)]
+    Ring(#[from] ipcring::Error),
+    /// A line of standard input does not fit in one slot.
+    #[error(
+        "line {line} is {length} bytes, longer than the largest message of ring {ring} ({max} bytes); nothing from \
+         line {line} on was sent (recreate the ring with a larger --slot-size)"
+    )]
+    LineTooLong {
+        /// 1-based line number.
+        line: u64,
+        /// Its length without the newline.
+        length: u64,
+        /// The ring's largest message.
+        max: usize,
+        /// The ring.
+        ring: String,
+    },
+    /// A `--file` does not fit in one slot.
+    #[error(
+        "file {} is {length} bytes, longer than the largest message of ring {ring} ({max} bytes); nothing from it on \
+         was sent (recreate the ring with a larger --slot-size)",
+        path.display()
+    )]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        length: u64,
+        /// The ring's largest message.
+        max: usize,
+        /// The ring.
+        ring: String,
+    },
+    /// `send --timeout` ran out while the ring stayed full.
+    #[error("timed out after {seconds} s waiting for free space in ring {ring} (sent {sent}); is a receiver running?")]
+    SendTimedOut {
+        /// The timeout as given.
+        seconds: f64,
+        /// Messages sent before.
+        sent: u64,
+        /// The ring.
+        ring: String,
+    },
+    /// `recv --timeout` ran out while the ring stayed empty.
+    #[error("timed out after {seconds} s waiting for a message (received {received})")]
+    ReceiveTimedOut {
+        /// The timeout as given.
+        seconds: f64,
+        /// Messages received before.
+        received: u64,
+    },
+    /// The receiver left while the ring was full, so the rest can never be delivered.
+    #[error("the receiver of ring {ring} disconnected while the ring was full (sent {sent}); the rest was not sent")]
+    ReceiverGone {
+        /// Messages sent before.
+        sent: u64,
+        /// The ring.
+        ring: String,
+    },
+    /// `rm` of a file that is not a ring.
+    #[error(
+        "{name} is not an ipcring ring (its first bytes are not the ipcring magic); use --force to remove it anyway"
+    )]
+    NotARing {
+        /// The name.
+        name: String,
+    },
+    /// A `pingpong` helper process misbehaved.
+    #[error("pingpong peer: {0}")]
+    Peer(String),
+    /// Reading or writing a file or a standard stream failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Several failures, each already printed (by `rm`, which goes on after a failure).
+    #[error("{failed} of {total} operations failed")]
+    AlreadyReported {
+        /// How many failed.
+        failed: usize,
+        /// How many were tried.
+        total: usize,
+    },
+}
+
+impl CliError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> CliError {
+        CliError::Io { context: context.into(), source }
+    }
+
+    /// True when standard output was closed by its reader (`ipcring recv | head`): not a
+    /// failure worth a message, the reader simply wanted no more.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Result of a command.
+pub type CliResult<T = ()> = Result<T, CliError>;

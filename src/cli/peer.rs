@@ -1,0 +1,85 @@
+//! The helper process of `pingpong`: this same executable run with a hidden subcommand. The
+//! guard kills and reaps it on every exit path, so no helper outlives a failed measurement.
+
+use std::ffi::OsStr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::error::{CliError, CliResult};
+
+/// How often [`Peer::finish`] looks whether the helper has exited.
+const EXIT_POLL: Duration = Duration::from_millis(1);
+
+/// A running helper process.
+pub struct Peer {
+    /// `None` once reaped.
+    child: Option<Child>,
+}
+
+impl Peer {
+    /// Starts `ipcring <arguments>` with no standard input or output; its errors go to our
+    /// standard error.
+    pub fn spawn<S: AsRef<OsStr>>(arguments: &[S]) -> CliResult<Peer> {
+        let executable =
+            std::env::current_exe().map_err(|source| CliError::io("finding the ipcring executable", source))?;
+        let child = Command::new(&executable)
+            .args(arguments)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|source| CliError::io(format!("starting {}", executable.display()), source))?;
+        Ok(Peer { child: Some(child) })
+    }
+
+    /// Fails if the helper has exited (it should run until told to stop).
+    pub fn check_running(&mut self) -> CliResult {
+        let Some(child) = self.child.as_mut() else {
+            return Err(CliError::Peer("the helper process was already reaped".to_string()));
+        };
+        match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => {
+                self.child = None;
+                Err(CliError::Peer(format!("the helper process exited early ({status})")))
+            }
+            Err(source) => Err(CliError::io("checking the helper process", source)),
+        }
+    }
+
+    /// Waits up to `limit` for the helper to exit on its own (it has been told to stop) and
+    /// checks that it succeeded; kills it after `limit`.
+    pub fn finish(mut self, limit: Duration) -> CliResult {
+        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(CliError::Peer(format!("the helper process failed ({status})"))),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(EXIT_POLL),
+                Ok(None) => {
+                    stop(&mut child);
+                    return Err(CliError::Peer(format!("the helper process did not exit within {limit:?}")));
+                }
+                Err(source) => {
+                    stop(&mut child);
+                    return Err(CliError::io("waiting for the helper process", source));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child);
+        }
+    }
+}
+
+/// Kills and reaps; errors mean it is already gone.
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,228 @@
+//! `ipcring pingpong`: cross-process round-trip latency.
+//!
+//! Two temporary rings, `ping` and `pong`, and a helper process (this executable, hidden
+//! subcommand `pingpong-peer`) that echoes every message of `ping` into `pong`. After a warm-up
+//! (a tenth of the round trips, at least 1000: page faults, caches, branch predictors, CPU
+//! frequency), each timed round trip is one `send` and one `recv_ref`. `--baseline` adds the same
+//! measurement without any ring ([`super::baseline`]), to show what the ring costs over the bare
+//! cache-coherence round trip between two cores.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ipcring::layout::WaitStrategy;
+use ipcring::segment::CreateOptions;
+use ipcring::spsc::{Receiver, Sender, ShmMemory};
+use ipcring::Error;
+use serde::Serialize;
+
+use super::args::{CounterPlacement, PingpongArgs, PingpongPeerArgs};
+use super::baseline;
+use super::error::{CliError, CliResult};
+use super::latency::{self, Summary};
+use super::peer::Peer;
+use super::temporary;
+use super::{print, print_json};
+
+/// How long the helper may take to start and answer the first message.
+const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+/// How often, while waiting for that first answer, the helper is checked for an early exit.
+const STARTUP_SLICE: Duration = Duration::from_millis(50);
+/// How long the helper may take to exit once told to stop.
+pub const EXIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// What `pingpong` reports; `--json` prints exactly this.
+#[derive(Serialize)]
+struct Report {
+    count: u64,
+    size: u32,
+    wait_strategy: &'static str,
+    slots: u64,
+    warmup: u64,
+    #[serde(flatten)]
+    latency: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<Baselines>,
+}
+
+/// The two bare cache-line ping-pongs.
+#[derive(Serialize)]
+struct Baselines {
+    same_line: Baseline,
+    separate_blocks: Baseline,
+}
+
+/// One bare ping-pong and how the ring compares with it.
+#[derive(Serialize)]
+struct Baseline {
+    #[serde(flatten)]
+    latency: Summary,
+    /// `pingpong p50 / baseline p50`: how many bare round trips one ring round trip costs.
+    pingpong_over_baseline_p50: f64,
+}
+
+/// Runs the measurement and prints the report.
+pub fn run(args: &PingpongArgs) -> CliResult {
+    let warmup = (args.count / 10).max(1000);
+    let latency = Summary::of(&measure_rings(args, warmup)?);
+    let mut baseline = None;
+    if args.baseline {
+        let compare = |placement| -> CliResult<Baseline> {
+            let bare = Summary::of(&baseline::measure(placement, args.count, warmup)?);
+            let ratio = latency.p50_ns as f64 / bare.p50_ns.max(1) as f64;
+            Ok(Baseline { latency: bare, pingpong_over_baseline_p50: ratio })
+        };
+        baseline = Some(Baselines {
+            same_line: compare(CounterPlacement::SameLine)?,
+            separate_blocks: compare(CounterPlacement::SeparateBlocks)?,
+        });
+    }
+    let report = Report {
+        count: args.count,
+        size: args.size,
+        wait_strategy: WaitStrategy::from(args.wait).name(),
+        slots: args.slots,
+        warmup,
+        latency,
+        baseline,
+    };
+    if args.json {
+        print_json(&report)
+    } else {
+        print(&text(&report))
+    }
+}
+
+/// Times `args.count` round trips through two rings and a helper process.
+fn measure_rings(args: &PingpongArgs, warmup: u64) -> CliResult<Histogram<u64>> {
+    let options =
+        CreateOptions { slot_count: args.slots, slot_size: args.size, wait: args.wait.into(), ..Default::default() };
+    // On every path the guards remove both names, and the helper, declared last, is killed and
+    // reaped first if it is still running (removing a name does not disturb open mappings).
+    let (mut sender, ping) = temporary::create("ping", |name| Sender::create(name, &options))?;
+    let (mut receiver, pong) = temporary::create("pong", |name| Receiver::create(name, &options))?;
+    let mut peer = Peer::spawn(&["pingpong-peer", ping.name(), pong.name()])?;
+
+    let mut message = vec![0u8; args.size as usize];
+    first_round_trip(&mut sender, &mut receiver, &mut peer, &message)?;
+    for round in 1..warmup {
+        stamp(&mut message, round);
+        round_trip(&mut sender, &mut receiver, &message)?;
+    }
+    let mut histogram = latency::histogram();
+    for round in warmup..warmup + args.count {
+        stamp(&mut message, round);
+        let start = Instant::now();
+        sender.send(&message).map_err(echo_error)?;
+        let reply = receiver.recv_ref().map_err(echo_error)?;
+        let elapsed = start.elapsed();
+        check_echo(&reply, &message)?;
+        drop(reply);
+        latency::record(&mut histogram, elapsed);
+    }
+    // Detaching the producer of `ping` is the helper's signal to stop: it sees Disconnected.
+    drop(sender);
+    peer.finish(EXIT_LIMIT)?;
+    Ok(histogram)
+}
+
+/// The first round trip waits for the helper to start and attach, in slices, failing if it
+/// exits or takes too long; before any producer attached, `recv` would wait forever.
+fn first_round_trip(
+    sender: &mut Sender<ShmMemory>,
+    receiver: &mut Receiver<ShmMemory>,
+    peer: &mut Peer,
+    message: &[u8],
+) -> CliResult {
+    sender.send(message).map_err(echo_error)?;
+    let started = Instant::now();
+    loop {
+        match receiver.recv_ref_timeout(STARTUP_SLICE) {
+            Ok(reply) => return check_echo(&reply, message),
+            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(Error::Timeout) => {
+                return Err(CliError::Peer(format!("no answer within {} s", STARTUP_LIMIT.as_secs())))
+            }
+            Err(error) => return Err(echo_error(error)),
+        }
+    }
+}
+
+fn round_trip(sender: &mut Sender<ShmMemory>, receiver: &mut Receiver<ShmMemory>, message: &[u8]) -> CliResult {
+    sender.send(message).map_err(echo_error)?;
+    let reply = receiver.recv_ref().map_err(echo_error)?;
+    check_echo(&reply, message)
+}
+
+/// Writes the round number into the message (when it has room), so that an answer to an
+/// earlier message cannot pass for this one.
+fn stamp(message: &mut [u8], round: u64) {
+    if let Some(head) = message.get_mut(..8) {
+        head.copy_from_slice(&round.to_le_bytes());
+    }
+}
+
+fn check_echo(reply: &[u8], message: &[u8]) -> CliResult {
+    if reply != message {
+        return Err(CliError::Peer(format!(
+            "the echo of a {}-byte message came back different ({} bytes)",
+            message.len(),
+            reply.len()
+        )));
+    }
+    Ok(())
+}
+
+fn echo_error(error: Error) -> CliError {
+    match error {
+        Error::Disconnected => CliError::Peer("the echo process disconnected during the measurement".to_string()),
+        other => other.into(),
+    }
+}
+
+/// The echo side: receive from `ping`, send the same bytes to `pong`, until the measuring
+/// process detaches from `ping` (or dies: the ring reports it gone within its liveness interval).
+pub fn run_peer(args: &PingpongPeerArgs) -> CliResult {
+    let mut receiver = Receiver::open(&args.ping)?;
+    let mut sender = Sender::open(&args.pong)?;
+    loop {
+        let message = match receiver.recv_ref() {
+            Ok(message) => message,
+            Err(Error::Disconnected) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        match sender.send(&message) {
+            Ok(()) => {}
+            Err(Error::Disconnected) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+fn text(report: &Report) -> String {
+    let mut text = String::new();
+    let latency = &report.latency;
+    let _ = writeln!(
+        text,
+        "pingpong: {} round trips of {} bytes between two processes (wait {}, {} slots, {} warm-up round trips)",
+        report.count, report.size, report.wait_strategy, report.slots, report.warmup
+    );
+    for (label, value) in [("p50", latency.p50_ns), ("p99", latency.p99_ns), ("p99.9", latency.p999_ns)] {
+        let _ = writeln!(text, "  {label:<6} {value:>9} ns");
+    }
+    let _ = writeln!(text, "  {:<6} {:>9} ns", "max", latency.max_ns);
+    if let Some(baselines) = &report.baseline {
+        let _ = writeln!(text, "baseline: bare cache-line ping-pong between two processes, no ring");
+        for (label, baseline) in
+            [("same 64-byte line", &baselines.same_line), ("separate 128-byte blocks", &baselines.separate_blocks)]
+        {
+            let _ = writeln!(
+                text,
+                "  {label:<25} p50 {:>6} ns  p99 {:>6} ns  pingpong p50 / baseline p50 = {:.2}",
+                baseline.latency.p50_ns, baseline.latency.p99_ns, baseline.pingpong_over_baseline_p50
+            );
+        }
+    }
+    text
+}

@@ -1,0 +1,175 @@
+//! `ipcring send`: each line of standard input (or each `--file`) becomes one message.
+//!
+//! Lines are bytes, not necessarily UTF-8; the `\n` is stripped, and a last line without one is
+//! sent too. A line longer than the ring's largest message stops the command before it is sent
+//! (the lines before it are delivered). Reading never holds more than one message's worth of a
+//! line in memory, so an endless line fails instead of exhausting memory.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use ipcring::spsc::{Sender, ShmMemory};
+use ipcring::Error;
+
+use super::args::{Seconds, SendArgs};
+use super::error::{CliError, CliResult};
+
+/// Large reads: the ring moves millions of small messages a second, stdin must keep up.
+const STDIN_BUFFER: usize = 1 << 20;
+
+/// Attaches as the producer, sends, and detaches (which tells a receiver that nothing more is
+/// coming once it has drained the ring).
+pub fn run(args: &SendArgs) -> CliResult {
+    let mut sender = Sender::open(&args.name)?;
+    let mut output = Output { sender: &mut sender, timeout: args.timeout, sent: 0 };
+    if args.files.is_empty() {
+        send_lines(&mut output)
+    } else {
+        send_files(&mut output, &args.files)
+    }
+}
+
+/// The sender plus what error messages need.
+struct Output<'a> {
+    sender: &'a mut Sender<ShmMemory>,
+    timeout: Option<Seconds>,
+    sent: u64,
+}
+
+impl Output<'_> {
+    fn ring(&self) -> String {
+        self.sender.backend().segment().name().to_string()
+    }
+
+    fn send(&mut self, message: &[u8]) -> CliResult {
+        let result = match self.timeout {
+            Some(timeout) => self.sender.send_timeout(message, timeout.duration),
+            None => self.sender.send(message),
+        };
+        match result {
+            Ok(()) => {
+                self.sent += 1;
+                Ok(())
+            }
+            Err(Error::Timeout) => Err(CliError::SendTimedOut {
+                seconds: self.timeout.map_or(0.0, |timeout| timeout.value),
+                sent: self.sent,
+                ring: self.ring(),
+            }),
+            Err(Error::Disconnected) => Err(CliError::ReceiverGone { sent: self.sent, ring: self.ring() }),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn send_lines(output: &mut Output<'_>) -> CliResult {
+    let max = output.sender.max_message_size();
+    let mut input = BufReader::with_capacity(STDIN_BUFFER, std::io::stdin().lock());
+    let mut line = Vec::with_capacity(max.min(STDIN_BUFFER));
+    let mut number = 0u64;
+    while let Some(length) =
+        read_line(&mut input, &mut line, max).map_err(|source| CliError::io("reading standard input", source))?
+    {
+        number += 1;
+        if length > max as u64 {
+            return Err(CliError::LineTooLong { line: number, length, max, ring: output.ring() });
+        }
+        output.send(&line)?;
+    }
+    Ok(())
+}
+
+/// Reads the next line into `line` without its `\n` and returns its full length, or `None` at
+/// the end of the input. Keeps at most `max` bytes: a longer line is only measured.
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<Option<u64>> {
+    line.clear();
+    let mut length = 0u64;
+    let mut started = false;
+    loop {
+        let buffer = match input.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if buffer.is_empty() {
+            return Ok(started.then_some(length));
+        }
+        started = true;
+        let (chunk, consumed, complete) = match buffer.iter().position(|&byte| byte == b'\n') {
+            Some(end) => (&buffer[..end], end + 1, true),
+            None => (buffer, buffer.len(), false),
+        };
+        length += chunk.len() as u64;
+        if length <= max as u64 {
+            line.extend_from_slice(chunk);
+        }
+        input.consume(consumed);
+        if complete {
+            return Ok(Some(length));
+        }
+    }
+}
+
+fn send_files(output: &mut Output<'_>, files: &[std::path::PathBuf]) -> CliResult {
+    let max = output.sender.max_message_size();
+    // Check every size first, so that a misfit file normally stops the command before anything
+    // is sent; the length is checked again after reading, as the file may have grown meanwhile.
+    for path in files {
+        let length = std::fs::metadata(path).map_err(|source| read_error(path, source))?.len();
+        check_file(output, path, length, max)?;
+    }
+    for path in files {
+        let content = std::fs::read(path).map_err(|source| read_error(path, source))?;
+        check_file(output, path, content.len() as u64, max)?;
+        output.send(&content)?;
+    }
+    Ok(())
+}
+
+fn check_file(output: &Output<'_>, path: &Path, length: u64, max: usize) -> CliResult {
+    if length > max as u64 {
+        return Err(CliError::FileTooLarge { path: path.to_path_buf(), length, max, ring: output.ring() });
+    }
+    Ok(())
+}
+
+fn read_error(path: &Path, source: std::io::Error) -> CliError {
+    CliError::io(format!("reading {}", path.display()), source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<(Vec<u8>, u64)> {
+        // A tiny buffer makes lines span several fills.
+        let mut reader = BufReader::with_capacity(3, input);
+        let mut line = Vec::new();
+        let mut all = Vec::new();
+        while let Some(length) = read_line(&mut reader, &mut line, max).unwrap() {
+            all.push((line.clone(), length));
+        }
+        all
+    }
+
+    #[test]
+    fn lines_lose_their_newline_and_a_last_unterminated_line_counts() {
+        let expected = [(&b"alpha"[..], 5), (b"", 0), (b"\xffbeta\r", 6), (b"tail", 4)];
+        let found = lines(b"alpha\n\n\xffbeta\r\ntail", 100);
+        assert_eq!(found, expected.map(|(line, length)| (line.to_vec(), length)));
+    }
+
+    #[test]
+    fn input_ending_in_a_newline_has_no_empty_last_line() {
+        assert_eq!(lines(b"one\n", 100), [(b"one".to_vec(), 3)]);
+        assert!(lines(b"", 100).is_empty());
+    }
+
+    #[test]
+    fn overlong_line_is_measured_but_not_kept() {
+        let found = lines(b"0123456789\nok\n", 4);
+        assert_eq!(found[0].1, 10);
+        assert!(found[0].0.len() <= 4);
+        assert_eq!(found[1], (b"ok".to_vec(), 2));
+    }
+}

@@ -1,0 +1,43 @@
+//! Temporary shared-memory objects of `pingpong`, named after this process and removed on every
+//! exit path (success, error, panic) by a drop guard.
+
+use ipcring::segment::Segment;
+use ipcring::Error;
+
+use super::error::CliResult;
+
+/// Unlinks a shared-memory name when dropped.
+pub struct TemporaryName(String);
+
+impl TemporaryName {
+    /// The name, with its leading `/`.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for TemporaryName {
+    fn drop(&mut self) {
+        // Already gone is fine; nothing else can be done about a failure while unwinding.
+        let _ = Segment::unlink(&self.0);
+    }
+}
+
+/// Creates `/ipcring-pingpong-<pid>-<suffix>` with `create` and returns what it made plus the
+/// guard that removes it.
+///
+/// The name embeds this process's pid, so an existing object of that name was left by a dead
+/// process that had the same pid (killed before it could clean up): it is removed and creation
+/// retried once.
+pub fn create<T>(suffix: &str, create: impl Fn(&str) -> Result<T, Error>) -> CliResult<(T, TemporaryName)> {
+    // The guard exists before the object, so that a creation that fails halfway leaves nothing.
+    let guard = TemporaryName(format!("/ipcring-pingpong-{}-{suffix}", std::process::id()));
+    let made = match create(guard.name()) {
+        Err(Error::AlreadyExists { .. }) => {
+            Segment::unlink(guard.name())?;
+            create(guard.name())?
+        }
+        other => other?,
+    };
+    Ok((made, guard))
+}

@@ -1,0 +1,406 @@
+//! The `ipcring` command line, run as a user would run it.
+//!
+//! Every process is bounded: it runs on a helper thread and is killed if it has not finished by
+//! its deadline. Every ring has a unique name and a guard that removes it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
+
+use ipcring::segment::Segment;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_ipcring");
+/// Generous: the machine is shared and noisy, and a hang is what the limit is there to catch.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A ring name unique to this test process and call, removed when the guard drops.
+struct Ring(String);
+
+impl Ring {
+    fn new() -> Ring {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        Ring(format!("ipcring-test-cli-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// A new ring created with `ipcring create` and these extra options.
+    fn created(options: &[&str]) -> Ring {
+        let ring = Ring::new();
+        let output = run(&[&["create", &ring.0], options].concat(), None);
+        assert_success(&output);
+        ring
+    }
+
+    fn name(&self) -> &str {
+        &self.0
+    }
+
+    fn path(&self) -> String {
+        format!("/dev/shm/{}", self.0)
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let _ = Segment::unlink(&self.0);
+    }
+}
+
+/// A running `ipcring`; killed when dropped unfinished.
+struct Running {
+    pid: u32,
+    command: String,
+    result: mpsc::Receiver<std::io::Result<Output>>,
+    finished: bool,
+}
+
+impl Running {
+    fn wait(mut self) -> Output {
+        match self.result.recv_timeout(LIMIT) {
+            Ok(output) => {
+                self.finished = true;
+                output.expect("waiting for ipcring")
+            }
+            Err(_) => panic!("`ipcring {}` did not finish within {LIMIT:?}; killed", self.command),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // The waiter thread has not reaped the child unless it sent a result, so the pid is
+        // still ours to kill.
+        if !self.finished && self.result.try_recv().is_err() {
+            let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Starts `ipcring args...`, feeding it `stdin` (or nothing) and collecting its output.
+fn start(args: &[&str], stdin: Option<Vec<u8>>) -> Running {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting ipcring");
+    let pid = child.id();
+    let (sender, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // A separate writer, so that a child that fills its stdout before reading all of its
+            // stdin cannot deadlock us; a child that exits early makes it fail, which is fine.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        let _ = sender.send(child.wait_with_output());
+    });
+    Running { pid, command: args.join(" "), result, finished: false }
+}
+
+/// Runs `ipcring args...` to completion (bounded by [`LIMIT`]).
+fn run(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    start(args, stdin).wait()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_success(output: &Output) {
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(output));
+}
+
+/// Exit status 1 and exactly one stderr line `ipcring: ...` containing `needle`.
+fn assert_one_line_error(output: &Output, needle: &str) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {message}");
+    assert_eq!(message.lines().count(), 1, "one line expected: {message}");
+    assert!(message.starts_with("ipcring: "), "{message}");
+    assert!(message.contains(needle), "{needle:?} not in {message}");
+    assert!(!message.contains("panicked") && !message.to_lowercase().contains("backtrace"), "{message}");
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("{error}: {}", stdout(output)))
+}
+
+fn numbered_lines(count: usize) -> Vec<u8> {
+    (0..count).flat_map(|index| format!("message {index}: {}\n", "x".repeat(index % 50)).into_bytes()).collect()
+}
+
+#[test]
+fn info_shows_a_created_ring_as_a_table() {
+    let ring = Ring::created(&["--slots", "16", "--slot-size", "100", "--wait", "spin", "--mode", "640"]);
+    let output = run(&["info", ring.name()], None);
+    assert_success(&output);
+    let table = stdout(&output);
+    for row in [
+        format!("/{}", ring.name()),
+        "wait strategy      spin".to_string(),
+        "slots              16".to_string(),
+        "slot size          100 bytes".to_string(),
+        "mode               0640".to_string(),
+        "used               0 of 16 slots (16 free)".to_string(),
+        "producer           vacant".to_string(),
+    ] {
+        assert!(table.contains(&row), "{row:?} not in\n{table}");
+    }
+}
+
+#[test]
+fn info_json_has_every_field() {
+    let ring = Ring::created(&["--slots", "16", "--slot-size", "100"]);
+    let sent = run(&["send", ring.name()], Some(b"one\ntwo\nthree\n".to_vec()));
+    assert_success(&sent);
+    let output = run(&["info", ring.name(), "--json"], None);
+    assert_success(&output);
+    let info = json(&output);
+    assert_eq!(info["name"], format!("/{}", ring.name()));
+    assert_eq!(info["kind"], "spsc");
+    assert_eq!(info["wait_strategy"], "futex");
+    assert_eq!(info["layout_version"], 1);
+    assert_eq!(info["slot_count"], 16);
+    assert_eq!(info["slot_size"], 100);
+    assert_eq!(info["mode"], "0600");
+    assert_eq!((info["producer_position"].as_u64(), info["consumer_position"].as_u64()), (Some(3), Some(0)));
+    assert_eq!((info["used"].as_u64(), info["free"].as_u64()), (Some(3), Some(13)));
+    assert_eq!(info["producer"]["state"], "vacant", "the sender has exited");
+    assert_eq!(info["producer"]["attach_count"], 1);
+    assert_eq!(info["consumer"]["state"], "vacant");
+    assert_eq!(info["counters"]["sent"], 3);
+    assert_eq!(info["counters"]["received"], 0);
+    assert!(info["counters"]["producer"]["futex_wakes"].is_u64());
+    assert!(info["created_at_ns"].as_u64().is_some_and(|nanoseconds| nanoseconds > 0));
+}
+
+#[test]
+fn ls_lists_a_created_ring_and_rm_removes_it() {
+    let ring = Ring::created(&[]);
+    let listed = run(&["ls"], None);
+    assert_success(&listed);
+    let row = stdout(&listed).lines().find(|line| line.starts_with(&format!("/{} ", ring.name()))).map(String::from);
+    let row = row.unwrap_or_else(|| panic!("ring not listed:\n{}", stdout(&listed)));
+    assert!(row.contains("spsc") && row.contains("1024"), "{row}");
+
+    let listed = run(&["ls", "--json"], None);
+    assert_success(&listed);
+    let entries = json(&listed);
+    let entry = entries.as_array().unwrap().iter().find(|entry| entry["name"] == format!("/{}", ring.name()));
+    assert_eq!(entry.unwrap()["producer"]["state"], "vacant");
+
+    assert_success(&run(&["rm", ring.name()], None));
+    assert!(!std::path::Path::new(&ring.path()).exists());
+    assert!(!stdout(&run(&["ls"], None)).contains(ring.name()));
+}
+
+#[test]
+fn rm_of_a_missing_ring_fails_per_name() {
+    let present = Ring::created(&[]);
+    let missing = Ring::new();
+    let output = run(&["rm", missing.name(), present.name()], None);
+    assert_one_line_error(&output, "does not exist");
+    assert!(!std::path::Path::new(&present.path()).exists(), "the other name is still removed");
+}
+
+#[test]
+fn rm_refuses_a_file_that_is_not_a_ring_unless_forced() {
+    let file = Ring::new();
+    std::fs::write(file.path(), b"someone else's shared memory").unwrap();
+    assert_one_line_error(&run(&["rm", file.name()], None), "not an ipcring ring");
+    assert!(std::path::Path::new(&file.path()).exists());
+    assert_success(&run(&["rm", "--force", file.name()], None));
+    assert!(!std::path::Path::new(&file.path()).exists());
+}
+
+#[test]
+fn lines_sent_on_stdin_are_received_identically() {
+    let ring = Ring::created(&[]);
+    let mut input = numbered_lines(999);
+    input.extend_from_slice(b"not utf-8: \xff\xfe\n");
+    assert_success(&run(&["send", ring.name()], Some(input.clone())));
+    let output = run(&["recv", ring.name(), "--count", "1000"], None);
+    assert_success(&output);
+    assert_eq!(output.stdout, input);
+}
+
+#[test]
+fn recv_drains_and_exits_0_after_the_sender_has_exited() {
+    let ring = Ring::created(&[]);
+    let input = numbered_lines(100);
+    assert_success(&run(&["send", ring.name()], Some(input.clone())));
+    let output = run(&["recv", ring.name()], None);
+    assert_success(&output);
+    assert_eq!(output.stdout, input);
+}
+
+#[test]
+fn recv_started_first_waits_for_a_sender_and_exits_0_once_it_leaves() {
+    // A small ring, so that the sender has to wait for the receiver many times.
+    let ring = Ring::created(&["--slots", "8"]);
+    let receiving = start(&["recv", ring.name()], None);
+    let input = numbered_lines(5000);
+    assert_success(&run(&["send", ring.name()], Some(input.clone())));
+    let output = receiving.wait();
+    assert_success(&output);
+    assert_eq!(output.stdout, input);
+}
+
+#[test]
+fn files_are_sent_as_one_message_each() {
+    let ring = Ring::created(&[]);
+    let directory = std::env::temp_dir();
+    let first = directory.join(format!("ipcring-test-cli-{}-first", std::process::id()));
+    let second = directory.join(format!("ipcring-test-cli-{}-second", std::process::id()));
+    std::fs::write(&first, b"two\nlines").unwrap();
+    std::fs::write(&second, b"").unwrap();
+    let output =
+        run(&["send", ring.name(), "--file", first.to_str().unwrap(), "--file", second.to_str().unwrap()], None);
+    let _ = (std::fs::remove_file(&first), std::fs::remove_file(&second));
+    assert_success(&output);
+    let received = run(&["recv", ring.name(), "--count", "2"], None);
+    assert_success(&received);
+    assert_eq!(received.stdout, b"two\nlines\n\n");
+}
+
+#[test]
+fn too_long_line_fails_naming_the_line_and_the_sizes() {
+    let ring = Ring::created(&["--slot-size", "16"]);
+    let input = format!("short\nalso short\n{}\nnever sent\n", "y".repeat(17)).into_bytes();
+    let output = run(&["send", ring.name()], Some(input));
+    assert_one_line_error(&output, "line 3 is 17 bytes");
+    assert!(stderr(&output).contains("(16 bytes)"), "{}", stderr(&output));
+    let received = run(&["recv", ring.name()], None);
+    assert_eq!(received.stdout, b"short\nalso short\n", "the lines before it were sent, none after");
+}
+
+#[test]
+fn send_timeout_gives_up_when_the_ring_stays_full() {
+    let ring = Ring::created(&["--slots", "2"]);
+    let output = run(&["send", ring.name(), "--timeout", "0.2"], Some(b"a\nb\nc\n".to_vec()));
+    assert_one_line_error(&output, "timed out after 0.2 s waiting for free space");
+    assert!(stderr(&output).contains("(sent 2)"), "{}", stderr(&output));
+}
+
+#[test]
+fn recv_timeout_on_an_empty_ring_exits_1_with_the_timeout_message() {
+    let ring = Ring::created(&[]);
+    let output = run(&["recv", ring.name(), "--timeout", "0.2"], None);
+    assert_one_line_error(&output, "timed out after 0.2 s waiting for a message (received 0)");
+}
+
+#[test]
+fn unknown_ring_is_a_one_line_error() {
+    let missing = Ring::new();
+    for command in ["info", "recv", "send"] {
+        let output = run(&[command, missing.name()], Some(Vec::new()));
+        assert_one_line_error(&output, "does not exist");
+    }
+}
+
+#[test]
+fn invalid_name_is_a_one_line_error() {
+    for command in ["create", "info", "recv", "rm"] {
+        assert_one_line_error(&run(&[command, "no/slashes"], None), "invalid ring name");
+    }
+}
+
+#[test]
+fn impossible_geometry_is_a_one_line_error() {
+    let ring = Ring::new();
+    assert_one_line_error(&run(&["create", ring.name(), "--slots", "1000"], None), "power of two");
+}
+
+#[test]
+fn corrupted_header_makes_info_and_recv_fail_and_ls_list_it_with_the_error() {
+    let ring = Ring::created(&[]);
+    // Header byte 40 is slot_count; 3 is not a power of two.
+    let mut bytes = std::fs::read(ring.path()).unwrap();
+    bytes[40..48].copy_from_slice(&3u64.to_le_bytes());
+    std::fs::write(ring.path(), &bytes).unwrap();
+    for command in ["info", "recv"] {
+        assert_one_line_error(&run(&[command, ring.name()], None), "corrupted");
+    }
+    let listed = run(&["ls"], None);
+    assert_success(&listed);
+    let row = stdout(&listed).lines().find(|line| line.contains(ring.name())).map(String::from);
+    assert!(row.is_some_and(|row| row.contains("error:") && row.contains("corrupted")), "{}", stdout(&listed));
+}
+
+#[test]
+fn usage_error_exits_2() {
+    for args in [&["create"][..], &["recv", "x", "--count", "many"], &["frobnicate"], &["recv", "x", "--timeout", "-1"]]
+    {
+        assert_eq!(run(args, None).status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in ["create", "info", "ls", "rm", "send", "recv", "pingpong"] {
+        let output = run(&[command, "--help"], None);
+        assert_success(&output);
+        assert!(stdout(&output).contains("Usage: ipcring"), "{command}");
+    }
+}
+
+/// Ping-pong runs spin two processes each; one at a time keeps them from starving each other on a
+/// small machine.
+static PINGPONG: Mutex<()> = Mutex::new(());
+
+/// Runs `pingpong --count 2000 args...`, checks it succeeded and left no temporary object.
+fn pingpong(args: &[&str]) -> Output {
+    let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let running = start(&[&["pingpong", "--count", "2000"], args].concat(), None);
+    let prefix = format!("ipcring-pingpong-{}-", running.pid);
+    let output = running.wait();
+    assert_success(&output);
+    let leftovers: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    output
+}
+
+#[test]
+fn pingpong_with_spin_reports_latency_percentiles() {
+    let report = json(&pingpong(&["--size", "64", "--wait", "spin", "--json"]));
+    assert_eq!((report["count"].as_u64(), report["size"].as_u64()), (Some(2000), Some(64)));
+    assert_eq!(report["wait_strategy"], "spin");
+    let percentiles: Vec<u64> =
+        ["p50_ns", "p99_ns", "p999_ns", "max_ns"].iter().map(|key| report[key].as_u64().unwrap()).collect();
+    assert!(percentiles[0] > 0 && percentiles.windows(2).all(|pair| pair[0] <= pair[1]), "{report}");
+    assert!(report.get("baseline").is_none());
+}
+
+#[test]
+fn pingpong_with_futex_reports_latency_percentiles() {
+    let text = stdout(&pingpong(&["--size", "64", "--wait", "futex"]));
+    assert!(text.contains("2000 round trips of 64 bytes") && text.contains("wait futex"), "{text}");
+    for label in ["p50", "p99", "p99.9", "max"] {
+        assert!(text.lines().any(|line| line.trim_start().starts_with(label) && line.ends_with(" ns")), "{text}");
+    }
+}
+
+#[test]
+fn pingpong_baseline_reports_both_placements_and_ratios() {
+    let text = stdout(&pingpong(&["--baseline"]));
+    for placement in ["same 64-byte line", "separate 128-byte blocks"] {
+        let line = text.lines().find(|line| line.contains(placement));
+        assert!(
+            line.is_some_and(|line| line.contains("p50") && line.contains("pingpong p50 / baseline p50 =")),
+            "{text}"
+        );
+    }
+}
