@@ -566,8 +566,6 @@ mod tests {
     }
 
     #[test]
-    // The explicit drop is the behaviour under test (abandoning without commit), not cleanup.
-    #[allow(clippy::drop_non_drop)]
     fn dropped_reservation_is_aborted() {
         let (mut producer, mut consumer) = ring(2, 4);
         {
@@ -616,8 +614,6 @@ mod tests {
     }
 
     #[test]
-    // The explicit drop is the behaviour under test (abandoning without commit), not cleanup.
-    #[allow(clippy::drop_non_drop)]
     fn uncommitted_write_batch_is_aborted() {
         let (mut producer, mut consumer) = ring(4, 4);
         {
