@@ -244,12 +244,46 @@ impl Segment {
         for entry in entries.flatten() {
             let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
             let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
-            if is_file && normalize_name(&name).is_ok() && has_magic(&entry.path()) {
+            if is_file && Segment::is_ring(&name).unwrap_or(false) {
                 names.push(format!("/{name}"));
             }
         }
         names.sort();
         Ok(names)
+    }
+
+    /// True if `/dev/shm/NAME` is a regular file (not a link) that starts with the ipcring magic.
+    /// A file shorter than the magic, a link, or a ring whose creator died before storing the
+    /// magic is not a ring.
+    ///
+    /// ```
+    /// use ipcring::segment::Segment;
+    /// assert!(matches!(Segment::is_ring("ipcring-no-such-ring"), Err(ipcring::Error::NotFound { .. })));
+    /// ```
+    pub fn is_ring(name: &str) -> Result<bool, Error> {
+        use std::io::Read;
+        let name = normalize_name(name)?;
+        let path = format!("{SHM_DIR}{name}");
+        // O_NOFOLLOW: judge the file itself, as shm_unlink would remove a link itself.
+        let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path);
+        let mut file = match opened {
+            Ok(file) => file,
+            // ELOOP: a symbolic link, which no ring is.
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
+            Err(error) => {
+                return Err(match error.kind() {
+                    std::io::ErrorKind::NotFound => Error::NotFound { name },
+                    std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name },
+                    _ => Error::io(format!("reading {path}"), error),
+                })
+            }
+        };
+        let mut magic = [0u8; 8];
+        match file.read_exact(&mut magic) {
+            Ok(()) => Ok(u64::from_le_bytes(magic) == MAGIC),
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(error) => Err(Error::io(format!("reading {path}"), error)),
+        }
     }
 
     /// The name, with its leading `/`.
@@ -328,17 +362,6 @@ fn map(file: &File, size: u64, name: &str) -> Result<MmapRaw, Error> {
         .populate()
         .map_raw(file)
         .map_err(|error| Error::io(format!("mapping ring {name}"), error))
-}
-
-fn has_magic(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 8];
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .and_then(|mut file| file.read_exact(&mut magic))
-        .is_ok_and(|()| u64::from_le_bytes(magic) == MAGIC)
 }
 
 #[cfg(test)]

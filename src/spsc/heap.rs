@@ -1,7 +1,7 @@
 //! [`HeapMemory`]: a whole SPSC ring backend on the heap of one process.
 //!
 //! It is what the loom models run on (under `cfg(loom)` its slots are loom `UnsafeCell`s, so every
-//! slot access is race-checked, and its futex is [`crate::wait::LoomFutex`]) and what in-process
+//! slot access is race-checked, and its futex is `wait::LoomFutex`) and what in-process
 //! tests use. Roles are "attached" flags instead of pids.
 
 use std::marker::PhantomData;

@@ -1,11 +1,12 @@
 //! [`ShmMemory`]: the production backend, an SPSC ring in a shared-memory [`Segment`].
 
+use std::mem::offset_of;
 use std::ptr::NonNull;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::backend::{peer_of, wake, Backend, Counter};
 use crate::error::{Error, Role};
-use crate::layout::{Block, RingKind};
+use crate::layout::{Block, RingKind, RoleRecord, RolesBlock, StatsBlock};
 use crate::process::{claim_is_alive, claim_pid, current_claim};
 use crate::ring::{SlotAccess, SpscMemory};
 use crate::segment::Segment;
@@ -16,11 +17,10 @@ use crate::wait::{PeerCheck, SharedFutex, WaitStrategy};
 /// How long a blocked call sleeps at most before it checks that its peer still lives.
 pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Byte offsets inside a [`crate::layout::RoleRecord`].
-const ROLE_RECORD_SIZE: u64 = 32;
-const CLAIM: u64 = 0;
-const ATTACH_COUNT: u64 = 8;
-const LAST_ATTACH_NS: u64 = 16;
+/// Byte offsets of the fields this backend touches, from the layout structs themselves.
+const CLAIM: u64 = offset_of!(RoleRecord, claim) as u64;
+const ATTACH_COUNT: u64 = offset_of!(RoleRecord, attach_count) as u64;
+const LAST_ATTACH_NS: u64 = offset_of!(RoleRecord, last_attach_ns) as u64;
 
 /// An SPSC ring in a mapped segment. Every pointer is computed once, at construction, from the
 /// validated [`crate::layout::Geometry`] and checked against the mapping; the segment is owned, so
@@ -82,11 +82,11 @@ impl ShmMemory {
     }
 
     fn role_word(&self, role: Role, field: u64) -> &AtomicU64 {
-        let index = match role {
-            Role::Producer => 0,
-            Role::Consumer => 1,
-        };
-        self.segment.atomic_u64(self.segment.geometry().block_offset(Block::Roles) + index * ROLE_RECORD_SIZE + field)
+        let record = match role {
+            Role::Producer => offset_of!(RolesBlock, producer),
+            Role::Consumer => offset_of!(RolesBlock, consumer),
+        } as u64;
+        self.segment.atomic_u64(self.segment.geometry().block_offset(Block::Roles) + record + field)
     }
 
     fn stats_word(&self, role: Role, counter: Counter) -> &AtomicU64 {
@@ -95,10 +95,10 @@ impl ShmMemory {
             Role::Consumer => Block::ConsumerStats,
         };
         let field = match counter {
-            Counter::Wait => 0,
-            Counter::FutexWait => 8,
-            Counter::FutexWake => 16,
-        };
+            Counter::Wait => offset_of!(StatsBlock, waits),
+            Counter::FutexWait => offset_of!(StatsBlock, futex_waits),
+            Counter::FutexWake => offset_of!(StatsBlock, futex_wakes),
+        } as u64;
         self.segment.atomic_u64(self.segment.geometry().block_offset(block) + field)
     }
 }

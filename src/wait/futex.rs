@@ -2,7 +2,7 @@
 //!
 //! [`SharedFutex`] is the Linux system call on a word that may live in shared memory (no
 //! `FUTEX_PRIVATE_FLAG`, so waiters and wakers in different processes meet). Under `cfg(loom)`
-//! [`LoomFutex`] models the same contract with a mutex and a condition variable, so the loom
+//! `LoomFutex` models the same contract with a mutex and a condition variable, so the loom
 //! models can prove that no wakeup is lost.
 
 use std::time::Duration;
@@ -23,7 +23,7 @@ pub enum FutexWait {
 /// Sleep until woken, on a 32-bit word.
 pub trait Futex {
     /// Sleeps if `word` still holds `expected` (compared atomically with going to sleep), until a
-    /// [`Futex::wake`] on the same word, a spurious wakeup, or `timeout`.
+    /// [`Futex::wake_all`] on the same word, a spurious wakeup, or `timeout`.
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> FutexWait;
     /// Wakes every thread sleeping on `word`.
     fn wake_all(&self, word: &AtomicU32);

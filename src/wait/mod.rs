@@ -1,7 +1,7 @@
 //! Sleeping and waking across processes.
 //!
 //! [`eventcount`] is the lost-wakeup-free protocol over one 32-bit futex word, [`futex`] the
-//! system call (and its loom model), and [`block`] the loop every blocking ring call runs: spin,
+//! system call (and its loom model), and [`block()`] the loop every blocking ring call runs: spin,
 //! then sleep in bounded slices, checking the deadline and the peer's liveness in between.
 
 pub mod block;
