@@ -58,7 +58,8 @@ fn role(role: &RoleInfo) -> String {
         RoleState::Alive => format!("pid {} alive", role.pid),
         RoleState::Dead => format!("pid {} dead (exited without detaching; the next to attach takes over)", role.pid),
     };
-    format!("{holder}; attached {} times, last at {}", role.attach_count, time::utc(role.last_attach_ns))
+    let times = if role.attach_count == 1 { "time" } else { "times" };
+    format!("{holder}; attached {} {times}, last at {}", role.attach_count, time::utc(role.last_attach_ns))
 }
 
 fn side(counters: &SideCounters) -> String {
