@@ -18,8 +18,8 @@ pub fn claim_pid(claim: u64) -> u32 {
     claim as u32
 }
 
-/// This process's claim word (pid and start time). Computed once per pid, so a child created
-/// by `fork` (without `exec`) does not claim with its parent's identity.
+/// This process's claim word (pid and start time). Cached per pid, so a child created by `fork`
+/// (without `exec`) does not claim with its parent's identity.
 pub fn current_claim() -> u64 {
     static CLAIM: AtomicU64 = AtomicU64::new(0);
     let pid = std::process::id();
@@ -27,10 +27,16 @@ pub fn current_claim() -> u64 {
     if claim_pid(cached) == pid {
         return cached;
     }
-    let start = read_stat(pid).map_or(0, |stat| stat.start_time as u32);
-    let claim = u64::from(start) << 32 | u64::from(pid);
-    CLAIM.store(claim, Ordering::Relaxed);
-    claim
+    match read_stat(pid) {
+        Some(stat) => {
+            let claim = u64::from(stat.start_time as u32) << 32 | u64::from(pid);
+            CLAIM.store(claim, Ordering::Relaxed);
+            claim
+        }
+        // Not cached: a pid-only claim is weaker (a recycled pid looks alive), so try again
+        // next time (the read may have failed for a passing reason such as EMFILE).
+        None => u64::from(pid),
+    }
 }
 
 struct Stat {

@@ -8,10 +8,15 @@
 //! ([`Geometry::from_header`]). glibc's `shm_open` opens with `O_NOFOLLOW`, so a symlink planted
 //! in `/dev/shm` is refused.
 //!
-//! Truncation after attach: if another process shrinks the file, touching the lost pages raises
-//! `SIGBUS`. Every segment is created by its owner with mode 0600 and only the owner can truncate
-//! it, so this needs a process of the same user to misbehave; `MAP_POPULATE` pre-faults the pages
-//! at attach time. Issue #6 tracks a stronger policy.
+//! Opening validates a `pread` copy of the header against `fstat` before anything is mapped (a
+//! huge or sparse hostile file is refused without allocating a page), then maps the file with
+//! `MAP_POPULATE` and validates the mapped header again.
+//!
+//! Truncation after attach is not defended against yet: if a process with write permission on
+//! the file shrinks it, the next access to a lost page raises `SIGBUS` in every attached process
+//! (`MAP_POPULATE` does not prevent that). With the default mode 0600 that takes a misbehaving
+//! process of the same user. Sealed memfd segments (`F_SEAL_SHRINK`) passed over a Unix socket
+//! close the hole; issue #6 tracks that and a `SIGBUS` policy.
 //!
 //! ```
 //! use ipcring::segment::{CreateOptions, Segment};
@@ -24,6 +29,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -214,16 +220,28 @@ impl Segment {
             return Err(Error::Corrupted { field: "file size", value: file_size });
         }
         let file = File::from(fd);
+        // Validate a copy read with pread before mapping anything: a hostile file (say a huge
+        // sparse one) is refused without a single page being mapped or allocated.
+        let mut bytes = [0u8; HEADER_SIZE as usize];
+        file.read_exact_at(&mut bytes, 0).map_err(|error| Error::io(format!("reading ring {name}"), error))?;
+        let planned = Geometry::from_header(&bytemuck::pod_read_unaligned::<Header>(&bytes), file_size)?;
         let map = map(&file, file_size, &name)?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so the magic is an
         // aligned u64 inside it; every process accesses it atomically.
         let magic_word = unsafe { AtomicU64::from_ptr(map.as_mut_ptr().cast()) };
-        // Acquire: pairs with the release store of the magic in `create`.
+        // Acquire: pairs with the release store of the magic in `create`; the header is read
+        // only once the magic is seen, and validated again from the mapping itself.
         let magic = magic_word.load(Ordering::Acquire);
+        if magic == 0 {
+            return Err(Error::NotInitialized);
+        }
         // SAFETY: as above; Header is Pod, so any bytes form a valid value. Volatile: shared.
         let mut header = unsafe { map.as_ptr().cast::<Header>().read_volatile() };
         header.magic = magic;
         let geometry = Geometry::from_header(&header, file_size)?;
+        if geometry != planned {
+            return Err(Error::Corrupted { field: "header (changed while attaching)", value: 0 });
+        }
         if header.creator_uid != stat.st_uid {
             return Err(Error::Corrupted { field: "creator_uid", value: header.creator_uid.into() });
         }
@@ -265,7 +283,9 @@ impl Segment {
         let name = normalize_name(name)?;
         let path = format!("{SHM_DIR}{name}");
         // O_NOFOLLOW: judge the file itself, as shm_unlink would remove a link itself.
-        let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path);
+        // O_NONBLOCK: a FIFO swapped in under the name must not block the caller.
+        let opened =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path);
         let mut file = match opened {
             Ok(file) => file,
             // ELOOP: a symbolic link, which no ring is.
@@ -278,6 +298,9 @@ impl Segment {
                 })
             }
         };
+        if !file.metadata().is_ok_and(|metadata| metadata.file_type().is_file()) {
+            return Ok(false);
+        }
         let mut magic = [0u8; 8];
         match file.read_exact(&mut magic) {
             Ok(()) => Ok(u64::from_le_bytes(magic) == MAGIC),

@@ -255,3 +255,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn positions_near_the_end_of_u64_are_refused_instead_of_overflowing() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    for block in [Block::Producer, Block::Consumer] {
+        ring.write_u64(position_offset(&ring, block), u64::MAX - 1);
+    }
+    assert!(matches!(Sender::open(&ring.name), Err(Error::Corrupted { field: "producer_position", .. })));
+    assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { field: "producer_position", .. })));
+}
+
+#[test]
+fn a_huge_sparse_file_is_refused_before_it_is_mapped() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let path = format!("{SHM_DIR}{}", ring.name);
+    // 1 TiB, sparse: mapping and populating it would exhaust memory.
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 40).unwrap();
+    assert!(matches!(open_error(&ring), Error::Corrupted { field: "total_size", .. }));
+    let allocated = std::fs::metadata(&path).map(|metadata| std::os::unix::fs::MetadataExt::blocks(&metadata)).unwrap();
+    assert!(allocated * 512 < 1 << 20, "no pages were allocated ({allocated} blocks)");
+}
+
+#[test]
+fn a_refused_consumer_attach_does_not_count_as_a_consumer_that_left() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let mut sender = Sender::open(&ring.name).unwrap();
+    for _ in 0..8 {
+        sender.send(b"fill").unwrap();
+    }
+    let consumer_position = position_offset(&ring, Block::Consumer);
+    ring.write_u64(consumer_position, 99);
+    assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { .. })));
+    ring.write_u64(consumer_position, 0);
+    // No consumer ever attached successfully: the full ring means "wait", not "disconnected".
+    let result = sender.send_timeout(b"more", Duration::from_millis(20));
+    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+}

@@ -26,8 +26,9 @@ fn message(index: u8) -> [u8; 3] {
 fn ring_delivers_every_message_intact_and_in_order_without_data_races() {
     loom::model(|| {
         let memory = Arc::new(HeapMemory::new(2, 3, WaitStrategy::Spin));
-        let mut producer = Producer::new(memory.clone()).unwrap();
-        let mut consumer = Consumer::new(memory).unwrap();
+        // SAFETY: the model's only producer and consumer of this memory.
+        let (mut producer, mut consumer) =
+            unsafe { (Producer::new(memory.clone()).unwrap(), Consumer::new(memory).unwrap()) };
         let writer = thread::spawn(move || {
             for index in 0..3 {
                 while !producer.try_push(&message(index)).unwrap() {
@@ -52,8 +53,9 @@ fn ring_delivers_every_message_intact_and_in_order_without_data_races() {
 fn zero_copy_batches_publish_and_release_together() {
     loom::model(|| {
         let memory = Arc::new(HeapMemory::new(2, 3, WaitStrategy::Spin));
-        let mut producer = Producer::new(memory.clone()).unwrap();
-        let mut consumer = Consumer::new(memory).unwrap();
+        // SAFETY: the model's only producer and consumer of this memory.
+        let (mut producer, mut consumer) =
+            unsafe { (Producer::new(memory.clone()).unwrap(), Consumer::new(memory).unwrap()) };
         let writer = thread::spawn(move || {
             let mut written = 0u8;
             while written < 3 {

@@ -214,3 +214,15 @@ fn a_timeout_too_large_to_represent_means_no_deadline() {
     receiver.recv_timeout(&mut buffer, std::time::Duration::MAX).unwrap();
     assert_eq!(buffer, b"far");
 }
+
+#[test]
+fn send_batch_reports_what_it_sent_when_the_consumer_leaves_midway() {
+    use ipcring::spsc::HeapMemory;
+    use std::sync::Arc;
+    let memory = Arc::new(HeapMemory::new(2, 8, WaitStrategy::Futex));
+    let mut sender = Sender::attach(memory.clone()).unwrap();
+    drop(Receiver::attach(memory).unwrap());
+    // Two fit; then the ring stays full and the consumer is gone.
+    assert_eq!(sender.send_batch(&[b"a", b"b", b"c", b"d"]).unwrap(), 2);
+    assert!(matches!(sender.send_batch(&[b"e"]), Err(Error::Disconnected)));
+}

@@ -25,9 +25,12 @@ pub unsafe trait SlotAccess {
 /// The memory an SPSC ring runs on: two positions, `slot_count` slots, and two hooks that let a
 /// backend wake sleepers after a position is published.
 ///
-/// Every value returned by the geometry methods must be trusted (process-local, validated), not
-/// re-read from memory a peer can write.
-pub trait SpscMemory {
+/// # Safety
+/// Implementors guarantee that the geometry methods return trusted values (process-local and
+/// validated, never re-read from memory a peer can write), that `slot_count()` is a power of two,
+/// and that `slot_mut(i)` / `slot_ref(i)` return accesses meeting the [`SlotAccess`] contract
+/// for `slot_size()` payload bytes, distinct for distinct `i & (slot_count() - 1)`.
+pub unsafe trait SpscMemory {
     /// Access to a slot the producer writes.
     type SlotMut<'a>: SlotAccess
     where

@@ -22,8 +22,9 @@
 //! use std::sync::Arc;
 //!
 //! let memory = Arc::new(HeapMemory::new(2, 8, ipcring::wait::WaitStrategy::Spin));
-//! let mut producer = spsc::Producer::new(memory.clone()).unwrap();
-//! let mut consumer = spsc::Consumer::new(memory).unwrap();
+//! // SAFETY: the only producer and the only consumer of this memory.
+//! let mut producer = unsafe { spsc::Producer::new(memory.clone()) }.unwrap();
+//! let mut consumer = unsafe { spsc::Consumer::new(memory) }.unwrap();
 //!
 //! // Zero-copy: reserve a slot, write in place, commit a length.
 //! let mut slot = producer.reserve().unwrap().unwrap();
@@ -64,7 +65,14 @@ struct ConsumerState {
     cached_producer: u64,
 }
 
+/// Positions at or above this are refused: far beyond any real stream (2^63 messages), and it
+/// keeps every `position + count` below overflow.
+pub const MAX_POSITION: u64 = 1 << 63;
+
 fn check_positions(producer: u64, consumer: u64, slot_count: u64) -> Result<(), Error> {
+    if producer >= MAX_POSITION {
+        return Err(Error::Corrupted { field: "producer_position", value: producer });
+    }
     if consumer > producer {
         return Err(Error::Corrupted { field: "consumer_position", value: consumer });
     }
@@ -119,15 +127,22 @@ pub struct Producer<M: SpscMemory> {
 
 impl<M: SpscMemory> Producer<M> {
     /// Attaches as the producer, resuming at the current positions after checking them.
-    /// The caller guarantees that no other producer is active (see `spsc::Sender` for the role
-    /// claim that enforces it across processes).
-    pub fn new(memory: M) -> Result<Self, Error> {
-        Producer::try_new(memory).map_err(|(error, _)| error)
+    ///
+    /// # Safety
+    /// No other `Producer` may be active on the same memory (in this or any other process) while
+    /// this one lives: two would hand out overlapping `&mut` slots. `spsc::Sender` guarantees it
+    /// with a role claim; use that unless you hold the exclusion some other way.
+    pub unsafe fn new(memory: M) -> Result<Self, Error> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Producer::try_new(memory) }.map_err(|(error, _)| error)
     }
 
     /// [`Producer::new`] that hands the memory back on failure (so the caller can, for example,
     /// release a role it claimed on it).
-    pub fn try_new(memory: M) -> Result<Self, (Error, M)> {
+    ///
+    /// # Safety
+    /// As for [`Producer::new`].
+    pub unsafe fn try_new(memory: M) -> Result<Self, (Error, M)> {
         // Acquire: pairs with the release stores of both positions, so everything the previous
         // holders published is visible.
         let position = memory.producer_position().load(Ordering::Acquire);
@@ -337,13 +352,21 @@ pub struct Consumer<M: SpscMemory> {
 
 impl<M: SpscMemory> Consumer<M> {
     /// Attaches as the consumer, resuming at the current positions after checking them.
-    /// The caller guarantees that no other consumer is active.
-    pub fn new(memory: M) -> Result<Self, Error> {
-        Consumer::try_new(memory).map_err(|(error, _)| error)
+    ///
+    /// # Safety
+    /// No other `Consumer` may be active on the same memory while this one lives (two would
+    /// release each other's slots while they are read). `spsc::Receiver` guarantees it with a
+    /// role claim.
+    pub unsafe fn new(memory: M) -> Result<Self, Error> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Consumer::try_new(memory) }.map_err(|(error, _)| error)
     }
 
     /// [`Consumer::new`] that hands the memory back on failure.
-    pub fn try_new(memory: M) -> Result<Self, (Error, M)> {
+    ///
+    /// # Safety
+    /// As for [`Consumer::new`].
+    pub unsafe fn try_new(memory: M) -> Result<Self, (Error, M)> {
         // Acquire: pairs with the release stores of both positions.
         let position = memory.consumer_position().load(Ordering::Acquire);
         let producer = memory.producer_position().load(Ordering::Acquire);
@@ -536,7 +559,8 @@ mod tests {
 
     fn ring(slots: u64, size: usize) -> (Producer<Arc<HeapMemory>>, Consumer<Arc<HeapMemory>>) {
         let memory = Arc::new(HeapMemory::new(slots, size, crate::wait::WaitStrategy::Spin));
-        (Producer::new(memory.clone()).unwrap(), Consumer::new(memory).unwrap())
+        // SAFETY: each test makes exactly one producer and one consumer per memory.
+        unsafe { (Producer::new(memory.clone()).unwrap(), Consumer::new(memory).unwrap()) }
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub trait Backend: SpscMemory {
     fn liveness_interval(&self) -> Option<Duration>;
     /// Claims `role` for this handle; [`Error::RoleTaken`] if a live handle holds it.
     fn claim(&self, role: Role) -> Result<(), Error>;
+    /// Records that `role` attached successfully (claimed and found the ring sound): what
+    /// "the peer attached once" in [`Backend::peer_gone`] counts. No-op by default.
+    fn attached(&self, _role: Role) {}
     /// Gives `role` up.
     fn release(&self, role: Role);
     /// True if the peer of `me` attached at some point and is now detached or dead.

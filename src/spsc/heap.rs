@@ -127,7 +127,9 @@ unsafe impl SlotAccess for HeapSlot<'_> {
     }
 }
 
-impl SpscMemory for Arc<HeapMemory> {
+// SAFETY: slot count and size are fixed at construction (a power of two, asserted); each slot is
+// its own box of `1 + slot_size.div_ceil(8)` words, so accesses meet the SlotAccess contract.
+unsafe impl SpscMemory for Arc<HeapMemory> {
     type SlotMut<'a>
         = HeapSlot<'a>
     where
@@ -157,10 +159,12 @@ impl SpscMemory for Arc<HeapMemory> {
     fn slot_mut(&self, index: u64) -> HeapSlot<'_> {
         // Only the address is taken here; the ring protocol makes the accesses through it
         // exclusive.
-        let base = self.cell(index).get();
-        // SAFETY: `base` points to the live Box inside the cell; reading the box's data pointer
-        // does not touch the slot bytes.
-        let base = unsafe { (*base).as_mut_ptr() };
+        let boxed = self.cell(index).get();
+        // SAFETY: `boxed` points to the live Box inside the cell. `addr_of_mut!` on the place
+        // `(**boxed)[0]` (built-in Box deref and slice indexing) computes the address without
+        // creating any reference to the slot, so no borrow of other live accesses is invalidated;
+        // the box holds at least one word, so index 0 is in bounds.
+        let base = unsafe { std::ptr::addr_of_mut!((**boxed)[0]) };
         HeapSlot { base, _memory: PhantomData }
     }
 

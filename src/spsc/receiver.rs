@@ -43,8 +43,13 @@ impl<B: Backend> Receiver<B> {
     pub fn attach(backend: B) -> Result<Self, Error> {
         backend.claim(Role::Consumer)?;
         // Positions are read only after the claim: a predecessor may have published until then.
-        match Consumer::try_new(backend) {
-            Ok(consumer) => Ok(Receiver { consumer }),
+        // SAFETY: the claim just succeeded, so no other consumer handle is active on this ring
+        // (in any process) until this one releases the role on drop.
+        match unsafe { Consumer::try_new(backend) } {
+            Ok(consumer) => {
+                consumer.memory().attached(Role::Consumer);
+                Ok(Receiver { consumer })
+            }
             Err((error, backend)) => {
                 backend.release(Role::Consumer);
                 Err(error)

@@ -40,8 +40,13 @@ impl<B: Backend> Sender<B> {
     pub fn attach(backend: B) -> Result<Self, Error> {
         backend.claim(Role::Producer)?;
         // Positions are read only after the claim: a predecessor may have published until then.
-        match Producer::try_new(backend) {
-            Ok(producer) => Ok(Sender { producer }),
+        // SAFETY: the claim just succeeded, so no other producer handle is active on this ring
+        // (in any process) until this one releases the role on drop.
+        match unsafe { Producer::try_new(backend) } {
+            Ok(producer) => {
+                producer.memory().attached(Role::Producer);
+                Ok(Sender { producer })
+            }
             Err((error, backend)) => {
                 backend.release(Role::Producer);
                 Err(error)
@@ -89,7 +94,7 @@ impl<B: Backend> Sender<B> {
         backend.count(Role::Producer, Counter::Wait);
         // The ring is full: position - consumer == slot_count. A slot frees up once the
         // consumer position reaches `target`.
-        let target = self.producer.position() + 1 - backend.slot_count();
+        let target = (self.producer.position() + 1).saturating_sub(backend.slot_count());
         let on = BlockOn {
             strategy: backend.strategy(),
             word: backend.wait_word(Role::Producer),
@@ -194,9 +199,33 @@ impl<B: Backend> Sender<B> {
     /// Copies as many of `messages` as there are free slots, publishing them together; returns
     /// how many were sent. Every length is checked before anything is written.
     pub fn try_send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
-        for message in messages {
-            self.check_size(message.as_ref().len())?;
+        self.check_sizes(messages)?;
+        self.push_batch(messages)
+    }
+
+    /// Copies all of `messages`, publishing as many at a time as the ring has room for, and
+    /// waiting when it is full; returns how many were sent. Every length is checked before
+    /// anything is written. If the wait fails (the consumer is gone, say) after some messages
+    /// were published, it returns `Ok` with that shorter count, so a caller that retries does
+    /// not send them twice; the error comes back only when nothing was sent.
+    pub fn send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
+        self.check_sizes(messages)?;
+        let mut sent = 0;
+        while sent < messages.len() {
+            if let Err(error) = self.wait_for_space(None) {
+                return if sent == 0 { Err(error) } else { Ok(sent) };
+            }
+            sent += self.push_batch(&messages[sent..])?;
         }
+        Ok(sent)
+    }
+
+    fn check_sizes<T: AsRef<[u8]>>(&self, messages: &[T]) -> Result<(), Error> {
+        messages.iter().try_for_each(|message| self.check_size(message.as_ref().len()))
+    }
+
+    /// Writes as many of `messages` (lengths already checked) as fit; one publication.
+    fn push_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
         let mut batch = self.producer.batch();
         for message in messages {
             if !batch.push(message.as_ref())? {
@@ -204,17 +233,6 @@ impl<B: Backend> Sender<B> {
             }
         }
         Ok(batch.commit())
-    }
-
-    /// Copies all of `messages`, publishing as many at a time as the ring has room for, and
-    /// waiting when it is full. Every length is checked before anything is written.
-    pub fn send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
-        let mut sent = 0;
-        while sent < messages.len() {
-            self.wait_for_space(None)?;
-            sent += self.try_send_batch(&messages[sent..])?;
-        }
-        Ok(sent)
     }
 }
 

@@ -139,7 +139,10 @@ impl ShmMemory {
     }
 }
 
-impl SpscMemory for ShmMemory {
+// SAFETY: the geometry comes from the validated, process-local `Geometry` copied in `new`;
+// `slot` masks the index and stays inside the slot array checked against the mapping (see
+// `ShmSlot`'s SlotAccess impl).
+unsafe impl SpscMemory for ShmMemory {
     type SlotMut<'a>
         = ShmSlot<'a>
     where
@@ -235,13 +238,16 @@ impl Backend for ShmMemory {
                 Err(actual) => current = actual,
             }
         }
-        self.role_word(role, ATTACH_COUNT).fetch_add(1, Ordering::Relaxed);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
-        self.role_word(role, LAST_ATTACH_NS).store(now, Ordering::Relaxed);
         // Only this role sleeps on its word: registrations left there belong to a dead
         // predecessor and would only cost the peer useless wake calls.
         self.wait_word(role).fetch_and(!WAITER_MASK, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn attached(&self, role: Role) {
+        self.role_word(role, ATTACH_COUNT).fetch_add(1, Ordering::Relaxed);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        self.role_word(role, LAST_ATTACH_NS).store(now, Ordering::Relaxed);
     }
 
     fn release(&self, role: Role) {
