@@ -143,8 +143,10 @@ struct ipcring_stats_block {
 
 /* The start of every slot; the payload follows at header.slot_payload_offset. */
 struct ipcring_slot_header {
-    uint32_t length;   /* 0: payload length of the committed message, <= slot_size */
-    uint32_t reserved; /* 4: zero */
+    uint32_t length; /* 0: payload length of the committed message, <= slot_size */
+    uint32_t stamp;  /* 4: (n + 1) mod 2^32 once message n is committed here; stored (release)
+                        after the producer position. Producers MUST write it; consumers MAY
+                        wait on it instead of the producer position (LAYOUT.md section 6). */
 };
 
 /* ---- Compile-time checks: the layout is a contract ---------------------------------------- */
@@ -209,7 +211,7 @@ IPCRING_ASSERT_OFFSET(ipcring_stats_block, futex_wakes, 16);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 24);
 
 IPCRING_ASSERT_OFFSET(ipcring_slot_header, length, 0);
-IPCRING_ASSERT_OFFSET(ipcring_slot_header, reserved, 4);
+IPCRING_ASSERT_OFFSET(ipcring_slot_header, stamp, 4);
 
 IPCRING_STATIC_ASSERT(IPCRING_MAGIC == ((uint64_t)'I' | (uint64_t)'P' << 8 | (uint64_t)'C' << 16 | (uint64_t)'R' << 24 |
                                         (uint64_t)'I' << 32 | (uint64_t)'N' << 40 | (uint64_t)'G' << 48),

@@ -86,7 +86,7 @@ fn structs() -> Vec<Struct> {
         layout_of!(RoleRecord, "ipcring_role_record", [claim, attach_count, last_attach_ns, reserved]),
         layout_of!(RolesBlock, "ipcring_roles_block", [producer, consumer, reserved]),
         layout_of!(StatsBlock, "ipcring_stats_block", [waits, futex_waits, futex_wakes, reserved]),
-        layout_of!(SlotHeader, "ipcring_slot_header", [length, reserved]),
+        layout_of!(SlotHeader, "ipcring_slot_header", [length, stamp]),
     ]
 }
 

@@ -292,3 +292,34 @@ fn a_refused_consumer_attach_does_not_count_as_a_consumer_that_left() {
     let result = sender.send_timeout(b"more", Duration::from_millis(20));
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
 }
+
+#[test]
+fn a_message_committed_without_its_stamp_reaches_a_sleeping_receiver_once_the_producer_is_gone() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let sender = Sender::open(&ring.name).unwrap();
+    let segment = Segment::open(&ring.name).unwrap();
+    let futex_sleeps = segment.atomic_u64(segment.geometry().block_offset(Block::ConsumerStats) + 8);
+    let waiter = std::thread::spawn(move || {
+        let mut buffer = Vec::new();
+        let first = receiver.recv_timeout(&mut buffer, Duration::from_secs(30)).map(|()| buffer.clone());
+        let second = receiver.recv_timeout(&mut buffer, Duration::from_secs(30)).map(|()| buffer.clone());
+        (first, second)
+    });
+    // Bounded wait until the receiver sleeps on the futex (its sleep counter moves).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while futex_sleeps.load(Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the receiver never went to sleep");
+        std::thread::yield_now();
+    }
+    // Message 0 as a producer that dies between storing its position and its stamp leaves it:
+    // payload and length written, position 1 published, the slot's stamp never stored.
+    let slot = segment.geometry().slot_offset(0);
+    ring.write(slot + u64::from(segment.geometry().slot_payload_offset), b"unstamped");
+    ring.write(slot, &9u32.to_le_bytes());
+    ring.write_u64(position_offset(&ring, Block::Producer), 1);
+    drop(sender);
+    let (first, second) = waiter.join().unwrap();
+    assert_eq!(first.unwrap(), b"unstamped");
+    assert!(matches!(second, Err(Error::Disconnected)), "{second:?}");
+}

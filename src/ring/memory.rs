@@ -4,7 +4,7 @@
 //! shared-memory segment in production ([`crate::spsc::ShmMemory`]) and on loom-tracked heap
 //! memory in the model checker ([`crate::spsc::HeapMemory`]).
 
-use crate::sync::AtomicU64;
+use crate::sync::{AtomicU32, AtomicU64};
 
 /// Access to one slot: its 8-byte header followed by `slot_size` payload bytes.
 ///
@@ -48,6 +48,9 @@ pub unsafe trait SpscMemory {
     fn slot_count(&self) -> u64;
     /// Largest payload in bytes.
     fn slot_size(&self) -> usize;
+    /// The commit stamp of slot `index & (slot_count() - 1)`: an atomic word that the producer
+    /// stores after publishing and the consumer may poll while the slot is being written.
+    fn stamp(&self, index: u64) -> &AtomicU32;
     /// Slot `index` for writing; `index < slot_count()`.
     fn slot_mut(&self, index: u64) -> Self::SlotMut<'_>;
     /// Slot `index` for reading; `index < slot_count()`.

@@ -7,10 +7,13 @@
 //! copy of the other side's counter, refreshed only when the cache says full (producer) or empty
 //! (consumer); the cache can be stale, never ahead.
 //!
-//! Publication: the producer writes the slot (length and payload) and then stores its position
-//! with `Release`; the consumer loads it with `Acquire` before it reads the slot. Symmetrically
-//! the consumer stores its position with `Release` after it finished reading, and the producer
-//! loads it with `Acquire` before it overwrites a slot.
+//! Publication: the producer writes the slot (length and payload), stores its position with
+//! `Release`, then the slot's commit stamp (`n + 1`) with `Release`. The consumer learns that a
+//! message is ready from either: the stamp (on the slot's own cache line, so waiting for a
+//! message costs one cache miss, not two) or the position (exact count, used for batches and
+//! checks); both are loaded with `Acquire` before the slot is read. Symmetrically the consumer
+//! stores its position with `Release` after it finished reading, and the producer loads it with
+//! `Acquire` before it overwrites a slot.
 //!
 //! Untrusted memory: every value read from the other side (its position, a slot length) is
 //! checked before use; an impossible value is [`Error::Corrupted`]. Slot indices are masked, so
@@ -239,11 +242,25 @@ fn refresh_consumer<M: SpscMemory>(memory: &M, state: &mut ProducerState) -> Res
 
 #[inline]
 fn publish<M: SpscMemory>(memory: &M, state: &mut ProducerState, count: u64) {
+    let first = state.position;
     state.position += count;
-    // Release: pairs with the consumer's acquire load in `available`; the slot contents written
-    // before this store are visible to it.
+    // Release: pairs with the consumer's acquire load in `refresh_producer`; the slot contents
+    // written before this store are visible to it.
     memory.producer_position().store(state.position, Ordering::Release);
+    for position in first..state.position {
+        // Release: pairs with the consumer's acquire load of the stamp in `available`; the slot
+        // contents and the position store above are visible to it. After the position, so that
+        // a stamp seen implies a position seen (the consumer's checks stay exact).
+        memory.stamp(position).store(stamp_for(position), Ordering::Release);
+    }
     memory.on_commit();
+}
+
+/// The commit stamp of message `position`: `(position + 1) mod 2^32`. Never 0 for a slot's
+/// first message and never equal to the previous lap's (`slot_count` is far below 2^32).
+#[inline]
+pub fn stamp_for(position: u64) -> u32 {
+    position.wrapping_add(1) as u32
 }
 
 /// A reserved slot: write the payload in place, then [`commit`](Reservation::commit). Dropping it
@@ -436,6 +453,14 @@ fn available<M: SpscMemory>(memory: &M, state: &mut ConsumerState) -> Result<u64
     let ready = state.cached_producer - state.position;
     if ready > 0 {
         return Ok(ready);
+    }
+    // The next slot's stamp lives on the slot's own line, which is read next anyway: checking
+    // it first keeps the consumer off the producer's position line. Acquire: pairs with the
+    // release store of the stamp in `publish`.
+    if memory.stamp(state.position).load(Ordering::Acquire) == stamp_for(state.position) {
+        // The producer stored its position before the stamp, so it is at least this far.
+        state.cached_producer = state.position + 1;
+        return Ok(1);
     }
     refresh_producer(memory, state)
 }

@@ -55,6 +55,9 @@ pub struct HeapMemory {
     not_empty: CachePadded<AtomicU32>,
     not_full: CachePadded<AtomicU32>,
     roles: [AtomicU32; 2],
+    /// Commit stamps, apart from the slot cells: the consumer polls them while the producer
+    /// writes the slot, which loom would report as a race on a cell.
+    stamps: Box<[AtomicU32]>,
     futex: HeapFutex,
     strategy: WaitStrategy,
     slots: Box<[Cell]>,
@@ -91,6 +94,7 @@ impl HeapMemory {
             not_empty: CachePadded::new(AtomicU32::new(0)),
             not_full: CachePadded::new(AtomicU32::new(0)),
             roles: [AtomicU32::new(NEVER_ATTACHED), AtomicU32::new(NEVER_ATTACHED)],
+            stamps: (0..slot_count).map(|_| AtomicU32::new(0)).collect(),
             futex: HeapFutex::default(),
             strategy,
             slots,
@@ -153,6 +157,10 @@ unsafe impl SpscMemory for Arc<HeapMemory> {
 
     fn slot_size(&self) -> usize {
         self.slot_size
+    }
+
+    fn stamp(&self, index: u64) -> &AtomicU32 {
+        &self.stamps[(index & (self.stamps.len() as u64 - 1)) as usize]
     }
 
     #[cfg(not(loom))]

@@ -175,6 +175,15 @@ unsafe impl SpscMemory for ShmMemory {
     }
 
     #[inline]
+    fn stamp(&self, index: u64) -> &AtomicU32 {
+        let stamp = self.slot(index).header.wrapping_add(1);
+        // SAFETY: the stamp is the second u32 of the slot header: inside the slot array (checked
+        // against the mapping), 4-byte aligned (slots are 8-byte aligned), alive as long as
+        // `self` owns the mapping; every process accesses it atomically.
+        unsafe { AtomicU32::from_ptr(stamp) }
+    }
+
+    #[inline]
     fn slot_mut(&self, index: u64) -> ShmSlot<'_> {
         self.slot(index)
     }
