@@ -247,10 +247,13 @@ fn publish<M: SpscMemory>(memory: &M, state: &mut ProducerState, count: u64) {
     // Release: pairs with the consumer's acquire load in `refresh_producer`; the slot contents
     // written before this store are visible to it.
     memory.producer_position().store(state.position, Ordering::Release);
-    for position in first..state.position {
-        // Release: pairs with the consumer's acquire load of the stamp in `available`; the slot
-        // contents and the position store above are visible to it. After the position, so that
-        // a stamp seen implies a position seen (the consumer's checks stay exact).
+    // Release: pairs with the consumer's acquire load of the stamp in `available`; the slot
+    // contents and the position store above are visible to it. After the position, so that a
+    // stamp seen implies a position seen (the consumer's checks stay exact). The first stamp is
+    // stored outside the loop: a single message (the common case) needs no loop at all.
+    memory.stamp(first).store(stamp_for(first), Ordering::Release);
+    for position in first + 1..state.position {
+        // Release: as above.
         memory.stamp(position).store(stamp_for(position), Ordering::Release);
     }
     memory.on_commit();
