@@ -56,9 +56,8 @@ extern "C" {
 #define IPCRING_WAIT_FUTEX 1u /* spin briefly, then sleep on the futex eventcount */
 #define IPCRING_WAIT_SPIN 2u  /* busy-poll only; nobody sleeps, nobody needs waking */
 
-/* Eventcount word (ipcring_wait_block.futex): bits 0..16 waiters, bits 16..32 epoch. */
-#define IPCRING_EVENTCOUNT_WAITER_MASK 0xffffu
-#define IPCRING_EVENTCOUNT_EPOCH_ONE (1u << 16)
+/* Eventcount (ipcring_wait_block): `futex` is the epoch (the futex word), `waiters` counts the
+ * registered sleepers. */
 
 /* Role records inside ipcring_roles_block. */
 #define IPCRING_ROLE_RECORD_SIZE 32u
@@ -113,8 +112,8 @@ struct ipcring_position_block {
 
 /* An eventcount futex word alone on its block (shared futex: no FUTEX_PRIVATE_FLAG). */
 struct ipcring_wait_block {
-    uint32_t futex;        /* 0: bits 0..16 registered waiters, bits 16..32 epoch */
-    uint32_t reserved0;    /* 4: zero */
+    uint32_t futex;        /* 0: the epoch: the futex word, bumped (release) by wakers */
+    uint32_t waiters;      /* 4: number of registered sleepers */
     uint64_t reserved[15]; /* 8: zero */
 };
 
@@ -193,7 +192,7 @@ IPCRING_ASSERT_OFFSET(ipcring_position_block, position, 0);
 IPCRING_ASSERT_OFFSET(ipcring_position_block, reserved, 8);
 
 IPCRING_ASSERT_OFFSET(ipcring_wait_block, futex, 0);
-IPCRING_ASSERT_OFFSET(ipcring_wait_block, reserved0, 4);
+IPCRING_ASSERT_OFFSET(ipcring_wait_block, waiters, 4);
 IPCRING_ASSERT_OFFSET(ipcring_wait_block, reserved, 8);
 
 IPCRING_ASSERT_OFFSET(ipcring_role_record, claim, 0);
@@ -245,13 +244,15 @@ static inline void ipcring_store_position(struct ipcring_position_block *block, 
  * sees the new position. Returns nonzero when the caller must now call
  *     syscall(SYS_futex, &block->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0)
  * (shared futex: never FUTEX_WAKE_PRIVATE). The epoch bump makes a sleeper that has registered
- * but not yet reached FUTEX_WAIT return at once instead of sleeping. */
+ * but not yet reached FUTEX_WAIT return at once instead of sleeping: it waits on the epoch value
+ * it loaded after registering. */
 static inline int ipcring_eventcount_prepare_wake(struct ipcring_wait_block *block) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if ((__atomic_load_n(&block->futex, __ATOMIC_RELAXED) & IPCRING_EVENTCOUNT_WAITER_MASK) == 0) {
+    if (__atomic_load_n(&block->waiters, __ATOMIC_RELAXED) == 0) {
         return 0;
     }
-    __atomic_fetch_add(&block->futex, IPCRING_EVENTCOUNT_EPOCH_ONE, __ATOMIC_RELAXED);
+    /* Release: a sleeper whose acquire load of the epoch reads this bump sees the publication. */
+    __atomic_fetch_add(&block->futex, 1u, __ATOMIC_RELEASE);
     return 1;
 }
 

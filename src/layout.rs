@@ -198,15 +198,15 @@ pub struct PositionBlock {
     pub reserved: [u64; 15],
 }
 
-/// An eventcount futex word alone on its block: bits 0..16 count registered waiters, bits 16..32
-/// are the epoch a waker bumps (see `wait::eventcount`).
+/// An eventcount alone on its block (see `wait::eventcount`): the futex word is an epoch that a
+/// waker bumps, the next word counts registered sleepers.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct WaitBlock {
-    /// The 32-bit futex word (shared futex, no `FUTEX_PRIVATE_FLAG`).
+    /// The 32-bit futex word (shared futex, no `FUTEX_PRIVATE_FLAG`): the epoch.
     pub futex: u32,
-    /// Reserved, zero.
-    pub reserved0: u32,
+    /// Number of registered sleepers.
+    pub waiters: u32,
     /// Reserved, zero.
     pub reserved: [u64; 15],
 }

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use ipcring::layout::{Block, Header, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
 use ipcring::segment::{CreateOptions, Segment};
 use ipcring::spsc::{Receiver, Sender, ShmMemory};
-use ipcring::wait::eventcount::WAITER_MASK;
 use ipcring::Error;
 
 /// Longest any test waits for a process or thread.
@@ -257,8 +256,8 @@ fn c_consumer_receives_every_message_in_order_and_wakes_the_futex_sleeping_produ
     let producer = start_producer(&ring.name, MESSAGE_COUNT, Attach::OnlyWakeupsEndSleeps);
     // Start the consumer only once the producer has filled the ring and registered as a sleeper
     // on "not full", so the first slot the C side frees must wake it.
-    let not_full = ring.segment.atomic_u32(ring.segment.geometry().block_offset(Block::NotFull));
-    wait_until("the producer sleeps on a full ring", &producer, || not_full.load(Ordering::Relaxed) & WAITER_MASK != 0);
+    let waiters = ring.segment.atomic_u32(ring.segment.geometry().block_offset(Block::NotFull) + 4);
+    wait_until("the producer sleeps on a full ring", &producer, || waiters.load(Ordering::Relaxed) != 0);
     let consumer = ConsumerProcess::spawn(&ring.name, MESSAGE_COUNT);
     check_stream(producer, consumer);
 

@@ -15,7 +15,6 @@ use ipcring::layout::{
     BLOCK_SIZE, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, MAGIC, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT,
     MAX_SLOT_SIZE, SLOT_ALIGN, SLOT_HEADER_SIZE,
 };
-use ipcring::wait::eventcount::{EPOCH_ONE, WAITER_MASK};
 
 /// One field of a struct, as Rust lays it out.
 struct Field {
@@ -82,7 +81,7 @@ fn structs() -> Vec<Struct> {
             ]
         ),
         layout_of!(PositionBlock, "ipcring_position_block", [position, reserved]),
-        layout_of!(WaitBlock, "ipcring_wait_block", [futex, reserved0, reserved]),
+        layout_of!(WaitBlock, "ipcring_wait_block", [futex, waiters, reserved]),
         layout_of!(RoleRecord, "ipcring_role_record", [claim, attach_count, last_attach_ns, reserved]),
         layout_of!(RolesBlock, "ipcring_roles_block", [producer, consumer, reserved]),
         layout_of!(StatsBlock, "ipcring_stats_block", [waits, futex_waits, futex_wakes, reserved]),
@@ -109,8 +108,6 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_RING_KIND_SPSC", RingKind::Spsc.to_raw().into()),
         ("IPCRING_WAIT_FUTEX", WaitStrategy::Futex.to_raw().into()),
         ("IPCRING_WAIT_SPIN", WaitStrategy::Spin.to_raw().into()),
-        ("IPCRING_EVENTCOUNT_WAITER_MASK", WAITER_MASK.into()),
-        ("IPCRING_EVENTCOUNT_EPOCH_ONE", EPOCH_ONE.into()),
         ("IPCRING_ROLE_RECORD_SIZE", role_record_size),
         ("IPCRING_ROLE_PRODUCER", offset_of!(RolesBlock, producer) as u64 / role_record_size),
         ("IPCRING_ROLE_CONSUMER", offset_of!(RolesBlock, consumer) as u64 / role_record_size),

@@ -214,9 +214,10 @@ fn garbage_in_the_wait_words_costs_time_not_correctness() {
     let ring = Ring::create(WaitStrategy::Futex);
     let mut sender = Sender::open(&ring.name).unwrap();
     let mut receiver = Receiver::open(&ring.name).unwrap();
-    // Saturate both waiter counts and scramble the epochs.
+    // Scramble both epochs and make both waiter counts claim sleepers that do not exist.
     for block in [Block::NotEmpty, Block::NotFull] {
         ring.write_u32(position_offset(&ring, block), 0xdead_ffff);
+        ring.write_u32(position_offset(&ring, block) + 4, u32::MAX);
     }
     let mut buffer = Vec::new();
     for round in 0u32..100 {

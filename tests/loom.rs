@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ipcring::ring::spsc::{Consumer, Producer};
 use ipcring::spsc::{HeapMemory, Receiver, Sender};
 use ipcring::sync::{AtomicU32, Ordering};
-use ipcring::wait::{notify, sleep, LoomFutex, Sleep, WaitStrategy};
+use ipcring::wait::{notify, sleep, LoomFutex, Sleep, WaitStrategy, WaitWords};
 use ipcring::Error;
 use loom::thread;
 
@@ -91,23 +91,23 @@ fn zero_copy_batches_publish_and_release_together() {
 #[test]
 fn eventcount_never_loses_a_wakeup() {
     loom::model(|| {
-        let state = Arc::new((AtomicU32::new(0), AtomicU32::new(0), LoomFutex::default()));
+        let state = Arc::new((AtomicU32::new(0), WaitWords::new(), LoomFutex::default()));
         let waker = {
             let state = state.clone();
             thread::spawn(move || {
-                let (flag, word, futex) = &*state;
+                let (flag, words, futex) = &*state;
                 flag.store(1, Ordering::Release);
-                notify(word, futex);
+                notify(words, futex);
             })
         };
-        let (flag, word, futex) = &*state;
+        let (flag, words, futex) = &*state;
         // Unbounded sleeps: if the wakeup were lost, loom would report a deadlock.
         while flag.load(Ordering::Acquire) == 0 {
-            let outcome = sleep(word, futex, || flag.load(Ordering::Acquire) == 1, None);
+            let outcome = sleep(words, futex, || flag.load(Ordering::Acquire) == 1, None);
             assert_ne!(outcome, Sleep::TimedOut);
         }
         waker.join().unwrap();
-        assert_eq!(word.load(Ordering::Relaxed) & 0xffff, 0, "the waiter deregistered");
+        assert_eq!(words.waiters.load(Ordering::Relaxed), 0, "the waiter deregistered");
     });
 }
 

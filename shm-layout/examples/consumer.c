@@ -338,7 +338,7 @@ static void claim_role(struct ipcring_role_record *record, struct ipcring_wait_b
     __atomic_store_n(&record->last_attach_ns, now_ns(), __ATOMIC_RELAXED);
     /* Only the consumer sleeps on "not empty": registrations left there belong to a dead
      * predecessor and would only cost the producer useless wake calls. */
-    __atomic_fetch_and(&not_empty->futex, ~IPCRING_EVENTCOUNT_WAITER_MASK, __ATOMIC_RELAXED);
+    __atomic_store_n(&not_empty->waiters, 0u, __ATOMIC_RELAXED);
 }
 
 static void release_role(void) {

@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Role};
 use crate::ring::SpscMemory;
-use crate::sync::AtomicU32;
-use crate::wait::{notify, Futex, PeerCheck, WaitStrategy};
+use crate::wait::{notify, Futex, PeerCheck, WaitStrategy, WaitWords};
 
 /// Statistics a side counts (slow path only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,9 +29,9 @@ pub trait Backend: SpscMemory {
     fn futex(&self) -> &Self::Futex;
     /// The wait strategy chosen at creation.
     fn strategy(&self) -> WaitStrategy;
-    /// The eventcount word `sleeper` sleeps on: "not empty" for the consumer, "not full" for the
+    /// The eventcount `sleeper` sleeps on: "not empty" for the consumer, "not full" for the
     /// producer.
-    fn wait_word(&self, sleeper: Role) -> &AtomicU32;
+    fn wait_words(&self, sleeper: Role) -> &WaitWords;
     /// Longest sleep between two thorough liveness checks of the peer (`None`: no limit).
     fn liveness_interval(&self) -> Option<Duration>;
     /// Claims `role` for this handle; [`Error::RoleTaken`] if a live handle holds it.
@@ -59,7 +58,7 @@ pub(crate) fn peer_of(role: Role) -> Role {
 /// Wakes `sleeper` if it sleeps; called by its peer after publishing a position.
 #[inline]
 pub(crate) fn wake<B: Backend>(backend: &B, sleeper: Role) {
-    if backend.strategy() == WaitStrategy::Futex && notify(backend.wait_word(sleeper), backend.futex()) {
+    if backend.strategy() == WaitStrategy::Futex && notify(backend.wait_words(sleeper), backend.futex()) {
         backend.count(peer_of(sleeper), Counter::FutexWake);
     }
 }

@@ -14,7 +14,7 @@ use super::backend::{peer_of, wake, Backend};
 use crate::error::{Error, Role};
 use crate::ring::{SlotAccess, SpscMemory};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{PeerCheck, WaitStrategy};
+use crate::wait::{PeerCheck, WaitStrategy, WaitWords};
 
 #[cfg(not(loom))]
 type Cell = std::cell::UnsafeCell<Box<[u64]>>;
@@ -52,8 +52,8 @@ pub struct HeapMemory {
     // Each hot word on its own cache line(s), as in the shared-memory layout.
     producer_position: CachePadded<AtomicU64>,
     consumer_position: CachePadded<AtomicU64>,
-    not_empty: CachePadded<AtomicU32>,
-    not_full: CachePadded<AtomicU32>,
+    not_empty: CachePadded<WaitWords>,
+    not_full: CachePadded<WaitWords>,
     roles: [AtomicU32; 2],
     /// Commit stamps, apart from the slot cells: the consumer polls them while the producer
     /// writes the slot, which loom would report as a race on a cell.
@@ -91,8 +91,8 @@ impl HeapMemory {
         HeapMemory {
             producer_position: CachePadded::new(AtomicU64::new(0)),
             consumer_position: CachePadded::new(AtomicU64::new(0)),
-            not_empty: CachePadded::new(AtomicU32::new(0)),
-            not_full: CachePadded::new(AtomicU32::new(0)),
+            not_empty: CachePadded::new(WaitWords::new()),
+            not_full: CachePadded::new(WaitWords::new()),
             roles: [AtomicU32::new(NEVER_ATTACHED), AtomicU32::new(NEVER_ATTACHED)],
             stamps: (0..slot_count).map(|_| AtomicU32::new(0)).collect(),
             futex: HeapFutex::default(),
@@ -217,7 +217,7 @@ impl Backend for Arc<HeapMemory> {
         self.strategy
     }
 
-    fn wait_word(&self, sleeper: Role) -> &AtomicU32 {
+    fn wait_words(&self, sleeper: Role) -> &WaitWords {
         match sleeper {
             Role::Consumer => &self.not_empty,
             Role::Producer => &self.not_full,

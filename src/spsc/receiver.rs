@@ -94,7 +94,7 @@ impl<B: Backend> Receiver<B> {
         let position = self.consumer.position();
         let on = BlockOn {
             strategy: backend.strategy(),
-            word: backend.wait_word(Role::Consumer),
+            words: backend.wait_words(Role::Consumer),
             futex: backend.futex(),
             slice: backend.liveness_interval(),
         };

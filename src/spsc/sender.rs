@@ -97,7 +97,7 @@ impl<B: Backend> Sender<B> {
         let target = (self.producer.position() + 1).saturating_sub(backend.slot_count());
         let on = BlockOn {
             strategy: backend.strategy(),
-            word: backend.wait_word(Role::Producer),
+            words: backend.wait_words(Role::Producer),
             futex: backend.futex(),
             slice: backend.liveness_interval(),
         };

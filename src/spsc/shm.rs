@@ -11,8 +11,7 @@ use crate::process::{claim_is_alive, claim_pid, current_claim};
 use crate::ring::{SlotAccess, SpscMemory};
 use crate::segment::Segment;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::eventcount::WAITER_MASK;
-use crate::wait::{PeerCheck, SharedFutex, WaitStrategy};
+use crate::wait::{PeerCheck, SharedFutex, WaitStrategy, WaitWords};
 
 /// How long a blocked call sleeps at most before it checks that its peer still lives.
 pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -29,8 +28,8 @@ pub struct ShmMemory {
     segment: Segment,
     producer_position: NonNull<AtomicU64>,
     consumer_position: NonNull<AtomicU64>,
-    not_empty: NonNull<AtomicU32>,
-    not_full: NonNull<AtomicU32>,
+    not_empty: NonNull<WaitWords>,
+    not_full: NonNull<WaitWords>,
     slots: NonNull<u8>,
     slot_count: u64,
     slot_size: usize,
@@ -53,12 +52,17 @@ impl ShmMemory {
         }
         let slot_bytes = geometry.slot_count * u64::from(geometry.slot_stride);
         let u64_at = |block| NonNull::from(segment.atomic_u64(geometry.block_offset(block)));
-        let u32_at = |block| NonNull::from(segment.atomic_u32(geometry.block_offset(block)));
+        // SAFETY (used below): WaitWords is two repr(C) AtomicU32s, the first 8 bytes of a
+        // 128-byte-aligned WaitBlock inside the mapping (checked by `bytes`).
+        let words_at = |block| {
+            NonNull::new(segment.bytes(geometry.block_offset(block), 8).cast::<WaitWords>())
+                .expect("mapping is not null")
+        };
         Ok(ShmMemory {
             producer_position: u64_at(Block::Producer),
             consumer_position: u64_at(Block::Consumer),
-            not_empty: u32_at(Block::NotEmpty),
-            not_full: u32_at(Block::NotFull),
+            not_empty: words_at(Block::NotEmpty),
+            not_full: words_at(Block::NotFull),
             // Checked against the mapping: the whole slot array is inside it.
             slots: NonNull::new(segment.bytes(geometry.slots_offset, slot_bytes)).expect("mapping is not null"),
             slot_count: geometry.slot_count,
@@ -218,13 +222,15 @@ impl Backend for ShmMemory {
     }
 
     #[inline]
-    fn wait_word(&self, sleeper: Role) -> &AtomicU32 {
-        let word = match sleeper {
+    fn wait_words(&self, sleeper: Role) -> &WaitWords {
+        let words = match sleeper {
             Role::Consumer => self.not_empty,
             Role::Producer => self.not_full,
         };
-        // SAFETY: points into the mapping owned by self.
-        unsafe { word.as_ref() }
+        // SAFETY: points to two aligned u32s inside the mapping owned by self (see `new`);
+        // WaitWords is repr(C) over two AtomicU32, which have the layout of u32, and every
+        // process accesses these words atomically.
+        unsafe { words.as_ref() }
     }
 
     fn liveness_interval(&self) -> Option<Duration> {
@@ -249,7 +255,7 @@ impl Backend for ShmMemory {
         }
         // Only this role sleeps on its word: registrations left there belong to a dead
         // predecessor and would only cost the peer useless wake calls.
-        self.wait_word(role).fetch_and(!WAITER_MASK, Ordering::Relaxed);
+        self.wait_words(role).waiters.store(0, Ordering::Relaxed);
         Ok(())
     }
 

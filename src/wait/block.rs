@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::eventcount::{sleep, Sleep};
+use super::eventcount::{sleep, WaitWords};
 use super::futex::Futex;
 use crate::layout::WaitStrategy;
-use crate::sync::{spin_hint, AtomicU32, SPIN_ROUNDS};
+use crate::sync::{spin_hint, SPIN_ROUNDS};
 
 /// How much a liveness check may cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +33,8 @@ pub enum Blocked {
 pub struct BlockOn<'a, F: Futex> {
     /// Spin only, or spin then sleep.
     pub strategy: WaitStrategy,
-    /// The eventcount word the peer notifies.
-    pub word: &'a AtomicU32,
+    /// The eventcount the peer notifies.
+    pub words: &'a WaitWords,
     /// The futex implementation.
     pub futex: &'a F,
     /// Longest single sleep (futex) or poll stretch (spin) before the peer is checked thoroughly;
@@ -114,8 +114,8 @@ pub fn block<F: Futex, E>(
                 // The sleep condition includes the quick peer check: a peer that detaches
                 // publishes that (release store) and then notifies, so the same Dekker argument
                 // that covers messages covers disconnection.
-                let outcome = sleep(
-                    on.word,
+                sleep(
+                    on.words,
                     on.futex,
                     || match ready() {
                         Ok(is_ready) => is_ready || peer_gone(PeerCheck::Quick),
@@ -128,13 +128,6 @@ pub fn block<F: Futex, E>(
                 );
                 if let Some(failure) = error {
                     return Err(failure);
-                }
-                if outcome == Sleep::Saturated {
-                    // The waiter count is full (registrations of crashed peers, or garbage):
-                    // poll politely instead of sleeping.
-                    #[cfg(not(loom))]
-                    std::thread::sleep(Duration::from_micros(50));
-                    spin_hint();
                 }
             }
         }

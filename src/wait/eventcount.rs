@@ -1,29 +1,46 @@
 //! The eventcount: sleep on "the ring may have changed" without a syscall on the fast path and
 //! without losing a wakeup.
 //!
-//! One 32-bit futex word holds two fields: bits 0..16 count the registered waiters, bits 16..32
-//! are an epoch. A waiter registers (adds one waiter), issues a `SeqCst` fence, re-checks its
-//! condition, and only then sleeps on the word value it registered with. A waker publishes its
-//! change (a release store of a ring position), issues a `SeqCst` fence, and loads the word: if
-//! no waiter is registered it is done (no syscall, no write to a shared line); otherwise it bumps
-//! the epoch and calls `FUTEX_WAKE`.
+//! Two adjacent 32-bit words ([`WaitWords`]): `epoch`, the futex word, which a waker bumps, and
+//! `waiters`, the number of registered sleepers. A waiter registers (adds one waiter), issues a
+//! `SeqCst` fence, loads the epoch, re-checks its condition, and only then sleeps on the epoch it
+//! loaded. A waker publishes its change (a release store of a ring position), issues a `SeqCst`
+//! fence, and loads the waiter count: if nobody is registered it is done (no syscall, no write to
+//! a shared line); otherwise it bumps the epoch (release) and calls `FUTEX_WAKE`.
 //!
 //! Why nothing is lost: the two fences order "register, then check" against "publish, then look
 //! for waiters" (the Dekker pattern): either the waker sees the registration, or the waiter's
-//! re-check sees the published change. If the waker bumps the epoch before the waiter reaches
-//! `FUTEX_WAIT`, the kernel sees a word that differs from the expected one and does not sleep.
-//! loom models in `tests/loom.rs` check this on this very code (loom treats `SeqCst` loads and
-//! stores as acquire/release, which is why the protocol relies on fences instead).
+//! re-check sees the published change. If the waker sees it and bumps the epoch before the
+//! waiter loads it, the waiter's acquire load reads the bump, so its re-check sees the
+//! publication; if it bumps after, the kernel finds an epoch other than the expected one and does
+//! not sleep. The epoch has all 32 bits, so a waiter cannot be fooled by a wrapped-around value
+//! (2^32 wakeups would have to pass between its load and its `FUTEX_WAIT`). loom models in
+//! `tests/loom.rs` check this on this very code (loom treats `SeqCst` loads and stores as
+//! acquire/release, which is why the protocol relies on fences instead).
 
 use std::time::Duration;
 
 use super::futex::{Futex, FutexWait};
 use crate::sync::{fence, AtomicU32, Ordering};
 
-/// Mask of the waiter count in the eventcount word.
-pub const WAITER_MASK: u32 = 0xffff;
-/// One epoch step.
-pub const EPOCH_ONE: u32 = 1 << 16;
+/// The two words of an eventcount, in this order (they are the first 8 bytes of a
+/// [`crate::layout::WaitBlock`]).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct WaitWords {
+    /// The futex word: bumped by every waker that finds a waiter registered.
+    pub epoch: AtomicU32,
+    /// Registered sleepers. Garbage here (a crashed or hostile peer) costs wasted wake calls,
+    /// never a lost wakeup.
+    pub waiters: AtomicU32,
+}
+
+impl WaitWords {
+    /// Fresh words: epoch 0, no waiter.
+    pub fn new() -> WaitWords {
+        WaitWords { epoch: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+    }
+}
 
 /// What one [`sleep`] ended with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,88 +51,76 @@ pub enum Sleep {
     Woken,
     /// The timeout elapsed without a wakeup.
     TimedOut,
-    /// Too many waiters are registered to add one more; back off and retry.
-    Saturated,
 }
 
-/// Wakes the sleepers of `word` if there are any. Call it after publishing a change that a
+/// Wakes the sleepers of `words` if there are any. Call it after publishing a change that a
 /// sleeper's condition reads. Returns true if it made the wake system call.
 ///
 /// ```
-/// use ipcring::wait::{notify, SharedFutex};
-/// use std::sync::atomic::AtomicU32;
-/// let word = AtomicU32::new(0);
-/// assert!(!notify(&word, &SharedFutex)); // no waiter: no syscall
+/// use ipcring::wait::{notify, SharedFutex, WaitWords};
+/// let words = WaitWords::new();
+/// assert!(!notify(&words, &SharedFutex)); // no waiter: no syscall
 /// ```
 #[inline]
-pub fn notify<F: Futex>(word: &AtomicU32, futex: &F) -> bool {
+pub fn notify<F: Futex>(words: &WaitWords, futex: &F) -> bool {
     // Pairs with the fence in `sleep`: orders the caller's earlier publication (a release store
     // of a position) before the load of the waiter count (Dekker).
     fence(Ordering::SeqCst);
-    if word.load(Ordering::Relaxed) & WAITER_MASK == 0 {
+    if words.waiters.load(Ordering::Relaxed) == 0 {
         return false;
     }
-    wake_sleepers(word, futex);
+    wake_sleepers(words, futex);
     true
 }
 
 #[cold]
 #[inline(never)]
-fn wake_sleepers<F: Futex>(word: &AtomicU32, futex: &F) {
-    word.fetch_add(EPOCH_ONE, Ordering::Relaxed);
-    futex.wake_all(word);
+fn wake_sleepers<F: Futex>(words: &WaitWords, futex: &F) {
+    // Release: pairs with the acquire load of the epoch in `sleep`; a waiter that reads this
+    // bump also sees the publication that preceded it.
+    words.epoch.fetch_add(1, Ordering::Release);
+    futex.wake_all(&words.epoch);
 }
 
-/// Registers on `word`, re-checks `ready`, and sleeps until woken or `timeout` (`None`: no
+/// Registers on `words`, re-checks `ready`, and sleeps until woken or `timeout` (`None`: no
 /// limit). `ready` must read the state that the waker publishes before calling [`notify`].
 ///
 /// ```
-/// use ipcring::wait::{sleep, Sleep, SharedFutex};
-/// use std::sync::atomic::AtomicU32;
+/// use ipcring::wait::{sleep, Sleep, SharedFutex, WaitWords};
+/// use std::sync::atomic::Ordering;
 /// use std::time::Duration;
-/// let word = AtomicU32::new(0);
-/// assert_eq!(sleep(&word, &SharedFutex, || true, Some(Duration::from_secs(1))), Sleep::Ready);
-/// assert_eq!(sleep(&word, &SharedFutex, || false, Some(Duration::from_millis(1))), Sleep::TimedOut);
-/// assert_eq!(word.into_inner(), 0); // the waiter deregistered
+/// let words = WaitWords::new();
+/// assert_eq!(sleep(&words, &SharedFutex, || true, Some(Duration::from_secs(1))), Sleep::Ready);
+/// assert_eq!(sleep(&words, &SharedFutex, || false, Some(Duration::from_millis(1))), Sleep::TimedOut);
+/// assert_eq!(words.waiters.load(Ordering::Relaxed), 0); // the waiter deregistered
 /// ```
-pub fn sleep<F: Futex>(word: &AtomicU32, futex: &F, ready: impl FnOnce() -> bool, timeout: Option<Duration>) -> Sleep {
-    let mut current = word.load(Ordering::Relaxed);
-    // Register, unless the waiter count is saturated (a peer that died registered, or garbage):
-    // never carry into the epoch bits.
-    loop {
-        if current & WAITER_MASK == WAITER_MASK {
-            return Sleep::Saturated;
-        }
-        match word.compare_exchange_weak(current, current + 1, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(actual) => current = actual,
-        }
-    }
-    let registered = current + 1;
+pub fn sleep<F: Futex>(words: &WaitWords, futex: &F, ready: impl FnOnce() -> bool, timeout: Option<Duration>) -> Sleep {
+    words.waiters.fetch_add(1, Ordering::Relaxed);
     // Pairs with the fence in `notify` (Dekker): either the waker sees our registration, or our
     // re-check below sees its publication.
     fence(Ordering::SeqCst);
+    // Acquire: pairs with the release bump in `wake_sleepers`.
+    let epoch = words.epoch.load(Ordering::Acquire);
     let outcome = if ready() {
         Sleep::Ready
     } else {
-        let epoch = registered & !WAITER_MASK;
-        let mut expected = registered;
         loop {
-            let result = futex.wait(word, expected, timeout);
-            let now = word.load(Ordering::Relaxed);
-            if now & !WAITER_MASK != epoch {
+            let result = futex.wait(&words.epoch, epoch, timeout);
+            if words.epoch.load(Ordering::Acquire) != epoch {
                 break Sleep::Woken;
             }
             match result {
                 FutexWait::TimedOut => break Sleep::TimedOut,
                 // A bounded sleep returns to its caller, which owns the deadline and re-checks.
                 _ if timeout.is_some() => break Sleep::Woken,
-                // Unbounded: another waiter came or went (the count changed, not the epoch), or
-                // a spurious wakeup. Sleep again on the word as it is now.
-                _ => expected = now,
+                // Unbounded and the epoch did not move: a spurious wakeup (or a signal). No
+                // waker ran since our check, so sleeping again on the same epoch is safe.
+                _ => {}
             }
         }
     };
-    word.fetch_sub(1, Ordering::Relaxed);
+    // Wrapping: if a peer zeroed the count under us, this leaves garbage that only costs the
+    // waker wasted wake calls (and the next claim of this role resets it).
+    words.waiters.fetch_sub(1, Ordering::Relaxed);
     outcome
 }

@@ -10,7 +10,7 @@ pub mod futex;
 
 pub use crate::layout::WaitStrategy;
 pub use block::{block, BlockOn, Blocked, PeerCheck};
-pub use eventcount::{notify, sleep, Sleep};
+pub use eventcount::{notify, sleep, Sleep, WaitWords};
 #[cfg(loom)]
 pub use futex::LoomFutex;
 #[cfg(not(loom))]
