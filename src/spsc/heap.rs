@@ -168,10 +168,9 @@ unsafe impl SpscMemory for Arc<HeapMemory> {
         // Only the address is taken here; the ring protocol makes the accesses through it
         // exclusive.
         let boxed = self.cell(index).get();
-        // SAFETY: `boxed` points to the live Box inside the cell. `addr_of_mut!` on the place
-        // `(**boxed)[0]` (built-in Box deref and slice indexing) computes the address without
-        // creating any reference to the slot, so no borrow of other live accesses is invalidated;
-        // the box holds at least one word, so index 0 is in bounds.
+        // SAFETY: `boxed` points to the live Box in the cell, which holds at least one word; the
+        // built-in Box deref and slice indexing in `addr_of_mut!` compute the address without
+        // creating a reference, so no borrow of other live accesses to the slot is invalidated.
         let base = unsafe { std::ptr::addr_of_mut!((**boxed)[0]) };
         HeapSlot { base, _memory: PhantomData }
     }

@@ -52,7 +52,7 @@ impl ShmMemory {
         }
         let slot_bytes = geometry.slot_count * u64::from(geometry.slot_stride);
         let u64_at = |block| NonNull::from(segment.atomic_u64(geometry.block_offset(block)));
-        // SAFETY (used below): WaitWords is two repr(C) AtomicU32s, the first 8 bytes of a
+        // Each WaitWords is two repr(C) AtomicU32s: the first 8 bytes of a
         // 128-byte-aligned WaitBlock inside the mapping (checked by `bytes`).
         let words_at = |block| {
             NonNull::new(segment.bytes(geometry.block_offset(block), 8).cast::<WaitWords>())

@@ -53,10 +53,9 @@ impl Futex for SharedFutex {
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         });
         let timespec_ptr = timespec.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `word` is a live, 4-byte aligned atomic for the duration of the call, and
-        // `timespec_ptr` is null or points to a timespec on this stack frame. FUTEX_WAIT only
-        // reads the word; without FUTEX_PRIVATE_FLAG it keys on the physical page, so it works in
-        // shared mappings.
+        // SAFETY: `word` is a live, aligned atomic for the call; `timespec_ptr` is null or points
+        // to a timespec on this frame. FUTEX_WAIT only reads the word (keyed on the physical
+        // page without FUTEX_PRIVATE_FLAG, so it works in shared mappings).
         let result = unsafe {
             libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, timespec_ptr, 0usize, 0u32)
         };
