@@ -366,3 +366,51 @@ fn second_live_producer_is_refused_and_a_dead_ones_role_is_reclaimed() {
     }
     assert!(second.wait().success());
 }
+
+/// Polls `attempt` until it returns something other than `would_block`, for at most PATIENCE.
+fn poll_until<T>(mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match attempt() {
+            Err(error) if error.is_would_block() && Instant::now() < deadline => std::thread::yield_now(),
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn polling_try_recv_learns_that_a_killed_producer_is_gone() {
+    let ring = Ring::create(16, 64, WaitStrategy::Futex);
+    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut producer =
+        Peer::spawn(PeerPlan { role: "producer", ring: &ring.name, first: 0, count: 3, pause_every: 0, hold: true });
+    producer.expect_line("holding");
+    producer.kill();
+    let mut scratch = Vec::new();
+    for sequence in 0..3 {
+        poll_until(|| receiver.try_recv(&mut scratch)).unwrap();
+        verify(sequence, 64, &scratch, &mut Vec::new());
+    }
+    let result = poll_until(|| receiver.try_recv(&mut scratch));
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+}
+
+#[test]
+fn polling_try_send_on_a_full_ring_learns_that_a_killed_consumer_is_gone() {
+    let ring = Ring::create(4, 64, WaitStrategy::Futex);
+    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut consumer =
+        Peer::spawn(PeerPlan { role: "consumer", ring: &ring.name, first: 0, count: 0, pause_every: 0, hold: true });
+    let mut scratch = Vec::new();
+    encode(0, 64, &mut scratch);
+    sender.send_timeout(&scratch, PATIENCE).unwrap();
+    consumer.expect_line("holding 0");
+    consumer.kill();
+    // Message 0 stays in its slot (the killed consumer never released it): three more fill it.
+    for sequence in 1..4 {
+        encode(sequence, 64, &mut scratch);
+        sender.try_send(&scratch).unwrap();
+    }
+    let result = poll_until(|| sender.try_send(&scratch));
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+}

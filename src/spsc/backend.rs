@@ -67,3 +67,37 @@ pub(crate) fn wake<B: Backend>(backend: &B, sleeper: Role) {
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
+
+/// Rate-limits the thorough liveness check of the non-blocking calls: a caller that polls
+/// `try_recv` (or `try_send`) in a loop learns that a killed peer is gone within about one
+/// liveness interval, at the cost of a clock read every 64 unsuccessful polls.
+#[derive(Debug, Default)]
+pub(crate) struct PeerWatch {
+    polls: u32,
+    last_thorough: Option<Instant>,
+}
+
+impl PeerWatch {
+    /// Polls between two clock reads.
+    const POLLS_PER_CLOCK_READ: u32 = 64;
+
+    /// True if the peer of `me` is gone: the cheap check every time, the thorough one at most
+    /// once per liveness interval.
+    pub(crate) fn peer_gone<B: Backend>(&mut self, backend: &B, me: Role) -> bool {
+        if backend.peer_gone(me, PeerCheck::Quick) {
+            return true;
+        }
+        self.polls += 1;
+        let Some(interval) = backend.liveness_interval() else { return false };
+        if self.polls < Self::POLLS_PER_CLOCK_READ {
+            return false;
+        }
+        self.polls = 0;
+        let now = Instant::now();
+        if self.last_thorough.is_some_and(|last| now.duration_since(last) < interval) {
+            return false;
+        }
+        self.last_thorough = Some(now);
+        backend.peer_gone(me, PeerCheck::Thorough)
+    }
+}

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::backend::{deadline_after, Backend, Counter};
+use super::backend::{deadline_after, Backend, Counter, PeerWatch};
 use crate::error::{some_or, Error, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
-use crate::wait::{block, BlockOn, Blocked, PeerCheck};
+use crate::wait::{block, BlockOn, Blocked};
 
 /// The consuming end of an SPSC ring. At most one is attached to a ring at a time (across all
 /// processes); dropping it gives the role up.
@@ -36,6 +36,7 @@ use crate::wait::{block, BlockOn, Blocked, PeerCheck};
 /// ```
 pub struct Receiver<B: Backend> {
     consumer: Consumer<B>,
+    watch: PeerWatch,
 }
 
 impl<B: Backend> Receiver<B> {
@@ -48,7 +49,7 @@ impl<B: Backend> Receiver<B> {
         match unsafe { Consumer::try_new(backend) } {
             Ok(consumer) => {
                 consumer.memory().attached(Role::Consumer);
-                Ok(Receiver { consumer })
+                Ok(Receiver { consumer, watch: PeerWatch::default() })
             }
             Err((error, backend)) => {
                 backend.release(Role::Consumer);
@@ -131,7 +132,7 @@ impl<B: Backend> Receiver<B> {
         if self.consumer.cached_available()? > 0 {
             return Ok(());
         }
-        let gone = self.backend().peer_gone(Role::Consumer, PeerCheck::Quick);
+        let gone = self.watch.peer_gone(self.consumer.memory(), Role::Consumer);
         // Look again after seeing the producer gone: it may have committed just before leaving.
         match self.consumer.cached_available()? {
             0 if gone => Err(Error::Disconnected),

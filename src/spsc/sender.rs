@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::backend::{deadline_after, Backend, Counter};
+use super::backend::{deadline_after, Backend, Counter, PeerWatch};
 use crate::error::{some_or, Error, Role};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
@@ -33,6 +33,7 @@ use crate::wait::{block, BlockOn, Blocked};
 /// ```
 pub struct Sender<B: Backend> {
     producer: Producer<B>,
+    watch: PeerWatch,
 }
 
 impl<B: Backend> Sender<B> {
@@ -45,7 +46,7 @@ impl<B: Backend> Sender<B> {
         match unsafe { Producer::try_new(backend) } {
             Ok(producer) => {
                 producer.memory().attached(Role::Producer);
-                Ok(Sender { producer })
+                Ok(Sender { producer, watch: PeerWatch::default() })
             }
             Err((error, backend)) => {
                 backend.release(Role::Producer);
@@ -122,8 +123,8 @@ impl<B: Backend> Sender<B> {
         }
     }
 
-    fn full_or_disconnected(&self) -> Error {
-        if self.backend().peer_gone(Role::Producer, crate::wait::PeerCheck::Quick) {
+    fn full_or_disconnected(&mut self) -> Error {
+        if self.watch.peer_gone(self.producer.memory(), Role::Producer) {
             Error::Disconnected
         } else {
             Error::Full
