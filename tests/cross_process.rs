@@ -74,8 +74,8 @@ fn peer_process() {
             let max = sender.max_message_size();
             for sequence in first..first + count {
                 if pause_every > 0 && sequence % pause_every == 0 {
-                    // SLEEP-OK: load shaping (a slow producer), not synchronisation.
-                    std::thread::sleep(Duration::from_micros(300));
+                    // A slow producer: load shaping, not synchronisation.
+                    std::thread::sleep(Duration::from_micros(300)); // SLEEP-OK: load shaping
                 }
                 encode(sequence, max, &mut scratch);
                 sender.send_timeout(&scratch, PATIENCE).unwrap();
