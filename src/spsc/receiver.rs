@@ -111,11 +111,11 @@ impl<B: Backend> Receiver<B> {
         )?;
         match outcome {
             Blocked::Ready if self.consumer.cached_available()? > 0 => Ok(()),
-            // The producer position changed but not forward: impossible for a sane peer (and
-            // `available` would have reported it).
+            // The stamp said "committed" and then no longer did, with no position to back it:
+            // only a peer rewriting the slot header does that.
             Blocked::Ready => Err(Error::Corrupted {
-                field: "producer_position",
-                value: self.consumer.memory().producer_position().load(Ordering::Relaxed),
+                field: "slot stamp",
+                value: self.consumer.memory().stamp(position).load(Ordering::Relaxed).into(),
             }),
             Blocked::DeadlinePassed => Err(Error::Timeout),
             // A producer that died between storing its position and the stamp committed that
