@@ -39,6 +39,7 @@ pub mod layout;
 #[cfg(not(loom))]
 pub mod process;
 pub mod ring;
+pub mod role_claim;
 #[cfg(not(loom))]
 pub mod segment;
 pub mod spsc;

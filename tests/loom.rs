@@ -165,3 +165,30 @@ fn sender_blocked_on_a_full_ring_sees_the_consumer_leave() {
         reader.join().unwrap();
     });
 }
+
+#[test]
+fn exactly_one_of_two_claimers_takes_over_a_dead_holders_role() {
+    use ipcring::role_claim::{claim, release};
+    use ipcring::sync::AtomicU64;
+    const DEAD: u64 = 9;
+    loom::model(|| {
+        let word = Arc::new(AtomicU64::new(DEAD));
+        let alive = |holder: u64| holder != DEAD;
+        let other = {
+            let word = word.clone();
+            thread::spawn(move || claim(&word, 2, alive))
+        };
+        let mine = claim(&word, 1, alive);
+        let theirs = other.join().unwrap();
+        // One winner; the loser is told who won.
+        match (mine, theirs) {
+            (Ok(()), Err(holder)) => assert_eq!(holder, 1),
+            (Err(holder), Ok(())) => assert_eq!(holder, 2),
+            outcome => panic!("not exactly one winner: {outcome:?}"),
+        }
+        let winner = word.load(Ordering::Acquire);
+        assert!(release(&word, winner));
+        assert!(!release(&word, winner), "released twice");
+        assert_eq!(word.load(Ordering::Acquire), 0);
+    });
+}

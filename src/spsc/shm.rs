@@ -9,6 +9,7 @@ use crate::error::{Error, Role};
 use crate::layout::{Block, RingKind, RoleRecord, RolesBlock, StatsBlock};
 use crate::process::{claim_is_alive, claim_pid, current_claim};
 use crate::ring::{SlotAccess, SpscMemory};
+use crate::role_claim;
 use crate::segment::Segment;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{PeerCheck, SharedFutex, WaitStrategy, WaitWords};
@@ -238,21 +239,8 @@ impl Backend for ShmMemory {
     }
 
     fn claim(&self, role: Role) -> Result<(), Error> {
-        let claim = self.role_word(role, CLAIM);
-        let me = current_claim();
-        // Acquire: pairs with the release in `release` (and the creator's magic store), so what
-        // the previous holder published is visible.
-        let mut current = claim.load(Ordering::Acquire);
-        loop {
-            if current != 0 && (current == me || claim_is_alive(current)) {
-                return Err(Error::RoleTaken { role, pid: claim_pid(current) });
-            }
-            // The holder is gone (or there is none): take the role over.
-            match claim.compare_exchange(current, me, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(actual) => current = actual,
-            }
-        }
+        role_claim::claim(self.role_word(role, CLAIM), current_claim(), claim_is_alive)
+            .map_err(|holder| Error::RoleTaken { role, pid: claim_pid(holder) })?;
         // Only this role sleeps on its word: registrations left there belong to a dead
         // predecessor and would only cost the peer useless wake calls.
         self.wait_words(role).waiters.store(0, Ordering::Relaxed);
@@ -266,9 +254,7 @@ impl Backend for ShmMemory {
     }
 
     fn release(&self, role: Role) {
-        // Release: pairs with the acquire loads in `claim` and `peer_gone`. If another process
-        // took the role over (it thought us dead), leave its claim alone.
-        let _ = self.role_word(role, CLAIM).compare_exchange(current_claim(), 0, Ordering::Release, Ordering::Relaxed);
+        role_claim::release(self.role_word(role, CLAIM), current_claim());
         wake(self, peer_of(role));
     }
 
