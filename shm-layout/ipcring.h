@@ -42,6 +42,9 @@ extern "C" {
 #define IPCRING_MAX_SLOT_SIZE (1u << 30)
 /* Largest slot count (2^24). */
 #define IPCRING_MAX_SLOT_COUNT (1ULL << 24)
+/* Positions at or above this are impossible (2^63 messages); refusing them keeps every
+ * position + count below overflow. */
+#define IPCRING_MAX_POSITION (1ULL << 63)
 /* Largest segment (64 GiB). */
 #define IPCRING_MAX_SEGMENT_SIZE (64ULL << 30)
 /* Incompatible feature bits a version-1 reader understands (none): refuse any other bit. */

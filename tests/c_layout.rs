@@ -95,6 +95,7 @@ fn constants() -> Vec<(&'static str, u64)> {
     let claim_pid = ipcring::process::claim_pid;
     vec![
         ("IPCRING_MAGIC", MAGIC),
+        ("IPCRING_MAX_POSITION", ipcring::ring::spsc::MAX_POSITION),
         ("IPCRING_LAYOUT_VERSION", LAYOUT_VERSION.into()),
         ("IPCRING_BLOCK_SIZE", BLOCK_SIZE),
         ("IPCRING_HEADER_SIZE", HEADER_SIZE),

@@ -334,8 +334,6 @@ static void claim_role(struct ipcring_role_record *record, struct ipcring_wait_b
     }
     state.claim = &record->claim;
     state.me = me;
-    __atomic_fetch_add(&record->attach_count, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&record->last_attach_ns, now_ns(), __ATOMIC_RELAXED);
     /* Only the consumer sleeps on "not empty": registrations left there belong to a dead
      * predecessor and would only cost the producer useless wake calls. */
     __atomic_store_n(&not_empty->waiters, 0u, __ATOMIC_RELAXED);
@@ -356,6 +354,9 @@ static void release_role(void) {
 }
 
 static void check_positions(uint64_t producer, uint64_t consumer, uint64_t slot_count) {
+    if (producer >= IPCRING_MAX_POSITION) {
+        corrupted("producer_position", producer);
+    }
     if (consumer > producer) {
         corrupted("consumer_position", consumer);
     }
@@ -464,6 +465,10 @@ int main(int argc, char **argv) {
     uint64_t position = ipcring_load_position(consumer);
     uint64_t producer_seen = ipcring_load_position(producer);
     check_positions(producer_seen, position, geometry.slot_count);
+    /* Count the attach only now that it succeeded: a refused attach must not make the producer
+     * believe that a consumer came and went (LAYOUT.md section 10). */
+    __atomic_fetch_add(&roles->consumer.attach_count, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&roles->consumer.last_attach_ns, now_ns(), __ATOMIC_RELAXED);
 
     if (setvbuf(stdout, NULL, _IOFBF, 1 << 16) != 0) {
         fail("setting up stdout: %s", strerror(errno));
