@@ -182,16 +182,5 @@ impl Error {
     }
 }
 
-/// `Ok` for `Some`, else the error `missing` makes. Not `Option::ok_or`: that builds the error (and
-/// runs the drop glue of `Error`, whose variants own heap data) on every successful call, which
-/// measured 51 extra instructions per message on the ring's hot path.
-#[inline(always)]
-pub(crate) fn some_or<T>(value: Option<T>, missing: impl FnOnce() -> Error) -> Result<T, Error> {
-    match value {
-        Some(value) => Ok(value),
-        None => Err(missing()),
-    }
-}
-
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

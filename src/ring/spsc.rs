@@ -194,6 +194,18 @@ impl<M: SpscMemory> Producer<M> {
         Ok(Some(Reservation { slot, memory: &self.memory, state: &mut self.state }))
     }
 
+    /// Reserves the next slot without checking for room again.
+    ///
+    /// # Safety
+    /// A slot must be free: `cached_free_slots()` or `free_slots()` returned more than 0 since the
+    /// last publication. Otherwise the slot may still be read by the consumer.
+    #[inline]
+    pub(crate) unsafe fn reserve_free(&mut self) -> Reservation<'_, M> {
+        debug_assert!(self.state.position - self.state.cached_consumer < self.memory.slot_count());
+        let slot = self.memory.slot_mut(self.state.position & (self.memory.slot_count() - 1));
+        Reservation { slot, memory: &self.memory, state: &mut self.state }
+    }
+
     /// Copies `message` into the next slot and publishes it. `Ok(false)` when the ring is full.
     pub fn try_push(&mut self, message: &[u8]) -> Result<bool, Error> {
         let max = self.memory.slot_size();
@@ -431,11 +443,24 @@ impl<M: SpscMemory> Consumer<M> {
         if available(&self.memory, &mut self.state)? == 0 {
             return Ok(None);
         }
+        // SAFETY: a message is available (checked just above).
+        unsafe { self.peek_available() }.map(Some)
+    }
+
+    /// The next message, which the caller knows is available, borrowed in place.
+    ///
+    /// # Safety
+    /// A message must be available: `cached_available()` or `available()` returned more than 0
+    /// since the last release. Otherwise the slot may still be written by the producer.
+    #[inline]
+    pub(crate) unsafe fn peek_available(&mut self) -> Result<ReadGuard<'_, M>, Error> {
+        debug_assert!(self.state.cached_producer > self.state.position);
         let slot = self.memory.slot_ref(self.state.position & (self.memory.slot_count() - 1));
-        // SAFETY: the slot is published (position < cached producer position, loaded with
-        // acquire) and not released until the guard drops; the guard keeps `slot` alive.
+        // SAFETY: the slot is published (position < cached producer position, learnt with an
+        // acquire load of the position or of the stamp) and not released until the guard drops;
+        // the guard keeps `slot` alive.
         let message = unsafe { message(&slot, self.memory.slot_size())? };
-        Ok(Some(ReadGuard { message, slot: Some(slot), memory: &self.memory, state: &mut self.state, keep: false }))
+        Ok(ReadGuard { message, slot: Some(slot), memory: &self.memory, state: &mut self.state, keep: false })
     }
 
     /// Up to `max` messages borrowed in place, released together (one position store, one

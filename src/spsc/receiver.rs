@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{deadline_after, Backend, Counter, PeerWatch};
-use crate::error::{some_or, Error, Role};
+use crate::error::{Error, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
 use crate::wait::{block, BlockOn, Blocked};
@@ -146,26 +146,32 @@ impl<B: Backend> Receiver<B> {
     #[inline]
     pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
         self.ensure_message()?;
-        some_or(self.consumer.peek()?, || Error::Empty)
+        // SAFETY: ensure_message returned Ok, so a message is available.
+        unsafe { self.consumer.peek_available() }
     }
 
     /// The next message borrowed in place, waiting for one.
     #[inline]
     pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
         self.wait_for_message(None)?;
-        some_or(self.consumer.peek()?, || Error::Empty)
+        // SAFETY: wait_for_message returned Ok, so a message is available.
+        unsafe { self.consumer.peek_available() }
     }
 
     /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
     #[inline]
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, Error> {
         self.wait_for_message(deadline_after(timeout))?;
-        some_or(self.consumer.peek()?, || Error::Empty)
+        // SAFETY: wait_for_message returned Ok, so a message is available.
+        unsafe { self.consumer.peek_available() }
     }
 
     #[inline]
-    fn copy_out(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
-        let message = some_or(self.consumer.peek()?, || Error::Empty)?;
+    /// # Safety
+    /// A message must be available (the caller just ensured or waited for one).
+    unsafe fn copy_out(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        // SAFETY: forwarded to the caller.
+        let message = unsafe { self.consumer.peek_available() }?;
         buffer.clear();
         buffer.extend_from_slice(&message);
         Ok(())
@@ -175,26 +181,32 @@ impl<B: Backend> Receiver<B> {
     #[inline]
     pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
         self.ensure_message()?;
-        self.copy_out(buffer)
+        // SAFETY: ensure_message returned Ok, so a message is available.
+        unsafe { self.copy_out(buffer) }
     }
 
     /// Copies the next message into `buffer` (replacing its contents), waiting for one.
     #[inline]
     pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
         self.wait_for_message(None)?;
-        self.copy_out(buffer)
+        // SAFETY: wait_for_message returned Ok, so a message is available.
+        unsafe { self.copy_out(buffer) }
     }
 
     /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
     #[inline]
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), Error> {
         self.wait_for_message(deadline_after(timeout))?;
-        self.copy_out(buffer)
+        // SAFETY: wait_for_message returned Ok, so a message is available.
+        unsafe { self.copy_out(buffer) }
     }
 
     #[inline]
-    fn copy_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
-        let message = some_or(self.consumer.peek()?, || Error::Empty)?;
+    /// # Safety
+    /// A message must be available (the caller just ensured or waited for one).
+    unsafe fn copy_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
+        // SAFETY: forwarded to the caller.
+        let message = unsafe { self.consumer.peek_available() }?;
         if message.len() > buffer.len() {
             let len = message.len();
             // Leave the message in the ring for a larger buffer.
@@ -210,14 +222,16 @@ impl<B: Backend> Receiver<B> {
     #[inline]
     pub fn try_recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
         self.ensure_message()?;
-        self.copy_into(buffer)
+        // SAFETY: ensure_message returned Ok, so a message is available.
+        unsafe { self.copy_into(buffer) }
     }
 
     /// Copies the next message into `buffer`, waiting for one, and returns its length.
     #[inline]
     pub fn recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
         self.wait_for_message(None)?;
-        self.copy_into(buffer)
+        // SAFETY: wait_for_message returned Ok, so a message is available.
+        unsafe { self.copy_into(buffer) }
     }
 
     /// Up to `max` messages borrowed in place without blocking, released together (one position

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{deadline_after, Backend, Counter, PeerWatch};
-use crate::error::{some_or, Error, Role};
+use crate::error::{Error, Role};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
 use crate::wait::{block, BlockOn, Blocked};
@@ -138,7 +138,8 @@ impl<B: Backend> Sender<B> {
         if self.producer.cached_free_slots()? == 0 {
             return Err(self.full_or_disconnected());
         }
-        some_or(self.producer.reserve()?, || Error::Full)
+        // SAFETY: a free slot was seen just above (cached_free_slots or wait_for_space).
+        Ok(unsafe { self.producer.reserve_free() })
     }
 
     /// Reserves the next slot, waiting for one to free up. Write the payload in place, then
@@ -146,19 +147,26 @@ impl<B: Backend> Sender<B> {
     #[inline]
     pub fn reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
         self.wait_for_space(None)?;
-        some_or(self.producer.reserve()?, || Error::Full)
+        // SAFETY: a free slot was seen just above (cached_free_slots or wait_for_space).
+        Ok(unsafe { self.producer.reserve_free() })
     }
 
     /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
     #[inline]
     pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, Error> {
         self.wait_for_space(deadline_after(timeout))?;
-        some_or(self.producer.reserve()?, || Error::Full)
+        // SAFETY: a free slot was seen just above (cached_free_slots or wait_for_space).
+        Ok(unsafe { self.producer.reserve_free() })
     }
 
+    /// Copies a message whose length is checked into the next slot.
+    ///
+    /// # Safety
+    /// A slot must be free (the caller just saw `cached_free_slots() > 0` or waited for it).
     #[inline]
-    fn copy_in(&mut self, message: &[u8]) -> Result<(), Error> {
-        let mut slot = some_or(self.producer.reserve()?, || Error::Full)?;
+    unsafe fn copy_in(&mut self, message: &[u8]) -> Result<(), Error> {
+        // SAFETY: forwarded to the caller.
+        let mut slot = unsafe { self.producer.reserve_free() };
         slot.payload()[..message.len()].copy_from_slice(message);
         slot.commit(message.len())
     }
@@ -170,7 +178,8 @@ impl<B: Backend> Sender<B> {
         if self.producer.cached_free_slots()? == 0 {
             return Err(self.full_or_disconnected());
         }
-        self.copy_in(message)
+        // SAFETY: a free slot was seen just above.
+        unsafe { self.copy_in(message) }
     }
 
     /// Copies `message` into the ring, waiting for a free slot. [`Error::Disconnected`] if the
@@ -179,7 +188,8 @@ impl<B: Backend> Sender<B> {
     pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.check_size(message.len())?;
         self.wait_for_space(None)?;
-        self.copy_in(message)
+        // SAFETY: wait_for_space returned Ok, so a slot is free.
+        unsafe { self.copy_in(message) }
     }
 
     /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
@@ -187,7 +197,8 @@ impl<B: Backend> Sender<B> {
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), Error> {
         self.check_size(message.len())?;
         self.wait_for_space(deadline_after(timeout))?;
-        self.copy_in(message)
+        // SAFETY: wait_for_space returned Ok, so a slot is free.
+        unsafe { self.copy_in(message) }
     }
 
     /// A zero-copy batch: write any number of messages in place, publish them together with
