@@ -105,3 +105,47 @@ impl<B: crate::spsc::Backend> Receiver for crate::spsc::Receiver<B> {
         "shm-spsc"
     }
 }
+
+impl<B: crate::mpmc::Backend> Sender for crate::mpmc::Sender<B> {
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        crate::mpmc::Sender::send(self, message)
+    }
+
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        crate::mpmc::Sender::try_send(self, message)
+    }
+
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        crate::mpmc::Sender::send_timeout(self, message, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        crate::mpmc::Sender::max_message_size(self)
+    }
+
+    fn transport(&self) -> &'static str {
+        "shm-mpmc"
+    }
+}
+
+impl<B: crate::mpmc::Backend> Receiver for crate::mpmc::Receiver<B> {
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+        crate::mpmc::Receiver::recv(self, buffer)
+    }
+
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+        crate::mpmc::Receiver::try_recv(self, buffer)
+    }
+
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+        crate::mpmc::Receiver::recv_timeout(self, buffer, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        crate::mpmc::Receiver::max_message_size(self)
+    }
+
+    fn transport(&self) -> &'static str {
+        "shm-mpmc"
+    }
+}

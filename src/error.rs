@@ -132,6 +132,12 @@ pub enum Error {
         /// The process that holds it.
         pid: u32,
     },
+    /// Every endpoint record of an MPMC ring is held by a live handle.
+    #[error("all {limit} endpoint records of the MPMC ring are held by live handles")]
+    EndpointsFull {
+        /// Number of records.
+        limit: usize,
+    },
     /// The peer is gone (dead or detached) and nothing is left to receive, or no room will ever
     /// be made.
     #[error("the peer disconnected")]

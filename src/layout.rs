@@ -34,8 +34,10 @@ pub const LAYOUT_VERSION: u32 = 1;
 pub const BLOCK_SIZE: u64 = 128;
 /// Size of the [`Header`] in bytes (two blocks).
 pub const HEADER_SIZE: u64 = size_of::<Header>() as u64;
-/// Bytes before the payload in every slot: the [`SlotHeader`].
+/// Bytes before the payload in every SPSC slot: the [`SlotHeader`].
 pub const SLOT_HEADER_SIZE: u32 = size_of::<SlotHeader>() as u32;
+/// Bytes before the payload in every MPMC slot: the [`MpmcSlotHeader`].
+pub const MPMC_SLOT_HEADER_SIZE: u32 = size_of::<MpmcSlotHeader>() as u32;
 /// Alignment of every slot and so of every payload.
 pub const SLOT_ALIGN: u32 = 8;
 /// Largest payload a slot may hold (1 GiB).
@@ -53,6 +55,8 @@ pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = 0;
 pub enum RingKind {
     /// One producer, one consumer (`1`).
     Spsc,
+    /// Any number of producers and consumers (`2`): per-slot sequence numbers.
+    Mpmc,
 }
 
 impl RingKind {
@@ -60,6 +64,7 @@ impl RingKind {
     pub const fn to_raw(self) -> u32 {
         match self {
             RingKind::Spsc => 1,
+            RingKind::Mpmc => 2,
         }
     }
 
@@ -67,7 +72,16 @@ impl RingKind {
     pub const fn from_raw(raw: u32) -> Option<Self> {
         match raw {
             1 => Some(RingKind::Spsc),
+            2 => Some(RingKind::Mpmc),
             _ => None,
+        }
+    }
+
+    /// Size of the slot header of this kind: the smallest `slot_payload_offset`.
+    pub const fn slot_header_size(self) -> u32 {
+        match self {
+            RingKind::Spsc => SLOT_HEADER_SIZE,
+            RingKind::Mpmc => MPMC_SLOT_HEADER_SIZE,
         }
     }
 
@@ -75,6 +89,7 @@ impl RingKind {
     pub const fn name(self) -> &'static str {
         match self {
             RingKind::Spsc => "spsc",
+            RingKind::Mpmc => "mpmc",
         }
     }
 }
@@ -94,6 +109,9 @@ pub enum WaitStrategy {
     Futex,
     /// Busy-poll only: lowest latency, one core per waiting side (`2`).
     Spin,
+    /// Process-shared POSIX semaphores in the segment count used and free slots; a blocked side
+    /// sleeps in `sem_timedwait` (`3`).
+    Semaphore,
 }
 
 impl WaitStrategy {
@@ -102,6 +120,7 @@ impl WaitStrategy {
         match self {
             WaitStrategy::Futex => 1,
             WaitStrategy::Spin => 2,
+            WaitStrategy::Semaphore => 3,
         }
     }
 
@@ -110,6 +129,7 @@ impl WaitStrategy {
         match raw {
             1 => Some(WaitStrategy::Futex),
             2 => Some(WaitStrategy::Spin),
+            3 => Some(WaitStrategy::Semaphore),
             _ => None,
         }
     }
@@ -119,6 +139,7 @@ impl WaitStrategy {
         match self {
             WaitStrategy::Futex => "futex",
             WaitStrategy::Spin => "spin",
+            WaitStrategy::Semaphore => "semaphore",
         }
     }
 }
@@ -198,8 +219,9 @@ pub struct PositionBlock {
     pub reserved: [u64; 15],
 }
 
-/// An eventcount alone on its block (see `wait::eventcount`): the futex word is an epoch that a
-/// waker bumps, the next word counts registered sleepers.
+/// Where one side sleeps: an eventcount (see `wait::eventcount`; the futex word is an epoch that
+/// a waker bumps, the next word counts registered sleepers) for the futex strategy, and a
+/// process-shared POSIX semaphore on the second cache line for the semaphore strategy.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct WaitBlock {
@@ -208,7 +230,13 @@ pub struct WaitBlock {
     /// Number of registered sleepers.
     pub waiters: u32,
     /// Reserved, zero.
-    pub reserved: [u64; 15],
+    pub reserved0: [u64; 7],
+    /// A glibc `sem_t` (32 bytes) initialised with `sem_init(pshared = 1)` by the creator of a
+    /// semaphore-strategy segment: the "used slots" count in the not-empty block, "free slots"
+    /// in the not-full block. All zero for the other strategies.
+    pub semaphore: [u64; 4],
+    /// Reserved, zero.
+    pub reserved1: [u64; 4],
 }
 
 /// Who holds a role. `claim` is `pid | start_time_low32 << 32`, 0 when vacant; `start_time` is
@@ -250,8 +278,18 @@ pub struct StatsBlock {
     pub futex_waits: u64,
     /// `FUTEX_WAKE` calls made by this side.
     pub futex_wakes: u64,
+    /// `sem_timedwait` calls made by this side (semaphore strategy).
+    pub semaphore_waits: u64,
+    /// MPMC: reserved slots this side declared abandoned (a dropped reservation, or a dead
+    /// producer's reservation skipped by a consumer).
+    pub abandoned: u64,
+    /// MPMC: messages a dead consumer had claimed but not released, published again by a
+    /// producer (at-least-once, see LAYOUT.md).
+    pub redelivered: u64,
+    /// MPMC: endpoints of this side that attached since creation.
+    pub attaches: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 13],
+    pub reserved: [u64; 9],
 }
 
 /// The header of every slot; the payload follows at `slot_payload_offset`.
@@ -266,8 +304,64 @@ pub struct SlotHeader {
     pub stamp: u32,
 }
 
+/// The header of every MPMC slot; the payload follows at `slot_payload_offset` (16).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct MpmcSlotHeader {
+    /// The slot's turn (Vyukov): `p` when the slot is free for the producer of position `p`,
+    /// `p + 1` once message `p` is committed, `(p + 1) | ABANDONED_BIT` when position `p` was
+    /// reserved and abandoned, and `p + slot_count` when the consumer of `p` released it.
+    pub sequence: u64,
+    /// Payload length of the committed message, `<= slot_size`.
+    pub length: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// Set in an MPMC slot's `sequence` when the position was reserved but never committed: the
+/// consumer that claims it skips it. Positions stay below 2^63, so the bit is free.
+pub const ABANDONED_BIT: u64 = 1 << 63;
+
+/// Number of records in the MPMC endpoint table: the most producer and consumer handles that can
+/// be attached to one MPMC ring at once.
+pub const MAX_ENDPOINTS: usize = 64;
+
+/// [`EndpointRecord::role`] of a producer handle.
+pub const ENDPOINT_PRODUCER: u32 = 1;
+/// [`EndpointRecord::role`] of a consumer handle.
+pub const ENDPOINT_CONSUMER: u32 = 2;
+
+/// One attached MPMC handle (64 bytes, one cache line: its owner writes `pending_*` on every
+/// operation, so no two handles share a line).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct EndpointRecord {
+    /// `pid | start_time_low32 << 32` of the owning process, 0 when the record is free (the
+    /// same claim word as [`RoleRecord::claim`]).
+    pub claim: u64,
+    /// [`ENDPOINT_PRODUCER`] or [`ENDPOINT_CONSUMER`].
+    pub role: u32,
+    /// Reserved, zero.
+    pub reserved0: u32,
+    /// First position this handle is claiming or holds (reserved but not committed, or claimed
+    /// but not released). Stored before the claiming compare-and-swap.
+    pub pending_start: u64,
+    /// Number of positions from `pending_start`; 0 when the handle holds nothing.
+    pub pending_count: u64,
+    /// When the handle attached, nanoseconds since the Unix epoch.
+    pub attached_ns: u64,
+    /// Reserved, zero.
+    pub reserved: [u64; 3],
+}
+
+/// The MPMC endpoint table ([`MAX_ENDPOINTS`] records, 4096 bytes) at `roles_offset`.
+pub type EndpointTable = [EndpointRecord; MAX_ENDPOINTS];
+
 // The layout is a contract with other processes and with C: pin it at compile time.
 const _: () = {
+    assert!(size_of::<MpmcSlotHeader>() == 16);
+    assert!(size_of::<EndpointRecord>() == 64);
+    assert!(size_of::<EndpointTable>() == 4096);
     assert!(size_of::<Header>() == 256);
     assert!(size_of::<PositionBlock>() == BLOCK_SIZE as usize);
     assert!(size_of::<WaitBlock>() == BLOCK_SIZE as usize);
@@ -320,6 +414,15 @@ impl Block {
         }
     }
 
+    /// Size of this block in a segment of `kind`: 128 bytes, except the MPMC endpoint table
+    /// (4096 bytes) at `roles_offset`.
+    pub const fn size(self, kind: RingKind) -> u64 {
+        match (self, kind) {
+            (Block::Roles, RingKind::Mpmc) => size_of::<EndpointTable>() as u64,
+            _ => BLOCK_SIZE,
+        }
+    }
+
     fn read(self, header: &Header) -> u64 {
         match self {
             Block::Producer => header.producer_offset,
@@ -363,8 +466,8 @@ fn corrupted(field: &'static str, value: u64) -> Error {
 }
 
 impl Geometry {
-    /// Plans a version-1 segment: header, the seven control blocks in [`Block::ALL`] order, then
-    /// the slots.
+    /// Plans a version-1 segment: header, the seven control blocks in [`Block::ALL`] order (each
+    /// [`Block::size`] bytes), then the slots.
     ///
     /// `slot_count` must be a power of two in `1 ..= MAX_SLOT_COUNT` and `slot_size` at most
     /// [`MAX_SLOT_SIZE`]; a segment larger than [`MAX_SEGMENT_SIZE`] is refused with
@@ -392,12 +495,15 @@ impl Geometry {
                 limit: MAX_SLOT_SIZE.into(),
             });
         }
-        let slot_stride = (SLOT_HEADER_SIZE + slot_size).next_multiple_of(SLOT_ALIGN);
+        let slot_payload_offset = kind.slot_header_size();
+        let slot_stride = (slot_payload_offset + slot_size).next_multiple_of(SLOT_ALIGN);
         let mut block_offsets = [0u64; 7];
-        for (index, offset) in block_offsets.iter_mut().enumerate() {
-            *offset = HEADER_SIZE + index as u64 * BLOCK_SIZE;
+        let mut next = HEADER_SIZE;
+        for (offset, block) in block_offsets.iter_mut().zip(Block::ALL) {
+            *offset = next;
+            next += block.size(kind);
         }
-        let slots_offset = HEADER_SIZE + Block::ALL.len() as u64 * BLOCK_SIZE;
+        let slots_offset = next;
         let total_size = u64::from(slot_stride)
             .checked_mul(slot_count)
             .and_then(|bytes| bytes.checked_add(slots_offset))
@@ -414,7 +520,7 @@ impl Geometry {
             slot_count,
             slot_size,
             slot_stride,
-            slot_payload_offset: SLOT_HEADER_SIZE,
+            slot_payload_offset,
             block_offsets,
             slots_offset,
             total_size,
@@ -500,7 +606,10 @@ impl Geometry {
             return Err(corrupted("slot_size", header.slot_size.into()));
         }
         let payload_offset = header.slot_payload_offset;
-        if payload_offset < SLOT_HEADER_SIZE || payload_offset % SLOT_ALIGN != 0 || payload_offset > MAX_SLOT_SIZE {
+        if payload_offset < kind.slot_header_size()
+            || payload_offset % SLOT_ALIGN != 0
+            || payload_offset > MAX_SLOT_SIZE
+        {
             return Err(corrupted("slot_payload_offset", payload_offset.into()));
         }
         let stride = header.slot_stride;
@@ -514,7 +623,7 @@ impl Geometry {
         for (index, block) in Block::ALL.into_iter().enumerate() {
             let offset = block.read(header);
             block_offsets[index] = offset;
-            regions.push((offset, BLOCK_SIZE, block.field()));
+            regions.push((offset, block.size(kind), block.field()));
         }
         let slots_bytes = u64::from(stride).checked_mul(slot_count).ok_or(corrupted("slot_count", slot_count))?;
         regions.push((header.slots_offset, slots_bytes, "slots_offset"));

@@ -36,6 +36,7 @@ pub mod error;
 #[cfg(not(loom))]
 pub mod inspect;
 pub mod layout;
+pub mod mpmc;
 #[cfg(not(loom))]
 pub mod process;
 pub mod ring;

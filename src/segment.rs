@@ -28,6 +28,7 @@
 //! ```
 
 use std::fs::File;
+use std::mem::{offset_of, size_of};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,8 +41,9 @@ use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
 use nix::unistd::geteuid;
 
 use crate::error::Error;
-use crate::layout::{Geometry, Header, RingKind, WaitStrategy, HEADER_SIZE, MAGIC};
+use crate::layout::{Block, Geometry, Header, RingKind, WaitBlock, WaitStrategy, HEADER_SIZE, MAGIC};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::wait::ShmSemaphore;
 use std::os::unix::fs::OpenOptionsExt;
 
 /// Longest ring name, without the leading `/` (Linux allows 255 bytes; we keep headroom for
@@ -187,6 +189,11 @@ impl Segment {
         // aligned; nobody else can validate the segment before the magic is stored below.
         unsafe { map.as_mut_ptr().cast::<Header>().write_volatile(header) };
         let segment = Segment { name: name.clone(), map, geometry, owner_uid: uid, mode: options.mode };
+        if geometry.wait == WaitStrategy::Semaphore {
+            segment.init_semaphore(Block::NotEmpty, 0)?;
+            let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
+            segment.init_semaphore(Block::NotFull, free)?;
+        }
         // Release: pairs with the acquire load in `open`; an opener that sees the magic sees
         // the whole header.
         segment.atomic_u64(0).store(MAGIC, Ordering::Release);
@@ -376,6 +383,30 @@ impl Segment {
     /// If the span is misaligned or outside the mapping.
     pub fn bytes(&self, offset: u64, length: u64) -> *mut u8 {
         self.check_span(offset, length, 8)
+    }
+
+    /// The `sem_t` bytes of the wait block `block`.
+    fn semaphore_ptr(&self, block: Block) -> *mut libc::sem_t {
+        let offset = self.geometry.block_offset(block) + offset_of!(WaitBlock, semaphore) as u64;
+        self.check_span(offset, size_of::<libc::sem_t>() as u64, 8).cast()
+    }
+
+    fn init_semaphore(&self, block: Block, value: u32) -> Result<(), Error> {
+        // SAFETY: the sem_t lies inside the mapping (checked), 8-byte aligned, and nobody else
+        // uses the segment before the magic is stored; the semaphore value is dropped at once.
+        unsafe { ShmSemaphore::init(self.semaphore_ptr(block), value) }
+            .map(drop)
+            .map_err(|error| Error::io(format!("initialising the semaphores of {}", self.name), error))
+    }
+
+    /// The process-shared semaphore in the wait block `block` (semaphore strategy).
+    ///
+    /// # Safety
+    /// The returned value points into this segment's mapping: it must not outlive `self`.
+    pub(crate) unsafe fn semaphore(&self, block: Block) -> ShmSemaphore {
+        // SAFETY: inside the mapping and aligned (semaphore_ptr checks); lifetime forwarded to
+        // the caller.
+        unsafe { ShmSemaphore::attach(self.semaphore_ptr(block)) }
     }
 }
 

@@ -55,8 +55,73 @@ pub unsafe trait SpscMemory {
     fn slot_mut(&self, index: u64) -> Self::SlotMut<'_>;
     /// Slot `index` for reading; `index < slot_count()`.
     fn slot_ref(&self, index: u64) -> Self::SlotRef<'_>;
-    /// Called after the producer published new messages (a release store of its position).
-    fn on_commit(&self) {}
-    /// Called after the consumer released slots (a release store of its position).
-    fn on_release(&self) {}
+    /// Called after the producer published `count` new messages (a release store of its
+    /// position).
+    fn on_commit(&self, _count: u64) {}
+    /// Called after the consumer released `count` slots (a release store of its position).
+    fn on_release(&self, _count: u64) {}
+}
+
+/// The atomics of one MPMC endpoint record (the first 40 bytes of a
+/// [`crate::layout::EndpointRecord`]).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct EndpointWords {
+    /// Claim word of the owning process (`pid | start_time << 32`), 0 when free.
+    pub claim: AtomicU64,
+    /// [`crate::layout::ENDPOINT_PRODUCER`] or [`crate::layout::ENDPOINT_CONSUMER`].
+    pub role: AtomicU32,
+    /// Reserved, zero.
+    pub reserved0: AtomicU32,
+    /// First position being claimed or held.
+    pub pending_start: AtomicU64,
+    /// Positions held from `pending_start`; 0 when none.
+    pub pending_count: AtomicU64,
+    /// Attach time, nanoseconds since the Unix epoch.
+    pub attached_ns: AtomicU64,
+}
+
+/// The memory an MPMC ring runs on: two positions, a sequence word per slot, the slots, and the
+/// endpoint records that tell who holds which position.
+///
+/// # Safety
+/// As for [`SpscMemory`]: the geometry methods return trusted values, `slot_count()` is a power
+/// of two, slot accesses meet the [`SlotAccess`] contract and are distinct for distinct
+/// `position & (slot_count() - 1)`, and `endpoint(i)` is valid for `i < endpoint_count()`.
+pub unsafe trait MpmcMemory {
+    /// Access to a slot a producer writes.
+    type SlotMut<'a>: SlotAccess
+    where
+        Self: 'a;
+    /// Access to a slot a consumer reads.
+    type SlotRef<'a>: SlotAccess
+    where
+        Self: 'a;
+
+    /// Positions claimed by producers so far (the enqueue position).
+    fn tail(&self) -> &AtomicU64;
+    /// Positions claimed by consumers so far (the dequeue position).
+    fn head(&self) -> &AtomicU64;
+    /// Number of slots: a power of two.
+    fn slot_count(&self) -> u64;
+    /// Largest payload in bytes.
+    fn slot_size(&self) -> usize;
+    /// The sequence word of the slot of `position`.
+    fn sequence(&self, position: u64) -> &AtomicU64;
+    /// The slot of `position`, for writing.
+    fn slot_mut(&self, position: u64) -> Self::SlotMut<'_>;
+    /// The slot of `position`, for reading.
+    fn slot_ref(&self, position: u64) -> Self::SlotRef<'_>;
+    /// Number of endpoint records.
+    fn endpoint_count(&self) -> usize;
+    /// Endpoint record `index` (`< endpoint_count()`).
+    fn endpoint(&self, index: usize) -> &EndpointWords;
+    /// The claim word a new endpoint of this process stores in its record (non-zero).
+    fn identity(&self) -> u64;
+    /// Whether the process that stored `claim` still runs.
+    fn is_alive(&self, claim: u64) -> bool;
+    /// Called after a producer committed `count` messages.
+    fn on_commit(&self, _count: u64) {}
+    /// Called after a consumer released `count` slots.
+    fn on_release(&self, _count: u64) {}
 }

@@ -1,9 +1,14 @@
-//! The lock-free ring algorithms: pure logic over a [`SpscMemory`], no files, no syscalls.
+//! The lock-free ring algorithms: pure logic over a [`SpscMemory`] or an [`MpmcMemory`], no
+//! files, no syscalls.
 //!
-//! [`spsc`] is the single-producer single-consumer ring. The blocking, cross-process endpoints
-//! built on it are in [`crate::spsc`].
+//! [`spsc`] is the single-producer single-consumer ring, [`mpmc`] the multi-producer
+//! multi-consumer one. The blocking, cross-process endpoints built on them are in
+//! [`crate::spsc`] and [`crate::mpmc`].
 
+pub mod heap;
 pub mod memory;
+pub mod mpmc;
+mod slot;
 pub mod spsc;
 
-pub use memory::{SlotAccess, SpscMemory};
+pub use memory::{EndpointWords, MpmcMemory, SlotAccess, SpscMemory};

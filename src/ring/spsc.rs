@@ -44,7 +44,8 @@
 
 use std::ops::Deref;
 
-use super::memory::{SlotAccess, SpscMemory};
+use super::memory::SpscMemory;
+use super::slot::{message, payload_mut, write_length};
 use crate::error::Error;
 use crate::sync::Ordering;
 
@@ -83,43 +84,6 @@ fn check_positions(producer: u64, consumer: u64, slot_count: u64) -> Result<(), 
         return Err(Error::Corrupted { field: "producer_position", value: producer });
     }
     Ok(())
-}
-
-/// Writes the length into the slot header.
-#[inline]
-fn write_length(slot: &impl SlotAccess, length: usize) {
-    // SAFETY: SlotAccess guarantees the header pointer is valid and aligned; the slot belongs to
-    // the producer until it publishes it.
-    unsafe { slot.header().write(length as u32) }
-}
-
-/// The payload of a slot as a mutable slice of `slot_size` bytes.
-///
-/// # Safety
-/// The slot must belong to the caller (reserved and not yet published) for `'a`, and the access
-/// must live for `'a`.
-#[inline]
-unsafe fn payload_mut<'a>(slot: &impl SlotAccess, slot_size: usize) -> &'a mut [u8] {
-    // SAFETY: by the SlotAccess contract the payload spans slot_size bytes; by this function's
-    // contract nobody else accesses them during 'a.
-    unsafe { std::slice::from_raw_parts_mut(slot.payload(), slot_size) }
-}
-
-/// Reads and validates the length of a published slot, returning its payload.
-///
-/// # Safety
-/// The slot must be published and not yet released by the caller, for `'a`.
-#[inline]
-unsafe fn message<'a>(slot: &impl SlotAccess, slot_size: usize) -> Result<&'a [u8], Error> {
-    // SAFETY: the header is within the slot, aligned (SlotAccess contract). Volatile: a hostile
-    // peer may rewrite it, and we must use the one value we validated.
-    let length = unsafe { slot.header().read_volatile() } as usize;
-    if length > slot_size {
-        return Err(Error::Corrupted { field: "slot length", value: length as u64 });
-    }
-    // SAFETY: length <= slot_size, and the payload spans slot_size bytes (SlotAccess contract);
-    // the slot is the caller's until it releases it.
-    Ok(unsafe { std::slice::from_raw_parts(slot.payload(), length) })
 }
 
 /// The producing end of an SPSC ring.
@@ -268,7 +232,7 @@ fn publish<M: SpscMemory>(memory: &M, state: &mut ProducerState, count: u64) {
         // Release: as above.
         memory.stamp(position).store(stamp_for(position), Ordering::Release);
     }
-    memory.on_commit();
+    memory.on_commit(count);
 }
 
 /// The commit stamp of message `position`: `(position + 1) mod 2^32`. Never 0 for a slot's
@@ -511,7 +475,7 @@ fn release<M: SpscMemory>(memory: &M, state: &mut ConsumerState, count: u64) {
     // Release: pairs with the producer's acquire load in `free_slots`; our reads of the released
     // slots happen before it overwrites them.
     memory.consumer_position().store(state.position, Ordering::Release);
-    memory.on_release();
+    memory.on_release(count);
 }
 
 /// A message borrowed from the ring. Derefs to the payload in shared memory; releases the slot

@@ -4,27 +4,28 @@
 //! slot access is race-checked, and its futex is `wait::LoomFutex`) and what in-process
 //! tests use. Roles are "attached" flags instead of pids.
 
-use std::marker::PhantomData;
-
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backend::{peer_of, wake, Backend};
+use super::backend::Backend;
 use crate::error::{Error, Role};
-use crate::ring::{SlotAccess, SpscMemory};
+use crate::ring::heap::{HeapSlot, HeapSlots};
+use crate::ring::SpscMemory;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{PeerCheck, WaitStrategy, WaitWords};
-
-#[cfg(not(loom))]
-type Cell = std::cell::UnsafeCell<Box<[u64]>>;
-#[cfg(loom)]
-type Cell = loom::cell::UnsafeCell<Box<[u64]>>;
+use crate::wait::{alert, peer_of, wake, PeerCheck, WaitSite, WaitStrategy, WaitWords};
 
 #[cfg(not(loom))]
 type HeapFutex = crate::wait::SharedFutex;
 #[cfg(loom)]
 type HeapFutex = crate::wait::LoomFutex;
+
+/// The semaphore of the heap backends: a POSIX semaphore (a loom model under `cfg(loom)`).
+#[cfg(not(loom))]
+pub type HeapSemaphore = crate::wait::LocalSemaphore;
+/// The semaphore of the heap backends: a POSIX semaphore (a loom model under `cfg(loom)`).
+#[cfg(loom)]
+pub type HeapSemaphore = crate::wait::LoomSemaphore;
 
 const NEVER_ATTACHED: u32 = 0;
 const ATTACHED: u32 = 1;
@@ -54,14 +55,15 @@ pub struct HeapMemory {
     consumer_position: CachePadded<AtomicU64>,
     not_empty: CachePadded<WaitWords>,
     not_full: CachePadded<WaitWords>,
+    used_slots: HeapSemaphore,
+    free_slots: HeapSemaphore,
     roles: [AtomicU32; 2],
     /// Commit stamps, apart from the slot cells: the consumer polls them while the producer
     /// writes the slot, which loom would report as a race on a cell.
     stamps: Box<[AtomicU32]>,
     futex: HeapFutex,
     strategy: WaitStrategy,
-    slots: Box<[Cell]>,
-    slot_size: usize,
+    slots: HeapSlots,
 }
 
 // SAFETY: the slot cells are only accessed through the ring protocol, which hands each slot to one
@@ -85,49 +87,19 @@ impl HeapMemory {
     /// If `slot_count` is not a power of two.
     pub fn new(slot_count: u64, slot_size: usize, strategy: WaitStrategy) -> HeapMemory {
         assert!(slot_count.is_power_of_two(), "slot count must be a power of two");
-        // One u64 for the length header, then the payload rounded up to whole u64s.
-        let words = 1 + slot_size.div_ceil(8);
-        let slots = (0..slot_count).map(|_| Cell::new(vec![0u64; words].into_boxed_slice())).collect();
         HeapMemory {
             producer_position: CachePadded::new(AtomicU64::new(0)),
             consumer_position: CachePadded::new(AtomicU64::new(0)),
             not_empty: CachePadded::new(WaitWords::new()),
             not_full: CachePadded::new(WaitWords::new()),
+            used_slots: HeapSemaphore::new(0),
+            free_slots: HeapSemaphore::new(u32::try_from(slot_count).unwrap_or(u32::MAX)),
             roles: [AtomicU32::new(NEVER_ATTACHED), AtomicU32::new(NEVER_ATTACHED)],
             stamps: (0..slot_count).map(|_| AtomicU32::new(0)).collect(),
             futex: HeapFutex::default(),
             strategy,
-            slots,
-            slot_size,
+            slots: HeapSlots::new(slot_count, slot_size),
         }
-    }
-
-    fn cell(&self, index: u64) -> &Cell {
-        &self.slots[(index & (self.slots.len() as u64 - 1)) as usize]
-    }
-}
-
-/// A slot of a [`HeapMemory`] (with loom's access tracking under `cfg(loom)`).
-pub struct HeapSlot<'a> {
-    base: *mut u64,
-    #[cfg(loom)]
-    _read: Option<loom::cell::ConstPtr<Box<[u64]>>>,
-    #[cfg(loom)]
-    _write: Option<loom::cell::MutPtr<Box<[u64]>>>,
-    _memory: PhantomData<&'a HeapMemory>,
-}
-
-// SAFETY: `base` points to a boxed slice of `1 + slot_size.div_ceil(8)` u64s owned by the
-// HeapMemory that outlives 'a: word 0 holds the length, the payload follows; distinct indices are
-// distinct boxes.
-unsafe impl SlotAccess for HeapSlot<'_> {
-    fn header(&self) -> *mut u32 {
-        self.base.cast()
-    }
-
-    fn payload(&self) -> *mut u8 {
-        // SAFETY: the box holds at least one u64 (the header word), so one past it is in bounds.
-        unsafe { self.base.add(1) }.cast()
     }
 }
 
@@ -152,61 +124,37 @@ unsafe impl SpscMemory for Arc<HeapMemory> {
     }
 
     fn slot_count(&self) -> u64 {
-        self.slots.len() as u64
+        self.slots.count()
     }
 
     fn slot_size(&self) -> usize {
-        self.slot_size
+        self.slots.size()
     }
 
     fn stamp(&self, index: u64) -> &AtomicU32 {
         &self.stamps[(index & (self.stamps.len() as u64 - 1)) as usize]
     }
 
-    #[cfg(not(loom))]
     fn slot_mut(&self, index: u64) -> HeapSlot<'_> {
-        // Only the address is taken here; the ring protocol makes the accesses through it
-        // exclusive.
-        let boxed = self.cell(index).get();
-        // SAFETY: `boxed` points to the live Box in the cell, which holds at least one word; the
-        // built-in Box deref and slice indexing in `addr_of_mut!` compute the address without
-        // creating a reference, so no borrow of other live accesses to the slot is invalidated.
-        let base = unsafe { std::ptr::addr_of_mut!((**boxed)[0]) };
-        HeapSlot { base, _memory: PhantomData }
+        self.slots.slot_mut(index)
     }
 
-    #[cfg(not(loom))]
     fn slot_ref(&self, index: u64) -> HeapSlot<'_> {
-        self.slot_mut(index)
+        self.slots.slot_ref(index)
     }
 
-    #[cfg(loom)]
-    fn slot_mut(&self, index: u64) -> HeapSlot<'_> {
-        let guard = self.cell(index).get_mut();
-        // SAFETY: loom checks that this mutable access is ordered after every other access.
-        let base = unsafe { guard.deref() }.as_mut_ptr();
-        HeapSlot { base, _read: None, _write: Some(guard), _memory: PhantomData }
+    fn on_commit(&self, count: u64) {
+        wake(self, Role::Consumer, count);
     }
 
-    #[cfg(loom)]
-    fn slot_ref(&self, index: u64) -> HeapSlot<'_> {
-        let guard = self.cell(index).get();
-        // SAFETY: loom checks that this shared access is ordered after the last mutable one.
-        let base = unsafe { guard.deref() }.as_ptr().cast_mut();
-        HeapSlot { base, _read: Some(guard), _write: None, _memory: PhantomData }
-    }
-
-    fn on_commit(&self) {
-        wake(self, Role::Consumer);
-    }
-
-    fn on_release(&self) {
-        wake(self, Role::Producer);
+    fn on_release(&self, count: u64) {
+        wake(self, Role::Producer, count);
     }
 }
 
-impl Backend for Arc<HeapMemory> {
+impl WaitSite for Arc<HeapMemory> {
     type Futex = HeapFutex;
+    type Semaphore = HeapSemaphore;
 
     fn futex(&self) -> &HeapFutex {
         &self.futex
@@ -223,6 +171,13 @@ impl Backend for Arc<HeapMemory> {
         }
     }
 
+    fn semaphore(&self, sleeper: Role) -> &HeapSemaphore {
+        match sleeper {
+            Role::Consumer => &self.used_slots,
+            Role::Producer => &self.free_slots,
+        }
+    }
+
     fn liveness_interval(&self) -> Option<Duration> {
         // The loom models have no clock: sleep until woken.
         #[cfg(loom)]
@@ -230,7 +185,9 @@ impl Backend for Arc<HeapMemory> {
         #[cfg(not(loom))]
         Some(Duration::from_millis(100))
     }
+}
 
+impl Backend for Arc<HeapMemory> {
     fn claim(&self, role: Role) -> Result<(), Error> {
         let flag = &self.roles[role_index(role)];
         // Acquire: pairs with the release in `release`, so a new handle sees everything its
@@ -246,7 +203,7 @@ impl Backend for Arc<HeapMemory> {
     fn release(&self, role: Role) {
         // Release: pairs with the acquire in `claim` and the one in `peer_gone`.
         self.roles[role_index(role)].store(DETACHED, Ordering::Release);
-        wake(self, peer_of(role));
+        alert(self, peer_of(role));
     }
 
     fn peer_gone(&self, me: Role, _check: PeerCheck) -> bool {

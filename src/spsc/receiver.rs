@@ -6,7 +6,7 @@ use super::backend::{deadline_after, Backend, Counter, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
-use crate::wait::{block, BlockOn, Blocked};
+use crate::wait::{block, block_on, Blocked};
 
 /// The consuming end of an SPSC ring. At most one is attached to a ring at a time (across all
 /// processes); dropping it gives the role up.
@@ -93,12 +93,7 @@ impl<B: Backend> Receiver<B> {
         let backend = self.consumer.memory();
         backend.count(Role::Consumer, Counter::Wait);
         let position = self.consumer.position();
-        let on = BlockOn {
-            strategy: backend.strategy(),
-            words: backend.wait_words(Role::Consumer),
-            futex: backend.futex(),
-            slice: backend.liveness_interval(),
-        };
+        let on = block_on(backend, Role::Consumer);
         let outcome = block(
             &on,
             deadline,
@@ -107,7 +102,7 @@ impl<B: Backend> Receiver<B> {
             // of the stamp (and `cached_available` below checks again before reading).
             || Ok::<_, Error>(backend.stamp(position).load(Ordering::Acquire) == stamp_for(position)),
             |check| backend.peer_gone(Role::Consumer, check),
-            || backend.count(Role::Consumer, Counter::FutexWait),
+            || backend.count(Role::Consumer, Counter::sleep_of(on.strategy)),
         )?;
         match outcome {
             Blocked::Ready if self.consumer.cached_available()? > 0 => Ok(()),

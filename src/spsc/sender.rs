@@ -6,7 +6,7 @@ use super::backend::{deadline_after, Backend, Counter, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
-use crate::wait::{block, BlockOn, Blocked};
+use crate::wait::{block, block_on, Blocked};
 
 /// The producing end of an SPSC ring. At most one is attached to a ring at a time (across all
 /// processes); dropping it gives the role up.
@@ -96,12 +96,7 @@ impl<B: Backend> Sender<B> {
         // The ring is full: position - consumer == slot_count. A slot frees up once the
         // consumer position reaches `target`.
         let target = (self.producer.position() + 1).saturating_sub(backend.slot_count());
-        let on = BlockOn {
-            strategy: backend.strategy(),
-            words: backend.wait_words(Role::Producer),
-            futex: backend.futex(),
-            slice: backend.liveness_interval(),
-        };
+        let on = block_on(backend, Role::Producer);
         let outcome = block(
             &on,
             deadline,
@@ -109,7 +104,7 @@ impl<B: Backend> Sender<B> {
             // again by `free_slots` below before any slot is touched).
             || Ok::<_, Error>(backend.consumer_position().load(Ordering::Acquire) >= target),
             |check| backend.peer_gone(Role::Producer, check),
-            || backend.count(Role::Producer, Counter::FutexWait),
+            || backend.count(Role::Producer, Counter::sleep_of(on.strategy)),
         )?;
         match outcome {
             Blocked::Ready if self.producer.cached_free_slots()? > 0 => Ok(()),

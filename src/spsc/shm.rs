@@ -4,7 +4,7 @@ use std::mem::offset_of;
 use std::ptr::NonNull;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::backend::{peer_of, wake, Backend, Counter};
+use super::backend::Backend;
 use crate::error::{Error, Role};
 use crate::layout::{Block, RingKind, RoleRecord, RolesBlock, StatsBlock};
 use crate::process::{claim_is_alive, claim_pid, current_claim};
@@ -12,7 +12,9 @@ use crate::ring::{SlotAccess, SpscMemory};
 use crate::role_claim;
 use crate::segment::Segment;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{PeerCheck, SharedFutex, WaitStrategy, WaitWords};
+use crate::wait::{
+    alert, peer_of, wake, Counter, PeerCheck, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords,
+};
 
 /// How long a blocked call sleeps at most before it checks that its peer still lives.
 pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -31,6 +33,8 @@ pub struct ShmMemory {
     consumer_position: NonNull<AtomicU64>,
     not_empty: NonNull<WaitWords>,
     not_full: NonNull<WaitWords>,
+    used_slots: ShmSemaphore,
+    free_slots: ShmSemaphore,
     slots: NonNull<u8>,
     slot_count: u64,
     slot_size: usize,
@@ -59,11 +63,17 @@ impl ShmMemory {
             NonNull::new(segment.bytes(geometry.block_offset(block), 8).cast::<WaitWords>())
                 .expect("mapping is not null")
         };
+        // SAFETY: the semaphores point into the mapping of `segment`, which `self` owns: they
+        // cannot outlive it. (For the futex and spin strategies they are never used.)
+        let (used_slots, free_slots) =
+            unsafe { (segment.semaphore(Block::NotEmpty), segment.semaphore(Block::NotFull)) };
         Ok(ShmMemory {
             producer_position: u64_at(Block::Producer),
             consumer_position: u64_at(Block::Consumer),
             not_empty: words_at(Block::NotEmpty),
             not_full: words_at(Block::NotFull),
+            used_slots,
+            free_slots,
             // Checked against the mapping: the whole slot array is inside it.
             slots: NonNull::new(segment.bytes(geometry.slots_offset, slot_bytes)).expect("mapping is not null"),
             slot_count: geometry.slot_count,
@@ -103,6 +113,9 @@ impl ShmMemory {
             Counter::Wait => offset_of!(StatsBlock, waits),
             Counter::FutexWait => offset_of!(StatsBlock, futex_waits),
             Counter::FutexWake => offset_of!(StatsBlock, futex_wakes),
+            Counter::SemaphoreWait => offset_of!(StatsBlock, semaphore_waits),
+            Counter::Abandoned => offset_of!(StatsBlock, abandoned),
+            Counter::Redelivered => offset_of!(StatsBlock, redelivered),
         } as u64;
         self.segment.atomic_u64(self.segment.geometry().block_offset(block) + field)
     }
@@ -199,18 +212,19 @@ unsafe impl SpscMemory for ShmMemory {
     }
 
     #[inline]
-    fn on_commit(&self) {
-        wake(self, Role::Consumer);
+    fn on_commit(&self, count: u64) {
+        wake(self, Role::Consumer, count);
     }
 
     #[inline]
-    fn on_release(&self) {
-        wake(self, Role::Producer);
+    fn on_release(&self, count: u64) {
+        wake(self, Role::Producer, count);
     }
 }
 
-impl Backend for ShmMemory {
+impl WaitSite for ShmMemory {
     type Futex = SharedFutex;
+    type Semaphore = ShmSemaphore;
 
     #[inline]
     fn futex(&self) -> &SharedFutex {
@@ -234,10 +248,24 @@ impl Backend for ShmMemory {
         unsafe { words.as_ref() }
     }
 
+    #[inline]
+    fn semaphore(&self, sleeper: Role) -> &ShmSemaphore {
+        match sleeper {
+            Role::Consumer => &self.used_slots,
+            Role::Producer => &self.free_slots,
+        }
+    }
+
     fn liveness_interval(&self) -> Option<Duration> {
         Some(self.liveness_interval)
     }
 
+    fn count(&self, role: Role, counter: Counter) {
+        self.stats_word(role, counter).fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Backend for ShmMemory {
     fn claim(&self, role: Role) -> Result<(), Error> {
         role_claim::claim(self.role_word(role, CLAIM), current_claim(), claim_is_alive)
             .map_err(|holder| Error::RoleTaken { role, pid: claim_pid(holder) })?;
@@ -255,7 +283,7 @@ impl Backend for ShmMemory {
 
     fn release(&self, role: Role) {
         role_claim::release(self.role_word(role, CLAIM), current_claim());
-        wake(self, peer_of(role));
+        alert(self, peer_of(role));
     }
 
     fn peer_gone(&self, me: Role, check: PeerCheck) -> bool {
@@ -266,9 +294,5 @@ impl Backend for ShmMemory {
             return self.role_word(peer, ATTACH_COUNT).load(Ordering::Relaxed) > 0;
         }
         check == PeerCheck::Thorough && !claim_is_alive(claim)
-    }
-
-    fn count(&self, role: Role, counter: Counter) {
-        self.stats_word(role, counter).fetch_add(1, Ordering::Relaxed);
     }
 }

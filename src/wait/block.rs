@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::eventcount::{sleep, WaitWords};
 use super::futex::Futex;
+use super::semaphore::Semaphore;
 use crate::layout::WaitStrategy;
 use crate::sync::{spin_hint, SPIN_ROUNDS};
 
@@ -29,14 +30,16 @@ pub enum Blocked {
     PeerGone,
 }
 
-/// Where and how to wait.
-pub struct BlockOn<'a, F: Futex> {
-    /// Spin only, or spin then sleep.
+/// Where and how to wait (usually built by [`super::block_on`]).
+pub struct BlockOn<'a, F: Futex, S: Semaphore> {
+    /// Spin only, spin then sleep on the futex, or spin then sleep on the semaphore.
     pub strategy: WaitStrategy,
-    /// The eventcount the peer notifies.
+    /// The eventcount the peer notifies (futex strategy).
     pub words: &'a WaitWords,
     /// The futex implementation.
     pub futex: &'a F,
+    /// The semaphore the peer posts (semaphore strategy).
+    pub semaphore: &'a S,
     /// Longest single sleep (futex) or poll stretch (spin) before the peer is checked thoroughly;
     /// `None` sleeps without limit (used by the loom models, which have no clock).
     pub slice: Option<Duration>,
@@ -47,9 +50,9 @@ const POLLS_PER_CLOCK_READ: u32 = 256;
 
 /// Waits until `ready` returns true, the deadline passes, or `peer_gone` reports the peer gone
 /// (checked again with `ready` first, so a message committed just before the peer died is not
-/// missed). `on_sleep` is called before each futex sleep, for statistics.
-pub fn block<F: Futex, E>(
-    on: &BlockOn<'_, F>,
+/// missed). `on_sleep` is called before each futex or semaphore sleep, for statistics.
+pub fn block<F: Futex, S: Semaphore, E>(
+    on: &BlockOn<'_, F, S>,
     deadline: Option<Instant>,
     mut ready: impl FnMut() -> Result<bool, E>,
     mut peer_gone: impl FnMut(PeerCheck) -> bool,
@@ -58,7 +61,7 @@ pub fn block<F: Futex, E>(
     // Spin phase of the futex strategy: poll with one pause between polls (a coarser backoff
     // would add its own granularity to every round trip), then sleep. The spin strategy polls
     // the same way, forever, in the loop below.
-    if on.strategy == WaitStrategy::Futex {
+    if on.strategy != WaitStrategy::Spin {
         for _ in 0..SPIN_ROUNDS {
             if ready()? {
                 return Ok(Blocked::Ready);
@@ -101,14 +104,19 @@ pub fn block<F: Futex, E>(
                 #[cfg(not(loom))]
                 std::thread::yield_now();
             }
+            WaitStrategy::Semaphore => {
+                on_sleep();
+                // A token means a slot changed hands (or is surplus). If the condition holds,
+                // hand the token back: the operation this wait precedes takes one itself. If it
+                // does not, the token was surplus (its slot was taken by someone who found it
+                // without sleeping): dropping it brings the count back in line with the ring.
+                if on.semaphore.wait(sleep_timeout(now, deadline, on.slice)) && ready()? {
+                    on.semaphore.post();
+                    return Ok(Blocked::Ready);
+                }
+            }
             WaitStrategy::Futex => {
-                let timeout = match (now, deadline) {
-                    (Some(now), Some(deadline)) => {
-                        let left = deadline - now;
-                        Some(on.slice.map_or(left, |slice| slice.min(left)))
-                    }
-                    _ => on.slice,
-                };
+                let timeout = sleep_timeout(now, deadline, on.slice);
                 let mut error = None;
                 on_sleep();
                 // The sleep condition includes the quick peer check: a peer that detaches
@@ -131,5 +139,16 @@ pub fn block<F: Futex, E>(
                 }
             }
         }
+    }
+}
+
+/// How long one sleep may last: up to the deadline, and at most one liveness slice.
+fn sleep_timeout(now: Option<Instant>, deadline: Option<Instant>, slice: Option<Duration>) -> Option<Duration> {
+    match (now, deadline) {
+        (Some(now), Some(deadline)) => {
+            let left = deadline.saturating_duration_since(now);
+            Some(slice.map_or(left, |slice| slice.min(left)))
+        }
+        _ => slice,
     }
 }

@@ -7,6 +7,8 @@
 pub mod block;
 pub mod eventcount;
 pub mod futex;
+pub mod semaphore;
+pub mod site;
 
 pub use crate::layout::WaitStrategy;
 pub use block::{block, BlockOn, Blocked, PeerCheck};
@@ -16,3 +18,9 @@ pub use futex::LoomFutex;
 #[cfg(not(loom))]
 pub use futex::SharedFutex;
 pub use futex::{Futex, FutexWait};
+#[cfg(loom)]
+pub use semaphore::LoomSemaphore;
+pub use semaphore::Semaphore;
+#[cfg(not(loom))]
+pub use semaphore::{LocalSemaphore, ShmSemaphore};
+pub use site::{alert, block_on, peer_of, wake, Counter, WaitSite};

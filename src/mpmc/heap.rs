@@ -1,0 +1,248 @@
+//! [`HeapRing`]: an MPMC ring on the heap of one process, for the loom models and in-process use.
+//! "Processes" are endpoint identities handed out on attach; [`HeapRing::kill`] declares one dead,
+//! which is how the models and tests simulate a crashed peer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use super::backend::Backend;
+use crate::error::Role;
+use crate::ring::heap::{HeapSlot, HeapSlots};
+use crate::ring::mpmc::{Recovered, RecoveryLog};
+use crate::ring::{EndpointWords, MpmcMemory};
+use crate::spsc::heap::HeapSemaphore;
+use crate::sync::AtomicU64;
+use crate::wait::{wake, WaitSite, WaitStrategy, WaitWords};
+
+#[cfg(not(loom))]
+type HeapFutex = crate::wait::SharedFutex;
+#[cfg(loom)]
+type HeapFutex = crate::wait::LoomFutex;
+
+/// Endpoint records of a heap ring (loom explores every record it touches, so keep it small).
+const HEAP_ENDPOINTS: usize = 8;
+
+/// An MPMC ring on the heap.
+///
+/// ```
+/// use ipcring::mpmc::{HeapRing, Receiver, Sender};
+/// use ipcring::wait::WaitStrategy;
+/// use std::sync::Arc;
+///
+/// let ring = Arc::new(HeapRing::new(4, 16, WaitStrategy::Futex));
+/// let mut sender = Sender::attach(ring.clone()).unwrap();
+/// let mut other = sender.try_clone().unwrap();
+/// let mut receiver = Receiver::attach(ring).unwrap();
+/// sender.send(b"one").unwrap();
+/// other.send(b"two").unwrap();
+/// let mut buffer = Vec::new();
+/// receiver.recv(&mut buffer).unwrap();
+/// assert_eq!(buffer, b"one");
+/// receiver.recv(&mut buffer).unwrap();
+/// assert_eq!(buffer, b"two");
+/// ```
+pub struct HeapRing {
+    tail: CachePadded<AtomicU64>,
+    head: CachePadded<AtomicU64>,
+    sequences: Box<[AtomicU64]>,
+    endpoints: Box<[CachePadded<EndpointWords>]>,
+    not_empty: CachePadded<WaitWords>,
+    not_full: CachePadded<WaitWords>,
+    used_slots: HeapSemaphore,
+    free_slots: HeapSemaphore,
+    futex: HeapFutex,
+    strategy: WaitStrategy,
+    slots: HeapSlots,
+    /// Identities handed out so far (identity `n` is bit `n` of `dead`).
+    identities: StdAtomicU64,
+    dead: StdAtomicU64,
+    ever: [AtomicBool; 2],
+    abandoned: StdAtomicU64,
+    redelivered: StdAtomicU64,
+}
+
+// SAFETY: the slot cells are only accessed through the ring protocol, which hands each slot to
+// one endpoint at a time (ordered by the release/acquire sequence stores and loads); everything
+// else is atomic or immutable.
+unsafe impl Sync for HeapRing {}
+// SAFETY: as above; nothing in it is tied to a thread.
+unsafe impl Send for HeapRing {}
+
+fn role_index(role: Role) -> usize {
+    match role {
+        Role::Producer => 0,
+        Role::Consumer => 1,
+    }
+}
+
+impl HeapRing {
+    /// A ring of `slot_count` slots (a power of two) of `slot_size` payload bytes each.
+    ///
+    /// # Panics
+    /// If `slot_count` is not a power of two.
+    pub fn new(slot_count: u64, slot_size: usize, strategy: WaitStrategy) -> HeapRing {
+        HeapRing {
+            tail: CachePadded::new(AtomicU64::new(0)),
+            head: CachePadded::new(AtomicU64::new(0)),
+            sequences: (0..slot_count).map(AtomicU64::new).collect(),
+            endpoints: (0..HEAP_ENDPOINTS).map(|_| CachePadded::new(EndpointWords::default())).collect(),
+            not_empty: CachePadded::new(WaitWords::new()),
+            not_full: CachePadded::new(WaitWords::new()),
+            used_slots: HeapSemaphore::new(0),
+            free_slots: HeapSemaphore::new(u32::try_from(slot_count).unwrap_or(u32::MAX)),
+            futex: HeapFutex::default(),
+            strategy,
+            slots: HeapSlots::new(slot_count, slot_size),
+            identities: StdAtomicU64::new(0),
+            dead: StdAtomicU64::new(0),
+            ever: [AtomicBool::new(false), AtomicBool::new(false)],
+            abandoned: StdAtomicU64::new(0),
+            redelivered: StdAtomicU64::new(0),
+        }
+    }
+
+    /// Declares the endpoint with claim word `claim` dead, as if its process had been killed:
+    /// the other endpoints' recovery treats its pending positions as abandoned.
+    pub fn kill(&self, claim: u64) {
+        self.dead.fetch_or(1 << (claim % 64), StdOrdering::SeqCst);
+    }
+
+    /// The claim word of endpoint record `index` (0 when free).
+    pub fn claim_of(&self, index: usize) -> u64 {
+        self.endpoints[index].claim.load(crate::sync::Ordering::Relaxed)
+    }
+
+    /// Positions marked abandoned so far.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(StdOrdering::SeqCst)
+    }
+
+    /// Messages published again after their consumer died.
+    pub fn redelivered(&self) -> u64 {
+        self.redelivered.load(StdOrdering::SeqCst)
+    }
+}
+
+// SAFETY: slot count and size are fixed at construction (HeapSlots asserts a power of two);
+// sequences has one word per slot and is indexed masked; endpoint indices are bounds-checked
+// slice indexing.
+unsafe impl MpmcMemory for Arc<HeapRing> {
+    type SlotMut<'a>
+        = HeapSlot<'a>
+    where
+        Self: 'a;
+    type SlotRef<'a>
+        = HeapSlot<'a>
+    where
+        Self: 'a;
+
+    fn tail(&self) -> &AtomicU64 {
+        &self.tail
+    }
+
+    fn head(&self) -> &AtomicU64 {
+        &self.head
+    }
+
+    fn slot_count(&self) -> u64 {
+        self.slots.count()
+    }
+
+    fn slot_size(&self) -> usize {
+        self.slots.size()
+    }
+
+    fn sequence(&self, position: u64) -> &AtomicU64 {
+        &self.sequences[(position & (self.sequences.len() as u64 - 1)) as usize]
+    }
+
+    fn slot_mut(&self, position: u64) -> HeapSlot<'_> {
+        self.slots.slot_mut(position)
+    }
+
+    fn slot_ref(&self, position: u64) -> HeapSlot<'_> {
+        self.slots.slot_ref(position)
+    }
+
+    fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    fn endpoint(&self, index: usize) -> &EndpointWords {
+        &self.endpoints[index]
+    }
+
+    fn identity(&self) -> u64 {
+        // Identities 1..=63 map to distinct bits of `dead`; more than that wrap (tests use few).
+        1 + self.identities.fetch_add(1, StdOrdering::SeqCst) % 63
+    }
+
+    fn is_alive(&self, claim: u64) -> bool {
+        self.dead.load(StdOrdering::SeqCst) & (1 << (claim % 64)) == 0
+    }
+
+    fn on_commit(&self, count: u64) {
+        wake(self, Role::Consumer, count);
+    }
+
+    fn on_release(&self, count: u64) {
+        wake(self, Role::Producer, count);
+    }
+}
+
+impl RecoveryLog for Arc<HeapRing> {
+    fn recovered(&self, _role: Role, what: Recovered, count: u64) {
+        match what {
+            Recovered::Abandoned => self.abandoned.fetch_add(count, StdOrdering::SeqCst),
+            Recovered::Redelivered => self.redelivered.fetch_add(count, StdOrdering::SeqCst),
+        };
+    }
+}
+
+impl WaitSite for Arc<HeapRing> {
+    type Futex = HeapFutex;
+    type Semaphore = HeapSemaphore;
+
+    fn futex(&self) -> &HeapFutex {
+        &self.futex
+    }
+
+    fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    fn wait_words(&self, sleeper: Role) -> &WaitWords {
+        match sleeper {
+            Role::Consumer => &self.not_empty,
+            Role::Producer => &self.not_full,
+        }
+    }
+
+    fn semaphore(&self, sleeper: Role) -> &HeapSemaphore {
+        match sleeper {
+            Role::Consumer => &self.used_slots,
+            Role::Producer => &self.free_slots,
+        }
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        // The loom models have no clock: sleep until woken.
+        #[cfg(loom)]
+        return None;
+        #[cfg(not(loom))]
+        Some(Duration::from_millis(20))
+    }
+}
+
+impl Backend for Arc<HeapRing> {
+    fn attached(&self, role: Role, _index: usize) {
+        self.ever[role_index(role)].store(true, StdOrdering::SeqCst);
+    }
+
+    fn ever_attached(&self, role: Role) -> bool {
+        self.ever[role_index(role)].load(StdOrdering::SeqCst)
+    }
+}

@@ -1,0 +1,211 @@
+//! [`Receiver`]: a blocking consumer endpoint of an MPMC ring.
+
+use std::time::{Duration, Instant};
+
+use super::backend::{peers_gone, Backend};
+use crate::error::{Error, Role};
+use crate::ring::mpmc::{can_claim, Consumer, ReadBatch, ReadGuard};
+use crate::spsc::backend::{deadline_after, PeerWatch};
+use crate::wait::{block, block_on, Blocked, Counter, PeerCheck};
+
+/// A consuming end of an MPMC ring. Any number may be attached at once, in any processes; each
+/// message goes to exactly one of them. Dropping one frees its endpoint record.
+///
+/// Receive by copy ([`recv`](Receiver::recv)), in place ([`recv_ref`](Receiver::recv_ref)), or
+/// in batches ([`recv_batch`](Receiver::recv_batch)); each non-blocking (`try_`), blocking, and
+/// with a timeout. When the ring is empty and every producer that attached is gone, blocking
+/// calls return [`Error::Disconnected`]; before any producer attached they wait.
+///
+/// ```
+/// use ipcring::mpmc::{HeapRing, Receiver, Sender};
+/// use ipcring::{wait::WaitStrategy, Error};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let ring = Arc::new(HeapRing::new(8, 64, WaitStrategy::Futex));
+/// let mut receiver = Receiver::attach(ring.clone()).unwrap();
+/// let mut buffer = Vec::new();
+/// assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(1)), Err(Error::Timeout)));
+///
+/// let mut sender = Sender::attach(ring).unwrap();
+/// sender.send(b"last words").unwrap();
+/// drop(sender);
+/// receiver.recv(&mut buffer).unwrap();
+/// assert_eq!(buffer, b"last words");
+/// assert!(matches!(receiver.recv(&mut buffer), Err(Error::Disconnected)));
+/// ```
+pub struct Receiver<B: Backend> {
+    consumer: Consumer<B>,
+    watch: PeerWatch,
+}
+
+impl<B: Backend> Receiver<B> {
+    /// Attaches a new consumer endpoint to `backend`.
+    pub fn attach(backend: B) -> Result<Self, Error> {
+        let consumer = Consumer::attach(backend)?;
+        consumer.memory().attached(Role::Consumer, consumer.endpoint_index());
+        Ok(Receiver { consumer, watch: PeerWatch::default() })
+    }
+
+    /// Another consumer endpoint on the same ring (and mapping).
+    pub fn try_clone(&self) -> Result<Self, Error> {
+        Receiver::attach(self.consumer.memory().clone())
+    }
+
+    /// The backend (segment) this receiver runs on.
+    pub fn backend(&self) -> &B {
+        self.consumer.memory()
+    }
+
+    /// Largest message, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.consumer.slot_size()
+    }
+
+    /// Claims up to `max` messages, waiting while the ring is empty.
+    fn claim(&mut self, max: u64, deadline: Option<Instant>) -> Result<(u64, u64), Error> {
+        loop {
+            if let Some(claimed) = self.consumer.claim_messages(max)? {
+                return Ok(claimed);
+            }
+            self.block_for_message(deadline)?;
+        }
+    }
+
+    /// Claims up to `max` messages without waiting: [`Error::Empty`], or
+    /// [`Error::Disconnected`] when the producers are gone and nothing is left.
+    fn try_claim(&mut self, max: u64) -> Result<(u64, u64), Error> {
+        if let Some(claimed) = self.consumer.claim_messages(max)? {
+            return Ok(claimed);
+        }
+        let consumer = &self.consumer;
+        let mut failure = None;
+        let gone = self
+            .watch
+            .check(consumer.memory().liveness_interval(), |check| gone_or_recovered(consumer, check, &mut failure));
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        // Look again after seeing the producers gone: the last one may have committed (or a
+        // repair may have published something) just before.
+        match self.consumer.claim_messages(max)? {
+            Some(claimed) => Ok(claimed),
+            None if gone => Err(Error::Disconnected),
+            None => Err(Error::Empty),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn block_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        let consumer = &self.consumer;
+        let backend = consumer.memory();
+        backend.count(Role::Consumer, Counter::Wait);
+        let on = block_on(backend, Role::Consumer);
+        let mut failure = None;
+        let outcome = block(
+            &on,
+            deadline,
+            || Ok::<_, Error>(can_claim(backend)),
+            |check| gone_or_recovered(consumer, check, &mut failure),
+            || backend.count(Role::Consumer, Counter::sleep_of(on.strategy)),
+        )?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        match outcome {
+            Blocked::Ready => Ok(()),
+            Blocked::DeadlinePassed => Err(Error::Timeout),
+            // Every producer is gone; one may have died holding the next position, with
+            // committed messages behind it: repair before giving up.
+            Blocked::PeerGone if consumer.recover()? || can_claim(backend) => Ok(()),
+            Blocked::PeerGone => Err(Error::Disconnected),
+        }
+    }
+
+    /// The next message borrowed in place, without blocking ([`Error::Empty`] if none). The slot
+    /// is released when the guard drops.
+    pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+        let (position, _) = self.try_claim(1)?;
+        // SAFETY: the position was just claimed by this consumer.
+        unsafe { self.consumer.guard_at(position) }
+    }
+
+    /// The next message borrowed in place, waiting for one.
+    pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+        let (position, _) = self.claim(1, None)?;
+        // SAFETY: the position was just claimed by this consumer.
+        unsafe { self.consumer.guard_at(position) }
+    }
+
+    /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, Error> {
+        let (position, _) = self.claim(1, deadline_after(timeout))?;
+        // SAFETY: the position was just claimed by this consumer.
+        unsafe { self.consumer.guard_at(position) }
+    }
+
+    fn copy_out(&mut self, position: u64, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        // SAFETY: the caller claimed `position` with this consumer just before.
+        let message = unsafe { self.consumer.guard_at(position) }?;
+        buffer.clear();
+        buffer.extend_from_slice(&message);
+        Ok(())
+    }
+
+    /// Copies the next message into `buffer` (replacing its contents) without blocking.
+    pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        let (position, _) = self.try_claim(1)?;
+        self.copy_out(position, buffer)
+    }
+
+    /// Copies the next message into `buffer` (replacing its contents), waiting for one.
+    pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        let (position, _) = self.claim(1, None)?;
+        self.copy_out(position, buffer)
+    }
+
+    /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
+    pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), Error> {
+        let (position, _) = self.claim(1, deadline_after(timeout))?;
+        self.copy_out(position, buffer)
+    }
+
+    /// Up to `max` messages borrowed in place without blocking (claimed with one CAS, released
+    /// together when the batch drops): [`Error::Empty`] if there is none.
+    pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+        let (first, count) = self.try_claim(max.max(1) as u64)?;
+        // SAFETY: the positions were just claimed by this consumer.
+        Ok(unsafe { self.consumer.batch_at(first, count) })
+    }
+
+    /// Up to `max` messages borrowed in place, waiting for at least one.
+    pub fn recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+        let (first, count) = self.claim(max.max(1) as u64, None)?;
+        // SAFETY: the positions were just claimed by this consumer.
+        Ok(unsafe { self.consumer.batch_at(first, count) })
+    }
+
+    /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`Error::Timeout`]).
+    pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, Error> {
+        let (first, count) = self.claim(max.max(1) as u64, deadline_after(timeout))?;
+        // SAFETY: the positions were just claimed by this consumer.
+        Ok(unsafe { self.consumer.batch_at(first, count) })
+    }
+}
+
+/// The liveness callback of a blocked consumer: the thorough check first repairs what a dead
+/// producer left behind (a claimed, never committed position at `head`); then reports whether
+/// every producer is gone. An error of the repair is kept in `failure` and ends the wait.
+fn gone_or_recovered<B: Backend>(consumer: &Consumer<B>, check: PeerCheck, failure: &mut Option<Error>) -> bool {
+    if check == PeerCheck::Thorough {
+        match consumer.recover() {
+            Ok(true) => return false,
+            Ok(false) => {}
+            Err(error) => {
+                *failure = Some(error);
+                return true;
+            }
+        }
+    }
+    peers_gone(consumer.memory(), Role::Consumer, check)
+}

@@ -1,0 +1,112 @@
+//! [`WaitSite`]: everything a blocking endpoint needs to sleep and to wake its peers, whatever the
+//! ring kind: the wait strategy, the eventcount words and futex, the semaphores, the liveness
+//! interval and the statistics. [`wake`] is what a side calls after it published.
+
+use std::time::Duration;
+
+use super::block::BlockOn;
+use super::eventcount::{notify, WaitWords};
+use super::futex::Futex;
+use super::semaphore::Semaphore;
+use crate::error::Role;
+use crate::layout::WaitStrategy;
+
+/// Statistics a side counts (slow path only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// A blocking call found the ring full (producer) or empty (consumer).
+    Wait,
+    /// A `FUTEX_WAIT` call.
+    FutexWait,
+    /// A `FUTEX_WAKE` call.
+    FutexWake,
+    /// A `sem_timedwait` call.
+    SemaphoreWait,
+    /// An MPMC position reserved and abandoned (see `ring::mpmc`).
+    Abandoned,
+    /// An MPMC message published again after its consumer died (see `ring::mpmc`).
+    Redelivered,
+}
+
+impl Counter {
+    /// What one sleep of `strategy` counts as.
+    pub fn sleep_of(strategy: WaitStrategy) -> Counter {
+        match strategy {
+            WaitStrategy::Semaphore => Counter::SemaphoreWait,
+            _ => Counter::FutexWait,
+        }
+    }
+}
+
+/// Where the two sides of a ring sleep and how they wake each other.
+pub trait WaitSite {
+    /// The futex implementation the eventcounts use.
+    type Futex: Futex;
+    /// The semaphore implementation of the semaphore strategy.
+    type Semaphore: Semaphore;
+    /// The futex.
+    fn futex(&self) -> &Self::Futex;
+    /// The wait strategy chosen at creation.
+    fn strategy(&self) -> WaitStrategy;
+    /// The eventcount `sleeper` sleeps on: "not empty" for consumers, "not full" for producers.
+    fn wait_words(&self, sleeper: Role) -> &WaitWords;
+    /// The semaphore `sleeper` sleeps on: "used slots" for consumers, "free slots" for producers.
+    fn semaphore(&self, sleeper: Role) -> &Self::Semaphore;
+    /// Longest sleep between two thorough liveness checks of the peers (`None`: no limit).
+    fn liveness_interval(&self) -> Option<Duration>;
+    /// Counts an event of `role` (no-op by default).
+    fn count(&self, _role: Role, _counter: Counter) {}
+}
+
+/// The other role.
+pub fn peer_of(role: Role) -> Role {
+    match role {
+        Role::Producer => Role::Consumer,
+        Role::Consumer => Role::Producer,
+    }
+}
+
+/// Tells `sleeper`'s side that `count` slots changed hands: called by its peer after it
+/// published `count` messages (a producer waking consumers) or released `count` slots (a
+/// consumer waking producers). Futex: one eventcount notify (no syscall unless someone sleeps).
+/// Semaphore: per slot, take one of the waker's own tokens and post one of the sleeper's.
+#[inline]
+pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
+    match site.strategy() {
+        WaitStrategy::Futex => {
+            if notify(site.wait_words(sleeper), site.futex()) {
+                site.count(peer_of(sleeper), Counter::FutexWake);
+            }
+        }
+        WaitStrategy::Semaphore => {
+            let own = site.semaphore(peer_of(sleeper));
+            let theirs = site.semaphore(sleeper);
+            for _ in 0..count {
+                own.try_wait();
+                theirs.post();
+            }
+        }
+        WaitStrategy::Spin => {}
+    }
+}
+
+/// Wakes `sleeper`'s side without moving a slot (a peer detached: the sleepers re-check and see
+/// it). Semaphore: one surplus token, dropped by whoever takes it.
+pub fn alert<W: WaitSite + ?Sized>(site: &W, sleeper: Role) {
+    match site.strategy() {
+        WaitStrategy::Futex => wake(site, sleeper, 1),
+        WaitStrategy::Semaphore => site.semaphore(sleeper).post(),
+        WaitStrategy::Spin => {}
+    }
+}
+
+/// Where `sleeper` blocks on `site`.
+pub fn block_on<W: WaitSite + ?Sized>(site: &W, sleeper: Role) -> BlockOn<'_, W::Futex, W::Semaphore> {
+    BlockOn {
+        strategy: site.strategy(),
+        words: site.wait_words(sleeper),
+        futex: site.futex(),
+        semaphore: site.semaphore(sleeper),
+        slice: site.liveness_interval(),
+    }
+}
