@@ -77,6 +77,15 @@ impl RingKind {
         }
     }
 
+    /// Fewest slots a ring of this kind may have: 1 for SPSC, 2 for MPMC (with one slot, "free
+    /// for position `p + 1`" and "message `p` committed" would be the same sequence value).
+    pub const fn min_slot_count(self) -> u64 {
+        match self {
+            RingKind::Spsc => 1,
+            RingKind::Mpmc => 2,
+        }
+    }
+
     /// Size of the slot header of this kind: the smallest `slot_payload_offset`.
     pub const fn slot_header_size(self) -> u32 {
         match self {
@@ -485,6 +494,12 @@ impl Geometry {
                 "slot count {slot_count} must be a power of two (1, 2, 4, ...)"
             )));
         }
+        if slot_count < kind.min_slot_count() {
+            return Err(Error::InvalidArgument(format!(
+                "a {kind} ring needs at least {} slots (got {slot_count})",
+                kind.min_slot_count()
+            )));
+        }
         if slot_count > MAX_SLOT_COUNT {
             return Err(Error::TooLarge { what: "slot count", requested: slot_count, limit: MAX_SLOT_COUNT });
         }
@@ -599,7 +614,7 @@ impl Geometry {
             return Err(corrupted("total_size", header.total_size));
         }
         let slot_count = header.slot_count;
-        if slot_count == 0 || !slot_count.is_power_of_two() || slot_count > MAX_SLOT_COUNT {
+        if slot_count < kind.min_slot_count() || !slot_count.is_power_of_two() || slot_count > MAX_SLOT_COUNT {
             return Err(corrupted("slot_count", slot_count));
         }
         if header.slot_size > MAX_SLOT_SIZE {

@@ -15,7 +15,7 @@ use crate::ring::mpmc::{Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory};
 use crate::spsc::heap::HeapSemaphore;
 use crate::sync::AtomicU64;
-use crate::wait::{wake, WaitSite, WaitStrategy, WaitWords};
+use crate::wait::{take, wake, WaitSite, WaitStrategy, WaitWords};
 
 #[cfg(not(loom))]
 type HeapFutex = crate::wait::SharedFutex;
@@ -79,11 +79,13 @@ fn role_index(role: Role) -> usize {
 }
 
 impl HeapRing {
-    /// A ring of `slot_count` slots (a power of two) of `slot_size` payload bytes each.
+    /// A ring of `slot_count` slots (a power of two, at least 2) of `slot_size` payload bytes
+    /// each.
     ///
     /// # Panics
-    /// If `slot_count` is not a power of two.
+    /// If `slot_count` is not a power of two or is 1.
     pub fn new(slot_count: u64, slot_size: usize, strategy: WaitStrategy) -> HeapRing {
+        assert!(slot_count >= 2, "an MPMC ring needs at least two slots");
         HeapRing {
             tail: CachePadded::new(AtomicU64::new(0)),
             head: CachePadded::new(AtomicU64::new(0)),
@@ -190,6 +192,11 @@ unsafe impl MpmcMemory for Arc<HeapRing> {
 
     fn on_release(&self, count: u64) {
         wake(self, Role::Producer, count);
+    }
+
+    #[inline]
+    fn on_claim(&self, role: Role, count: u64) {
+        take(self, role, count);
     }
 }
 

@@ -13,7 +13,7 @@ use crate::ring::mpmc::{Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory, SlotAccess};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait::{wake, Counter, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords};
+use crate::wait::{take, wake, Counter, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords};
 
 pub use crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL;
 
@@ -231,6 +231,11 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     #[inline]
     fn on_release(&self, count: u64) {
         wake(self, Role::Producer, count);
+    }
+
+    #[inline]
+    fn on_claim(&self, role: Role, count: u64) {
+        take(self, role, count);
     }
 }
 

@@ -124,4 +124,6 @@ pub unsafe trait MpmcMemory {
     fn on_commit(&self, _count: u64) {}
     /// Called after a consumer released `count` slots.
     fn on_release(&self, _count: u64) {}
+    /// Called after an endpoint of `role` claimed `count` positions.
+    fn on_claim(&self, _role: crate::error::Role, _count: u64) {}
 }

@@ -169,18 +169,51 @@ fn check_position(field: &'static str, position: u64) -> Result<(), Error> {
 
 /// True when the next position a producer would claim has a free slot (what a blocked producer
 /// waits for).
+///
+/// A `tail` loaded here can be stale (another producer moved it, and this thread has not seen
+/// that yet) while the slot it names already shows a later lap: then `tail` is loaded again,
+/// which the acquire load of the sequence guarantees to be fresher. So the answer is about the
+/// real next position, which is what the eventcount's no-lost-wakeup argument needs.
 pub fn can_reserve<M: MpmcMemory>(memory: &M) -> bool {
-    let tail = memory.tail().load(Ordering::Acquire);
-    // Acquire: pairs with the consumer's release of the slot.
-    memory.sequence(tail).load(Ordering::Acquire) == tail
+    let mut tail = memory.tail().load(Ordering::Acquire);
+    loop {
+        // Acquire: pairs with the consumer's release of the slot.
+        let sequence = memory.sequence(tail).load(Ordering::Acquire);
+        if sequence == tail {
+            return true;
+        }
+        if ((sequence & !ABANDONED_BIT).wrapping_sub(tail) as i64) < 0 {
+            return false;
+        }
+        let current = memory.tail().load(Ordering::Acquire);
+        if current == tail {
+            // No sane peer writes this: let the claim report it.
+            return true;
+        }
+        tail = current;
+    }
 }
 
 /// True when the next position a consumer would claim is committed (what a blocked consumer
-/// waits for).
+/// waits for); a stale `head` is reloaded as in [`can_reserve`].
 pub fn can_claim<M: MpmcMemory>(memory: &M) -> bool {
-    let head = memory.head().load(Ordering::Acquire);
-    // Acquire: pairs with the producer's commit.
-    memory.sequence(head).load(Ordering::Acquire) & !ABANDONED_BIT == head.wrapping_add(1)
+    let mut head = memory.head().load(Ordering::Acquire);
+    loop {
+        // Acquire: pairs with the producer's commit.
+        let turn = memory.sequence(head).load(Ordering::Acquire) & !ABANDONED_BIT;
+        if turn == head.wrapping_add(1) {
+            return true;
+        }
+        if (turn.wrapping_sub(head.wrapping_add(1)) as i64) < 0 {
+            return false;
+        }
+        let current = memory.head().load(Ordering::Acquire);
+        if current == head {
+            // No sane peer writes this: let the claim report it.
+            return true;
+        }
+        head = current;
+    }
 }
 
 /// A producer handle on an MPMC ring. Any number may be attached at once, in any processes.
@@ -230,7 +263,10 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
                 // AcqRel: the release publishes the intent above to whoever sees the new tail;
                 // the acquire orders our slot writes after the previous claims.
                 match memory.tail().compare_exchange_weak(tail, tail + count, Ordering::AcqRel, Ordering::Relaxed) {
-                    Ok(_) => return Ok(Some((tail, count))),
+                    Ok(_) => {
+                        memory.on_claim(Role::Producer, count);
+                        return Ok(Some((tail, count)));
+                    }
                     Err(current) => tail = current,
                 }
             } else if ((sequence & !ABANDONED_BIT).wrapping_sub(tail) as i64) < 0 {
@@ -400,6 +436,15 @@ impl<M: MpmcMemory + RecoveryLog> Reservation<'_, M> {
     }
 }
 
+impl<M: MpmcMemory + RecoveryLog> Reservation<'_, M> {
+    /// Ends the reservation without publishing anything, as a process killed between reserve and
+    /// commit would: the position stays claimed until a consumer repairs it. For crash tests.
+    pub fn leak(mut self) {
+        drop(self.slot.take());
+        std::mem::forget(self);
+    }
+}
+
 impl<M: MpmcMemory + RecoveryLog> Drop for Reservation<'_, M> {
     fn drop(&mut self) {
         // End the slot access before publishing, so loom sees it ordered before the store.
@@ -530,7 +575,10 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
                 self.endpoint.intend(head, count);
                 // AcqRel: as for the producer's claim.
                 match memory.head().compare_exchange_weak(head, head + count, Ordering::AcqRel, Ordering::Relaxed) {
-                    Ok(_) => return Ok(Some((head, count, abandoned))),
+                    Ok(_) => {
+                        memory.on_claim(Role::Consumer, count);
+                        return Ok(Some((head, count, abandoned)));
+                    }
                     Err(current) => head = current,
                 }
             } else if (turn.wrapping_sub(head + 1) as i64) < 0 {
@@ -669,6 +717,15 @@ impl<M: MpmcMemory + RecoveryLog> Deref for ReadGuard<'_, M> {
     }
 }
 
+impl<M: MpmcMemory + RecoveryLog> ReadGuard<'_, M> {
+    /// Ends the borrow without releasing the position, as a process killed while reading would:
+    /// the message stays claimed until a producer publishes it again. For crash tests.
+    pub fn leak(mut self) {
+        drop(self.slot.take());
+        std::mem::forget(self);
+    }
+}
+
 impl<M: MpmcMemory + RecoveryLog> Drop for ReadGuard<'_, M> {
     #[inline]
     fn drop(&mut self) {
@@ -802,7 +859,7 @@ mod tests {
         assert!(pop(&mut consumer).is_none(), "blocked behind the reservation");
         assert!(!consumer.recover().unwrap(), "the holder is alive");
         // The process dies: nothing of it runs any more.
-        std::mem::forget(reservation);
+        reservation.leak();
         std::mem::forget(dying);
         memory.kill(dying_claim);
         assert!(consumer.recover().unwrap());
@@ -825,7 +882,7 @@ mod tests {
         // Position 2 maps to the slot the dying consumer holds.
         assert!(!producer.try_push(b"third").unwrap());
         assert!(!producer.recover().unwrap(), "the holder is alive");
-        std::mem::forget(guard);
+        guard.leak();
         std::mem::forget(dying);
         memory.kill(dying_claim);
         assert!(producer.recover().unwrap());

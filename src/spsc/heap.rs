@@ -13,7 +13,7 @@ use crate::error::{Error, Role};
 use crate::ring::heap::{HeapSlot, HeapSlots};
 use crate::ring::SpscMemory;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{alert, peer_of, wake, PeerCheck, WaitSite, WaitStrategy, WaitWords};
+use crate::wait::{alert, peer_of, take, wake, PeerCheck, WaitSite, WaitStrategy, WaitWords};
 
 #[cfg(not(loom))]
 type HeapFutex = crate::wait::SharedFutex;
@@ -144,10 +144,12 @@ unsafe impl SpscMemory for Arc<HeapMemory> {
     }
 
     fn on_commit(&self, count: u64) {
+        take(self, Role::Producer, count);
         wake(self, Role::Consumer, count);
     }
 
     fn on_release(&self, count: u64) {
+        take(self, Role::Consumer, count);
         wake(self, Role::Producer, count);
     }
 }

@@ -13,7 +13,7 @@ use crate::role_claim;
 use crate::segment::Segment;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{
-    alert, peer_of, wake, Counter, PeerCheck, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords,
+    alert, peer_of, take, wake, Counter, PeerCheck, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords,
 };
 
 /// How long a blocked call sleeps at most before it checks that its peer still lives.
@@ -213,11 +213,13 @@ unsafe impl SpscMemory for ShmMemory {
 
     #[inline]
     fn on_commit(&self, count: u64) {
+        take(self, Role::Producer, count);
         wake(self, Role::Consumer, count);
     }
 
     #[inline]
     fn on_release(&self, count: u64) {
+        take(self, Role::Consumer, count);
         wake(self, Role::Producer, count);
     }
 }

@@ -69,7 +69,7 @@ pub fn peer_of(role: Role) -> Role {
 /// Tells `sleeper`'s side that `count` slots changed hands: called by its peer after it
 /// published `count` messages (a producer waking consumers) or released `count` slots (a
 /// consumer waking producers). Futex: one eventcount notify (no syscall unless someone sleeps).
-/// Semaphore: per slot, take one of the waker's own tokens and post one of the sleeper's.
+/// Semaphore: one post per slot.
 #[inline]
 pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
     match site.strategy() {
@@ -79,14 +79,26 @@ pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
             }
         }
         WaitStrategy::Semaphore => {
-            let own = site.semaphore(peer_of(sleeper));
             let theirs = site.semaphore(sleeper);
             for _ in 0..count {
-                own.try_wait();
                 theirs.post();
             }
         }
         WaitStrategy::Spin => {}
+    }
+}
+
+/// Takes `count` of `taker`'s own tokens (semaphore strategy; nothing otherwise): called when
+/// `taker` claims `count` slots (free slots for a producer, messages for a consumer), so that
+/// the count keeps tracking what is left to claim. A token that is not there yet (its post is
+/// still on the way) is not waited for: the count runs one high until a sleeper drops it.
+#[inline]
+pub fn take<W: WaitSite + ?Sized>(site: &W, taker: Role, count: u64) {
+    if site.strategy() == WaitStrategy::Semaphore {
+        let own = site.semaphore(taker);
+        for _ in 0..count {
+            own.try_wait();
+        }
     }
 }
 

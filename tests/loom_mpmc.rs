@@ -1,0 +1,197 @@
+//! loom models of the MPMC ring, its crash recovery and its wakeups (futex and semaphore), on
+//! the production code.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom_mpmc`
+//! (use a separate `CARGO_TARGET_DIR` so the normal build is not invalidated).
+//!
+//! The ring runs on [`HeapRing`]: slots are loom `UnsafeCell`s (a slot written while another
+//! thread may read it is a data race), sleeps have no timeout (a lost wakeup is a deadlock), and
+//! a "killed" endpoint is one whose thread stops and whose identity is declared dead.
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use ipcring::mpmc::{HeapRing, Receiver, Sender};
+use ipcring::ring::mpmc::{Consumer, Producer};
+use ipcring::wait::WaitStrategy;
+use loom::thread;
+
+/// `loom::model` with room for the longer executions of spinning models.
+fn model(body: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 20_000;
+    builder.check(body);
+}
+
+fn message(producer: u8, index: u8) -> [u8; 2] {
+    [producer, index]
+}
+
+fn push(producer: &mut Producer<Arc<HeapRing>>, bytes: &[u8]) {
+    while !producer.try_push(bytes).unwrap() {
+        thread::yield_now();
+    }
+}
+
+/// Every producer's messages arrive exactly once and in that producer's order.
+fn check_per_producer_order(received: &[[u8; 2]], producers: u8, per_producer: u8) {
+    assert_eq!(received.len(), usize::from(producers * per_producer));
+    for producer in 0..producers {
+        let indices: Vec<u8> = received.iter().filter(|m| m[0] == producer).map(|m| m[1]).collect();
+        assert_eq!(indices, (0..per_producer).collect::<Vec<_>>(), "producer {producer}");
+    }
+}
+
+/// Blocking endpoints on a two-slot ring: two producers (three messages, so one of them finds
+/// it full) and one consumer sleep without timeouts; a lost wakeup would be a deadlock.
+fn blocking_two_producers_one_consumer(strategy: WaitStrategy) {
+    model(move || {
+        let ring = Arc::new(HeapRing::new(2, 2, strategy));
+        let mut receiver = Receiver::attach(ring.clone()).unwrap();
+        let writers: Vec<_> = (0..2u8)
+            .map(|id| {
+                let mut sender = Sender::attach(ring.clone()).unwrap();
+                let count = if id == 0 { 2 } else { 1 };
+                thread::spawn(move || (0..count).for_each(|index| sender.send(&message(id, index)).unwrap()))
+            })
+            .collect();
+        let mut buffer = Vec::new();
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            receiver.recv(&mut buffer).unwrap();
+            received.push([buffer[0], buffer[1]]);
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(received.iter().filter(|m| m[0] == 0).map(|m| m[1]).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(received.iter().filter(|m| m[0] == 1).count(), 1);
+    });
+}
+
+#[test]
+fn futex_wakeups_are_never_lost_with_two_producers() {
+    blocking_two_producers_one_consumer(WaitStrategy::Futex);
+}
+
+#[test]
+fn semaphore_wakeups_are_never_lost_with_two_producers() {
+    blocking_two_producers_one_consumer(WaitStrategy::Semaphore);
+}
+
+/// One producer (three messages into two slots, so it may find the ring full) and two blocking
+/// consumers (two and one messages).
+fn blocking_one_producer_two_consumers(strategy: WaitStrategy) {
+    model(move || {
+        let ring = Arc::new(HeapRing::new(2, 2, strategy));
+        let mut sender = Sender::attach(ring.clone()).unwrap();
+        let readers: Vec<_> = (1..=2)
+            .map(|count| {
+                let mut receiver = Receiver::attach(ring.clone()).unwrap();
+                thread::spawn(move || {
+                    let mut buffer = Vec::new();
+                    let mut got = Vec::new();
+                    for _ in 0..count {
+                        receiver.recv(&mut buffer).unwrap();
+                        got.push([buffer[0], buffer[1]]);
+                    }
+                    got
+                })
+            })
+            .collect();
+        for index in 0..3 {
+            sender.send(&message(0, index)).unwrap();
+        }
+        let mut received: Vec<_> = readers.into_iter().flat_map(|reader| reader.join().unwrap()).collect();
+        received.sort_unstable();
+        check_per_producer_order(&received, 1, 3);
+    });
+}
+
+#[test]
+fn futex_wakeups_are_never_lost_with_two_consumers() {
+    blocking_one_producer_two_consumers(WaitStrategy::Futex);
+}
+
+/// Known to fail: with two consumers sleeping on the "used slots" semaphore, loom finds an
+/// interleaving that leaves one asleep with a message in the ring and no token (a token dropped
+/// as surplus that was not). In production every sleep is bounded by the liveness interval, so
+/// this costs that interval (100 ms) of latency, not a hang; it is a recorded open bug, see
+/// docs/architecture.md.
+#[test]
+#[ignore = "known lost wakeup with two semaphore sleepers (bounded by the liveness interval in production)"]
+fn semaphore_wakeups_are_never_lost_with_two_consumers() {
+    blocking_one_producer_two_consumers(WaitStrategy::Semaphore);
+}
+
+/// A consumer that keeps trying to repair while a live producer holds a reservation must never
+/// abandon it: every message arrives.
+#[test]
+fn recovery_never_takes_a_live_producers_reservation() {
+    model(|| {
+        let ring = Arc::new(HeapRing::new(2, 2, WaitStrategy::Spin));
+        let mut slow = Producer::attach(ring.clone()).unwrap();
+        let mut fast = Producer::attach(ring.clone()).unwrap();
+        let mut consumer = Consumer::attach(ring.clone()).unwrap();
+        let writer = thread::spawn(move || {
+            let mut slot = slow.try_reserve().unwrap().unwrap();
+            slot.payload()[..2].copy_from_slice(&message(0, 0));
+            slot.commit(2).unwrap();
+        });
+        let other = thread::spawn(move || push(&mut fast, &message(1, 0)));
+        let mut received = Vec::new();
+        while received.len() < 2 {
+            let next = consumer.try_peek().unwrap().map(|guard| [guard[0], guard[1]]);
+            match next {
+                Some(bytes) => received.push(bytes),
+                None => {
+                    assert!(!consumer.recover().unwrap(), "repaired a live producer's position");
+                    thread::yield_now();
+                }
+            }
+        }
+        writer.join().unwrap();
+        other.join().unwrap();
+        received.sort_unstable();
+        check_per_producer_order(&received, 2, 1);
+        assert_eq!(ring.abandoned(), 0);
+    });
+}
+
+/// A producer killed between reserve and commit, racing a live producer: the consumer repairs
+/// the dead one's position and receives every committed message.
+#[test]
+fn a_killed_producers_reservation_is_abandoned() {
+    model(|| {
+        let ring = Arc::new(HeapRing::new(2, 2, WaitStrategy::Spin));
+        let mut dying = Producer::attach(ring.clone()).unwrap();
+        let dying_claim = ring.claim_of(dying.endpoint_index());
+        let mut survivor = Producer::attach(ring.clone()).unwrap();
+        let mut consumer = Consumer::attach(ring.clone()).unwrap();
+        let killed = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                // The process dies between reserve and commit: nothing of it runs any more.
+                dying.try_reserve().unwrap().unwrap().leak();
+                std::mem::forget(dying);
+                ring.kill(dying_claim);
+            })
+        };
+        let writer = thread::spawn(move || push(&mut survivor, &message(1, 0)));
+        killed.join().unwrap();
+        let received = loop {
+            let next = consumer.try_peek().unwrap().map(|guard| [guard[0], guard[1]]);
+            match next {
+                Some(bytes) => break bytes,
+                None => {
+                    consumer.recover().unwrap();
+                    thread::yield_now();
+                }
+            }
+        };
+        writer.join().unwrap();
+        assert_eq!(received, message(1, 0));
+        assert!(ring.abandoned() <= 1);
+    });
+}
