@@ -143,8 +143,10 @@ fn covered_by_live<M: MpmcMemory>(memory: &M, role: Role, position: u64) -> bool
         if claim == 0 || words.role.load(Ordering::Relaxed) != role_raw(role) {
             return false;
         }
+        // Acquire: pairs with the release clear, so a cleared intent implies the holder's
+        // commit or release is visible (and the repair's CAS then fails).
+        let count = words.pending_count.load(Ordering::Acquire);
         let start = words.pending_start.load(Ordering::Relaxed);
-        let count = words.pending_count.load(Ordering::Relaxed);
         position >= start && position - start < count && memory.is_alive(claim)
     })
 }
@@ -388,11 +390,21 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
             self.endpoint.clear();
             return Ok(false);
         }
-        // Position `tail` is ours, and its slot still holds the dead consumer's message.
+        // Position `tail` is ours. If the slot still holds the dead consumer's message, publish it
+        // again; if a consumer released it meanwhile (it was not dead after all), the message was
+        // delivered and position `tail` is published as abandoned instead.
         // Release: pairs with the next consumer's acquire of the sequence.
-        memory.sequence(tail).store((tail + 1) | (sequence & ABANDONED_BIT), Ordering::Release);
+        let republished = (tail + 1) | (sequence & ABANDONED_BIT);
+        let what =
+            match memory.sequence(tail).compare_exchange(sequence, republished, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => Recovered::Redelivered,
+                Err(_) => {
+                    memory.sequence(tail).store((tail + 1) | ABANDONED_BIT, Ordering::Release);
+                    Recovered::Abandoned
+                }
+            };
         self.endpoint.clear();
-        memory.recovered(Role::Producer, Recovered::Redelivered, 1);
+        memory.recovered(Role::Producer, what, 1);
         memory.on_commit(1);
         Ok(true)
     }
