@@ -2,14 +2,17 @@
  * ipcring.h: the shared-memory layout of an ipcring segment, version 1, for C peers.
  *
  * This header mirrors src/layout.rs byte for byte; shm-layout/LAYOUT.md is the normative
- * specification (validation, memory ordering, role claims, wakeups). tests/c_layout.rs compiles
- * this header and compares every size, offset and constant with the Rust definitions.
+ * specification (validation, memory ordering, role claims, endpoint records, the MPMC sequence
+ * protocol and crash recovery, wakeups). tests/c_layout.rs compiles this header and compares
+ * every size, offset and constant with the Rust definitions.
  *
  * All integers are little-endian and fixed-width; there are no pointers. Shared words (the magic,
- * positions, wait words, claim words, counters) must be accessed atomically: use the __atomic
- * builtins (GCC, Clang) with the orderings LAYOUT.md names, as the helpers at the end do.
+ * positions, wait words, claim words, endpoint records, slot stamps and sequences, counters) must
+ * be accessed atomically: use the __atomic builtins (GCC, Clang) with the orderings LAYOUT.md
+ * names, as the helpers at the end do.
  *
- * C11 (or C++11). Requires <stdint.h> and <stddef.h> only.
+ * C11 (or C++11). Requires <stdint.h> and <stddef.h> only. Include <semaphore.h> first to have
+ * the size of the platform's sem_t checked against the semaphore field of the wait block.
  */
 #ifndef IPCRING_H
 #define IPCRING_H
@@ -34,8 +37,10 @@ extern "C" {
 #define IPCRING_BLOCK_SIZE 128u
 /* Size of struct ipcring_header (two blocks). */
 #define IPCRING_HEADER_SIZE 256u
-/* Bytes of struct ipcring_slot_header at the start of every slot. */
+/* Bytes of struct ipcring_slot_header at the start of every SPSC slot. */
 #define IPCRING_SLOT_HEADER_SIZE 8u
+/* Bytes of struct ipcring_mpmc_slot_header at the start of every MPMC slot. */
+#define IPCRING_MPMC_SLOT_HEADER_SIZE 16u
 /* Alignment of every slot, slot stride and payload offset. */
 #define IPCRING_SLOT_ALIGN 8u
 /* Largest payload of one slot (1 GiB). */
@@ -53,11 +58,16 @@ extern "C" {
 #define IPCRING_BLOCK_COUNT 7u
 
 /* ipcring_header.ring_kind */
-#define IPCRING_RING_KIND_SPSC 1u
+#define IPCRING_RING_KIND_SPSC 1u /* one producer, one consumer: roles block, slot stamps */
+#define IPCRING_RING_KIND_MPMC 2u /* any number of each: endpoint table, slot sequences */
 
 /* ipcring_header.wait_strategy */
-#define IPCRING_WAIT_FUTEX 1u /* spin briefly, then sleep on the futex eventcount */
-#define IPCRING_WAIT_SPIN 2u  /* busy-poll only; nobody sleeps, nobody needs waking */
+#define IPCRING_WAIT_FUTEX 1u     /* spin briefly, then sleep on the futex eventcount */
+#define IPCRING_WAIT_SPIN 2u      /* busy-poll only; nobody sleeps, nobody needs waking */
+#define IPCRING_WAIT_SEMAPHORE 3u /* sleep in sem_timedwait on the sem_t of the wait block */
+
+/* Size of the glibc sem_t (x86-64, aarch64) in ipcring_wait_block.semaphore. */
+#define IPCRING_SEMAPHORE_SIZE 32u
 
 /* Eventcount (ipcring_wait_block): `futex` is the epoch (the futex word), `waiters` counts the
  * registered sleepers. */
@@ -66,6 +76,17 @@ extern "C" {
 #define IPCRING_ROLE_RECORD_SIZE 32u
 #define IPCRING_ROLE_PRODUCER 0u /* index of the producer's record */
 #define IPCRING_ROLE_CONSUMER 1u /* index of the consumer's record */
+
+/* MPMC endpoint records (ipcring_endpoint_table at roles_offset of an MPMC segment). */
+#define IPCRING_MAX_ENDPOINTS 64u          /* records in the table: most handles attached at once */
+#define IPCRING_ENDPOINT_RECORD_SIZE 64u   /* one cache line per record */
+#define IPCRING_ENDPOINT_TABLE_SIZE 4096u  /* IPCRING_MAX_ENDPOINTS * IPCRING_ENDPOINT_RECORD_SIZE */
+#define IPCRING_ENDPOINT_PRODUCER 1u       /* ipcring_endpoint_record.role of a producer */
+#define IPCRING_ENDPOINT_CONSUMER 2u       /* ipcring_endpoint_record.role of a consumer */
+
+/* MPMC slot sequence: set in (p + 1) | IPCRING_ABANDONED_BIT when position p was reserved and
+ * never committed; consumers skip it. Positions stay below IPCRING_MAX_POSITION, the same bit. */
+#define IPCRING_ABANDONED_BIT (1ULL << 63)
 
 /* Claim word: pid | start_time_low32 << 32; 0 = vacant; start time 0 = check by pid only. */
 #define IPCRING_CLAIM_PID(claim) ((uint32_t)((claim) & 0xffffffffULL))
@@ -89,35 +110,44 @@ struct ipcring_header {
     uint32_t slot_size;             /* 48: largest payload, 0 ..= IPCRING_MAX_SLOT_SIZE */
     uint32_t slot_stride;           /* 52: distance between slots; multiple of 8,
                                        >= slot_payload_offset + slot_size */
-    uint32_t slot_payload_offset;   /* 56: payload offset in a slot; multiple of 8, >= 8 */
+    uint32_t slot_payload_offset;   /* 56: payload offset in a slot; multiple of 8, >= the slot
+                                       header size of the kind (SPSC 8, MPMC 16) */
     uint32_t creator_pid;           /* 60: creating process (information only) */
     uint32_t creator_uid;           /* 64: creator's effective uid; equals the file owner */
     uint32_t reserved0;             /* 68: zero */
     uint64_t created_at_ns;         /* 72: creation time, ns since the Unix epoch (information) */
-    uint64_t producer_offset;       /* 80: producer's ipcring_position_block */
-    uint64_t consumer_offset;       /* 88: consumer's ipcring_position_block */
+    uint64_t producer_offset;       /* 80: producer's ipcring_position_block (MPMC: tail) */
+    uint64_t consumer_offset;       /* 88: consumer's ipcring_position_block (MPMC: head) */
     uint64_t not_empty_offset;      /* 96: ipcring_wait_block the consumer sleeps on */
     uint64_t not_full_offset;       /* 104: ipcring_wait_block the producer sleeps on */
-    uint64_t roles_offset;          /* 112: ipcring_roles_block */
+    uint64_t roles_offset;          /* 112: SPSC: ipcring_roles_block (128 bytes);
+                                       MPMC: ipcring_endpoint_table (4096 bytes) */
     uint64_t producer_stats_offset; /* 120: producer's ipcring_stats_block */
     uint64_t consumer_stats_offset; /* 128: consumer's ipcring_stats_block */
     uint64_t slots_offset;          /* 136: slot 0; multiple of IPCRING_BLOCK_SIZE */
     uint64_t reserved[14];          /* 144: zero */
 };
 
-/* A position counter alone on its block. Producer: messages committed; consumer: messages
+/* A position counter alone on its block. SPSC producer: messages committed; consumer: messages
  * released. Both only grow; consumer <= producer <= consumer + slot_count.
- * Slot index = position & (slot_count - 1). Written only by its owner, with release. */
+ * Slot index = position & (slot_count - 1). Written only by its owner, with release.
+ * MPMC: producer_offset holds tail (positions claimed by producers), consumer_offset head
+ * (positions claimed by consumers); both move only by compare-and-swap (LAYOUT.md section 14). */
 struct ipcring_position_block {
     uint64_t position;     /* 0 */
     uint64_t reserved[15]; /* 8: zero */
 };
 
-/* An eventcount futex word alone on its block (shared futex: no FUTEX_PRIVATE_FLAG). */
+/* Where one side sleeps. Futex strategy: an eventcount (shared futex: no FUTEX_PRIVATE_FLAG) on
+ * the first cache line. Semaphore strategy: a process-shared POSIX semaphore on the second. */
 struct ipcring_wait_block {
     uint32_t futex;        /* 0: the epoch: the futex word, bumped (release) by wakers */
     uint32_t waiters;      /* 4: number of registered sleepers */
-    uint64_t reserved[15]; /* 8: zero */
+    uint64_t reserved0[7]; /* 8: zero */
+    uint64_t semaphore[4]; /* 64: semaphore strategy: a glibc sem_t, sem_init(pshared = 1) by the
+                              creator: not_empty = used slots (initial 0), not_full = free slots
+                              (initial slot_count). All zero under the other strategies. */
+    uint64_t reserved1[4]; /* 96: zero */
 };
 
 /* Who holds a role. */
@@ -137,18 +167,48 @@ struct ipcring_roles_block {
 
 /* Counters one side increments (relaxed) on its slow path; for display only. */
 struct ipcring_stats_block {
-    uint64_t waits;        /* 0: blocking calls that found the ring full/empty */
-    uint64_t futex_waits;  /* 8: FUTEX_WAIT calls by this side */
-    uint64_t futex_wakes;  /* 16: FUTEX_WAKE calls by this side */
-    uint64_t reserved[13]; /* 24: zero */
+    uint64_t waits;           /* 0: blocking calls that found the ring full/empty */
+    uint64_t futex_waits;     /* 8: FUTEX_WAIT calls by this side */
+    uint64_t futex_wakes;     /* 16: FUTEX_WAKE calls by this side */
+    uint64_t semaphore_waits; /* 24: sem_timedwait calls by this side (semaphore strategy) */
+    uint64_t abandoned;       /* 32: MPMC: positions this side declared abandoned */
+    uint64_t redelivered;     /* 40: MPMC: dead consumers' messages this side published again */
+    uint64_t attaches;        /* 48: MPMC: endpoints of this side attached since creation */
+    uint64_t reserved[9];     /* 56: zero */
 };
 
-/* The start of every slot; the payload follows at header.slot_payload_offset. */
+/* The start of every SPSC slot; the payload follows at header.slot_payload_offset. */
 struct ipcring_slot_header {
     uint32_t length; /* 0: payload length of the committed message, <= slot_size */
     uint32_t stamp;  /* 4: (n + 1) mod 2^32 once message n is committed here; stored (release)
                         after the producer position. Producers MUST write it; consumers MAY
                         wait on it instead of the producer position (LAYOUT.md section 6). */
+};
+
+/* The start of every MPMC slot; the payload follows at header.slot_payload_offset (16). */
+struct ipcring_mpmc_slot_header {
+    uint64_t sequence; /* 0: the slot's turn for position p (LAYOUT.md section 14.1): p = free for the
+                          producer of p; p + 1 = message p committed; (p + 1) | ABANDONED_BIT =
+                          position p holds no message; p + slot_count = released by the consumer
+                          of p. Creator: slot i starts at i. Atomic. */
+    uint32_t length;   /* 8: payload length of the committed message, <= slot_size */
+    uint32_t reserved; /* 12: zero */
+};
+
+/* One attached MPMC handle (one cache line: its owner writes pending_* on every operation). */
+struct ipcring_endpoint_record {
+    uint64_t claim;         /* 0: IPCRING_CLAIM(pid, start_time) of the owner, 0 when free; CAS */
+    uint32_t role;          /* 8: IPCRING_ENDPOINT_PRODUCER or IPCRING_ENDPOINT_CONSUMER */
+    uint32_t reserved0;     /* 12: zero */
+    uint64_t pending_start; /* 16: first position being claimed or held; stored before the CAS */
+    uint64_t pending_count; /* 24: positions held from pending_start; 0 = holds nothing */
+    uint64_t attached_ns;   /* 32: attach time, ns since the Unix epoch (information) */
+    uint64_t reserved[3];   /* 40: zero */
+};
+
+/* The MPMC endpoint table at roles_offset (in place of the roles block). */
+struct ipcring_endpoint_table {
+    struct ipcring_endpoint_record records[IPCRING_MAX_ENDPOINTS]; /* 0 */
 };
 
 /* ---- Compile-time checks: the layout is a contract ---------------------------------------- */
@@ -164,6 +224,9 @@ IPCRING_ASSERT_SIZE(ipcring_role_record, IPCRING_ROLE_RECORD_SIZE);
 IPCRING_ASSERT_SIZE(ipcring_roles_block, IPCRING_BLOCK_SIZE);
 IPCRING_ASSERT_SIZE(ipcring_stats_block, IPCRING_BLOCK_SIZE);
 IPCRING_ASSERT_SIZE(ipcring_slot_header, IPCRING_SLOT_HEADER_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_mpmc_slot_header, IPCRING_MPMC_SLOT_HEADER_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_endpoint_record, IPCRING_ENDPOINT_RECORD_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_endpoint_table, IPCRING_ENDPOINT_TABLE_SIZE);
 
 IPCRING_ASSERT_OFFSET(ipcring_header, magic, 0);
 IPCRING_ASSERT_OFFSET(ipcring_header, layout_version, 8);
@@ -196,7 +259,11 @@ IPCRING_ASSERT_OFFSET(ipcring_position_block, reserved, 8);
 
 IPCRING_ASSERT_OFFSET(ipcring_wait_block, futex, 0);
 IPCRING_ASSERT_OFFSET(ipcring_wait_block, waiters, 4);
-IPCRING_ASSERT_OFFSET(ipcring_wait_block, reserved, 8);
+IPCRING_ASSERT_OFFSET(ipcring_wait_block, reserved0, 8);
+IPCRING_ASSERT_OFFSET(ipcring_wait_block, semaphore, 64);
+IPCRING_ASSERT_OFFSET(ipcring_wait_block, reserved1, 96);
+IPCRING_STATIC_ASSERT(sizeof(((struct ipcring_wait_block *)0)->semaphore) == IPCRING_SEMAPHORE_SIZE,
+                      "ipcring_wait_block.semaphore size");
 
 IPCRING_ASSERT_OFFSET(ipcring_role_record, claim, 0);
 IPCRING_ASSERT_OFFSET(ipcring_role_record, attach_count, 8);
@@ -210,10 +277,36 @@ IPCRING_ASSERT_OFFSET(ipcring_roles_block, reserved, 64);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, waits, 0);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, futex_waits, 8);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, futex_wakes, 16);
-IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 24);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, semaphore_waits, 24);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, abandoned, 32);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, redelivered, 40);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, attaches, 48);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 56);
 
 IPCRING_ASSERT_OFFSET(ipcring_slot_header, length, 0);
 IPCRING_ASSERT_OFFSET(ipcring_slot_header, stamp, 4);
+
+IPCRING_ASSERT_OFFSET(ipcring_mpmc_slot_header, sequence, 0);
+IPCRING_ASSERT_OFFSET(ipcring_mpmc_slot_header, length, 8);
+IPCRING_ASSERT_OFFSET(ipcring_mpmc_slot_header, reserved, 12);
+
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, claim, 0);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, role, 8);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, reserved0, 12);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, pending_start, 16);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, pending_count, 24);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, attached_ns, 32);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, reserved, 40);
+
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_table, records, 0);
+
+IPCRING_STATIC_ASSERT(IPCRING_ENDPOINT_TABLE_SIZE == IPCRING_MAX_ENDPOINTS * IPCRING_ENDPOINT_RECORD_SIZE,
+                      "endpoint table size");
+IPCRING_STATIC_ASSERT(IPCRING_ABANDONED_BIT == IPCRING_MAX_POSITION, "the abandoned bit is the first impossible position bit");
+
+#ifdef _SEMAPHORE_H /* glibc <semaphore.h> was included first: check the sem_t this peer will use */
+IPCRING_STATIC_ASSERT(sizeof(sem_t) == IPCRING_SEMAPHORE_SIZE, "sem_t fits ipcring_wait_block.semaphore exactly");
+#endif
 
 IPCRING_STATIC_ASSERT(IPCRING_MAGIC == ((uint64_t)'I' | (uint64_t)'P' << 8 | (uint64_t)'C' << 16 | (uint64_t)'R' << 24 |
                                         (uint64_t)'I' << 32 | (uint64_t)'N' << 40 | (uint64_t)'G' << 48),
@@ -257,6 +350,53 @@ static inline int ipcring_eventcount_prepare_wake(struct ipcring_wait_block *blo
     /* Release: a sleeper whose acquire load of the epoch reads this bump sees the publication. */
     __atomic_fetch_add(&block->futex, 1u, __ATOMIC_RELEASE);
     return 1;
+}
+
+/* ---- MPMC (LAYOUT.md sections 14-17) ---------------------------------------------------- */
+
+/* tail and head are read with ipcring_load_position (acquire): a recoverer that reads a value
+ * written by (or after) a claiming CAS sees the intent its claimer stored before that CAS. */
+
+/* A slot's sequence, with acquire: pairs with the release store that handed the slot over (a
+ * commit: the payload and length are visible; a release: the previous reader is done). */
+static inline uint64_t ipcring_mpmc_load_sequence(const struct ipcring_mpmc_slot_header *slot) {
+    return __atomic_load_n(&slot->sequence, __ATOMIC_ACQUIRE);
+}
+
+/* Hands a slot over (commit: p + 1 or (p + 1) | IPCRING_ABANDONED_BIT; release: p + slot_count),
+ * with release, after every write (producer) or read (consumer) of the slot. */
+static inline void ipcring_mpmc_store_sequence(struct ipcring_mpmc_slot_header *slot, uint64_t sequence) {
+    __atomic_store_n(&slot->sequence, sequence, __ATOMIC_RELEASE);
+}
+
+/* Declares, in this handle's own record, the positions it is about to claim: stores made BEFORE
+ * the claiming CAS, whose release publishes them. Relaxed suffices; pending_count is stored with
+ * release anyway (free on x86), which keeps the recovery argument valid under the C++20 rules too
+ * (LAYOUT.md section 17). */
+static inline void ipcring_mpmc_declare_intent(struct ipcring_endpoint_record *record, uint64_t start, uint64_t count) {
+    __atomic_store_n(&record->pending_start, start, __ATOMIC_RELAXED);
+    __atomic_store_n(&record->pending_count, count, __ATOMIC_RELEASE);
+}
+
+/* Declares that this handle holds nothing, with release: after the sequence stores of every
+ * position it held (and when a claim attempt ends without a claim). */
+static inline void ipcring_mpmc_clear_intent(struct ipcring_endpoint_record *record) {
+    __atomic_store_n(&record->pending_count, 0, __ATOMIC_RELEASE);
+}
+
+/* Claims positions *expected .. desired - 1 by moving tail (producers) or head (consumers) from
+ * *expected to desired: acq_rel on success, relaxed on failure (then *expected holds the current
+ * value). Returns nonzero on success. */
+static inline int ipcring_mpmc_claim(struct ipcring_position_block *block, uint64_t *expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(&block->position, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+/* ---- Semaphore strategy (LAYOUT.md section 9.1) ------------------------------------------ */
+
+/* The sem_t of a wait block, to pass to sem_trywait / sem_post / sem_timedwait as (sem_t *).
+ * Never sem_init it (the creator did) and never sem_destroy it. */
+static inline void *ipcring_wait_block_semaphore(struct ipcring_wait_block *block) {
+    return (void *)block->semaphore;
 }
 
 #ifdef __cplusplus

@@ -1,6 +1,7 @@
 //! `shm-layout/ipcring.h` describes exactly the bytes of `ipcring::layout`: every struct size,
 //! every field offset and size, and every constant. A C program compiled against the header
-//! prints them; each is compared with the Rust value, and every mismatch is listed.
+//! prints them; each is compared with the Rust value, and every mismatch is listed. The placement
+//! numbers that `LAYOUT.md` quotes are checked against [`Geometry::new`] as well.
 
 mod c_build;
 
@@ -11,9 +12,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ipcring::layout::{
-    Block, Header, PositionBlock, RingKind, RoleRecord, RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy,
-    BLOCK_SIZE, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, MAGIC, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT,
-    MAX_SLOT_SIZE, SLOT_ALIGN, SLOT_HEADER_SIZE,
+    Block, EndpointRecord, EndpointTable, Geometry, Header, MpmcSlotHeader, PositionBlock, RingKind, RoleRecord,
+    RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy, ABANDONED_BIT, BLOCK_SIZE, ENDPOINT_CONSUMER,
+    ENDPOINT_PRODUCER, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, MAGIC, MAX_ENDPOINTS,
+    MAX_SEGMENT_SIZE, MAX_SLOT_COUNT, MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, SLOT_ALIGN, SLOT_HEADER_SIZE,
 };
 
 /// One field of a struct, as Rust lays it out.
@@ -81,11 +83,27 @@ fn structs() -> Vec<Struct> {
             ]
         ),
         layout_of!(PositionBlock, "ipcring_position_block", [position, reserved]),
-        layout_of!(WaitBlock, "ipcring_wait_block", [futex, waiters, reserved]),
+        layout_of!(WaitBlock, "ipcring_wait_block", [futex, waiters, reserved0, semaphore, reserved1]),
         layout_of!(RoleRecord, "ipcring_role_record", [claim, attach_count, last_attach_ns, reserved]),
         layout_of!(RolesBlock, "ipcring_roles_block", [producer, consumer, reserved]),
-        layout_of!(StatsBlock, "ipcring_stats_block", [waits, futex_waits, futex_wakes, reserved]),
+        layout_of!(
+            StatsBlock,
+            "ipcring_stats_block",
+            [waits, futex_waits, futex_wakes, semaphore_waits, abandoned, redelivered, attaches, reserved]
+        ),
         layout_of!(SlotHeader, "ipcring_slot_header", [length, stamp]),
+        layout_of!(MpmcSlotHeader, "ipcring_mpmc_slot_header", [sequence, length, reserved]),
+        layout_of!(
+            EndpointRecord,
+            "ipcring_endpoint_record",
+            [claim, role, reserved0, pending_start, pending_count, attached_ns, reserved]
+        ),
+        // A type alias (an array) in Rust, a struct with one array field in C.
+        Struct {
+            c_name: "ipcring_endpoint_table",
+            size: size_of::<EndpointTable>() as u64,
+            fields: vec![Field { name: "records", offset: 0, size: size_of::<EndpointTable>() as u64 }],
+        },
     ]
 }
 
@@ -93,6 +111,7 @@ fn structs() -> Vec<Struct> {
 fn constants() -> Vec<(&'static str, u64)> {
     let role_record_size = size_of::<RoleRecord>() as u64;
     let claim_pid = ipcring::process::claim_pid;
+    let wait_block = <WaitBlock as bytemuck::Zeroable>::zeroed();
     vec![
         ("IPCRING_MAGIC", MAGIC),
         ("IPCRING_MAX_POSITION", ipcring::ring::spsc::MAX_POSITION),
@@ -100,6 +119,9 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_BLOCK_SIZE", BLOCK_SIZE),
         ("IPCRING_HEADER_SIZE", HEADER_SIZE),
         ("IPCRING_SLOT_HEADER_SIZE", SLOT_HEADER_SIZE.into()),
+        ("IPCRING_SLOT_HEADER_SIZE", RingKind::Spsc.slot_header_size().into()),
+        ("IPCRING_MPMC_SLOT_HEADER_SIZE", MPMC_SLOT_HEADER_SIZE.into()),
+        ("IPCRING_MPMC_SLOT_HEADER_SIZE", RingKind::Mpmc.slot_header_size().into()),
         ("IPCRING_SLOT_ALIGN", SLOT_ALIGN.into()),
         ("IPCRING_MAX_SLOT_SIZE", MAX_SLOT_SIZE.into()),
         ("IPCRING_MAX_SLOT_COUNT", MAX_SLOT_COUNT),
@@ -107,8 +129,25 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_KNOWN_INCOMPATIBLE_FEATURES", KNOWN_INCOMPATIBLE_FEATURES.into()),
         ("IPCRING_BLOCK_COUNT", Block::ALL.len() as u64),
         ("IPCRING_RING_KIND_SPSC", RingKind::Spsc.to_raw().into()),
+        ("IPCRING_RING_KIND_MPMC", RingKind::Mpmc.to_raw().into()),
         ("IPCRING_WAIT_FUTEX", WaitStrategy::Futex.to_raw().into()),
         ("IPCRING_WAIT_SPIN", WaitStrategy::Spin.to_raw().into()),
+        ("IPCRING_WAIT_SEMAPHORE", WaitStrategy::Semaphore.to_raw().into()),
+        // The semaphore field holds the platform's sem_t exactly (C: <semaphore.h>, Rust: libc).
+        ("IPCRING_SEMAPHORE_SIZE", size_of_val(&wait_block.semaphore) as u64),
+        ("sizeof(sem_t)", size_of::<libc::sem_t>() as u64),
+        ("IPCRING_ABANDONED_BIT", ABANDONED_BIT),
+        ("IPCRING_MAX_ENDPOINTS", MAX_ENDPOINTS as u64),
+        ("IPCRING_ENDPOINT_RECORD_SIZE", size_of::<EndpointRecord>() as u64),
+        ("IPCRING_ENDPOINT_TABLE_SIZE", size_of::<EndpointTable>() as u64),
+        ("IPCRING_ENDPOINT_TABLE_SIZE", Block::Roles.size(RingKind::Mpmc)),
+        ("IPCRING_BLOCK_SIZE", Block::Roles.size(RingKind::Spsc)),
+        ("IPCRING_ENDPOINT_PRODUCER", ENDPOINT_PRODUCER.into()),
+        ("IPCRING_ENDPOINT_CONSUMER", ENDPOINT_CONSUMER.into()),
+        (
+            "sizeof(((struct ipcring_endpoint_table *)0)->records) / sizeof(((struct ipcring_endpoint_table *)0)->records[0])",
+            MAX_ENDPOINTS as u64,
+        ),
         ("IPCRING_ROLE_RECORD_SIZE", role_record_size),
         ("IPCRING_ROLE_PRODUCER", offset_of!(RolesBlock, producer) as u64 / role_record_size),
         ("IPCRING_ROLE_CONSUMER", offset_of!(RolesBlock, consumer) as u64 / role_record_size),
@@ -142,8 +181,10 @@ fn expectations() -> Vec<(String, String, u64)> {
 fn c_values() -> &'static BTreeMap<String, u64> {
     static VALUES: OnceLock<BTreeMap<String, u64>> = OnceLock::new();
     VALUES.get_or_init(|| {
-        let mut source =
-            String::from("#include <stddef.h>\n#include <stdio.h>\n#include \"ipcring.h\"\n\nint main(void) {\n");
+        // <semaphore.h> first: sizeof(sem_t) is printed, and ipcring.h checks it too.
+        let mut source = String::from(
+            "#include <semaphore.h>\n#include <stddef.h>\n#include <stdio.h>\n#include \"ipcring.h\"\n\nint main(void) {\n",
+        );
         for (name, expression, _) in expectations() {
             writeln!(source, "    printf(\"%s %llu\\n\", \"{name}\", (unsigned long long)({expression}));").unwrap();
         }
@@ -220,4 +261,31 @@ fn field_lists_cover_every_byte_of_every_struct() {
 fn magic_is_ipcring_nul_read_little_endian() {
     assert_eq!(MAGIC, u64::from_le_bytes(*b"IPCRING\0"));
     assert_eq!(MAGIC, 0x0047_4E49_5243_5049);
+}
+
+#[test]
+fn placement_quoted_in_layout_md_is_what_the_creator_plans() {
+    // LAYOUT.md section 5: the seven blocks from 256, slots after them; the MPMC endpoint table
+    // (4096 bytes) at roles_offset pushes the two stats blocks and the slots back.
+    let cases = [
+        (RingKind::Spsc, [256, 384, 512, 640, 768, 896, 1024], 1152, 112, 2048),
+        (RingKind::Mpmc, [256, 384, 512, 640, 768, 4864, 4992], 5120, 120, 6144),
+    ];
+    for (kind, blocks, slots_offset, stride, total_size) in cases {
+        let geometry = Geometry::new(kind, WaitStrategy::Futex, 8, 100).unwrap();
+        let offsets: Vec<u64> = Block::ALL.iter().map(|block| geometry.block_offset(*block)).collect();
+        assert_eq!(offsets, blocks, "{kind} block offsets");
+        assert_eq!(geometry.slots_offset, slots_offset, "{kind} slots_offset");
+        assert_eq!(geometry.slot_payload_offset, kind.slot_header_size(), "{kind} slot_payload_offset");
+        assert_eq!(geometry.slot_stride, stride, "{kind} slot_stride");
+        assert_eq!(geometry.total_size, total_size, "{kind} total_size");
+    }
+}
+
+#[test]
+fn the_semaphore_field_holds_a_sem_t() {
+    let wait_block = <WaitBlock as bytemuck::Zeroable>::zeroed();
+    assert_eq!(size_of::<libc::sem_t>(), size_of_val(&wait_block.semaphore));
+    assert!(std::mem::align_of::<libc::sem_t>() <= 8);
+    assert_eq!(offset_of!(WaitBlock, semaphore) % 8, 0);
 }
