@@ -1,5 +1,9 @@
 //! A read-only snapshot of a ring for `ipcring info` and `ipcring ls`: geometry, occupancy, who
-//! holds each role, and the statistics both sides count.
+//! is attached, and the statistics both sides count.
+//!
+//! What "who is attached" means depends on the kind: an SPSC ring has one producer and one
+//! consumer role ([`RingInfo::producer`], [`RingInfo::consumer`]); an MPMC ring has a table of
+//! endpoint records, one per attached handle ([`RingInfo::endpoints`]).
 //!
 //! [`RingInfo::read`] only loads; it never claims a role or writes a byte, so it can watch a ring
 //! while a producer and a consumer run. Offsets come from the validated
@@ -19,16 +23,43 @@
 //!
 //! let info = RingInfo::read(&Segment::open(&name).unwrap());
 //! assert_eq!((info.used, info.free), (2, 1022));
-//! assert_eq!(info.producer.state, RoleState::Alive);
-//! assert_eq!(info.consumer.state, RoleState::Vacant);
+//! assert_eq!(info.producer.map(|role| role.state), Some(RoleState::Alive));
+//! assert_eq!(info.consumer.map(|role| role.state), Some(RoleState::Vacant));
+//! assert!(info.endpoints.is_none(), "an SPSC ring has roles, not endpoint records");
+//! Segment::unlink(&name).unwrap();
+//! ```
+//!
+//! The same for an MPMC ring, where any number of handles attach:
+//!
+//! ```
+//! use ipcring::inspect::{EndpointRole, RingInfo, RoleState};
+//! use ipcring::layout::RingKind;
+//! use ipcring::mpmc::{Receiver, Sender};
+//! use ipcring::segment::{CreateOptions, Segment};
+//!
+//! let name = format!("ipcring-doc-inspect-mpmc-{}", std::process::id());
+//! let options = CreateOptions { kind: RingKind::Mpmc, ..CreateOptions::default() };
+//! let mut first = Sender::create(&name, &options).unwrap();
+//! let _second = Sender::open(&name).unwrap();
+//! let _receiver = Receiver::open(&name).unwrap();
+//! first.send(b"one").unwrap();
+//!
+//! let info = RingInfo::read(&Segment::open(&name).unwrap());
+//! assert_eq!((info.counters.sent, info.used), (1, 1));
+//! assert!(info.producer.is_none());
+//! assert_eq!(info.endpoint_count(EndpointRole::Producer, RoleState::Alive), 2);
+//! assert_eq!(info.endpoint_count(EndpointRole::Consumer, RoleState::Alive), 1);
 //! Segment::unlink(&name).unwrap();
 //! ```
 
-use std::mem::offset_of;
+use std::mem::{offset_of, size_of};
 
 use serde::{Serialize, Serializer};
 
-use crate::layout::{Block, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
+use crate::layout::{
+    Block, EndpointRecord, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy, ENDPOINT_CONSUMER,
+    ENDPOINT_PRODUCER, MAX_ENDPOINTS,
+};
 use crate::process::{claim_is_alive, claim_pid};
 use crate::segment::Segment;
 use crate::sync::Ordering;
@@ -42,6 +73,16 @@ const LAST_ATTACH_NS: u64 = offset_of!(RoleRecord, last_attach_ns) as u64;
 const WAITS: u64 = offset_of!(StatsBlock, waits) as u64;
 const FUTEX_WAITS: u64 = offset_of!(StatsBlock, futex_waits) as u64;
 const FUTEX_WAKES: u64 = offset_of!(StatsBlock, futex_wakes) as u64;
+const SEMAPHORE_WAITS: u64 = offset_of!(StatsBlock, semaphore_waits) as u64;
+const ABANDONED: u64 = offset_of!(StatsBlock, abandoned) as u64;
+const REDELIVERED: u64 = offset_of!(StatsBlock, redelivered) as u64;
+const ATTACHES: u64 = offset_of!(StatsBlock, attaches) as u64;
+const ENDPOINT_SIZE: u64 = size_of::<EndpointRecord>() as u64;
+const ENDPOINT_CLAIM: u64 = offset_of!(EndpointRecord, claim) as u64;
+const ENDPOINT_ROLE: u64 = offset_of!(EndpointRecord, role) as u64;
+const PENDING_START: u64 = offset_of!(EndpointRecord, pending_start) as u64;
+const PENDING_COUNT: u64 = offset_of!(EndpointRecord, pending_count) as u64;
+const ATTACHED_NS: u64 = offset_of!(EndpointRecord, attached_ns) as u64;
 
 /// Whether a role is held, as far as this process can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -77,7 +118,7 @@ impl std::fmt::Display for RoleState {
     }
 }
 
-/// One role record.
+/// One role record of an SPSC ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct RoleInfo {
     /// Pid of the claiming process; 0 when the role is vacant.
@@ -90,6 +131,79 @@ pub struct RoleInfo {
     pub last_attach_ns: u64,
 }
 
+/// Which side an MPMC endpoint record says its handle plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointRole {
+    /// A producer handle ([`ENDPOINT_PRODUCER`]).
+    Producer,
+    /// A consumer handle ([`ENDPOINT_CONSUMER`]).
+    Consumer,
+    /// Any other value: a handle caught between claiming its record and storing its role, or a
+    /// damaged record.
+    Unknown,
+}
+
+impl EndpointRole {
+    /// Decodes [`EndpointRecord::role`].
+    ///
+    /// ```
+    /// use ipcring::inspect::EndpointRole;
+    /// assert_eq!(EndpointRole::from_raw(ipcring::layout::ENDPOINT_CONSUMER), EndpointRole::Consumer);
+    /// assert_eq!(EndpointRole::from_raw(7), EndpointRole::Unknown);
+    /// ```
+    pub const fn from_raw(raw: u32) -> EndpointRole {
+        match raw {
+            ENDPOINT_PRODUCER => EndpointRole::Producer,
+            ENDPOINT_CONSUMER => EndpointRole::Consumer,
+            _ => EndpointRole::Unknown,
+        }
+    }
+
+    /// The name printed by `ipcring info`.
+    ///
+    /// ```
+    /// assert_eq!(ipcring::inspect::EndpointRole::Producer.name(), "producer");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            EndpointRole::Producer => "producer",
+            EndpointRole::Consumer => "consumer",
+            EndpointRole::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for EndpointRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One claimed record of an MPMC ring's endpoint table: an attached handle, or what a process
+/// that died without detaching left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EndpointInfo {
+    /// Position of the record in the table, `0 .. MAX_ENDPOINTS`.
+    pub index: usize,
+    /// Pid of the owning process (never 0: free records are not listed).
+    pub pid: u32,
+    /// Producer or consumer.
+    pub role: EndpointRole,
+    /// [`RoleState::Alive`] or [`RoleState::Dead`] (a dead record is reused by the next handle
+    /// that attaches; the positions it held are repaired by the live ones). Never
+    /// [`RoleState::Vacant`].
+    pub state: RoleState,
+    /// First position the handle is claiming or holds; meaningful only while `pending_count` is
+    /// not 0 (it keeps its last value otherwise).
+    pub pending_start: u64,
+    /// Positions held from `pending_start`: reserved and not yet committed (producer), or
+    /// claimed and not yet released (consumer); 0 when the handle holds nothing.
+    pub pending_count: u64,
+    /// When the handle attached, nanoseconds since the Unix epoch; 0 if not recorded yet.
+    pub attached_ns: u64,
+}
+
 /// The statistics one side counts on its slow path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct SideCounters {
@@ -99,14 +213,41 @@ pub struct SideCounters {
     pub futex_waits: u64,
     /// `FUTEX_WAKE` calls made by this side.
     pub futex_wakes: u64,
+    /// `sem_timedwait` calls made by this side (semaphore strategy).
+    pub semaphore_waits: u64,
+    /// MPMC: positions this side declared abandoned (a dropped reservation, or a dead
+    /// producer's reservation skipped by a consumer). 0 on SPSC rings.
+    pub abandoned: u64,
+    /// MPMC: messages a dead consumer had claimed and not released, published again. 0 on SPSC
+    /// rings.
+    pub redelivered: u64,
+    /// MPMC: handles of this side that attached since creation. 0 on SPSC rings (see
+    /// [`RoleInfo::attach_count`]).
+    pub attaches: u64,
+}
+
+impl SideCounters {
+    /// Positions this side took out of the message count: abandoned plus redelivered,
+    /// saturating.
+    fn not_messages(&self) -> u64 {
+        self.abandoned.saturating_add(self.redelivered)
+    }
 }
 
 /// Message counts and per-side statistics.
+///
+/// On an SPSC ring the counts are the positions themselves and are exact. On an MPMC ring the
+/// positions also count positions that carry no message (abandoned ones, and the first copy of a
+/// redelivered message), which are subtracted; the counts are then approximate by the positions
+/// in flight: a position reserved but not yet committed already counts as sent, and an abandoned
+/// or redelivered position is subtracted from `received` before a consumer reaches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Counters {
-    /// Messages committed since creation (the producer position).
+    /// Messages sent since creation. SPSC: the producer position. MPMC: `tail` minus the
+    /// abandoned and redelivered positions of both sides, saturating at 0.
     pub sent: u64,
-    /// Messages released since creation (the consumer position).
+    /// Messages received since creation. SPSC: the consumer position. MPMC: `head` minus the
+    /// abandoned and redelivered positions of both sides, saturating at 0.
     pub received: u64,
     /// The producer's statistics.
     pub producer: SideCounters,
@@ -152,19 +293,28 @@ pub struct RingInfo {
     pub creator_uid: u32,
     /// Creation time, nanoseconds since the Unix epoch.
     pub created_at_ns: u64,
-    /// Messages committed by producers since creation.
+    /// SPSC: messages committed by the producer since creation. MPMC: `tail`, the positions
+    /// claimed by producers.
     pub producer_position: u64,
-    /// Messages released by consumers since creation.
+    /// SPSC: messages released by the consumer since creation. MPMC: `head`, the positions
+    /// claimed by consumers.
     pub consumer_position: u64,
-    /// Messages in the ring now: `producer_position - consumer_position`, saturating at 0 and
-    /// at `slot_count`.
+    /// Slots in use now: `producer_position - consumer_position`, saturating at 0 and at
+    /// `slot_count`. On an MPMC ring this includes positions being written and abandoned ones
+    /// not yet skipped.
     pub used: u64,
     /// Free slots now: `slot_count - used`.
     pub free: u64,
-    /// The producer role.
-    pub producer: RoleInfo,
-    /// The consumer role.
-    pub consumer: RoleInfo,
+    /// SPSC: the producer role. `None` on an MPMC ring (see `endpoints`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer: Option<RoleInfo>,
+    /// SPSC: the consumer role. `None` on an MPMC ring (see `endpoints`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<RoleInfo>,
+    /// MPMC: the claimed endpoint records (attached handles, and dead ones not yet reused), in
+    /// table order. `None` on an SPSC ring (see `producer` and `consumer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<EndpointInfo>>,
     /// Message counts and statistics.
     pub counters: Counters,
 }
@@ -198,28 +348,24 @@ impl RingInfo {
         let producer_position = load(geometry.block_offset(Block::Producer));
         // Both loads are not one snapshot, so a running ring can look fuller than full.
         let used = producer_position.saturating_sub(consumer_position).min(geometry.slot_count);
-        let roles = geometry.block_offset(Block::Roles);
-        let role = |record_offset: u64| {
-            let record = roles + record_offset;
-            let claim = load(record + CLAIM);
-            let state = match claim {
-                0 => RoleState::Vacant,
-                claim if claim_is_alive(claim) => RoleState::Alive,
-                _ => RoleState::Dead,
-            };
-            RoleInfo {
-                pid: claim_pid(claim),
-                state,
-                attach_count: load(record + ATTACH_COUNT),
-                last_attach_ns: load(record + LAST_ATTACH_NS),
-            }
-        };
         let side = |block: Block| {
             let stats = geometry.block_offset(block);
             SideCounters {
                 waits: load(stats + WAITS),
                 futex_waits: load(stats + FUTEX_WAITS),
                 futex_wakes: load(stats + FUTEX_WAKES),
+                semaphore_waits: load(stats + SEMAPHORE_WAITS),
+                abandoned: load(stats + ABANDONED),
+                redelivered: load(stats + REDELIVERED),
+                attaches: load(stats + ATTACHES),
+            }
+        };
+        let (producer_stats, consumer_stats) = (side(Block::ProducerStats), side(Block::ConsumerStats));
+        let (producer, consumer, endpoints, not_messages) = match geometry.kind {
+            RingKind::Spsc => (Some(role(segment, PRODUCER_ROLE)), Some(role(segment, CONSUMER_ROLE)), None, 0),
+            RingKind::Mpmc => {
+                let not_messages = producer_stats.not_messages().saturating_add(consumer_stats.not_messages());
+                (None, None, Some(endpoints(segment)), not_messages)
             }
         };
         RingInfo {
@@ -240,16 +386,77 @@ impl RingInfo {
             consumer_position,
             used,
             free: geometry.slot_count - used,
-            producer: role(PRODUCER_ROLE),
-            consumer: role(CONSUMER_ROLE),
+            producer,
+            consumer,
+            endpoints,
             counters: Counters {
-                sent: producer_position,
-                received: consumer_position,
-                producer: side(Block::ProducerStats),
-                consumer: side(Block::ConsumerStats),
+                sent: producer_position.saturating_sub(not_messages),
+                received: consumer_position.saturating_sub(not_messages),
+                producer: producer_stats,
+                consumer: consumer_stats,
             },
         }
     }
+
+    /// How many listed endpoint records of `role` are in `state`; always 0 on an SPSC ring.
+    ///
+    /// ```
+    /// use ipcring::inspect::{EndpointRole, RingInfo, RoleState};
+    /// use ipcring::segment::{CreateOptions, Segment};
+    ///
+    /// let name = format!("ipcring-doc-endpoint-count-{}", std::process::id());
+    /// let info = RingInfo::read(&Segment::create(&name, &CreateOptions::default()).unwrap());
+    /// assert_eq!(info.endpoint_count(EndpointRole::Producer, RoleState::Alive), 0);
+    /// Segment::unlink(&name).unwrap();
+    /// ```
+    pub fn endpoint_count(&self, role: EndpointRole, state: RoleState) -> usize {
+        self.endpoints.iter().flatten().filter(|endpoint| endpoint.role == role && endpoint.state == state).count()
+    }
+}
+
+/// Whether the process behind a non-zero claim word still runs.
+fn claim_state(claim: u64) -> RoleState {
+    match claim {
+        0 => RoleState::Vacant,
+        claim if claim_is_alive(claim) => RoleState::Alive,
+        _ => RoleState::Dead,
+    }
+}
+
+/// The SPSC role record at `record_offset` in the roles block.
+fn role(segment: &Segment, record_offset: u64) -> RoleInfo {
+    let record = segment.geometry().block_offset(Block::Roles) + record_offset;
+    let load = |offset: u64| segment.atomic_u64(offset).load(Ordering::Relaxed);
+    let claim = load(record + CLAIM);
+    RoleInfo {
+        pid: claim_pid(claim),
+        state: claim_state(claim),
+        attach_count: load(record + ATTACH_COUNT),
+        last_attach_ns: load(record + LAST_ATTACH_NS),
+    }
+}
+
+/// The claimed records of an MPMC endpoint table. The validated geometry sizes the block at
+/// `roles_offset` of an MPMC segment for all [`MAX_ENDPOINTS`] records, so every offset below is
+/// inside the mapping.
+fn endpoints(segment: &Segment) -> Vec<EndpointInfo> {
+    let table = segment.geometry().block_offset(Block::Roles);
+    let load = |offset: u64| segment.atomic_u64(offset).load(Ordering::Relaxed);
+    (0..MAX_ENDPOINTS)
+        .filter_map(|index| {
+            let record = table + index as u64 * ENDPOINT_SIZE;
+            let claim = load(record + ENDPOINT_CLAIM);
+            (claim != 0).then(|| EndpointInfo {
+                index,
+                pid: claim_pid(claim),
+                role: EndpointRole::from_raw(segment.atomic_u32(record + ENDPOINT_ROLE).load(Ordering::Relaxed)),
+                state: claim_state(claim),
+                pending_start: load(record + PENDING_START),
+                pending_count: load(record + PENDING_COUNT),
+                attached_ns: load(record + ATTACHED_NS),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -274,10 +481,32 @@ mod tests {
     }
 
     fn small_ring(tag: &str) -> (String, Cleanup) {
+        created(tag, RingKind::Spsc)
+    }
+
+    fn small_mpmc_ring(tag: &str) -> (String, Cleanup) {
+        created(tag, RingKind::Mpmc)
+    }
+
+    fn created(tag: &str, kind: RingKind) -> (String, Cleanup) {
         let name = unique(tag);
-        let options = CreateOptions { slot_count: 8, slot_size: 32, wait: WaitStrategy::Spin, ..Default::default() };
+        let options =
+            CreateOptions { kind, slot_count: 8, slot_size: 32, wait: WaitStrategy::Spin, ..Default::default() };
         drop(Segment::create(&name, &options).unwrap());
         (name.clone(), Cleanup(name))
+    }
+
+    /// Byte offset of field `field` of endpoint record `index`.
+    fn endpoint_offset(name: &str, index: u64, field: u64) -> u64 {
+        offset(name, Block::Roles) + index * ENDPOINT_SIZE + field
+    }
+
+    /// The pid of a process that has exited (and been reaped).
+    fn exited_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
     }
 
     fn info(name: &str) -> RingInfo {
@@ -306,8 +535,9 @@ mod tests {
         assert_eq!(info.owner_uid, info.creator_uid);
         assert!(info.created_at_ns > 0);
         assert_eq!((info.producer_position, info.consumer_position, info.used, info.free), (0, 0, 0, 8));
-        assert_eq!(info.producer, RoleInfo { pid: 0, state: RoleState::Vacant, attach_count: 0, last_attach_ns: 0 });
-        assert_eq!(info.consumer.state, RoleState::Vacant);
+        let vacant = RoleInfo { pid: 0, state: RoleState::Vacant, attach_count: 0, last_attach_ns: 0 };
+        assert_eq!((info.producer, info.consumer), (Some(vacant), Some(vacant)));
+        assert_eq!(info.endpoints, None);
         assert_eq!((info.counters.sent, info.counters.received), (0, 0));
     }
 
@@ -332,25 +562,24 @@ mod tests {
         let sender = Sender::open(&name).unwrap();
         let receiver = Receiver::open(&name).unwrap();
         let attached = info(&name);
-        for role in [attached.producer, attached.consumer] {
+        for role in [attached.producer, attached.consumer].map(Option::unwrap) {
             assert_eq!((role.pid, role.state, role.attach_count), (std::process::id(), RoleState::Alive, 1));
             assert!(role.last_attach_ns >= attached.created_at_ns);
         }
         drop((sender, receiver));
         let detached = info(&name);
-        assert_eq!((detached.producer.pid, detached.producer.state), (0, RoleState::Vacant));
-        assert_eq!(detached.consumer.attach_count, 1, "the count survives the detach");
+        let (producer, consumer) = (detached.producer.unwrap(), detached.consumer.unwrap());
+        assert_eq!((producer.pid, producer.state), (0, RoleState::Vacant));
+        assert_eq!(consumer.attach_count, 1, "the count survives the detach");
     }
 
     #[test]
     fn claim_of_a_process_that_exited_is_reported_dead() {
         let (name, _cleanup) = small_ring("dead");
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
+        let pid = exited_pid();
         store(&name, offset(&name, Block::Roles), u64::from(pid));
-        let info = info(&name);
-        assert_eq!((info.producer.pid, info.producer.state), (pid, RoleState::Dead));
+        let producer = info(&name).producer.unwrap();
+        assert_eq!((producer.pid, producer.state), (pid, RoleState::Dead));
     }
 
     #[test]
@@ -369,7 +598,8 @@ mod tests {
         store(&name, offset(&name, Block::Roles), u64::MAX);
         let info = info(&name);
         assert_eq!((info.used, info.free), (8, 0));
-        assert_eq!((info.producer.pid, info.producer.state), (u32::MAX, RoleState::Dead));
+        let producer = info.producer.unwrap();
+        assert_eq!((producer.pid, producer.state), (u32::MAX, RoleState::Dead));
     }
 
     #[test]
@@ -384,5 +614,117 @@ mod tests {
         assert_eq!(json["consumer"]["state"], "vacant");
         assert_eq!(json["counters"]["producer"]["futex_waits"], 0);
         assert_eq!(json["free"], 8);
+        assert!(json.get("endpoints").is_none(), "{json}");
+    }
+
+    #[test]
+    fn mpmc_ring_lists_its_attached_endpoints_instead_of_roles() {
+        let (name, _cleanup) = small_mpmc_ring("mpmc-endpoints");
+        let first = crate::mpmc::Sender::open(&name).unwrap();
+        let _second = crate::mpmc::Sender::open(&name).unwrap();
+        let _receiver = crate::mpmc::Receiver::open(&name).unwrap();
+        let attached = info(&name);
+        assert_eq!(attached.kind, RingKind::Mpmc);
+        assert_eq!((attached.producer, attached.consumer), (None, None));
+        let endpoints = attached.endpoints.clone().unwrap();
+        let roles: Vec<EndpointRole> = endpoints.iter().map(|endpoint| endpoint.role).collect();
+        assert_eq!(roles, [EndpointRole::Producer, EndpointRole::Producer, EndpointRole::Consumer]);
+        for endpoint in &endpoints {
+            assert_eq!(
+                (endpoint.pid, endpoint.state, endpoint.pending_count),
+                (std::process::id(), RoleState::Alive, 0)
+            );
+            assert!(endpoint.attached_ns >= attached.created_at_ns);
+        }
+        assert_eq!(attached.endpoint_count(EndpointRole::Producer, RoleState::Alive), 2);
+        assert_eq!((attached.counters.producer.attaches, attached.counters.consumer.attaches), (2, 1));
+
+        drop(first);
+        let detached = info(&name);
+        let indices: Vec<usize> = detached.endpoints.unwrap().iter().map(|endpoint| endpoint.index).collect();
+        assert_eq!(indices, [1, 2], "the freed record is no longer listed");
+    }
+
+    #[test]
+    fn mpmc_occupancy_and_counts_follow_tail_and_head() {
+        let (name, _cleanup) = small_mpmc_ring("mpmc-traffic");
+        let mut sender = crate::mpmc::Sender::open(&name).unwrap();
+        let mut receiver = crate::mpmc::Receiver::open(&name).unwrap();
+        for message in [&b"a"[..], b"b", b"c"] {
+            sender.send(message).unwrap();
+        }
+        receiver.recv(&mut Vec::new()).unwrap();
+        let info = info(&name);
+        assert_eq!((info.producer_position, info.consumer_position), (3, 1));
+        assert_eq!((info.used, info.free), (2, 6));
+        assert_eq!((info.counters.sent, info.counters.received), (3, 1));
+    }
+
+    #[test]
+    fn mpmc_abandoned_position_is_counted_but_not_as_a_message() {
+        let (name, _cleanup) = small_mpmc_ring("mpmc-abandoned");
+        let mut sender = crate::mpmc::Sender::open(&name).unwrap();
+        let mut receiver = crate::mpmc::Receiver::open(&name).unwrap();
+        sender.send(b"before").unwrap();
+        drop(sender.reserve().unwrap());
+        sender.send(b"after").unwrap();
+        let mut buffer = Vec::new();
+        for _ in 0..2 {
+            receiver.recv(&mut buffer).unwrap();
+        }
+        let info = info(&name);
+        assert_eq!((info.producer_position, info.consumer_position), (3, 3));
+        assert_eq!(info.counters.producer.abandoned, 1);
+        assert_eq!((info.counters.sent, info.counters.received), (2, 2));
+    }
+
+    #[test]
+    fn mpmc_record_of_a_process_that_exited_is_listed_dead_with_its_pending_positions() {
+        let (name, _cleanup) = small_mpmc_ring("mpmc-dead");
+        let pid = exited_pid();
+        store(&name, endpoint_offset(&name, 5, ENDPOINT_CLAIM), u64::from(pid));
+        Segment::open(&name)
+            .unwrap()
+            .atomic_u32(endpoint_offset(&name, 5, ENDPOINT_ROLE))
+            .store(ENDPOINT_CONSUMER, Ordering::Relaxed);
+        store(&name, endpoint_offset(&name, 5, PENDING_START), 4);
+        store(&name, endpoint_offset(&name, 5, PENDING_COUNT), 2);
+        let info = info(&name);
+        let endpoints = info.endpoints.clone().unwrap();
+        assert_eq!(endpoints.len(), 1);
+        let dead = endpoints[0];
+        assert_eq!((dead.index, dead.pid, dead.role, dead.state), (5, pid, EndpointRole::Consumer, RoleState::Dead));
+        assert_eq!((dead.pending_start, dead.pending_count), (4, 2));
+        assert_eq!(info.endpoint_count(EndpointRole::Consumer, RoleState::Alive), 0);
+        assert_eq!(info.endpoint_count(EndpointRole::Consumer, RoleState::Dead), 1);
+    }
+
+    #[test]
+    fn mpmc_garbage_role_and_counters_show_as_odd_values_instead_of_panicking() {
+        let (name, _cleanup) = small_mpmc_ring("mpmc-garbage");
+        store(&name, endpoint_offset(&name, 63, ENDPOINT_CLAIM), u64::MAX);
+        store(&name, endpoint_offset(&name, 63, ENDPOINT_ROLE), u64::MAX);
+        store(&name, offset(&name, Block::Producer), 5);
+        store(&name, offset(&name, Block::ProducerStats) + ABANDONED, u64::MAX);
+        store(&name, offset(&name, Block::ConsumerStats) + REDELIVERED, u64::MAX);
+        let info = info(&name);
+        let endpoint = info.endpoints.unwrap()[0];
+        assert_eq!((endpoint.index, endpoint.role, endpoint.state), (63, EndpointRole::Unknown, RoleState::Dead));
+        assert_eq!((info.counters.sent, info.counters.received), (0, 0));
+        assert_eq!(info.used, 5);
+    }
+
+    #[test]
+    fn mpmc_json_has_endpoints_and_no_roles() {
+        let (name, _cleanup) = small_mpmc_ring("mpmc-json");
+        let _sender = crate::mpmc::Sender::open(&name).unwrap();
+        let json = serde_json::to_value(info(&name)).unwrap();
+        assert_eq!(json["kind"], "mpmc");
+        assert!(json.get("producer").is_none() && json.get("consumer").is_none(), "{json}");
+        assert_eq!(json["endpoints"][0]["role"], "producer");
+        assert_eq!(json["endpoints"][0]["state"], "alive");
+        assert_eq!(json["endpoints"][0]["pid"], std::process::id());
+        assert_eq!(json["counters"]["producer"]["attaches"], 1);
+        assert_eq!(json["counters"]["consumer"]["abandoned"], 0);
     }
 }

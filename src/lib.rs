@@ -23,14 +23,17 @@
 //! ```
 //!
 //! Layers, bottom up: [`layout`] (the bytes), [`segment`] (files and mappings), [`ring`] (the
-//! lock-free algorithms, generic over their memory), [`wait`] (futex eventcount and spinning),
-//! [`spsc`] (blocking endpoints with roles and liveness), [`channel`] (the transport-neutral
-//! traits), [`inspect`] (a read-only snapshot of a ring, for `ipcring info`). [`sync`] swaps std
-//! atomics for loom's under `cfg(loom)`.
+//! lock-free algorithms, generic over their memory), [`wait`] (futex eventcount, semaphores and
+//! spinning), [`spsc`] (blocking endpoints with roles and liveness), [`mpmc`] (any number of
+//! endpoints, with crash recovery), [`channel`] (the transport-neutral traits), [`attach`]
+//! (either kind of ring by name, through those traits), [`inspect`] (a read-only snapshot of a
+//! ring, for `ipcring info`). [`sync`] swaps std atomics for loom's under `cfg(loom)`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(loom))]
+pub mod attach;
 pub mod channel;
 pub mod error;
 #[cfg(not(loom))]

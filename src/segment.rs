@@ -41,7 +41,7 @@ use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
 use nix::unistd::geteuid;
 
 use crate::error::Error;
-use crate::layout::{Block, Geometry, Header, RingKind, WaitBlock, WaitStrategy, HEADER_SIZE, MAGIC};
+use crate::layout::{Block, Geometry, Header, MpmcSlotHeader, RingKind, WaitBlock, WaitStrategy, HEADER_SIZE, MAGIC};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::ShmSemaphore;
 use std::os::unix::fs::OpenOptionsExt;
@@ -199,6 +199,9 @@ impl Segment {
             segment.init_semaphore(Block::NotEmpty, 0)?;
             let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
             segment.init_semaphore(Block::NotFull, free)?;
+        }
+        if geometry.kind == RingKind::Mpmc {
+            segment.init_sequences();
         }
         // Release: pairs with the acquire load in `open`; an opener that sees the magic sees
         // the whole header.
@@ -405,6 +408,18 @@ impl Segment {
             .map_err(|error| Error::io(format!("initialising the semaphores of {}", self.name), error))
     }
 
+    /// Gives every MPMC slot its first turn: slot `i` starts free for the producer of position
+    /// `i` (`sequence = i`), as the layout requires of the creator. The zeroed file would say
+    /// that every slot but the first still holds a message of lap -1, so the ring would look
+    /// full after one message.
+    fn init_sequences(&self) {
+        let sequence = offset_of!(MpmcSlotHeader, sequence) as u64;
+        for index in 0..self.geometry.slot_count {
+            // Relaxed: nobody can open the segment before the magic is stored (release) below.
+            self.atomic_u64(self.geometry.slot_offset(index) + sequence).store(index, Ordering::Relaxed);
+        }
+    }
+
     /// The process-shared semaphore in the wait block `block` (semaphore strategy).
     ///
     /// # Safety
@@ -461,6 +476,18 @@ mod tests {
         let _cleanup_other = Cleanup(other.clone());
         Segment::create(&other, &CreateOptions { mode: 0o660, ..CreateOptions::default() }).unwrap();
         assert_eq!(Segment::open(&other).unwrap().mode(), 0o660);
+    }
+
+    #[test]
+    fn created_mpmc_slots_start_free_for_their_own_position() {
+        let name = unique("sequences");
+        let _cleanup = Cleanup(name.clone());
+        let options = CreateOptions { kind: RingKind::Mpmc, slot_count: 8, slot_size: 8, ..CreateOptions::default() };
+        let segment = Segment::create(&name, &options).unwrap();
+        let geometry = *segment.geometry();
+        let sequences: Vec<u64> =
+            (0..8).map(|index| segment.atomic_u64(geometry.slot_offset(index)).load(Ordering::Relaxed)).collect();
+        assert_eq!(sequences, (0..8).collect::<Vec<u64>>());
     }
 
     #[test]

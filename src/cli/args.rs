@@ -47,12 +47,16 @@ pub enum Command {
 pub enum KindArg {
     /// One producer, one consumer.
     Spsc,
+    /// Any number of producers and consumers (up to 64 attached at once); each message goes to
+    /// exactly one consumer.
+    Mpmc,
 }
 
 impl From<KindArg> for RingKind {
     fn from(kind: KindArg) -> RingKind {
         match kind {
             KindArg::Spsc => RingKind::Spsc,
+            KindArg::Mpmc => RingKind::Mpmc,
         }
     }
 }
@@ -64,6 +68,8 @@ pub enum WaitArg {
     Futex,
     /// Busy-poll only: lowest latency, one core per waiting side.
     Spin,
+    /// Sleep on process-shared POSIX semaphores counting used and free slots.
+    Semaphore,
 }
 
 impl From<WaitArg> for WaitStrategy {
@@ -71,6 +77,7 @@ impl From<WaitArg> for WaitStrategy {
         match wait {
             WaitArg::Futex => WaitStrategy::Futex,
             WaitArg::Spin => WaitStrategy::Spin,
+            WaitArg::Semaphore => WaitStrategy::Semaphore,
         }
     }
 }

@@ -1,9 +1,13 @@
 //! `ipcring ls`: every ring in /dev/shm, one row each. A ring that cannot be opened (corrupted,
 //! another user's, half-created) is listed with its error instead of failing the listing.
+//!
+//! The PRODUCER and CONSUMER columns show the holder of the role of an SPSC ring (`4242 alive`,
+//! or `-` when vacant) and how many endpoints of that side an MPMC ring has (`2 live`, or
+//! `2 live, 1 dead` when some process died attached; `-` when there is none).
 
 use std::fmt::Write as _;
 
-use ipcring::inspect::{RingInfo, RoleInfo, RoleState};
+use ipcring::inspect::{EndpointRole, RingInfo, RoleInfo, RoleState};
 use ipcring::segment::Segment;
 use serde::Serialize;
 
@@ -54,8 +58,8 @@ fn table(entries: &[Entry]) -> String {
                 info.slot_count.to_string(),
                 info.slot_size.to_string(),
                 info.used.to_string(),
-                role(&info.producer),
-                role(&info.consumer),
+                side(info, info.producer.as_ref(), EndpointRole::Producer),
+                side(info, info.consumer.as_ref(), EndpointRole::Consumer),
             ],
             Entry::Broken { name, error } => vec![name.clone(), format!("error: {error}")],
         })
@@ -83,9 +87,17 @@ fn table(entries: &[Entry]) -> String {
     text
 }
 
-fn role(role: &RoleInfo) -> String {
-    match role.state {
-        RoleState::Vacant => "-".to_string(),
-        state => format!("{} {state}", role.pid),
+/// One side of a ring: its SPSC role if it has one, else its MPMC endpoint counts.
+fn side(info: &RingInfo, role: Option<&RoleInfo>, endpoints: EndpointRole) -> String {
+    if let Some(role) = role {
+        return match role.state {
+            RoleState::Vacant => "-".to_string(),
+            state => format!("{} {state}", role.pid),
+        };
+    }
+    match (info.endpoint_count(endpoints, RoleState::Alive), info.endpoint_count(endpoints, RoleState::Dead)) {
+        (0, 0) => "-".to_string(),
+        (alive, 0) => format!("{alive} live"),
+        (alive, dead) => format!("{alive} live, {dead} dead"),
     }
 }

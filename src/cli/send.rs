@@ -1,5 +1,8 @@
 //! `ipcring send`: each line of standard input (or each `--file`) becomes one message.
 //!
+//! Works on both kinds of ring: on an MPMC ring several `send` processes may feed it at once
+//! (each one's messages stay in its own order; how they interleave is up to the scheduler).
+//!
 //! Lines are bytes, not necessarily UTF-8; the `\n` is stripped, and a last line without one is
 //! sent too. A line longer than the ring's largest message stops the command before it is sent
 //! (the lines before it are delivered). Reading never holds more than one message's worth of a
@@ -8,7 +11,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use ipcring::spsc::{Sender, ShmMemory};
+use ipcring::attach::{self, BoxedSender};
+use ipcring::segment::Segment;
 use ipcring::Error;
 
 use super::args::{Seconds, SendArgs};
@@ -17,11 +21,12 @@ use super::error::{CliError, CliResult};
 /// Large reads: the ring moves millions of small messages a second, stdin must keep up.
 const STDIN_BUFFER: usize = 1 << 20;
 
-/// Attaches as the producer, sends, and detaches (which tells a receiver that nothing more is
-/// coming once it has drained the ring).
+/// Attaches as a producer, sends, and detaches (which tells receivers that nothing more is
+/// coming once they have drained the ring and no other producer is attached).
 pub fn run(args: &SendArgs) -> CliResult {
-    let mut sender = Sender::open(&args.name)?;
-    let mut output = Output { sender: &mut sender, timeout: args.timeout, sent: 0 };
+    let segment = Segment::open(&args.name)?;
+    let ring = segment.name().to_string();
+    let mut output = Output { sender: attach::sender(segment)?, ring, timeout: args.timeout, sent: 0 };
     if args.files.is_empty() {
         send_lines(&mut output)
     } else {
@@ -30,15 +35,17 @@ pub fn run(args: &SendArgs) -> CliResult {
 }
 
 /// The sender plus what error messages need.
-struct Output<'a> {
-    sender: &'a mut Sender<ShmMemory>,
+struct Output {
+    sender: BoxedSender,
+    /// The ring name, with its leading `/`.
+    ring: String,
     timeout: Option<Seconds>,
     sent: u64,
 }
 
-impl Output<'_> {
+impl Output {
     fn ring(&self) -> String {
-        self.sender.backend().segment().name().to_string()
+        self.ring.clone()
     }
 
     fn send(&mut self, message: &[u8]) -> CliResult {
@@ -62,7 +69,7 @@ impl Output<'_> {
     }
 }
 
-fn send_lines(output: &mut Output<'_>) -> CliResult {
+fn send_lines(output: &mut Output) -> CliResult {
     let max = output.sender.max_message_size();
     let mut input = BufReader::with_capacity(STDIN_BUFFER, std::io::stdin().lock());
     let mut line = Vec::with_capacity(max.min(STDIN_BUFFER));
@@ -110,7 +117,7 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::i
     }
 }
 
-fn send_files(output: &mut Output<'_>, files: &[std::path::PathBuf]) -> CliResult {
+fn send_files(output: &mut Output, files: &[std::path::PathBuf]) -> CliResult {
     let max = output.sender.max_message_size();
     // Check every size first, so that a misfit file normally stops the command before anything
     // is sent; the length is checked again after reading, as the file may have grown meanwhile.
@@ -126,7 +133,7 @@ fn send_files(output: &mut Output<'_>, files: &[std::path::PathBuf]) -> CliResul
     Ok(())
 }
 
-fn check_file(output: &Output<'_>, path: &Path, length: u64, max: usize) -> CliResult {
+fn check_file(output: &Output, path: &Path, length: u64, max: usize) -> CliResult {
     if length > max as u64 {
         return Err(CliError::FileTooLarge { path: path.to_path_buf(), length, max, ring: output.ring() });
     }
