@@ -189,12 +189,6 @@ impl Segment {
         // aligned; nobody else can validate the segment before the magic is stored below.
         unsafe { map.as_mut_ptr().cast::<Header>().write_volatile(header) };
         let segment = Segment { name: name.clone(), map, geometry, owner_uid: uid, mode: options.mode };
-        if geometry.kind == RingKind::Mpmc {
-            // Slot i starts free for the producer of position i (its sequence is i).
-            for index in 0..geometry.slot_count {
-                segment.atomic_u64(geometry.slot_offset(index)).store(index, Ordering::Relaxed);
-            }
-        }
         if geometry.wait == WaitStrategy::Semaphore {
             segment.init_semaphore(Block::NotEmpty, 0)?;
             let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
