@@ -15,6 +15,7 @@ use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::{take, wake, Counter, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords};
 
+use crate::spsc::shm::counter_field;
 pub use crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL;
 
 /// Offset of the length field in an MPMC slot.
@@ -208,10 +209,9 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     #[inline]
     fn endpoint(&self, index: usize) -> &EndpointWords {
         let index = index.min(MAX_ENDPOINTS - 1);
-        // SAFETY: index < MAX_ENDPOINTS, so the 64-byte record lies in the table checked against
-        // the mapping; EndpointWords is repr(C) over atomics with the layout of the record's
-        // first 40 bytes (claim u64, role u32, reserved u32, three u64), 8-byte aligned; every
-        // process accesses them atomically.
+        // SAFETY: index < MAX_ENDPOINTS: the record is in the table checked against the mapping;
+        // EndpointWords is repr(C) atomics laid out as the record's first 40 bytes, 8-aligned,
+        // and every process accesses them atomically.
         unsafe { &*self.endpoints.as_ptr().add(index).cast::<EndpointWords>() }
     }
 
@@ -287,15 +287,7 @@ impl WaitSite for Arc<ShmRing> {
     }
 
     fn count(&self, role: Role, counter: Counter) {
-        let field = match counter {
-            Counter::Wait => offset_of!(StatsBlock, waits),
-            Counter::FutexWait => offset_of!(StatsBlock, futex_waits),
-            Counter::FutexWake => offset_of!(StatsBlock, futex_wakes),
-            Counter::SemaphoreWait => offset_of!(StatsBlock, semaphore_waits),
-            Counter::Abandoned => offset_of!(StatsBlock, abandoned),
-            Counter::Redelivered => offset_of!(StatsBlock, redelivered),
-        };
-        self.stats_word(role, field).fetch_add(1, Ordering::Relaxed);
+        self.stats_word(role, counter_field(counter)).fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -109,15 +109,19 @@ impl ShmMemory {
             Role::Producer => Block::ProducerStats,
             Role::Consumer => Block::ConsumerStats,
         };
-        let field = match counter {
-            Counter::Wait => offset_of!(StatsBlock, waits),
-            Counter::FutexWait => offset_of!(StatsBlock, futex_waits),
-            Counter::FutexWake => offset_of!(StatsBlock, futex_wakes),
-            Counter::SemaphoreWait => offset_of!(StatsBlock, semaphore_waits),
-            Counter::Abandoned => offset_of!(StatsBlock, abandoned),
-            Counter::Redelivered => offset_of!(StatsBlock, redelivered),
-        } as u64;
-        self.segment.atomic_u64(self.segment.geometry().block_offset(block) + field)
+        self.segment.atomic_u64(self.segment.geometry().block_offset(block) + counter_field(counter) as u64)
+    }
+}
+
+/// Byte offset of `counter`'s field in a [`StatsBlock`] (shared by both shared-memory backends).
+pub(crate) fn counter_field(counter: Counter) -> usize {
+    match counter {
+        Counter::Wait => offset_of!(StatsBlock, waits),
+        Counter::FutexWait => offset_of!(StatsBlock, futex_waits),
+        Counter::FutexWake => offset_of!(StatsBlock, futex_wakes),
+        Counter::SemaphoreWait => offset_of!(StatsBlock, semaphore_waits),
+        Counter::Abandoned => offset_of!(StatsBlock, abandoned),
+        Counter::Redelivered => offset_of!(StatsBlock, redelivered),
     }
 }
 
