@@ -1,4 +1,5 @@
-//! Attach to a named ring of either kind, through the transport-neutral [`channel`] traits.
+//! Attach to a named ring of either kind, through the transport-neutral
+//! [`channel`](mod@crate::channel) traits.
 //!
 //! A program that only sends or receives whole messages does not need to know whether a ring is
 //! SPSC or MPMC: [`open_sender`] and [`open_receiver`] read the kind from the segment header and
