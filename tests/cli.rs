@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
+use ipcring::mpmc;
 use ipcring::segment::Segment;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ipcring");
@@ -352,6 +353,126 @@ fn every_command_has_help() {
     }
 }
 
+#[test]
+fn info_shows_an_mpmc_ring_with_semaphores_and_its_endpoints_as_a_table() {
+    let ring = Ring::created(&["--kind", "mpmc", "--wait", "semaphore", "--slots", "16"]);
+    let _producer = mpmc::Sender::open(ring.name()).unwrap();
+    let output = run(&["info", ring.name()], None);
+    assert_success(&output);
+    let table = stdout(&output);
+    for row in [
+        "kind               mpmc".to_string(),
+        "wait strategy      semaphore".to_string(),
+        "used               0 of 16 slots (16 free)".to_string(),
+        "producers          1 alive; 1 attached since creation".to_string(),
+        "consumers          0 alive; 0 attached since creation".to_string(),
+        format!("endpoint 0         pid {} producer alive, attached at ", std::process::id()),
+        "full waits         0 (semaphore waits 0)".to_string(),
+        "abandoned          0 (by producers 0, by consumers 0)".to_string(),
+    ] {
+        assert!(table.contains(&row), "{row:?} not in\n{table}");
+    }
+    let role_rows = table.lines().filter(|line| line.starts_with("producer  ") || line.starts_with("consumer  "));
+    assert_eq!(role_rows.count(), 0, "no SPSC role rows:\n{table}");
+}
+
+#[test]
+fn info_json_of_an_mpmc_ring_lists_endpoints_instead_of_roles() {
+    let ring = Ring::created(&["--kind", "mpmc", "--wait", "semaphore", "--slots", "16"]);
+    let _consumer = mpmc::Receiver::open(ring.name()).unwrap();
+    assert_success(&run(&["send", ring.name()], Some(b"one\ntwo\n".to_vec())));
+    let output = run(&["info", ring.name(), "--json"], None);
+    assert_success(&output);
+    let info = json(&output);
+    assert_eq!((info["kind"].as_str(), info["wait_strategy"].as_str()), (Some("mpmc"), Some("semaphore")));
+    assert!(info.get("producer").is_none() && info.get("consumer").is_none(), "{info}");
+    let endpoints = info["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1, "the sender has exited, the consumer is still attached: {info}");
+    assert_eq!(endpoints[0]["pid"], std::process::id());
+    assert_eq!((endpoints[0]["role"].as_str(), endpoints[0]["state"].as_str()), (Some("consumer"), Some("alive")));
+    assert_eq!((info["counters"]["sent"].as_u64(), info["counters"]["received"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(info["counters"]["producer"]["attaches"], 1);
+    assert_eq!(info["counters"]["consumer"]["abandoned"], 0);
+}
+
+#[test]
+fn ls_counts_the_live_endpoints_of_an_mpmc_ring() {
+    let ring = Ring::created(&["--kind", "mpmc"]);
+    let _producers = [mpmc::Sender::open(ring.name()).unwrap(), mpmc::Sender::open(ring.name()).unwrap()];
+    let _consumer = mpmc::Receiver::open(ring.name()).unwrap();
+    let listed = run(&["ls"], None);
+    assert_success(&listed);
+    let row = stdout(&listed).lines().find(|line| line.starts_with(&format!("/{} ", ring.name()))).map(String::from);
+    let row = row.unwrap_or_else(|| panic!("ring not listed:\n{}", stdout(&listed)));
+    let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect();
+    assert_eq!(cells[1..], ["mpmc", "1024", "1024", "0", "2 live", "1 live"], "{row}");
+}
+
+#[test]
+fn lines_sent_through_an_mpmc_ring_are_received_identically() {
+    let ring = Ring::created(&["--kind", "mpmc"]);
+    let mut input = numbered_lines(999);
+    input.extend_from_slice(b"not utf-8: \xff\xfe\n");
+    assert_success(&run(&["send", ring.name()], Some(input.clone())));
+    let output = run(&["recv", ring.name(), "--count", "1000", "--timeout", "30"], None);
+    assert_success(&output);
+    assert_eq!(output.stdout, input);
+}
+
+#[test]
+fn recv_on_an_mpmc_ring_started_first_waits_for_a_sender_and_exits_0_once_it_leaves() {
+    // A small ring with semaphores, so that both sides sleep on them many times.
+    let ring = Ring::created(&["--kind", "mpmc", "--wait", "semaphore", "--slots", "8"]);
+    let receiving = start(&["recv", ring.name(), "--timeout", "30"], None);
+    let input = numbered_lines(5000);
+    assert_success(&run(&["send", ring.name(), "--timeout", "30"], Some(input.clone())));
+    let output = receiving.wait();
+    assert_success(&output);
+    assert_eq!(output.stdout, input);
+}
+
+/// Two `send` and two `recv` processes on one small MPMC ring: every line arrives exactly once,
+/// at one receiver or the other.
+fn two_senders_and_two_receivers_deliver_every_line_exactly_once(wait: &str) {
+    let ring = Ring::created(&["--kind", "mpmc", "--wait", wait, "--slots", "16"]);
+    // A producer attached throughout, so that no receiver sees "every producer gone" while one
+    // sender has finished and the other has not attached yet. Dropping it ends the receivers.
+    let keeper = mpmc::Sender::open(ring.name()).unwrap();
+    let receivers = [0, 1].map(|_| start(&["recv", ring.name(), "--timeout", "30"], None));
+    let inputs: Vec<Vec<u8>> = ["first", "second"]
+        .iter()
+        .map(|sender| (0..3000).flat_map(|index| format!("{sender} {index}\n").into_bytes()).collect())
+        .collect();
+    let senders: Vec<Running> =
+        inputs.iter().map(|input| start(&["send", ring.name(), "--timeout", "30"], Some(input.clone()))).collect();
+    for sender in senders {
+        assert_success(&sender.wait());
+    }
+    drop(keeper);
+    let mut received = Vec::new();
+    for receiver in receivers {
+        let output = receiver.wait();
+        assert_success(&output);
+        received.extend(output.stdout.split_inclusive(|&byte| byte == b'\n').map(<[u8]>::to_vec));
+    }
+    let mut expected: Vec<Vec<u8>> =
+        inputs.iter().flat_map(|input| input.split_inclusive(|&byte| byte == b'\n').map(<[u8]>::to_vec)).collect();
+    assert_eq!(received.len(), expected.len(), "every line once, none twice");
+    received.sort();
+    expected.sort();
+    assert!(received == expected, "the lines received are not the lines sent");
+}
+
+#[test]
+fn two_senders_and_two_receivers_with_futex_deliver_every_line_exactly_once() {
+    two_senders_and_two_receivers_deliver_every_line_exactly_once("futex");
+}
+
+#[test]
+fn two_senders_and_two_receivers_with_semaphores_deliver_every_line_exactly_once() {
+    two_senders_and_two_receivers_deliver_every_line_exactly_once("semaphore");
+}
+
 /// Ping-pong runs spin two processes each; one at a time keeps them from starving each other on a
 /// small machine.
 static PINGPONG: Mutex<()> = Mutex::new(());
@@ -391,6 +512,13 @@ fn pingpong_with_futex_reports_latency_percentiles() {
     for label in ["p50", "p99", "p99.9", "max"] {
         assert!(text.lines().any(|line| line.trim_start().starts_with(label) && line.ends_with(" ns")), "{text}");
     }
+}
+
+#[test]
+fn pingpong_with_semaphore_reports_latency_percentiles() {
+    let report = json(&pingpong(&["--size", "64", "--wait", "semaphore", "--json"]));
+    assert_eq!(report["wait_strategy"], "semaphore");
+    assert!(report["p50_ns"].as_u64().is_some_and(|p50| p50 > 0), "{report}");
 }
 
 #[test]
