@@ -114,13 +114,9 @@ fn futex_wakeups_are_never_lost_with_two_consumers() {
     blocking_one_producer_two_consumers(WaitStrategy::Futex);
 }
 
-/// Known to fail: with two consumers sleeping on the "used slots" semaphore, loom finds an
-/// interleaving that leaves one asleep with a message in the ring and no token (a token dropped
-/// as surplus that was not). In production every sleep is bounded by the liveness interval, so
-/// this costs that interval (100 ms) of latency, not a hang; it is a recorded open bug, see
-/// docs/architecture.md.
+/// Two consumers sleeping on the "used slots" semaphore: a token can go to the wrong one and be
+/// dropped as surplus; the claimer's baton (`wait::take`) must make up for it.
 #[test]
-#[ignore = "known lost wakeup with two semaphore sleepers (bounded by the liveness interval in production)"]
 fn semaphore_wakeups_are_never_lost_with_two_consumers() {
     blocking_one_producer_two_consumers(WaitStrategy::Semaphore);
 }

@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 use super::backend::Backend;
 use crate::error::Role;
 use crate::ring::heap::{HeapSlot, HeapSlots};
-use crate::ring::mpmc::{Recovered, RecoveryLog};
+use crate::ring::mpmc::{claimable, Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory};
 use crate::spsc::heap::HeapSemaphore;
 use crate::sync::AtomicU64;
@@ -196,7 +196,7 @@ unsafe impl MpmcMemory for Arc<HeapRing> {
 
     #[inline]
     fn on_claim(&self, role: Role, count: u64) {
-        take(self, role, count);
+        take(self, role, count, || claimable(self, role));
     }
 }
 

@@ -9,7 +9,7 @@ use super::backend::Backend;
 use crate::error::{Error, Role};
 use crate::layout::{Block, EndpointRecord, MpmcSlotHeader, RingKind, StatsBlock, MAX_ENDPOINTS};
 use crate::process::{claim_is_alive, current_claim};
-use crate::ring::mpmc::{Recovered, RecoveryLog};
+use crate::ring::mpmc::{claimable, Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory, SlotAccess};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
@@ -235,7 +235,7 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
 
     #[inline]
     fn on_claim(&self, role: Role, count: u64) {
-        take(self, role, count);
+        take(self, role, count, || claimable(self, role));
     }
 }
 

@@ -218,6 +218,15 @@ pub fn can_claim<M: MpmcMemory>(memory: &M) -> bool {
     }
 }
 
+/// True when `role` has something to claim: [`can_reserve`] for producers, [`can_claim`] for
+/// consumers.
+pub fn claimable<M: MpmcMemory>(memory: &M, role: Role) -> bool {
+    match role {
+        Role::Producer => can_reserve(memory),
+        Role::Consumer => can_claim(memory),
+    }
+}
+
 /// A producer handle on an MPMC ring. Any number may be attached at once, in any processes.
 pub struct Producer<M: MpmcMemory + RecoveryLog> {
     endpoint: Endpoint<M>,

@@ -144,12 +144,12 @@ unsafe impl SpscMemory for Arc<HeapMemory> {
     }
 
     fn on_commit(&self, count: u64) {
-        take(self, Role::Producer, count);
+        take(self, Role::Producer, count, || false);
         wake(self, Role::Consumer, count);
     }
 
     fn on_release(&self, count: u64) {
-        take(self, Role::Consumer, count);
+        take(self, Role::Consumer, count, || false);
         wake(self, Role::Producer, count);
     }
 }

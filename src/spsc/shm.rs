@@ -217,13 +217,13 @@ unsafe impl SpscMemory for ShmMemory {
 
     #[inline]
     fn on_commit(&self, count: u64) {
-        take(self, Role::Producer, count);
+        take(self, Role::Producer, count, || false);
         wake(self, Role::Consumer, count);
     }
 
     #[inline]
     fn on_release(&self, count: u64) {
-        take(self, Role::Consumer, count);
+        take(self, Role::Consumer, count, || false);
         wake(self, Role::Producer, count);
     }
 }

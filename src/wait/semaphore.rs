@@ -24,6 +24,8 @@ pub trait Semaphore {
     /// Takes a token, sleeping until one is posted or `timeout` passes (`None`: no limit).
     /// Returns whether it took one.
     fn wait(&self, timeout: Option<Duration>) -> bool;
+    /// The number of tokens now (a snapshot: it may change at once).
+    fn value(&self) -> u32;
 }
 
 /// A process-shared POSIX semaphore in a mapped segment.
@@ -39,6 +41,7 @@ pub trait Semaphore {
 /// assert!(!semaphore.wait(Some(Duration::from_millis(1))));
 /// semaphore.post();
 /// assert!(semaphore.wait(Some(Duration::from_secs(1))));
+/// assert_eq!(semaphore.value(), 0);
 /// ```
 #[cfg(not(loom))]
 #[derive(Debug)]
@@ -103,9 +106,10 @@ impl Semaphore for ShmSemaphore {
             // SAFETY: as in `post`. EINTR returns false: the caller re-checks and waits again.
             return unsafe { libc::sem_wait(self.sem.as_ptr()) } == 0;
         };
+        // The monotonic clock: a wall-clock step must not stretch a bounded sleep.
         let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `now` is a valid timespec on this frame.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
         let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
         let deadline = libc::timespec {
             tv_sec: now
@@ -116,8 +120,22 @@ impl Semaphore for ShmSemaphore {
         };
         // SAFETY: `sem` as in `post`; `deadline` is a valid timespec on this frame. ETIMEDOUT and
         // EINTR return false.
-        unsafe { libc::sem_timedwait(self.sem.as_ptr(), &deadline) == 0 }
+        unsafe { sem_clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, &deadline) == 0 }
     }
+
+    fn value(&self) -> u32 {
+        let mut value: libc::c_int = 0;
+        // SAFETY: `sem` as in `post`; `value` is a valid int on this frame.
+        unsafe { libc::sem_getvalue(self.sem.as_ptr(), &mut value) };
+        value.max(0) as u32
+    }
+}
+
+#[cfg(not(loom))]
+extern "C" {
+    /// `sem_timedwait` against a chosen clock (glibc 2.30 and later; the `libc` crate does not
+    /// declare it yet).
+    fn sem_clockwait(sem: *mut libc::sem_t, clock: libc::clockid_t, deadline: *const libc::timespec) -> libc::c_int;
 }
 
 /// A POSIX semaphore on the heap, for in-process rings (`spsc::HeapMemory`).
@@ -162,6 +180,10 @@ impl Semaphore for LocalSemaphore {
 
     fn wait(&self, timeout: Option<Duration>) -> bool {
         self.semaphore.wait(timeout)
+    }
+
+    fn value(&self) -> u32 {
+        self.semaphore.value()
     }
 }
 
@@ -216,5 +238,9 @@ impl Semaphore for LoomSemaphore {
         }
         *count -= 1;
         true
+    }
+
+    fn value(&self) -> u32 {
+        *self.count.lock().unwrap()
     }
 }

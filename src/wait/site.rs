@@ -92,12 +92,23 @@ pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
 /// `taker` claims `count` slots (free slots for a producer, messages for a consumer), so that
 /// the count keeps tracking what is left to claim. A token that is not there yet (its post is
 /// still on the way) is not waited for: the count runs one high until a sleeper drops it.
+///
+/// With several handles on one side a token can go to the wrong one: a sleeper takes the
+/// token of a slot that a spinning handle claimed, finds nothing, and drops it, and that
+/// handle's own take later swallows the token of the next slot, which then waits with nobody
+/// woken. So the claimer passes a baton: if `still_ready` (more is left to claim on its side)
+/// and no token is left, it posts one. That costs at most one surplus token (one spurious
+/// wakeup) per time the count reaches zero; the loom model with two sleeping consumers checks
+/// that no wakeup is lost. SPSC rings, with one handle a side, pass `|| false`.
 #[inline]
-pub fn take<W: WaitSite + ?Sized>(site: &W, taker: Role, count: u64) {
+pub fn take<W: WaitSite + ?Sized>(site: &W, taker: Role, count: u64, still_ready: impl FnOnce() -> bool) {
     if site.strategy() == WaitStrategy::Semaphore {
         let own = site.semaphore(taker);
         for _ in 0..count {
             own.try_wait();
+        }
+        if own.value() == 0 && still_ready() {
+            own.post();
         }
     }
 }
