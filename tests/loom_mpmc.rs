@@ -191,3 +191,33 @@ fn a_killed_producers_reservation_is_abandoned() {
         assert!(ring.abandoned() <= 1);
     });
 }
+
+/// A consumer asleep on an empty ring must learn that the last producer detached: the producer
+/// sends one message and drops its handle; the consumer gets the message, then `Disconnected`
+/// (sleeps have no timeout here, so a missing alert is a deadlock).
+fn the_last_producer_leaving_wakes_the_consumer(strategy: WaitStrategy) {
+    model(move || {
+        let ring = Arc::new(HeapRing::new(2, 2, strategy));
+        let mut receiver = Receiver::attach(ring.clone()).unwrap();
+        let mut sender = Sender::attach(ring.clone()).unwrap();
+        let writer = thread::spawn(move || {
+            sender.send(&message(0, 0)).unwrap();
+            drop(sender);
+        });
+        let mut buffer = Vec::new();
+        receiver.recv(&mut buffer).unwrap();
+        assert_eq!(buffer, message(0, 0));
+        assert!(matches!(receiver.recv(&mut buffer), Err(ipcring::Error::Disconnected)));
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn futex_sleepers_learn_that_the_producers_left() {
+    the_last_producer_leaving_wakes_the_consumer(WaitStrategy::Futex);
+}
+
+#[test]
+fn semaphore_sleepers_learn_that_the_producers_left() {
+    the_last_producer_leaving_wakes_the_consumer(WaitStrategy::Semaphore);
+}

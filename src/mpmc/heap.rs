@@ -15,7 +15,7 @@ use crate::ring::mpmc::{claimable, Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory};
 use crate::spsc::heap::HeapSemaphore;
 use crate::sync::AtomicU64;
-use crate::wait::{take, wake, WaitSite, WaitStrategy, WaitWords};
+use crate::wait::{alert, peer_of, take, wake, WaitSite, WaitStrategy, WaitWords};
 
 #[cfg(not(loom))]
 type HeapFutex = crate::wait::SharedFutex;
@@ -197,6 +197,10 @@ unsafe impl MpmcMemory for Arc<HeapRing> {
     #[inline]
     fn on_claim(&self, role: Role, count: u64) {
         take(self, role, count, || claimable(self, role));
+    }
+
+    fn on_detach(&self, role: Role) {
+        alert(self, peer_of(role));
     }
 }
 

@@ -13,7 +13,7 @@ use crate::ring::mpmc::{claimable, Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory, SlotAccess};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait::{take, wake, Counter, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords};
+use crate::wait::{alert, peer_of, take, wake, Counter, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords};
 
 use crate::spsc::shm::counter_field;
 pub use crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL;
@@ -236,6 +236,10 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     #[inline]
     fn on_claim(&self, role: Role, count: u64) {
         take(self, role, count, || claimable(self, role));
+    }
+
+    fn on_detach(&self, role: Role) {
+        alert(self, peer_of(role));
     }
 }
 

@@ -126,4 +126,7 @@ pub unsafe trait MpmcMemory {
     fn on_release(&self, _count: u64) {}
     /// Called after an endpoint of `role` claimed `count` positions.
     fn on_claim(&self, _role: crate::error::Role, _count: u64) {}
+    /// Called after an endpoint of `role` gave up its record (its peers may be sleeping on a
+    /// side that will never move again).
+    fn on_detach(&self, _role: crate::error::Role) {}
 }

@@ -85,6 +85,7 @@ struct Endpoint<M: MpmcMemory> {
     memory: M,
     index: usize,
     claim: u64,
+    role: Role,
 }
 
 impl<M: MpmcMemory> Endpoint<M> {
@@ -98,7 +99,7 @@ impl<M: MpmcMemory> Endpoint<M> {
                 // live record covers them), which no longer counts this record for them.
                 words.pending_count.store(0, Ordering::Relaxed);
                 words.role.store(role_raw(role), Ordering::Relaxed);
-                return Ok(Endpoint { memory, index, claim: me });
+                return Ok(Endpoint { memory, index, claim: me, role });
             }
         }
         Err(Error::EndpointsFull { limit: records })
@@ -109,13 +110,15 @@ impl<M: MpmcMemory> Endpoint<M> {
         self.memory.endpoint(self.index)
     }
 
-    /// Declares the positions this endpoint is about to claim. Relaxed: the claiming CAS (a
-    /// release) publishes it to every process that later sees the moved position.
+    /// Declares the positions this endpoint is about to claim. The claiming CAS (a release)
+    /// publishes the intent to every process that later sees the moved position; the count is
+    /// also stored with release after the start, so a reader that loads the count first (with
+    /// acquire) never pairs a new count with an old start.
     #[inline]
     fn intend(&self, start: u64, count: u64) {
         let words = self.words();
         words.pending_start.store(start, Ordering::Relaxed);
-        words.pending_count.store(count, Ordering::Relaxed);
+        words.pending_count.store(count, Ordering::Release);
     }
 
     /// Declares that this endpoint holds nothing.
@@ -130,6 +133,7 @@ impl<M: MpmcMemory> Drop for Endpoint<M> {
     fn drop(&mut self) {
         self.clear();
         role_claim::release(&self.words().claim, self.claim);
+        self.memory.on_detach(self.role);
     }
 }
 
@@ -144,7 +148,8 @@ fn covered_by_live<M: MpmcMemory>(memory: &M, role: Role, position: u64) -> bool
             return false;
         }
         // Acquire: pairs with the release clear, so a cleared intent implies the holder's
-        // commit or release is visible (and the repair's CAS then fails).
+        // commit or release is visible (and the repair's CAS then fails); and with the release
+        // store in `intend`, so the start loaded next belongs to this count.
         let count = words.pending_count.load(Ordering::Acquire);
         let start = words.pending_start.load(Ordering::Relaxed);
         position >= start && position - start < count && memory.is_alive(claim)
