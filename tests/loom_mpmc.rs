@@ -171,7 +171,8 @@ fn a_killed_producers_reservation_is_abandoned() {
                 // The process dies between reserve and commit: nothing of it runs any more.
                 dying.try_reserve().unwrap().unwrap().leak();
                 std::mem::forget(dying);
-                ring.kill(dying_claim);
+                // SAFETY: the dying endpoint and its reservation or guard were forgotten above.
+                unsafe { ring.kill(dying_claim) };
             })
         };
         let writer = thread::spawn(move || push(&mut survivor, &message(1, 0)));

@@ -56,9 +56,10 @@ pub struct HeapRing {
     futex: HeapFutex,
     strategy: WaitStrategy,
     slots: HeapSlots,
-    /// Identities handed out so far (identity `n` is bit `n` of `dead`).
+    /// Identities handed out so far (each endpoint gets a new one, never reused).
     identities: StdAtomicU64,
-    dead: StdAtomicU64,
+    /// Identities declared dead by [`HeapRing::kill`].
+    dead: std::sync::Mutex<Vec<u64>>,
     ever: [AtomicBool; 2],
     abandoned: StdAtomicU64,
     redelivered: StdAtomicU64,
@@ -99,7 +100,7 @@ impl HeapRing {
             strategy,
             slots: HeapSlots::new(slot_count, slot_size),
             identities: StdAtomicU64::new(0),
-            dead: StdAtomicU64::new(0),
+            dead: std::sync::Mutex::new(Vec::new()),
             ever: [AtomicBool::new(false), AtomicBool::new(false)],
             abandoned: StdAtomicU64::new(0),
             redelivered: StdAtomicU64::new(0),
@@ -107,9 +108,16 @@ impl HeapRing {
     }
 
     /// Declares the endpoint with claim word `claim` dead, as if its process had been killed:
-    /// the other endpoints' recovery treats its pending positions as abandoned.
-    pub fn kill(&self, claim: u64) {
-        self.dead.fetch_or(1 << (claim % 64), StdOrdering::SeqCst);
+    /// the other endpoints' recovery treats its pending positions as abandoned (for crash tests
+    /// and loom models).
+    ///
+    /// # Safety
+    /// The endpoint must never touch the ring again: neither the handle nor any reservation or
+    /// guard of it may be used or dropped (end them with `leak` and `std::mem::forget` the
+    /// handle). Otherwise a repair could hand its slot to another endpoint while it still
+    /// writes or reads it.
+    pub unsafe fn kill(&self, claim: u64) {
+        self.dead.lock().unwrap_or_else(|poison| poison.into_inner()).push(claim);
     }
 
     /// The claim word of endpoint record `index` (0 when free).
@@ -178,12 +186,11 @@ unsafe impl MpmcMemory for Arc<HeapRing> {
     }
 
     fn identity(&self) -> u64 {
-        // Identities 1..=63 map to distinct bits of `dead`; more than that wrap (tests use few).
-        1 + self.identities.fetch_add(1, StdOrdering::SeqCst) % 63
+        1 + self.identities.fetch_add(1, StdOrdering::SeqCst)
     }
 
     fn is_alive(&self, claim: u64) -> bool {
-        self.dead.load(StdOrdering::SeqCst) & (1 << (claim % 64)) == 0
+        !self.dead.lock().unwrap_or_else(|poison| poison.into_inner()).contains(&claim)
     }
 
     fn on_commit(&self, count: u64) {

@@ -86,12 +86,21 @@ impl<B: Backend> Receiver<B> {
             return Err(error);
         }
         // Look again after seeing the producers gone: the last one may have committed (or a
-        // repair may have published something) just before.
-        match self.consumer.claim_messages(max)? {
-            Some(claimed) => Ok(claimed),
-            None if gone => Err(Error::Disconnected),
-            None => Err(Error::Empty),
+        // repair may have published something) just before. With every producer gone, one may
+        // have died holding a position with committed messages behind it: repair before giving
+        // up, so `Disconnected` always means nothing is left.
+        if let Some(claimed) = self.consumer.claim_messages(max)? {
+            return Ok(claimed);
         }
+        if !gone {
+            return Err(Error::Empty);
+        }
+        if self.consumer.recover()? {
+            if let Some(claimed) = self.consumer.claim_messages(max)? {
+                return Ok(claimed);
+            }
+        }
+        Err(Error::Disconnected)
     }
 
     #[cold]

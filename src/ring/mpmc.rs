@@ -137,23 +137,31 @@ impl<M: MpmcMemory> Drop for Endpoint<M> {
     }
 }
 
-/// True if the record of a live endpoint of `role` covers `position`.
-fn covered_by_live<M: MpmcMemory>(memory: &M, role: Role, position: u64) -> bool {
-    (0..memory.endpoint_count().min(MAX_ENDPOINTS)).any(|index| {
-        let words = memory.endpoint(index);
-        // Acquire: pairs with the release of a claim; the loads below see what its owner stored
-        // before claiming positions.
-        let claim = words.claim.load(Ordering::Acquire);
-        if claim == 0 || words.role.load(Ordering::Relaxed) != role_raw(role) {
-            return false;
-        }
-        // Acquire: pairs with the release clear, so a cleared intent implies the holder's
-        // commit or release is visible (and the repair's CAS then fails); and with the release
-        // store in `intend`, so the start loaded next belongs to this count.
-        let count = words.pending_count.load(Ordering::Acquire);
-        let start = words.pending_start.load(Ordering::Relaxed);
-        position >= start && position - start < count && memory.is_alive(claim)
-    })
+/// The positions that live endpoints of `role` declare they are claiming or hold: `(start,
+/// count)` per record. Read after the position word that the caller judges by (with acquire),
+/// so every claim that moved it has its intent visible here.
+fn live_intents<M: MpmcMemory>(memory: &M, role: Role) -> Vec<(u64, u64)> {
+    (0..memory.endpoint_count().min(MAX_ENDPOINTS))
+        .filter_map(|index| {
+            let words = memory.endpoint(index);
+            // Acquire: pairs with the release of a claim; the loads below see what its owner
+            // stored before claiming positions.
+            let claim = words.claim.load(Ordering::Acquire);
+            if claim == 0 || words.role.load(Ordering::Relaxed) != role_raw(role) {
+                return None;
+            }
+            // Acquire: pairs with the release clear, so a cleared intent implies the holder's
+            // commit or release is visible (and the repair's CAS then fails); and with the
+            // release store in `intend`, so the start loaded next belongs to this count.
+            let count = words.pending_count.load(Ordering::Acquire);
+            let start = words.pending_start.load(Ordering::Relaxed);
+            (count > 0 && memory.is_alive(claim)).then_some((start, count))
+        })
+        .collect()
+}
+
+fn covers(intents: &[(u64, u64)], position: u64) -> bool {
+    intents.iter().any(|&(start, count)| position >= start && position - start < count)
 }
 
 /// True if any endpoint record names a process of `role` (alive or not, if `thorough` is false;
@@ -379,8 +387,20 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
     /// Repairs what blocks this producer, if a dead consumer is the cause: the slot at `tail`
     /// still holds message `tail - slot_count`, which a consumer claimed (`head` is past it) and
     /// never released, and no live consumer's record covers it. The message is published again
-    /// at position `tail` (at-least-once). Returns whether it repaired anything.
+    /// at position `tail` (at-least-once), and so on for the next slot (a dead consumer may have
+    /// held a whole batch), at most one lap. Returns whether it repaired anything.
     pub fn recover(&self) -> Result<bool, Error> {
+        let mut repaired = false;
+        for _ in 0..self.endpoint.memory.slot_count() {
+            if !self.recover_one()? {
+                break;
+            }
+            repaired = true;
+        }
+        Ok(repaired)
+    }
+
+    fn recover_one(&self) -> Result<bool, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
         // Acquire: synchronises with the claims that moved tail, so their intents are visible.
@@ -396,7 +416,7 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         }
         // Acquire: as for tail; the claiming consumer's intent is visible.
         let head = memory.head().load(Ordering::Acquire);
-        if head <= previous || covered_by_live(memory, Role::Consumer, previous) {
+        if head <= previous || covers(&live_intents(memory, Role::Consumer), previous) {
             return Ok(false);
         }
         self.endpoint.intend(tail, 1);
@@ -692,37 +712,45 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
         ReadBatch { consumer: self, first, count }
     }
 
-    /// Repairs what blocks this consumer, if a dead producer is the cause: position `head` was
-    /// claimed (`tail` is past it) and never committed, and no live producer's record covers it.
-    /// It is marked abandoned (or, if the dead producer was republishing a dead consumer's
-    /// message, that publication is completed). Returns whether it repaired anything.
+    /// Repairs what blocks this consumer, if a dead producer is the cause: every position from
+    /// `head` up to `tail` (at most one lap) that was claimed and never committed, and that no
+    /// live producer's record covers, is marked abandoned (or, if the dead producer was
+    /// republishing a dead consumer's message, that publication is completed). All of them at
+    /// once: a dead producer may have held a whole batch. Returns whether it repaired anything.
     pub fn recover(&self) -> Result<bool, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
+        // Acquire: synchronises with the claims that moved tail, so the intents of every
+        // position below it are visible to `live_intents`.
+        let tail = memory.tail().load(Ordering::Acquire);
+        check_position("tail", tail)?;
         let head = memory.head().load(Ordering::Acquire);
         check_position("head", head)?;
-        let sequence = memory.sequence(head).load(Ordering::Acquire);
-        let (repaired, what) = if sequence == head {
-            ((head + 1) | ABANDONED_BIT, Recovered::Abandoned)
-        } else if head >= slot_count && sequence & !ABANDONED_BIT == head - slot_count + 1 {
-            ((head + 1) | (sequence & ABANDONED_BIT), Recovered::Redelivered)
-        } else {
-            return Ok(false);
-        };
-        // Acquire: synchronises with the claim that moved tail past head; the claimer's intent
-        // is visible.
-        let tail = memory.tail().load(Ordering::Acquire);
-        if tail <= head || covered_by_live(memory, Role::Producer, head) {
-            return Ok(false);
+        let mut live = None;
+        let mut repaired = false;
+        for position in head..tail.min(head + slot_count) {
+            let sequence = memory.sequence(position).load(Ordering::Acquire);
+            let (value, what) = if sequence == position {
+                ((position + 1) | ABANDONED_BIT, Recovered::Abandoned)
+            } else if position >= slot_count && sequence & !ABANDONED_BIT == position - slot_count + 1 {
+                ((position + 1) | (sequence & ABANDONED_BIT), Recovered::Redelivered)
+            } else {
+                // Committed, abandoned, or already consumed: nothing to repair.
+                continue;
+            };
+            if covers(live.get_or_insert_with(|| live_intents(memory, Role::Producer)), position) {
+                continue;
+            }
+            // Release: pairs with the consumers' acquire of the sequence. The CAS fails if the
+            // holder committed after all (it was not dead) or another consumer repaired it first.
+            let slot = memory.sequence(position);
+            if slot.compare_exchange(sequence, value, Ordering::Release, Ordering::Relaxed).is_ok() {
+                memory.recovered(Role::Consumer, what, 1);
+                memory.on_commit(1);
+                repaired = true;
+            }
         }
-        // The CAS fails if the holder committed after all (it was not dead) or another consumer
-        // repaired it first.
-        if memory.sequence(head).compare_exchange(sequence, repaired, Ordering::Release, Ordering::Relaxed).is_err() {
-            return Ok(false);
-        }
-        memory.recovered(Role::Consumer, what, 1);
-        memory.on_commit(1);
-        Ok(true)
+        Ok(repaired)
     }
 }
 
@@ -887,7 +915,8 @@ mod tests {
         // The process dies: nothing of it runs any more.
         reservation.leak();
         std::mem::forget(dying);
-        memory.kill(dying_claim);
+        // SAFETY: the dying endpoint and its reservation or guard were forgotten above.
+        unsafe { memory.kill(dying_claim) };
         assert!(consumer.recover().unwrap());
         assert_eq!(pop(&mut consumer).unwrap(), b"after");
         assert_eq!(memory.abandoned(), 1);
@@ -910,13 +939,54 @@ mod tests {
         assert!(!producer.recover().unwrap(), "the holder is alive");
         guard.leak();
         std::mem::forget(dying);
-        memory.kill(dying_claim);
+        // SAFETY: the dying endpoint and its reservation or guard were forgotten above.
+        unsafe { memory.kill(dying_claim) };
         assert!(producer.recover().unwrap());
         assert!(!producer.recover().unwrap(), "nothing left to repair");
         assert!(producer.try_push(b"third").unwrap());
         assert_eq!(pop(&mut survivor).unwrap(), b"first");
         assert_eq!(pop(&mut survivor).unwrap(), b"third");
         assert_eq!(memory.redelivered(), 1);
+    }
+
+    #[test]
+    fn one_repair_clears_a_dead_producers_whole_batch() {
+        let memory = ring(8);
+        let mut dying = Producer::attach(memory.clone()).unwrap();
+        let mut survivor = Producer::attach(memory.clone()).unwrap();
+        let mut consumer = Consumer::attach(memory.clone()).unwrap();
+        let dying_claim = memory.claim_of(dying.endpoint_index());
+        assert_eq!(dying.claim(3).unwrap(), Some((0, 3)));
+        assert!(survivor.try_push(b"after").unwrap());
+        std::mem::forget(dying);
+        // SAFETY: the dying endpoint was forgotten with its claimed positions.
+        unsafe { memory.kill(dying_claim) };
+        assert!(consumer.recover().unwrap());
+        assert!(!consumer.recover().unwrap(), "nothing left to repair");
+        assert_eq!(pop(&mut consumer).unwrap(), b"after");
+        assert_eq!(memory.abandoned(), 3);
+    }
+
+    #[test]
+    fn one_repair_republishes_a_dead_consumers_whole_batch() {
+        let memory = ring(2);
+        let mut producer = Producer::attach(memory.clone()).unwrap();
+        let mut dying = Consumer::attach(memory.clone()).unwrap();
+        let mut survivor = Consumer::attach(memory.clone()).unwrap();
+        assert!(producer.try_push(b"first").unwrap());
+        assert!(producer.try_push(b"second").unwrap());
+        let dying_claim = memory.claim_of(dying.endpoint_index());
+        let batch = dying.batch(2).unwrap();
+        assert_eq!(batch.len(), 2);
+        std::mem::forget(batch);
+        std::mem::forget(dying);
+        // SAFETY: the dying endpoint and its batch were forgotten above.
+        unsafe { memory.kill(dying_claim) };
+        assert!(producer.recover().unwrap());
+        assert_eq!(memory.redelivered(), 2);
+        assert_eq!(pop(&mut survivor).unwrap(), b"first");
+        assert_eq!(pop(&mut survivor).unwrap(), b"second");
+        assert!(pop(&mut survivor).is_none());
     }
 
     #[test]
