@@ -5,10 +5,13 @@
 //! instruction counted is path cost). Modes: `rtrb` (the baseline: moves `[u8; 64]` values),
 //! `zero-copy` (reserve, fill in place, commit; read in place), `copy` (`send` from a buffer,
 //! `recv_into` a buffer), `zero-copy-futex` (as zero-copy on a futex ring: adds the wakeup check).
+//! MPMC: `array-queue` (the baseline: `crossbeam_queue::ArrayQueue` moving `[u8; 64]` values),
+//! `mpmc-ring` (the bare ring: `try_push`, `try_peek`), `mpmc-endpoints` (`Sender::try_send`,
+//! `Receiver::try_recv` into a reused `Vec`).
 //!
 //! ```sh
 //! cargo build --release --example instructions
-//! for mode in rtrb zero-copy copy zero-copy-futex; do
+//! for mode in rtrb zero-copy copy zero-copy-futex array-queue mpmc-ring mpmc-endpoints; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/instructions $mode 2>&1 | grep Collected
 //! done   # divide by 1,024,000 messages
@@ -70,14 +73,76 @@ fn ipcring(copying: bool, wait: WaitStrategy) {
     }
 }
 
+/// The MPMC baseline: `crossbeam_queue::ArrayQueue` moving `[u8; 64]` values.
+fn array_queue() {
+    let queue = crossbeam_queue::ArrayQueue::<[u8; SIZE]>::new(BURST as usize);
+    for round in 0..ROUNDS {
+        for index in 0..BURST {
+            let mut message = [0u8; SIZE];
+            message.fill((round ^ index) as u8);
+            queue.push(message).unwrap();
+        }
+        for _ in 0..BURST {
+            let message = queue.pop().unwrap();
+            black_box((message[0], message[SIZE - 1]));
+        }
+    }
+}
+
+/// ipcring's MPMC ring: through the blocking endpoints (`endpoints`: `try_send` from a buffer,
+/// `try_recv` into a reused `Vec`) or on the bare ring (`try_push`, `try_peek`).
+fn mpmc(endpoints: bool) {
+    use ipcring::layout::RingKind;
+    let name = format!("/ipcring-instructions-{}", std::process::id());
+    let options = CreateOptions {
+        kind: RingKind::Mpmc,
+        slot_count: BURST,
+        slot_size: SIZE as u32,
+        wait: WaitStrategy::Spin,
+        ..CreateOptions::default()
+    };
+    let mut sender = ipcring::mpmc::Sender::create(&name, &options).unwrap();
+    let mut receiver = ipcring::mpmc::Receiver::open(&name).unwrap();
+    Segment::unlink(&name).unwrap();
+    let backend = sender.backend().clone();
+    let mut producer = ipcring::ring::mpmc::Producer::attach(backend.clone()).unwrap();
+    let mut consumer = ipcring::ring::mpmc::Consumer::attach(backend).unwrap();
+    let mut buffer = Vec::with_capacity(SIZE);
+    for round in 0..ROUNDS {
+        for index in 0..BURST {
+            let mut message = [0u8; SIZE];
+            message.fill((round ^ index) as u8);
+            if endpoints {
+                sender.try_send(&message).unwrap();
+            } else {
+                assert!(producer.try_push(&message).unwrap());
+            }
+        }
+        for _ in 0..BURST {
+            if endpoints {
+                receiver.try_recv(&mut buffer).unwrap();
+                black_box((buffer[0], buffer[SIZE - 1]));
+            } else {
+                let message = consumer.try_peek().unwrap().unwrap();
+                black_box((message[0], message[SIZE - 1]));
+            }
+        }
+    }
+}
+
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("rtrb") => rtrb(),
         Some("zero-copy") => ipcring(false, WaitStrategy::Spin),
         Some("copy") => ipcring(true, WaitStrategy::Spin),
         Some("zero-copy-futex") => ipcring(false, WaitStrategy::Futex),
+        Some("array-queue") => array_queue(),
+        Some("mpmc-ring") => mpmc(false),
+        Some("mpmc-endpoints") => mpmc(true),
         _ => {
-            eprintln!("usage: instructions rtrb|zero-copy|copy|zero-copy-futex");
+            eprintln!(
+                "usage: instructions rtrb|zero-copy|copy|zero-copy-futex|array-queue|mpmc-ring|mpmc-endpoints"
+            );
             std::process::exit(2);
         }
     }

@@ -73,10 +73,19 @@ impl<B: Backend> Receiver<B> {
 
     /// Claims up to `max` messages without waiting: [`Error::Empty`], or
     /// [`Error::Disconnected`] when the producers are gone and nothing is left.
+    #[inline]
     fn try_claim(&mut self, max: u64) -> Result<(u64, u64), Error> {
-        if let Some(claimed) = self.consumer.claim_messages(max)? {
-            return Ok(claimed);
+        match self.consumer.claim_messages(max)? {
+            Some(claimed) => Ok(claimed),
+            None => self.try_claim_when_empty(max),
         }
+    }
+
+    /// [`try_claim`](Self::try_claim) after the ring looked empty: checks the producers (at a
+    /// bounded rate), repairs if they are gone, and looks again.
+    #[cold]
+    #[inline(never)]
+    fn try_claim_when_empty(&mut self, max: u64) -> Result<(u64, u64), Error> {
         let consumer = &self.consumer;
         let mut failure = None;
         let gone = self
@@ -153,6 +162,7 @@ impl<B: Backend> Receiver<B> {
         unsafe { self.consumer.guard_at(position) }
     }
 
+    #[inline]
     fn copy_out(&mut self, position: u64, buffer: &mut Vec<u8>) -> Result<(), Error> {
         // SAFETY: the caller claimed `position` with this consumer just before.
         let message = unsafe { self.consumer.guard_at(position) }?;
@@ -162,6 +172,7 @@ impl<B: Backend> Receiver<B> {
     }
 
     /// Copies the next message into `buffer` (replacing its contents) without blocking.
+    #[inline]
     pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
         let (position, _) = self.try_claim(1)?;
         self.copy_out(position, buffer)

@@ -61,6 +61,7 @@ impl<B: Backend> Sender<B> {
         self.producer.slot_size()
     }
 
+    #[inline]
     fn check_size(&self, length: usize) -> Result<(), Error> {
         let max = self.max_message_size();
         if length > max {
@@ -81,10 +82,19 @@ impl<B: Backend> Sender<B> {
 
     /// Claims up to `max` positions without waiting: [`Error::Full`], or
     /// [`Error::Disconnected`] when the consumers are gone.
+    #[inline]
     fn try_claim(&mut self, max: u64) -> Result<(u64, u64), Error> {
-        if let Some(claimed) = self.producer.claim(max)? {
-            return Ok(claimed);
+        match self.producer.claim(max)? {
+            Some(claimed) => Ok(claimed),
+            None => self.try_claim_when_full(max),
         }
+    }
+
+    /// [`try_claim`](Self::try_claim) after the ring looked full: checks the consumers (at a
+    /// bounded rate) and looks again.
+    #[cold]
+    #[inline(never)]
+    fn try_claim_when_full(&mut self, max: u64) -> Result<(u64, u64), Error> {
         let producer = &self.producer;
         let mut failure = None;
         let gone = self
@@ -149,6 +159,7 @@ impl<B: Backend> Sender<B> {
     }
 
     /// Copies `message` into a claimed position and commits it.
+    #[inline]
     fn copy_in(&mut self, position: u64, message: &[u8]) -> Result<(), Error> {
         // SAFETY: the caller claimed `position` with this producer just before.
         let mut slot = unsafe { self.producer.reservation_at(position) };
@@ -157,6 +168,7 @@ impl<B: Backend> Sender<B> {
     }
 
     /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
+    #[inline]
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.check_size(message.len())?;
         let (position, _) = self.try_claim(1)?;

@@ -269,7 +269,28 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
 
     /// Claims up to `max` (at least 1) consecutive free positions: `(first, count)`, or `None`
     /// when the ring is full.
+    #[inline]
     pub(crate) fn claim(&mut self, max: u64) -> Result<Option<(u64, u64)>, Error> {
+        // Fast path: one position, its slot free, the CAS won at the first try. Everything else
+        // (full, a batch, contention, a stale tail, corruption) takes the general loop.
+        if max <= 1 {
+            let memory = &self.endpoint.memory;
+            let tail = memory.tail().load(Ordering::Relaxed);
+            // Acquire: pairs with the consumer's release of the slot; its reads are done.
+            if tail < MAX_POSITION && memory.sequence(tail).load(Ordering::Acquire) == tail {
+                self.endpoint.intend(tail, 1);
+                // AcqRel: as in `claim_general`.
+                if memory.tail().compare_exchange(tail, tail + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    memory.on_claim(Role::Producer, 1);
+                    return Ok(Some((tail, 1)));
+                }
+            }
+        }
+        self.claim_general(max)
+    }
+
+    #[inline(never)]
+    fn claim_general(&mut self, max: u64) -> Result<Option<(u64, u64)>, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
         let max = max.clamp(1, slot_count);
@@ -341,6 +362,7 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
     }
 
     /// Copies `message` into the next free position and commits it; `Ok(false)` when full.
+    #[inline]
     pub fn try_push(&mut self, message: &[u8]) -> Result<bool, Error> {
         let max = self.slot_size();
         if message.len() > max {
@@ -367,6 +389,7 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
 
     /// Publishes `written` committed positions from `first` and `abandoned` abandoned ones after
     /// them, then clears the endpoint's intent.
+    #[inline]
     fn publish(&self, first: u64, written: u64, abandoned: u64) {
         let memory = &self.endpoint.memory;
         for position in first..first + written {
@@ -492,6 +515,7 @@ impl<M: MpmcMemory + RecoveryLog> Reservation<'_, M> {
 }
 
 impl<M: MpmcMemory + RecoveryLog> Drop for Reservation<'_, M> {
+    #[inline]
     fn drop(&mut self) {
         // End the slot access before publishing, so loom sees it ordered before the store.
         drop(self.slot.take());
@@ -600,7 +624,28 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
 
     /// Claims up to `max` (at least 1) consecutive committed positions: `(first, count,
     /// abandoned)`, where an abandoned position is always claimed alone. `None` when empty.
+    #[inline]
     fn claim(&mut self, max: u64) -> Result<Option<(u64, u64, bool)>, Error> {
+        // Fast path: one committed message, the CAS won at the first try. Everything else
+        // (empty, a batch, an abandoned position, contention, corruption) takes the general loop.
+        if max <= 1 {
+            let memory = &self.endpoint.memory;
+            let head = memory.head().load(Ordering::Relaxed);
+            // Acquire: pairs with the producer's commit; the slot contents are visible.
+            if head < MAX_POSITION && memory.sequence(head).load(Ordering::Acquire) == head + 1 {
+                self.endpoint.intend(head, 1);
+                // AcqRel: as in `claim_general`.
+                if memory.head().compare_exchange(head, head + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    memory.on_claim(Role::Consumer, 1);
+                    return Ok(Some((head, 1, false)));
+                }
+            }
+        }
+        self.claim_general(max)
+    }
+
+    #[inline(never)]
+    fn claim_general(&mut self, max: u64) -> Result<Option<(u64, u64, bool)>, Error> {
         let memory = &self.endpoint.memory;
         let max = max.clamp(1, memory.slot_count());
         let mut head = memory.head().load(Ordering::Relaxed);
@@ -643,6 +688,7 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
     }
 
     /// Releases `count` positions from `first` to the producers and clears the intent.
+    #[inline]
     fn release(&self, first: u64, count: u64) {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
@@ -656,6 +702,7 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
 
     /// Claims up to `max` consecutive committed positions, skipping abandoned ones: `(first,
     /// count)`, or `None` when empty.
+    #[inline]
     pub(crate) fn claim_messages(&mut self, max: u64) -> Result<Option<(u64, u64)>, Error> {
         loop {
             match self.claim(max)? {
