@@ -140,9 +140,7 @@ fn main() {
         Some("mpmc-ring") => mpmc(false),
         Some("mpmc-endpoints") => mpmc(true),
         _ => {
-            eprintln!(
-                "usage: instructions rtrb|zero-copy|copy|zero-copy-futex|array-queue|mpmc-ring|mpmc-endpoints"
-            );
+            eprintln!("usage: instructions rtrb|zero-copy|copy|zero-copy-futex|array-queue|mpmc-ring|mpmc-endpoints");
             std::process::exit(2);
         }
     }

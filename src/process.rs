@@ -81,11 +81,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
     // Fields after the name start at field 3 (state); num_threads is field 20, start time 22.
     let num_threads = fields.nth(20 - 4)?.parse().ok()?;
     let start_time = fields.nth(22 - 21)?.parse().ok()?;
-    Some(Stat {
-        state,
-        num_threads,
-        start_time,
-    })
+    Some(Stat { state, num_threads, start_time })
 }
 
 /// True if the process that wrote `claim` is still running. A zombie counts as dead (it will
