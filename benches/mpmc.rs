@@ -12,8 +12,12 @@
 //! One iteration is one message; each timed sample streams its messages on freshly spawned
 //! threads, split evenly among the producers and among the consumers.
 //!
-//! Run: `cargo bench --bench mpmc` (add `-- 64` to run one size, `-- 2p2c` one shape).
-//! Figures: docs/performance.md.
+//! After the criterion groups, an interleaved comparison prints the ratios the targets are stated
+//! in (MPMC vs `ArrayQueue` throughput, SPSC vs MPMC), each the median over rounds that run every
+//! contender back to back, so that the noise of a shared machine hits them alike.
+//!
+//! Run: `cargo bench --bench mpmc` (add `-- 64` to run one size, `-- 2p2c` one shape; the
+//! interleaved table always runs). Figures: docs/performance.md.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -257,5 +261,69 @@ fn benches(criterion: &mut Criterion) {
     }
 }
 
+/// Rounds of the interleaved comparison.
+const RATIO_ROUNDS: usize = 21;
+/// Messages per run of the interleaved comparison.
+const RATIO_MESSAGES: u64 = 200_000;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The targets' ratios, measured so that machine noise hits both sides alike: every round runs
+/// `ArrayQueue`, the MPMC ring and (1P1C) the SPSC ring back to back, in an order that rotates
+/// from round to round, and the ratio is taken per round; the table gives the medians.
+fn shape_ratios<const N: usize>(threads: usize) {
+    let queue = ArrayQueue::<[u8; N]>::new(SLOT_COUNT as usize);
+    let mut mpmc = MpmcRing::new(N, threads, threads);
+    let mut spsc = SpscRing::new(N);
+    let per_message = |elapsed: Duration| elapsed.as_secs_f64() * 1e9 / RATIO_MESSAGES as f64;
+    let (mut queue_ns, mut mpmc_ns, mut spsc_ns) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mpmc_vs_queue, mut spsc_vs_mpmc) = (Vec::new(), Vec::new());
+    for round in 0..RATIO_ROUNDS {
+        let mut times = [0.0f64; 3];
+        for turn in 0..3 {
+            let which = (round + turn) % 3;
+            times[which] = match which {
+                0 => per_message(array_queue::<N>(&queue, RATIO_MESSAGES, threads)),
+                1 => per_message(ipcring_mpmc::<N>(&mut mpmc, RATIO_MESSAGES)),
+                _ if threads == 1 => per_message(ipcring_spsc::<N>(&mut spsc, RATIO_MESSAGES)),
+                _ => f64::NAN,
+            };
+        }
+        queue_ns.push(times[0]);
+        mpmc_ns.push(times[1]);
+        // Throughput ratio = inverse time ratio.
+        mpmc_vs_queue.push(times[0] / times[1]);
+        if threads == 1 {
+            spsc_ns.push(times[2]);
+            spsc_vs_mpmc.push(times[1] / times[2]);
+        }
+    }
+    let spsc = if threads == 1 {
+        format!("{:>8.1} {:>12.2}x", median(&mut spsc_ns), median(&mut spsc_vs_mpmc))
+    } else {
+        format!("{:>8} {:>13}", "-", "-")
+    };
+    println!(
+        "{threads}p{threads}c {N:>4} B {:>9.1} {:>8.1} {:>11.2}x {spsc}",
+        median(&mut queue_ns),
+        median(&mut mpmc_ns),
+        median(&mut mpmc_vs_queue),
+    );
+}
+
+/// Prints the interleaved comparison (see [`shape_ratios`]); ignores criterion's filters.
+fn ratios(_: &mut Criterion) {
+    println!("\nInterleaved comparison: median of {RATIO_ROUNDS} rounds of {RATIO_MESSAGES} messages (ns per message)");
+    println!("shape  size  ArrayQueue     MPMC  MPMC/AQ thr     SPSC  SPSC/MPMC thr");
+    for threads in [1, 2] {
+        shape_ratios::<8>(threads);
+        shape_ratios::<64>(threads);
+    }
+}
+
 criterion_group!(mpmc, benches);
-criterion_main!(mpmc);
+criterion_group!(interleaved, ratios);
+criterion_main!(mpmc, interleaved);

@@ -94,6 +94,28 @@ impl RingKind {
         }
     }
 
+    /// The slot stride a creator chooses for slots of `bytes` (header and payload). SPSC: `bytes`
+    /// rounded up to 8. MPMC: rounded up to a power of two up to 64 bytes and to a multiple of
+    /// 64 above, so that no slot straddles a cache line and no two slots share one unless both
+    /// fit in it whole (several producers and consumers work on neighbouring slots at once; a
+    /// straddling slot costs two cache-line transfers per message). Attachers accept any stride
+    /// that is a multiple of 8 and large enough (LAYOUT.md §7).
+    ///
+    /// ```
+    /// use ipcring::layout::RingKind;
+    /// assert_eq!(RingKind::Spsc.slot_stride(8 + 100), 112);
+    /// assert_eq!(RingKind::Mpmc.slot_stride(16 + 8), 32);
+    /// assert_eq!(RingKind::Mpmc.slot_stride(16 + 64), 128);
+    /// ```
+    pub const fn slot_stride(self, bytes: u32) -> u32 {
+        let aligned = bytes.next_multiple_of(SLOT_ALIGN);
+        match self {
+            RingKind::Spsc => aligned,
+            RingKind::Mpmc if aligned <= 64 => aligned.next_power_of_two(),
+            RingKind::Mpmc => aligned.next_multiple_of(64),
+        }
+    }
+
     /// The name used on the command line and in `ipcring info`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -511,7 +533,7 @@ impl Geometry {
             });
         }
         let slot_payload_offset = kind.slot_header_size();
-        let slot_stride = (slot_payload_offset + slot_size).next_multiple_of(SLOT_ALIGN);
+        let slot_stride = kind.slot_stride(slot_payload_offset + slot_size);
         let mut block_offsets = [0u64; 7];
         let mut next = HEADER_SIZE;
         for (offset, block) in block_offsets.iter_mut().zip(Block::ALL) {

@@ -269,7 +269,7 @@ fn placement_quoted_in_layout_md_is_what_the_creator_plans() {
     // (4096 bytes) at roles_offset pushes the two stats blocks and the slots back.
     let cases = [
         (RingKind::Spsc, [256, 384, 512, 640, 768, 896, 1024], 1152, 112, 2048),
-        (RingKind::Mpmc, [256, 384, 512, 640, 768, 4864, 4992], 5120, 120, 6144),
+        (RingKind::Mpmc, [256, 384, 512, 640, 768, 4864, 4992], 5120, 128, 6144),
     ];
     for (kind, blocks, slots_offset, stride, total_size) in cases {
         let geometry = Geometry::new(kind, WaitStrategy::Futex, 8, 100).unwrap();

@@ -165,10 +165,7 @@ impl<B: Backend> Receiver<B> {
     #[inline]
     fn copy_out(&mut self, position: u64, buffer: &mut Vec<u8>) -> Result<(), Error> {
         // SAFETY: the caller claimed `position` with this consumer just before.
-        let message = unsafe { self.consumer.guard_at(position) }?;
-        buffer.clear();
-        buffer.extend_from_slice(&message);
-        Ok(())
+        unsafe { self.consumer.read_claimed(position, buffer) }
     }
 
     /// Copies the next message into `buffer` (replacing its contents) without blocking.

@@ -158,13 +158,13 @@ impl<B: Backend> Sender<B> {
         Ok(unsafe { self.producer.reservation_at(position) })
     }
 
-    /// Copies `message` into a claimed position and commits it.
+    /// Copies `message` (length checked) into a claimed position and commits it.
     #[inline]
     fn copy_in(&mut self, position: u64, message: &[u8]) -> Result<(), Error> {
-        // SAFETY: the caller claimed `position` with this producer just before.
-        let mut slot = unsafe { self.producer.reservation_at(position) };
-        slot.payload()[..message.len()].copy_from_slice(message);
-        slot.commit(message.len())
+        // SAFETY: the caller claimed `position` with this producer just before and checked the
+        // length.
+        unsafe { self.producer.write_claimed(position, message) };
+        Ok(())
     }
 
     /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.

@@ -35,6 +35,8 @@ pub struct ShmRing {
     endpoints: NonNull<EndpointRecord>,
     slots: NonNull<u8>,
     slot_count: u64,
+    /// `slot_count - 1` (a power of two minus one): masks a position to its slot index.
+    slot_mask: u64,
     slot_size: usize,
     slot_stride: usize,
     payload_offset: usize,
@@ -80,6 +82,7 @@ impl ShmRing {
             // Checked against the mapping: the whole slot array is inside it.
             slots: NonNull::new(segment.bytes(geometry.slots_offset, slot_bytes)).expect("mapping is not null"),
             slot_count: geometry.slot_count,
+            slot_mask: geometry.slot_count - 1,
             slot_size: geometry.slot_size as usize,
             slot_stride: geometry.slot_stride as usize,
             payload_offset: geometry.slot_payload_offset as usize,
@@ -110,7 +113,7 @@ impl ShmRing {
 
     #[inline]
     fn slot_base(&self, position: u64) -> *mut u8 {
-        let index = (position & (self.slot_count - 1)) as usize;
+        let index = (position & self.slot_mask) as usize;
         // SAFETY: index < slot_count, so the slot lies inside the slot array checked against the
         // mapping in `new`.
         unsafe { self.slots.as_ptr().add(index * self.slot_stride) }

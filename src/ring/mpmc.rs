@@ -269,7 +269,8 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
 
     /// Claims up to `max` (at least 1) consecutive free positions: `(first, count)`, or `None`
     /// when the ring is full.
-    #[inline]
+    // Always: the fast path must fold into the caller's `Result` handling.
+    #[inline(always)]
     pub(crate) fn claim(&mut self, max: u64) -> Result<Option<(u64, u64)>, Error> {
         // Fast path: one position, its slot free, the CAS won at the first try. Everything else
         // (full, a batch, contention, a stale tail, corruption) takes the general loop.
@@ -351,6 +352,23 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
     pub(crate) unsafe fn reservation_at(&mut self, position: u64) -> Reservation<'_, M> {
         let slot = self.endpoint.memory.slot_mut(position);
         Reservation { producer: self, position, slot: Some(slot), committed: false }
+    }
+
+    /// Copies `message` (at most `slot_size` bytes, checked by the caller) into a position this
+    /// producer claimed and publishes it: what [`Reservation`] does, without its bookkeeping.
+    ///
+    /// # Safety
+    /// `position` must have been claimed by this producer (`claim`) and not yet published, and
+    /// `message.len() <= slot_size`.
+    #[inline]
+    pub(crate) unsafe fn write_claimed(&self, position: u64, message: &[u8]) {
+        let slot = self.endpoint.memory.slot_mut(position);
+        // SAFETY: the position is this producer's until it publishes it below; the length was
+        // checked by the caller.
+        unsafe { payload_mut(&slot, self.slot_size())[..message.len()].copy_from_slice(message) };
+        write_length(&slot, message.len());
+        drop(slot);
+        self.publish(position, 1, 0);
     }
 
     /// The batch of `count` positions from `first` that this producer claimed.
@@ -624,7 +642,8 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
 
     /// Claims up to `max` (at least 1) consecutive committed positions: `(first, count,
     /// abandoned)`, where an abandoned position is always claimed alone. `None` when empty.
-    #[inline]
+    // Always: the fast path must fold into the caller's `Result` handling.
+    #[inline(always)]
     fn claim(&mut self, max: u64) -> Result<Option<(u64, u64, bool)>, Error> {
         // Fast path: one committed message, the CAS won at the first try. Everything else
         // (empty, a batch, an abandoned position, contention, corruption) takes the general loop.
@@ -702,8 +721,21 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
 
     /// Claims up to `max` consecutive committed positions, skipping abandoned ones: `(first,
     /// count)`, or `None` when empty.
-    #[inline]
+    // Always: the fast path must fold into the caller's `Result` handling.
+    #[inline(always)]
     pub(crate) fn claim_messages(&mut self, max: u64) -> Result<Option<(u64, u64)>, Error> {
+        match self.claim(max)? {
+            Some((first, count, false)) => Ok(Some((first, count))),
+            None => Ok(None),
+            Some((first, _, true)) => {
+                self.release(first, 1);
+                self.claim_messages_general(max)
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn claim_messages_general(&mut self, max: u64) -> Result<Option<(u64, u64)>, Error> {
         loop {
             match self.claim(max)? {
                 None => return Ok(None),
@@ -741,6 +773,26 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
                 Err(error)
             }
         }
+    }
+
+    /// Copies the message at a position this consumer claimed into `buffer` (replacing its
+    /// contents) and releases the position: what a [`ReadGuard`] does, without its bookkeeping.
+    /// A corrupt length is an error; the position is released either way.
+    ///
+    /// # Safety
+    /// `position` must have been claimed by this consumer (`claim_messages`) and not released.
+    #[inline]
+    pub(crate) unsafe fn read_claimed(&self, position: u64, buffer: &mut Vec<u8>) -> Result<(), Error> {
+        let slot = self.endpoint.memory.slot_ref(position);
+        // SAFETY: the position is committed (sequence loaded with acquire) and this consumer's
+        // until the release below, after the last use of the slice.
+        let copied = unsafe { message(&slot, self.slot_size()) }.map(|message| {
+            buffer.clear();
+            buffer.extend_from_slice(message);
+        });
+        drop(slot);
+        self.release(position, 1);
+        copied
     }
 
     /// Up to `max` consecutive committed messages, claimed with one CAS, borrowed in place and
