@@ -159,6 +159,26 @@ pub enum Error {
         /// The buffer length.
         buffer: usize,
     },
+    /// A transport address (path, `@name`, `host:port`, `fd:N`) that cannot be used.
+    #[error("invalid address {address}: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Something already exists at a transport address.
+    #[error("address {address} is already in use (another endpoint, or a leftover file); use another or remove it")]
+    AddressInUse {
+        /// The address.
+        address: String,
+    },
+    /// Nothing exists at a transport address yet.
+    #[error("nothing at {address}: start the side that creates it first")]
+    AddressNotFound {
+        /// The address.
+        address: String,
+    },
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {

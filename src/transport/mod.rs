@@ -1,0 +1,291 @@
+//! Every transport behind the [`channel`](mod@crate::channel) traits, and the registry that opens
+//! them by name (`--transport` on the command line, the conformance suite, `ipcring bench`).
+//!
+//! | name | mechanism | address |
+//! |---|---|---|
+//! | `shm-spsc` | ipcring's SPSC ring in `/dev/shm` | a ring name |
+//! | `shm-mpmc` | ipcring's MPMC ring in `/dev/shm` | a ring name |
+//! | `pipe` | anonymous pipe ([`pipe`]) | `fd:N`, an inherited descriptor |
+//! | `fifo` | named pipe ([`fifo`]) | a path |
+//! | `unix` | Unix stream socket ([`unix`]) | a path, or `@name` (abstract) |
+//! | `seqpacket` | Unix seqpacket socket ([`seqpacket`]) | a path, or `@name` |
+//! | `tcp` | TCP, loopback by default ([`tcp`]) | `host:port` |
+//!
+//! One side of a channel **binds** (creates the ring, FIFO or queue; listens on the socket) and
+//! the other **connects** (opens; connects, retrying until the bound side exists or
+//! [`Options::connect_timeout`] passes). Either side may be the sender. A bound side that names
+//! something in the file system or `/dev/shm` removes it when dropped.
+//!
+//! ```
+//! use ipcring::transport::{open_receiver, open_sender, Kind, Options, Side};
+//!
+//! for kind in [Kind::ShmSpsc, Kind::Unix, Kind::Seqpacket] {
+//!     let address = match kind {
+//!         Kind::ShmSpsc => format!("ipcring-doc-registry-{}", std::process::id()),
+//!         _ => format!("@ipcring-doc-registry-{kind}-{}", std::process::id()),
+//!     };
+//!     let options = Options::default();
+//!     let mut receiver = open_receiver(kind, &address, Side::Bind, &options).unwrap();
+//!     let mut sender = open_sender(kind, &address, Side::Connect, &options).unwrap();
+//!     sender.send(b"same work").unwrap();
+//!     let mut buffer = Vec::new();
+//!     receiver.recv(&mut buffer).unwrap();
+//!     assert_eq!(buffer, b"same work");
+//!     assert_eq!(receiver.transport(), kind.name());
+//! }
+//! ```
+
+pub mod fd;
+pub mod fifo;
+pub mod pipe;
+pub mod seqpacket;
+pub mod socket;
+pub mod stream;
+pub mod tcp;
+pub mod unix;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::attach::{BoxedReceiver, BoxedSender};
+use crate::channel;
+use crate::error::{Error, Result};
+use crate::layout::{RingKind, WaitStrategy};
+use crate::segment::{CreateOptions, Segment};
+
+/// A transport, by its `--transport` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// ipcring's SPSC ring in shared memory.
+    ShmSpsc,
+    /// ipcring's MPMC ring in shared memory.
+    ShmMpmc,
+    /// An anonymous pipe, handed over by descriptor inheritance.
+    Pipe,
+    /// A named pipe.
+    Fifo,
+    /// A Unix stream socket.
+    Unix,
+    /// A Unix seqpacket socket.
+    Seqpacket,
+    /// TCP.
+    Tcp,
+}
+
+impl Kind {
+    /// Every transport, in the order of the tables.
+    pub const ALL: [Kind; 7] =
+        [Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp];
+
+    /// The `--transport` name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::ShmSpsc => "shm-spsc",
+            Kind::ShmMpmc => "shm-mpmc",
+            Kind::Pipe => pipe::NAME,
+            Kind::Fifo => fifo::NAME,
+            Kind::Unix => unix::NAME,
+            Kind::Seqpacket => seqpacket::NAME,
+            Kind::Tcp => tcp::NAME,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = Kind::ALL.iter().map(|kind| kind.name()).collect();
+            Error::InvalidArgument(format!("unknown transport {text:?}; choose one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// Which side of a channel this endpoint is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Creates the ring, FIFO or queue, or listens on the socket; removes what it named on drop.
+    Bind,
+    /// Opens or connects to what the other side bound.
+    Connect,
+}
+
+/// Parameters of a channel; both sides should pass the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Largest message in bytes (default 1024). Rings: the slot size.
+    pub max_message_size: usize,
+    /// Messages in flight (rings: slots, a power of two; default 1024). Ignored by the byte
+    /// stream and socket transports, whose capacity is the kernel's buffer.
+    pub depth: u64,
+    /// How a ring's blocked calls wait (default futex); rings only.
+    pub wait: WaitStrategy,
+    /// How long a connecting side waits for the bound side to appear (default 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_message_size: 1024,
+            depth: 1024,
+            wait: WaitStrategy::Futex,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Opens the sending end of a `kind` channel at `address`.
+pub fn open_sender(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedSender> {
+    let max = options.max_message_size;
+    let timeout = options.connect_timeout;
+    Ok(match (kind, side) {
+        (Kind::ShmSpsc | Kind::ShmMpmc, _) => {
+            return open_ring(kind, address, side, options, crate::attach::sender)
+                .map(|(endpoint, cleanup)| Box::new(Cleaned { endpoint, cleanup }) as BoxedSender)
+        }
+        (Kind::Pipe, _) => Box::new(pipe::sender_from_fd(pipe::parse_fd_address(address)?, max)?),
+        (Kind::Fifo, Side::Bind) => Box::new(fifo::bind_sender(address, max)?),
+        (Kind::Fifo, Side::Connect) => Box::new(fifo::connect_sender(address, max)?),
+        (Kind::Unix, Side::Bind) => Box::new(unix::bind_sender(address, max)?),
+        (Kind::Unix, Side::Connect) => Box::new(unix::connect_sender(address, max, timeout)?),
+        (Kind::Seqpacket, Side::Bind) => Box::new(seqpacket::bind_sender(address, max)?),
+        (Kind::Seqpacket, Side::Connect) => Box::new(seqpacket::connect_sender(address, max, timeout)?),
+        (Kind::Tcp, Side::Bind) => Box::new(tcp::bind_sender(address, max)?),
+        (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_sender(address, max, timeout)?),
+    })
+}
+
+/// Opens the receiving end of a `kind` channel at `address`.
+pub fn open_receiver(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedReceiver> {
+    let max = options.max_message_size;
+    let timeout = options.connect_timeout;
+    Ok(match (kind, side) {
+        (Kind::ShmSpsc | Kind::ShmMpmc, _) => {
+            return open_ring(kind, address, side, options, crate::attach::receiver)
+                .map(|(endpoint, cleanup)| Box::new(Cleaned { endpoint, cleanup }) as BoxedReceiver)
+        }
+        (Kind::Pipe, _) => Box::new(pipe::receiver_from_fd(pipe::parse_fd_address(address)?, max)?),
+        (Kind::Fifo, Side::Bind) => Box::new(fifo::bind_receiver(address, max)?),
+        (Kind::Fifo, Side::Connect) => Box::new(fifo::connect_receiver(address, max)?),
+        (Kind::Unix, Side::Bind) => Box::new(unix::bind_receiver(address, max)?),
+        (Kind::Unix, Side::Connect) => Box::new(unix::connect_receiver(address, max, timeout)?),
+        (Kind::Seqpacket, Side::Bind) => Box::new(seqpacket::bind_receiver(address, max)?),
+        (Kind::Seqpacket, Side::Connect) => Box::new(seqpacket::connect_receiver(address, max, timeout)?),
+        (Kind::Tcp, Side::Bind) => Box::new(tcp::bind_receiver(address, max)?),
+        (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_receiver(address, max, timeout)?),
+    })
+}
+
+/// Creates (bind) or opens (connect, retrying while it does not exist yet) the ring `name` and
+/// attaches an endpoint with `attach`; the bound side gets the name to unlink on drop.
+fn open_ring<T>(
+    kind: Kind,
+    name: &str,
+    side: Side,
+    options: &Options,
+    attach: fn(Segment) -> Result<T>,
+) -> Result<(T, Option<String>)> {
+    let ring_kind = if kind == Kind::ShmSpsc { RingKind::Spsc } else { RingKind::Mpmc };
+    let segment = match side {
+        Side::Bind => {
+            let slot_size = u32::try_from(options.max_message_size).map_err(|_| {
+                Error::InvalidArgument(format!("message size {} is too large for a ring", options.max_message_size))
+            })?;
+            let create = CreateOptions {
+                kind: ring_kind,
+                slot_count: options.depth,
+                slot_size,
+                wait: options.wait,
+                ..CreateOptions::default()
+            };
+            Segment::create(name, &create)?
+        }
+        Side::Connect => {
+            let deadline = fd::Deadline::after(options.connect_timeout);
+            loop {
+                match Segment::open(name) {
+                    Ok(segment) => break segment,
+                    // Not there yet, or its creator is still initialising it.
+                    Err(Error::NotFound { .. } | Error::NotInitialized) if !deadline.passed() => {
+                        std::thread::sleep(socket::CONNECT_RETRY)
+                    }
+                    Err(Error::NotFound { .. } | Error::NotInitialized) => return Err(Error::Timeout),
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+    };
+    let cleanup = (side == Side::Bind).then(|| segment.name().to_string());
+    if segment.geometry().kind != ring_kind {
+        return Err(Error::WrongKind { found: segment.geometry().kind.name(), expected: ring_kind.name() });
+    }
+    Ok((attach(segment)?, cleanup))
+}
+
+/// A ring endpoint that unlinks its segment name when dropped (the side that created it).
+struct Cleaned<T> {
+    endpoint: T,
+    cleanup: Option<String>,
+}
+
+impl<T> Drop for Cleaned<T> {
+    fn drop(&mut self) {
+        if let Some(name) = &self.cleanup {
+            // The mapping stays valid for the peer; only the name goes.
+            let _ = Segment::unlink(name);
+        }
+    }
+}
+
+impl channel::Sender for Cleaned<BoxedSender> {
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.endpoint.send(message)
+    }
+
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        self.endpoint.try_send(message)
+    }
+
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.endpoint.send_timeout(message, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.endpoint.max_message_size()
+    }
+
+    fn transport(&self) -> &'static str {
+        self.endpoint.transport()
+    }
+}
+
+impl channel::Receiver for Cleaned<BoxedReceiver> {
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+        self.endpoint.recv(buffer)
+    }
+
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+        self.endpoint.try_recv(buffer)
+    }
+
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+        self.endpoint.recv_timeout(buffer, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.endpoint.max_message_size()
+    }
+
+    fn transport(&self) -> &'static str {
+        self.endpoint.transport()
+    }
+}
