@@ -48,6 +48,18 @@ pub trait Sender {
     fn transport(&self) -> &'static str;
 }
 
+/// The process at the other end of a connected Unix socket, as the kernel recorded it when the
+/// connection was made (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// Process id.
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
 /// The receiving end of any transport.
 pub trait Receiver {
     /// Receives one message into `buffer` (replacing its contents), waiting for one.
@@ -60,6 +72,11 @@ pub trait Receiver {
     fn max_message_size(&self) -> usize;
     /// The transport's name, as used by `--transport`.
     fn transport(&self) -> &'static str;
+    /// The sending process's credentials, where the transport knows them (Unix sockets, once
+    /// connected: `SO_PEERCRED`); `None` elsewhere.
+    fn peer_credentials(&self) -> Option<Credentials> {
+        None
+    }
 }
 
 impl<B: crate::spsc::Backend> Sender for crate::spsc::Sender<B> {

@@ -133,11 +133,31 @@ pub struct RmArgs {
     pub force: bool,
 }
 
+/// Which transport `send`, `recv` and `pingpong` use, and how.
+#[derive(Clone, Debug, Args)]
+pub struct TransportArgs {
+    /// Transport: shm-spsc, shm-mpmc, pipe, fifo, unix, seqpacket or tcp. Without it, NAME is an
+    /// existing ring of either kind (see `ipcring create`).
+    #[arg(long, value_name = "TRANSPORT")]
+    pub transport: Option<ipcring::transport::Kind>,
+    /// This side creates the ring or FIFO, or listens on the socket (and removes what it named
+    /// when it exits); without it, this side opens or connects to what the other side bound.
+    #[arg(long, requires = "transport")]
+    pub bind: bool,
+    /// Largest message, in bytes (both sides must agree; rings: the slot size when binding).
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    pub max_size: usize,
+}
+
 /// `ipcring send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Name of the ring.
+    /// Name of the ring, or with --transport its address: a ring name, a FIFO or socket path,
+    /// `@name` (abstract Unix socket), `host:port` (TCP), `fd:N` (an inherited pipe).
     pub name: String,
+    /// The transport.
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// Send this file's whole content as one message instead of reading standard input
     /// (repeatable).
     #[arg(long = "file", value_name = "PATH")]
@@ -150,8 +170,15 @@ pub struct SendArgs {
 /// `ipcring recv`.
 #[derive(Debug, Args)]
 pub struct RecvArgs {
-    /// Name of the ring.
+    /// Name of the ring, or with --transport its address (as for `send`).
     pub name: String,
+    /// The transport.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Report on standard error who is sending, where the transport knows it (Unix sockets:
+    /// the peer's pid, uid and gid from SO_PEERCRED).
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Exit after this many messages.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
@@ -163,6 +190,10 @@ pub struct RecvArgs {
 /// `ipcring pingpong`.
 #[derive(Debug, Args)]
 pub struct PingpongArgs {
+    /// Transport between the two processes (default: two SPSC rings, read in place). Any other
+    /// transport sends copies through its channel traits, as `ipcring bench` does.
+    #[arg(long, value_name = "TRANSPORT")]
+    pub transport: Option<ipcring::transport::Kind>,
     /// Timed round trips (after a warm-up of a tenth of them, at least 1000).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
@@ -186,10 +217,16 @@ pub struct PingpongArgs {
 /// `ipcring pingpong-peer` (hidden).
 #[derive(Debug, Args)]
 pub struct PingpongPeerArgs {
-    /// Ring to receive from.
+    /// Ring (or, with --transport, address) to receive from.
     pub ping: String,
-    /// Ring to echo into.
+    /// Ring (or address) to echo into.
     pub pong: String,
+    /// Transport of both channels (default: SPSC rings).
+    #[arg(long)]
+    pub transport: Option<ipcring::transport::Kind>,
+    /// Largest message.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_size: usize,
 }
 
 /// Where the two counters of a baseline ping-pong live.

@@ -14,6 +14,7 @@ mod latency;
 mod ls;
 mod peer;
 mod pingpong;
+mod transport_pingpong;
 mod recv;
 mod rm;
 mod send;

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use ipcring::layout::WaitStrategy;
 use ipcring::segment::CreateOptions;
 use ipcring::spsc::{Receiver, Sender, ShmMemory};
+use ipcring::transport::Kind;
 use ipcring::Error;
 use serde::Serialize;
 
@@ -26,15 +27,16 @@ use super::temporary;
 use super::{print, print_json};
 
 /// How long the helper may take to start and answer the first message.
-const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+pub(super) const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 /// How often, while waiting for that first answer, the helper is checked for an early exit.
-const STARTUP_SLICE: Duration = Duration::from_millis(50);
+pub(super) const STARTUP_SLICE: Duration = Duration::from_millis(50);
 /// How long the helper may take to exit once told to stop.
 pub const EXIT_LIMIT: Duration = Duration::from_secs(5);
 
 /// What `pingpong` reports; `--json` prints exactly this.
 #[derive(Serialize)]
 struct Report {
+    transport: &'static str,
     count: u64,
     size: u32,
     wait_strategy: &'static str,
@@ -65,7 +67,11 @@ struct Baseline {
 /// Runs the measurement and prints the report.
 pub fn run(args: &PingpongArgs) -> CliResult {
     let warmup = (args.count / 10).max(1000);
-    let latency = Summary::of(&measure_rings(args, warmup)?);
+    let histogram = match args.transport {
+        None | Some(Kind::ShmSpsc) => measure_rings(args, warmup)?,
+        Some(kind) => super::transport_pingpong::measure(args, kind, warmup)?,
+    };
+    let latency = Summary::of(&histogram);
     let mut baseline = None;
     if args.baseline {
         let compare = |placement| -> CliResult<Baseline> {
@@ -79,6 +85,7 @@ pub fn run(args: &PingpongArgs) -> CliResult {
         });
     }
     let report = Report {
+        transport: args.transport.unwrap_or(Kind::ShmSpsc).name(),
         count: args.count,
         size: args.size,
         wait_strategy: WaitStrategy::from(args.wait).name(),
@@ -157,13 +164,13 @@ fn round_trip(sender: &mut Sender<ShmMemory>, receiver: &mut Receiver<ShmMemory>
 
 /// Writes the round number into the message (when it has room), so that an answer to an
 /// earlier message cannot pass for this one.
-fn stamp(message: &mut [u8], round: u64) {
+pub(super) fn stamp(message: &mut [u8], round: u64) {
     if let Some(head) = message.get_mut(..8) {
         head.copy_from_slice(&round.to_le_bytes());
     }
 }
 
-fn check_echo(reply: &[u8], message: &[u8]) -> CliResult {
+pub(super) fn check_echo(reply: &[u8], message: &[u8]) -> CliResult {
     if reply != message {
         return Err(CliError::Peer(format!(
             "the echo of a {}-byte message came back different ({} bytes)",
@@ -174,7 +181,7 @@ fn check_echo(reply: &[u8], message: &[u8]) -> CliResult {
     Ok(())
 }
 
-fn echo_error(error: Error) -> CliError {
+pub(super) fn echo_error(error: Error) -> CliError {
     match error {
         Error::Disconnected => CliError::Peer("the echo process disconnected during the measurement".to_string()),
         other => other.into(),
@@ -184,6 +191,9 @@ fn echo_error(error: Error) -> CliError {
 /// The echo side: receive from `ping`, send the same bytes to `pong`, until the measuring
 /// process detaches from `ping` (or dies: the ring reports it gone within its liveness interval).
 pub fn run_peer(args: &PingpongPeerArgs) -> CliResult {
+    if let Some(kind) = args.transport.filter(|kind| *kind != Kind::ShmSpsc) {
+        return super::transport_pingpong::run_peer(args, kind);
+    }
     let mut receiver = Receiver::open(&args.ping)?;
     let mut sender = Sender::open(&args.pong)?;
     loop {
@@ -205,8 +215,8 @@ fn text(report: &Report) -> String {
     let latency = &report.latency;
     let _ = writeln!(
         text,
-        "pingpong: {} round trips of {} bytes between two processes (wait {}, {} slots, {} warm-up round trips)",
-        report.count, report.size, report.wait_strategy, report.slots, report.warmup
+        "pingpong: {} round trips of {} bytes between two processes over {} (wait {}, {} slots, {} warm-up round trips)",
+        report.count, report.size, report.transport, report.wait_strategy, report.slots, report.warmup
     );
     for (label, value) in [("p50", latency.p50_ns), ("p99", latency.p99_ns), ("p99.9", latency.p999_ns)] {
         let _ = writeln!(text, "  {label:<6} {value:>9} ns");

@@ -20,7 +20,14 @@ const STDOUT_BUFFER: usize = 1 << 16;
 /// Attaches as a consumer and prints until `--count` messages, or until every producer is gone
 /// and the ring is drained. Before any producer attached it waits (or times out).
 pub fn run(args: &RecvArgs) -> CliResult {
-    let mut receiver = attach::open_receiver(&args.name)?;
+    let mut receiver = match args.transport.transport {
+        None => attach::open_receiver(&args.name)?,
+        Some(kind) => {
+            let (side, options) = super::send::transport_options(&args.transport);
+            ipcring::transport::open_receiver(kind, &args.name, side, &options)?
+        }
+    };
+    let mut reported = !args.verbose;
     let mut output = BufWriter::with_capacity(STDOUT_BUFFER, std::io::stdout().lock());
     let write_error = |source| CliError::io("writing to standard output", source);
     // One buffer for every message: after the first few, receiving allocates nothing.
@@ -48,8 +55,26 @@ pub fn run(args: &RecvArgs) -> CliResult {
             }
             Err(error) => return Err(error.into()),
         }
+        if !reported {
+            reported = true;
+            report_peer(receiver.as_ref());
+        }
         output.write_all(&message).and_then(|()| output.write_all(b"\n")).map_err(write_error)?;
         received += 1;
     }
     output.flush().map_err(write_error)
+}
+
+/// `--verbose`: who the sender is, where the transport knows it (stderr: data goes to stdout).
+fn report_peer(receiver: &dyn ipcring::channel::Receiver) {
+    match receiver.peer_credentials() {
+        Some(peer) => eprintln!(
+            "ipcring recv: {} peer pid {} uid {} gid {} (SO_PEERCRED)",
+            receiver.transport(),
+            peer.pid,
+            peer.uid,
+            peer.gid
+        ),
+        None => eprintln!("ipcring recv: {}: the transport does not report its peer", receiver.transport()),
+    }
 }

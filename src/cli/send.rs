@@ -13,9 +13,10 @@ use std::path::Path;
 
 use ipcring::attach::{self, BoxedSender};
 use ipcring::segment::Segment;
+use ipcring::transport::{self, Options, Side};
 use ipcring::Error;
 
-use super::args::{Seconds, SendArgs};
+use super::args::{Seconds, SendArgs, TransportArgs};
 use super::error::{CliError, CliResult};
 
 /// Large reads: the ring moves millions of small messages a second, stdin must keep up.
@@ -24,9 +25,18 @@ const STDIN_BUFFER: usize = 1 << 20;
 /// Attaches as a producer, sends, and detaches (which tells receivers that nothing more is
 /// coming once they have drained the ring and no other producer is attached).
 pub fn run(args: &SendArgs) -> CliResult {
-    let segment = Segment::open(&args.name)?;
-    let ring = segment.name().to_string();
-    let mut output = Output { sender: attach::sender(segment)?, ring, timeout: args.timeout, sent: 0 };
+    let (sender, ring) = match args.transport.transport {
+        None => {
+            let segment = Segment::open(&args.name)?;
+            let ring = segment.name().to_string();
+            (attach::sender(segment)?, ring)
+        }
+        Some(kind) => {
+            let (side, options) = transport_options(&args.transport);
+            (transport::open_sender(kind, &args.name, side, &options)?, args.name.clone())
+        }
+    };
+    let mut output = Output { sender, ring, timeout: args.timeout, sent: 0 };
     if args.files.is_empty() {
         send_lines(&mut output)
     } else {
@@ -179,4 +189,10 @@ mod tests {
         assert!(found[0].0.len() <= 4);
         assert_eq!(found[1], (b"ok".to_vec(), 2));
     }
+}
+
+/// Which side `args` asks for, and the channel options (`send` and `recv` alike).
+pub(super) fn transport_options(args: &TransportArgs) -> (Side, Options) {
+    let side = if args.bind { Side::Bind } else { Side::Connect };
+    (side, Options { max_message_size: args.max_size, ..Options::default() })
 }

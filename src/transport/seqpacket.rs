@@ -292,4 +292,8 @@ impl crate::channel::Receiver for SeqpacketReceiver {
     fn transport(&self) -> &'static str {
         NAME
     }
+
+    fn peer_credentials(&self) -> Option<crate::channel::Credentials> {
+        self.link.peer_credentials()
+    }
 }

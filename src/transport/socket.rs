@@ -142,6 +142,11 @@ impl Link for SocketLink {
     fn is_socket(&self) -> bool {
         true
     }
+
+    fn peer_credentials(&self) -> Option<crate::channel::Credentials> {
+        // Fails (None) on a TCP socket: SO_PEERCRED is a Unix-socket option.
+        self.peer().and_then(|fd| super::unix::peer_credentials(fd).ok())
+    }
 }
 
 impl SocketLink {

@@ -63,6 +63,10 @@ pub trait Link {
     fn end_of_file_is_final(&mut self) -> Result<bool> {
         Ok(true)
     }
+    /// The connected peer's credentials, for a Unix socket that is connected (`SO_PEERCRED`).
+    fn peer_credentials(&self) -> Option<crate::channel::Credentials> {
+        None
+    }
 }
 
 /// A descriptor that is connected from the start (a pipe end, a connected socket).
@@ -402,5 +406,9 @@ impl<L: Link> crate::channel::Receiver for StreamReceiver<L> {
 
     fn transport(&self) -> &'static str {
         self.name
+    }
+
+    fn peer_credentials(&self) -> Option<crate::channel::Credentials> {
+        self.link.peer_credentials()
     }
 }

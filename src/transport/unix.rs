@@ -94,17 +94,7 @@ pub fn connect_receiver(address: &str, max_message_size: usize, timeout: Duratio
     Ok(StreamReceiver::new(SocketLink::Connected(connect(address, timeout)?), max_message_size, NAME))
 }
 
-/// The process at the other end of a connected Unix socket, as the kernel recorded it when the
-/// connection was made (`SO_PEERCRED`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    /// Process id.
-    pub pid: i32,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
+pub use crate::channel::Credentials;
 
 /// The credentials of the peer of the connected Unix socket `socket`.
 pub fn peer_credentials(socket: BorrowedFd<'_>) -> Result<Credentials> {
@@ -113,9 +103,9 @@ pub fn peer_credentials(socket: BorrowedFd<'_>) -> Result<Credentials> {
     Ok(Credentials { pid: credentials.pid(), uid: credentials.uid(), gid: credentials.gid() })
 }
 
-/// The peer of a Unix socket transport endpoint ([`Error::Empty`] until it connected).
+/// The connected peer's credentials (`SO_PEERCRED`; [`Error::Empty`] until it connected).
 pub trait PeerCredentials {
-    /// The connected peer's pid, uid and gid (`SO_PEERCRED`).
+    /// The connected peer's pid, uid and gid.
     fn peer_credentials(&self) -> Result<Credentials>;
 }
 

@@ -1,0 +1,175 @@
+//! `ipcring pingpong --transport T`: the same round-trip measurement as over the rings, through
+//! any transport of the registry, with copies through the channel traits (what `ipcring bench`
+//! compares). This process binds both channels, `ping` (it sends) and `pong` (it receives); the
+//! helper connects to both and echoes. An anonymous pipe has no address: both pipes are created
+//! here and their far ends handed to the helper by inheritance (`fd:N`).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use ipcring::attach::{BoxedReceiver, BoxedSender};
+use ipcring::transport::{self, pipe, tcp, Kind, Options, Side};
+use ipcring::Error;
+
+use super::args::{PingpongArgs, PingpongPeerArgs};
+use super::error::{CliError, CliResult};
+use super::latency;
+use super::peer::Peer;
+use super::pingpong::{echo_error, stamp, EXIT_LIMIT, STARTUP_LIMIT, STARTUP_SLICE};
+
+/// The options both sides use.
+fn options(max_message_size: usize, args: Option<&PingpongArgs>) -> Options {
+    let mut options = Options { max_message_size, ..Options::default() };
+    if let Some(args) = args {
+        options.depth = args.slots;
+        options.wait = args.wait.into();
+    }
+    options
+}
+
+/// An address for channel `which` of this process (TCP: any free loopback port).
+fn address(kind: Kind, which: &str) -> String {
+    let unique = format!("ipcring-pingpong-{}-{which}", std::process::id());
+    match kind {
+        Kind::Fifo => std::env::temp_dir().join(unique).display().to_string(),
+        Kind::Unix | Kind::Seqpacket => format!("@{unique}"),
+        Kind::Tcp => "127.0.0.1:0".to_string(),
+        _ => unique,
+    }
+}
+
+/// The two bound channels, their addresses for the helper, and the pipe ends it inherits.
+struct Channels {
+    sender: BoxedSender,
+    receiver: BoxedReceiver,
+    ping: String,
+    pong: String,
+    inherited: Vec<OwnedFd>,
+}
+
+fn bind(kind: Kind, options: &Options) -> CliResult<Channels> {
+    let max = options.max_message_size;
+    Ok(match kind {
+        Kind::Pipe => {
+            let (ping_end, ping_fd) = pipe::child_end(max, true)?;
+            let (pong_end, pong_fd) = pipe::child_end(max, false)?;
+            let (pipe::Endpoint::Sender(sender), pipe::Endpoint::Receiver(receiver)) = (ping_end, pong_end) else {
+                unreachable!("child_end gives the side asked for")
+            };
+            Channels {
+                sender: Box::new(sender),
+                receiver: Box::new(receiver),
+                ping: format!("fd:{}", ping_fd.as_raw_fd()),
+                pong: format!("fd:{}", pong_fd.as_raw_fd()),
+                inherited: vec![ping_fd, pong_fd],
+            }
+        }
+        Kind::Tcp => {
+            let sender = tcp::bind_sender(&address(kind, "ping"), max)?;
+            let receiver = tcp::bind_receiver(&address(kind, "pong"), max)?;
+            let ping = tcp::local_address(&sender)?.to_string();
+            let pong = tcp::local_address(&receiver)?.to_string();
+            Channels { sender: Box::new(sender), receiver: Box::new(receiver), ping, pong, inherited: Vec::new() }
+        }
+        _ => {
+            let (ping, pong) = (address(kind, "ping"), address(kind, "pong"));
+            let sender = transport::open_sender(kind, &ping, Side::Bind, options)?;
+            let receiver = transport::open_receiver(kind, &pong, Side::Bind, options)?;
+            Channels { sender, receiver, ping, pong, inherited: Vec::new() }
+        }
+    })
+}
+
+/// Times `args.count` round trips through `kind` and a helper process.
+pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histogram<u64>> {
+    let size = args.size as usize;
+    let options = options(size.max(8), Some(args));
+    let Channels { mut sender, mut receiver, ping, pong, inherited } = bind(kind, &options)?;
+    let max = options.max_message_size.to_string();
+    let mut peer =
+        Peer::spawn(&["pingpong-peer", "--transport", kind.name(), "--max-size", max.as_str(), ping.as_str(), pong.as_str()])?;
+    // The helper has its copies of the pipe ends now; ours must go, or its end of file never comes.
+    drop(inherited);
+
+    let mut message = vec![0u8; size];
+    let mut reply = Vec::with_capacity(size);
+    first_round_trip(&mut sender, &mut receiver, &mut peer, &message, &mut reply)?;
+    for round in 1..warmup {
+        stamp(&mut message, round);
+        round_trip(&mut sender, &mut receiver, &message, &mut reply)?;
+    }
+    let mut histogram = latency::histogram();
+    for round in warmup..warmup + args.count {
+        stamp(&mut message, round);
+        let start = Instant::now();
+        sender.send(&message).map_err(echo_error)?;
+        receiver.recv(&mut reply).map_err(echo_error)?;
+        let elapsed = start.elapsed();
+        check(&reply, &message)?;
+        latency::record(&mut histogram, elapsed);
+    }
+    // Closing `ping` is the helper's signal to stop: it sees Disconnected.
+    drop(sender);
+    peer.finish(EXIT_LIMIT)?;
+    Ok(histogram)
+}
+
+/// The first round trip waits for the helper to start and connect, in slices, failing if it
+/// exits or takes too long.
+fn first_round_trip(
+    sender: &mut BoxedSender,
+    receiver: &mut BoxedReceiver,
+    peer: &mut Peer,
+    message: &[u8],
+    reply: &mut Vec<u8>,
+) -> CliResult {
+    let started = Instant::now();
+    let too_slow = || CliError::Peer(format!("no answer within {} s", STARTUP_LIMIT.as_secs()));
+    loop {
+        match sender.send_timeout(message, STARTUP_SLICE) {
+            Ok(()) => break,
+            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(Error::Timeout) => return Err(too_slow()),
+            Err(error) => return Err(echo_error(error)),
+        }
+    }
+    loop {
+        match receiver.recv_timeout(reply, STARTUP_SLICE) {
+            Ok(()) => return check(reply, message),
+            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(Error::Timeout) => return Err(too_slow()),
+            Err(error) => return Err(echo_error(error)),
+        }
+    }
+}
+
+fn round_trip(sender: &mut BoxedSender, receiver: &mut BoxedReceiver, message: &[u8], reply: &mut Vec<u8>) -> CliResult {
+    sender.send(message).map_err(echo_error)?;
+    receiver.recv(reply).map_err(echo_error)?;
+    check(reply, message)
+}
+
+fn check(reply: &[u8], message: &[u8]) -> CliResult {
+    super::pingpong::check_echo(reply, message)
+}
+
+/// The echo side over a transport: connect to both channels, echo until `ping` closes.
+pub fn run_peer(args: &PingpongPeerArgs, kind: Kind) -> CliResult {
+    let options = options(args.max_size, None);
+    let mut receiver = transport::open_receiver(kind, &args.ping, Side::Connect, &options)?;
+    let mut sender = transport::open_sender(kind, &args.pong, Side::Connect, &options)?;
+    let mut message = Vec::with_capacity(args.max_size);
+    loop {
+        match receiver.recv(&mut message) {
+            Ok(()) => {}
+            Err(Error::Disconnected) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+        match sender.send(&message) {
+            Ok(()) => {}
+            Err(Error::Disconnected) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
