@@ -1,0 +1,3 @@
+//! Fallback transports behind the `channel` traits; one file per mechanism.
+
+pub mod fd_passing;
