@@ -48,15 +48,15 @@ pub trait Sender {
     fn transport(&self) -> &'static str;
 }
 
-/// The process at the other end of a connected Unix socket, as the kernel recorded it when the
-/// connection was made (`SO_PEERCRED`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Who was at the other end of a Unix socket when it was connected (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Credentials {
-    /// Process id.
-    pub pid: i32,
-    /// User id.
+    /// The peer's process id, as seen from this process's pid namespace (0 if the peer's is not
+    /// visible from it).
+    pub pid: u32,
+    /// The peer's effective user id.
     pub uid: u32,
-    /// Group id.
+    /// The peer's effective group id.
     pub gid: u32,
 }
 

@@ -179,6 +179,24 @@ pub enum Error {
         /// The address.
         address: String,
     },
+    /// A descriptor handed over for an anonymous ring is not sealed against shrinking, so the
+    /// process that sent it could truncate it under the mapping (`SIGBUS`).
+    #[error(
+        "ring file descriptor is not sealed against shrinking (seals 0x{seals:x}): its sender could truncate it and crash this process; create the ring with Segment::create_anonymous, or open a named ring by name"
+    )]
+    Unsealed {
+        /// The seals found (`F_GET_SEALS`; 0 for a file that cannot be sealed).
+        seals: u32,
+    },
+    /// A message on a Unix socket carried no file descriptor, or more than one, where exactly one
+    /// was expected. Any descriptors it carried have been closed.
+    #[error(
+        "expected exactly one file descriptor in the socket message, found {received}; the peer must send one descriptor per message (ipcring::transport::fd_passing::send_fd)"
+    )]
+    DescriptorCount {
+        /// How many descriptors the message carried.
+        received: usize,
+    },
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {

@@ -27,7 +27,8 @@
 //! spinning), [`spsc`] (blocking endpoints with roles and liveness), [`mpmc`] (any number of
 //! endpoints, with crash recovery), [`channel`] (the transport-neutral traits), [`attach`]
 //! (either kind of ring by name, through those traits), [`inspect`] (a read-only snapshot of a
-//! ring, for `ipcring info`). [`sync`] swaps std atomics for loom's under `cfg(loom)`.
+//! ring, for `ipcring info`), [`transport`] (fallbacks behind the `channel` traits, and handing a
+//! ring's descriptor to a peer). [`sync`] swaps std atomics for loom's under `cfg(loom)`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -12,11 +12,21 @@
 //! huge or sparse hostile file is refused without allocating a page), then maps the file with
 //! `MAP_POPULATE` and validates the mapped header again.
 //!
-//! Truncation after attach is not defended against yet: if a process with write permission on
-//! the file shrinks it, the next access to a lost page raises `SIGBUS` in every attached process
-//! (`MAP_POPULATE` does not prevent that). With the default mode 0600 that takes a misbehaving
-//! process of the same user. Sealed memfd segments (`F_SEAL_SHRINK`) passed over a Unix socket
-//! close the hole; issue #6 tracks that and a `SIGBUS` policy.
+//! A named segment is not defended against truncation after attach: if a process with write
+//! permission on the file shrinks it, the next access to a lost page raises `SIGBUS` in every
+//! attached process (`MAP_POPULATE` does not prevent that). With the default mode 0600 that takes
+//! a misbehaving process of the same user.
+//!
+//! An anonymous segment ([`Segment::create_anonymous`]) closes that hole. It lives in a
+//! `memfd_create` file that has no name in `/dev/shm`: peers receive its descriptor over a Unix
+//! socket ([`crate::transport::fd_passing`]) and attach with [`Segment::from_fd`]. The creator
+//! seals the file with `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL` once it is sized, before it
+//! is mapped: no process, not even the creator, can change its size afterwards, so no mapping
+//! can lose a page; `F_SEAL_SEAL` keeps a peer from adding `F_SEAL_WRITE` or
+//! `F_SEAL_FUTURE_WRITE`, which would keep later peers from mapping the ring writable.
+//! [`Segment::from_fd`] refuses a descriptor without `F_SEAL_SHRINK` ([`Error::Unsealed`]): the
+//! seal only protects a receiver that checks it, since a hostile sender could otherwise pass an
+//! unsealed file and shrink it later. Seals cannot be removed, so one check at attach suffices.
 //!
 //! ```
 //! use ipcring::segment::{CreateOptions, Segment};
@@ -29,13 +39,14 @@
 
 use std::fs::File;
 use std::mem::{offset_of, size_of};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use memmap2::{MmapOptions, MmapRaw};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
 use nix::unistd::geteuid;
@@ -119,9 +130,18 @@ pub struct OpenOptions {
     pub allow_other_owner: bool,
 }
 
-/// A mapped, validated ring segment.
+/// Seals [`Segment::create_anonymous`] sets: the size is fixed for good, and no further seal (say
+/// `F_SEAL_WRITE`, which would make the ring read-only for later peers) can be added.
+const ANONYMOUS_SEALS: SealFlag = SealFlag::F_SEAL_SHRINK.union(SealFlag::F_SEAL_GROW).union(SealFlag::F_SEAL_SEAL);
+
+/// A mapped, validated ring segment: named (in `/dev/shm`) or anonymous (a sealed memfd).
 pub struct Segment {
+    /// `/NAME`, or `memfd:FD` for an anonymous segment (FD: the descriptor number in this
+    /// process).
     name: String,
+    /// The memfd of an anonymous segment, kept open so that it can be passed on; `None` for a
+    /// named segment (peers open those by name).
+    memfd: Option<OwnedFd>,
     map: MmapRaw,
     geometry: Geometry,
     owner_uid: u32,
@@ -166,29 +186,68 @@ impl Segment {
     pub fn create(name: &str, options: &CreateOptions) -> Result<Segment, Error> {
         let name = normalize_name(name)?;
         let geometry = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
-        if options.mode & !0o777 != 0 || options.mode & 0o600 != 0o600 {
-            return Err(Error::InvalidArgument(format!(
-                "mode {:o} must be an octal permission that lets the owner read and write (0600 ..= 0777)",
-                options.mode
-            )));
-        }
+        check_mode(options.mode)?;
         let fd =
             shm_open(name.as_str(), OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, Mode::from_bits_truncate(0o600))
                 .map_err(|errno| open_error(&name, errno, "creating"))?;
         let mut cleanup = UnlinkOnError(Some(&name));
-        // Exact mode, independent of the umask.
-        fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(options.mode))
-            .map_err(|errno| Error::io(format!("setting the mode of {name}"), std::io::Error::from(errno)))?;
-        let file = File::from(fd);
-        file.set_len(geometry.total_size).map_err(|error| Error::io(format!("sizing ring {name}"), error))?;
+        let file = set_mode_and_size(fd, &geometry, options.mode, &name)?;
         let map = map(&file, geometry.total_size, &name)?;
+        let segment = Segment::initialise(name.clone(), None, map, geometry, options.mode)?;
+        cleanup.0 = None;
+        Ok(segment)
+    }
+
+    /// Creates a new anonymous segment: a ring in a `memfd_create` file with no name in
+    /// `/dev/shm`, initialised exactly like a named one, its size sealed
+    /// (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`, see the [module docs](self)).
+    ///
+    /// Peers attach by receiving [`Segment::fd`] over a Unix socket
+    /// ([`send_fd`](crate::transport::fd_passing::send_fd)) and calling [`Segment::from_fd`].
+    /// Nothing is left behind to remove: the memory is freed when the last descriptor and the
+    /// last mapping are gone. `options.mode` is applied to the file too; it matters to anyone
+    /// who would reopen it through `/proc/PID/fd`.
+    ///
+    /// ```
+    /// use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+    ///
+    /// let created = Segment::create_anonymous(&CreateOptions::default()).unwrap();
+    /// assert!(created.name().starts_with("memfd:"));
+    /// // A peer would receive this descriptor over a Unix socket.
+    /// let fd = created.fd().unwrap().try_clone_to_owned().unwrap();
+    /// let opened = Segment::from_fd(fd, &OpenOptions::default()).unwrap();
+    /// assert_eq!(opened.geometry(), created.geometry());
+    /// ```
+    pub fn create_anonymous(options: &CreateOptions) -> Result<Segment, Error> {
+        let geometry = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
+        check_mode(options.mode)?;
+        let fd = memfd_create(c"ipcring", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
+            .map_err(|errno| Error::io("creating an anonymous ring (memfd_create)", std::io::Error::from(errno)))?;
+        let name = format!("memfd:{}", fd.as_raw_fd());
+        let file = set_mode_and_size(fd, &geometry, options.mode, &name)?;
+        // Sealed before the mapping exists, so no mapping of this file can ever lose a page.
+        fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(ANONYMOUS_SEALS))
+            .map_err(|errno| Error::io(format!("sealing ring {name}"), std::io::Error::from(errno)))?;
+        let map = map(&file, geometry.total_size, &name)?;
+        Segment::initialise(name, Some(file.into()), map, geometry, options.mode)
+    }
+
+    /// Writes the header, the wait state and the MPMC sequences of a freshly sized and mapped
+    /// segment, the magic last.
+    fn initialise(
+        name: String,
+        memfd: Option<OwnedFd>,
+        map: MmapRaw,
+        geometry: Geometry,
+        mode: u32,
+    ) -> Result<Segment, Error> {
         let uid = geteuid().as_raw();
         let mut header = geometry.header(std::process::id(), uid, now_ns());
         header.magic = 0;
         // SAFETY: the mapping is at least HEADER_SIZE bytes (total_size > HEADER_SIZE) and page
         // aligned; nobody else can validate the segment before the magic is stored below.
         unsafe { map.as_mut_ptr().cast::<Header>().write_volatile(header) };
-        let segment = Segment { name: name.clone(), map, geometry, owner_uid: uid, mode: options.mode };
+        let segment = Segment { name, memfd, map, geometry, owner_uid: uid, mode };
         if geometry.wait == WaitStrategy::Semaphore {
             segment.init_semaphore(Block::NotEmpty, 0)?;
             let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
@@ -197,10 +256,9 @@ impl Segment {
         if geometry.kind == RingKind::Mpmc {
             segment.init_sequences();
         }
-        // Release: pairs with the acquire load in `open`; an opener that sees the magic sees
+        // Release: pairs with the acquire load in `validate`; an opener that sees the magic sees
         // the whole header.
         segment.atomic_u64(0).store(MAGIC, Ordering::Release);
-        cleanup.0 = None;
         Ok(segment)
     }
 
@@ -214,7 +272,54 @@ impl Segment {
         let name = normalize_name(name)?;
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
             .map_err(|errno| open_error(&name, errno, "opening"))?;
-        let stat = fstat(fd.as_raw_fd()).map_err(|errno| open_error(&name, errno, "inspecting"))?;
+        Segment::validate(name, &File::from(fd), options)
+    }
+
+    /// Attaches to an anonymous segment whose descriptor a peer passed (see
+    /// [`recv_fd`](crate::transport::fd_passing::recv_fd)), with the same validation as
+    /// [`Segment::open_with`]: file type, owner, size against the header, magic, version, every
+    /// offset.
+    ///
+    /// The file must be sealed against shrinking (`F_SEAL_SHRINK`), as
+    /// [`Segment::create_anonymous`] leaves it; otherwise the sender could truncate it under this
+    /// process's mapping and kill it with `SIGBUS`, so it is refused with [`Error::Unsealed`]
+    /// (which is also the answer for a named segment's descriptor: open those by name).
+    ///
+    /// ```
+    /// use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+    /// use ipcring::Error;
+    ///
+    /// let created = Segment::create_anonymous(&CreateOptions::default()).unwrap();
+    /// let fd = created.fd().unwrap().try_clone_to_owned().unwrap();
+    /// let opened = Segment::from_fd(fd, &OpenOptions::default()).unwrap();
+    /// assert_eq!(opened.owner_uid(), created.owner_uid());
+    ///
+    /// // A plain file is not a sealed ring.
+    /// let file = std::fs::File::open("/dev/null").unwrap();
+    /// assert!(matches!(Segment::from_fd(file.into(), &OpenOptions::default()), Err(Error::Unsealed { .. })));
+    /// ```
+    pub fn from_fd(fd: OwnedFd, options: &OpenOptions) -> Result<Segment, Error> {
+        let name = format!("memfd:{}", fd.as_raw_fd());
+        // Checked before the size is: once F_SEAL_SHRINK is seen, the size validated below holds
+        // for as long as the mapping exists. EINVAL: a file that does not support seals.
+        let seals = match fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS) {
+            Ok(bits) => SealFlag::from_bits_retain(bits),
+            Err(Errno::EINVAL) => SealFlag::empty(),
+            Err(errno) => return Err(open_error(&name, errno, "reading the seals of")),
+        };
+        if !seals.contains(SealFlag::F_SEAL_SHRINK) {
+            return Err(Error::Unsealed { seals: seals.bits() as u32 });
+        }
+        let file = File::from(fd);
+        let segment = Segment::validate(name, &file, options)?;
+        Ok(Segment { memfd: Some(file.into()), ..segment })
+    }
+
+    /// The checks of LAYOUT §7 from step 3 on, common to [`Segment::open_with`] and
+    /// [`Segment::from_fd`]: `fstat` (type, owner, size), the header read with `pread`, then the
+    /// mapping and the mapped header.
+    fn validate(name: String, file: &File, options: &OpenOptions) -> Result<Segment, Error> {
+        let stat = fstat(file.as_raw_fd()).map_err(|errno| open_error(&name, errno, "inspecting"))?;
         if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Err(Error::Corrupted { field: "file type", value: u64::from(stat.st_mode) });
         }
@@ -229,17 +334,16 @@ impl Segment {
         if file_size < HEADER_SIZE {
             return Err(Error::Corrupted { field: "file size", value: file_size });
         }
-        let file = File::from(fd);
         // Validate a copy read with pread before mapping anything: a hostile file (say a huge
         // sparse one) is refused without a single page being mapped or allocated.
         let mut bytes = [0u8; HEADER_SIZE as usize];
         file.read_exact_at(&mut bytes, 0).map_err(|error| Error::io(format!("reading ring {name}"), error))?;
         let planned = Geometry::from_header(&bytemuck::pod_read_unaligned::<Header>(&bytes), file_size)?;
-        let map = map(&file, file_size, &name)?;
+        let map = map(file, file_size, &name)?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so the magic is an
         // aligned u64 inside it; every process accesses it atomically.
         let magic_word = unsafe { AtomicU64::from_ptr(map.as_mut_ptr().cast()) };
-        // Acquire: pairs with the release store of the magic in `create`; the header is read
+        // Acquire: pairs with the release store of the magic in `initialise`; the header is read
         // only once the magic is seen, and validated again from the mapping itself.
         let magic = magic_word.load(Ordering::Acquire);
         if magic == 0 {
@@ -255,7 +359,7 @@ impl Segment {
         if header.creator_uid != stat.st_uid {
             return Err(Error::Corrupted { field: "creator_uid", value: header.creator_uid.into() });
         }
-        Ok(Segment { name, map, geometry, owner_uid: stat.st_uid, mode: stat.st_mode & 0o777 })
+        Ok(Segment { name, memfd: None, map, geometry, owner_uid: stat.st_uid, mode: stat.st_mode & 0o777 })
     }
 
     /// Removes the name; processes that have it mapped keep working until they detach.
@@ -319,9 +423,22 @@ impl Segment {
         }
     }
 
-    /// The name, with its leading `/`.
+    /// The name, with its leading `/`; for an anonymous segment `memfd:FD`, FD being the number
+    /// of its descriptor in this process (for messages: it cannot be opened by name).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The descriptor of an anonymous segment, to pass to a peer with
+    /// [`send_fd`](crate::transport::fd_passing::send_fd); `None` for a named segment, which
+    /// peers open by name.
+    ///
+    /// ```
+    /// use ipcring::segment::{CreateOptions, Segment};
+    /// assert!(Segment::create_anonymous(&CreateOptions::default()).unwrap().fd().is_some());
+    /// ```
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.memfd.as_ref().map(AsFd::as_fd)
     }
 
     /// The validated geometry.
@@ -423,6 +540,24 @@ impl Segment {
         // the caller.
         unsafe { ShmSemaphore::attach(self.semaphore_ptr(block)) }
     }
+}
+
+fn check_mode(mode: u32) -> Result<(), Error> {
+    if mode & !0o777 != 0 || mode & 0o600 != 0o600 {
+        return Err(Error::InvalidArgument(format!(
+            "mode {mode:o} must be an octal permission that lets the owner read and write (0600 ..= 0777)"
+        )));
+    }
+    Ok(())
+}
+
+/// Gives a new, empty file its exact mode (independent of the umask) and the segment's size.
+fn set_mode_and_size(fd: OwnedFd, geometry: &Geometry, mode: u32, name: &str) -> Result<File, Error> {
+    fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))
+        .map_err(|errno| Error::io(format!("setting the mode of {name}"), std::io::Error::from(errno)))?;
+    let file = File::from(fd);
+    file.set_len(geometry.total_size).map_err(|error| Error::io(format!("sizing ring {name}"), error))?;
+    Ok(file)
 }
 
 fn map(file: &File, size: u64, name: &str) -> Result<MmapRaw, Error> {
@@ -534,5 +669,195 @@ mod tests {
         assert!(matches!(Segment::open(&name), Err(Error::Corrupted { field: "file size", value: 100 })));
         file.set_len(0).unwrap();
         assert!(matches!(Segment::open(&name), Err(Error::NotInitialized)));
+    }
+
+    /// A copy of `bytes` cut (or zero-extended) to `length` bytes, in a memfd sealed against
+    /// shrinking, as a peer could pass it.
+    fn sealed_memfd(bytes: &[u8], length: u64) -> OwnedFd {
+        let file = File::from(
+            memfd_create(c"ipcring-unit", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING).unwrap(),
+        );
+        file.write_all_at(&bytes[..bytes.len().min(length as usize)], 0).unwrap();
+        file.set_len(length).unwrap();
+        fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK)).unwrap();
+        file.into()
+    }
+
+    /// The whole file of a freshly created anonymous segment.
+    fn anonymous_bytes(options: &CreateOptions) -> Vec<u8> {
+        let segment = Segment::create_anonymous(options).unwrap();
+        let file = File::from(segment.fd().unwrap().try_clone_to_owned().unwrap());
+        let mut bytes = vec![0u8; segment.geometry().total_size as usize];
+        file.read_exact_at(&mut bytes, 0).unwrap();
+        bytes
+    }
+
+    fn from_fd_error(fd: OwnedFd) -> Error {
+        match Segment::from_fd(fd, &OpenOptions::default()) {
+            Ok(_) => panic!("a damaged descriptor was accepted"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn anonymous_segment_validates_like_a_named_one() {
+        let cases = [RingKind::Spsc, RingKind::Mpmc].into_iter().flat_map(|kind| {
+            [WaitStrategy::Futex, WaitStrategy::Spin, WaitStrategy::Semaphore].map(|wait| (kind, wait))
+        });
+        for (kind, wait) in cases {
+            let options = CreateOptions { kind, wait, slot_count: 8, slot_size: 64, ..CreateOptions::default() };
+            let name = unique("like-anonymous");
+            let _cleanup = Cleanup(name.clone());
+            let named = Segment::create(&name, &options).unwrap();
+            let created = Segment::create_anonymous(&options).unwrap();
+            let opened =
+                Segment::from_fd(created.fd().unwrap().try_clone_to_owned().unwrap(), &OpenOptions::default()).unwrap();
+            assert_eq!(created.geometry(), named.geometry());
+            assert_eq!(opened.geometry(), named.geometry());
+            assert_eq!((opened.owner_uid(), opened.mode()), (named.owner_uid(), named.mode()));
+            let (anonymous_header, named_header) = (opened.header(), named.header());
+            assert_eq!(anonymous_header.magic, MAGIC);
+            assert_eq!(
+                bytemuck::bytes_of(&Header { created_at_ns: 0, ..anonymous_header }),
+                bytemuck::bytes_of(&Header { created_at_ns: 0, ..named_header }),
+                "the headers differ in more than the creation time"
+            );
+            // The whole rest of the file too: wait blocks, roles, MPMC slot sequences.
+            let mut named_bytes = vec![0u8; named.geometry().total_size as usize];
+            File::open(format!("{SHM_DIR}{name}")).unwrap().read_exact_at(&mut named_bytes, 0).unwrap();
+            let mut anonymous_bytes = vec![0u8; named_bytes.len()];
+            File::from(opened.fd().unwrap().try_clone_to_owned().unwrap())
+                .read_exact_at(&mut anonymous_bytes, 0)
+                .unwrap();
+            assert!(
+                named_bytes[HEADER_SIZE as usize..] == anonymous_bytes[HEADER_SIZE as usize..],
+                "{kind}: the files differ"
+            );
+        }
+    }
+
+    #[test]
+    fn anonymous_segment_has_no_name_and_is_not_in_dev_shm() {
+        let segment = Segment::create_anonymous(&CreateOptions::default()).unwrap();
+        let fd = segment.fd().unwrap();
+        assert_eq!(segment.name(), format!("memfd:{}", fd.as_raw_fd()));
+        assert!(matches!(Segment::open(segment.name()), Err(Error::InvalidName { .. })));
+        let stat = fstat(fd.as_raw_fd()).unwrap();
+        for entry in std::fs::read_dir(SHM_DIR).unwrap().flatten() {
+            use std::os::unix::fs::MetadataExt;
+            let Ok(metadata) = entry.metadata() else { continue };
+            assert!(
+                (metadata.dev(), metadata.ino()) != (stat.st_dev as u64, stat.st_ino as u64),
+                "the anonymous segment is reachable as {:?}",
+                entry.path()
+            );
+        }
+    }
+
+    #[test]
+    fn named_segment_has_no_descriptor_to_pass() {
+        let name = unique("no-fd");
+        let _cleanup = Cleanup(name.clone());
+        assert!(Segment::create(&name, &CreateOptions::default()).unwrap().fd().is_none());
+        assert!(Segment::open(&name).unwrap().fd().is_none());
+    }
+
+    #[test]
+    fn anonymous_segment_cannot_be_resized_or_resealed() {
+        let segment = Segment::create_anonymous(&CreateOptions::default()).unwrap();
+        let fd = segment.fd().unwrap();
+        let seals = SealFlag::from_bits_retain(fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).unwrap());
+        assert_eq!(seals, ANONYMOUS_SEALS);
+        let file = File::from(fd.try_clone_to_owned().unwrap());
+        let size = segment.geometry().total_size;
+        for length in [0, size - 1, size + 4096] {
+            let error = file.set_len(length).unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(libc::EPERM), "set_len({length})");
+        }
+        assert_eq!(fcntl(fd.as_raw_fd(), FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_FUTURE_WRITE)), Err(Errno::EPERM));
+        // Still whole and usable.
+        assert_eq!(Segment::from_fd(file.into(), &OpenOptions::default()).unwrap().geometry(), segment.geometry());
+    }
+
+    #[test]
+    fn unsealed_descriptor_is_refused() {
+        let bytes = anonymous_bytes(&CreateOptions::default());
+        let file = File::from(memfd_create(c"ipcring-unit", MemFdCreateFlag::MFD_CLOEXEC).unwrap());
+        file.write_all_at(&bytes, 0).unwrap();
+        assert!(matches!(from_fd_error(file.into()), Error::Unsealed { .. }));
+        // A named segment's descriptor cannot be sealed either: open it by name.
+        let name = unique("unsealed");
+        let _cleanup = Cleanup(name.clone());
+        Segment::create(&name, &CreateOptions::default()).unwrap();
+        let named = std::fs::OpenOptions::new().read(true).write(true).open(format!("{SHM_DIR}{name}")).unwrap();
+        assert!(matches!(from_fd_error(named.into()), Error::Unsealed { .. }));
+    }
+
+    #[test]
+    fn truncated_memfd_is_refused_by_from_fd() {
+        let bytes = anonymous_bytes(&CreateOptions::default());
+        let size = bytes.len() as u64;
+        assert!(matches!(
+            from_fd_error(sealed_memfd(&bytes, size - 4096)),
+            Error::Corrupted { field: "total_size", .. }
+        ));
+        assert!(matches!(
+            from_fd_error(sealed_memfd(&bytes, size + 4096)),
+            Error::Corrupted { field: "total_size", .. }
+        ));
+        assert!(matches!(
+            from_fd_error(sealed_memfd(&bytes, 100)),
+            Error::Corrupted { field: "file size", value: 100 }
+        ));
+        assert!(matches!(from_fd_error(sealed_memfd(&bytes, 0)), Error::NotInitialized));
+        // The intact copy is accepted: only the size was wrong above.
+        assert!(Segment::from_fd(sealed_memfd(&bytes, size), &OpenOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn corrupted_memfd_is_refused_by_from_fd() {
+        let bytes = anonymous_bytes(&CreateOptions::default());
+        let size = bytes.len() as u64;
+        let with = |offset: usize, value: &[u8]| {
+            let mut copy = bytes.clone();
+            copy[offset..offset + value.len()].copy_from_slice(value);
+            sealed_memfd(&copy, size)
+        };
+        assert!(matches!(from_fd_error(with(0, &0u64.to_le_bytes())), Error::NotInitialized));
+        assert!(matches!(from_fd_error(with(0, &1u64.to_le_bytes())), Error::Corrupted { field: "magic", .. }));
+        let version = offset_of!(Header, layout_version);
+        assert!(matches!(from_fd_error(with(version, &99u32.to_le_bytes())), Error::VersionMismatch { found: 99, .. }));
+        let slots = offset_of!(Header, slots_offset);
+        assert!(matches!(
+            from_fd_error(with(slots, &size.to_le_bytes())),
+            Error::Corrupted { field: "slots_offset", .. }
+        ));
+        let creator = offset_of!(Header, creator_uid);
+        let uid = geteuid().as_raw().wrapping_add(1);
+        assert!(matches!(
+            from_fd_error(with(creator, &uid.to_le_bytes())),
+            Error::Corrupted { field: "creator_uid", .. }
+        ));
+        // Not a regular file.
+        let (socket, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(matches!(from_fd_error(socket.into()), Error::Unsealed { seals: 0 }));
+    }
+
+    #[test]
+    fn from_fd_checks_the_owner() {
+        if !geteuid().is_root() {
+            eprintln!("skipped: giving a memfd to another user takes root");
+            return;
+        }
+        let stranger = 4242u32;
+        let mut bytes = anonymous_bytes(&CreateOptions::default());
+        let creator = offset_of!(Header, creator_uid);
+        bytes[creator..creator + 4].copy_from_slice(&stranger.to_le_bytes());
+        let fd = sealed_memfd(&bytes, bytes.len() as u64);
+        nix::unistd::fchown(fd.as_raw_fd(), Some(stranger.into()), None).unwrap();
+        let copy = fd.try_clone().unwrap();
+        assert!(matches!(from_fd_error(fd), Error::ForeignOwner { owner: 4242, me: 0 }));
+        let segment = Segment::from_fd(copy, &OpenOptions { allow_other_owner: true }).unwrap();
+        assert_eq!(segment.owner_uid(), stranger);
     }
 }

@@ -14,12 +14,12 @@ mod latency;
 mod ls;
 mod peer;
 mod pingpong;
-mod transport_pingpong;
 mod recv;
 mod rm;
 mod send;
 mod temporary;
 mod time;
+mod transport_pingpong;
 
 use args::Command;
 use error::CliResult;

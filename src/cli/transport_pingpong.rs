@@ -87,8 +87,15 @@ pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histog
     let options = options(size.max(8), Some(args));
     let Channels { mut sender, mut receiver, ping, pong, inherited } = bind(kind, &options)?;
     let max = options.max_message_size.to_string();
-    let mut peer =
-        Peer::spawn(&["pingpong-peer", "--transport", kind.name(), "--max-size", max.as_str(), ping.as_str(), pong.as_str()])?;
+    let mut peer = Peer::spawn(&[
+        "pingpong-peer",
+        "--transport",
+        kind.name(),
+        "--max-size",
+        max.as_str(),
+        ping.as_str(),
+        pong.as_str(),
+    ])?;
     // The helper has its copies of the pipe ends now; ours must go, or its end of file never comes.
     drop(inherited);
 
@@ -144,7 +151,12 @@ fn first_round_trip(
     }
 }
 
-fn round_trip(sender: &mut BoxedSender, receiver: &mut BoxedReceiver, message: &[u8], reply: &mut Vec<u8>) -> CliResult {
+fn round_trip(
+    sender: &mut BoxedSender,
+    receiver: &mut BoxedReceiver,
+    message: &[u8],
+    reply: &mut Vec<u8>,
+) -> CliResult {
     sender.send(message).map_err(echo_error)?;
     receiver.recv(reply).map_err(echo_error)?;
     check(reply, message)

@@ -1,8 +1,8 @@
 //! Blocking multi-producer multi-consumer endpoints: the [`ring::mpmc`](crate::ring::mpmc)
 //! algorithm plus waiting, wakeups, endpoint records and crash recovery.
 //!
-//! [`Sender`] and [`Receiver`] are generic over their [`Backend`]: `Arc<`[`ShmRing`]`>` (a named
-//! segment in `/dev/shm`, the production case) or `Arc<`[`HeapRing`]`>` (one process; what the
+//! [`Sender`] and [`Receiver`] are generic over their [`Backend`]: `Arc<`[`ShmRing`]`>` (a
+//! segment in shared memory, named in `/dev/shm` or anonymous; the production case) or `Arc<`[`HeapRing`]`>` (one process; what the
 //! loom models run).
 //!
 //! ```
@@ -37,8 +37,11 @@ pub use sender::Sender;
 #[cfg(not(loom))]
 pub use shm::ShmRing;
 
+/// The constructors on shared memory: by name (`create`, `open`) and anonymous (`create_anonymous`,
+/// `from_fd`).
 #[cfg(not(loom))]
-mod named {
+mod constructors {
+    use std::os::fd::OwnedFd;
     use std::sync::Arc;
 
     use super::{Receiver, Sender, ShmRing};
@@ -61,6 +64,41 @@ mod named {
         pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, Error> {
             Sender::attach(Arc::new(ShmRing::new(Segment::open_with(name, options)?)?))
         }
+
+        /// Creates an anonymous MPMC ring ([`Segment::create_anonymous`]; `options.kind` must be
+        /// [`crate::layout::RingKind::Mpmc`]) and attaches a producer to it. Hand
+        /// `self.backend().segment().fd()` to the other endpoints' processes with
+        /// [`send_fd`](crate::transport::fd_passing::send_fd).
+        ///
+        /// ```
+        /// use ipcring::layout::RingKind;
+        /// use ipcring::mpmc::{Receiver, Sender};
+        /// use ipcring::segment::CreateOptions;
+        ///
+        /// let options = CreateOptions { kind: RingKind::Mpmc, ..CreateOptions::default() };
+        /// let mut sender = Sender::create_anonymous(&options).unwrap();
+        /// // Usually sent to other processes with ipcring::transport::fd_passing::send_fd.
+        /// let fd = sender.backend().segment().fd().unwrap();
+        /// let mut receiver = Receiver::from_fd(fd.try_clone_to_owned().unwrap()).unwrap();
+        /// sender.send(b"anonymous").unwrap();
+        /// let mut buffer = Vec::new();
+        /// receiver.recv(&mut buffer).unwrap();
+        /// assert_eq!(buffer, b"anonymous");
+        /// ```
+        pub fn create_anonymous(options: &CreateOptions) -> Result<Self, Error> {
+            Sender::attach(Arc::new(ShmRing::new(Segment::create_anonymous(options)?)?))
+        }
+
+        /// Attaches a producer to the anonymous MPMC ring whose descriptor a peer passed
+        /// ([`Segment::from_fd`]).
+        pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
+            Sender::from_fd_with(fd, &OpenOptions::default())
+        }
+
+        /// [`from_fd`](Sender::from_fd) with options.
+        pub fn from_fd_with(fd: OwnedFd, options: &OpenOptions) -> Result<Self, Error> {
+            Sender::attach(Arc::new(ShmRing::new(Segment::from_fd(fd, options)?)?))
+        }
     }
 
     impl Receiver<Arc<ShmRing>> {
@@ -77,6 +115,23 @@ mod named {
         /// [`open`](Receiver::open) with options.
         pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, Error> {
             Receiver::attach(Arc::new(ShmRing::new(Segment::open_with(name, options)?)?))
+        }
+
+        /// Creates an anonymous MPMC ring ([`Segment::create_anonymous`]) and attaches a consumer
+        /// to it.
+        pub fn create_anonymous(options: &CreateOptions) -> Result<Self, Error> {
+            Receiver::attach(Arc::new(ShmRing::new(Segment::create_anonymous(options)?)?))
+        }
+
+        /// Attaches a consumer to the anonymous MPMC ring whose descriptor a peer passed
+        /// ([`Segment::from_fd`]).
+        pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
+            Receiver::from_fd_with(fd, &OpenOptions::default())
+        }
+
+        /// [`from_fd`](Receiver::from_fd) with options.
+        pub fn from_fd_with(fd: OwnedFd, options: &OpenOptions) -> Result<Self, Error> {
+            Receiver::attach(Arc::new(ShmRing::new(Segment::from_fd(fd, options)?)?))
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Blocking single-producer single-consumer endpoints: the [`ring::spsc`](crate::ring::spsc)
 //! algorithm plus waiting, wakeups, role claims and peer liveness.
 //!
-//! [`Sender`] and [`Receiver`] are generic over their [`Backend`]: [`ShmMemory`] (a named segment
-//! in `/dev/shm`, the production case) or [`HeapMemory`] (one process; what the loom models run).
+//! [`Sender`] and [`Receiver`] are generic over their [`Backend`]: [`ShmMemory`] (a segment in
+//! shared memory, named in `/dev/shm` or anonymous; the production case) or [`HeapMemory`] (one
+//! process; what the loom models run).
 //!
 //! ```
 //! use ipcring::segment::CreateOptions;
@@ -32,8 +33,12 @@ pub use sender::Sender;
 #[cfg(not(loom))]
 pub use shm::ShmMemory;
 
+/// The constructors on shared memory: by name (`create`, `open`) and anonymous (`create_anonymous`,
+/// `from_fd`).
 #[cfg(not(loom))]
-mod named {
+mod constructors {
+    use std::os::fd::OwnedFd;
+
     use super::{Receiver, Sender, ShmMemory};
     use crate::error::Error;
     use crate::segment::{CreateOptions, OpenOptions, Segment};
@@ -53,6 +58,38 @@ mod named {
         pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, Error> {
             Sender::attach(ShmMemory::new(Segment::open_with(name, options)?)?)
         }
+
+        /// Creates an anonymous ring ([`Segment::create_anonymous`]) and attaches to it as the
+        /// producer. Hand `self.backend().segment().fd()` to the consumer with
+        /// [`send_fd`](crate::transport::fd_passing::send_fd).
+        ///
+        /// ```
+        /// use ipcring::segment::CreateOptions;
+        /// use ipcring::spsc::{Receiver, Sender};
+        ///
+        /// let mut sender = Sender::create_anonymous(&CreateOptions::default()).unwrap();
+        /// // Usually sent to another process with ipcring::transport::fd_passing::send_fd.
+        /// let fd = sender.backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
+        /// let mut receiver = Receiver::from_fd(fd).unwrap();
+        /// sender.send(b"no name in /dev/shm").unwrap();
+        /// let mut buffer = Vec::new();
+        /// receiver.recv(&mut buffer).unwrap();
+        /// assert_eq!(buffer, b"no name in /dev/shm");
+        /// ```
+        pub fn create_anonymous(options: &CreateOptions) -> Result<Self, Error> {
+            Sender::attach(ShmMemory::new(Segment::create_anonymous(options)?)?)
+        }
+
+        /// Attaches as the producer to the anonymous ring whose descriptor a peer passed
+        /// ([`Segment::from_fd`]).
+        pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
+            Sender::from_fd_with(fd, &OpenOptions::default())
+        }
+
+        /// [`from_fd`](Sender::from_fd) with options.
+        pub fn from_fd_with(fd: OwnedFd, options: &OpenOptions) -> Result<Self, Error> {
+            Sender::attach(ShmMemory::new(Segment::from_fd(fd, options)?)?)
+        }
     }
 
     impl Receiver<ShmMemory> {
@@ -69,6 +106,37 @@ mod named {
         /// [`open`](Receiver::open) with options.
         pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, Error> {
             Receiver::attach(ShmMemory::new(Segment::open_with(name, options)?)?)
+        }
+
+        /// Creates an anonymous ring ([`Segment::create_anonymous`]) and attaches to it as the
+        /// consumer. Hand `self.backend().segment().fd()` to the producer with
+        /// [`send_fd`](crate::transport::fd_passing::send_fd).
+        pub fn create_anonymous(options: &CreateOptions) -> Result<Self, Error> {
+            Receiver::attach(ShmMemory::new(Segment::create_anonymous(options)?)?)
+        }
+
+        /// Attaches as the consumer to the anonymous ring whose descriptor a peer passed
+        /// ([`Segment::from_fd`]).
+        ///
+        /// ```
+        /// use ipcring::segment::CreateOptions;
+        /// use ipcring::spsc::{Receiver, Sender};
+        /// use ipcring::Error;
+        ///
+        /// let sender = Sender::create_anonymous(&CreateOptions::default()).unwrap();
+        /// let fd = sender.backend().segment().fd().unwrap();
+        /// let receiver = Receiver::from_fd(fd.try_clone_to_owned().unwrap()).unwrap();
+        /// // Still one consumer at a time.
+        /// assert!(matches!(Receiver::from_fd(fd.try_clone_to_owned().unwrap()), Err(Error::RoleTaken { .. })));
+        /// # drop(receiver);
+        /// ```
+        pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
+            Receiver::from_fd_with(fd, &OpenOptions::default())
+        }
+
+        /// [`from_fd`](Receiver::from_fd) with options.
+        pub fn from_fd_with(fd: OwnedFd, options: &OpenOptions) -> Result<Self, Error> {
+            Receiver::attach(ShmMemory::new(Segment::from_fd(fd, options)?)?)
         }
     }
 }

@@ -11,6 +11,9 @@
 //! | `seqpacket` | Unix seqpacket socket ([`seqpacket`]) | a path, or `@name` |
 //! | `tcp` | TCP, loopback by default ([`tcp`]) | `host:port` |
 //!
+//! A shared-memory ring need not have a name at all: [`fd_passing`] hands an anonymous (memfd)
+//! ring to a peer as a file descriptor over a Unix socket (`SCM_RIGHTS`).
+//!
 //! One side of a channel **binds** (creates the ring, FIFO or queue; listens on the socket) and
 //! the other **connects** (opens; connects, retrying until the bound side exists or
 //! [`Options::connect_timeout`] passes). Either side may be the sender. A bound side that names
@@ -36,6 +39,7 @@
 //! ```
 
 pub mod fd;
+pub mod fd_passing;
 pub mod fifo;
 pub mod pipe;
 pub mod seqpacket;

@@ -17,10 +17,10 @@
 //! let mut buffer = Vec::new();
 //! receiver.recv(&mut buffer).unwrap();
 //! assert_eq!(buffer, b"over a socket");
-//! assert_eq!(receiver.peer_credentials().unwrap().pid, std::process::id() as i32);
+//! assert_eq!(receiver.peer_credentials().unwrap().pid, std::process::id());
 //! ```
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -96,12 +96,7 @@ pub fn connect_receiver(address: &str, max_message_size: usize, timeout: Duratio
 
 pub use crate::channel::Credentials;
 
-/// The credentials of the peer of the connected Unix socket `socket`.
-pub fn peer_credentials(socket: BorrowedFd<'_>) -> Result<Credentials> {
-    let credentials = nix::sys::socket::getsockopt(&socket, nix::sys::socket::sockopt::PeerCredentials)
-        .map_err(|errno| Error::io("getsockopt(SO_PEERCRED)", errno))?;
-    Ok(Credentials { pid: credentials.pid(), uid: credentials.uid(), gid: credentials.gid() })
-}
+pub use super::fd_passing::peer_credentials;
 
 /// The connected peer's credentials (`SO_PEERCRED`; [`Error::Empty`] until it connected).
 pub trait PeerCredentials {
