@@ -154,6 +154,12 @@ fn read_error(path: &Path, source: std::io::Error) -> CliError {
     CliError::io(format!("reading {}", path.display()), source)
 }
 
+/// Which side `args` asks for, and the channel options (`send` and `recv` alike).
+pub(super) fn transport_options(args: &TransportArgs) -> (Side, Options) {
+    let side = if args.bind { Side::Bind } else { Side::Connect };
+    (side, Options { max_message_size: args.max_size, ..Options::default() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,10 +195,4 @@ mod tests {
         assert!(found[0].0.len() <= 4);
         assert_eq!(found[1], (b"ok".to_vec(), 2));
     }
-}
-
-/// Which side `args` asks for, and the channel options (`send` and `recv` alike).
-pub(super) fn transport_options(args: &TransportArgs) -> (Side, Options) {
-    let side = if args.bind { Side::Bind } else { Side::Connect };
-    (side, Options { max_message_size: args.max_size, ..Options::default() })
 }
