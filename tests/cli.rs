@@ -532,3 +532,42 @@ fn pingpong_baseline_reports_both_placements_and_ratios() {
         );
     }
 }
+
+#[test]
+fn send_and_recv_work_over_every_socket_and_fifo_transport() {
+    for transport in ["unix", "seqpacket", "fifo", "shm-mpmc"] {
+        // The binding `recv` removes what it named; the guard covers a failed run.
+        let ring = Ring::new();
+        let address = match transport {
+            "fifo" => std::env::temp_dir().join(ring.name()).display().to_string(),
+            "shm-mpmc" => ring.name().to_string(),
+            _ => format!("@{}", ring.name()),
+        };
+        let receiver = start(&["recv", "--transport", transport, "--bind", &address, "--verbose"], None);
+        let sent = run(&["send", "--transport", transport, &address], Some(numbered_lines(100)));
+        assert_success(&sent);
+        let received = receiver.wait();
+        assert_success(&received);
+        assert_eq!(received.stdout, numbered_lines(100), "{transport}");
+        if transport == "unix" || transport == "seqpacket" {
+            // SO_PEERCRED: the sending process's pid.
+            assert!(stderr(&received).contains("peer pid"), "{transport}: {}", stderr(&received));
+        }
+    }
+}
+
+#[test]
+fn an_unknown_transport_is_a_usage_error_naming_the_choices() {
+    let output = run(&["send", "--transport", "carrier-pigeon", "x"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("shm-spsc"), "{}", stderr(&output));
+}
+
+#[test]
+fn pingpong_runs_over_a_socket_transport_and_reports_it() {
+    let output = run(&["pingpong", "--transport", "unix", "--count", "2000", "--json"], None);
+    assert_success(&output);
+    let report = json(&output);
+    assert_eq!(report["transport"], "unix");
+    assert!(report["p50_ns"].as_u64().unwrap() > 0);
+}

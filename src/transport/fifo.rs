@@ -15,7 +15,7 @@
 //!
 //! let path = std::env::temp_dir().join(format!("ipcring-doc-fifo-{}", std::process::id()));
 //! let mut receiver = fifo::bind_receiver(&path, 4096).unwrap();
-//! let mut sender = fifo::connect_sender(&path, 4096).unwrap();
+//! let mut sender = fifo::connect_sender(&path, 4096, Duration::from_secs(5)).unwrap();
 //! sender.send(b"by name").unwrap();
 //! let mut buffer = Vec::new();
 //! receiver.recv_timeout(&mut buffer, Duration::from_secs(5)).unwrap();
@@ -158,16 +158,30 @@ pub fn bind_sender(path: impl AsRef<Path>, max_message_size: usize) -> Result<Fi
     Ok(StreamSender::new(FifoLink::new(path.as_ref(), true, true)?, max_message_size, NAME))
 }
 
-/// Writes to the existing FIFO at `path` (opened on first use, once a reader has it open).
-pub fn connect_sender(path: impl AsRef<Path>, max_message_size: usize) -> Result<FifoSender> {
-    let path = path.as_ref();
-    if !path.exists() {
-        return Err(Error::AddressNotFound { address: path.display().to_string() });
+/// Waits up to `timeout` for the FIFO at `path` to exist (the binding side creates it).
+fn wait_for(path: &Path, timeout: Duration) -> Result<()> {
+    let deadline = Deadline::after(timeout);
+    while !path.exists() {
+        if deadline.passed() {
+            return Err(Error::AddressNotFound { address: path.display().to_string() });
+        }
+        // Nothing to wait on before the file exists: poll for it.
+        std::thread::sleep(OPEN_RETRY);
     }
+    Ok(())
+}
+
+/// Writes to the FIFO at `path`, waiting up to `timeout` for it to be created; it is opened on
+/// first use, once a reader has it open.
+pub fn connect_sender(path: impl AsRef<Path>, max_message_size: usize, timeout: Duration) -> Result<FifoSender> {
+    let path = path.as_ref();
+    wait_for(path, timeout)?;
     Ok(StreamSender::new(FifoLink::new(path, true, false)?, max_message_size, NAME))
 }
 
-/// Reads from the existing FIFO at `path`.
-pub fn connect_receiver(path: impl AsRef<Path>, max_message_size: usize) -> Result<FifoReceiver> {
-    Ok(StreamReceiver::new(FifoLink::new(path.as_ref(), false, false)?, max_message_size, NAME))
+/// Reads from the FIFO at `path`, waiting up to `timeout` for it to be created.
+pub fn connect_receiver(path: impl AsRef<Path>, max_message_size: usize, timeout: Duration) -> Result<FifoReceiver> {
+    let path = path.as_ref();
+    wait_for(path, timeout)?;
+    Ok(StreamReceiver::new(FifoLink::new(path, false, false)?, max_message_size, NAME))
 }

@@ -158,7 +158,7 @@ pub fn open_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         }
         (Kind::Pipe, _) => Box::new(pipe::sender_from_fd(pipe::parse_fd_address(address)?, max)?),
         (Kind::Fifo, Side::Bind) => Box::new(fifo::bind_sender(address, max)?),
-        (Kind::Fifo, Side::Connect) => Box::new(fifo::connect_sender(address, max)?),
+        (Kind::Fifo, Side::Connect) => Box::new(fifo::connect_sender(address, max, timeout)?),
         (Kind::Unix, Side::Bind) => Box::new(unix::bind_sender(address, max)?),
         (Kind::Unix, Side::Connect) => Box::new(unix::connect_sender(address, max, timeout)?),
         (Kind::Seqpacket, Side::Bind) => Box::new(seqpacket::bind_sender(address, max)?),
@@ -179,7 +179,7 @@ pub fn open_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
         }
         (Kind::Pipe, _) => Box::new(pipe::receiver_from_fd(pipe::parse_fd_address(address)?, max)?),
         (Kind::Fifo, Side::Bind) => Box::new(fifo::bind_receiver(address, max)?),
-        (Kind::Fifo, Side::Connect) => Box::new(fifo::connect_receiver(address, max)?),
+        (Kind::Fifo, Side::Connect) => Box::new(fifo::connect_receiver(address, max, timeout)?),
         (Kind::Unix, Side::Bind) => Box::new(unix::bind_receiver(address, max)?),
         (Kind::Unix, Side::Connect) => Box::new(unix::connect_receiver(address, max, timeout)?),
         (Kind::Seqpacket, Side::Bind) => Box::new(seqpacket::bind_receiver(address, max)?),
