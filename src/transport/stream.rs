@@ -412,3 +412,92 @@ impl<L: Link> crate::channel::Receiver for StreamReceiver<L> {
         self.link.peer_credentials()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{Receiver as _, Sender as _};
+    use std::io::Write;
+
+    /// A receiver over a pipe whose write end the test drives byte by byte.
+    fn raw_pipe(max: usize) -> (std::fs::File, StreamReceiver<Connected>) {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        super::super::fd::set_nonblocking(&read).unwrap();
+        (std::fs::File::from(write), StreamReceiver::new(Connected::new(read, false), max, "test"))
+    }
+
+    #[test]
+    fn a_frame_that_arrives_in_pieces_is_assembled_across_try_recv_calls() {
+        let (mut writer, mut receiver) = raw_pipe(64);
+        let mut buffer = Vec::new();
+        writer.write_all(&[5, 0]).unwrap();
+        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+        writer.write_all(&[0, 0, b'h', b'e']).unwrap();
+        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+        writer.write_all(b"llo").unwrap();
+        receiver.try_recv(&mut buffer).unwrap();
+        assert_eq!(buffer, b"hello");
+    }
+
+    #[test]
+    fn several_frames_in_one_read_come_out_one_by_one() {
+        let (mut writer, mut receiver) = raw_pipe(64);
+        writer.write_all(&[1, 0, 0, 0, b'a', 0, 0, 0, 0, 2, 0, 0, 0, b'b', b'c']).unwrap();
+        let mut buffer = Vec::new();
+        for expected in [&b"a"[..], b"", b"bc"] {
+            receiver.try_recv(&mut buffer).unwrap();
+            assert_eq!(buffer, expected);
+        }
+        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_maximum_is_corruption() {
+        let (mut writer, mut receiver) = raw_pipe(64);
+        writer.write_all(&1000u32.to_le_bytes()).unwrap();
+        assert!(matches!(
+            receiver.try_recv(&mut Vec::new()),
+            Err(Error::Corrupted { field: "frame length", value: 1000 })
+        ));
+    }
+
+    #[test]
+    fn half_a_frame_at_end_of_file_is_disconnected() {
+        let (mut writer, mut receiver) = raw_pipe(64);
+        writer.write_all(&[9, 0, 0, 0, b'x']).unwrap();
+        drop(writer);
+        assert!(matches!(receiver.recv(&mut Vec::new()), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_message_larger_than_the_pipe_is_written_in_pieces_while_the_reader_drains() {
+        let (mut sender, mut receiver) = crate::transport::pipe::channel(1 << 20).unwrap();
+        let message: Vec<u8> = (0..300_000u32).map(|index| index as u8).collect();
+        let expected = message.clone();
+        let writer = std::thread::spawn(move || sender.send_timeout(&message, Duration::from_secs(60)));
+        let mut buffer = Vec::new();
+        receiver.recv_timeout(&mut buffer, Duration::from_secs(60)).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(buffer == expected);
+    }
+
+    #[test]
+    fn a_timeout_midway_keeps_the_rest_of_the_frame_for_the_next_call() {
+        let (mut sender, mut receiver) = crate::transport::pipe::channel(1 << 20).unwrap();
+        // Larger than the pipe buffer, and nobody reads: the timeout stops it midway.
+        let big: Vec<u8> = (0..200_000u32).map(|index| index as u8).collect();
+        sender.send_timeout(&big, Duration::from_millis(10)).unwrap();
+        assert!(matches!(sender.try_send(b"next"), Err(Error::Full)));
+        let reader = std::thread::spawn(move || {
+            let mut buffer = Vec::new();
+            receiver.recv_timeout(&mut buffer, Duration::from_secs(60)).unwrap();
+            let first = buffer.clone();
+            receiver.recv_timeout(&mut buffer, Duration::from_secs(60)).unwrap();
+            (first, buffer)
+        });
+        sender.send_timeout(b"next", Duration::from_secs(60)).unwrap();
+        let (first, second) = reader.join().unwrap();
+        assert!(first == big);
+        assert_eq!(second, b"next");
+    }
+}
