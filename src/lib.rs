@@ -48,6 +48,8 @@ pub mod role_claim;
 pub mod segment;
 pub mod spsc;
 pub mod sync;
+#[cfg(not(loom))]
+pub mod transport;
 pub mod wait;
 
 pub use error::{Error, Result, Role};

@@ -1,0 +1,3 @@
+//! Fallback transports behind the [`channel`](crate::channel) traits; one file per mechanism.
+
+pub mod mq;
