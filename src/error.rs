@@ -116,6 +116,21 @@ pub enum Error {
         /// The largest allowed value.
         limit: u64,
     },
+    /// A request is above a limit that this system sets (a sysctl or a resource limit). It is
+    /// refused rather than silently cut down.
+    #[error(
+        "{what} {requested} is above this system's limit {limit} ({setting}); ask for less or raise the limit as root"
+    )]
+    SystemLimit {
+        /// What was asked for, e.g. "message size".
+        what: &'static str,
+        /// The requested value.
+        requested: u64,
+        /// The system's limit.
+        limit: u64,
+        /// Where the limit is set, e.g. `/proc/sys/fs/mqueue/msgsize_max`.
+        setting: &'static str,
+    },
     /// A message does not fit the transport's largest message.
     #[error("message of {len} bytes is larger than the largest message of {max} bytes")]
     MessageTooLarge {

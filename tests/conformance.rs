@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipcring::attach::{BoxedReceiver, BoxedSender};
-use ipcring::transport::{open_receiver, open_sender, pipe, seqpacket, Kind, Options, Side};
+use ipcring::transport::{mq, open_receiver, open_sender, pipe, seqpacket, Kind, Options, Side};
 use ipcring::Error;
 
 /// Bound on every wait in these tests; far above what a run needs.
@@ -27,19 +27,22 @@ const CROSS_PROCESS_MESSAGES: u64 = 200_000;
 fn max_size(kind: Kind) -> usize {
     match kind {
         Kind::Seqpacket => MAX.min(seqpacket::system_limit()),
+        Kind::Mq => MAX.min(mq::MqLimits::read().unwrap().max_message_size),
         _ => MAX,
     }
 }
 
 fn options(kind: Kind) -> Options {
-    Options { max_message_size: max_size(kind), depth: 16, connect_timeout: PATIENCE, ..Options::default() }
+    // A message queue may hold no more than the system's msg_max (10 by default).
+    let depth = if kind == Kind::Mq { 16.min(mq::MqLimits::read().unwrap().depth as u64) } else { 16 };
+    Options { max_message_size: max_size(kind), depth, connect_timeout: PATIENCE, ..Options::default() }
 }
 
 fn address(kind: Kind, tag: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let unique = format!("ipcring-conf-{}-{}-{}", tag, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
     match kind {
-        Kind::ShmSpsc | Kind::ShmMpmc => unique,
+        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq => unique,
         Kind::Fifo => std::env::temp_dir().join(unique).display().to_string(),
         Kind::Unix | Kind::Seqpacket => format!("@{unique}"),
         Kind::Tcp => "127.0.0.1:0".to_string(),
@@ -434,4 +437,5 @@ conformance! {
     unix => Kind::Unix,
     seqpacket_transport => Kind::Seqpacket,
     tcp => Kind::Tcp,
+    mq_transport => Kind::Mq,
 }

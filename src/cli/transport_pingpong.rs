@@ -84,7 +84,11 @@ fn bind(kind: Kind, options: &Options) -> CliResult<Channels> {
 /// Times `args.count` round trips through `kind` and a helper process.
 pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histogram<u64>> {
     let size = args.size as usize;
-    let options = options(size.max(8), Some(args));
+    let mut options = options(size.max(8), Some(args));
+    if kind == Kind::Mq {
+        // A queue holds at most the system's msg_max messages (10 by default); one is in flight.
+        options.depth = options.depth.min(transport::mq::MqLimits::read()?.depth as u64);
+    }
     let Channels { mut sender, mut receiver, ping, pong, inherited } = bind(kind, &options)?;
     let max = options.max_message_size.to_string();
     let mut peer = Peer::spawn(&[

@@ -10,6 +10,7 @@
 //! | `unix` | Unix stream socket ([`unix`]) | a path, or `@name` (abstract) |
 //! | `seqpacket` | Unix seqpacket socket ([`seqpacket`]) | a path, or `@name` |
 //! | `tcp` | TCP, loopback by default ([`tcp`]) | `host:port` |
+//! | `mq` | POSIX message queue ([`mq`]) | a queue name |
 //!
 //! A shared-memory ring need not have a name at all: [`fd_passing`] hands an anonymous (memfd)
 //! ring to a peer as a file descriptor over a Unix socket (`SCM_RIGHTS`).
@@ -41,6 +42,7 @@
 pub mod fd;
 pub mod fd_passing;
 pub mod fifo;
+pub mod mq;
 pub mod pipe;
 pub mod seqpacket;
 pub mod socket;
@@ -75,12 +77,14 @@ pub enum Kind {
     Seqpacket,
     /// TCP.
     Tcp,
+    /// A POSIX message queue.
+    Mq,
 }
 
 impl Kind {
     /// Every transport, in the order of the tables.
-    pub const ALL: [Kind; 7] =
-        [Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp];
+    pub const ALL: [Kind; 8] =
+        [Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
 
     /// The `--transport` name.
     pub const fn name(self) -> &'static str {
@@ -92,6 +96,7 @@ impl Kind {
             Kind::Unix => unix::NAME,
             Kind::Seqpacket => seqpacket::NAME,
             Kind::Tcp => tcp::NAME,
+            Kind::Mq => "mq",
         }
     }
 }
@@ -165,6 +170,8 @@ pub fn open_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         (Kind::Seqpacket, Side::Connect) => Box::new(seqpacket::connect_sender(address, max, timeout)?),
         (Kind::Tcp, Side::Bind) => Box::new(tcp::bind_sender(address, max)?),
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_sender(address, max, timeout)?),
+        (Kind::Mq, Side::Bind) => Box::new(mq::MqSender::create(address, &mq_options(options))?),
+        (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqSender::open(address))?),
     })
 }
 
@@ -186,7 +193,31 @@ pub fn open_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
         (Kind::Seqpacket, Side::Connect) => Box::new(seqpacket::connect_receiver(address, max, timeout)?),
         (Kind::Tcp, Side::Bind) => Box::new(tcp::bind_receiver(address, max)?),
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_receiver(address, max, timeout)?),
+        (Kind::Mq, Side::Bind) => Box::new(mq::MqReceiver::create(address, &mq_options(options))?),
+        (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqReceiver::open(address))?),
     })
+}
+
+/// A message queue as large as `options` ask (its depth at most the system's `msg_max`, which
+/// [`mq::MqReceiver::create`] reports if exceeded).
+fn mq_options(options: &Options) -> mq::MqOptions {
+    mq::MqOptions {
+        max_message_size: options.max_message_size,
+        depth: usize::try_from(options.depth).unwrap_or(usize::MAX),
+        ..mq::MqOptions::default()
+    }
+}
+
+/// Calls `open` until what it opens exists (the binding side creates it) or `timeout` passes.
+fn retry_until_created<T>(timeout: Duration, mut open: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = fd::Deadline::after(timeout);
+    loop {
+        match open() {
+            Err(Error::AddressNotFound { .. }) if !deadline.passed() => std::thread::sleep(socket::CONNECT_RETRY),
+            Err(Error::AddressNotFound { .. }) => return Err(Error::Timeout),
+            other => return other,
+        }
+    }
 }
 
 /// Creates (bind) or opens (connect, retrying while it does not exist yet) the ring `name` and
