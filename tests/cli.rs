@@ -571,3 +571,56 @@ fn pingpong_runs_over_a_socket_transport_and_reports_it() {
     assert_eq!(report["transport"], "unix");
     assert!(report["p50_ns"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markdown_and_a_plot() {
+    let directory = std::env::temp_dir().join(format!("ipcring-test-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let (json_path, markdown_path, plot_path) =
+        (directory.join("bench.json"), directory.join("bench.md"), directory.join("bench.svg"));
+    let output = run(
+        &[
+            "bench",
+            "--transports",
+            "shm-spsc:spin,pipe,mq",
+            "--sizes",
+            "64,16384",
+            "--duration",
+            "0.1",
+            "--count",
+            "1000",
+            "--json",
+            json_path.to_str().unwrap(),
+            "--markdown",
+            markdown_path.to_str().unwrap(),
+            "--plot",
+            plot_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(report["limits"]["futex"]["p50_ns"].as_u64().unwrap() > 0);
+    let results = report["results"].as_array().unwrap();
+    // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows each.
+    assert_eq!(results.len(), 10, "{results:?}");
+    for row in results {
+        match row["pattern"].as_str().unwrap() {
+            "throughput" => {
+                assert!(row["msgs_per_sec"].as_f64().unwrap() > 0.0);
+                assert!(row["p50_ns"].is_null());
+            }
+            "latency" => {
+                assert!(row["p50_ns"].as_u64().unwrap() > 0);
+                assert!(row["msgs_per_sec"].is_null());
+            }
+            other => panic!("pattern {other}"),
+        }
+    }
+    assert!(report["skipped"][0].as_str().unwrap().contains("mq"));
+    assert!(stdout(&output).contains("raw futex"), "{}", stdout(&output));
+    assert!(std::fs::read_to_string(&markdown_path).unwrap().contains("| transport |"));
+    assert!(std::fs::read_to_string(&plot_path).unwrap().starts_with("<svg"));
+    std::fs::remove_dir_all(&directory).unwrap();
+}

@@ -40,6 +40,84 @@ pub enum Command {
     /// The far side of `pingpong --baseline` (started by it, not by hand).
     #[command(hide = true)]
     BaselinePeer(BaselinePeerArgs),
+    /// Measure every transport side by side (throughput and round trip, separate processes),
+    /// against the machine's physical limits measured in the same run.
+    Bench(BenchArgs),
+    /// The sending process of a `bench` throughput measurement (started by it, not by hand).
+    #[command(hide = true)]
+    BenchPeer(BenchPeerArgs),
+    /// The far side of `bench`'s futex ping-pong (started by it, not by hand).
+    #[command(hide = true)]
+    BenchFutexPeer(BenchFutexPeerArgs),
+}
+
+/// `ipcring bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Sizes 8, 64, 512, 4096, 65536 and 1048576 bytes, with longer measurements.
+    #[arg(long)]
+    pub full: bool,
+    /// Transports to measure, comma-separated: shm-spsc, shm-mpmc (each with every wait
+    /// strategy; `shm-spsc:spin` picks one), pipe, fifo, unix, seqpacket, tcp, mq.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub transports: Option<Vec<String>>,
+    /// Message sizes in bytes, comma-separated (default 64,4096; --full: 8 to 1048576).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub sizes: Option<Vec<usize>>,
+    /// Length of each throughput measurement, in seconds (default 1; --full: 2).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Seconds>,
+    /// Timed round trips per latency measurement (default 10000; --full: 50000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Pin this process to the first CPU and its peer process to the second.
+    #[arg(long, value_name = "CPU,CPU", value_delimiter = ',', num_args = 2)]
+    pub pin: Option<Vec<usize>>,
+    /// Also run the peer benchmarks (iceoryx2, ipc-channel, crossbeam; `benches/peers`, built
+    /// with cargo on first use) and merge their rows.
+    #[arg(long)]
+    pub peers: bool,
+    /// Write every measurement as JSON to FILE (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Draw throughput against message size and the latency percentiles to FILE (SVG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Write the table as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+}
+
+/// `ipcring bench-peer` (hidden): connects a sender and streams for a while.
+#[derive(Debug, Args)]
+pub struct BenchPeerArgs {
+    /// Transport.
+    #[arg(long)]
+    pub transport: ipcring::transport::Kind,
+    /// Address of the bound receiver.
+    #[arg(long)]
+    pub address: String,
+    /// Message size.
+    #[arg(long)]
+    pub size: usize,
+    /// How long to send, in seconds.
+    #[arg(long, value_parser = parse_seconds)]
+    pub duration: Seconds,
+    /// CPU to pin to.
+    #[arg(long)]
+    pub pin: Option<usize>,
+}
+
+/// `ipcring bench-futex-peer` (hidden).
+#[derive(Debug, Args)]
+pub struct BenchFutexPeerArgs {
+    /// Shared-memory object holding the two futex words.
+    pub name: String,
+    /// Pid of the measuring process; the peer exits when it is gone.
+    pub parent: u32,
+    /// CPU to pin to.
+    #[arg(long)]
+    pub pin: Option<usize>,
 }
 
 /// Ring algorithms selectable on the command line.

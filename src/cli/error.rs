@@ -75,9 +75,12 @@ pub enum CliError {
         /// The name.
         name: String,
     },
-    /// A `pingpong` helper process misbehaved.
-    #[error("pingpong peer: {0}")]
+    /// A helper process (of `pingpong` or `bench`) misbehaved.
+    #[error("helper process: {0}")]
     Peer(String),
+    /// An option value that cannot be used (beyond what the argument parser checks).
+    #[error("{0}")]
+    Usage(String),
     /// Reading or writing a file or a standard stream failed.
     #[error("{context}: {source}")]
     Io {

@@ -7,6 +7,8 @@
 
 pub mod args;
 mod baseline;
+mod bench;
+mod bound;
 mod create;
 pub mod error;
 mod info;
@@ -36,6 +38,9 @@ pub fn run(command: Command) -> CliResult {
         Command::Pingpong(args) => pingpong::run(&args),
         Command::PingpongPeer(args) => pingpong::run_peer(&args),
         Command::BaselinePeer(args) => baseline::run_peer(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchPeer(args) => bench::stream::run_peer(&args),
+        Command::BenchFutexPeer(args) => bench::limits::run_futex_peer(&args),
     }
 }
 

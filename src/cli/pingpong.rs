@@ -102,7 +102,7 @@ pub fn run(args: &PingpongArgs) -> CliResult {
 }
 
 /// Times `args.count` round trips through two rings and a helper process.
-fn measure_rings(args: &PingpongArgs, warmup: u64) -> CliResult<Histogram<u64>> {
+pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64) -> CliResult<Histogram<u64>> {
     let options =
         CreateOptions { slot_count: args.slots, slot_size: args.size, wait: args.wait.into(), ..Default::default() };
     // On every path the guards remove both names, and the helper, declared last, is killed and

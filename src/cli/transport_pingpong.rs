@@ -1,15 +1,13 @@
 //! `ipcring pingpong --transport T`: the same round-trip measurement as over the rings, through
 //! any transport of the registry, with copies through the channel traits (what `ipcring bench`
 //! compares). This process binds both channels, `ping` (it sends) and `pong` (it receives); the
-//! helper connects to both and echoes. An anonymous pipe has no address: both pipes are created
-//! here and their far ends handed to the helper by inheritance (`fd:N`).
+//! helper connects to both and echoes ([`super::bound`]).
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use ipcring::attach::{BoxedReceiver, BoxedSender};
-use ipcring::transport::{self, pipe, tcp, Kind, Options, Side};
+use ipcring::transport::{self, Kind, Options, Side};
 use ipcring::Error;
 
 use super::args::{PingpongArgs, PingpongPeerArgs};
@@ -28,59 +26,6 @@ fn options(max_message_size: usize, args: Option<&PingpongArgs>) -> Options {
     options
 }
 
-/// An address for channel `which` of this process (TCP: any free loopback port).
-fn address(kind: Kind, which: &str) -> String {
-    let unique = format!("ipcring-pingpong-{}-{which}", std::process::id());
-    match kind {
-        Kind::Fifo => std::env::temp_dir().join(unique).display().to_string(),
-        Kind::Unix | Kind::Seqpacket => format!("@{unique}"),
-        Kind::Tcp => "127.0.0.1:0".to_string(),
-        _ => unique,
-    }
-}
-
-/// The two bound channels, their addresses for the helper, and the pipe ends it inherits.
-struct Channels {
-    sender: BoxedSender,
-    receiver: BoxedReceiver,
-    ping: String,
-    pong: String,
-    inherited: Vec<OwnedFd>,
-}
-
-fn bind(kind: Kind, options: &Options) -> CliResult<Channels> {
-    let max = options.max_message_size;
-    Ok(match kind {
-        Kind::Pipe => {
-            let (ping_end, ping_fd) = pipe::child_end(max, true)?;
-            let (pong_end, pong_fd) = pipe::child_end(max, false)?;
-            let (pipe::Endpoint::Sender(sender), pipe::Endpoint::Receiver(receiver)) = (ping_end, pong_end) else {
-                unreachable!("child_end gives the side asked for")
-            };
-            Channels {
-                sender: Box::new(sender),
-                receiver: Box::new(receiver),
-                ping: format!("fd:{}", ping_fd.as_raw_fd()),
-                pong: format!("fd:{}", pong_fd.as_raw_fd()),
-                inherited: vec![ping_fd, pong_fd],
-            }
-        }
-        Kind::Tcp => {
-            let sender = tcp::bind_sender(&address(kind, "ping"), max)?;
-            let receiver = tcp::bind_receiver(&address(kind, "pong"), max)?;
-            let ping = tcp::local_address(&sender)?.to_string();
-            let pong = tcp::local_address(&receiver)?.to_string();
-            Channels { sender: Box::new(sender), receiver: Box::new(receiver), ping, pong, inherited: Vec::new() }
-        }
-        _ => {
-            let (ping, pong) = (address(kind, "ping"), address(kind, "pong"));
-            let sender = transport::open_sender(kind, &ping, Side::Bind, options)?;
-            let receiver = transport::open_receiver(kind, &pong, Side::Bind, options)?;
-            Channels { sender, receiver, ping, pong, inherited: Vec::new() }
-        }
-    })
-}
-
 /// Times `args.count` round trips through `kind` and a helper process.
 pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histogram<u64>> {
     let size = args.size as usize;
@@ -89,7 +34,11 @@ pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histog
         // A queue holds at most the system's msg_max messages (10 by default); one is in flight.
         options.depth = options.depth.min(transport::mq::MqLimits::read()?.depth as u64);
     }
-    let Channels { mut sender, mut receiver, ping, pong, inherited } = bind(kind, &options)?;
+    let super::bound::BoundSender { mut sender, address: ping, inherited: ping_end } =
+        super::bound::sender(kind, "ping", &options)?;
+    let super::bound::BoundReceiver { mut receiver, address: pong, inherited: pong_end } =
+        super::bound::receiver(kind, "pong", &options)?;
+    let inherited = (ping_end, pong_end);
     let max = options.max_message_size.to_string();
     let mut peer = Peer::spawn(&[
         "pingpong-peer",

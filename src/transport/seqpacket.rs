@@ -192,11 +192,6 @@ impl SeqpacketSender {
 }
 
 impl SeqpacketReceiver {
-    /// The connected peer's credentials (`SO_PEERCRED`; [`Error::Empty`] until it connected).
-    pub fn peer_credentials(&self) -> Result<super::unix::Credentials> {
-        super::unix::peer_credentials(self.link.peer().ok_or(Error::Empty)?.as_fd())
-    }
-
     fn recv_until(&mut self, buffer: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         buffer.clear();
         buffer.reserve(self.max_message_size);

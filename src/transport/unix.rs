@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use ipcring::channel::{Receiver, Sender};
-//! use ipcring::transport::unix::{self, PeerCredentials};
+//! use ipcring::transport::unix;
 //! use std::time::Duration;
 //!
 //! let address = format!("@ipcring-doc-unix-{}", std::process::id());
@@ -17,10 +17,11 @@
 //! let mut buffer = Vec::new();
 //! receiver.recv(&mut buffer).unwrap();
 //! assert_eq!(buffer, b"over a socket");
+//! // SO_PEERCRED: the connected sender is this very process.
 //! assert_eq!(receiver.peer_credentials().unwrap().pid, std::process::id());
 //! ```
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -97,21 +98,3 @@ pub fn connect_receiver(address: &str, max_message_size: usize, timeout: Duratio
 pub use crate::channel::Credentials;
 
 pub use super::fd_passing::peer_credentials;
-
-/// The connected peer's credentials (`SO_PEERCRED`; [`Error::Empty`] until it connected).
-pub trait PeerCredentials {
-    /// The connected peer's pid, uid and gid.
-    fn peer_credentials(&self) -> Result<Credentials>;
-}
-
-impl PeerCredentials for UnixReceiver {
-    fn peer_credentials(&self) -> Result<Credentials> {
-        peer_credentials(self.link().peer().ok_or(Error::Empty)?.as_fd())
-    }
-}
-
-impl PeerCredentials for UnixSender {
-    fn peer_credentials(&self) -> Result<Credentials> {
-        peer_credentials(self.link().peer().ok_or(Error::Empty)?.as_fd())
-    }
-}

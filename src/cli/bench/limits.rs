@@ -1,0 +1,188 @@
+//! The physical limits `bench` measures in the same run and divides by: a bare cache-line
+//! ping-pong between two processes (one shared line, and two lines apart as a ring places its
+//! positions), a raw futex WAIT/WAKE ping-pong between two processes, and single-thread `memcpy`
+//! bandwidth at each message size.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ipcring::wait::{Futex, SharedFutex};
+use ipcring::Error;
+use memmap2::{MmapOptions, MmapRaw};
+use nix::fcntl::OFlag;
+use nix::sys::mman::shm_open;
+use nix::sys::stat::Mode;
+use serde::Serialize;
+
+use super::super::args::{BenchFutexPeerArgs, CounterPlacement};
+use super::super::baseline;
+use super::super::error::{CliError, CliResult};
+use super::super::latency::{self, Summary};
+use super::super::peer::Peer;
+use super::super::pingpong::EXIT_LIMIT;
+use super::super::temporary;
+use super::pin;
+
+/// The limits, as `--json` prints them under `"limits"`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Limits {
+    /// Round trip of one cache line between two processes.
+    pub cache_line_same_line: Summary,
+    /// Round trip with the two sides' lines 128 bytes apart (as a ring places its positions).
+    pub cache_line_two_lines: Summary,
+    /// Round trip of a raw futex WAIT/WAKE between two processes.
+    pub futex: Summary,
+    /// Single-thread `memcpy` bandwidth, bytes per second, per message size.
+    pub memcpy_bytes_per_sec: Vec<(usize, f64)>,
+}
+
+impl Limits {
+    /// `memcpy` bandwidth at `size` (0 if not measured).
+    pub fn memcpy(&self, size: usize) -> f64 {
+        self.memcpy_bytes_per_sec.iter().find(|(measured, _)| *measured == size).map_or(0.0, |(_, rate)| *rate)
+    }
+}
+
+/// Measures every limit; `count` round trips per ping-pong, `sizes` for `memcpy`.
+pub fn measure(count: u64, sizes: &[usize], cpus: Option<(usize, usize)>) -> CliResult<Limits> {
+    let warmup = (count / 10).max(1000);
+    Ok(Limits {
+        cache_line_same_line: Summary::of(&baseline::measure(CounterPlacement::SameLine, count, warmup)?),
+        cache_line_two_lines: Summary::of(&baseline::measure(CounterPlacement::SeparateBlocks, count, warmup)?),
+        futex: Summary::of(&futex_pingpong(count.min(20_000), warmup.min(2000), cpus)?),
+        memcpy_bytes_per_sec: sizes.iter().map(|&size| (size, memcpy_bandwidth(size))).collect(),
+    })
+}
+
+/// Bytes per second one thread copies with `copy_from_slice` in messages of `size` bytes
+/// (between two buffers of at least 1 MiB, so small sizes are not all served from one line).
+pub fn memcpy_bandwidth(size: usize) -> f64 {
+    if size == 0 {
+        return 0.0;
+    }
+    let span = size.max(1 << 20);
+    let source = vec![0x5au8; span];
+    let mut target = vec![0u8; span];
+    let per_pass = span / size;
+    let mut copied = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(100) {
+        for index in 0..per_pass {
+            let range = index * size..(index + 1) * size;
+            target[range.clone()].copy_from_slice(black_box(&source[range]));
+        }
+        black_box(&mut target);
+        copied += (per_pass * size) as u64;
+    }
+    copied as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Offsets of the two futex words in the shared page: on separate 128-byte blocks.
+const PING: usize = 0;
+const PONG: usize = 128;
+const PAGE: u64 = 4096;
+/// Round number that tells the peer to exit.
+const STOP: u32 = u32::MAX;
+/// Longest single futex wait, so a vanished peer is noticed.
+const SLICE: Duration = Duration::from_millis(100);
+
+struct Words {
+    map: MmapRaw,
+}
+
+impl Words {
+    fn map(file: &File) -> CliResult<Words> {
+        let map = MmapOptions::new()
+            .len(PAGE as usize)
+            .map_raw(file)
+            .map_err(|source| CliError::io("mapping the futex page", source))?;
+        Ok(Words { map })
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: the mapping is PAGE bytes and lives as long as self; offsets 0 and 128 are
+        // 4-aligned and inside it; both processes access the words only atomically.
+        unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(offset).cast()) }
+    }
+}
+
+/// One side's turn: publish `value` in `mine` and wake the other side.
+fn publish(mine: &AtomicU32, value: u32) {
+    mine.store(value, Ordering::Release);
+    SharedFutex.wake_all(mine);
+}
+
+/// Sleeps until `theirs` leaves `previous`, in slices; `alive` is asked between slices.
+fn wait_change(theirs: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
+    loop {
+        let value = theirs.load(Ordering::Acquire);
+        if value != previous {
+            return Ok(value);
+        }
+        SharedFutex.wait(theirs, previous, Some(SLICE));
+        alive()?;
+    }
+}
+
+/// A raw futex ping-pong with a helper process: each round trip is one WAKE and one WAIT on
+/// each side, through the kernel (no spinning first).
+fn futex_pingpong(count: u64, warmup: u64, cpus: Option<(usize, usize)>) -> CliResult<Histogram<u64>> {
+    let (file, object) = temporary::create("bench-futex", |name| {
+        let fd = shm_open(name, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, Mode::S_IRUSR | Mode::S_IWUSR)
+            .map_err(|errno| match errno {
+                nix::errno::Errno::EEXIST => Error::AlreadyExists { name: name.to_string() },
+                other => Error::io(format!("creating {name}"), std::io::Error::from(other)),
+            })?;
+        let file = File::from(fd);
+        file.set_len(PAGE).map_err(|source| Error::io(format!("sizing {name}"), source))?;
+        Ok(file)
+    })?;
+    let words = Words::map(&file)?;
+    let parent = std::process::id().to_string();
+    let pin_arg = cpus.map(|(_, theirs)| theirs.to_string());
+    let mut arguments = vec!["bench-futex-peer", object.name(), parent.as_str()];
+    if let Some(cpu) = &pin_arg {
+        arguments.extend(["--pin", cpu.as_str()]);
+    }
+    let mut peer = Peer::spawn(&arguments)?;
+    let mut histogram = latency::histogram();
+    for round in 1..=(warmup + count) as u32 {
+        let start = Instant::now();
+        publish(words.word(PING), round);
+        wait_change(words.word(PONG), round - 1, || peer.check_running())?;
+        let elapsed = start.elapsed();
+        if u64::from(round) > warmup {
+            latency::record(&mut histogram, elapsed);
+        }
+    }
+    publish(words.word(PING), STOP);
+    peer.finish(EXIT_LIMIT)?;
+    Ok(histogram)
+}
+
+/// The helper of the futex ping-pong: answer every round until STOP or until the parent is gone.
+pub fn run_futex_peer(args: &BenchFutexPeerArgs) -> CliResult {
+    pin(args.pin)?;
+    let fd = shm_open(args.name.as_str(), OFlag::O_RDWR, Mode::empty())
+        .map_err(|errno| CliError::io(format!("opening {}", args.name), std::io::Error::from(errno)))?;
+    let words = Words::map(&File::from(fd))?;
+    let parent_alive = || {
+        if nix::unistd::getppid().as_raw() as u32 == args.parent {
+            Ok(())
+        } else {
+            Err(CliError::Peer("the measuring process is gone".to_string()))
+        }
+    };
+    let mut last = 0;
+    loop {
+        let round = wait_change(words.word(PING), last, parent_alive)?;
+        if round == STOP {
+            return Ok(());
+        }
+        publish(words.word(PONG), round);
+        last = round;
+    }
+}

@@ -1,0 +1,274 @@
+//! `ipcring bench`: every transport measured side by side on this machine — streaming
+//! throughput and round-trip latency, producer and consumer always in separate processes —
+//! against the physical limits measured in the same run ([`limits`]), and optionally against
+//! peer libraries (`benches/peers`, `--peers`).
+
+pub mod limits;
+mod plot;
+pub mod report;
+pub mod stream;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ipcring::layout::WaitStrategy;
+use ipcring::transport::{mq, seqpacket, Kind, Options};
+
+use super::args::{BenchArgs, PingpongArgs, WaitArg};
+use super::error::{CliError, CliResult};
+use super::latency::Summary;
+use report::{Machine, PeerReport, Report, Row};
+
+/// Sizes of the quick suite and of `--full`.
+const QUICK_SIZES: [usize; 2] = [64, 4096];
+const FULL_SIZES: [usize; 6] = [8, 64, 512, 4096, 65_536, 1_048_576];
+/// Largest ring a measurement creates: slots are cut down for large messages.
+const RING_BYTES: usize = 64 << 20;
+
+/// One transport as measured: a kind and, for the rings, a wait strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Subject {
+    kind: Kind,
+    wait: Option<WaitStrategy>,
+}
+
+impl Subject {
+    fn wait_name(self) -> &'static str {
+        self.wait.map_or("block", WaitStrategy::name)
+    }
+}
+
+/// Expands `--transports` (default: all, the rings with every wait strategy).
+fn subjects(list: Option<&[String]>) -> CliResult<Vec<Subject>> {
+    let all_waits = [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Semaphore];
+    let expand = |kind: Kind, wait: Option<WaitStrategy>| -> Vec<Subject> {
+        match (kind, wait) {
+            (Kind::ShmSpsc | Kind::ShmMpmc, None) => {
+                all_waits.iter().map(|wait| Subject { kind, wait: Some(*wait) }).collect()
+            }
+            (Kind::ShmSpsc | Kind::ShmMpmc, wait) => vec![Subject { kind, wait }],
+            (kind, _) => vec![Subject { kind, wait: None }],
+        }
+    };
+    let Some(list) = list else {
+        return Ok(Kind::ALL.iter().flat_map(|kind| expand(*kind, None)).collect());
+    };
+    let mut subjects = Vec::new();
+    for item in list {
+        let (name, wait) = match item.split_once(':') {
+            Some((name, wait)) => {
+                let wait = all_waits.into_iter().find(|strategy| strategy.name() == wait).ok_or_else(|| {
+                    CliError::Usage(format!("unknown wait strategy {wait:?} in {item:?}; use spin, futex or semaphore"))
+                })?;
+                (name, Some(wait))
+            }
+            None => (item.as_str(), None),
+        };
+        let kind: Kind = name.parse().map_err(|error: ipcring::Error| CliError::Usage(error.to_string()))?;
+        subjects.extend(expand(kind, wait));
+    }
+    Ok(subjects)
+}
+
+/// Pins the calling process to `cpu` (if given).
+pub fn pin(cpu: Option<usize>) -> CliResult {
+    let Some(cpu) = cpu else { return Ok(()) };
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(|errno| CliError::Usage(format!("cannot pin to CPU {cpu}: {errno}")))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|errno| CliError::Usage(format!("cannot pin to CPU {cpu}: {errno}")))
+}
+
+/// The largest message `subject` can carry on this system, if it has a limit below 2^32.
+fn size_limit(kind: Kind) -> Option<usize> {
+    match kind {
+        Kind::Mq => mq::MqLimits::read().ok().map(|limits| limits.max_message_size),
+        Kind::Seqpacket => Some(seqpacket::system_limit()),
+        _ => None,
+    }
+}
+
+fn options(subject: Subject, size: usize) -> Options {
+    let mut options = Options {
+        max_message_size: size.max(8),
+        depth: (RING_BYTES / size.max(64)).clamp(2, 1024).next_power_of_two() as u64,
+        ..Options::default()
+    };
+    if let Some(wait) = subject.wait {
+        options.wait = wait;
+    }
+    if subject.kind == Kind::Mq {
+        options.depth = mq::MqLimits::read().map_or(10, |limits| limits.depth as u64);
+    }
+    options
+}
+
+fn wait_arg(wait: Option<WaitStrategy>) -> WaitArg {
+    match wait {
+        Some(WaitStrategy::Futex) => WaitArg::Futex,
+        Some(WaitStrategy::Semaphore) => WaitArg::Semaphore,
+        _ => WaitArg::Spin,
+    }
+}
+
+fn throughput_row(subject: Subject, size: usize, duration: Duration, cpus: Option<(usize, usize)>) -> CliResult<Row> {
+    let measured =
+        stream::measure(subject.kind, &options(subject, size), size, duration, cpus.map(|(_, theirs)| theirs))?;
+    let per_second = measured.per_second();
+    Ok(Row {
+        transport: subject.kind.name().to_string(),
+        wait: subject.wait_name().to_string(),
+        pattern: "throughput".to_string(),
+        msg_size: size,
+        producers: 1,
+        consumers: 1,
+        messages: measured.messages,
+        msgs_per_sec: Some(per_second),
+        bytes_per_sec: Some(per_second * size as f64),
+        p50_ns: None,
+        p99_ns: None,
+        p999_ns: None,
+        max_ns: None,
+    })
+}
+
+fn latency_row(subject: Subject, size: usize, count: u64) -> CliResult<Row> {
+    let args = PingpongArgs {
+        transport: Some(subject.kind),
+        count,
+        size: u32::try_from(size).map_err(|_| CliError::Usage(format!("size {size} is too large")))?,
+        wait: wait_arg(subject.wait),
+        slots: options(subject, size).depth.min(64),
+        baseline: false,
+        json: false,
+    };
+    let warmup = (count / 10).max(1000);
+    let histogram = match subject.kind {
+        Kind::ShmSpsc => super::pingpong::measure_rings(&args, warmup)?,
+        kind => super::transport_pingpong::measure(&args, kind, warmup)?,
+    };
+    let summary = Summary::of(&histogram);
+    Ok(Row {
+        transport: subject.kind.name().to_string(),
+        wait: subject.wait_name().to_string(),
+        pattern: "latency".to_string(),
+        msg_size: size,
+        producers: 1,
+        consumers: 1,
+        messages: count,
+        msgs_per_sec: None,
+        bytes_per_sec: None,
+        p50_ns: Some(summary.p50_ns),
+        p99_ns: Some(summary.p99_ns),
+        p999_ns: Some(summary.p999_ns),
+        max_ns: Some(summary.max_ns),
+    })
+}
+
+fn progress(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Runs `benches/peers` with the same sizes and lengths and returns its rows.
+fn peer_rows(sizes: &[usize], duration: Duration, count: u64) -> CliResult<Vec<Row>> {
+    let output = std::env::temp_dir().join(format!("ipcring-peers-{}.json", std::process::id()));
+    let sizes_text: Vec<String> = sizes.iter().map(usize::to_string).collect();
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["run", "--release", "--quiet", "-p", "ipcring-peers", "--", "--sizes"])
+        .arg(sizes_text.join(","))
+        .arg("--duration")
+        .arg(duration.as_secs_f64().to_string())
+        .arg("--count")
+        .arg(count.to_string())
+        .arg("--json")
+        .arg(&output)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|source| CliError::io("running cargo for the peer benchmarks", source))?;
+    if !status.success() {
+        return Err(CliError::Peer(format!("the peer benchmarks failed ({status})")));
+    }
+    let text = std::fs::read_to_string(&output)
+        .map_err(|source| CliError::io(format!("reading {}", output.display()), source))?;
+    let _ = std::fs::remove_file(&output);
+    let report: PeerReport = serde_json::from_str(&text)
+        .map_err(|error| CliError::Peer(format!("the peer benchmarks wrote unreadable JSON: {error}")))?;
+    Ok(report.results)
+}
+
+fn write_file(path: &Path, contents: &str) -> CliResult {
+    if path == Path::new("-") {
+        return super::print(contents);
+    }
+    std::fs::write(path, contents).map_err(|source| CliError::io(format!("writing {}", path.display()), source))
+}
+
+/// Runs the suite and prints (and writes) the report.
+pub fn run(args: &BenchArgs) -> CliResult {
+    let sizes: Vec<usize> = match &args.sizes {
+        Some(sizes) => sizes.clone(),
+        None if args.full => FULL_SIZES.to_vec(),
+        None => QUICK_SIZES.to_vec(),
+    };
+    if let Some(size) = sizes.iter().find(|size| **size > u32::MAX as usize) {
+        return Err(CliError::Usage(format!("message size {size} is too large")));
+    }
+    let duration = args.duration.map_or(Duration::from_secs(if args.full { 2 } else { 1 }), |seconds| seconds.duration);
+    let count = args.count.unwrap_or(if args.full { 50_000 } else { 10_000 });
+    let cpus = args.pin.as_deref().map(|cpus| (cpus[0], cpus[1]));
+    let subjects = subjects(args.transports.as_deref())?;
+    pin(cpus.map(|(mine, _)| mine))?;
+
+    let bar = progress(1 + (subjects.len() * sizes.len() * 2) as u64 + u64::from(args.peers));
+    bar.set_message("physical limits");
+    let limits = limits::measure(count, &sizes, cpus)?;
+    bar.inc(1);
+    let mut results = Vec::new();
+    let mut skipped = Vec::new();
+    for subject in &subjects {
+        for &size in &sizes {
+            let label = format!("{} {} {size} B", subject.kind, subject.wait_name());
+            if let Some(limit) = size_limit(subject.kind).filter(|limit| size > *limit) {
+                skipped.push(format!("{label}: above this system's largest message ({limit} B)"));
+                bar.inc(2);
+                continue;
+            }
+            bar.set_message(format!("{label}: throughput"));
+            results.push(throughput_row(*subject, size, duration, cpus)?);
+            bar.inc(1);
+            bar.set_message(format!("{label}: round trip"));
+            results.push(latency_row(*subject, size, count)?);
+            bar.inc(1);
+        }
+    }
+    if args.peers {
+        bar.set_message("peers (benches/peers)");
+        results.extend(peer_rows(&sizes, duration, count)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let report = Report { machine: Machine::read(), limits, results, skipped };
+    super::print(&report::text(&report))?;
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|error| CliError::Usage(format!("encoding JSON: {error}")))?;
+        write_file(path, &(json + "\n"))?;
+    }
+    if let Some(path) = &args.markdown {
+        write_file(path, &report::markdown(&report))?;
+    }
+    if let Some(path) = &args.plot {
+        plot::write(path, &report.results)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! What `bench` reports: the JSON schema (`--json`), the text table (standard output) and the
+//! Markdown table (`--markdown`).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::limits::Limits;
+
+/// The machine the numbers come from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Machine {
+    /// Online CPUs.
+    pub cpus: usize,
+    /// `uname -r`.
+    pub kernel: String,
+    /// CPU model name from `/proc/cpuinfo`.
+    pub model: String,
+}
+
+impl Machine {
+    /// Reads this machine's description.
+    pub fn read() -> Machine {
+        let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
+        let kernel = nix::sys::utsname::uname()
+            .map_or_else(|_| "unknown".to_string(), |name| name.release().to_string_lossy().into_owned());
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".to_string());
+        Machine { cpus, kernel, model }
+    }
+}
+
+/// One measurement (the schema of `--json` and of `benches/peers`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    /// Transport name (`shm-spsc`, `pipe`, ..., or a peer: `iceoryx2`, `crossbeam`, ...).
+    pub transport: String,
+    /// How a waiting side waits: `spin`, `futex`, `semaphore` (rings), `block` (kernel).
+    pub wait: String,
+    /// `throughput` or `latency`.
+    pub pattern: String,
+    /// Message size in bytes.
+    pub msg_size: usize,
+    /// Producer processes (or threads, for in-process peers).
+    pub producers: u32,
+    /// Consumer processes.
+    pub consumers: u32,
+    /// Messages (throughput) or timed round trips (latency).
+    pub messages: u64,
+    /// Throughput rows.
+    pub msgs_per_sec: Option<f64>,
+    /// Throughput rows.
+    pub bytes_per_sec: Option<f64>,
+    /// Latency rows: round-trip percentiles in nanoseconds.
+    pub p50_ns: Option<u64>,
+    /// Latency rows.
+    pub p99_ns: Option<u64>,
+    /// Latency rows.
+    pub p999_ns: Option<u64>,
+    /// Latency rows.
+    pub max_ns: Option<u64>,
+}
+
+/// Everything `--json` writes.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The machine.
+    pub machine: Machine,
+    /// The physical limits measured in the same run.
+    pub limits: Limits,
+    /// Every measurement.
+    pub results: Vec<Row>,
+    /// What was not measured, and why.
+    pub skipped: Vec<String>,
+}
+
+/// The peers' JSON (`benches/peers`): only its rows are merged.
+#[derive(Debug, Deserialize)]
+pub struct PeerReport {
+    /// Their measurements.
+    pub results: Vec<Row>,
+}
+
+/// One line of the table: the throughput and latency rows of one transport, wait and size.
+struct Line<'a> {
+    throughput: Option<&'a Row>,
+    latency: Option<&'a Row>,
+}
+
+fn lines(rows: &[Row]) -> Vec<(String, String, usize, Line<'_>)> {
+    let mut lines: Vec<(String, String, usize, Line<'_>)> = Vec::new();
+    for row in rows {
+        let index = match lines.iter().position(|(transport, wait, size, _)| {
+            *transport == row.transport && *wait == row.wait && *size == row.msg_size
+        }) {
+            Some(index) => index,
+            None => {
+                lines.push((
+                    row.transport.clone(),
+                    row.wait.clone(),
+                    row.msg_size,
+                    Line { throughput: None, latency: None },
+                ));
+                lines.len() - 1
+            }
+        };
+        match row.pattern.as_str() {
+            "throughput" => lines[index].3.throughput = Some(row),
+            _ => lines[index].3.latency = Some(row),
+        }
+    }
+    lines
+}
+
+/// The latency limit a row is compared with: the two-line cache ping-pong for spinning rings,
+/// the futex ping-pong for everything that sleeps.
+pub fn latency_limit(limits: &Limits, row: &Row) -> (u64, &'static str) {
+    if row.wait == "spin" {
+        (limits.cache_line_two_lines.p50_ns, "cache")
+    } else {
+        (limits.futex.p50_ns, "futex")
+    }
+}
+
+fn rate(value: f64) -> String {
+    match value {
+        v if v >= 1e9 => format!("{:.2} G", v / 1e9),
+        v if v >= 1e6 => format!("{:.2} M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1} k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}
+
+fn nanos(value: Option<u64>) -> String {
+    match value {
+        None => "-".to_string(),
+        Some(ns) if ns >= 1_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
+        Some(ns) if ns >= 10_000 => format!("{:.1} us", ns as f64 / 1e3),
+        Some(ns) => format!("{ns} ns"),
+    }
+}
+
+/// The cells of every line: transport, wait, size, msgs/s, MB/s, of memcpy, p50, p99, p99.9,
+/// max, p50 over its limit.
+fn cells(report: &Report) -> Vec<[String; 11]> {
+    lines(&report.results)
+        .into_iter()
+        .map(|(transport, wait, size, line)| {
+            let (messages, bytes, of_memcpy) = match line.throughput {
+                Some(row) => {
+                    let bytes = row.bytes_per_sec.unwrap_or(0.0);
+                    let memcpy = report.limits.memcpy(size);
+                    let share = if memcpy > 0.0 { format!("{:.3}", bytes / memcpy) } else { "-".to_string() };
+                    (rate(row.msgs_per_sec.unwrap_or(0.0)), format!("{:.1}", bytes / 1e6), share)
+                }
+                None => ("-".to_string(), "-".to_string(), "-".to_string()),
+            };
+            let (p50, p99, p999, max, over) = match line.latency {
+                Some(row) => {
+                    let (limit, name) = latency_limit(&report.limits, row);
+                    let over = match row.p50_ns {
+                        Some(p50) if limit > 0 => format!("{:.2}x {name}", p50 as f64 / limit as f64),
+                        _ => "-".to_string(),
+                    };
+                    (nanos(row.p50_ns), nanos(row.p99_ns), nanos(row.p999_ns), nanos(row.max_ns), over)
+                }
+                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            [transport, wait, size.to_string(), messages, bytes, of_memcpy, p50, p99, p999, max, over]
+        })
+        .collect()
+}
+
+const HEADINGS: [&str; 11] =
+    ["transport", "wait", "size", "msgs/s", "MB/s", "of memcpy", "rtt p50", "p99", "p99.9", "max", "p50 vs limit"];
+
+/// The limits as text, printed above the table.
+pub fn limits_text(limits: &Limits) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "physical limits (same run):");
+    let _ = writeln!(
+        text,
+        "  cache-line ping-pong, one shared line: p50 {}   two lines apart: p50 {}",
+        nanos(Some(limits.cache_line_same_line.p50_ns)),
+        nanos(Some(limits.cache_line_two_lines.p50_ns))
+    );
+    let _ = writeln!(text, "  raw futex WAIT/WAKE ping-pong:        p50 {}", nanos(Some(limits.futex.p50_ns)));
+    let bandwidth: Vec<String> =
+        limits.memcpy_bytes_per_sec.iter().map(|(size, rate)| format!("{size} B: {:.1} GB/s", rate / 1e9)).collect();
+    let _ = writeln!(text, "  memcpy, one thread:                   {}", bandwidth.join(", "));
+    text
+}
+
+/// The table as aligned text.
+pub fn text(report: &Report) -> String {
+    let rows = cells(report);
+    let mut widths = HEADINGS.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut text = limits_text(&report.limits);
+    let _ = writeln!(text);
+    let line = |cells: &[String]| {
+        cells.iter().zip(widths).enumerate().fold(String::new(), |mut line, (index, (cell, width))| {
+            if index < 2 {
+                let _ = write!(line, "{cell:<width$}  ");
+            } else {
+                let _ = write!(line, "{cell:>width$}  ");
+            }
+            line
+        })
+    };
+    let _ = writeln!(text, "{}", line(&HEADINGS.map(String::from)).trim_end());
+    for row in &rows {
+        let _ = writeln!(text, "{}", line(row).trim_end());
+    }
+    for skipped in &report.skipped {
+        let _ = writeln!(text, "skipped: {skipped}");
+    }
+    text
+}
+
+/// The table as Markdown, with the machine and the limits.
+pub fn markdown(report: &Report) -> String {
+    let mut text = String::new();
+    let machine = &report.machine;
+    let _ = writeln!(text, "Machine: {} CPUs, {}, Linux {}.\n", machine.cpus, machine.model, machine.kernel);
+    let _ = writeln!(text, "```\n{}```\n", limits_text(&report.limits));
+    let _ = writeln!(text, "| {} |", HEADINGS.join(" | "));
+    let _ = writeln!(text, "|{}", "---|".repeat(HEADINGS.len()));
+    for row in cells(report) {
+        let _ = writeln!(text, "| {} |", row.join(" | "));
+    }
+    for skipped in &report.skipped {
+        let _ = writeln!(text, "\nSkipped: {skipped}");
+    }
+    text
+}

@@ -1,0 +1,112 @@
+//! Streaming throughput between two processes: this process binds the receiving end, a helper
+//! (`ipcring bench-peer`) connects and sends messages of one size as fast as the transport takes
+//! them for a fixed time, then closes. The rate is the messages received between the first one
+//! and `Disconnected`, divided by that time.
+
+use std::time::{Duration, Instant};
+
+use ipcring::transport::{Kind, Options, Side};
+use ipcring::Error;
+
+use super::super::args::BenchPeerArgs;
+use super::super::bound;
+use super::super::error::{CliError, CliResult};
+use super::super::peer::Peer;
+use super::pin;
+
+/// What one throughput measurement saw.
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    /// Messages received.
+    pub messages: u64,
+    /// Between the first message and the last.
+    pub elapsed: Duration,
+}
+
+impl Throughput {
+    /// Messages per second.
+    pub fn per_second(&self) -> f64 {
+        self.messages.saturating_sub(1) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// How long the helper may take to start sending.
+const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+
+/// Streams messages of `size` bytes from a helper process for `duration`.
+pub fn measure(
+    kind: Kind,
+    options: &Options,
+    size: usize,
+    duration: Duration,
+    peer_cpu: Option<usize>,
+) -> CliResult<Throughput> {
+    let bound::BoundReceiver { mut receiver, address, inherited } = bound::receiver(kind, "stream", options)?;
+    let size_text = size.to_string();
+    let duration_text = duration.as_secs_f64().to_string();
+    let cpu_text = peer_cpu.map(|cpu| cpu.to_string());
+    let mut arguments = vec![
+        "bench-peer",
+        "--transport",
+        kind.name(),
+        "--address",
+        address.as_str(),
+        "--size",
+        size_text.as_str(),
+        "--duration",
+        duration_text.as_str(),
+    ];
+    if let Some(cpu) = &cpu_text {
+        arguments.extend(["--pin", cpu.as_str()]);
+    }
+    let mut peer = Peer::spawn(&arguments)?;
+    drop(inherited);
+
+    let mut buffer = Vec::with_capacity(size);
+    let started = Instant::now();
+    loop {
+        match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)) {
+            Ok(()) => break,
+            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(Error::Timeout) => return Err(CliError::Peer("the sending process never started".to_string())),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let first = Instant::now();
+    let mut messages = 1u64;
+    // The helper sends for `duration`; allow it generous slack before calling it stuck.
+    let limit = duration * 4 + Duration::from_secs(10);
+    loop {
+        match receiver.recv_timeout(&mut buffer, limit) {
+            Ok(()) => {
+                messages += 1;
+                if buffer.len() != size {
+                    return Err(CliError::Peer(format!("a {}-byte message arrived, {size} expected", buffer.len())));
+                }
+            }
+            Err(Error::Disconnected) => break,
+            Err(Error::Timeout) => return Err(CliError::Peer("the sending process stalled".to_string())),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    // End of stream comes right after the last message (the helper closes as it finishes).
+    let elapsed = first.elapsed();
+    peer.finish(super::super::pingpong::EXIT_LIMIT)?;
+    Ok(Throughput { messages, elapsed })
+}
+
+/// The sending helper: connect, send for `--duration`, close.
+pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
+    pin(args.pin)?;
+    let options = Options { max_message_size: args.size, ..Options::default() };
+    let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
+    let message = vec![0xa5u8; args.size];
+    let started = Instant::now();
+    while started.elapsed() < args.duration.duration {
+        // Look at the clock once per 256 messages: it is not free.
+        for _ in 0..256 {
+            sender.send(&message)?;
+        }
+    }
+    Ok(())
+}
