@@ -131,6 +131,7 @@ fn throughput_row(subject: Subject, size: usize, duration: Duration, cpus: Optio
         p99_ns: None,
         p999_ns: None,
         max_ns: None,
+        wait_calls_per_msg: measured.wait_calls_per_message,
     })
 }
 
@@ -164,6 +165,7 @@ fn latency_row(subject: Subject, size: usize, count: u64) -> CliResult<Row> {
         p99_ns: Some(summary.p99_ns),
         p999_ns: Some(summary.p999_ns),
         max_ns: Some(summary.max_ns),
+        wait_calls_per_msg: None,
     })
 }
 

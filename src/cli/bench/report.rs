@@ -66,6 +66,10 @@ pub struct Row {
     pub p999_ns: Option<u64>,
     /// Latency rows.
     pub max_ns: Option<u64>,
+    /// Throughput rows of the rings: futex and semaphore calls per message (0 when neither side
+    /// ever had to sleep); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_calls_per_msg: Option<f64>,
 }
 
 /// Everything `--json` writes.
@@ -147,20 +151,21 @@ fn nanos(value: Option<u64>) -> String {
     }
 }
 
-/// The cells of every line: transport, wait, size, msgs/s, MB/s, of memcpy, p50, p99, p99.9,
-/// max, p50 over its limit.
-fn cells(report: &Report) -> Vec<[String; 11]> {
+/// The cells of every line: transport, wait, size, msgs/s, MB/s, of memcpy, wait calls per
+/// message, p50, p99, p99.9, max, p50 over its limit.
+fn cells(report: &Report) -> Vec<[String; 12]> {
     lines(&report.results)
         .into_iter()
         .map(|(transport, wait, size, line)| {
-            let (messages, bytes, of_memcpy) = match line.throughput {
+            let (messages, bytes, of_memcpy, calls) = match line.throughput {
                 Some(row) => {
                     let bytes = row.bytes_per_sec.unwrap_or(0.0);
                     let memcpy = report.limits.memcpy(size);
                     let share = if memcpy > 0.0 { format!("{:.3}", bytes / memcpy) } else { "-".to_string() };
-                    (rate(row.msgs_per_sec.unwrap_or(0.0)), format!("{:.1}", bytes / 1e6), share)
+                    let calls = row.wait_calls_per_msg.map_or("-".to_string(), |calls| format!("{calls:.4}"));
+                    (rate(row.msgs_per_sec.unwrap_or(0.0)), format!("{:.1}", bytes / 1e6), share, calls)
                 }
-                None => ("-".to_string(), "-".to_string(), "-".to_string()),
+                None => ("-".to_string(), "-".to_string(), "-".to_string(), "-".to_string()),
             };
             let (p50, p99, p999, max, over) = match line.latency {
                 Some(row) => {
@@ -173,13 +178,25 @@ fn cells(report: &Report) -> Vec<[String; 11]> {
                 }
                 None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
-            [transport, wait, size.to_string(), messages, bytes, of_memcpy, p50, p99, p999, max, over]
+            [transport, wait, size.to_string(), messages, bytes, of_memcpy, calls, p50, p99, p999, max, over]
         })
         .collect()
 }
 
-const HEADINGS: [&str; 11] =
-    ["transport", "wait", "size", "msgs/s", "MB/s", "of memcpy", "rtt p50", "p99", "p99.9", "max", "p50 vs limit"];
+const HEADINGS: [&str; 12] = [
+    "transport",
+    "wait",
+    "size",
+    "msgs/s",
+    "MB/s",
+    "of memcpy",
+    "sys/msg",
+    "rtt p50",
+    "p99",
+    "p99.9",
+    "max",
+    "p50 vs limit",
+];
 
 /// The limits as text, printed above the table.
 pub fn limits_text(limits: &Limits) -> String {

@@ -21,6 +21,9 @@ pub struct Throughput {
     pub messages: u64,
     /// Between the first message and the last.
     pub elapsed: Duration,
+    /// Rings: futex and semaphore calls of both sides per message (how often the fast path
+    /// was left for the kernel).
+    pub wait_calls_per_message: Option<f64>,
 }
 
 impl Throughput {
@@ -92,7 +95,20 @@ pub fn measure(
     // End of stream comes right after the last message (the helper closes as it finishes).
     let elapsed = first.elapsed();
     peer.finish(super::super::pingpong::EXIT_LIMIT)?;
-    Ok(Throughput { messages, elapsed })
+    // The ring still has its name (this process bound it and removes it when `receiver` drops).
+    let wait_calls_per_message = matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc)
+        .then(|| ipcring::segment::Segment::open(&address).ok())
+        .flatten()
+        .map(|segment| {
+            let counters = ipcring::inspect::RingInfo::read(&segment).counters;
+            let calls = [counters.producer, counters.consumer]
+                .iter()
+                .map(|side| side.futex_waits + side.futex_wakes + side.semaphore_waits)
+                .sum::<u64>();
+            calls as f64 / messages as f64
+        });
+    drop(receiver);
+    Ok(Throughput { messages, elapsed, wait_calls_per_message })
 }
 
 /// The sending helper: connect, send for `--duration`, close.
