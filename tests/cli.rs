@@ -589,6 +589,8 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
             "0.1",
             "--count",
             "1000",
+            "--pin",
+            "0,1",
             "--json",
             json_path.to_str().unwrap(),
             "--markdown",
