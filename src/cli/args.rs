@@ -71,7 +71,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Pin this process to the first CPU and its peer process to the second.
-    #[arg(long, value_name = "CPU,CPU", value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_name = "CPU,CPU", value_delimiter = ',')]
     pub pin: Option<Vec<usize>>,
     /// Also run the peer benchmarks (iceoryx2, ipc-channel, crossbeam; `benches/peers`, built
     /// with cargo on first use) and merge their rows.

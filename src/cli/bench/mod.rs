@@ -226,7 +226,11 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     let duration = args.duration.map_or(Duration::from_secs(if args.full { 2 } else { 1 }), |seconds| seconds.duration);
     let count = args.count.unwrap_or(if args.full { 50_000 } else { 10_000 });
-    let cpus = args.pin.as_deref().map(|cpus| (cpus[0], cpus[1]));
+    let cpus = match args.pin.as_deref() {
+        None => None,
+        Some(&[mine, theirs]) => Some((mine, theirs)),
+        Some(_) => return Err(CliError::Usage("--pin takes two CPU numbers, such as --pin 0,1".to_string())),
+    };
     let subjects = subjects(args.transports.as_deref())?;
     pin(cpus.map(|(mine, _)| mine))?;
 
