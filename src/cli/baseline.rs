@@ -23,7 +23,6 @@ use super::latency;
 use super::peer::Peer;
 use super::pingpong::EXIT_LIMIT;
 use super::temporary;
-use ipcring::Error;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Size of the shared object: one page.
@@ -82,16 +81,7 @@ pub fn measure(placement: CounterPlacement, count: u64, warmup: u64) -> CliResul
         CounterPlacement::SameLine => "baseline-same-line",
         CounterPlacement::SeparateBlocks => "baseline-separate-blocks",
     };
-    let (file, object) = temporary::create(suffix, |name| {
-        let fd = shm_open(name, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, Mode::S_IRUSR | Mode::S_IWUSR)
-            .map_err(|errno| match errno {
-                nix::errno::Errno::EEXIST => Error::AlreadyExists { name: name.to_string() },
-                other => Error::io(format!("creating {name}"), std::io::Error::from(other)),
-            })?;
-        let file = File::from(fd);
-        file.set_len(PAGE).map_err(|source| Error::io(format!("sizing {name}"), source))?;
-        Ok(file)
-    })?;
+    let (file, object) = temporary::shared_file(suffix, PAGE)?;
     let counters = Counters::map(&file, placement)?;
     let placement_name = match placement {
         CounterPlacement::SameLine => "same-line",

@@ -41,3 +41,20 @@ pub fn create<T>(suffix: &str, create: impl Fn(&str) -> Result<T, Error>) -> Cli
     };
     Ok((made, guard))
 }
+
+/// Creates a temporary shared-memory object of `length` bytes (mode 0600) named after `suffix`,
+/// for the bare ping-pongs of `pingpong --baseline` and `bench`.
+pub fn shared_file(suffix: &str, length: u64) -> CliResult<(std::fs::File, TemporaryName)> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    create(suffix, |name| {
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL;
+        let fd = nix::sys::mman::shm_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|errno| match errno {
+            nix::errno::Errno::EEXIST => Error::AlreadyExists { name: name.to_string() },
+            other => Error::io(format!("creating {name}"), std::io::Error::from(other)),
+        })?;
+        let file = std::fs::File::from(fd);
+        file.set_len(length).map_err(|source| Error::io(format!("sizing {name}"), source))?;
+        Ok(file)
+    })
+}

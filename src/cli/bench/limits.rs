@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ipcring::wait::{Futex, SharedFutex};
-use ipcring::Error;
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
 use nix::sys::mman::shm_open;
@@ -130,16 +129,7 @@ fn wait_change(theirs: &AtomicU32, previous: u32, mut alive: impl FnMut() -> Cli
 /// A raw futex ping-pong with a helper process: each round trip is one WAKE and one WAIT on
 /// each side, through the kernel (no spinning first).
 fn futex_pingpong(count: u64, warmup: u64, cpus: Option<(usize, usize)>) -> CliResult<Histogram<u64>> {
-    let (file, object) = temporary::create("bench-futex", |name| {
-        let fd = shm_open(name, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, Mode::S_IRUSR | Mode::S_IWUSR)
-            .map_err(|errno| match errno {
-                nix::errno::Errno::EEXIST => Error::AlreadyExists { name: name.to_string() },
-                other => Error::io(format!("creating {name}"), std::io::Error::from(other)),
-            })?;
-        let file = File::from(fd);
-        file.set_len(PAGE).map_err(|source| Error::io(format!("sizing {name}"), source))?;
-        Ok(file)
-    })?;
+    let (file, object) = temporary::shared_file("bench-futex", PAGE)?;
     let words = Words::map(&file)?;
     let parent = std::process::id().to_string();
     let pin_arg = cpus.map(|(_, theirs)| theirs.to_string());
