@@ -264,8 +264,7 @@ impl Peer {
                 return status.success();
             }
             assert!(Instant::now() < deadline, "the peer did not exit within the patience bound");
-            // SLEEP-OK: polling a child's exit status; there is nothing to wait on.
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(5)); // SLEEP-OK: polling a child's exit status
         }
     }
 }
