@@ -269,7 +269,9 @@ fn open_error(name: &str, errno: Errno, doing: &str) -> Error {
     match errno {
         Errno::ENOENT => Error::AddressNotFound { address: name.to_string() },
         Errno::EEXIST => Error::AddressInUse { address: name.to_string() },
-        Errno::EACCES | Errno::EPERM => Error::PermissionDenied { name: name.to_string() },
+        Errno::EACCES | Errno::EPERM => {
+            io("permission denied; the queue belongs to another user or its mode excludes you".to_string())
+        }
         Errno::ENOSPC => io(format!(
             "the system has its maximum number of queues ({} in {QUEUES_MAX_FILE}); remove unused queues or raise \
              the limit as root",
@@ -438,7 +440,8 @@ impl PeerFile {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-                return Err(Error::PermissionDenied { name: name.to_string() })
+                let context = format!("message queue {name}: permission denied on its peer file {path}");
+                return Err(Error::io(context, error));
             }
             Err(error) => return Err(Error::io(format!("opening the peer file {path}"), error)),
         };
