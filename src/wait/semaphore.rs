@@ -15,6 +15,12 @@
 
 use std::time::Duration;
 
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+#[cfg(not(loom))]
+use super::futex::{Futex, SharedFutex};
+
 /// A counting semaphore.
 pub trait Semaphore {
     /// Adds one token and wakes a sleeper if there is one.
@@ -87,55 +93,112 @@ impl ShmSemaphore {
 }
 
 #[cfg(not(loom))]
+impl ShmSemaphore {
+    /// The semaphore's first word, in glibc's layout of a 64-bit `sem_t` (`struct new_sem`):
+    /// the count in the low 32 bits, the number of sleepers in the high 32 bits. The next word
+    /// holds glibc's `private` flag (0 for a process-shared semaphore).
+    #[inline]
+    fn data(&self) -> &AtomicU64 {
+        // SAFETY: `sem` points to 32 writable, 8-aligned bytes of a shared mapping that outlive
+        // self (constructor contract); every process accesses this word atomically (glibc does).
+        unsafe { AtomicU64::from_ptr(self.sem.as_ptr().cast()) }
+    }
+
+    /// The count alone: the low half of `data` (little-endian), the word sleepers futex-wait on.
+    #[inline]
+    fn count(&self) -> &AtomicU32 {
+        // SAFETY: as in `data`: the first 4 bytes of the same word, 4-aligned.
+        unsafe { AtomicU32::from_ptr(self.sem.as_ptr().cast()) }
+    }
+}
+
+/// glibc's `SEM_VALUE_MAX`.
+#[cfg(not(loom))]
+const SEM_VALUE_MAX: u32 = i32::MAX as u32;
+/// One sleeper in `data`'s high half.
+#[cfg(not(loom))]
+const ONE_WAITER: u64 = 1 << 32;
+
+// The operations follow glibc's protocol for a process-shared semaphore (nptl `sem_post`,
+// `sem_trywait`, `sem_clockwait` on `struct new_sem` with 64-bit atomics), so C peers that call
+// glibc interoperate. They are written here instead of called from glibc because glibc aborts the
+// process ("The futex facility returned an unexpected error code") when a futex call made with a
+// garbage `private` field fails, and a hostile peer can write that garbage (found by the
+// `segment_image` fuzz target). Here garbage only costs wakeups: every wait is bounded, the count
+// is re-checked, and futex errors are ignored.
+#[cfg(not(loom))]
 impl Semaphore for ShmSemaphore {
     #[inline]
     fn post(&self) {
-        // SAFETY: `sem` is valid for the life of self (constructor contract). EOVERFLOW (a count
-        // at SEM_VALUE_MAX, only after garbage) leaves a full count, which still wakes.
-        unsafe { libc::sem_post(self.sem.as_ptr()) };
+        let data = self.data();
+        let mut current = data.load(Ordering::Relaxed);
+        loop {
+            if current as u32 >= SEM_VALUE_MAX {
+                // EOVERFLOW in glibc (only after garbage): a full count still wakes sleepers.
+                break;
+            }
+            // Release: pairs with the acquire of the taker, like glibc's sem_post.
+            match data.compare_exchange_weak(current, current + 1, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        if current >> 32 != 0 {
+            SharedFutex.wake_all(self.count());
+        }
     }
 
     #[inline]
     fn try_wait(&self) -> bool {
-        // SAFETY: as in `post`.
-        unsafe { libc::sem_trywait(self.sem.as_ptr()) == 0 }
+        let data = self.data();
+        let mut current = data.load(Ordering::Relaxed);
+        loop {
+            if current as u32 == 0 {
+                return false;
+            }
+            // Acquire: pairs with the release of the post that added the token.
+            match data.compare_exchange_weak(current, current - 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     fn wait(&self, timeout: Option<Duration>) -> bool {
-        let Some(timeout) = timeout else {
-            // SAFETY: as in `post`. EINTR returns false: the caller re-checks and waits again.
-            return unsafe { libc::sem_wait(self.sem.as_ptr()) } == 0;
+        if self.try_wait() {
+            return true;
+        }
+        let deadline = timeout.map(|timeout| std::time::Instant::now().checked_add(timeout));
+        // Register as a sleeper, so posters wake us (glibc's nwaiters).
+        self.data().fetch_add(ONE_WAITER, Ordering::Relaxed);
+        let taken = loop {
+            if self.try_wait() {
+                break true;
+            }
+            let left = match deadline {
+                // No deadline: sleep until woken.
+                None | Some(None) => None,
+                Some(Some(deadline)) => match deadline.checked_duration_since(std::time::Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => break false,
+                },
+            };
+            // Sleeps only while the count is 0; a post in between changes it and the kernel
+            // returns at once. Errors (garbage, interruption) just lead to the re-check.
+            SharedFutex.wait(self.count(), 0, left);
+            if left.is_none() {
+                // An unbounded wait returns after one wakeup, as glibc's EINTR does: the caller
+                // re-checks the ring and waits again.
+                break self.try_wait();
+            }
         };
-        // The monotonic clock: a wall-clock step must not stretch a bounded sleep.
-        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `now` is a valid timespec on this frame.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-        let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
-        let deadline = libc::timespec {
-            tv_sec: now
-                .tv_sec
-                .saturating_add(timeout.as_secs().min(i32::MAX as u64) as libc::time_t)
-                .saturating_add((nanos / 1_000_000_000) as libc::time_t),
-            tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-        };
-        // SAFETY: `sem` as in `post`; `deadline` is a valid timespec on this frame. ETIMEDOUT and
-        // EINTR return false.
-        unsafe { sem_clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, &deadline) == 0 }
+        self.data().fetch_sub(ONE_WAITER, Ordering::Relaxed);
+        taken
     }
 
     fn value(&self) -> u32 {
-        let mut value: libc::c_int = 0;
-        // SAFETY: `sem` as in `post`; `value` is a valid int on this frame.
-        unsafe { libc::sem_getvalue(self.sem.as_ptr(), &mut value) };
-        value.max(0) as u32
+        (self.data().load(Ordering::Relaxed) as u32).min(SEM_VALUE_MAX)
     }
-}
-
-#[cfg(not(loom))]
-extern "C" {
-    /// `sem_timedwait` against a chosen clock (glibc 2.30 and later; the `libc` crate does not
-    /// declare it yet).
-    fn sem_clockwait(sem: *mut libc::sem_t, clock: libc::clockid_t, deadline: *const libc::timespec) -> libc::c_int;
 }
 
 /// A POSIX semaphore on the heap, for in-process rings (`spsc::HeapMemory`).
@@ -242,5 +305,88 @@ impl Semaphore for LoomSemaphore {
 
     fn value(&self) -> u32 {
         *self.count.lock().unwrap()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A sem_t initialised by glibc, shared with glibc's own calls.
+    struct Glibc {
+        storage: Box<std::cell::UnsafeCell<libc::sem_t>>,
+        ours: ShmSemaphore,
+    }
+
+    // SAFETY: the sem_t is only touched through atomic semaphore operations (glibc's and ours),
+    // which are safe to call from any thread.
+    unsafe impl Sync for Glibc {}
+    // SAFETY: as above; nothing in it is tied to a thread.
+    unsafe impl Send for Glibc {}
+
+    fn glibc(value: u32) -> Glibc {
+        // SAFETY: an all-zero sem_t is valid storage for sem_init to overwrite.
+        let storage = Box::new(std::cell::UnsafeCell::new(unsafe { std::mem::zeroed::<libc::sem_t>() }));
+        // SAFETY: the boxed storage is aligned, writable, used by nothing else, and outlives `ours`.
+        let ours = unsafe { ShmSemaphore::init(storage.get(), value) }.unwrap();
+        Glibc { storage, ours }
+    }
+
+    #[test]
+    fn tokens_posted_by_glibc_are_taken_here_and_the_other_way_round() {
+        let semaphore = glibc(0);
+        // SAFETY: the semaphore was initialised by sem_init in `glibc`.
+        assert_eq!(unsafe { libc::sem_post(semaphore.storage.get()) }, 0);
+        assert_eq!(semaphore.ours.value(), 1);
+        assert!(semaphore.ours.try_wait());
+        assert!(!semaphore.ours.try_wait());
+        semaphore.ours.post();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sem_trywait(semaphore.storage.get()) }, 0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sem_trywait(semaphore.storage.get()) }, -1);
+    }
+
+    #[test]
+    fn a_glibc_sleeper_is_woken_by_a_post_from_here() {
+        let semaphore = std::sync::Arc::new(glibc(0));
+        let sleeper = {
+            let semaphore = semaphore.clone();
+            std::thread::spawn(move || {
+                let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: `now` is a valid timespec.
+                unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+                let deadline = libc::timespec { tv_sec: now.tv_sec + 60, tv_nsec: now.tv_nsec };
+                // SAFETY: the semaphore was initialised by sem_init and outlives this thread.
+                unsafe { libc::sem_timedwait(semaphore.storage.get(), &deadline) }
+            })
+        };
+        semaphore.ours.post();
+        assert_eq!(sleeper.join().unwrap(), 0, "woken with the token within 60 s");
+        assert_eq!(semaphore.ours.value(), 0);
+    }
+
+    #[test]
+    fn a_sleeper_here_is_woken_by_a_glibc_post() {
+        let semaphore = std::sync::Arc::new(glibc(0));
+        let poster = {
+            let semaphore = semaphore.clone();
+            // SAFETY: the semaphore was initialised by sem_init and outlives this thread.
+            std::thread::spawn(move || unsafe { libc::sem_post(semaphore.storage.get()) })
+        };
+        assert!(semaphore.ours.wait(Some(Duration::from_secs(60))));
+        assert_eq!(poster.join().unwrap(), 0);
+    }
+
+    #[test]
+    fn garbage_in_the_sem_t_costs_a_wakeup_not_the_process() {
+        let semaphore = glibc(0);
+        // A hostile peer fills the 32 bytes with garbage (glibc itself aborts on this).
+        // SAFETY: the storage is 32 writable bytes owned by this test.
+        unsafe { std::ptr::write_bytes(semaphore.storage.get().cast::<u8>(), 0xa5, 32) };
+        semaphore.ours.post();
+        let _ = semaphore.ours.try_wait();
+        let _ = semaphore.ours.wait(Some(Duration::from_millis(1)));
+        let _ = semaphore.ours.value();
     }
 }
