@@ -67,6 +67,11 @@ impl<B: Backend> Receiver<B> {
             if let Some(claimed) = self.consumer.claim_messages(max)? {
                 return Ok(claimed);
             }
+            // A wait can end "ready" (or after a repair) and the claim still find nothing (another
+            // consumer was faster); the deadline bounds the retries whatever the ring says.
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(Error::Timeout);
+            }
             self.block_for_message(deadline)?;
         }
     }

@@ -76,6 +76,10 @@ impl<B: Backend> Sender<B> {
             if let Some(claimed) = self.producer.claim(max)? {
                 return Ok(claimed);
             }
+            // As for the receiver: the deadline bounds the retries whatever the ring says.
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(Error::Timeout);
+            }
             self.block_for_space(deadline)?;
         }
     }

@@ -825,6 +825,13 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
         check_position("tail", tail)?;
         let head = memory.head().load(Ordering::Acquire);
         check_position("head", head)?;
+        // Producers never claim more than one lap ahead of the consumers (position p needs the
+        // slot released by the consumer of p - slot_count), and `tail` was loaded first, so a
+        // sane ring has tail <= head + slot_count. A tail beyond that is garbage: repairing up to
+        // it would skip positions that were never claimed, forever.
+        if tail > head && tail - head > slot_count {
+            return Err(Error::Corrupted { field: "tail", value: tail });
+        }
         let mut live = None;
         let mut repaired = false;
         for position in head..tail.min(head + slot_count) {
@@ -1086,6 +1093,17 @@ mod tests {
         assert_eq!(pop(&mut survivor).unwrap(), b"first");
         assert_eq!(pop(&mut survivor).unwrap(), b"second");
         assert!(pop(&mut survivor).is_none());
+    }
+
+    #[test]
+    fn a_tail_more_than_a_lap_ahead_of_head_is_corruption_not_an_endless_repair() {
+        let memory = ring(4);
+        let consumer = Consumer::attach(memory.clone()).unwrap();
+        // No producer is attached, so nothing covers the positions: without the check every
+        // repair would abandon four more never-claimed positions, up to a garbage tail.
+        memory.tail().store(1 << 40, Ordering::Relaxed);
+        assert!(matches!(consumer.recover(), Err(Error::Corrupted { field: "tail", .. })));
+        assert_eq!(memory.abandoned(), 0);
     }
 
     #[test]
