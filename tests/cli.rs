@@ -626,3 +626,19 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert!(std::fs::read_to_string(&plot_path).unwrap().starts_with("<svg"));
     std::fs::remove_dir_all(&directory).unwrap();
 }
+
+#[test]
+fn a_ring_of_another_user_is_refused_unless_allow_other_owner_is_given() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("not root: cannot hand a ring to another uid");
+        return;
+    }
+    let ring = Ring::created(&["--mode", "666"]);
+    std::os::unix::fs::chown(ring.path(), Some(4242), None).unwrap();
+    // As if uid 4242 had created it: the header's creator uid must match the owner.
+    let offset = std::mem::offset_of!(ipcring::layout::Header, creator_uid) as u64;
+    let file = std::fs::OpenOptions::new().write(true).open(ring.path()).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &4242u32.to_le_bytes(), offset).unwrap();
+    assert_one_line_error(&run(&["info", ring.name()], None), "owned by uid 4242");
+    assert_success(&run(&["info", ring.name(), "--allow-other-owner"], None));
+}

@@ -187,6 +187,9 @@ pub struct CreateArgs {
 pub struct InfoArgs {
     /// Name of the ring.
     pub name: String,
+    /// Attach even if the ring belongs to another user (by default such a ring is refused).
+    #[arg(long)]
+    pub allow_other_owner: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -236,6 +239,9 @@ pub struct SendArgs {
     /// The transport.
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// Attach even if the ring belongs to another user (by default such a ring is refused).
+    #[arg(long)]
+    pub allow_other_owner: bool,
     /// Send this file's whole content as one message instead of reading standard input
     /// (repeatable).
     #[arg(long = "file", value_name = "PATH")]
@@ -253,6 +259,9 @@ pub struct RecvArgs {
     /// The transport.
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// Attach even if the ring belongs to another user (by default such a ring is refused).
+    #[arg(long)]
+    pub allow_other_owner: bool,
     /// Report on standard error who is sending, where the transport knows it (Unix sockets:
     /// the peer's pid, uid and gid from SO_PEERCRED).
     #[arg(long, short)]

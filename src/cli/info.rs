@@ -17,7 +17,8 @@ use super::{print, print_json, time};
 /// Opens the ring without attaching (no role or endpoint record is claimed, nothing is
 /// written) and prints it.
 pub fn run(args: &InfoArgs) -> CliResult {
-    let info = RingInfo::read(&Segment::open(&args.name)?);
+    let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
+    let info = RingInfo::read(&Segment::open_with(&args.name, &options)?);
     if args.json {
         print_json(&info)
     } else {

@@ -21,7 +21,10 @@ const STDOUT_BUFFER: usize = 1 << 16;
 /// and the ring is drained. Before any producer attached it waits (or times out).
 pub fn run(args: &RecvArgs) -> CliResult {
     let mut receiver = match args.transport.transport {
-        None => attach::open_receiver(&args.name)?,
+        None => {
+            let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
+            attach::receiver(ipcring::segment::Segment::open_with(&args.name, &options)?)?
+        }
         Some(kind) => {
             let (side, options) = super::send::transport_options(&args.transport);
             ipcring::transport::open_receiver(kind, &args.name, side, &options)?

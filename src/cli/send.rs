@@ -27,7 +27,8 @@ const STDIN_BUFFER: usize = 1 << 20;
 pub fn run(args: &SendArgs) -> CliResult {
     let (sender, ring) = match args.transport.transport {
         None => {
-            let segment = Segment::open(&args.name)?;
+            let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
+            let segment = Segment::open_with(&args.name, &options)?;
             let ring = segment.name().to_string();
             (attach::sender(segment)?, ring)
         }
