@@ -1,7 +1,8 @@
 //! `ipcring`: create, inspect, list, remove, feed, drain and benchmark shared-memory rings.
 //!
 //! Exit status: 0 on success, 1 on a runtime error (one line `ipcring: <message>` on standard
-//! error), 2 on a usage error (clap's message).
+//! error), 2 on a usage error (clap's message), 130 or 143 when `send`, `recv` or `bench` was
+//! stopped by SIGINT or SIGTERM (after cleaning up).
 
 #[cfg(not(loom))]
 mod cli;
@@ -31,6 +32,8 @@ fn main() -> std::process::ExitCode {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(error)) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Ok(Err(cli::error::CliError::AlreadyReported { .. })) => ExitCode::FAILURE,
+        // Stopped cleanly by SIGINT or SIGTERM: the shell convention, 128 + signal.
+        Ok(Err(cli::error::CliError::Interrupted { signal })) => ExitCode::from((128 + signal) as u8),
         Ok(Err(error)) => {
             eprintln!("ipcring: {}", one_line(&error.to_string()));
             ExitCode::FAILURE

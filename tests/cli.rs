@@ -642,3 +642,60 @@ fn a_ring_of_another_user_is_refused_unless_allow_other_owner_is_given() {
     assert_one_line_error(&run(&["info", ring.name()], None), "owned by uid 4242");
     assert_success(&run(&["info", ring.name(), "--allow-other-owner"], None));
 }
+
+/// Waits (bounded) until `ring`'s `role` is held by a live process.
+fn wait_for_role(ring: &Ring, consumer: bool) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let segment = Segment::open(ring.name()).unwrap();
+        let info = ipcring::inspect::RingInfo::read(&segment);
+        let role = if consumer { info.consumer } else { info.producer };
+        if role.is_some_and(|role| role.state == ipcring::inspect::RoleState::Alive) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the role was never taken");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn sigint_stops_a_waiting_recv_with_130_and_releases_its_role() {
+    let ring = Ring::created(&[]);
+    let receiver = start(&["recv", ring.name()], None);
+    wait_for_role(&ring, true);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(receiver.pid as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = receiver.wait();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let info = ipcring::inspect::RingInfo::read(&Segment::open(ring.name()).unwrap());
+    assert_eq!(info.consumer.unwrap().state, ipcring::inspect::RoleState::Vacant);
+}
+
+#[test]
+fn sigterm_stops_a_send_waiting_on_its_input_with_143_and_releases_its_role() {
+    let ring = Ring::created(&[]);
+    // Standard input stays open and empty: `send` waits in read(2).
+    let mut child = Command::new(BINARY)
+        .args(["send", ring.name()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _input = child.stdin.take();
+    wait_for_role(&ring, false);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("send did not exit after SIGTERM");
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(status.code(), Some(143));
+    let info = ipcring::inspect::RingInfo::read(&Segment::open(ring.name()).unwrap());
+    assert_eq!(info.producer.unwrap().state, ipcring::inspect::RoleState::Vacant);
+}

@@ -78,6 +78,12 @@ pub enum CliError {
     /// A helper process (of `pingpong` or `bench`) misbehaved.
     #[error("helper process: {0}")]
     Peer(String),
+    /// SIGINT or SIGTERM arrived; the command stopped cleanly. `main` exits with 128 + signal.
+    #[error("interrupted by signal {signal}")]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
     /// An option value that cannot be used (beyond what the argument parser checks).
     #[error("{0}")]
     Usage(String),

@@ -19,6 +19,7 @@ mod pingpong;
 mod recv;
 mod rm;
 mod send;
+mod signals;
 mod temporary;
 mod time;
 mod transport_pingpong;

@@ -7,6 +7,7 @@
 //! so a slow trickle of messages is printed as it comes and a flood costs few write calls.
 
 use std::io::{BufWriter, Write};
+use std::time::Instant;
 
 use ipcring::attach;
 use ipcring::Error;
@@ -20,6 +21,7 @@ const STDOUT_BUFFER: usize = 1 << 16;
 /// Attaches as a consumer and prints until `--count` messages, or until every producer is gone
 /// and the ring is drained. Before any producer attached it waits (or times out).
 pub fn run(args: &RecvArgs) -> CliResult {
+    super::signals::install()?;
     let mut receiver = match args.transport.transport {
         None => {
             let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
@@ -41,10 +43,7 @@ pub fn run(args: &RecvArgs) -> CliResult {
             Err(Error::Empty) => {
                 // Nothing ready: print what is buffered before waiting, however long that is.
                 output.flush().map_err(write_error)?;
-                match args.timeout {
-                    None => receiver.recv(&mut message),
-                    Some(timeout) => receiver.recv_timeout(&mut message, timeout.duration),
-                }
+                wait(receiver.as_mut(), &mut message, args.timeout.map(|timeout| Instant::now() + timeout.duration))
             }
             other => other,
         };
@@ -56,7 +55,12 @@ pub fn run(args: &RecvArgs) -> CliResult {
                 let seconds = args.timeout.map_or(0.0, |timeout| timeout.value);
                 return Err(CliError::ReceiveTimedOut { seconds, received });
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                // Interrupted by a signal: what was received is printed before the exit.
+                output.flush().map_err(write_error)?;
+                super::signals::check()?;
+                return Err(error.into());
+            }
         }
         if !reported {
             reported = true;
@@ -79,5 +83,27 @@ fn report_peer(receiver: &dyn ipcring::channel::Receiver) {
             peer.gid
         ),
         None => eprintln!("ipcring recv: {}: the transport does not report its peer", receiver.transport()),
+    }
+}
+
+/// A blocking receive in slices of [`super::signals::SLICE`], so SIGINT and SIGTERM are noticed:
+/// `Timeout` only once `deadline` (if any) has passed.
+fn wait(
+    receiver: &mut (dyn ipcring::channel::Receiver + Send),
+    message: &mut Vec<u8>,
+    deadline: Option<Instant>,
+) -> Result<(), Error> {
+    loop {
+        if let Err(CliError::Interrupted { signal }) = super::signals::check() {
+            return Err(Error::io("receiving", std::io::Error::other(format!("interrupted by signal {signal}"))));
+        }
+        let slice = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(super::signals::SLICE),
+            None => super::signals::SLICE,
+        };
+        match receiver.recv_timeout(message, slice) {
+            Err(Error::Timeout) if deadline.map_or(true, |deadline| Instant::now() < deadline) => continue,
+            other => return other,
+        }
     }
 }

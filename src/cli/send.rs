@@ -25,6 +25,7 @@ const STDIN_BUFFER: usize = 1 << 20;
 /// Attaches as a producer, sends, and detaches (which tells receivers that nothing more is
 /// coming once they have drained the ring and no other producer is attached).
 pub fn run(args: &SendArgs) -> CliResult {
+    super::signals::install()?;
     let (sender, ring) = match args.transport.transport {
         None => {
             let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
@@ -59,11 +60,35 @@ impl Output {
         self.ring.clone()
     }
 
+    /// A blocking send in slices of [`super::signals::SLICE`], so SIGINT and SIGTERM are noticed;
+    /// `Timeout` only once `--timeout` has passed.
+    fn send_in_slices(&mut self, message: &[u8]) -> Result<(), Error> {
+        match self.sender.try_send(message) {
+            Err(Error::Full) => {}
+            other => return other,
+        }
+        let deadline = self.timeout.map(|timeout| std::time::Instant::now() + timeout.duration);
+        loop {
+            if super::signals::check().is_err() {
+                return Err(Error::io("sending", std::io::Error::from(std::io::ErrorKind::Interrupted)));
+            }
+            let slice = match deadline {
+                Some(deadline) => {
+                    deadline.saturating_duration_since(std::time::Instant::now()).min(super::signals::SLICE)
+                }
+                None => super::signals::SLICE,
+            };
+            match self.sender.send_timeout(message, slice) {
+                Err(Error::Timeout) if deadline.map_or(true, |deadline| std::time::Instant::now() < deadline) => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn send(&mut self, message: &[u8]) -> CliResult {
-        let result = match self.timeout {
-            Some(timeout) => self.sender.send_timeout(message, timeout.duration),
-            None => self.sender.send(message),
-        };
+        let result = self.send_in_slices(message);
         match result {
             Ok(()) => {
                 self.sent += 1;
@@ -75,19 +100,23 @@ impl Output {
                 ring: self.ring(),
             }),
             Err(Error::Disconnected) => Err(CliError::ReceiverGone { sent: self.sent, ring: self.ring() }),
-            Err(error) => Err(error.into()),
+            Err(error) => {
+                super::signals::check()?;
+                Err(error.into())
+            }
         }
     }
 }
 
 fn send_lines(output: &mut Output) -> CliResult {
     let max = output.sender.max_message_size();
-    let mut input = BufReader::with_capacity(STDIN_BUFFER, std::io::stdin().lock());
+    let mut input = BufReader::with_capacity(STDIN_BUFFER, Stdin);
     let mut line = Vec::with_capacity(max.min(STDIN_BUFFER));
     let mut number = 0u64;
-    while let Some(length) =
-        read_line(&mut input, &mut line, max).map_err(|source| CliError::io("reading standard input", source))?
-    {
+    while let Some(length) = read_line(&mut input, &mut line, max).map_err(|source| {
+        // A read stopped by SIGINT or SIGTERM is the signal, not an input error.
+        super::signals::check().err().unwrap_or_else(|| CliError::io("reading standard input", source))
+    })? {
         number += 1;
         if length > max as u64 {
             return Err(CliError::LineTooLong { line: number, length, max, ring: output.ring() });
@@ -95,6 +124,36 @@ fn send_lines(output: &mut Output) -> CliResult {
         output.send(&line)?;
     }
     Ok(())
+}
+
+/// Standard input, waited on in slices: SIGINT or SIGTERM ends the read with an error, even one
+/// that arrived just before the read started (std's readers retry `EINTR` forever, and a signal
+/// that lands between a check and `read(2)` would leave `send` blocked on a terminal).
+struct Stdin;
+
+impl std::io::Read for Stdin {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::BorrowedFd;
+        // SAFETY: descriptor 0 is this process's standard input, open for its whole life.
+        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        let slice = PollTimeout::try_from(super::signals::SLICE).unwrap_or(PollTimeout::MAX);
+        loop {
+            if super::signals::check().is_err() {
+                return Err(std::io::Error::other("interrupted by a signal"));
+            }
+            match poll(&mut [PollFd::new(stdin, PollFlags::POLLIN)], slice) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+            match nix::unistd::read(0, buffer) {
+                Ok(count) => return Ok(count),
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
 }
 
 /// Reads the next line into `line` without its `\n` and returns its full length, or `None` at

@@ -233,6 +233,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
     };
     let subjects = subjects(args.transports.as_deref())?;
     pin(cpus.map(|(mine, _)| mine))?;
+    // SIGINT/SIGTERM stop the run between two measurements; the guards of the one running then
+    // remove its rings, FIFOs and sockets and stop its helper process.
+    super::signals::install()?;
 
     let bar = progress(1 + (subjects.len() * sizes.len() * 2) as u64 + u64::from(args.peers));
     bar.set_message("physical limits");
@@ -248,9 +251,11 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 bar.inc(2);
                 continue;
             }
+            super::signals::check()?;
             bar.set_message(format!("{label}: throughput"));
             results.push(throughput_row(*subject, size, duration, cpus)?);
             bar.inc(1);
+            super::signals::check()?;
             bar.set_message(format!("{label}: round trip"));
             results.push(latency_row(*subject, size, count)?);
             bar.inc(1);
