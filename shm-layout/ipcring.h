@@ -54,6 +54,8 @@ extern "C" {
 #define IPCRING_MAX_SEGMENT_SIZE (64ULL << 30)
 /* Incompatible feature bits a version-1 reader understands (none): refuse any other bit. */
 #define IPCRING_KNOWN_INCOMPATIBLE_FEATURES 0u
+/* compatible_features bit: the stats blocks record last_active_ns (LAYOUT.md section 11.1) */
+#define IPCRING_COMPAT_ACTIVITY_TIME 1u
 /* Number of control blocks the header publishes an offset for. */
 #define IPCRING_BLOCK_COUNT 7u
 
@@ -174,7 +176,8 @@ struct ipcring_stats_block {
     uint64_t abandoned;       /* 32: MPMC: positions this side declared abandoned */
     uint64_t redelivered;     /* 40: MPMC: dead consumers' messages this side published again */
     uint64_t attaches;        /* 48: MPMC: endpoints of this side attached since creation */
-    uint64_t reserved[9];     /* 56: zero */
+    uint64_t last_active_ns;  /* 56: last seen active, ns since the epoch (COMPAT_ACTIVITY_TIME) */
+    uint64_t reserved[8];     /* 64: zero */
 };
 
 /* The start of every SPSC slot; the payload follows at header.slot_payload_offset. */
@@ -281,7 +284,8 @@ IPCRING_ASSERT_OFFSET(ipcring_stats_block, semaphore_waits, 24);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, abandoned, 32);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, redelivered, 40);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, attaches, 48);
-IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 56);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, last_active_ns, 56);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 64);
 
 IPCRING_ASSERT_OFFSET(ipcring_slot_header, length, 0);
 IPCRING_ASSERT_OFFSET(ipcring_slot_header, stamp, 4);

@@ -77,6 +77,7 @@ const SEMAPHORE_WAITS: u64 = offset_of!(StatsBlock, semaphore_waits) as u64;
 const ABANDONED: u64 = offset_of!(StatsBlock, abandoned) as u64;
 const REDELIVERED: u64 = offset_of!(StatsBlock, redelivered) as u64;
 const ATTACHES: u64 = offset_of!(StatsBlock, attaches) as u64;
+const LAST_ACTIVE_NS: u64 = offset_of!(StatsBlock, last_active_ns) as u64;
 const ENDPOINT_SIZE: u64 = size_of::<EndpointRecord>() as u64;
 const ENDPOINT_CLAIM: u64 = offset_of!(EndpointRecord, claim) as u64;
 const ENDPOINT_ROLE: u64 = offset_of!(EndpointRecord, role) as u64;
@@ -224,6 +225,9 @@ pub struct SideCounters {
     /// MPMC: handles of this side that attached since creation. 0 on SPSC rings (see
     /// [`RoleInfo::attach_count`]).
     pub attaches: u64,
+    /// When an endpoint of this side was last seen active (attach, detach, or a liveness check
+    /// while waiting), ns since the Unix epoch; 0 if never recorded (LAYOUT.md §11.1).
+    pub last_active_ns: u64,
 }
 
 impl SideCounters {
@@ -358,6 +362,7 @@ impl RingInfo {
                 abandoned: load(stats + ABANDONED),
                 redelivered: load(stats + REDELIVERED),
                 attaches: load(stats + ATTACHES),
+                last_active_ns: load(stats + LAST_ACTIVE_NS),
             }
         };
         let (producer_stats, consumer_stats) = (side(Block::ProducerStats), side(Block::ConsumerStats));
@@ -411,6 +416,45 @@ impl RingInfo {
     /// ```
     pub fn endpoint_count(&self, role: EndpointRole, state: RoleState) -> usize {
         self.endpoints.iter().flatten().filter(|endpoint| endpoint.role == role && endpoint.state == state).count()
+    }
+
+    /// How many attached processes (SPSC roles, MPMC endpoint records of either side) are in
+    /// `state` ([`RoleState::Alive`] or [`RoleState::Dead`]).
+    ///
+    /// ```
+    /// use ipcring::inspect::{RingInfo, RoleState};
+    /// use ipcring::segment::{CreateOptions, Segment};
+    /// use ipcring::spsc::Sender;
+    ///
+    /// let name = format!("ipcring-doc-attached-{}", std::process::id());
+    /// let _sender = Sender::create(&name, &CreateOptions::default()).unwrap();
+    /// let info = RingInfo::read(&Segment::open(&name).unwrap());
+    /// assert_eq!((info.attached(RoleState::Alive), info.attached(RoleState::Dead)), (1, 0));
+    /// Segment::unlink(&name).unwrap();
+    /// ```
+    pub fn attached(&self, state: RoleState) -> usize {
+        let roles = [self.producer, self.consumer].iter().flatten().filter(|role| role.state == state).count();
+        roles + self.endpoints.iter().flatten().filter(|endpoint| endpoint.state == state).count()
+    }
+
+    /// The latest moment the ring is known to have been in use, ns since the Unix epoch: its
+    /// creation, the last attach of any role or endpoint, and the last activity either side
+    /// recorded (detach, liveness checks while waiting; LAYOUT.md §11.1).
+    ///
+    /// ```
+    /// use ipcring::inspect::RingInfo;
+    /// use ipcring::segment::{CreateOptions, Segment};
+    ///
+    /// let name = format!("ipcring-doc-last-activity-{}", std::process::id());
+    /// let info = RingInfo::read(&Segment::create(&name, &CreateOptions::default()).unwrap());
+    /// assert_eq!(info.last_activity_ns(), info.created_at_ns, "nothing attached yet");
+    /// Segment::unlink(&name).unwrap();
+    /// ```
+    pub fn last_activity_ns(&self) -> u64 {
+        let roles = [self.producer, self.consumer].into_iter().flatten().map(|role| role.last_attach_ns);
+        let endpoints = self.endpoints.iter().flatten().map(|endpoint| endpoint.attached_ns);
+        let sides = [self.counters.producer.last_active_ns, self.counters.consumer.last_active_ns];
+        roles.chain(endpoints).chain(sides).fold(self.created_at_ns, u64::max)
     }
 }
 

@@ -49,6 +49,9 @@ pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
 /// Incompatible feature bits this build understands (none yet): a reader refuses a segment with
 /// any other bit set in [`Header::incompatible_features`].
 pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = 0;
+/// Compatible feature bit: the creator's build records [`StatsBlock::last_active_ns`], so a
+/// zero there means "no activity recorded", not "an older writer" (LAYOUT.md §11.1).
+pub const COMPAT_ACTIVITY_TIME: u32 = 1;
 
 /// Which ring algorithm a segment holds (`Header::ring_kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -319,8 +322,12 @@ pub struct StatsBlock {
     pub redelivered: u64,
     /// MPMC: endpoints of this side that attached since creation.
     pub attaches: u64,
+    /// When an endpoint of this side was last seen active, ns since the Unix epoch (relaxed
+    /// store): on attach, on detach, and at every thorough liveness check while it waits or
+    /// polls. 0: never recorded. Meaningful only with [`COMPAT_ACTIVITY_TIME`] (LAYOUT.md §11.1).
+    pub last_active_ns: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 9],
+    pub reserved: [u64; 8],
 }
 
 /// The header of every slot; the payload follows at `slot_payload_offset`.
@@ -575,7 +582,7 @@ impl Geometry {
             ring_kind: self.kind.to_raw(),
             wait_strategy: self.wait.to_raw(),
             incompatible_features: 0,
-            compatible_features: 0,
+            compatible_features: COMPAT_ACTIVITY_TIME,
             total_size: self.total_size,
             slot_count: self.slot_count,
             slot_size: self.slot_size,

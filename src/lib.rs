@@ -48,6 +48,8 @@ pub mod role_claim;
 #[cfg(not(loom))]
 pub mod segment;
 pub mod spsc;
+#[cfg(not(loom))]
+pub mod stale;
 pub mod sync;
 #[cfg(not(loom))]
 pub mod transport;

@@ -505,6 +505,33 @@ impl Segment {
         self.check_span(offset, length, 8)
     }
 
+    /// Records that an endpoint of `role` is active now: stores the time in that side's
+    /// [`StatsBlock::last_active_ns`](crate::layout::StatsBlock) (LAYOUT.md §11.1). Called on
+    /// attach, on detach and at each thorough liveness check, never on the fast path.
+    pub fn note_activity(&self, role: crate::error::Role) {
+        let block = match role {
+            crate::error::Role::Producer => Block::ProducerStats,
+            crate::error::Role::Consumer => Block::ConsumerStats,
+        };
+        let field = self.geometry.block_offset(block) + offset_of!(crate::layout::StatsBlock, last_active_ns) as u64;
+        self.atomic_u64(field).store(now_ns(), Ordering::Relaxed);
+    }
+
+    /// Clears the wait state dead processes may have left: both eventcounts' `waiters`, and
+    /// (semaphore strategy) the two semaphores, set back to an empty ring's counts. Only for a
+    /// ring that is empty and whose every role this process holds (see `stale`).
+    pub(crate) fn reset_wait_state(&self) -> Result<(), Error> {
+        for block in [Block::NotEmpty, Block::NotFull] {
+            let waiters = self.geometry.block_offset(block) + offset_of!(WaitBlock, waiters) as u64;
+            self.atomic_u32(waiters).store(0, Ordering::Relaxed);
+        }
+        if self.geometry.wait == WaitStrategy::Semaphore {
+            self.init_semaphore(Block::NotEmpty, 0)?;
+            self.init_semaphore(Block::NotFull, self.geometry.slot_count as u32)?;
+        }
+        Ok(())
+    }
+
     /// The `sem_t` bytes of the wait block `block`.
     fn semaphore_ptr(&self, block: Block) -> *mut libc::sem_t {
         let offset = self.geometry.block_offset(block) + offset_of!(WaitBlock, semaphore) as u64;
@@ -513,7 +540,8 @@ impl Segment {
 
     fn init_semaphore(&self, block: Block, value: u32) -> Result<(), Error> {
         // SAFETY: the sem_t lies inside the mapping (checked), 8-byte aligned, and nobody else
-        // uses the segment before the magic is stored; the semaphore value is dropped at once.
+        // uses it: either the magic is not stored yet (creation), or this process holds every
+        // role of an empty ring (`reset_wait_state`); the semaphore value is dropped at once.
         unsafe { ShmSemaphore::init(self.semaphore_ptr(block), value) }
             .map(drop)
             .map_err(|error| Error::io(format!("initialising the semaphores of {}", self.name), error))

@@ -13,9 +13,10 @@ use std::sync::OnceLock;
 
 use ipcring::layout::{
     Block, EndpointRecord, EndpointTable, Geometry, Header, MpmcSlotHeader, PositionBlock, RingKind, RoleRecord,
-    RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy, ABANDONED_BIT, BLOCK_SIZE, ENDPOINT_CONSUMER,
-    ENDPOINT_PRODUCER, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, MAGIC, MAX_ENDPOINTS,
-    MAX_SEGMENT_SIZE, MAX_SLOT_COUNT, MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, SLOT_ALIGN, SLOT_HEADER_SIZE,
+    RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy, ABANDONED_BIT, BLOCK_SIZE, COMPAT_ACTIVITY_TIME,
+    ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, MAGIC,
+    MAX_ENDPOINTS, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT, MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, SLOT_ALIGN,
+    SLOT_HEADER_SIZE,
 };
 
 /// One field of a struct, as Rust lays it out.
@@ -89,7 +90,17 @@ fn structs() -> Vec<Struct> {
         layout_of!(
             StatsBlock,
             "ipcring_stats_block",
-            [waits, futex_waits, futex_wakes, semaphore_waits, abandoned, redelivered, attaches, reserved]
+            [
+                waits,
+                futex_waits,
+                futex_wakes,
+                semaphore_waits,
+                abandoned,
+                redelivered,
+                attaches,
+                last_active_ns,
+                reserved
+            ]
         ),
         layout_of!(SlotHeader, "ipcring_slot_header", [length, stamp]),
         layout_of!(MpmcSlotHeader, "ipcring_mpmc_slot_header", [sequence, length, reserved]),
@@ -127,6 +138,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_MAX_SLOT_COUNT", MAX_SLOT_COUNT),
         ("IPCRING_MAX_SEGMENT_SIZE", MAX_SEGMENT_SIZE),
         ("IPCRING_KNOWN_INCOMPATIBLE_FEATURES", KNOWN_INCOMPATIBLE_FEATURES.into()),
+        ("IPCRING_COMPAT_ACTIVITY_TIME", COMPAT_ACTIVITY_TIME.into()),
         ("IPCRING_BLOCK_COUNT", Block::ALL.len() as u64),
         ("IPCRING_RING_KIND_SPSC", RingKind::Spsc.to_raw().into()),
         ("IPCRING_RING_KIND_MPMC", RingKind::Mpmc.to_raw().into()),

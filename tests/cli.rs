@@ -346,7 +346,7 @@ fn usage_error_exits_2() {
 
 #[test]
 fn every_command_has_help() {
-    for command in ["create", "info", "ls", "rm", "send", "recv", "pingpong"] {
+    for command in ["create", "info", "ls", "rm", "gc", "send", "recv", "pingpong", "bench"] {
         let output = run(&[command, "--help"], None);
         assert_success(&output);
         assert!(stdout(&output).contains("Usage: ipcring"), "{command}");
@@ -405,7 +405,7 @@ fn ls_counts_the_live_endpoints_of_an_mpmc_ring() {
     let row = stdout(&listed).lines().find(|line| line.starts_with(&format!("/{} ", ring.name()))).map(String::from);
     let row = row.unwrap_or_else(|| panic!("ring not listed:\n{}", stdout(&listed)));
     let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect();
-    assert_eq!(cells[1..], ["mpmc", "1024", "1024", "0", "2 live", "1 live"], "{row}");
+    assert_eq!(cells[1..], ["mpmc", "1024", "1024", "0", "2 live", "1 live", "in use"], "{row}");
 }
 
 #[test]
@@ -643,14 +643,18 @@ fn a_ring_of_another_user_is_refused_unless_allow_other_owner_is_given() {
     assert_success(&run(&["info", ring.name(), "--allow-other-owner"], None));
 }
 
-/// Waits (bounded) until `ring`'s `role` is held by a live process.
+/// Waits (bounded) until `ring`'s consumer (or producer) role, or one MPMC endpoint of that side,
+/// is held by a live process.
 fn wait_for_role(ring: &Ring, consumer: bool) {
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
         let segment = Segment::open(ring.name()).unwrap();
         let info = ipcring::inspect::RingInfo::read(&segment);
         let role = if consumer { info.consumer } else { info.producer };
-        if role.is_some_and(|role| role.state == ipcring::inspect::RoleState::Alive) {
+        let side =
+            if consumer { ipcring::inspect::EndpointRole::Consumer } else { ipcring::inspect::EndpointRole::Producer };
+        let endpoints = info.endpoint_count(side, ipcring::inspect::RoleState::Alive);
+        if role.is_some_and(|role| role.state == ipcring::inspect::RoleState::Alive) || endpoints > 0 {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "the role was never taken");
@@ -698,4 +702,94 @@ fn sigterm_stops_a_send_waiting_on_its_input_with_143_and_releases_its_role() {
     assert_eq!(status.code(), Some(143));
     let info = ipcring::inspect::RingInfo::read(&Segment::open(ring.name()).unwrap());
     assert_eq!(info.producer.unwrap().state, ipcring::inspect::RoleState::Vacant);
+}
+
+/// A ring whose consumer was a `recv` process killed with SIGKILL: a dead holder.
+fn ring_with_a_killed_consumer(options: &[&str]) -> Ring {
+    let ring = Ring::created(options);
+    let receiver = start(&["recv", ring.name()], None);
+    wait_for_role(&ring, true);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(receiver.pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(receiver.wait().status.code(), None, "killed by a signal");
+    ring
+}
+
+/// The `ls` row of `ring`.
+fn ls_row(ring: &Ring, options: &[&str]) -> String {
+    let listed = run(&[&["ls"], options].concat(), None);
+    assert_success(&listed);
+    let row = stdout(&listed).lines().find(|line| line.starts_with(&format!("/{} ", ring.name()))).map(String::from);
+    row.unwrap_or_else(|| panic!("ring not listed:\n{}", stdout(&listed)))
+}
+
+#[test]
+fn ls_marks_a_ring_whose_processes_died_stale_once_idle_and_gc_removes_it() {
+    let ring = ring_with_a_killed_consumer(&[]);
+    let in_use = Ring::created(&[]);
+    let _consumer = ipcring::spsc::Receiver::open(in_use.name()).unwrap();
+
+    let row = ls_row(&ring, &[]);
+    assert!(row.contains(" dead") && row.contains("idle ") && !row.contains("stale"), "{row}");
+    assert!(ls_row(&ring, &["--idle", "0"]).contains("stale, idle "), "--idle 0: stale now");
+    assert!(ls_row(&in_use, &["--idle", "0"]).ends_with("in use"));
+    let listed = json(&run(&["ls", "--json", "--idle", "0"], None));
+    let entry = listed.as_array().unwrap().iter().find(|entry| entry["name"] == format!("/{}", ring.name())).unwrap();
+    assert_eq!((entry["stale"].as_bool(), entry["staleness"]["dead"].as_u64()), (Some(true), Some(1)), "{entry}");
+
+    // Not idle for an hour: kept.
+    let kept = run(&["gc", "--idle", "3600", ring.name(), in_use.name()], None);
+    assert_success(&kept);
+    assert_eq!(stdout(&kept), "");
+    // A dry run over every ring names it and removes nothing.
+    let dry = run(&["gc", "--dry-run", "--idle", "0"], None);
+    assert_success(&dry);
+    assert!(stdout(&dry).contains(&format!("would remove /{} (idle ", ring.name())), "{}", stdout(&dry));
+    assert!(!stdout(&dry).contains(in_use.name()), "a ring in use is never stale");
+    assert!(std::path::Path::new(&ring.path()).exists());
+
+    let removed = run(&["gc", "--idle", "0", ring.name(), in_use.name()], None);
+    assert_success(&removed);
+    assert_eq!(stdout(&removed), format!("removed /{} (idle 0s, 1 dead process)\n", ring.name()));
+    assert!(!std::path::Path::new(&ring.path()).exists());
+    assert!(std::path::Path::new(&in_use.path()).exists());
+}
+
+#[test]
+fn gc_leaves_another_users_ring_alone() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("not root: cannot hand a ring to another uid");
+        return;
+    }
+    let ring = Ring::created(&[]);
+    std::os::unix::fs::chown(ring.path(), Some(4242), None).unwrap();
+    let offset = std::mem::offset_of!(ipcring::layout::Header, creator_uid) as u64;
+    let file = std::fs::OpenOptions::new().write(true).open(ring.path()).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &4242u32.to_le_bytes(), offset).unwrap();
+    let everything = run(&["gc", "--idle", "0", "--dry-run"], None);
+    assert_success(&everything);
+    assert!(!stdout(&everything).contains(ring.name()) && !stderr(&everything).contains(ring.name()));
+    let named = run(&["gc", "--idle", "0", ring.name()], None);
+    assert!(stderr(&named).contains("owned by uid 4242"), "{}", stderr(&named));
+    assert!(std::path::Path::new(&ring.path()).exists());
+}
+
+#[test]
+fn create_reuse_stale_takes_over_an_empty_ring_left_by_dead_processes() {
+    let options = ["--kind", "mpmc", "--wait", "semaphore", "--slots"];
+    let ring = ring_with_a_killed_consumer(&[&options[..], &["16"]].concat());
+    let create = |extra: &[&str]| run(&[&["create", ring.name()], &options[..], extra].concat(), None);
+    assert_one_line_error(&create(&["16"]), "already exists");
+    assert_one_line_error(&create(&["32", "--reuse-stale"]), "already exists");
+    assert_success(&create(&["16", "--reuse-stale"]));
+    // Reused, not recreated: the counters go on; the dead endpoint's record was freed.
+    let info = json(&run(&["info", ring.name(), "--json"], None));
+    assert_eq!(info["counters"]["consumer"]["attaches"], 1, "{info}");
+    assert_eq!(info["endpoints"].as_array().map(Vec::len), Some(0), "{info}");
+    assert_success(&run(&["send", ring.name()], Some(b"after reuse\n".to_vec())));
+    let received = run(&["recv", ring.name(), "--count", "1", "--timeout", "30"], None);
+    assert_success(&received);
+    assert_eq!(stdout(&received), "after reuse\n");
+    // Not empty any more after another send: no reuse.
+    assert_success(&run(&["send", ring.name()], Some(b"left\n".to_vec())));
+    assert_one_line_error(&create(&["16", "--reuse-stale"]), "already exists");
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Remove rings.
     Rm(RmArgs),
+    /// Remove stale rings: this user's rings with no live process attached, idle for a while.
+    Gc(GcArgs),
     /// Send messages: each line of standard input, or each file given with --file.
     Send(SendArgs),
     /// Receive messages and print each one followed by a newline.
@@ -180,6 +182,11 @@ pub struct CreateArgs {
     /// File permissions, in octal (the owner must be able to read and write).
     #[arg(long, default_value = "600", value_parser = parse_mode)]
     pub mode: u32,
+    /// If NAME exists, reuse it when it is stale and empty: this user's, no live process
+    /// attached, no message left, and exactly the kind, slots, slot size, wait strategy and mode
+    /// asked for.
+    #[arg(long)]
+    pub reuse_stale: bool,
 }
 
 /// `ipcring info`.
@@ -201,6 +208,23 @@ pub struct LsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Idle time, in seconds, after which a ring with no live process attached shows as stale.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    pub idle: Seconds,
+}
+
+/// `ipcring gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Consider only these rings (default: every ring in /dev/shm).
+    pub names: Vec<String>,
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove only rings idle for at least this many seconds (0: any ring with no live process
+    /// attached).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    pub idle: Seconds,
 }
 
 /// `ipcring rm`.

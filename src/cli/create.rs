@@ -1,4 +1,5 @@
-//! `ipcring create`: make a new, empty ring. Prints nothing on success.
+//! `ipcring create`: make a new, empty ring (or, with `--reuse-stale`, take over a stale, empty
+//! one of the same shape; see [`ipcring::stale::create_or_reuse`]). Prints nothing on success.
 
 use ipcring::segment::{CreateOptions, Segment};
 
@@ -14,6 +15,10 @@ pub fn run(args: &CreateArgs) -> CliResult {
         wait: args.wait.into(),
         mode: args.mode,
     };
-    Segment::create(&args.name, &options)?;
+    if args.reuse_stale {
+        ipcring::stale::create_or_reuse(&args.name, &options)?;
+    } else {
+        Segment::create(&args.name, &options)?;
+    }
     Ok(())
 }

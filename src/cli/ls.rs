@@ -3,33 +3,51 @@
 //!
 //! The PRODUCER and CONSUMER columns show the holder of the role of an SPSC ring (`4242 alive`,
 //! or `-` when vacant) and how many endpoints of that side an MPMC ring has (`2 live`, or
-//! `2 live, 1 dead` when some process died attached; `-` when there is none).
+//! `2 live, 1 dead` when some process died attached; `-` when there is none). STATE is `in use`
+//! while a live process is attached, `stale, idle 5m` when none is and the ring has been idle for
+//! at least `--idle` seconds (default 60: what `ipcring gc` would remove), `idle 12s` before.
 
 use std::fmt::Write as _;
 
 use ipcring::inspect::{EndpointRole, RingInfo, RoleInfo, RoleState};
 use ipcring::segment::Segment;
+use ipcring::stale::{now_ns, Staleness};
 use serde::Serialize;
 
 use super::args::LsArgs;
 use super::error::CliResult;
+use super::time::span;
 use super::{print, print_json};
 
 /// One listed ring. In JSON a readable ring is its full [`RingInfo`]; a broken one is
 /// `{"name": ..., "error": ...}`.
+/// A readable ring also carries its [`Staleness`] and whether it counts as stale.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Entry {
-    Ring(Box<RingInfo>),
-    Broken { name: String, error: String },
+    Ring {
+        #[serde(flatten)]
+        info: Box<RingInfo>,
+        staleness: Staleness,
+        stale: bool,
+    },
+    Broken {
+        name: String,
+        error: String,
+    },
 }
 
 /// Lists the rings.
 pub fn run(args: &LsArgs) -> CliResult {
+    let now = now_ns();
     let entries: Vec<Entry> = Segment::list()?
         .into_iter()
         .map(|name| match Segment::open(&name) {
-            Ok(segment) => Entry::Ring(Box::new(RingInfo::read(&segment))),
+            Ok(segment) => {
+                let info = RingInfo::read(&segment);
+                let staleness = Staleness::assess(&info, now);
+                Entry::Ring { info: Box::new(info), staleness, stale: staleness.is_stale(args.idle.duration) }
+            }
             Err(error) => Entry::Broken { name, error: error.to_string() },
         })
         .collect();
@@ -41,18 +59,18 @@ pub fn run(args: &LsArgs) -> CliResult {
 }
 
 /// Which columns hold numbers (right-aligned).
-const NUMERIC: [bool; 7] = [false, false, true, true, true, false, false];
+const NUMERIC: [bool; 8] = [false, false, true, true, true, false, false, false];
 
 /// Aligned columns with a header row; nothing at all when there is no ring.
 fn table(entries: &[Entry]) -> String {
     if entries.is_empty() {
         return String::new();
     }
-    let header = ["NAME", "KIND", "SLOTS", "SLOT SIZE", "USED", "PRODUCER", "CONSUMER"].map(String::from);
+    let header = ["NAME", "KIND", "SLOTS", "SLOT SIZE", "USED", "PRODUCER", "CONSUMER", "STATE"].map(String::from);
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| match entry {
-            Entry::Ring(info) => vec![
+            Entry::Ring { info, staleness, stale } => vec![
                 info.name.clone(),
                 info.kind.to_string(),
                 info.slot_count.to_string(),
@@ -60,6 +78,7 @@ fn table(entries: &[Entry]) -> String {
                 info.used.to_string(),
                 side(info, info.producer.as_ref(), EndpointRole::Producer),
                 side(info, info.consumer.as_ref(), EndpointRole::Consumer),
+                state(staleness, *stale),
             ],
             Entry::Broken { name, error } => vec![name.clone(), format!("error: {error}")],
         })
@@ -99,5 +118,15 @@ fn side(info: &RingInfo, role: Option<&RoleInfo>, endpoints: EndpointRole) -> St
         (0, 0) => "-".to_string(),
         (alive, 0) => format!("{alive} live"),
         (alive, dead) => format!("{alive} live, {dead} dead"),
+    }
+}
+
+/// `in use` while a live process is attached; otherwise `stale, idle 5m` once idle for the `--idle`
+/// time (what `ipcring gc` would remove), `idle 12s` before.
+fn state(staleness: &Staleness, stale: bool) -> String {
+    match (staleness.live, stale) {
+        (0, true) => format!("stale, idle {}", span(staleness.idle())),
+        (0, false) => format!("idle {}", span(staleness.idle())),
+        _ => "in use".to_string(),
     }
 }

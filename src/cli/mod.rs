@@ -1,6 +1,6 @@
 //! The `ipcring` command line tool.
 //!
-//! One file per command (`create`, `info`, `ls`, `rm`, `send`, `recv`, `pingpong` and its
+//! One file per command (`create`, `info`, `ls`, `rm`, `gc`, `send`, `recv`, `pingpong` and its
 //! `baseline`); the clap definitions in [`args`] and the failures in [`error`]; helpers for
 //! `pingpong`: `peer` (the helper process), `temporary` (self-removing shared-memory names),
 //! `latency` (histograms); and `time` (readable timestamps).
@@ -11,6 +11,7 @@ mod bench;
 mod bound;
 mod create;
 pub mod error;
+mod gc;
 mod info;
 mod latency;
 mod ls;
@@ -34,6 +35,7 @@ pub fn run(command: Command) -> CliResult {
         Command::Info(args) => info::run(&args),
         Command::Ls(args) => ls::run(&args),
         Command::Rm(args) => rm::run(&args),
+        Command::Gc(args) => gc::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Recv(args) => recv::run(&args),
         Command::Pingpong(args) => pingpong::run(&args),

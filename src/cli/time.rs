@@ -1,4 +1,5 @@
-//! Human-readable timestamps for nanoseconds since the Unix epoch, without a date library.
+//! Human-readable timestamps for nanoseconds since the Unix epoch, without a date library, and
+//! human-readable spans of time.
 
 /// `2024-05-01 12:34:56.789 UTC`, or `never` for 0 (the value of a field nobody set).
 pub fn utc(nanoseconds: u64) -> String {
@@ -11,6 +12,17 @@ pub fn utc(nanoseconds: u64) -> String {
     let (year, month, day) = civil_from_days(days);
     let (hour, minute, second) = (second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60);
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{milliseconds:03} UTC")
+}
+
+/// A duration in its largest whole units: `45s`, `12m`, `3h`, `2d` (rounded down).
+pub fn span(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..=119 => format!("{seconds}s"),
+        120..=7_199 => format!("{}m", seconds / 60),
+        7_200..=172_799 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
@@ -32,6 +44,16 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_use_their_largest_unit() {
+        use std::time::Duration;
+        let span_of = |seconds| span(Duration::from_secs(seconds));
+        assert_eq!(
+            [span_of(0), span_of(119), span_of(120), span_of(7_200), span_of(200_000)],
+            ["0s", "119s", "2m", "2h", "2d"]
+        );
+    }
 
     #[test]
     fn known_instants_format_as_utc() {

@@ -242,6 +242,7 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     }
 
     fn on_detach(&self, role: Role) {
+        self.segment.note_activity(role);
         alert(self, peer_of(role));
     }
 }
@@ -303,6 +304,11 @@ impl Backend for Arc<ShmRing> {
         self.stats_word(role, offset_of!(StatsBlock, attaches)).fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
         self.endpoint(index).attached_ns.store(now, Ordering::Relaxed);
+        self.segment.note_activity(role);
+    }
+
+    fn active(&self, role: Role) {
+        self.segment.note_activity(role);
     }
 
     fn ever_attached(&self, role: Role) -> bool {

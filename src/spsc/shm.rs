@@ -285,9 +285,11 @@ impl Backend for ShmMemory {
         self.role_word(role, ATTACH_COUNT).fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
         self.role_word(role, LAST_ATTACH_NS).store(now, Ordering::Relaxed);
+        self.segment.note_activity(role);
     }
 
     fn release(&self, role: Role) {
+        self.segment.note_activity(role);
         role_claim::release(self.role_word(role, CLAIM), current_claim());
         alert(self, peer_of(role));
     }
@@ -298,6 +300,9 @@ impl Backend for ShmMemory {
         let claim = self.role_word(peer, CLAIM).load(Ordering::Acquire);
         if claim == 0 {
             return self.role_word(peer, ATTACH_COUNT).load(Ordering::Relaxed) > 0;
+        }
+        if check == PeerCheck::Thorough {
+            self.segment.note_activity(me);
         }
         check == PeerCheck::Thorough && !claim_is_alive(claim)
     }
