@@ -157,6 +157,11 @@ pub enum Error {
     /// be made.
     #[error("the peer disconnected")]
     Disconnected,
+    /// The ring's file was truncated under this process's mapping (by a process with write
+    /// permission on it); the ring is unusable and what it held is lost. See
+    /// [`crate::truncation`].
+    #[error("the ring's file was truncated while attached; its contents are lost: remove and recreate the ring")]
+    Truncated,
     /// `try_send` found no free slot.
     #[error("the ring is full")]
     Full,

@@ -53,6 +53,8 @@ pub mod stale;
 pub mod sync;
 #[cfg(not(loom))]
 pub mod transport;
+#[cfg(not(loom))]
+pub mod truncation;
 pub mod wait;
 
 pub use error::{Error, Result, Role};

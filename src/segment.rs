@@ -12,10 +12,11 @@
 //! huge or sparse hostile file is refused without allocating a page), then maps the file with
 //! `MAP_POPULATE` and validates the mapped header again.
 //!
-//! A named segment is not defended against truncation after attach: if a process with write
-//! permission on the file shrinks it, the next access to a lost page raises `SIGBUS` in every
-//! attached process (`MAP_POPULATE` does not prevent that). With the default mode 0600 that takes
-//! a misbehaving process of the same user.
+//! A named segment can be truncated after attach by any process with write permission on its
+//! file (with the default mode 0600: a misbehaving process of the same user). The next access to
+//! a lost page would raise `SIGBUS`, which `MAP_POPULATE` does not prevent; ipcring catches it for
+//! the mappings of named segments and turns it into [`Error::Truncated`] (see
+//! [`crate::truncation`] for the policy and its limits).
 //!
 //! An anonymous segment ([`Segment::create_anonymous`]) closes that hole. It lives in a
 //! `memfd_create` file that has no name in `/dev/shm`: peers receive its descriptor over a Unix
@@ -54,6 +55,7 @@ use nix::unistd::geteuid;
 use crate::error::Error;
 use crate::layout::{Block, Geometry, Header, MpmcSlotHeader, RingKind, WaitBlock, WaitStrategy, HEADER_SIZE, MAGIC};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::truncation::Registration;
 use crate::wait::ShmSemaphore;
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -142,6 +144,12 @@ pub struct Segment {
     /// The memfd of an anonymous segment, kept open so that it can be passed on; `None` for a
     /// named segment (peers open those by name).
     memfd: Option<OwnedFd>,
+    /// The truncation protection of a named segment's mapping (`None` for an anonymous, sealed
+    /// one, or when the process has no free entry). Declared before `map`: unregistered first.
+    truncation: Option<Registration>,
+    /// A named segment's file, kept open to compare its size with the segment's (`None` for an
+    /// anonymous segment, whose size is sealed).
+    file: Option<File>,
     map: MmapRaw,
     geometry: Geometry,
     owner_uid: u32,
@@ -195,7 +203,7 @@ impl Segment {
         let map = map(&file, geometry.total_size, &name)?;
         let segment = Segment::initialise(name.clone(), None, map, geometry, options.mode)?;
         cleanup.0 = None;
-        Ok(segment)
+        Ok(segment.protected(file))
     }
 
     /// Creates a new anonymous segment: a ring in a `memfd_create` file with no name in
@@ -247,7 +255,7 @@ impl Segment {
         // SAFETY: the mapping is at least HEADER_SIZE bytes (total_size > HEADER_SIZE) and page
         // aligned; nobody else can validate the segment before the magic is stored below.
         unsafe { map.as_mut_ptr().cast::<Header>().write_volatile(header) };
-        let segment = Segment { name, memfd, map, geometry, owner_uid: uid, mode };
+        let segment = Segment { name, memfd, truncation: None, file: None, map, geometry, owner_uid: uid, mode };
         if geometry.wait == WaitStrategy::Semaphore {
             segment.init_semaphore(Block::NotEmpty, 0)?;
             let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
@@ -272,7 +280,46 @@ impl Segment {
         let name = normalize_name(name)?;
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
             .map_err(|errno| open_error(&name, errno, "opening"))?;
-        Segment::validate(name, &File::from(fd), options)
+        let file = File::from(fd);
+        Segment::validate(name, &file, options).map(|segment| segment.protected(file))
+    }
+
+    /// Registers the mapping of a named segment with [`crate::truncation`], so that a
+    /// truncation of its file gives [`Error::Truncated`] instead of a `SIGBUS` death, and keeps
+    /// the file for [`Segment::check_size`].
+    fn protected(self, file: File) -> Segment {
+        let truncation = Registration::new(self.map.as_ptr(), self.map.len());
+        Segment { truncation, file: Some(file), ..self }
+    }
+
+    /// Compares the file's size with the segment's: if the file shrank, gives the mapping up
+    /// at once (as the `SIGBUS` handler would, see [`crate::truncation`]) and returns true, as
+    /// [`Segment::truncated`] does from then on. One `fstat`; the endpoints call it at their
+    /// thorough liveness checks only.
+    pub fn check_size(&self) -> bool {
+        if self.truncated() {
+            return true;
+        }
+        let (Some(file), Some(truncation)) = (&self.file, &self.truncation) else { return false };
+        let shrunk = fstat(file.as_raw_fd()).is_ok_and(|stat| (stat.st_size as u64) < self.geometry.total_size);
+        if shrunk {
+            truncation.condemn();
+        }
+        self.truncated()
+    }
+
+    /// True once this process found the segment's file truncated under its mapping (see
+    /// [`crate::truncation`]): the mapping is then private zero pages, and the endpoints report
+    /// [`Error::Truncated`]. Always false for an anonymous segment, whose size is sealed.
+    ///
+    /// ```
+    /// use ipcring::segment::{CreateOptions, Segment};
+    /// let name = format!("ipcring-doc-truncated-{}", std::process::id());
+    /// assert!(!Segment::create(&name, &CreateOptions::default()).unwrap().truncated());
+    /// Segment::unlink(&name).unwrap();
+    /// ```
+    pub fn truncated(&self) -> bool {
+        self.truncation.as_ref().is_some_and(Registration::truncated)
     }
 
     /// Attaches to an anonymous segment whose descriptor a peer passed (see
@@ -359,7 +406,16 @@ impl Segment {
         if header.creator_uid != stat.st_uid {
             return Err(Error::Corrupted { field: "creator_uid", value: header.creator_uid.into() });
         }
-        Ok(Segment { name, memfd: None, map, geometry, owner_uid: stat.st_uid, mode: stat.st_mode & 0o777 })
+        Ok(Segment {
+            name,
+            memfd: None,
+            truncation: None,
+            file: None,
+            map,
+            geometry,
+            owner_uid: stat.st_uid,
+            mode: stat.st_mode & 0o777,
+        })
     }
 
     /// Removes the name; processes that have it mapped keep working until they detach.

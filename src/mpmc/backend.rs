@@ -16,16 +16,19 @@ pub trait Backend: MpmcMemory + RecoveryLog + WaitSite + Clone {
     fn attached(&self, role: Role, index: usize);
     /// True if any endpoint of `role` ever attached to the ring.
     fn ever_attached(&self, role: Role) -> bool;
-    /// Records that an endpoint of `role` is active (at each thorough liveness check; no-op by
-    /// default).
-    fn active(&self, _role: Role) {}
+    /// Called at each thorough liveness check by an endpoint of `role`: records its activity and
+    /// checks that the memory was not truncated (no-op by default).
+    fn thorough_check(&self, _role: Role) {}
 }
 
 /// True if every endpoint of the other side of `me` is gone, after at least one attached: none
 /// is recorded (quick), or none recorded is alive (thorough).
 pub(crate) fn peers_gone<B: Backend>(backend: &B, me: Role, check: PeerCheck) -> bool {
     if check == PeerCheck::Thorough {
-        backend.active(me);
+        backend.thorough_check(me);
+    }
+    if backend.truncated() {
+        return true;
     }
     let peer = crate::wait::peer_of(me);
     backend.ever_attached(peer) && !any_attached(backend, peer, check == PeerCheck::Thorough)

@@ -6,7 +6,7 @@ use super::backend::{peers_gone, Backend};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_claim, Consumer, ReadBatch, ReadGuard};
 use crate::spsc::backend::{deadline_after, PeerWatch};
-use crate::wait::{block, block_on, Blocked, Counter, PeerCheck};
+use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck};
 
 /// A consuming end of an MPMC ring. Any number may be attached at once, in any processes; each
 /// message goes to exactly one of them. Dropping one frees its endpoint record.
@@ -99,6 +99,9 @@ impl<B: Backend> Receiver<B> {
         if let Some(error) = failure {
             return Err(error);
         }
+        if consumer.memory().truncated() {
+            return Err(Error::Truncated);
+        }
         // Look again after seeing the producers gone: the last one may have committed (or a
         // repair may have published something) just before. With every producer gone, one may
         // have died holding a position with committed messages behind it: repair before giving
@@ -141,7 +144,7 @@ impl<B: Backend> Receiver<B> {
             // Every producer is gone; one may have died holding the next position, with
             // committed messages behind it: repair before giving up.
             Blocked::PeerGone if consumer.recover()? || can_claim(backend) => Ok(()),
-            Blocked::PeerGone => Err(Error::Disconnected),
+            Blocked::PeerGone => Err(gone_error(backend)),
         }
     }
 
@@ -219,6 +222,9 @@ impl<B: Backend> Receiver<B> {
 /// producer left behind (a claimed, never committed position at `head`); then reports whether
 /// every producer is gone. An error of the repair is kept in `failure` and ends the wait.
 fn gone_or_recovered<B: Backend>(consumer: &Consumer<B>, check: PeerCheck, failure: &mut Option<Error>) -> bool {
+    if consumer.memory().truncated() {
+        return true;
+    }
     if check == PeerCheck::Thorough {
         match consumer.recover() {
             Ok(true) => return false,

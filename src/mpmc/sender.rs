@@ -6,7 +6,7 @@ use super::backend::{peers_gone, Backend};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_reserve, Producer, Reservation, WriteBatch};
 use crate::spsc::backend::{deadline_after, PeerWatch};
-use crate::wait::{block, block_on, Blocked, Counter, PeerCheck};
+use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck};
 
 /// A producing end of an MPMC ring. Any number may be attached at once, in any processes (up to
 /// [`crate::layout::MAX_ENDPOINTS`] endpoints in all); dropping one frees its endpoint record.
@@ -107,9 +107,10 @@ impl<B: Backend> Sender<B> {
         if let Some(error) = failure {
             return Err(error);
         }
+        let gone_with = gone_error(producer.memory());
         match self.producer.claim(max)? {
             Some(claimed) => Ok(claimed),
-            None if gone => Err(Error::Disconnected),
+            None if gone => Err(gone_with),
             None => Err(Error::Full),
         }
     }
@@ -135,7 +136,7 @@ impl<B: Backend> Sender<B> {
         match outcome {
             Blocked::Ready => Ok(()),
             Blocked::DeadlinePassed => Err(Error::Timeout),
-            Blocked::PeerGone => Err(Error::Disconnected),
+            Blocked::PeerGone => Err(gone_error(backend)),
         }
     }
 
@@ -251,6 +252,9 @@ pub(crate) fn gone_or_recovered<B: Backend>(
     check: PeerCheck,
     failure: &mut Option<Error>,
 ) -> bool {
+    if producer.memory().truncated() {
+        return true;
+    }
     if check == PeerCheck::Thorough {
         match producer.recover() {
             Ok(true) => return false,

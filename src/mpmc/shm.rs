@@ -294,6 +294,10 @@ impl WaitSite for Arc<ShmRing> {
         Some(self.liveness_interval)
     }
 
+    fn truncated(&self) -> bool {
+        self.segment.truncated()
+    }
+
     fn count(&self, role: Role, counter: Counter) {
         self.stats_word(role, counter_field(counter)).fetch_add(1, Ordering::Relaxed);
     }
@@ -307,8 +311,9 @@ impl Backend for Arc<ShmRing> {
         self.segment.note_activity(role);
     }
 
-    fn active(&self, role: Role) {
+    fn thorough_check(&self, role: Role) {
         self.segment.note_activity(role);
+        self.segment.check_size();
     }
 
     fn ever_attached(&self, role: Role) -> bool {

@@ -6,7 +6,7 @@ use super::backend::{deadline_after, Backend, Counter, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
-use crate::wait::{block, block_on, Blocked};
+use crate::wait::{block, block_on, gone_error, Blocked};
 
 /// The consuming end of an SPSC ring. At most one is attached to a ring at a time (across all
 /// processes); dropping it gives the role up.
@@ -116,7 +116,7 @@ impl<B: Backend> Receiver<B> {
             // A producer that died between storing its position and the stamp committed that
             // message: the exact count (from the position) still delivers it.
             Blocked::PeerGone if self.consumer.available()? > 0 => Ok(()),
-            Blocked::PeerGone => Err(Error::Disconnected),
+            Blocked::PeerGone => Err(gone_error(self.consumer.memory())),
         }
     }
 
@@ -130,7 +130,7 @@ impl<B: Backend> Receiver<B> {
         let gone = self.watch.peer_gone(self.consumer.memory(), Role::Consumer);
         // Look again after seeing the producer gone: it may have committed just before leaving.
         match self.consumer.cached_available()? {
-            0 if gone => Err(Error::Disconnected),
+            0 if gone => Err(gone_error(self.consumer.memory())),
             0 => Err(Error::Empty),
             _ => Ok(()),
         }

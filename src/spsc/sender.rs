@@ -6,7 +6,7 @@ use super::backend::{deadline_after, Backend, Counter, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
-use crate::wait::{block, block_on, Blocked};
+use crate::wait::{block, block_on, gone_error, Blocked};
 
 /// The producing end of an SPSC ring. At most one is attached to a ring at a time (across all
 /// processes); dropping it gives the role up.
@@ -114,13 +114,13 @@ impl<B: Backend> Sender<B> {
                 value: self.producer.memory().consumer_position().load(Ordering::Relaxed),
             }),
             Blocked::DeadlinePassed => Err(Error::Timeout),
-            Blocked::PeerGone => Err(Error::Disconnected),
+            Blocked::PeerGone => Err(gone_error(self.producer.memory())),
         }
     }
 
     fn full_or_disconnected(&mut self) -> Error {
         if self.watch.peer_gone(self.producer.memory(), Role::Producer) {
-            Error::Disconnected
+            gone_error(self.producer.memory())
         } else {
             Error::Full
         }

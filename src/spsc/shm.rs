@@ -266,6 +266,10 @@ impl WaitSite for ShmMemory {
         Some(self.liveness_interval)
     }
 
+    fn truncated(&self) -> bool {
+        self.segment.truncated()
+    }
+
     fn count(&self, role: Role, counter: Counter) {
         self.stats_word(role, counter).fetch_add(1, Ordering::Relaxed);
     }
@@ -295,14 +299,18 @@ impl Backend for ShmMemory {
     }
 
     fn peer_gone(&self, me: Role, check: PeerCheck) -> bool {
+        if check == PeerCheck::Thorough {
+            self.segment.note_activity(me);
+            self.segment.check_size();
+        }
+        if self.segment.truncated() {
+            return true;
+        }
         let peer = peer_of(me);
         // Acquire: pairs with the release in `release`.
         let claim = self.role_word(peer, CLAIM).load(Ordering::Acquire);
         if claim == 0 {
             return self.role_word(peer, ATTACH_COUNT).load(Ordering::Relaxed) > 0;
-        }
-        if check == PeerCheck::Thorough {
-            self.segment.note_activity(me);
         }
         check == PeerCheck::Thorough && !claim_is_alive(claim)
     }

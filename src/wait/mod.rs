@@ -23,4 +23,4 @@ pub use semaphore::LoomSemaphore;
 pub use semaphore::Semaphore;
 #[cfg(not(loom))]
 pub use semaphore::{LocalSemaphore, ShmSemaphore};
-pub use site::{alert, block_on, peer_of, take, wake, Counter, WaitSite};
+pub use site::{alert, block_on, gone_error, peer_of, take, wake, Counter, WaitSite};

@@ -8,7 +8,7 @@ use super::block::BlockOn;
 use super::eventcount::{notify, WaitWords};
 use super::futex::Futex;
 use super::semaphore::Semaphore;
-use crate::error::Role;
+use crate::error::{Error, Role};
 use crate::layout::WaitStrategy;
 
 /// Statistics a side counts (slow path only).
@@ -56,6 +56,21 @@ pub trait WaitSite {
     fn liveness_interval(&self) -> Option<Duration>;
     /// Counts an event of `role` (no-op by default).
     fn count(&self, _role: Role, _counter: Counter) {}
+    /// True once the memory was found truncated under this process (a named segment, see
+    /// `crate::truncation`); false by default. Endpoints treat it as "peer gone" and report
+    /// [`Error::Truncated`] instead of [`Error::Disconnected`].
+    fn truncated(&self) -> bool {
+        false
+    }
+}
+
+/// The error for "the other side is gone": [`Error::Truncated`] if that is the reason.
+pub fn gone_error<W: WaitSite + ?Sized>(site: &W) -> Error {
+    if site.truncated() {
+        Error::Truncated
+    } else {
+        Error::Disconnected
+    }
 }
 
 /// The other role.

@@ -1,0 +1,168 @@
+//! A named ring's file truncated while processes have it mapped: the endpoints report
+//! `Truncated` (or `Corrupted`, for a value read from the zero pages first) and never die of
+//! `SIGBUS`; a `SIGBUS` at an address that is not a ring still has its default effect. Its own
+//! test binary, because the `SIGBUS` handler is process-wide.
+#![cfg(not(loom))]
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use ipcring::layout::{RingKind, WaitStrategy};
+use ipcring::segment::{CreateOptions, Segment};
+use ipcring::{mpmc, spsc, Error};
+
+/// Bound on every blocking call (a truncated ring must answer long before).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Ring(String);
+
+impl Ring {
+    fn new(tag: &str) -> Ring {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        Ring(format!(
+            "ipcring-test-truncation-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// Shrinks the file under every mapping, as a misbehaving process of the same user could.
+    fn truncate_to(&self, length: u64) {
+        let file = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/{}", self.0)).unwrap();
+        file.set_len(length).unwrap();
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let _ = Segment::unlink(&self.0);
+    }
+}
+
+fn is_truncation(result: &Result<(), Error>) -> bool {
+    matches!(result, Err(Error::Truncated | Error::Corrupted { .. }))
+}
+
+#[test]
+fn spsc_endpoints_report_truncated_instead_of_dying() {
+    for (length, wait) in [(0, WaitStrategy::Futex), (4096, WaitStrategy::Semaphore), (8192, WaitStrategy::Spin)] {
+        let ring = Ring::new("spsc");
+        let options = CreateOptions { slot_count: 64, slot_size: 256, wait, ..CreateOptions::default() };
+        let mut sender = spsc::Sender::create(&ring.0, &options).unwrap();
+        let mut receiver = spsc::Receiver::open(&ring.0).unwrap();
+        sender.send(b"before").unwrap();
+        ring.truncate_to(length);
+        let mut buffer = Vec::new();
+        // Either the first access to a lost page faults and the handler swaps in zero pages, or
+        // the receiver's next liveness check sees the file shorter than the ring: it then sees
+        // an impossible or empty ring and reports Truncated or Corrupted, or (if that message's
+        // page survived) the message itself, then Truncated.
+        let mut outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
+        if outcome.is_ok() {
+            outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
+        }
+        assert!(is_truncation(&outcome), "{length}: {outcome:?}");
+        assert!(receiver.backend().segment().truncated(), "{length}");
+        // The sender keeps going into its own (now private) pages until it finds the ring full,
+        // then reports it; it never blocks for good or dies.
+        let mut sent = 0;
+        let failure: Result<(), Error> = loop {
+            match sender.send_timeout(&[7; 100], PATIENCE) {
+                Ok(()) => sent += 1,
+                Err(error) => break Err(error),
+            }
+            assert!(sent <= 2 * options.slot_count, "{length}: the sender never noticed");
+        };
+        assert!(is_truncation(&failure), "{length}: {failure:?}");
+        assert!(sender.backend().segment().truncated(), "{length}");
+    }
+}
+
+#[test]
+fn mpmc_endpoints_report_truncated_instead_of_dying() {
+    for wait in [WaitStrategy::Futex, WaitStrategy::Semaphore] {
+        let ring = Ring::new("mpmc");
+        let options =
+            CreateOptions { kind: RingKind::Mpmc, slot_count: 16, slot_size: 64, wait, ..CreateOptions::default() };
+        let mut sender = mpmc::Sender::create(&ring.0, &options).unwrap();
+        let mut receiver = mpmc::Receiver::open(&ring.0).unwrap();
+        sender.send(b"before").unwrap();
+        ring.truncate_to(0);
+        let mut buffer = Vec::new();
+        let mut outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
+        for _ in 0..3 {
+            if outcome.is_err() {
+                break;
+            }
+            outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
+        }
+        assert!(is_truncation(&outcome), "{outcome:?}");
+        let mut sent = 0;
+        let failure: Result<(), Error> = loop {
+            match sender.send_timeout(b"after", PATIENCE) {
+                Ok(()) => sent += 1,
+                Err(error) => break Err(error),
+            }
+            assert!(sent <= 2 * options.slot_count, "the sender never noticed");
+        };
+        assert!(is_truncation(&failure), "{failure:?}");
+    }
+}
+
+#[test]
+fn a_blocked_receiver_wakes_up_with_truncated() {
+    let ring = Ring::new("blocked");
+    let _sender = spsc::Sender::create(&ring.0, &CreateOptions::default()).unwrap();
+    let mut receiver = spsc::Receiver::open(&ring.0).unwrap();
+    // Nothing touches a lost page: the receiver, asleep on the futex, finds the file shorter
+    // than the ring at its next liveness check (fstat).
+    ring.truncate_to(0);
+    let segment = Segment::open_with(&ring.0, &Default::default());
+    assert!(matches!(segment, Err(Error::NotInitialized)), "a truncated file is refused on open: {segment:?}");
+    let outcome = receiver.recv_timeout(&mut Vec::new(), PATIENCE);
+    assert!(matches!(outcome, Err(Error::Truncated)), "{outcome:?}");
+}
+
+/// The child of `a_sigbus_elsewhere_still_kills_the_process`: attaches to a ring (installing the
+/// handler), then faults on a truncated mapping of its own that is not a ring.
+#[test]
+fn foreign_sigbus_child() {
+    let Ok(name) = std::env::var("IPCRING_TRUNCATION_CHILD") else { return };
+    let _ring = spsc::Sender::create(&name, &CreateOptions::default()).unwrap();
+    let path = std::env::temp_dir().join(format!("{name}.bin"));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    file.set_len(8192).unwrap();
+    let map = memmap2_free_map(&file);
+    file.set_len(0).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let _ = Segment::unlink(&name);
+    // SAFETY: the pointer is the start of an 8192-byte mapping that this process owns; the read
+    // faults (the file is empty now), which is the point.
+    let value = unsafe { std::ptr::read_volatile(map.add(4096)) };
+    println!("read {value}: not killed");
+}
+
+/// A shared mapping of `file`'s first 8192 bytes (kept for the life of the process).
+fn memmap2_free_map(file: &std::fs::File) -> *const u8 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a fresh shared mapping of an open file, not aliasing any Rust object; it is never
+    // unmapped.
+    let pointer =
+        unsafe { libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+    assert_ne!(pointer, libc::MAP_FAILED);
+    pointer.cast()
+}
+
+#[test]
+fn a_sigbus_elsewhere_still_kills_the_process() {
+    let ring = Ring::new("foreign");
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "foreign_sigbus_child", "--nocapture", "--test-threads=1"])
+        .env("IPCRING_TRUNCATION_CHILD", &ring.0)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.signal(), Some(libc::SIGBUS), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("not killed"));
+}
