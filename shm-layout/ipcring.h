@@ -56,6 +56,8 @@ extern "C" {
 #define IPCRING_KNOWN_INCOMPATIBLE_FEATURES 0u
 /* compatible_features bit: the stats blocks record last_active_ns (LAYOUT.md section 11.1) */
 #define IPCRING_COMPAT_ACTIVITY_TIME 1u
+/* compatible_features bit: MPMC endpoint records carry `sleeping` (LAYOUT.md section 16.6) */
+#define IPCRING_COMPAT_SLEEPER_CLAIMS 2u
 /* Number of control blocks the header publishes an offset for. */
 #define IPCRING_BLOCK_COUNT 7u
 
@@ -206,7 +208,8 @@ struct ipcring_endpoint_record {
     uint64_t pending_start; /* 16: first position being claimed or held; stored before the CAS */
     uint64_t pending_count; /* 24: positions held from pending_start; 0 = holds nothing */
     uint64_t attached_ns;   /* 32: attach time, ns since the Unix epoch (information) */
-    uint64_t reserved[3];   /* 40: zero */
+    uint64_t sleeping;      /* 40: owner's claim while registered in waiters, else 0 (COMPAT_SLEEPER_CLAIMS) */
+    uint64_t reserved[2];   /* 48: zero */
 };
 
 /* The MPMC endpoint table at roles_offset (in place of the roles block). */
@@ -300,7 +303,8 @@ IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, reserved0, 12);
 IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, pending_start, 16);
 IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, pending_count, 24);
 IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, attached_ns, 32);
-IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, reserved, 40);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, sleeping, 40);
+IPCRING_ASSERT_OFFSET(ipcring_endpoint_record, reserved, 48);
 
 IPCRING_ASSERT_OFFSET(ipcring_endpoint_table, records, 0);
 

@@ -52,6 +52,9 @@ pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = 0;
 /// Compatible feature bit: the creator's build records [`StatsBlock::last_active_ns`], so a
 /// zero there means "no activity recorded", not "an older writer" (LAYOUT.md §11.1).
 pub const COMPAT_ACTIVITY_TIME: u32 = 1;
+/// Compatible feature bit: MPMC endpoint records carry [`EndpointRecord::sleeping`], so a
+/// survivor can take a dead sleeper's `waiters` registration back (LAYOUT.md §16.6).
+pub const COMPAT_SLEEPER_CLAIMS: u32 = 2;
 
 /// Which ring algorithm a segment holds (`Header::ring_kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -388,8 +391,11 @@ pub struct EndpointRecord {
     pub pending_count: u64,
     /// When the handle attached, nanoseconds since the Unix epoch.
     pub attached_ns: u64,
+    /// The owner's claim word while it is registered in its side's eventcount `waiters` (futex
+    /// strategy), 0 otherwise (LAYOUT.md §16.6).
+    pub sleeping: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 3],
+    pub reserved: [u64; 2],
 }
 
 /// The MPMC endpoint table ([`MAX_ENDPOINTS`] records, 4096 bytes) at `roles_offset`.
@@ -582,7 +588,7 @@ impl Geometry {
             ring_kind: self.kind.to_raw(),
             wait_strategy: self.wait.to_raw(),
             incompatible_features: 0,
-            compatible_features: COMPAT_ACTIVITY_TIME,
+            compatible_features: COMPAT_ACTIVITY_TIME | COMPAT_SLEEPER_CLAIMS,
             total_size: self.total_size,
             slot_count: self.slot_count,
             slot_size: self.slot_size,

@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 use ipcring::layout::{
     Block, EndpointRecord, EndpointTable, Geometry, Header, MpmcSlotHeader, PositionBlock, RingKind, RoleRecord,
     RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy, ABANDONED_BIT, BLOCK_SIZE, COMPAT_ACTIVITY_TIME,
-    ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, MAGIC,
-    MAX_ENDPOINTS, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT, MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, SLOT_ALIGN,
-    SLOT_HEADER_SIZE,
+    COMPAT_SLEEPER_CLAIMS, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES,
+    LAYOUT_VERSION, MAGIC, MAX_ENDPOINTS, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT, MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE,
+    SLOT_ALIGN, SLOT_HEADER_SIZE,
 };
 
 /// One field of a struct, as Rust lays it out.
@@ -107,7 +107,7 @@ fn structs() -> Vec<Struct> {
         layout_of!(
             EndpointRecord,
             "ipcring_endpoint_record",
-            [claim, role, reserved0, pending_start, pending_count, attached_ns, reserved]
+            [claim, role, reserved0, pending_start, pending_count, attached_ns, sleeping, reserved]
         ),
         // A type alias (an array) in Rust, a struct with one array field in C.
         Struct {
@@ -139,6 +139,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_MAX_SEGMENT_SIZE", MAX_SEGMENT_SIZE),
         ("IPCRING_KNOWN_INCOMPATIBLE_FEATURES", KNOWN_INCOMPATIBLE_FEATURES.into()),
         ("IPCRING_COMPAT_ACTIVITY_TIME", COMPAT_ACTIVITY_TIME.into()),
+        ("IPCRING_COMPAT_SLEEPER_CLAIMS", COMPAT_SLEEPER_CLAIMS.into()),
         ("IPCRING_BLOCK_COUNT", Block::ALL.len() as u64),
         ("IPCRING_RING_KIND_SPSC", RingKind::Spsc.to_raw().into()),
         ("IPCRING_RING_KIND_MPMC", RingKind::Mpmc.to_raw().into()),

@@ -2,8 +2,10 @@
 //! ever attached, and the liveness of the other side.
 
 use crate::error::Role;
+use crate::layout::{ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS};
 use crate::ring::mpmc::{any_attached, RecoveryLog};
 use crate::ring::MpmcMemory;
+use crate::sync::Ordering;
 use crate::wait::{PeerCheck, WaitSite};
 
 /// Everything the endpoints of one MPMC ring share.
@@ -21,11 +23,37 @@ pub trait Backend: MpmcMemory + RecoveryLog + WaitSite + Clone {
     fn thorough_check(&self, _role: Role) {}
 }
 
+/// Takes back the eventcount registrations of sleepers that died asleep (LAYOUT.md §16.6): for
+/// every endpoint record whose `sleeping` word names a dead process, the one survivor whose
+/// compare-and-swap clears the word decrements the `waiters` count of that record's side. Without
+/// it each dead sleeper would cost every later publication a useless `FUTEX_WAKE`. A record with
+/// a role of neither side is skipped; the count never goes below zero.
+pub(crate) fn repair_dead_sleepers<B: Backend>(backend: &B) {
+    for index in 0..backend.endpoint_count().min(MAX_ENDPOINTS) {
+        let words = backend.endpoint(index);
+        // Acquire: pairs with the sleeper's release store, so its increment is visible.
+        let sleeper = words.sleeping.load(Ordering::Acquire);
+        if sleeper == 0 || backend.is_alive(sleeper) {
+            continue;
+        }
+        let side = match words.role.load(Ordering::Relaxed) {
+            ENDPOINT_PRODUCER => Role::Producer,
+            ENDPOINT_CONSUMER => Role::Consumer,
+            _ => continue,
+        };
+        if words.sleeping.compare_exchange(sleeper, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            let waiters = &backend.wait_words(side).waiters;
+            let _ = waiters.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| count.checked_sub(1));
+        }
+    }
+}
+
 /// True if every endpoint of the other side of `me` is gone, after at least one attached: none
 /// is recorded (quick), or none recorded is alive (thorough).
 pub(crate) fn peers_gone<B: Backend>(backend: &B, me: Role, check: PeerCheck) -> bool {
     if check == PeerCheck::Thorough {
         backend.thorough_check(me);
+        repair_dead_sleepers(backend);
     }
     if backend.truncated() {
         return true;

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(not(loom))]
+use super::backend::repair_dead_sleepers;
 use super::backend::{peers_gone, Backend};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_claim, Consumer, ReadBatch, ReadGuard};
@@ -41,6 +43,10 @@ pub struct Receiver<B: Backend> {
 impl<B: Backend> Receiver<B> {
     /// Attaches a new consumer endpoint to `backend`.
     pub fn attach(backend: B) -> Result<Self, Error> {
+        // Before a dead sleeper's record can be taken over (and its registration forgotten).
+        // Not under loom: the models have no dead processes, and the scan only adds states.
+        #[cfg(not(loom))]
+        repair_dead_sleepers(&backend);
         let consumer = Consumer::attach(backend)?;
         consumer.memory().attached(Role::Consumer, consumer.endpoint_index());
         Ok(Receiver { consumer, watch: PeerWatch::default() })
@@ -126,7 +132,8 @@ impl<B: Backend> Receiver<B> {
         let consumer = &self.consumer;
         let backend = consumer.memory();
         backend.count(Role::Consumer, Counter::Wait);
-        let on = block_on(backend, Role::Consumer);
+        let mut on = block_on(backend, Role::Consumer);
+        on.record = Some(consumer.sleep_record());
         let mut failure = None;
         let outcome = block(
             &on,

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(not(loom))]
+use super::backend::repair_dead_sleepers;
 use super::backend::{peers_gone, Backend};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_reserve, Producer, Reservation, WriteBatch};
@@ -41,6 +43,10 @@ pub struct Sender<B: Backend> {
 impl<B: Backend> Sender<B> {
     /// Attaches a new producer endpoint to `backend`.
     pub fn attach(backend: B) -> Result<Self, Error> {
+        // Before a dead sleeper's record can be taken over (and its registration forgotten).
+        // Not under loom: the models have no dead processes, and the scan only adds states.
+        #[cfg(not(loom))]
+        repair_dead_sleepers(&backend);
         let producer = Producer::attach(backend)?;
         producer.memory().attached(Role::Producer, producer.endpoint_index());
         Ok(Sender { producer, watch: PeerWatch::default() })
@@ -121,7 +127,8 @@ impl<B: Backend> Sender<B> {
         let producer = &self.producer;
         let backend = producer.memory();
         backend.count(Role::Producer, Counter::Wait);
-        let on = block_on(backend, Role::Producer);
+        let mut on = block_on(backend, Role::Producer);
+        on.record = Some(producer.sleep_record());
         let mut failure = None;
         let outcome = block(
             &on,

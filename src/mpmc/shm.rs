@@ -213,7 +213,7 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     fn endpoint(&self, index: usize) -> &EndpointWords {
         let index = index.min(MAX_ENDPOINTS - 1);
         // SAFETY: index < MAX_ENDPOINTS: the record is in the table checked against the mapping;
-        // EndpointWords is repr(C) atomics laid out as the record's first 40 bytes, 8-aligned,
+        // EndpointWords is repr(C) atomics laid out as the record's first 48 bytes, 8-aligned,
         // and every process accesses them atomically.
         unsafe { &*self.endpoints.as_ptr().add(index).cast::<EndpointWords>() }
     }

@@ -62,7 +62,7 @@ pub unsafe trait SpscMemory {
     fn on_release(&self, _count: u64) {}
 }
 
-/// The atomics of one MPMC endpoint record (the first 40 bytes of a
+/// The atomics of one MPMC endpoint record (the first 48 bytes of a
 /// [`crate::layout::EndpointRecord`]).
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -79,6 +79,9 @@ pub struct EndpointWords {
     pub pending_count: AtomicU64,
     /// Attach time, nanoseconds since the Unix epoch.
     pub attached_ns: AtomicU64,
+    /// The owner's claim word while it is registered as a sleeper in its side's eventcount
+    /// (`waiters`), 0 otherwise: lets a survivor take a dead sleeper's registration back.
+    pub sleeping: AtomicU64,
 }
 
 /// The memory an MPMC ring runs on: two positions, a sequence word per slot, the slots, and the

@@ -54,7 +54,7 @@ use super::spsc::MAX_POSITION;
 use crate::error::{Error, Role};
 use crate::layout::{ABANDONED_BIT, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS};
 use crate::role_claim;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 /// What a recovery did (reported to [`MpmcMemory`] backends for their statistics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,6 +260,12 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
     /// Index of this handle's endpoint record.
     pub fn endpoint_index(&self) -> usize {
         self.endpoint.index
+    }
+
+    /// Where this handle records its sleeper registration: its record's `sleeping` word and its
+    /// claim (see `wait::eventcount::sleep_registered`).
+    pub(crate) fn sleep_record(&self) -> (&AtomicU64, u64) {
+        (&self.endpoint.words().sleeping, self.endpoint.claim)
     }
 
     /// Largest payload of one message.
@@ -633,6 +639,12 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
     /// Index of this handle's endpoint record.
     pub fn endpoint_index(&self) -> usize {
         self.endpoint.index
+    }
+
+    /// Where this handle records its sleeper registration: its record's `sleeping` word and its
+    /// claim (see `wait::eventcount::sleep_registered`).
+    pub(crate) fn sleep_record(&self) -> (&AtomicU64, u64) {
+        (&self.endpoint.words().sleeping, self.endpoint.claim)
     }
 
     /// Largest payload of one message.

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::eventcount::{sleep, WaitWords};
+use super::eventcount::{sleep_registered, WaitWords};
 use super::futex::Futex;
 use super::semaphore::Semaphore;
 use crate::layout::WaitStrategy;
-use crate::sync::{spin_hint, SPIN_ROUNDS};
+use crate::sync::{spin_hint, AtomicU64, SPIN_ROUNDS};
 
 /// How much a liveness check may cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +43,10 @@ pub struct BlockOn<'a, F: Futex, S: Semaphore> {
     /// Longest single sleep (futex) or poll stretch (spin) before the peer is checked thoroughly;
     /// `None` sleeps without limit (used by the loom models, which have no clock).
     pub slice: Option<Duration>,
+    /// Where a futex sleeper records its registration in `waiters` (its endpoint record's
+    /// `sleeping` word, and its claim word), so that survivors can take it back if it dies
+    /// asleep; `None` for SPSC, whose next claimer of the role resets `waiters` instead.
+    pub record: Option<(&'a AtomicU64, u64)>,
 }
 
 /// How many polls the spin strategy makes between two looks at the clock.
@@ -122,7 +126,7 @@ pub fn block<F: Futex, S: Semaphore, E>(
                 // The sleep condition includes the quick peer check: a peer that detaches
                 // publishes that (release store) and then notifies, so the same Dekker argument
                 // that covers messages covers disconnection.
-                sleep(
+                sleep_registered(
                     on.words,
                     on.futex,
                     || match ready() {
@@ -133,6 +137,7 @@ pub fn block<F: Futex, S: Semaphore, E>(
                         }
                     },
                     timeout,
+                    on.record,
                 );
                 if let Some(failure) = error {
                     return Err(failure);

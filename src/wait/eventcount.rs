@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use super::futex::{Futex, FutexWait};
-use crate::sync::{fence, AtomicU32, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// The two words of an eventcount, in this order (they are the first 8 bytes of a
 /// [`crate::layout::WaitBlock`]).
@@ -95,7 +95,26 @@ fn wake_sleepers<F: Futex>(words: &WaitWords, futex: &F) {
 /// assert_eq!(words.waiters.load(Ordering::Relaxed), 0); // the waiter deregistered
 /// ```
 pub fn sleep<F: Futex>(words: &WaitWords, futex: &F, ready: impl FnOnce() -> bool, timeout: Option<Duration>) -> Sleep {
+    sleep_registered(words, futex, ready, timeout, None)
+}
+
+/// [`sleep`], also recording the registration in `record` (a word the sleeper owns, and its
+/// claim word to store there) for as long as it counts in `waiters`: set after the increment,
+/// cleared before the decrement, so a nonzero record always means a registration in `waiters`.
+/// A survivor that finds the record's claim dead takes the registration back (MPMC, LAYOUT.md
+/// §16.6); a process killed between the two steps leaves at most one registration unrecorded.
+pub fn sleep_registered<F: Futex>(
+    words: &WaitWords,
+    futex: &F,
+    ready: impl FnOnce() -> bool,
+    timeout: Option<Duration>,
+    record: Option<(&AtomicU64, u64)>,
+) -> Sleep {
     words.waiters.fetch_add(1, Ordering::Relaxed);
+    if let Some((word, claim)) = record {
+        // Release: whoever loads the claim with acquire also sees the increment above.
+        word.store(claim, Ordering::Release);
+    }
     // Pairs with the fence in `notify` (Dekker): either the waker sees our registration, or our
     // re-check below sees its publication.
     fence(Ordering::SeqCst);
@@ -119,6 +138,9 @@ pub fn sleep<F: Futex>(words: &WaitWords, futex: &F, ready: impl FnOnce() -> boo
             }
         }
     };
+    if let Some((word, _)) = record {
+        word.store(0, Ordering::Relaxed);
+    }
     // Wrapping: if a peer zeroed the count under us, this leaves garbage that only costs the
     // waker wasted wake calls (and the next claim of this role resets it).
     words.waiters.fetch_sub(1, Ordering::Relaxed);

@@ -146,5 +146,6 @@ pub fn block_on<W: WaitSite + ?Sized>(site: &W, sleeper: Role) -> BlockOn<'_, W:
         futex: site.futex(),
         semaphore: site.semaphore(sleeper),
         slice: site.liveness_interval(),
+        record: None,
     }
 }
