@@ -637,20 +637,24 @@ impl Peer {
         }
     }
 
-    /// Whether the peer's ring thread (libtest runs the test on a thread named after it; the
-    /// stdin reader is named `stdin`) sleeps in the kernel, on a futex where `/proc` says so.
+    /// Whether the peer's ring thread sleeps in the kernel, on a futex where `/proc` says so.
+    /// The ring thread is the one libtest named after the test (the stdin reader is named
+    /// `stdin`), or the main thread if libtest ran the test there.
     fn ring_thread_sleeps(&self) -> bool {
         let pid = self.child.id();
+        let task = |tid: &str, file: &str| fs::read_to_string(format!("/proc/{pid}/task/{tid}/{file}"));
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return false };
-        tasks.filter_map(Result::ok).any(|task| {
-            let read = |file: &str| fs::read_to_string(task.path().join(file)).unwrap_or_default();
-            let stat = read("stat");
-            let state = stat.rfind(')').and_then(|end| stat[end + 1..].trim_start().chars().next());
-            let wchan = read("wchan");
-            read("comm").trim() == "crash_peer"
-                && state == Some('S')
-                && (wchan.contains("futex") || wchan.is_empty() || wchan == "0")
-        })
+        let tids: Vec<String> =
+            tasks.filter_map(Result::ok).map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
+        let ring_thread = tids
+            .iter()
+            .find(|tid| task(tid, "comm").is_ok_and(|comm| comm.trim() == "crash_peer"))
+            .cloned()
+            .unwrap_or_else(|| pid.to_string());
+        let stat = task(&ring_thread, "stat").unwrap_or_default();
+        let state = stat.rfind(')').and_then(|end| stat[end + 1..].trim_start().chars().next());
+        let wchan = task(&ring_thread, "wchan").unwrap_or_default();
+        state == Some('S') && (wchan.contains("futex") || wchan.is_empty() || wchan == "0")
     }
 }
 
