@@ -79,17 +79,27 @@ pub trait Receiver {
     }
 }
 
+/// A shared-memory endpoint's error as the trait reports it: `Corrupted` becomes `Truncated` when
+/// the ring's file was truncated under this process (the zero pages that replaced it contradict
+/// what the endpoint saw before; see [`crate::truncation`]).
+fn explain<W: crate::wait::WaitSite + ?Sized>(site: &W, error: crate::Error) -> crate::Error {
+    match error {
+        crate::Error::Corrupted { .. } if site.truncated() => crate::Error::Truncated,
+        other => other,
+    }
+}
+
 impl<B: crate::spsc::Backend> Sender for crate::spsc::Sender<B> {
     fn send(&mut self, message: &[u8]) -> Result<()> {
-        crate::spsc::Sender::send(self, message)
+        crate::spsc::Sender::send(self, message).map_err(|error| explain(self.backend(), error))
     }
 
     fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        crate::spsc::Sender::try_send(self, message)
+        crate::spsc::Sender::try_send(self, message).map_err(|error| explain(self.backend(), error))
     }
 
     fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        crate::spsc::Sender::send_timeout(self, message, timeout)
+        crate::spsc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend(), error))
     }
 
     fn max_message_size(&self) -> usize {
@@ -103,15 +113,15 @@ impl<B: crate::spsc::Backend> Sender for crate::spsc::Sender<B> {
 
 impl<B: crate::spsc::Backend> Receiver for crate::spsc::Receiver<B> {
     fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::spsc::Receiver::recv(self, buffer)
+        crate::spsc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend(), error))
     }
 
     fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::spsc::Receiver::try_recv(self, buffer)
+        crate::spsc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend(), error))
     }
 
     fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        crate::spsc::Receiver::recv_timeout(self, buffer, timeout)
+        crate::spsc::Receiver::recv_timeout(self, buffer, timeout).map_err(|error| explain(self.backend(), error))
     }
 
     fn max_message_size(&self) -> usize {
@@ -125,15 +135,15 @@ impl<B: crate::spsc::Backend> Receiver for crate::spsc::Receiver<B> {
 
 impl<B: crate::mpmc::Backend> Sender for crate::mpmc::Sender<B> {
     fn send(&mut self, message: &[u8]) -> Result<()> {
-        crate::mpmc::Sender::send(self, message)
+        crate::mpmc::Sender::send(self, message).map_err(|error| explain(self.backend(), error))
     }
 
     fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        crate::mpmc::Sender::try_send(self, message)
+        crate::mpmc::Sender::try_send(self, message).map_err(|error| explain(self.backend(), error))
     }
 
     fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        crate::mpmc::Sender::send_timeout(self, message, timeout)
+        crate::mpmc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend(), error))
     }
 
     fn max_message_size(&self) -> usize {
@@ -147,15 +157,15 @@ impl<B: crate::mpmc::Backend> Sender for crate::mpmc::Sender<B> {
 
 impl<B: crate::mpmc::Backend> Receiver for crate::mpmc::Receiver<B> {
     fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::mpmc::Receiver::recv(self, buffer)
+        crate::mpmc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend(), error))
     }
 
     fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::mpmc::Receiver::try_recv(self, buffer)
+        crate::mpmc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend(), error))
     }
 
     fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        crate::mpmc::Receiver::recv_timeout(self, buffer, timeout)
+        crate::mpmc::Receiver::recv_timeout(self, buffer, timeout).map_err(|error| explain(self.backend(), error))
     }
 
     fn max_message_size(&self) -> usize {

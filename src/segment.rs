@@ -200,10 +200,10 @@ impl Segment {
                 .map_err(|errno| open_error(&name, errno, "creating"))?;
         let mut cleanup = UnlinkOnError(Some(&name));
         let file = set_mode_and_size(fd, &geometry, options.mode, &name)?;
-        let map = map(&file, geometry.total_size, &name)?;
-        let segment = Segment::initialise(name.clone(), None, map, geometry, options.mode)?;
+        let Mapping { truncation, map } = map(&file, geometry.total_size, &name, true)?;
+        let segment = Segment::initialise(name.clone(), None, truncation, map, geometry, options.mode)?;
         cleanup.0 = None;
-        Ok(segment.protected(file))
+        Ok(Segment { file: Some(file), ..segment })
     }
 
     /// Creates a new anonymous segment: a ring in a `memfd_create` file with no name in
@@ -236,8 +236,8 @@ impl Segment {
         // Sealed before the mapping exists, so no mapping of this file can ever lose a page.
         fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(ANONYMOUS_SEALS))
             .map_err(|errno| Error::io(format!("sealing ring {name}"), std::io::Error::from(errno)))?;
-        let map = map(&file, geometry.total_size, &name)?;
-        Segment::initialise(name, Some(file.into()), map, geometry, options.mode)
+        let Mapping { truncation, map } = map(&file, geometry.total_size, &name, false)?;
+        Segment::initialise(name, Some(file.into()), truncation, map, geometry, options.mode)
     }
 
     /// Writes the header, the wait state and the MPMC sequences of a freshly sized and mapped
@@ -245,6 +245,7 @@ impl Segment {
     fn initialise(
         name: String,
         memfd: Option<OwnedFd>,
+        truncation: Option<Registration>,
         map: MmapRaw,
         geometry: Geometry,
         mode: u32,
@@ -255,7 +256,7 @@ impl Segment {
         // SAFETY: the mapping is at least HEADER_SIZE bytes (total_size > HEADER_SIZE) and page
         // aligned; nobody else can validate the segment before the magic is stored below.
         unsafe { map.as_mut_ptr().cast::<Header>().write_volatile(header) };
-        let segment = Segment { name, memfd, truncation: None, file: None, map, geometry, owner_uid: uid, mode };
+        let segment = Segment { name, memfd, truncation, file: None, map, geometry, owner_uid: uid, mode };
         if geometry.wait == WaitStrategy::Semaphore {
             segment.init_semaphore(Block::NotEmpty, 0)?;
             let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
@@ -281,15 +282,8 @@ impl Segment {
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
             .map_err(|errno| open_error(&name, errno, "opening"))?;
         let file = File::from(fd);
-        Segment::validate(name, &file, options).map(|segment| segment.protected(file))
-    }
-
-    /// Registers the mapping of a named segment with [`crate::truncation`], so that a
-    /// truncation of its file gives [`Error::Truncated`] instead of a `SIGBUS` death, and keeps
-    /// the file for [`Segment::check_size`].
-    fn protected(self, file: File) -> Segment {
-        let truncation = Registration::new(self.map.as_ptr(), self.map.len());
-        Segment { truncation, file: Some(file), ..self }
+        let segment = Segment::validate(name, &file, options, true)?;
+        Ok(Segment { file: Some(file), ..segment })
     }
 
     /// Compares the file's size with the segment's: if the file shrank, gives the mapping up
@@ -358,14 +352,16 @@ impl Segment {
             return Err(Error::Unsealed { seals: seals.bits() as u32 });
         }
         let file = File::from(fd);
-        let segment = Segment::validate(name, &file, options)?;
+        let segment = Segment::validate(name, &file, options, false)?;
         Ok(Segment { memfd: Some(file.into()), ..segment })
     }
 
     /// The checks of LAYOUT §7 from step 3 on, common to [`Segment::open_with`] and
     /// [`Segment::from_fd`]: `fstat` (type, owner, size), the header read with `pread`, then the
     /// mapping and the mapped header.
-    fn validate(name: String, file: &File, options: &OpenOptions) -> Result<Segment, Error> {
+    /// `protect`: register the mapping with [`crate::truncation`] (a named segment, whose size is
+    /// not sealed).
+    fn validate(name: String, file: &File, options: &OpenOptions, protect: bool) -> Result<Segment, Error> {
         let stat = fstat(file.as_raw_fd()).map_err(|errno| open_error(&name, errno, "inspecting"))?;
         if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Err(Error::Corrupted { field: "file type", value: u64::from(stat.st_mode) });
@@ -386,10 +382,10 @@ impl Segment {
         let mut bytes = [0u8; HEADER_SIZE as usize];
         file.read_exact_at(&mut bytes, 0).map_err(|error| Error::io(format!("reading ring {name}"), error))?;
         let planned = Geometry::from_header(&bytemuck::pod_read_unaligned::<Header>(&bytes), file_size)?;
-        let map = map(file, file_size, &name)?;
+        let mapping = map(file, file_size, &name, protect)?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so the magic is an
         // aligned u64 inside it; every process accesses it atomically.
-        let magic_word = unsafe { AtomicU64::from_ptr(map.as_mut_ptr().cast()) };
+        let magic_word = unsafe { AtomicU64::from_ptr(mapping.map.as_mut_ptr().cast()) };
         // Acquire: pairs with the release store of the magic in `initialise`; the header is read
         // only once the magic is seen, and validated again from the mapping itself.
         let magic = magic_word.load(Ordering::Acquire);
@@ -397,7 +393,7 @@ impl Segment {
             return Err(Error::NotInitialized);
         }
         // SAFETY: as above; Header is Pod, so any bytes form a valid value. Volatile: shared.
-        let mut header = unsafe { map.as_ptr().cast::<Header>().read_volatile() };
+        let mut header = unsafe { mapping.map.as_ptr().cast::<Header>().read_volatile() };
         header.magic = magic;
         let geometry = Geometry::from_header(&header, file_size)?;
         if geometry != planned {
@@ -409,9 +405,9 @@ impl Segment {
         Ok(Segment {
             name,
             memfd: None,
-            truncation: None,
+            truncation: mapping.truncation,
             file: None,
-            map,
+            map: mapping.map,
             geometry,
             owner_uid: stat.st_uid,
             mode: stat.st_mode & 0o777,
@@ -576,16 +572,18 @@ impl Segment {
     /// Clears the wait state dead processes may have left: both eventcounts' `waiters`, and
     /// (semaphore strategy) the two semaphores, set back to an empty ring's counts. Only for a
     /// ring that is empty and whose every role this process holds (see `stale`).
-    pub(crate) fn reset_wait_state(&self) -> Result<(), Error> {
+    pub(crate) fn reset_wait_state(&self) {
         for block in [Block::NotEmpty, Block::NotFull] {
             let waiters = self.geometry.block_offset(block) + offset_of!(WaitBlock, waiters) as u64;
             self.atomic_u32(waiters).store(0, Ordering::Relaxed);
         }
         if self.geometry.wait == WaitStrategy::Semaphore {
-            self.init_semaphore(Block::NotEmpty, 0)?;
-            self.init_semaphore(Block::NotFull, self.geometry.slot_count as u32)?;
+            for (block, value) in [(Block::NotEmpty, 0), (Block::NotFull, self.geometry.slot_count as u32)] {
+                // SAFETY: the sem_t of a wait block of this segment's mapping, which outlives the
+                // value dropped at the end of this statement.
+                unsafe { self.semaphore(block) }.reset(value);
+            }
         }
-        Ok(())
     }
 
     /// The `sem_t` bytes of the wait block `block`.
@@ -596,8 +594,7 @@ impl Segment {
 
     fn init_semaphore(&self, block: Block, value: u32) -> Result<(), Error> {
         // SAFETY: the sem_t lies inside the mapping (checked), 8-byte aligned, and nobody else
-        // uses it: either the magic is not stored yet (creation), or this process holds every
-        // role of an empty ring (`reset_wait_state`); the semaphore value is dropped at once.
+        // uses the segment before the magic is stored; the semaphore value is dropped at once.
         unsafe { ShmSemaphore::init(self.semaphore_ptr(block), value) }
             .map(drop)
             .map_err(|error| Error::io(format!("initialising the semaphores of {}", self.name), error))
@@ -644,12 +641,23 @@ fn set_mode_and_size(fd: OwnedFd, geometry: &Geometry, mode: u32, name: &str) ->
     Ok(file)
 }
 
-fn map(file: &File, size: u64, name: &str) -> Result<MmapRaw, Error> {
-    MmapOptions::new()
+/// A fresh mapping and its truncation registration. Field order matters: an error path that drops
+/// it unregisters before it unmaps.
+struct Mapping {
+    truncation: Option<Registration>,
+    map: MmapRaw,
+}
+
+/// Maps `size` bytes of `file` shared, and (`protect`) registers the mapping with
+/// [`crate::truncation`] at once, before anything reads it.
+fn map(file: &File, size: u64, name: &str, protect: bool) -> Result<Mapping, Error> {
+    let map = MmapOptions::new()
         .len(size as usize)
         .populate()
         .map_raw(file)
-        .map_err(|error| Error::io(format!("mapping ring {name}"), error))
+        .map_err(|error| Error::io(format!("mapping ring {name}"), error))?;
+    let truncation = if protect { Registration::new(map.as_ptr(), map.len()) } else { None };
+    Ok(Mapping { truncation, map })
 }
 
 #[cfg(test)]

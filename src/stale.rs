@@ -104,7 +104,7 @@ impl Staleness {
             dead: info.attached(RoleState::Dead),
             last_activity_ns,
             idle_ns: now_ns.saturating_sub(last_activity_ns),
-            pending: info.used.saturating_add(held_by_dead),
+            pending: info.used.saturating_add(held_by_dead).min(info.slot_count),
         }
     }
 
@@ -120,33 +120,58 @@ impl Staleness {
 }
 
 /// Every role of a ring, held by this process: while it lives no other process can attach.
-/// Dropping it gives the roles up again.
+/// Dropping it gives each role back to whoever held it before (a dead process, or nobody), so a
+/// failed or abandoned take changes nothing; [`AllRoles::vacate`] frees them all instead.
 struct AllRoles<'a> {
     segment: &'a Segment,
-    /// Offsets of the claim words this process took.
-    taken: Vec<u64>,
+    /// Offsets of the claim words this process took, with the claim each held before.
+    taken: Vec<(u64, u64)>,
     me: u64,
+    vacate: bool,
 }
 
 impl<'a> AllRoles<'a> {
     /// Takes every claim word of `segment` (vacant or held by a dead process); fails with
-    /// [`Error::RoleTaken`] naming a live holder if there is one.
+    /// [`Error::RoleTaken`] naming a live holder if there is one, having taken nothing if the
+    /// live holder was there from the start (every word is checked before any is taken).
     fn take(segment: &'a Segment) -> Result<AllRoles<'a>, Error> {
-        let mut roles = AllRoles { segment, taken: Vec::new(), me: current_claim() };
-        for (offset, role) in claim_words(segment.geometry()) {
+        let me = current_claim();
+        let words = claim_words(segment.geometry());
+        let live = |holder: u64| holder == me || claim_is_alive(holder);
+        let taken_by = |holder: u64, role| Error::RoleTaken { role, pid: crate::process::claim_pid(holder) };
+        for &(offset, role) in &words {
+            let holder = segment.atomic_u64(offset).load(crate::sync::Ordering::Acquire);
+            if holder != 0 && live(holder) {
+                return Err(taken_by(holder, role));
+            }
+        }
+        let mut roles = AllRoles { segment, taken: Vec::new(), me, vacate: false };
+        for (offset, role) in words {
             let word = segment.atomic_u64(offset);
-            role_claim::claim(word, roles.me, claim_is_alive)
-                .map_err(|holder| Error::RoleTaken { role, pid: crate::process::claim_pid(holder) })?;
-            roles.taken.push(offset);
+            let before = word.load(crate::sync::Ordering::Acquire);
+            role_claim::claim(word, me, claim_is_alive).map_err(|holder| taken_by(holder, role))?;
+            // `before` may be stale if a claimer raced in and died meanwhile; restoring it then
+            // names a dead process either way.
+            roles.taken.push((offset, before));
         }
         Ok(roles)
+    }
+
+    /// Frees every role on drop instead of giving it back (a reused ring starts with none held).
+    fn vacate(mut self) {
+        self.vacate = true;
     }
 }
 
 impl Drop for AllRoles<'_> {
     fn drop(&mut self) {
-        for &offset in &self.taken {
-            role_claim::release(self.segment.atomic_u64(offset), self.me);
+        for &(offset, before) in &self.taken {
+            let word = self.segment.atomic_u64(offset);
+            let back = if self.vacate { 0 } else { before };
+            // Release: as `role_claim::release`. Fails only if a claimer judged this process
+            // dead and took the word over: then it is theirs.
+            let _ =
+                word.compare_exchange(self.me, back, crate::sync::Ordering::Release, crate::sync::Ordering::Relaxed);
         }
     }
 }
@@ -247,9 +272,27 @@ pub fn create_or_reuse(name: &str, options: &CreateOptions) -> Result<Segment, E
     if RingInfo::read(&segment).used != 0 {
         return Err(exists);
     }
-    segment.reset_wait_state()?;
-    drop(roles);
+    segment.reset_wait_state();
+    reset_attach_counts(&segment);
+    roles.vacate();
     Ok(segment)
+}
+
+/// Sets every "attached since creation" count back to 0: SPSC role records' `attach_count` and
+/// both stats blocks' `attaches`. A count above 0 with no holder means "the peer left", which a
+/// reused ring's first endpoints must not see (they would get `Disconnected` at once).
+fn reset_attach_counts(segment: &Segment) {
+    let geometry = segment.geometry();
+    let zero = |offset: u64| segment.atomic_u64(offset).store(0, crate::sync::Ordering::Relaxed);
+    if geometry.kind == RingKind::Spsc {
+        let roles = geometry.block_offset(Block::Roles);
+        for record in [offset_of!(RolesBlock, producer), offset_of!(RolesBlock, consumer)] {
+            zero(roles + record as u64 + offset_of!(RoleRecord, attach_count) as u64);
+        }
+    }
+    for block in [Block::ProducerStats, Block::ConsumerStats] {
+        zero(geometry.block_offset(block) + offset_of!(crate::layout::StatsBlock, attaches) as u64);
+    }
 }
 
 /// The claim words of `segment` held by this process (for tests of the role lock).
@@ -375,9 +418,11 @@ mod tests {
         let segment = create_or_reuse(&name, &options).unwrap();
         assert_eq!(held_by_me(&segment), 0);
         drop(segment);
-        // The reused ring works, its semaphores included.
-        let mut sender = Sender::open(&name).unwrap();
+        // The reused ring works, its semaphores included, and starts as if new: a receiver
+        // waits for its first producer instead of finding the old one gone.
         let mut receiver = Receiver::open(&name).unwrap();
+        assert!(matches!(receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(1)), Err(Error::Timeout)));
+        let mut sender = Sender::open(&name).unwrap();
         for round in 0..20u8 {
             sender.send(&[round]).unwrap();
             let mut buffer = Vec::new();

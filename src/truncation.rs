@@ -7,28 +7,36 @@
 //! process; `MAP_POPULATE` does not help, and named POSIX shared memory cannot be sealed (anonymous
 //! segments are, see [`Segment::create_anonymous`](crate::segment::Segment::create_anonymous)).
 //!
-//! The policy: every mapping of a named segment is registered here, and the first registration
-//! installs a `SIGBUS` handler (`SA_SIGINFO`, chained to whatever handler was there before). When
-//! a fault hits a registered mapping, the handler replaces the **whole** mapping, in place, with
-//! private zero-filled pages (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)`, a plain system call,
-//! safe in a signal handler) and marks it truncated; the faulting instruction then runs again on
-//! the zero page. The thorough liveness checks of the endpoints (once per liveness interval while
-//! a call waits or non-blocking calls keep failing) also compare the file's size (`fstat`) with
-//! the segment's and do the same at once if it shrank, so a process that never touches a lost page
-//! learns of the truncation too. From then on this process sees an all-zero ring that no other
-//! process shares:
-//! to the ring code that is garbage a hostile peer could have written, which it already survives
-//! (it never panics or reads out of bounds on any shared value). The endpoints check the mark
-//! wherever they check the peer's liveness, so a blocked call returns `Truncated` within one
-//! liveness interval, and a non-blocking call that fails (full, empty, peer gone) reports
-//! `Truncated` instead. Messages that were in the lost pages are lost with them (they were
-//! destroyed by whoever truncated the file); at most one ring's worth of sends after the
-//! truncation can still succeed, into the private pages, before the sender sees the ring full
-//! and reports `Truncated` (see `docs/reliability.md`).
+//! The policy: every mapping of a named segment is registered here right after `mmap`, before
+//! any byte of it is read, and the first registration installs a `SIGBUS` handler (`SA_SIGINFO`,
+//! chained to whatever handler was there before). When a fault past the end of the file
+//! (`BUS_ADRERR`) hits a registered mapping, the handler replaces the **whole** mapping, in place,
+//! with private zero-filled pages (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS |
+//! MAP_NORESERVE)`, a plain system call) and marks it truncated; the faulting instruction then
+//! runs again on the zero page. The thorough liveness checks of the endpoints (once per liveness
+//! interval while a call waits, or while non-blocking calls keep failing) also compare the file's
+//! size (`fstat`) with the segment's and do the same at once if it shrank, so a process that never
+//! touches a lost page learns of the truncation too.
 //!
-//! A fault at an address this module does not know is passed on: to the previous handler if
-//! there was one, otherwise the default action is restored and the fault happens again (the
-//! usual `SIGBUS` death, with its core dump).
+//! From then on this process sees an all-zero ring that no other process shares. To the ring code
+//! that is garbage a hostile peer could have written, which it already survives (it never panics
+//! or reads out of bounds on any shared value). What the endpoints report:
+//! - a call blocked on the ring returns [`Error::Truncated`](crate::Error::Truncated) within one
+//!   liveness interval; a non-blocking call that finds nothing to do (full, empty, peer gone)
+//!   returns `Truncated` once the mark is set;
+//! - a call that first reads a zero value contradicting what this endpoint saw before (a position
+//!   gone backwards) returns [`Error::Corrupted`](crate::Error::Corrupted); the copying calls of
+//!   the [`channel`](crate::channel) traits turn that into `Truncated`, and with the typed API
+//!   [`Segment::truncated`](crate::segment::Segment::truncated) tells the two apart;
+//! - what the lost pages held is lost with them (whoever truncated the file destroyed it); up to
+//!   one ring's worth of sends after the truncation can still succeed, into the private pages,
+//!   before the sender finds the ring full and reports the truncation (see `docs/reliability.md`).
+//!
+//! Any other `SIGBUS` is passed on: to the previous handler if there was one; otherwise a fault
+//! gets the default action (the usual death, with its core dump), and a `SIGBUS` sent by a process
+//! is ignored or kills as the previous disposition said. Limits: a process with more than 256
+//! named segments mapped at once leaves the extra ones unprotected; a handler installed later by
+//! someone else without chaining replaces this one.
 //!
 //! ```no_run
 //! use ipcring::segment::{CreateOptions, Segment};
@@ -46,27 +54,34 @@
 //! Segment::unlink(name).unwrap();
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Once, OnceLock};
 
 /// Most named segments one process can have mapped with this protection at once; a segment
 /// mapped beyond that works, unprotected (a truncation then kills the process as before).
 const CAPACITY: usize = 256;
 
-/// One registered mapping. `length` is 0 while the entry is free or being filled in.
+/// `si_code` of a `SIGBUS` raised by an access to a page past the end of its file (Linux
+/// `asm-generic/siginfo.h`; the libc crate does not define it for Linux).
+const BUS_ADRERR: libc::c_int = 2;
+
+/// Bits of a packed span that hold the page count (the rest hold the first page number).
+const PAGE_BITS: u32 = 28;
+
+/// One registered mapping: its first page number and page count packed into one word, so that
+/// the handler reads a consistent snapshot in one load (0 while the entry is free), and whether
+/// it was found truncated.
 struct Entry {
-    start: AtomicUsize,
-    length: AtomicUsize,
+    span: AtomicU64,
     truncated: AtomicBool,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // Only used to initialise `ENTRIES`.
-const FREE: Entry =
-    Entry { start: AtomicUsize::new(0), length: AtomicUsize::new(0), truncated: AtomicBool::new(false) };
+const FREE: Entry = Entry { span: AtomicU64::new(0), truncated: AtomicBool::new(false) };
 
 static ENTRIES: [Entry; CAPACITY] = [FREE; CAPACITY];
 
-/// The `SIGBUS` disposition found when the handler was installed, to pass foreign faults on to.
+/// The `SIGBUS` disposition found when the handler was installed, to pass other signals on to.
 static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 
 static INSTALL: Once = Once::new();
@@ -80,19 +95,20 @@ pub(crate) struct Registration {
 
 impl Registration {
     /// Registers the mapping `[start, start + length)` (page aligned start) and installs the
-    /// handler on first use. `None` if every entry is taken or the handler cannot be installed:
-    /// the mapping then works without protection.
+    /// handler on first use. `None` if every entry is taken, the mapping is too far up or too
+    /// large to pack, or the handler cannot be installed: the mapping then works unprotected.
     pub(crate) fn new(start: *const u8, length: usize) -> Option<Registration> {
         INSTALL.call_once(install);
         PREVIOUS.get()?;
-        let length = length.checked_next_multiple_of(page_size())?;
-        let index = ENTRIES.iter().position(|entry| {
-            entry.start.compare_exchange(0, start as usize, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        })?;
-        let entry = &ENTRIES[index];
-        entry.truncated.store(false, Ordering::Relaxed);
-        // Release: the handler, which loads the length with acquire, sees the start.
-        entry.length.store(length, Ordering::Release);
+        let page = page_size();
+        let pages = u64::try_from(length.div_ceil(page)).ok().filter(|&pages| pages > 0 && pages < 1 << PAGE_BITS)?;
+        let first = u64::try_from(start as usize / page).ok().filter(|&first| first < 1 << (64 - PAGE_BITS))?;
+        let span = first << PAGE_BITS | pages;
+        // Relaxed is enough for the claim itself; the handler only needs the span, which is the
+        // value stored. The entry's `truncated` flag is false: `Drop` cleared it before freeing.
+        let index = ENTRIES
+            .iter()
+            .position(|entry| entry.span.compare_exchange(0, span, Ordering::AcqRel, Ordering::Relaxed).is_ok())?;
         Some(Registration { index })
     }
 
@@ -104,45 +120,20 @@ impl Registration {
     /// Replaces the mapping with private zero pages now, as a fault would (called when `fstat`
     /// shows the file shorter than the segment, before any access faults).
     pub(crate) fn condemn(&self) {
-        condemn(&ENTRIES[self.index]);
+        let entry = &ENTRIES[self.index];
+        condemn(entry, entry.span.load(Ordering::Acquire));
     }
-}
-
-/// Replaces `entry`'s mapping in place with private zero pages and marks it truncated; false if
-/// `mmap` failed (the mapping is then unchanged). Async-signal-safe.
-fn condemn(entry: &Entry) -> bool {
-    let (start, length) = (entry.start.load(Ordering::Relaxed), entry.length.load(Ordering::Acquire));
-    if length == 0 {
-        return false;
-    }
-    // SAFETY: [start, start + length) is a live mapping of this process (registered until its
-    // owner unmaps it, which cannot happen while the owner is in use: the caller is, or one of
-    // its accesses faulted); replacing it in place with anonymous memory of the same size keeps
-    // every pointer into it valid, and every access to it is atomic or volatile (shared memory).
-    let replaced = unsafe {
-        libc::mmap(
-            start as *mut libc::c_void,
-            length,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-            -1,
-            0,
-        )
-    };
-    if replaced == libc::MAP_FAILED {
-        return false;
-    }
-    entry.truncated.store(true, Ordering::Relaxed);
-    true
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         let entry = &ENTRIES[self.index];
-        // No fault on this mapping can be in progress: whoever accesses it borrows its owner,
-        // which is being dropped.
-        entry.length.store(0, Ordering::Release);
-        entry.start.store(0, Ordering::Release);
+        entry.truncated.store(false, Ordering::Relaxed);
+        // Release: a later registration of this entry sees the flag cleared. A handler that
+        // took a snapshot of this span before this store can only act on it for an address
+        // inside this mapping, and no access to it is in progress: whoever accesses it borrows
+        // its owner, which is being dropped.
+        entry.span.store(0, Ordering::Release);
     }
 }
 
@@ -150,6 +141,14 @@ fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(size).unwrap_or(4096).max(1)
+}
+
+/// The `[start, start + length)` of a packed span.
+fn unpack(span: u64) -> (usize, usize) {
+    let page = page_size();
+    let first = (span >> PAGE_BITS) as usize;
+    let pages = (span & ((1 << PAGE_BITS) - 1)) as usize;
+    (first * page, pages * page)
 }
 
 /// Installs the handler, keeping the previous disposition in [`PREVIOUS`] (left unset if that
@@ -169,37 +168,87 @@ fn install() {
     }
 }
 
-/// The `SIGBUS` handler. Only async-signal-safe work: atomic loads and stores, `mmap`,
-/// `sigaction`, and the previous handler.
-extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
-    let address = unsafe { (*info).si_addr() } as usize;
-    for entry in &ENTRIES {
-        // Acquire: pairs with the release store in `Registration::new`.
-        let length = entry.length.load(Ordering::Acquire);
-        let start = entry.start.load(Ordering::Relaxed);
-        if length == 0 || address < start || address - start >= length {
-            continue;
-        }
-        if condemn(entry) {
-            return;
-        }
-        break;
+/// Replaces the mapping `span` names (a snapshot of `entry`) in place with private zero pages
+/// and marks `entry` truncated; false if `mmap` failed. Async-signal-safe on Linux: atomics and
+/// one `mmap` system call (not on POSIX's list, but a plain system call in glibc).
+fn condemn(entry: &Entry, span: u64) -> bool {
+    let (start, length) = unpack(span);
+    if length == 0 {
+        return false;
     }
-    pass_on(signal, info, context);
+    // SAFETY: [start, start + length) is a live mapping of this process: registered until its
+    // owner unmaps it, which cannot happen while the owner is in use (the caller borrows it, or
+    // one of its accesses is faulting). Replacing it in place with anonymous memory of the same
+    // size keeps every pointer into it valid. Slices this process handed out into the mapping
+    // (zero-copy read guards and reservations) then see zero bytes, or lose what this process
+    // wrote: no worse than a hostile peer rewriting the bytes, which every reader already
+    // tolerates (lengths are re-read volatile and validated; no offset comes from payload
+    // bytes). MAP_NORESERVE: the replacement is not charged against overcommit, so it succeeds
+    // for segments as large as the layout allows.
+    let replaced = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            length,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if replaced == libc::MAP_FAILED {
+        return false;
+    }
+    entry.truncated.store(true, Ordering::Relaxed);
+    true
 }
 
-/// A fault this module cannot fix: to the previous handler, or the default action.
-fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+/// The `SIGBUS` handler. Only async-signal-safe work: atomic loads and stores, `mmap`,
+/// `sigaction`, `raise`, and the previous handler; `errno` is preserved.
+extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; its location is valid for the life of the thread.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
+    let (code, address) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    if code == BUS_ADRERR && fix(address) {
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = saved_errno };
+        return;
+    }
+    pass_on(signal, code, info, context);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Condemns the registered mapping that contains `address`, if there is one.
+fn fix(address: usize) -> bool {
+    ENTRIES.iter().any(|entry| {
+        // Acquire: pairs with the registration's compare-and-swap. One load: a consistent span.
+        let span = entry.span.load(Ordering::Acquire);
+        let (start, length) = unpack(span);
+        span != 0 && address >= start && address - start < length && condemn(entry, span)
+    })
+}
+
+/// A `SIGBUS` this module does not handle: to the previous handler, or as the default or ignored
+/// disposition would have it. `code <= 0`: sent by a process (`kill`, `sigqueue`), not a fault.
+fn pass_on(signal: libc::c_int, code: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     let Some(previous) = PREVIOUS.get() else { return };
     let handler = previous.sa_sigaction;
-    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        // SAFETY: restoring the default disposition; the fault repeats when this returns, and
-        // the default action (termination with a core dump) happens.
+    let sent = code <= 0;
+    if handler == libc::SIG_IGN && sent {
+        // Ignored, as before this module existed.
+    } else if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // SAFETY: restores the default disposition. A fault then repeats when this returns and
+        // the default action (termination with a core dump) happens; a sent signal is raised
+        // again, blocked until this handler returns, then delivered with the default action.
+        // (The kernel does not let a fault be ignored either.)
         unsafe {
             let mut default: libc::sigaction = std::mem::zeroed();
             default.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(libc::SIGBUS, &default, std::ptr::null_mut());
+            if sent {
+                libc::raise(libc::SIGBUS);
+            }
         }
     } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous disposition was installed with SA_SIGINFO, so its handler has

@@ -781,9 +781,11 @@ fn create_reuse_stale_takes_over_an_empty_ring_left_by_dead_processes() {
     assert_one_line_error(&create(&["16"]), "already exists");
     assert_one_line_error(&create(&["32", "--reuse-stale"]), "already exists");
     assert_success(&create(&["16", "--reuse-stale"]));
-    // Reused, not recreated: the counters go on; the dead endpoint's record was freed.
+    // Reused, not recreated: the wait counters go on; the dead endpoint's record was freed and
+    // the attach counts start again, so the next receiver waits for a sender.
     let info = json(&run(&["info", ring.name(), "--json"], None));
-    assert_eq!(info["counters"]["consumer"]["attaches"], 1, "{info}");
+    assert_eq!(info["counters"]["consumer"]["waits"], 1, "{info}");
+    assert_eq!(info["counters"]["consumer"]["attaches"], 0, "{info}");
     assert_eq!(info["endpoints"].as_array().map(Vec::len), Some(0), "{info}");
     assert_success(&run(&["send", ring.name()], Some(b"after reuse\n".to_vec())));
     let received = run(&["recv", ring.name(), "--count", "1", "--timeout", "30"], None);

@@ -125,6 +125,27 @@ fn a_blocked_receiver_wakes_up_with_truncated() {
     assert!(matches!(outcome, Err(Error::Truncated)), "{outcome:?}");
 }
 
+#[test]
+fn the_channel_traits_report_truncated_even_after_positions_went_backwards() {
+    for kind in [RingKind::Spsc, RingKind::Mpmc] {
+        let ring = Ring::new("channel");
+        Segment::create(&ring.0, &CreateOptions { kind, slot_count: 8, ..CreateOptions::default() }).unwrap();
+        let mut sender = ipcring::attach::open_sender(&ring.0).unwrap();
+        let mut receiver = ipcring::attach::open_receiver(&ring.0).unwrap();
+        let mut buffer = Vec::new();
+        for _ in 0..3 {
+            sender.send(b"seen").unwrap();
+            receiver.recv(&mut buffer).unwrap();
+        }
+        ring.truncate_to(0);
+        // The zero pages say position 0, behind what both endpoints saw: still `Truncated`.
+        let received = receiver.recv_timeout(&mut buffer, PATIENCE);
+        assert!(matches!(received, Err(Error::Truncated)), "{kind}: {received:?}");
+        let sent = (0..100).map(|_| sender.send_timeout(b"lost", PATIENCE)).find(Result::is_err);
+        assert!(matches!(sent, Some(Err(Error::Truncated))), "{kind}: {sent:?}");
+    }
+}
+
 /// The child of `a_sigbus_elsewhere_still_kills_the_process`: attaches to a ring (installing the
 /// handler), then faults on a truncated mapping of its own that is not a ring.
 #[test]
@@ -157,6 +178,8 @@ fn memmap2_free_map(file: &std::fs::File) -> *const u8 {
 
 #[test]
 fn a_sigbus_elsewhere_still_kills_the_process() {
+    // A fault only: a SIGBUS sent with kill(2) goes to the previous handler, here the Rust
+    // runtime's stack-overflow handler, which lets it pass, with or without ipcring.
     let ring = Ring::new("foreign");
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "foreign_sigbus_child", "--nocapture", "--test-threads=1"])

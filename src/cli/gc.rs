@@ -1,14 +1,15 @@
 //! `ipcring gc`: remove stale rings (see [`ipcring::stale`]). Only rings that carry the ipcring
 //! magic and belong to the caller's uid are considered; another user's rings are skipped
-//! silently, broken ones with a message on standard error. Prints one line per ring removed (or,
-//! with `--dry-run`, that would be removed).
+//! silently, broken ones with a message on standard error (and exit status 1 if they were named).
+//! Prints one line per ring removed (or, with `--dry-run`, that would be removed); rings in use are
+//! left alone silently.
 
 use ipcring::segment::{normalize_name, Segment};
 use ipcring::stale::{remove_if_stale, Staleness};
 use ipcring::Error;
 
 use super::args::GcArgs;
-use super::error::CliResult;
+use super::error::{CliError, CliResult};
 use super::print;
 use super::time::span;
 
@@ -20,16 +21,25 @@ pub fn run(args: &GcArgs) -> CliResult {
         [] => Segment::list()?,
         names => names.iter().map(|name| normalize_name(name)).collect::<Result<_, _>>()?,
     };
+    let (total, mut failed) = (names.len(), 0);
     for name in names {
         match remove_if_stale(&name, args.idle.duration, args.dry_run) {
             Ok(Some(staleness)) => text.push_str(&format!("{verb} {name} ({})\n", describe(&staleness))),
             Ok(None) => {}
             // Not this user's ring, or removed meanwhile: not ours to judge.
             Err(Error::ForeignOwner { .. } | Error::NotFound { .. }) if args.names.is_empty() => {}
-            Err(error) => eprintln!("ipcring: skipped {name}: {error}"),
+            // A broken ring is reported; it fails the command only if it was named.
+            Err(error) => {
+                eprintln!("ipcring: skipped {name}: {error}");
+                failed += usize::from(!args.names.is_empty());
+            }
         }
     }
-    print(&text)
+    print(&text)?;
+    match failed {
+        0 => Ok(()),
+        failed => Err(CliError::AlreadyReported { failed, total }),
+    }
 }
 
 /// `idle 5m, 1 dead process, 3 messages lost`.

@@ -150,6 +150,7 @@ impl<B: Backend> Receiver<B> {
             Blocked::DeadlinePassed => Err(Error::Timeout),
             // Every producer is gone; one may have died holding the next position, with
             // committed messages behind it: repair before giving up.
+            Blocked::PeerGone if backend.truncated() => Err(Error::Truncated),
             Blocked::PeerGone if consumer.recover()? || can_claim(backend) => Ok(()),
             Blocked::PeerGone => Err(gone_error(backend)),
         }

@@ -241,8 +241,12 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
         take(self, role, count, || claimable(self, role));
     }
 
-    fn on_detach(&self, role: Role) {
+    fn on_leaving(&self, role: Role) {
+        // Before the release (LAYOUT.md §11.1): once the record is free, `gc` may judge the ring.
         self.segment.note_activity(role);
+    }
+
+    fn on_detach(&self, role: Role) {
         alert(self, peer_of(role));
     }
 }

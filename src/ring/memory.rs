@@ -129,6 +129,8 @@ pub unsafe trait MpmcMemory {
     fn on_release(&self, _count: u64) {}
     /// Called after an endpoint of `role` claimed `count` positions.
     fn on_claim(&self, _role: crate::error::Role, _count: u64) {}
+    /// Called when an endpoint of `role` is about to give up its record, before it does.
+    fn on_leaving(&self, _role: crate::error::Role) {}
     /// Called after an endpoint of `role` gave up its record (its peers may be sleeping on a
     /// side that will never move again).
     fn on_detach(&self, _role: crate::error::Role) {}

@@ -132,6 +132,7 @@ impl<M: MpmcMemory> Endpoint<M> {
 impl<M: MpmcMemory> Drop for Endpoint<M> {
     fn drop(&mut self) {
         self.clear();
+        self.memory.on_leaving(self.role);
         role_claim::release(&self.words().claim, self.claim);
         self.memory.on_detach(self.role);
     }

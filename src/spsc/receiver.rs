@@ -115,6 +115,7 @@ impl<B: Backend> Receiver<B> {
             Blocked::DeadlinePassed => Err(Error::Timeout),
             // A producer that died between storing its position and the stamp committed that
             // message: the exact count (from the position) still delivers it.
+            Blocked::PeerGone if self.consumer.memory().truncated() => Err(Error::Truncated),
             Blocked::PeerGone if self.consumer.available()? > 0 => Ok(()),
             Blocked::PeerGone => Err(gone_error(self.consumer.memory())),
         }

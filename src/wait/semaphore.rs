@@ -104,6 +104,19 @@ impl ShmSemaphore {
         unsafe { AtomicU64::from_ptr(self.sem.as_ptr().cast()) }
     }
 
+    /// Sets the count to `value` and the sleeper count and glibc's `private` flag to 0, with
+    /// atomic stores: what `sem_init` writes, but safe against a late `sem_post` of a process that
+    /// is just leaving (its token is then lost or counted on top: one missed or one spurious
+    /// wakeup, both bounded by the sleepers' time slices). For a ring nobody is attached to
+    /// (`stale::create_or_reuse`).
+    pub(crate) fn reset(&self, value: u32) {
+        self.data().store(u64::from(value), Ordering::Release);
+        // SAFETY: the second u64 of the 32-byte, 8-aligned sem_t (constructor contract); it holds
+        // `private` and padding, accessed atomically here.
+        let private = unsafe { AtomicU64::from_ptr(self.sem.as_ptr().cast::<u64>().add(1)) };
+        private.store(0, Ordering::Relaxed);
+    }
+
     /// The count alone: the low half of `data` (little-endian), the word sleepers futex-wait on.
     #[inline]
     fn count(&self) -> &AtomicU32 {
