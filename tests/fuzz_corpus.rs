@@ -7,6 +7,8 @@
 mod frame_decoder;
 #[path = "../fuzz/checks/header.rs"]
 mod header;
+#[path = "../fuzz/checks/operations.rs"]
+mod operations;
 #[path = "../fuzz/checks/segment_image.rs"]
 mod segment_image;
 
@@ -43,4 +45,9 @@ fn every_frame_decoder_corpus_input_passes_its_check() {
 #[test]
 fn every_segment_image_corpus_input_passes_its_check() {
     run_corpus("segment_image", segment_image::check);
+}
+
+#[test]
+fn every_operations_corpus_input_passes_its_check() {
+    run_corpus("operations", operations::check);
 }
