@@ -176,15 +176,15 @@ fn condemn(entry: &Entry, span: u64) -> bool {
     if length == 0 {
         return false;
     }
-    // SAFETY: [start, start + length) is a live mapping of this process: registered until its
+    // Slices this process handed out into the mapping (zero-copy read guards and reservations)
+    // then see zero bytes, or lose what this process wrote: no worse than a hostile peer
+    // rewriting the bytes, which every reader already tolerates (lengths are re-read volatile
+    // and validated; no offset comes from payload bytes). MAP_NORESERVE: the replacement is not
+    // charged against overcommit, so it succeeds for segments as large as the layout allows.
+    //
+    // SAFETY: [start, start + length) is a live mapping of this process, registered until its
     // owner unmaps it, which cannot happen while the owner is in use (the caller borrows it, or
-    // one of its accesses is faulting). Replacing it in place with anonymous memory of the same
-    // size keeps every pointer into it valid. Slices this process handed out into the mapping
-    // (zero-copy read guards and reservations) then see zero bytes, or lose what this process
-    // wrote: no worse than a hostile peer rewriting the bytes, which every reader already
-    // tolerates (lengths are re-read volatile and validated; no offset comes from payload
-    // bytes). MAP_NORESERVE: the replacement is not charged against overcommit, so it succeeds
-    // for segments as large as the layout allows.
+    // one of its accesses is faulting); replacing it in place keeps every pointer into it valid.
     let replaced = unsafe {
         libc::mmap(
             start as *mut libc::c_void,
@@ -238,10 +238,10 @@ fn pass_on(signal: libc::c_int, code: libc::c_int, info: *mut libc::siginfo_t, c
     if handler == libc::SIG_IGN && sent {
         // Ignored, as before this module existed.
     } else if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        // SAFETY: restores the default disposition. A fault then repeats when this returns and
-        // the default action (termination with a core dump) happens; a sent signal is raised
-        // again, blocked until this handler returns, then delivered with the default action.
-        // (The kernel does not let a fault be ignored either.)
+        // A fault repeats when this returns, and the default action (termination with a core
+        // dump) happens; a sent signal is raised again, blocked until this handler returns, then
+        // delivered with the default action. (The kernel does not let a fault be ignored either.)
+        // SAFETY: a zeroed sigaction with SIG_DFL is valid; sigaction and raise only read it.
         unsafe {
             let mut default: libc::sigaction = std::mem::zeroed();
             default.sa_sigaction = libc::SIG_DFL;
