@@ -140,6 +140,7 @@ impl<'a> AllRoles<'a> {
         let live = |holder: u64| holder == me || claim_is_alive(holder);
         let taken_by = |holder: u64, role| Error::RoleTaken { role, pid: crate::process::claim_pid(holder) };
         for &(offset, role) in &words {
+            // Acquire: pairs with the release in `role_claim::release`, as a claimer's load does.
             let holder = segment.atomic_u64(offset).load(crate::sync::Ordering::Acquire);
             if holder != 0 && live(holder) {
                 return Err(taken_by(holder, role));
@@ -148,6 +149,7 @@ impl<'a> AllRoles<'a> {
         let mut roles = AllRoles { segment, taken: Vec::new(), me, vacate: false };
         for (offset, role) in words {
             let word = segment.atomic_u64(offset);
+            // Acquire: as above; `claim` below loads it again for its compare-and-swap.
             let before = word.load(crate::sync::Ordering::Acquire);
             role_claim::claim(word, me, claim_is_alive).map_err(|holder| taken_by(holder, role))?;
             // `before` may be stale if a claimer raced in and died meanwhile; restoring it then

@@ -104,8 +104,9 @@ impl Registration {
         let pages = u64::try_from(length.div_ceil(page)).ok().filter(|&pages| pages > 0 && pages < 1 << PAGE_BITS)?;
         let first = u64::try_from(start as usize / page).ok().filter(|&first| first < 1 << (64 - PAGE_BITS))?;
         let span = first << PAGE_BITS | pages;
-        // Relaxed is enough for the claim itself; the handler only needs the span, which is the
-        // value stored. The entry's `truncated` flag is false: `Drop` cleared it before freeing.
+        // AcqRel: acquire pairs with the release store of 0 in `Drop`, so the flag that `Drop`
+        // cleared before freeing the entry reads false; release pairs with the handler's acquire
+        // load of the span.
         let index = ENTRIES
             .iter()
             .position(|entry| entry.span.compare_exchange(0, span, Ordering::AcqRel, Ordering::Relaxed).is_ok())?;
@@ -121,6 +122,8 @@ impl Registration {
     /// shows the file shorter than the segment, before any access faults).
     pub(crate) fn condemn(&self) {
         let entry = &ENTRIES[self.index];
+        // Acquire: pairs with this registration's own compare-and-swap (same thread: any order
+        // would do; kept as the handler's).
         condemn(entry, entry.span.load(Ordering::Acquire));
     }
 }

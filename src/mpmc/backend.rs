@@ -41,6 +41,8 @@ pub(crate) fn repair_dead_sleepers<B: Backend>(backend: &B) {
             ENDPOINT_CONSUMER => Role::Consumer,
             _ => continue,
         };
+        // AcqRel: one winner among survivors; acquire as for the load above, release so that a
+        // later repairer that sees 0 also sees this one's decrement.
         if words.sleeping.compare_exchange(sleeper, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             let waiters = &backend.wait_words(side).waiters;
             let _ = waiters.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| count.checked_sub(1));

@@ -110,6 +110,7 @@ impl ShmSemaphore {
     /// wakeup, both bounded by the sleepers' time slices). For a ring nobody is attached to
     /// (`stale::create_or_reuse`).
     pub(crate) fn reset(&self, value: u32) {
+        // Release: pairs with the acquire of a taker's compare-and-swap, as a post does.
         self.data().store(u64::from(value), Ordering::Release);
         // SAFETY: the second u64 of the 32-byte, 8-aligned sem_t (constructor contract); it holds
         // `private` and padding, accessed atomically here.
