@@ -92,7 +92,7 @@ pub fn open_receiver(name: &str) -> Result<BoxedReceiver, Error> {
 ///
 /// let name = format!("ipcring-doc-attach-sender-{}", std::process::id());
 /// Segment::create(&name, &CreateOptions::default()).unwrap();
-/// let segment = Segment::open_with(&name, &OpenOptions { allow_other_owner: true }).unwrap();
+/// let segment = Segment::open_with(&name, &OpenOptions { allow_other_owner: true, ..OpenOptions::default() }).unwrap();
 /// let mut sender = sender(segment).unwrap();
 /// sender.send(b"hello").unwrap();
 /// Segment::unlink(&name).unwrap();

@@ -130,6 +130,11 @@ pub struct OpenOptions {
     /// Attach even if another user owns the segment (default: refuse with
     /// [`Error::ForeignOwner`]).
     pub allow_other_owner: bool,
+    /// Longest a blocked call on this ring sleeps before it checks whether its peers still live:
+    /// the bound on how late it learns that they died (`None`: the default,
+    /// [`DEFAULT_LIVENESS_INTERVAL`](crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL), 100 ms).
+    /// Endpoints attached to the segment start with it ([`Segment::liveness_interval`]).
+    pub liveness_interval: Option<std::time::Duration>,
 }
 
 /// Seals [`Segment::create_anonymous`] sets: the size is fixed for good, and no further seal (say
@@ -150,6 +155,8 @@ pub struct Segment {
     /// A named segment's file, kept open to compare its size with the segment's (`None` for an
     /// anonymous segment, whose size is sealed).
     file: Option<File>,
+    /// What [`OpenOptions::liveness_interval`] asked for (`None` for a created segment).
+    liveness_interval: Option<std::time::Duration>,
     map: MmapRaw,
     geometry: Geometry,
     owner_uid: u32,
@@ -256,7 +263,17 @@ impl Segment {
         // SAFETY: the mapping is at least HEADER_SIZE bytes (total_size > HEADER_SIZE) and page
         // aligned; nobody else can validate the segment before the magic is stored below.
         unsafe { map.as_mut_ptr().cast::<Header>().write_volatile(header) };
-        let segment = Segment { name, memfd, truncation, file: None, map, geometry, owner_uid: uid, mode };
+        let segment = Segment {
+            name,
+            memfd,
+            truncation,
+            file: None,
+            liveness_interval: None,
+            map,
+            geometry,
+            owner_uid: uid,
+            mode,
+        };
         if geometry.wait == WaitStrategy::Semaphore {
             segment.init_semaphore(Block::NotEmpty, 0)?;
             let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
@@ -407,6 +424,7 @@ impl Segment {
             memfd: None,
             truncation: mapping.truncation,
             file: None,
+            liveness_interval: options.liveness_interval,
             map: mapping.map,
             geometry,
             owner_uid: stat.st_uid,
@@ -491,6 +509,27 @@ impl Segment {
     /// ```
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.memfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The liveness interval endpoints attached to this segment start with: what
+    /// [`OpenOptions::liveness_interval`] asked for, else 100 ms
+    /// ([`DEFAULT_LIVENESS_INTERVAL`](crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL)), at least 1 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+    ///
+    /// let name = format!("ipcring-doc-liveness-{}", std::process::id());
+    /// let created = Segment::create(&name, &CreateOptions::default()).unwrap();
+    /// assert_eq!(created.liveness_interval(), Duration::from_millis(100));
+    /// let options = OpenOptions { liveness_interval: Some(Duration::from_secs(2)), ..OpenOptions::default() };
+    /// assert_eq!(Segment::open_with(&name, &options).unwrap().liveness_interval(), Duration::from_secs(2));
+    /// Segment::unlink(&name).unwrap();
+    /// ```
+    pub fn liveness_interval(&self) -> std::time::Duration {
+        self.liveness_interval
+            .unwrap_or(crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL)
+            .max(std::time::Duration::from_millis(1))
     }
 
     /// The validated geometry.
@@ -949,7 +988,8 @@ mod tests {
         nix::unistd::fchown(fd.as_raw_fd(), Some(stranger.into()), None).unwrap();
         let copy = fd.try_clone().unwrap();
         assert!(matches!(from_fd_error(fd), Error::ForeignOwner { owner: 4242, me: 0 }));
-        let segment = Segment::from_fd(copy, &OpenOptions { allow_other_owner: true }).unwrap();
+        let segment =
+            Segment::from_fd(copy, &OpenOptions { allow_other_owner: true, ..OpenOptions::default() }).unwrap();
         assert_eq!(segment.owner_uid(), stranger);
     }
 }

@@ -795,3 +795,30 @@ fn create_reuse_stale_takes_over_an_empty_ring_left_by_dead_processes() {
     assert_success(&run(&["send", ring.name()], Some(b"left\n".to_vec())));
     assert_one_line_error(&create(&["16", "--reuse-stale"]), "already exists");
 }
+
+#[test]
+fn recv_with_a_liveness_interval_drains_and_exits_after_its_producer_is_killed() {
+    let ring = Ring::created(&[]);
+    // A sender whose standard input stays open: it sends one line, then waits in read(2).
+    let mut child = Command::new(BINARY)
+        .args(["send", ring.name(), "--liveness", "0.2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"before the kill\n").unwrap();
+    input.flush().unwrap();
+    wait_for_role(&ring, false);
+    let receiver = start(&["recv", ring.name(), "--liveness", "0.2", "--count", "1"], None);
+    let first = receiver.wait();
+    assert_success(&first);
+    assert_eq!(stdout(&first), "before the kill\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The producer died attached: a receiver learns it at its first liveness check and exits 0.
+    let drained = run(&["recv", ring.name(), "--liveness", "0.2"], None);
+    assert_success(&drained);
+    assert_eq!(stdout(&drained), "");
+}

@@ -71,7 +71,8 @@ fn a_ring_owned_by_another_user_is_refused_unless_explicitly_allowed() {
         .unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().uid(), 4242);
         assert!(matches!(Segment::open(&name), Err(Error::ForeignOwner { owner: 4242, .. })));
-        let allowed = Segment::open_with(&name, &OpenOptions { allow_other_owner: true }).unwrap();
+        let allowed =
+            Segment::open_with(&name, &OpenOptions { allow_other_owner: true, ..OpenOptions::default() }).unwrap();
         assert_eq!(allowed.owner_uid(), 4242);
     } else {
         eprintln!(

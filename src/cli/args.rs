@@ -266,6 +266,10 @@ pub struct SendArgs {
     /// Attach even if the ring belongs to another user (by default such a ring is refused).
     #[arg(long)]
     pub allow_other_owner: bool,
+    /// Rings: check at least this often (seconds) whether the receivers still live, so a send
+    /// blocked on a full ring learns within this time that they died (default 0.1).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub liveness: Option<Seconds>,
     /// Send this file's whole content as one message instead of reading standard input
     /// (repeatable).
     #[arg(long = "file", value_name = "PATH")]
@@ -286,6 +290,10 @@ pub struct RecvArgs {
     /// Attach even if the ring belongs to another user (by default such a ring is refused).
     #[arg(long)]
     pub allow_other_owner: bool,
+    /// Rings: check at least this often (seconds) whether the senders still live, so a receive
+    /// waiting on an empty ring learns within this time that they died (default 0.1).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub liveness: Option<Seconds>,
     /// Report on standard error who is sending, where the transport knows it (Unix sockets:
     /// the peer's pid, uid and gid from SO_PEERCRED).
     #[arg(long, short)]

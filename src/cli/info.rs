@@ -17,7 +17,7 @@ use super::{print, print_json, time};
 /// Opens the ring without attaching (no role or endpoint record is claimed, nothing is
 /// written) and prints it.
 pub fn run(args: &InfoArgs) -> CliResult {
-    let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
+    let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner, liveness_interval: None };
     let info = RingInfo::read(&Segment::open_with(&args.name, &options)?);
     if args.json {
         print_json(&info)

@@ -24,7 +24,10 @@ pub fn run(args: &RecvArgs) -> CliResult {
     super::signals::install()?;
     let mut receiver = match args.transport.transport {
         None => {
-            let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
+            let options = ipcring::segment::OpenOptions {
+                allow_other_owner: args.allow_other_owner,
+                liveness_interval: args.liveness.map(|seconds| seconds.duration),
+            };
             attach::receiver(ipcring::segment::Segment::open_with(&args.name, &options)?)?
         }
         Some(kind) => {

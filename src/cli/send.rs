@@ -28,7 +28,10 @@ pub fn run(args: &SendArgs) -> CliResult {
     super::signals::install()?;
     let (sender, ring) = match args.transport.transport {
         None => {
-            let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner };
+            let options = ipcring::segment::OpenOptions {
+                allow_other_owner: args.allow_other_owner,
+                liveness_interval: args.liveness.map(|seconds| seconds.duration),
+            };
             let segment = Segment::open_with(&args.name, &options)?;
             let ring = segment.name().to_string();
             (attach::sender(segment)?, ring)

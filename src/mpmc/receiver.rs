@@ -134,6 +134,7 @@ impl<B: Backend> Receiver<B> {
         backend.count(Role::Consumer, Counter::Wait);
         let mut on = block_on(backend, Role::Consumer);
         on.record = Some(consumer.sleep_record());
+        on.liveness_clock = Some(self.watch.clock());
         let mut failure = None;
         let outcome = block(
             &on,

@@ -129,6 +129,7 @@ impl<B: Backend> Sender<B> {
         backend.count(Role::Producer, Counter::Wait);
         let mut on = block_on(backend, Role::Producer);
         on.record = Some(producer.sleep_record());
+        on.liveness_clock = Some(self.watch.clock());
         let mut failure = None;
         let outcome = block(
             &on,

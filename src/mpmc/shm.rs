@@ -87,7 +87,7 @@ impl ShmRing {
             slot_stride: geometry.slot_stride as usize,
             payload_offset: geometry.slot_payload_offset as usize,
             strategy: geometry.wait,
-            liveness_interval: DEFAULT_LIVENESS_INTERVAL,
+            liveness_interval: segment.liveness_interval(),
             segment,
         })
     }

@@ -1,6 +1,7 @@
 //! What a blocking SPSC endpoint needs beyond the ring memory and its [`WaitSite`]: role claims
 //! and the peer's liveness.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Role};
@@ -36,7 +37,9 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 #[derive(Debug, Default)]
 pub(crate) struct PeerWatch {
     polls: u32,
-    last_thorough: Option<Instant>,
+    /// When the last thorough check ran (`None`: never), shared with the endpoint's blocking
+    /// calls ([`crate::wait::BlockOn::liveness_clock`]).
+    last_thorough: Cell<Option<Instant>>,
 }
 
 impl PeerWatch {
@@ -62,10 +65,15 @@ impl PeerWatch {
         }
         self.polls = 0;
         let now = Instant::now();
-        if self.last_thorough.is_some_and(|last| now.duration_since(last) < interval) {
+        if self.last_thorough.get().is_some_and(|last| now.duration_since(last) < interval) {
             return false;
         }
-        self.last_thorough = Some(now);
+        self.last_thorough.set(Some(now));
         gone(PeerCheck::Thorough)
+    }
+
+    /// The time of the last thorough check, for the endpoint's blocking calls to share.
+    pub(crate) fn clock(&self) -> &Cell<Option<Instant>> {
+        &self.last_thorough
     }
 }

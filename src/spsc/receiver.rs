@@ -93,7 +93,8 @@ impl<B: Backend> Receiver<B> {
         let backend = self.consumer.memory();
         backend.count(Role::Consumer, Counter::Wait);
         let position = self.consumer.position();
-        let on = block_on(backend, Role::Consumer);
+        let mut on = block_on(backend, Role::Consumer);
+        on.liveness_clock = Some(self.watch.clock());
         let outcome = block(
             &on,
             deadline,

@@ -96,7 +96,8 @@ impl<B: Backend> Sender<B> {
         // The ring is full: position - consumer == slot_count. A slot frees up once the
         // consumer position reaches `target`.
         let target = (self.producer.position() + 1).saturating_sub(backend.slot_count());
-        let on = block_on(backend, Role::Producer);
+        let mut on = block_on(backend, Role::Producer);
+        on.liveness_clock = Some(self.watch.clock());
         let outcome = block(
             &on,
             deadline,

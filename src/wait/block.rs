@@ -2,6 +2,7 @@
 //! eventcount (futex strategy) or keep polling (spin strategy), with the deadline and the peer's
 //! liveness checked at bounded intervals so that a dead peer never hangs a waiter.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::eventcount::{sleep_registered, WaitWords};
@@ -47,6 +48,10 @@ pub struct BlockOn<'a, F: Futex, S: Semaphore> {
     /// `sleeping` word, and its claim word), so that survivors can take it back if it dies
     /// asleep; `None` for SPSC, whose next claimer of the role resets `waiters` instead.
     pub record: Option<(&'a AtomicU64, u64)>,
+    /// When the peer was last checked thoroughly, kept by the endpoint across calls (and shared
+    /// with its non-blocking calls), so that a run of timed calls each shorter than `slice` still
+    /// checks once per `slice`; `None`: the clock starts anew at each call.
+    pub liveness_clock: Option<&'a Cell<Option<Instant>>>,
 }
 
 /// How many polls the spin strategy makes between two looks at the clock.
@@ -73,7 +78,11 @@ pub fn block<F: Futex, S: Semaphore, E>(
             spin_hint();
         }
     }
-    let mut last_thorough = on.slice.map(|_| Instant::now());
+    let fresh = Cell::new(None);
+    let clock = on.liveness_clock.unwrap_or(&fresh);
+    if on.slice.is_some() && clock.get().is_none() {
+        clock.set(Some(Instant::now()));
+    }
     loop {
         if ready()? {
             return Ok(Blocked::Ready);
@@ -87,9 +96,9 @@ pub fn block<F: Futex, S: Semaphore, E>(
                 return Ok(if ready()? { Blocked::Ready } else { Blocked::DeadlinePassed });
             }
         }
-        if let (Some(now), Some(slice), Some(last)) = (now, on.slice, last_thorough) {
+        if let (Some(now), Some(slice), Some(last)) = (now, on.slice, clock.get()) {
             if now.duration_since(last) >= slice {
-                last_thorough = Some(now);
+                clock.set(Some(now));
                 if peer_gone(PeerCheck::Thorough) {
                     return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
                 }

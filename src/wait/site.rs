@@ -147,5 +147,6 @@ pub fn block_on<W: WaitSite + ?Sized>(site: &W, sleeper: Role) -> BlockOn<'_, W:
         semaphore: site.semaphore(sleeper),
         slice: site.liveness_interval(),
         record: None,
+        liveness_clock: None,
     }
 }
