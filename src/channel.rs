@@ -176,3 +176,18 @@ impl<B: crate::mpmc::Backend> Receiver for crate::mpmc::Receiver<B> {
         "shm-mpmc"
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    /// Endpoints move to other threads; MPMC ones can also be shared between threads (their
+    /// `&self` methods, such as `try_clone`).
+    #[test]
+    fn shared_memory_endpoints_are_send_and_mpmc_ones_sync() {
+        fn send<T: Send>() {}
+        fn send_and_sync<T: Send + Sync>() {}
+        send::<crate::spsc::Sender<crate::spsc::ShmMemory>>();
+        send::<crate::spsc::Receiver<crate::spsc::ShmMemory>>();
+        send_and_sync::<crate::mpmc::Sender<std::sync::Arc<crate::mpmc::ShmRing>>>();
+        send_and_sync::<crate::mpmc::Receiver<std::sync::Arc<crate::mpmc::ShmRing>>>();
+    }
+}

@@ -608,10 +608,21 @@ impl Segment {
         self.atomic_u64(field).store(now_ns(), Ordering::Relaxed);
     }
 
-    /// Clears the wait state dead processes may have left: both eventcounts' `waiters`, and
-    /// (semaphore strategy) the two semaphores, set back to an empty ring's counts. Only for a
-    /// ring that is empty and whose every role this process holds (see `stale`).
+    /// Clears the wait state dead processes may have left: MPMC endpoint records' `sleeping`,
+    /// both eventcounts' `waiters`, and (semaphore strategy) the two semaphores, set back to an
+    /// empty ring's counts. Only for a ring that is empty and whose every role this process holds
+    /// (see `stale`).
     pub(crate) fn reset_wait_state(&self) {
+        // The sleeper records first: a repair that read one must not find it after the counts it
+        // stands for were zeroed.
+        if self.geometry.kind == RingKind::Mpmc {
+            let table = self.geometry.block_offset(Block::Roles);
+            for index in 0..crate::layout::MAX_ENDPOINTS as u64 {
+                let record = table + index * size_of::<crate::layout::EndpointRecord>() as u64;
+                let sleeping = record + offset_of!(crate::layout::EndpointRecord, sleeping) as u64;
+                self.atomic_u64(sleeping).store(0, Ordering::Relaxed);
+            }
+        }
         for block in [Block::NotEmpty, Block::NotFull] {
             let waiters = self.geometry.block_offset(block) + offset_of!(WaitBlock, waiters) as u64;
             self.atomic_u32(waiters).store(0, Ordering::Relaxed);

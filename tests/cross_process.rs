@@ -414,3 +414,36 @@ fn polling_try_send_on_a_full_ring_learns_that_a_killed_consumer_is_gone() {
     let result = poll_until(|| sender.try_send(&scratch));
     assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
 }
+
+/// Timed receives each too short to reach a liveness check on their own (zero, and a tenth of
+/// the interval) still learn that a killed producer is gone: the endpoint keeps its check clock
+/// across calls.
+#[test]
+fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
+    for timeout in [Duration::ZERO, Duration::from_millis(10)] {
+        let ring = Ring::create(16, 64, WaitStrategy::Futex);
+        let mut receiver = Receiver::open(&ring.name).unwrap();
+        let mut producer = Peer::spawn(PeerPlan {
+            role: "producer",
+            ring: &ring.name,
+            first: 0,
+            count: 1,
+            pause_every: 0,
+            hold: true,
+        });
+        producer.expect_line("holding");
+        producer.kill();
+        let mut scratch = Vec::new();
+        let result = poll_until(|| match receiver.recv_timeout(&mut scratch, timeout) {
+            // A timeout is "nothing yet" here: keep asking.
+            Err(Error::Timeout) => Err(Error::Empty),
+            other => other,
+        });
+        result.unwrap();
+        let result = poll_until(|| match receiver.recv_timeout(&mut scratch, timeout) {
+            Err(Error::Timeout) => Err(Error::Empty),
+            other => other,
+        });
+        assert!(matches!(result, Err(Error::Disconnected)), "{timeout:?}: {result:?}");
+    }
+}

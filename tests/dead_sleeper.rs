@@ -1,17 +1,18 @@
 //! An MPMC consumer process killed while asleep on the futex leaves its registration in the
 //! eventcount's `waiters` count, which would make every later publication a useless `FUTEX_WAKE`.
-//! Survivors take it back (LAYOUT.md §16.6): a thorough liveness check of a waiting endpoint, or
-//! the attach of a new endpoint.
+//! Survivors take it back (LAYOUT.md §16.6): the endpoint that takes the dead record over, or the
+//! thorough liveness checks of a waiting endpoint (one record per check, in turn).
 #![cfg(not(loom))]
 
 use std::mem::{offset_of, size_of};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipcring::layout::{Block, EndpointRecord, RingKind, WaitBlock};
-use ipcring::mpmc::{Receiver, Sender};
-use ipcring::segment::{CreateOptions, Segment};
+use ipcring::mpmc::{Receiver, Sender, ShmRing};
+use ipcring::segment::{CreateOptions, OpenOptions, Segment};
 use ipcring::Error;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ipcring");
@@ -36,7 +37,11 @@ impl Drop for Reaped {
 }
 
 fn waiters(segment: &Segment) -> u32 {
-    let offset = segment.geometry().block_offset(Block::NotEmpty) + offset_of!(WaitBlock, waiters) as u64;
+    waiters_of(segment, Block::NotEmpty)
+}
+
+fn waiters_of(segment: &Segment, block: Block) -> u32 {
+    let offset = segment.geometry().block_offset(block) + offset_of!(WaitBlock, waiters) as u64;
     segment.atomic_u32(offset).load(Ordering::Relaxed)
 }
 
@@ -80,10 +85,12 @@ fn ring_with_a_dead_sleeper(tag: &str) -> (Ring, Segment) {
 }
 
 #[test]
-fn a_new_endpoint_takes_a_dead_sleepers_registration_back() {
+fn an_endpoint_of_the_other_side_taking_the_record_over_takes_the_registration_back() {
     let (ring, segment) = ring_with_a_dead_sleeper("attach");
+    // The dead consumer's record is the first dead one: a producer takes it over, and the
+    // registration comes out of the consumers' count, not the producers'.
     let mut sender = Sender::open(&ring.0).unwrap();
-    assert_eq!(waiters(&segment), 0);
+    assert_eq!((waiters_of(&segment, Block::NotEmpty), waiters_of(&segment, Block::NotFull)), (0, 0));
     assert!(sleeping_records(&segment).is_empty());
     // The survivors still work, and a later attach finds nothing to repair.
     let mut receiver = Receiver::open(&ring.0).unwrap();
@@ -97,10 +104,13 @@ fn a_new_endpoint_takes_a_dead_sleepers_registration_back() {
 #[test]
 fn a_waiting_survivor_takes_a_dead_sleepers_registration_back() {
     let (ring, segment) = ring_with_a_dead_sleeper("wait");
-    // Attached before the death would have been the usual case; here the attach repairs too,
-    // so undo that by faking the dead registration again after it.
+    // The attaches take the dead record over (and repair it); then a dead sleeper is faked in
+    // a record nobody takes over, which only the waiting receiver's checks can find.
     let mut sender = Sender::open(&ring.0).unwrap();
-    let mut receiver = Receiver::open(&ring.0).unwrap();
+    // A short liveness interval: the checks visit one record each, all 64 within about 0.3 s.
+    let options = OpenOptions { liveness_interval: Some(Duration::from_millis(5)), ..OpenOptions::default() };
+    let mut receiver =
+        Receiver::attach(Arc::new(ShmRing::new(Segment::open_with(&ring.0, &options).unwrap()).unwrap())).unwrap();
     assert_eq!(waiters(&segment), 0);
     // A dead sleeper in a record nobody has taken over: pid 0 is never alive. The record is the
     // last one, which no attach here reaches.
@@ -112,10 +122,12 @@ fn a_waiting_survivor_takes_a_dead_sleepers_registration_back() {
     let waiters_offset = segment.geometry().block_offset(Block::NotEmpty) + offset_of!(WaitBlock, waiters) as u64;
     segment.atomic_u32(waiters_offset).fetch_add(1, Ordering::Relaxed);
     segment.atomic_u64(record + offset_of!(EndpointRecord, sleeping) as u64).store(1 << 40, Ordering::Release);
-    // The receiver waits past at least one liveness interval (100 ms): its thorough check
-    // repairs the count.
-    assert!(matches!(receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(300)), Err(Error::Timeout)));
-    assert_eq!(waiters(&segment), 0);
+    // The receiver waits, in bounded slices, until its thorough checks reach that record.
+    let deadline = Instant::now() + PATIENCE;
+    while waiters(&segment) != 0 {
+        assert!(Instant::now() < deadline, "never repaired");
+        assert!(matches!(receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(50)), Err(Error::Timeout)));
+    }
     assert!(sleeping_records(&segment).is_empty());
     sender.send(b"still works").unwrap();
     receiver.recv_timeout(&mut Vec::new(), PATIENCE).unwrap();

@@ -363,3 +363,33 @@ fn survivors_learn_that_every_peer_is_gone() {
     assert!(matches!(sender.send_timeout(b"c", PATIENCE), Err(Error::Disconnected)));
     let _: &Arc<ShmRing> = sender.backend();
 }
+
+/// Timed receives each too short to block long enough for a liveness check (zero, and a tenth of
+/// the interval) still get the killed producer's committed messages, then `Disconnected`.
+#[test]
+fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
+    for timeout in [Duration::ZERO, Duration::from_millis(10)] {
+        let mut run = Run::new("short-timed", WaitStrategy::Futex, 8);
+        let mut receiver = Receiver::open(&run.ring).unwrap();
+        let dying = run.spawn(&[
+            ("MPMC_PEER_ROLE", "producer".into()),
+            ("MPMC_PEER_ID", "7".into()),
+            ("MPMC_PEER_COUNT", "2".into()),
+            ("MPMC_PEER_DIE", "reserved".into()),
+        ]);
+        let (line, _reader) = run.first_line(dying, "reserved");
+        assert_eq!(line, "reserved");
+        run.kill(dying);
+        let deadline = Instant::now() + PATIENCE;
+        let (mut buffer, mut received) = (Vec::new(), 0);
+        let outcome = loop {
+            match receiver.recv_timeout(&mut buffer, timeout) {
+                Ok(()) => received += 1,
+                Err(Error::Timeout) if Instant::now() < deadline => {}
+                other => break other,
+            }
+        };
+        assert!(matches!(outcome, Err(Error::Disconnected)), "{timeout:?}: {outcome:?}");
+        assert_eq!(received, 2, "{timeout:?}: both committed messages first");
+    }
+}

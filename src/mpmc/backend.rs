@@ -21,32 +21,37 @@ pub trait Backend: MpmcMemory + RecoveryLog + WaitSite + Clone {
     /// Called at each thorough liveness check by an endpoint of `role`: records its activity and
     /// checks that the memory was not truncated (no-op by default).
     fn thorough_check(&self, _role: Role) {}
+    /// The endpoint record the next thorough check looks at for a dead sleeper: each in turn
+    /// (0 by default).
+    fn next_record(&self) -> usize {
+        0
+    }
 }
 
-/// Takes back the eventcount registrations of sleepers that died asleep (LAYOUT.md §16.6): for
-/// every endpoint record whose `sleeping` word names a dead process, the one survivor whose
-/// compare-and-swap clears the word decrements the `waiters` count of that record's side. Without
-/// it each dead sleeper would cost every later publication a useless `FUTEX_WAKE`. A record with
-/// a role of neither side is skipped; the count never goes below zero.
-pub(crate) fn repair_dead_sleepers<B: Backend>(backend: &B) {
-    for index in 0..backend.endpoint_count().min(MAX_ENDPOINTS) {
-        let words = backend.endpoint(index);
-        // Acquire: pairs with the sleeper's release store, so its increment is visible.
-        let sleeper = words.sleeping.load(Ordering::Acquire);
-        if sleeper == 0 || backend.is_alive(sleeper) {
-            continue;
-        }
-        let side = match words.role.load(Ordering::Relaxed) {
-            ENDPOINT_PRODUCER => Role::Producer,
-            ENDPOINT_CONSUMER => Role::Consumer,
-            _ => continue,
-        };
-        // AcqRel: one winner among survivors; acquire as for the load above, release so that a
-        // later repairer that sees 0 also sees this one's decrement.
-        if words.sleeping.compare_exchange(sleeper, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            let waiters = &backend.wait_words(side).waiters;
-            let _ = waiters.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| count.checked_sub(1));
-        }
+/// Takes back the eventcount registration of a sleeper that died asleep in endpoint record
+/// `index` (LAYOUT.md §16.6): if the record's `sleeping` word names a dead process, the one
+/// survivor whose compare-and-swap clears the word decrements the `waiters` count of that
+/// record's side (never below 0). Without it each dead sleeper would cost every later publication
+/// a useless `FUTEX_WAKE`. Each thorough liveness check looks at one record, the next in turn
+/// ([`Backend::next_record`]), so its cost stays one liveness test however many endpoints sleep;
+/// a dead sleeper is found within one turn of the table, or at once by the endpoint that takes
+/// its record over (`ring::mpmc`). A record with a role of neither side is skipped.
+pub(crate) fn repair_dead_sleeper<B: Backend>(backend: &B, index: usize) {
+    let words = backend.endpoint(index.min(MAX_ENDPOINTS - 1));
+    // Acquire: pairs with the sleeper's release store, so its increment is visible.
+    let sleeper = words.sleeping.load(Ordering::Acquire);
+    if sleeper == 0 || backend.is_alive(sleeper) {
+        return;
+    }
+    let side = match words.role.load(Ordering::Relaxed) {
+        ENDPOINT_PRODUCER => Role::Producer,
+        ENDPOINT_CONSUMER => Role::Consumer,
+        _ => return,
+    };
+    // AcqRel: one winner among survivors (and `Endpoint::attach`'s swap); acquire as for the load
+    // above, release so that a later repairer that sees 0 also sees this one's decrement.
+    if words.sleeping.compare_exchange(sleeper, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        backend.wait_words(side).forget_one();
     }
 }
 
@@ -55,7 +60,7 @@ pub(crate) fn repair_dead_sleepers<B: Backend>(backend: &B) {
 pub(crate) fn peers_gone<B: Backend>(backend: &B, me: Role, check: PeerCheck) -> bool {
     if check == PeerCheck::Thorough {
         backend.thorough_check(me);
-        repair_dead_sleepers(backend);
+        repair_dead_sleeper(backend, backend.next_record());
     }
     if backend.truncated() {
         return true;

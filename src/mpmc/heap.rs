@@ -209,6 +209,10 @@ unsafe impl MpmcMemory for Arc<HeapRing> {
     fn on_detach(&self, role: Role) {
         alert(self, peer_of(role));
     }
+
+    fn on_dead_sleeper(&self, role: Role) {
+        self.wait_words(role).forget_one();
+    }
 }
 
 impl RecoveryLog for Arc<HeapRing> {

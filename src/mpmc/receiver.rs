@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-#[cfg(not(loom))]
-use super::backend::repair_dead_sleepers;
 use super::backend::{peers_gone, Backend};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_claim, Consumer, ReadBatch, ReadGuard};
@@ -43,10 +41,6 @@ pub struct Receiver<B: Backend> {
 impl<B: Backend> Receiver<B> {
     /// Attaches a new consumer endpoint to `backend`.
     pub fn attach(backend: B) -> Result<Self, Error> {
-        // Before a dead sleeper's record can be taken over (and its registration forgotten).
-        // Not under loom: the models have no dead processes, and the scan only adds states.
-        #[cfg(not(loom))]
-        repair_dead_sleepers(&backend);
         let consumer = Consumer::attach(backend)?;
         consumer.memory().attached(Role::Consumer, consumer.endpoint_index());
         Ok(Receiver { consumer, watch: PeerWatch::default() })
@@ -75,8 +69,14 @@ impl<B: Backend> Receiver<B> {
             }
             // A wait can end "ready" (or after a repair) and the claim still find nothing (another
             // consumer was faster); the deadline bounds the retries whatever the ring says.
+            // Out of time: a last look as `try_recv` would take it, with its rate-limited liveness
+            // check, so that a run of calls with timeouts too short to block still learns that
+            // the producers died.
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Err(Error::Timeout);
+                return match self.try_claim_when_empty(max) {
+                    Err(Error::Empty) => Err(Error::Timeout),
+                    other => other,
+                };
             }
             self.block_for_message(deadline)?;
         }

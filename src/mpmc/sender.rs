@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-#[cfg(not(loom))]
-use super::backend::repair_dead_sleepers;
 use super::backend::{peers_gone, Backend};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_reserve, Producer, Reservation, WriteBatch};
@@ -43,10 +41,6 @@ pub struct Sender<B: Backend> {
 impl<B: Backend> Sender<B> {
     /// Attaches a new producer endpoint to `backend`.
     pub fn attach(backend: B) -> Result<Self, Error> {
-        // Before a dead sleeper's record can be taken over (and its registration forgotten).
-        // Not under loom: the models have no dead processes, and the scan only adds states.
-        #[cfg(not(loom))]
-        repair_dead_sleepers(&backend);
         let producer = Producer::attach(backend)?;
         producer.memory().attached(Role::Producer, producer.endpoint_index());
         Ok(Sender { producer, watch: PeerWatch::default() })
@@ -83,8 +77,12 @@ impl<B: Backend> Sender<B> {
                 return Ok(claimed);
             }
             // As for the receiver: the deadline bounds the retries whatever the ring says.
+            // Out of time: a last look as `try_send` would take it (see the receiver).
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Err(Error::Timeout);
+                return match self.try_claim_when_full(max) {
+                    Err(Error::Full) => Err(Error::Timeout),
+                    other => other,
+                };
             }
             self.block_for_space(deadline)?;
         }

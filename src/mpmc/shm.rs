@@ -42,6 +42,9 @@ pub struct ShmRing {
     payload_offset: usize,
     strategy: WaitStrategy,
     liveness_interval: Duration,
+    /// The endpoint record this process's next thorough check examines for a dead sleeper
+    /// (process-local; see `backend::repair_dead_sleeper`).
+    repair_cursor: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: the pointers point into the mapping owned by `segment`, which may be used from any
@@ -88,6 +91,7 @@ impl ShmRing {
             payload_offset: geometry.slot_payload_offset as usize,
             strategy: geometry.wait,
             liveness_interval: segment.liveness_interval(),
+            repair_cursor: std::sync::atomic::AtomicUsize::new(0),
             segment,
         })
     }
@@ -249,6 +253,10 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     fn on_detach(&self, role: Role) {
         alert(self, peer_of(role));
     }
+
+    fn on_dead_sleeper(&self, role: Role) {
+        self.wait_words(role).forget_one();
+    }
 }
 
 impl RecoveryLog for Arc<ShmRing> {
@@ -313,6 +321,10 @@ impl Backend for Arc<ShmRing> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
         self.endpoint(index).attached_ns.store(now, Ordering::Relaxed);
         self.segment.note_activity(role);
+    }
+
+    fn next_record(&self) -> usize {
+        self.repair_cursor.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % MAX_ENDPOINTS
     }
 
     fn thorough_check(&self, role: Role) {

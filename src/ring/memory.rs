@@ -129,6 +129,9 @@ pub unsafe trait MpmcMemory {
     fn on_release(&self, _count: u64) {}
     /// Called after an endpoint of `role` claimed `count` positions.
     fn on_claim(&self, _role: crate::error::Role, _count: u64) {}
+    /// Called when a record taken over from a dead holder still named it as a sleeper of
+    /// `role` (LAYOUT.md §16.6): its registration in that side's eventcount is to be taken back.
+    fn on_dead_sleeper(&self, _role: crate::error::Role) {}
     /// Called when an endpoint of `role` is about to give up its record, before it does.
     fn on_leaving(&self, _role: crate::error::Role) {}
     /// Called after an endpoint of `role` gave up its record (its peers may be sleeping on a

@@ -98,6 +98,17 @@ impl<M: MpmcMemory> Endpoint<M> {
                 // A dead predecessor's pending positions are judged by the recovery rule (no
                 // live record covers them), which no longer counts this record for them.
                 words.pending_count.store(0, Ordering::Relaxed);
+                // A predecessor that died asleep: take its registration back now, against its
+                // own side, before the role changes (a repairer reads the two together, and only
+                // one of it and this swap gets the claim). AcqRel: as the repairer's exchange.
+                let asleep = words.sleeping.swap(0, Ordering::AcqRel);
+                if asleep != 0 {
+                    match words.role.load(Ordering::Relaxed) {
+                        ENDPOINT_PRODUCER => memory.on_dead_sleeper(Role::Producer),
+                        ENDPOINT_CONSUMER => memory.on_dead_sleeper(Role::Consumer),
+                        _ => {}
+                    }
+                }
                 words.role.store(role_raw(role), Ordering::Relaxed);
                 return Ok(Endpoint { memory, index, claim: me, role });
             }

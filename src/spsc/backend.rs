@@ -1,13 +1,12 @@
 //! What a blocking SPSC endpoint needs beyond the ring memory and its [`WaitSite`]: role claims
 //! and the peer's liveness.
 
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Role};
 use crate::ring::SpscMemory;
 pub use crate::wait::Counter;
-use crate::wait::{PeerCheck, WaitSite};
+use crate::wait::{LivenessClock, PeerCheck, WaitSite};
 
 /// Everything shared between the two endpoints of one SPSC ring: the ring memory, where the
 /// sides sleep ([`WaitSite`]), and the role claims.
@@ -39,7 +38,7 @@ pub(crate) struct PeerWatch {
     polls: u32,
     /// When the last thorough check ran (`None`: never), shared with the endpoint's blocking
     /// calls ([`crate::wait::BlockOn::liveness_clock`]).
-    last_thorough: Cell<Option<Instant>>,
+    last_thorough: LivenessClock,
 }
 
 impl PeerWatch {
@@ -65,15 +64,15 @@ impl PeerWatch {
         }
         self.polls = 0;
         let now = Instant::now();
-        if self.last_thorough.get().is_some_and(|last| now.duration_since(last) < interval) {
+        if self.last_thorough.get().is_some_and(|last| now.saturating_duration_since(last) < interval) {
             return false;
         }
-        self.last_thorough.set(Some(now));
+        self.last_thorough.set(now);
         gone(PeerCheck::Thorough)
     }
 
     /// The time of the last thorough check, for the endpoint's blocking calls to share.
-    pub(crate) fn clock(&self) -> &Cell<Option<Instant>> {
+    pub(crate) fn clock(&self) -> &LivenessClock {
         &self.last_thorough
     }
 }

@@ -2,7 +2,6 @@
 //! eventcount (futex strategy) or keep polling (spin strategy), with the deadline and the peer's
 //! liveness checked at bounded intervals so that a dead peer never hangs a waiter.
 
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::eventcount::{sleep_registered, WaitWords};
@@ -51,7 +50,64 @@ pub struct BlockOn<'a, F: Futex, S: Semaphore> {
     /// When the peer was last checked thoroughly, kept by the endpoint across calls (and shared
     /// with its non-blocking calls), so that a run of timed calls each shorter than `slice` still
     /// checks once per `slice`; `None`: the clock starts anew at each call.
-    pub liveness_clock: Option<&'a Cell<Option<Instant>>>,
+    pub liveness_clock: Option<&'a LivenessClock>,
+}
+
+/// When an endpoint last checked its peer thoroughly, kept across its calls (see
+/// [`BlockOn::liveness_clock`]). Process-local.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ipcring::wait::LivenessClock;
+///
+/// let clock = LivenessClock::default();
+/// let interval = Duration::from_millis(100);
+/// let start = Instant::now();
+/// assert!(!clock.due(start, interval), "a clock that never ran starts now");
+/// assert!(!clock.due(start + Duration::from_millis(50), interval));
+/// assert!(clock.due(start + interval, interval), "due once an interval has passed");
+/// assert!(!clock.due(start + interval, interval), "and recorded");
+/// ```
+#[derive(Debug, Default)]
+pub struct LivenessClock {
+    /// The last check; `None`: never. A mutex (uncontended: one endpoint's calls) only so that
+    /// endpoints stay `Sync`; it is touched on slow paths only.
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl LivenessClock {
+    /// The last check, if any.
+    pub(crate) fn get(&self) -> Option<Instant> {
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a check at `at`.
+    pub(crate) fn set(&self, at: Instant) {
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
+    }
+
+    /// Starts the clock now if it never ran: the first check is due one interval from now.
+    pub fn start(&self) {
+        if self.get().is_none() {
+            self.set(Instant::now());
+        }
+    }
+
+    /// True (and the check recorded at `now`) if `interval` has passed since the last check; a
+    /// clock that never ran starts now and is not due.
+    pub fn due(&self, now: Instant, interval: Duration) -> bool {
+        match self.get() {
+            Some(last) if now.saturating_duration_since(last) < interval => false,
+            Some(_) => {
+                self.set(now);
+                true
+            }
+            None => {
+                self.set(now);
+                false
+            }
+        }
+    }
 }
 
 /// How many polls the spin strategy makes between two looks at the clock.
@@ -78,10 +134,10 @@ pub fn block<F: Futex, S: Semaphore, E>(
             spin_hint();
         }
     }
-    let fresh = Cell::new(None);
+    let fresh = LivenessClock::default();
     let clock = on.liveness_clock.unwrap_or(&fresh);
-    if on.slice.is_some() && clock.get().is_none() {
-        clock.set(Some(Instant::now()));
+    if on.slice.is_some() {
+        clock.start();
     }
     loop {
         if ready()? {
@@ -91,17 +147,16 @@ pub fn block<F: Futex, S: Semaphore, E>(
             return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
         }
         let now = (deadline.is_some() || on.slice.is_some()).then(Instant::now);
+        // The thorough check comes before the deadline's: a run of calls whose deadlines have
+        // passed by the time they get here (zero timeouts) must still check once per slice.
+        if let (Some(now), Some(slice)) = (now, on.slice) {
+            if clock.due(now, slice) && peer_gone(PeerCheck::Thorough) {
+                return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
+            }
+        }
         if let (Some(now), Some(deadline)) = (now, deadline) {
             if now >= deadline {
                 return Ok(if ready()? { Blocked::Ready } else { Blocked::DeadlinePassed });
-            }
-        }
-        if let (Some(now), Some(slice), Some(last)) = (now, on.slice, clock.get()) {
-            if now.duration_since(last) >= slice {
-                clock.set(Some(now));
-                if peer_gone(PeerCheck::Thorough) {
-                    return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
-                }
             }
         }
         match on.strategy {

@@ -30,8 +30,9 @@ use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 pub struct WaitWords {
     /// The futex word: bumped by every waker that finds a waiter registered.
     pub epoch: AtomicU32,
-    /// Registered sleepers. Garbage here (a crashed or hostile peer) costs wasted wake calls,
-    /// never a lost wakeup.
+    /// Registered sleepers. A count too high (a crashed peer's registration, garbage) costs
+    /// wasted wake calls; a count too low (garbage, a wrong repair) can skip a wake call, which
+    /// delays that sleeper until its bounded sleep times out.
     pub waiters: AtomicU32,
 }
 
@@ -39,6 +40,19 @@ impl WaitWords {
     /// Fresh words: epoch 0, no waiter.
     pub fn new() -> WaitWords {
         WaitWords { epoch: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+    }
+
+    /// Takes one registration out of `waiters`, never below 0: a sleeper leaving, or a dead
+    /// sleeper's registration taken back (LAYOUT.md §16.6).
+    ///
+    /// ```
+    /// use ipcring::wait::WaitWords;
+    /// let words = WaitWords::new();
+    /// words.forget_one();
+    /// assert_eq!(words.waiters.load(std::sync::atomic::Ordering::Relaxed), 0);
+    /// ```
+    pub fn forget_one(&self) {
+        let _ = self.waiters.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| count.checked_sub(1));
     }
 }
 
@@ -138,11 +152,18 @@ pub fn sleep_registered<F: Futex>(
             }
         }
     };
-    if let Some((word, _)) = record {
-        word.store(0, Ordering::Relaxed);
+    match record {
+        Some((word, _)) => {
+            word.store(0, Ordering::Relaxed);
+            // Saturating: MPMC counts are never reset, and a wrong repair must not wrap one to
+            // 2^32 - 1, which would cost every later publication a wake call.
+            words.forget_one();
+        }
+        // Wrapping: if a peer zeroed the count under us, this leaves garbage that only costs the
+        // waker wasted wake calls, and the next claim of this SPSC role resets it.
+        None => {
+            words.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
     }
-    // Wrapping: if a peer zeroed the count under us, this leaves garbage that only costs the
-    // waker wasted wake calls (and the next claim of this role resets it).
-    words.waiters.fetch_sub(1, Ordering::Relaxed);
     outcome
 }

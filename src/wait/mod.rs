@@ -11,7 +11,7 @@ pub mod semaphore;
 pub mod site;
 
 pub use crate::layout::WaitStrategy;
-pub use block::{block, BlockOn, Blocked, PeerCheck};
+pub use block::{block, BlockOn, Blocked, LivenessClock, PeerCheck};
 pub use eventcount::{notify, sleep, Sleep, WaitWords};
 #[cfg(loom)]
 pub use futex::LoomFutex;
