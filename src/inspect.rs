@@ -54,6 +54,7 @@
 
 use std::mem::{offset_of, size_of};
 
+#[cfg(feature = "serde")]
 use serde::{Serialize, Serializer};
 
 use crate::layout::{
@@ -86,8 +87,9 @@ const PENDING_COUNT: u64 = offset_of!(EndpointRecord, pending_count) as u64;
 const ATTACHED_NS: u64 = offset_of!(EndpointRecord, attached_ns) as u64;
 
 /// Whether a role is held, as far as this process can tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum RoleState {
     /// Nobody holds the role (the claim word is 0).
     Vacant,
@@ -120,7 +122,8 @@ impl std::fmt::Display for RoleState {
 }
 
 /// One role record of an SPSC ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct RoleInfo {
     /// Pid of the claiming process; 0 when the role is vacant.
     pub pid: u32,
@@ -133,8 +136,9 @@ pub struct RoleInfo {
 }
 
 /// Which side an MPMC endpoint record says its handle plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum EndpointRole {
     /// A producer handle ([`ENDPOINT_PRODUCER`]).
     Producer,
@@ -183,7 +187,8 @@ impl std::fmt::Display for EndpointRole {
 
 /// One claimed record of an MPMC ring's endpoint table: an attached handle, or what a process
 /// that died without detaching left behind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct EndpointInfo {
     /// Position of the record in the table, `0 .. MAX_ENDPOINTS`.
     pub index: usize,
@@ -206,7 +211,8 @@ pub struct EndpointInfo {
 }
 
 /// The statistics one side counts on its slow path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct SideCounters {
     /// Blocking calls that found the ring full (producer) or empty (consumer) and had to wait.
     pub waits: u64,
@@ -245,7 +251,8 @@ impl SideCounters {
 /// redelivered message), which are subtracted; the counts are then approximate by the positions
 /// in flight: a position reserved but not yet committed already counts as sent, and an abandoned
 /// or redelivered position is subtracted from `received` before a consumer reaches it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Counters {
     /// Messages sent since creation. SPSC: the producer position. MPMC: `tail` minus the
     /// abandoned and redelivered positions of both sides, saturating at 0.
@@ -265,15 +272,16 @@ pub struct Counters {
 /// disagree by the few messages that passed meanwhile. Serialises to the JSON of
 /// `ipcring info --json`, with `kind` and `wait_strategy` as their command-line names and `mode`
 /// as an octal string such as `"0600"`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct RingInfo {
     /// The ring name, with its leading `/`.
     pub name: String,
     /// The ring algorithm.
-    #[serde(serialize_with = "serialize_kind")]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "serialize_kind"))]
     pub kind: RingKind,
     /// How blocked calls wait.
-    #[serde(serialize_with = "serialize_wait")]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "serialize_wait"))]
     pub wait_strategy: WaitStrategy,
     /// Layout version in the header (equal to [`LAYOUT_VERSION`](crate::layout::LAYOUT_VERSION)
     /// when the segment was opened).
@@ -287,7 +295,7 @@ pub struct RingInfo {
     /// Size of the whole segment in bytes.
     pub total_size: u64,
     /// Permission bits of the file.
-    #[serde(serialize_with = "serialize_mode")]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "serialize_mode"))]
     pub mode: u32,
     /// Uid of the file owner.
     pub owner_uid: u32,
@@ -310,27 +318,30 @@ pub struct RingInfo {
     /// Free slots now: `slot_count - used`.
     pub free: u64,
     /// SPSC: the producer role. `None` on an MPMC ring (see `endpoints`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub producer: Option<RoleInfo>,
     /// SPSC: the consumer role. `None` on an MPMC ring (see `endpoints`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub consumer: Option<RoleInfo>,
     /// MPMC: the claimed endpoint records (attached handles, and dead ones not yet reused), in
     /// table order. `None` on an SPSC ring (see `producer` and `consumer`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub endpoints: Option<Vec<EndpointInfo>>,
     /// Message counts and statistics.
     pub counters: Counters,
 }
 
+#[cfg(feature = "serde")]
 fn serialize_kind<S: Serializer>(kind: &RingKind, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(kind.name())
 }
 
+#[cfg(feature = "serde")]
 fn serialize_wait<S: Serializer>(wait: &WaitStrategy, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(wait.name())
 }
 
+#[cfg(feature = "serde")]
 fn serialize_mode<S: Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format!("{mode:04o}"))
 }
@@ -647,6 +658,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "serde")]
     fn json_names_kind_wait_state_and_octal_mode() {
         let (name, _cleanup) = small_ring("json");
         let _sender = Sender::open(&name).unwrap();
@@ -759,6 +771,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "serde")]
     fn mpmc_json_has_endpoints_and_no_roles() {
         let (name, _cleanup) = small_mpmc_ring("mpmc-json");
         let _sender = crate::mpmc::Sender::open(&name).unwrap();

@@ -2,7 +2,6 @@
 //! eventcount's `waiters` count, which would make every later publication a useless `FUTEX_WAKE`.
 //! Survivors take it back (LAYOUT.md §16.6): the endpoint that takes the dead record over, or the
 //! thorough liveness checks of a waiting endpoint (one record per check, in turn).
-#![cfg(not(loom))]
 
 use std::mem::{offset_of, size_of};
 use std::process::{Child, Command, Stdio};
