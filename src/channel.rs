@@ -91,15 +91,15 @@ fn explain<W: crate::wait::WaitSite + ?Sized>(site: &W, error: crate::Error) -> 
 
 impl<B: crate::spsc::Backend> Sender for crate::spsc::Sender<B> {
     fn send(&mut self, message: &[u8]) -> Result<()> {
-        crate::spsc::Sender::send(self, message).map_err(|error| explain(self.backend(), error))
+        crate::spsc::Sender::send(self, message).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        crate::spsc::Sender::try_send(self, message).map_err(|error| explain(self.backend(), error))
+        crate::spsc::Sender::try_send(self, message).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        crate::spsc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend(), error))
+        crate::spsc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn max_message_size(&self) -> usize {
@@ -113,15 +113,16 @@ impl<B: crate::spsc::Backend> Sender for crate::spsc::Sender<B> {
 
 impl<B: crate::spsc::Backend> Receiver for crate::spsc::Receiver<B> {
     fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::spsc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend(), error))
+        crate::spsc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::spsc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend(), error))
+        crate::spsc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        crate::spsc::Receiver::recv_timeout(self, buffer, timeout).map_err(|error| explain(self.backend(), error))
+        crate::spsc::Receiver::recv_timeout(self, buffer, timeout)
+            .map_err(|error| explain(self.backend().site(), error))
     }
 
     fn max_message_size(&self) -> usize {
@@ -135,15 +136,15 @@ impl<B: crate::spsc::Backend> Receiver for crate::spsc::Receiver<B> {
 
 impl<B: crate::mpmc::Backend> Sender for crate::mpmc::Sender<B> {
     fn send(&mut self, message: &[u8]) -> Result<()> {
-        crate::mpmc::Sender::send(self, message).map_err(|error| explain(self.backend(), error))
+        crate::mpmc::Sender::send(self, message).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        crate::mpmc::Sender::try_send(self, message).map_err(|error| explain(self.backend(), error))
+        crate::mpmc::Sender::try_send(self, message).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        crate::mpmc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend(), error))
+        crate::mpmc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn max_message_size(&self) -> usize {
@@ -157,15 +158,16 @@ impl<B: crate::mpmc::Backend> Sender for crate::mpmc::Sender<B> {
 
 impl<B: crate::mpmc::Backend> Receiver for crate::mpmc::Receiver<B> {
     fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::mpmc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend(), error))
+        crate::mpmc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::mpmc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend(), error))
+        crate::mpmc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
     }
 
     fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        crate::mpmc::Receiver::recv_timeout(self, buffer, timeout).map_err(|error| explain(self.backend(), error))
+        crate::mpmc::Receiver::recv_timeout(self, buffer, timeout)
+            .map_err(|error| explain(self.backend().site(), error))
     }
 
     fn max_message_size(&self) -> usize {

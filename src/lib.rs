@@ -36,6 +36,7 @@
 #[cfg(not(loom))]
 pub mod attach;
 pub mod channel;
+mod endpoint;
 pub mod error;
 #[cfg(not(loom))]
 pub mod inspect;

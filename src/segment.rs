@@ -66,6 +66,10 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Where POSIX shared memory lives on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
 
+/// How long a blocked call sleeps at most before it checks that its peers still live, unless
+/// [`OpenOptions::liveness_interval`] says otherwise.
+pub const DEFAULT_LIVENESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Checks a ring name against the portable POSIX rules and returns it with one leading `/`.
 ///
 /// A name is an optional `/` followed by 1 to [`MAX_NAME_LEN`] characters from `A-Z a-z 0-9 . _ -`,
@@ -132,7 +136,7 @@ pub struct OpenOptions {
     pub allow_other_owner: bool,
     /// Longest a blocked call on this ring sleeps before it checks whether its peers still live:
     /// the bound on how late it learns that they died (`None`: the default,
-    /// [`DEFAULT_LIVENESS_INTERVAL`](crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL), 100 ms).
+    /// [`DEFAULT_LIVENESS_INTERVAL`], 100 ms).
     /// Endpoints attached to the segment start with it ([`Segment::liveness_interval`]).
     pub liveness_interval: Option<std::time::Duration>,
 }
@@ -513,7 +517,7 @@ impl Segment {
 
     /// The liveness interval endpoints attached to this segment start with: what
     /// [`OpenOptions::liveness_interval`] asked for, else 100 ms
-    /// ([`DEFAULT_LIVENESS_INTERVAL`](crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL)), at least 1 ms.
+    /// ([`DEFAULT_LIVENESS_INTERVAL`]), at least 1 ms.
     ///
     /// ```
     /// use std::time::Duration;
@@ -527,9 +531,7 @@ impl Segment {
     /// Segment::unlink(&name).unwrap();
     /// ```
     pub fn liveness_interval(&self) -> std::time::Duration {
-        self.liveness_interval
-            .unwrap_or(crate::spsc::shm::DEFAULT_LIVENESS_INTERVAL)
-            .max(std::time::Duration::from_millis(1))
+        self.liveness_interval.unwrap_or(DEFAULT_LIVENESS_INTERVAL).max(std::time::Duration::from_millis(1))
     }
 
     /// The validated geometry.

@@ -1458,7 +1458,7 @@ fn survive(kind: RingKind, wait: WaitStrategy, waiter: Side, interval: Option<Du
         assert!(matches!(result, Err(Error::Disconnected)), "{case}: {result:?} after the peer was killed");
         returned_at.saturating_duration_since(killed_at)
     });
-    let bound = interval.unwrap_or(ipcring::spsc::shm::DEFAULT_LIVENESS_INTERVAL) + Duration::from_secs(2);
+    let bound = interval.unwrap_or(ipcring::segment::DEFAULT_LIVENESS_INTERVAL) + Duration::from_secs(2);
     assert!(killed_at <= bound, "{case}: Disconnected {killed_at:?} after the kill, bound {bound:?}");
     Survived { case, cpu_share, latency: killed_at }
 }

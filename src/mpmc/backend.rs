@@ -13,7 +13,11 @@ use crate::wait::{PeerCheck, WaitSite};
 /// Implemented for `Arc<`[`super::ShmRing`]`>` (a segment in `/dev/shm`) and
 /// `Arc<`[`super::HeapRing`]`>` (one process; loom models). Cloning it gives another handle on
 /// the same ring (how [`super::Sender::try_clone`] makes more endpoints).
-pub trait Backend: MpmcMemory + RecoveryLog + WaitSite + Clone {
+pub trait Backend: MpmcMemory + RecoveryLog + Clone {
+    /// Where the two sides sleep and wake each other.
+    type Site: WaitSite;
+    /// The wait site.
+    fn site(&self) -> &Self::Site;
     /// Records that an endpoint of `role` attached in record `index`.
     fn attached(&self, role: Role, index: usize);
     /// True if any endpoint of `role` ever attached to the ring.
@@ -51,7 +55,7 @@ pub(crate) fn repair_dead_sleeper<B: Backend>(backend: &B, index: usize) {
     // AcqRel: one winner among survivors (and `Endpoint::attach`'s swap); acquire as for the load
     // above, release so that a later repairer that sees 0 also sees this one's decrement.
     if words.sleeping.compare_exchange(sleeper, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-        backend.wait_words(side).forget_one();
+        backend.site().wait_words(side).forget_one();
     }
 }
 
@@ -62,7 +66,7 @@ pub(crate) fn peers_gone<B: Backend>(backend: &B, me: Role, check: PeerCheck) ->
         backend.thorough_check(me);
         repair_dead_sleeper(backend, backend.next_record());
     }
-    if backend.truncated() {
+    if backend.site().truncated() {
         return true;
     }
     let peer = crate::wait::peer_of(me);

@@ -9,18 +9,12 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use super::backend::Backend;
+use crate::endpoint::heap::HeapControl;
 use crate::error::Role;
-use crate::ring::heap::{HeapSlot, HeapSlots};
 use crate::ring::mpmc::{claimable, Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory};
-use crate::spsc::heap::HeapSemaphore;
 use crate::sync::AtomicU64;
-use crate::wait::{alert, peer_of, take, wake, WaitSite, WaitStrategy, WaitWords};
-
-#[cfg(not(loom))]
-type HeapFutex = crate::wait::SharedFutex;
-#[cfg(loom)]
-type HeapFutex = crate::wait::LoomFutex;
+use crate::wait::{alert, peer_of, take, wake, WaitSite, WaitStrategy};
 
 /// Endpoint records of a heap ring (loom explores every record it touches, so keep it small).
 const HEAP_ENDPOINTS: usize = 8;
@@ -45,17 +39,9 @@ const HEAP_ENDPOINTS: usize = 8;
 /// assert_eq!(buffer, b"two");
 /// ```
 pub struct HeapRing {
-    tail: CachePadded<AtomicU64>,
-    head: CachePadded<AtomicU64>,
     sequences: Box<[AtomicU64]>,
     endpoints: Box<[CachePadded<EndpointWords>]>,
-    not_empty: CachePadded<WaitWords>,
-    not_full: CachePadded<WaitWords>,
-    used_slots: HeapSemaphore,
-    free_slots: HeapSemaphore,
-    futex: HeapFutex,
-    strategy: WaitStrategy,
-    slots: HeapSlots,
+    control: HeapControl,
     /// Identities handed out so far (each endpoint gets a new one, never reused).
     identities: StdAtomicU64,
     /// Identities declared dead by [`HeapRing::kill`].
@@ -88,17 +74,9 @@ impl HeapRing {
     pub fn new(slot_count: u64, slot_size: usize, strategy: WaitStrategy) -> HeapRing {
         assert!(slot_count >= 2, "an MPMC ring needs at least two slots");
         HeapRing {
-            tail: CachePadded::new(AtomicU64::new(0)),
-            head: CachePadded::new(AtomicU64::new(0)),
             sequences: (0..slot_count).map(AtomicU64::new).collect(),
             endpoints: (0..HEAP_ENDPOINTS).map(|_| CachePadded::new(EndpointWords::default())).collect(),
-            not_empty: CachePadded::new(WaitWords::new()),
-            not_full: CachePadded::new(WaitWords::new()),
-            used_slots: HeapSemaphore::new(0),
-            free_slots: HeapSemaphore::new(u32::try_from(slot_count).unwrap_or(u32::MAX)),
-            futex: HeapFutex::default(),
-            strategy,
-            slots: HeapSlots::new(slot_count, slot_size),
+            control: HeapControl::new(slot_count, slot_size, strategy, Duration::from_millis(20)),
             identities: StdAtomicU64::new(0),
             dead: std::sync::Mutex::new(Vec::new()),
             ever: [AtomicBool::new(false), AtomicBool::new(false)],
@@ -140,41 +118,14 @@ impl HeapRing {
 // sequences has one word per slot and is indexed masked; endpoint indices are bounds-checked
 // slice indexing.
 unsafe impl MpmcMemory for Arc<HeapRing> {
-    type SlotMut<'a>
-        = HeapSlot<'a>
-    where
-        Self: 'a;
-    type SlotRef<'a>
-        = HeapSlot<'a>
-    where
-        Self: 'a;
+    type Core = HeapControl;
 
-    fn tail(&self) -> &AtomicU64 {
-        &self.tail
-    }
-
-    fn head(&self) -> &AtomicU64 {
-        &self.head
-    }
-
-    fn slot_count(&self) -> u64 {
-        self.slots.count()
-    }
-
-    fn slot_size(&self) -> usize {
-        self.slots.size()
+    fn core(&self) -> &HeapControl {
+        &self.control
     }
 
     fn sequence(&self, position: u64) -> &AtomicU64 {
         &self.sequences[(position & (self.sequences.len() as u64 - 1)) as usize]
-    }
-
-    fn slot_mut(&self, position: u64) -> HeapSlot<'_> {
-        self.slots.slot_mut(position)
-    }
-
-    fn slot_ref(&self, position: u64) -> HeapSlot<'_> {
-        self.slots.slot_ref(position)
     }
 
     fn endpoint_count(&self) -> usize {
@@ -194,24 +145,24 @@ unsafe impl MpmcMemory for Arc<HeapRing> {
     }
 
     fn on_commit(&self, count: u64) {
-        wake(self, Role::Consumer, count);
+        wake(&self.control, Role::Consumer, count);
     }
 
     fn on_release(&self, count: u64) {
-        wake(self, Role::Producer, count);
+        wake(&self.control, Role::Producer, count);
     }
 
     #[inline]
     fn on_claim(&self, role: Role, count: u64) {
-        take(self, role, count, || claimable(self, role));
+        take(&self.control, role, count, || claimable(self, role));
     }
 
     fn on_detach(&self, role: Role) {
-        alert(self, peer_of(role));
+        alert(&self.control, peer_of(role));
     }
 
     fn on_dead_sleeper(&self, role: Role) {
-        self.wait_words(role).forget_one();
+        self.control.wait_words(role).forget_one();
     }
 }
 
@@ -224,42 +175,13 @@ impl RecoveryLog for Arc<HeapRing> {
     }
 }
 
-impl WaitSite for Arc<HeapRing> {
-    type Futex = HeapFutex;
-    type Semaphore = HeapSemaphore;
-
-    fn futex(&self) -> &HeapFutex {
-        &self.futex
-    }
-
-    fn strategy(&self) -> WaitStrategy {
-        self.strategy
-    }
-
-    fn wait_words(&self, sleeper: Role) -> &WaitWords {
-        match sleeper {
-            Role::Consumer => &self.not_empty,
-            Role::Producer => &self.not_full,
-        }
-    }
-
-    fn semaphore(&self, sleeper: Role) -> &HeapSemaphore {
-        match sleeper {
-            Role::Consumer => &self.used_slots,
-            Role::Producer => &self.free_slots,
-        }
-    }
-
-    fn liveness_interval(&self) -> Option<Duration> {
-        // The loom models have no clock: sleep until woken.
-        #[cfg(loom)]
-        return None;
-        #[cfg(not(loom))]
-        Some(Duration::from_millis(20))
-    }
-}
-
 impl Backend for Arc<HeapRing> {
+    type Site = HeapControl;
+
+    fn site(&self) -> &HeapControl {
+        &self.control
+    }
+
     fn attached(&self, role: Role, _index: usize) {
         self.ever[role_index(role)].store(true, StdOrdering::SeqCst);
     }

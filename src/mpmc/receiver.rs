@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{peers_gone, Backend};
+use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_claim, Consumer, ReadBatch, ReadGuard};
-use crate::spsc::backend::{deadline_after, PeerWatch};
-use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck};
+use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, WaitSite};
 
 /// A consuming end of an MPMC ring. Any number may be attached at once, in any processes; each
 /// message goes to exactly one of them. Dropping one frees its endpoint record.
@@ -99,13 +99,13 @@ impl<B: Backend> Receiver<B> {
     fn try_claim_when_empty(&mut self, max: u64) -> Result<(u64, u64), Error> {
         let consumer = &self.consumer;
         let mut failure = None;
-        let gone = self
-            .watch
-            .check(consumer.memory().liveness_interval(), |check| gone_or_recovered(consumer, check, &mut failure));
+        let gone = self.watch.check(consumer.memory().site().liveness_interval(), |check| {
+            gone_or_recovered(consumer, check, &mut failure)
+        });
         if let Some(error) = failure {
             return Err(error);
         }
-        if consumer.memory().truncated() {
+        if consumer.memory().site().truncated() {
             return Err(Error::Truncated);
         }
         // Look again after seeing the producers gone: the last one may have committed (or a
@@ -131,8 +131,8 @@ impl<B: Backend> Receiver<B> {
     fn block_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let consumer = &self.consumer;
         let backend = consumer.memory();
-        backend.count(Role::Consumer, Counter::Wait);
-        let mut on = block_on(backend, Role::Consumer);
+        backend.site().count(Role::Consumer, Counter::Wait);
+        let mut on = block_on(backend.site(), Role::Consumer);
         on.record = Some(consumer.sleep_record());
         on.liveness_clock = Some(self.watch.clock());
         let mut failure = None;
@@ -141,7 +141,7 @@ impl<B: Backend> Receiver<B> {
             deadline,
             || Ok::<_, Error>(can_claim(backend)),
             |check| gone_or_recovered(consumer, check, &mut failure),
-            || backend.count(Role::Consumer, Counter::sleep_of(on.strategy)),
+            || backend.site().count(Role::Consumer, Counter::sleep_of(on.strategy)),
         )?;
         if let Some(error) = failure {
             return Err(error);
@@ -151,9 +151,9 @@ impl<B: Backend> Receiver<B> {
             Blocked::DeadlinePassed => Err(Error::Timeout),
             // Every producer is gone; one may have died holding the next position, with
             // committed messages behind it: repair before giving up.
-            Blocked::PeerGone if backend.truncated() => Err(Error::Truncated),
+            Blocked::PeerGone if backend.site().truncated() => Err(Error::Truncated),
             Blocked::PeerGone if consumer.recover()? || can_claim(backend) => Ok(()),
-            Blocked::PeerGone => Err(gone_error(backend)),
+            Blocked::PeerGone => Err(gone_error(backend.site())),
         }
     }
 
@@ -231,7 +231,7 @@ impl<B: Backend> Receiver<B> {
 /// producer left behind (a claimed, never committed position at `head`); then reports whether
 /// every producer is gone. An error of the repair is kept in `failure` and ends the wait.
 fn gone_or_recovered<B: Backend>(consumer: &Consumer<B>, check: PeerCheck, failure: &mut Option<Error>) -> bool {
-    if consumer.memory().truncated() {
+    if consumer.memory().site().truncated() {
         return true;
     }
     if check == PeerCheck::Thorough {

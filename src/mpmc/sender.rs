@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{peers_gone, Backend};
+use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::mpmc::{can_reserve, Producer, Reservation, WriteBatch};
-use crate::spsc::backend::{deadline_after, PeerWatch};
-use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck};
+use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, WaitSite};
 
 /// A producing end of an MPMC ring. Any number may be attached at once, in any processes (up to
 /// [`crate::layout::MAX_ENDPOINTS`] endpoints in all); dropping one frees its endpoint record.
@@ -105,13 +105,13 @@ impl<B: Backend> Sender<B> {
     fn try_claim_when_full(&mut self, max: u64) -> Result<(u64, u64), Error> {
         let producer = &self.producer;
         let mut failure = None;
-        let gone = self
-            .watch
-            .check(producer.memory().liveness_interval(), |check| gone_or_recovered(producer, check, &mut failure));
+        let gone = self.watch.check(producer.memory().site().liveness_interval(), |check| {
+            gone_or_recovered(producer, check, &mut failure)
+        });
         if let Some(error) = failure {
             return Err(error);
         }
-        let gone_with = gone_error(producer.memory());
+        let gone_with = gone_error(producer.memory().site());
         match self.producer.claim(max)? {
             Some(claimed) => Ok(claimed),
             None if gone => Err(gone_with),
@@ -124,8 +124,8 @@ impl<B: Backend> Sender<B> {
     fn block_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let producer = &self.producer;
         let backend = producer.memory();
-        backend.count(Role::Producer, Counter::Wait);
-        let mut on = block_on(backend, Role::Producer);
+        backend.site().count(Role::Producer, Counter::Wait);
+        let mut on = block_on(backend.site(), Role::Producer);
         on.record = Some(producer.sleep_record());
         on.liveness_clock = Some(self.watch.clock());
         let mut failure = None;
@@ -134,7 +134,7 @@ impl<B: Backend> Sender<B> {
             deadline,
             || Ok::<_, Error>(can_reserve(backend)),
             |check| gone_or_recovered(producer, check, &mut failure),
-            || backend.count(Role::Producer, Counter::sleep_of(on.strategy)),
+            || backend.site().count(Role::Producer, Counter::sleep_of(on.strategy)),
         )?;
         if let Some(error) = failure {
             return Err(error);
@@ -142,7 +142,7 @@ impl<B: Backend> Sender<B> {
         match outcome {
             Blocked::Ready => Ok(()),
             Blocked::DeadlinePassed => Err(Error::Timeout),
-            Blocked::PeerGone => Err(gone_error(backend)),
+            Blocked::PeerGone => Err(gone_error(backend.site())),
         }
     }
 
@@ -258,7 +258,7 @@ pub(crate) fn gone_or_recovered<B: Backend>(
     check: PeerCheck,
     failure: &mut Option<Error>,
 ) -> bool {
-    if producer.memory().truncated() {
+    if producer.memory().site().truncated() {
         return true;
     }
     if check == PeerCheck::Thorough {

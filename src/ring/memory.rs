@@ -4,6 +4,7 @@
 //! shared-memory segment in production ([`crate::spsc::ShmMemory`]) and on loom-tracked heap
 //! memory in the model checker ([`crate::spsc::HeapMemory`]).
 
+use crate::error::Role;
 use crate::sync::{AtomicU32, AtomicU64};
 
 /// Access to one slot: its 8-byte header followed by `slot_size` payload bytes.
@@ -22,45 +23,93 @@ pub unsafe trait SlotAccess {
     fn payload(&self) -> *mut u8;
 }
 
-/// The memory an SPSC ring runs on: two positions, `slot_count` slots, and two hooks that let a
-/// backend wake sleepers after a position is published.
+/// What every ring kind's memory has, whatever its protocol: the producers' and the consumers'
+/// position words and `slot_count` slots. One implementation per place a ring can live (a
+/// shared-memory segment, the heap), shared by every ring kind.
 ///
 /// # Safety
 /// Implementors guarantee that the geometry methods return trusted values (process-local and
 /// validated, never re-read from memory a peer can write), that `slot_count()` is a power of two,
 /// and that `slot_mut(i)` / `slot_ref(i)` return accesses meeting the [`SlotAccess`] contract
 /// for `slot_size()` payload bytes, distinct for distinct `i & (slot_count() - 1)`.
-pub unsafe trait SpscMemory {
-    /// Access to a slot the producer writes.
+pub unsafe trait RingCore {
+    /// Access to a slot a producer writes.
     type SlotMut<'a>: SlotAccess
     where
         Self: 'a;
-    /// Access to a slot the consumer reads.
+    /// Access to a slot a consumer reads.
     type SlotRef<'a>: SlotAccess
     where
         Self: 'a;
 
-    /// Messages committed so far (written only by the producer).
-    fn producer_position(&self) -> &AtomicU64;
-    /// Messages released so far (written only by the consumer).
-    fn consumer_position(&self) -> &AtomicU64;
+    /// The position word of `side`: what its endpoints have claimed or published so far.
+    fn position(&self, side: Role) -> &AtomicU64;
     /// Number of slots: a power of two.
     fn slot_count(&self) -> u64;
     /// Largest payload in bytes.
     fn slot_size(&self) -> usize;
+    /// The slot of `index` (masked), for writing.
+    fn slot_mut(&self, index: u64) -> Self::SlotMut<'_>;
+    /// The slot of `index` (masked), for reading.
+    fn slot_ref(&self, index: u64) -> Self::SlotRef<'_>;
+}
+
+/// The memory an SPSC ring runs on: the [`RingCore`] (two positions, the slots), a commit stamp
+/// per slot, and two hooks that let a backend wake sleepers after a position is published.
+///
+/// # Safety
+/// Implementors guarantee that `stamp(i)` is an atomic word of slot `i & (slot_count() - 1)` that
+/// no payload access overlaps, and that `core()` always returns the same core.
+pub unsafe trait SpscMemory {
+    /// Where the positions and slots live.
+    type Core: RingCore;
+    /// The positions and slots.
+    fn core(&self) -> &Self::Core;
     /// The commit stamp of slot `index & (slot_count() - 1)`: an atomic word that the producer
     /// stores after publishing and the consumer may poll while the slot is being written.
     fn stamp(&self, index: u64) -> &AtomicU32;
-    /// Slot `index` for writing; `index < slot_count()`.
-    fn slot_mut(&self, index: u64) -> Self::SlotMut<'_>;
-    /// Slot `index` for reading; `index < slot_count()`.
-    fn slot_ref(&self, index: u64) -> Self::SlotRef<'_>;
     /// Called after the producer published `count` new messages (a release store of its
     /// position).
     fn on_commit(&self, _count: u64) {}
     /// Called after the consumer released `count` slots (a release store of its position).
     fn on_release(&self, _count: u64) {}
+
+    /// Messages committed so far (written only by the producer).
+    #[inline]
+    fn producer_position(&self) -> &AtomicU64 {
+        self.core().position(Role::Producer)
+    }
+    /// Messages released so far (written only by the consumer).
+    #[inline]
+    fn consumer_position(&self) -> &AtomicU64 {
+        self.core().position(Role::Consumer)
+    }
+    /// Number of slots: a power of two.
+    #[inline]
+    fn slot_count(&self) -> u64 {
+        self.core().slot_count()
+    }
+    /// Largest payload in bytes.
+    #[inline]
+    fn slot_size(&self) -> usize {
+        self.core().slot_size()
+    }
+    /// Slot `index` for writing.
+    #[inline]
+    fn slot_mut(&self, index: u64) -> SlotMut<'_, Self::Core> {
+        self.core().slot_mut(index)
+    }
+    /// Slot `index` for reading.
+    #[inline]
+    fn slot_ref(&self, index: u64) -> SlotRef<'_, Self::Core> {
+        self.core().slot_ref(index)
+    }
 }
+
+/// The writable slot access of a core.
+pub type SlotMut<'a, C> = <C as RingCore>::SlotMut<'a>;
+/// The readable slot access of a core.
+pub type SlotRef<'a, C> = <C as RingCore>::SlotRef<'a>;
 
 /// The atomics of one MPMC endpoint record (the first 48 bytes of a
 /// [`crate::layout::EndpointRecord`]).
@@ -84,37 +133,51 @@ pub struct EndpointWords {
     pub sleeping: AtomicU64,
 }
 
-/// The memory an MPMC ring runs on: two positions, a sequence word per slot, the slots, and the
-/// endpoint records that tell who holds which position.
+/// The memory an MPMC ring runs on: the [`RingCore`] (tail and head, the slots), a sequence
+/// word per slot, and the endpoint records that tell who holds which position.
 ///
 /// # Safety
-/// As for [`SpscMemory`]: the geometry methods return trusted values, `slot_count()` is a power
-/// of two, slot accesses meet the [`SlotAccess`] contract and are distinct for distinct
-/// `position & (slot_count() - 1)`, and `endpoint(i)` is valid for `i < endpoint_count()`.
+/// As for [`SpscMemory`]: `sequence(p)` is an atomic word of the slot of `p` that no payload or
+/// length access overlaps, `endpoint(i)` is valid for `i < endpoint_count()`, and `core()` always
+/// returns the same core.
 pub unsafe trait MpmcMemory {
-    /// Access to a slot a producer writes.
-    type SlotMut<'a>: SlotAccess
-    where
-        Self: 'a;
-    /// Access to a slot a consumer reads.
-    type SlotRef<'a>: SlotAccess
-    where
-        Self: 'a;
-
-    /// Positions claimed by producers so far (the enqueue position).
-    fn tail(&self) -> &AtomicU64;
-    /// Positions claimed by consumers so far (the dequeue position).
-    fn head(&self) -> &AtomicU64;
-    /// Number of slots: a power of two.
-    fn slot_count(&self) -> u64;
-    /// Largest payload in bytes.
-    fn slot_size(&self) -> usize;
+    /// Where the positions and slots live.
+    type Core: RingCore;
+    /// The positions and slots.
+    fn core(&self) -> &Self::Core;
     /// The sequence word of the slot of `position`.
     fn sequence(&self, position: u64) -> &AtomicU64;
+
+    /// Positions claimed by producers so far (the enqueue position).
+    #[inline]
+    fn tail(&self) -> &AtomicU64 {
+        self.core().position(Role::Producer)
+    }
+    /// Positions claimed by consumers so far (the dequeue position).
+    #[inline]
+    fn head(&self) -> &AtomicU64 {
+        self.core().position(Role::Consumer)
+    }
+    /// Number of slots: a power of two.
+    #[inline]
+    fn slot_count(&self) -> u64 {
+        self.core().slot_count()
+    }
+    /// Largest payload in bytes.
+    #[inline]
+    fn slot_size(&self) -> usize {
+        self.core().slot_size()
+    }
     /// The slot of `position`, for writing.
-    fn slot_mut(&self, position: u64) -> Self::SlotMut<'_>;
+    #[inline]
+    fn slot_mut(&self, position: u64) -> SlotMut<'_, Self::Core> {
+        self.core().slot_mut(position)
+    }
     /// The slot of `position`, for reading.
-    fn slot_ref(&self, position: u64) -> Self::SlotRef<'_>;
+    #[inline]
+    fn slot_ref(&self, position: u64) -> SlotRef<'_, Self::Core> {
+        self.core().slot_ref(position)
+    }
     /// Number of endpoint records.
     fn endpoint_count(&self) -> usize;
     /// Endpoint record `index` (`< endpoint_count()`).
@@ -128,13 +191,13 @@ pub unsafe trait MpmcMemory {
     /// Called after a consumer released `count` slots.
     fn on_release(&self, _count: u64) {}
     /// Called after an endpoint of `role` claimed `count` positions.
-    fn on_claim(&self, _role: crate::error::Role, _count: u64) {}
+    fn on_claim(&self, _role: Role, _count: u64) {}
     /// Called when a record taken over from a dead holder still named it as a sleeper of
     /// `role` (LAYOUT.md §16.6): its registration in that side's eventcount is to be taken back.
-    fn on_dead_sleeper(&self, _role: crate::error::Role) {}
+    fn on_dead_sleeper(&self, _role: Role) {}
     /// Called when an endpoint of `role` is about to give up its record, before it does.
-    fn on_leaving(&self, _role: crate::error::Role) {}
+    fn on_leaving(&self, _role: Role) {}
     /// Called after an endpoint of `role` gave up its record (its peers may be sleeping on a
     /// side that will never move again).
-    fn on_detach(&self, _role: crate::error::Role) {}
+    fn on_detach(&self, _role: Role) {}
 }

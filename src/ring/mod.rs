@@ -11,4 +11,4 @@ pub mod mpmc;
 mod slot;
 pub mod spsc;
 
-pub use memory::{EndpointWords, MpmcMemory, SlotAccess, SpscMemory};
+pub use memory::{EndpointWords, MpmcMemory, RingCore, SlotAccess, SlotMut, SlotRef, SpscMemory};

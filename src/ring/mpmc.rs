@@ -508,7 +508,7 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
 pub struct Reservation<'a, M: MpmcMemory + RecoveryLog + 'a> {
     producer: &'a Producer<M>,
     position: u64,
-    slot: Option<M::SlotMut<'a>>,
+    slot: Option<crate::ring::SlotMut<'a, M::Core>>,
     committed: bool,
 }
 
@@ -887,7 +887,7 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
 /// A message borrowed from an MPMC ring; releases its slot when dropped.
 pub struct ReadGuard<'a, M: MpmcMemory + RecoveryLog + 'a> {
     message: &'a [u8],
-    slot: Option<M::SlotRef<'a>>,
+    slot: Option<crate::ring::SlotRef<'a, M::Core>>,
     consumer: &'a Consumer<M>,
     position: u64,
 }

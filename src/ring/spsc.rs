@@ -245,7 +245,7 @@ pub fn stamp_for(position: u64) -> u32 {
 /// A reserved slot: write the payload in place, then [`commit`](Reservation::commit). Dropping it
 /// uncommitted aborts (the slot is reserved again by the next call).
 pub struct Reservation<'a, M: SpscMemory + 'a> {
-    slot: M::SlotMut<'a>,
+    slot: crate::ring::SlotMut<'a, M::Core>,
     memory: &'a M,
     state: &'a mut ProducerState,
 }
@@ -485,7 +485,7 @@ fn release<M: SpscMemory>(memory: &M, state: &mut ConsumerState, count: u64) {
 /// copy first if you must validate content against such a peer.
 pub struct ReadGuard<'a, M: SpscMemory + 'a> {
     message: &'a [u8],
-    slot: Option<M::SlotRef<'a>>,
+    slot: Option<crate::ring::SlotRef<'a, M::Core>>,
     memory: &'a M,
     state: &'a mut ConsumerState,
     /// Set by [`ReadGuard::keep`]: drop without releasing.

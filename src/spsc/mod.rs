@@ -26,7 +26,7 @@ mod sender;
 #[cfg(not(loom))]
 pub mod shm;
 
-pub use backend::{Backend, Counter};
+pub use backend::Backend;
 pub use heap::HeapMemory;
 pub use receiver::Receiver;
 pub use sender::Sender;

@@ -2,11 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::backend::{deadline_after, Backend, Counter, PeerWatch};
+use super::backend::{peer_gone_rate_limited, Backend};
+use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
 use crate::wait::{block, block_on, gone_error, Blocked};
+use crate::wait::{Counter, WaitSite};
 
 /// The consuming end of an SPSC ring. At most one is attached to a ring at a time (across all
 /// processes); dropping it gives the role up.
@@ -91,9 +93,9 @@ impl<B: Backend> Receiver<B> {
     #[inline(never)]
     fn block_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let backend = self.consumer.memory();
-        backend.count(Role::Consumer, Counter::Wait);
+        backend.site().count(Role::Consumer, Counter::Wait);
         let position = self.consumer.position();
-        let mut on = block_on(backend, Role::Consumer);
+        let mut on = block_on(backend.site(), Role::Consumer);
         on.liveness_clock = Some(self.watch.clock());
         let outcome = block(
             &on,
@@ -103,7 +105,7 @@ impl<B: Backend> Receiver<B> {
             // of the stamp (and `cached_available` below checks again before reading).
             || Ok::<_, Error>(backend.stamp(position).load(Ordering::Acquire) == stamp_for(position)),
             |check| backend.peer_gone(Role::Consumer, check),
-            || backend.count(Role::Consumer, Counter::sleep_of(on.strategy)),
+            || backend.site().count(Role::Consumer, Counter::sleep_of(on.strategy)),
         )?;
         match outcome {
             Blocked::Ready if self.consumer.cached_available()? > 0 => Ok(()),
@@ -116,9 +118,9 @@ impl<B: Backend> Receiver<B> {
             Blocked::DeadlinePassed => Err(Error::Timeout),
             // A producer that died between storing its position and the stamp committed that
             // message: the exact count (from the position) still delivers it.
-            Blocked::PeerGone if self.consumer.memory().truncated() => Err(Error::Truncated),
+            Blocked::PeerGone if self.consumer.memory().site().truncated() => Err(Error::Truncated),
             Blocked::PeerGone if self.consumer.available()? > 0 => Ok(()),
-            Blocked::PeerGone => Err(gone_error(self.consumer.memory())),
+            Blocked::PeerGone => Err(gone_error(self.consumer.memory().site())),
         }
     }
 
@@ -129,10 +131,10 @@ impl<B: Backend> Receiver<B> {
         if self.consumer.cached_available()? > 0 {
             return Ok(());
         }
-        let gone = self.watch.peer_gone(self.consumer.memory(), Role::Consumer);
+        let gone = peer_gone_rate_limited(&mut self.watch, self.consumer.memory(), Role::Consumer);
         // Look again after seeing the producer gone: it may have committed just before leaving.
         match self.consumer.cached_available()? {
-            0 if gone => Err(gone_error(self.consumer.memory())),
+            0 if gone => Err(gone_error(self.consumer.memory().site())),
             0 => Err(Error::Empty),
             _ => Ok(()),
         }

@@ -2,11 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::backend::{deadline_after, Backend, Counter, PeerWatch};
+use super::backend::{peer_gone_rate_limited, Backend};
+use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{Error, Role};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
 use crate::wait::{block, block_on, gone_error, Blocked};
+use crate::wait::{Counter, WaitSite};
 
 /// The producing end of an SPSC ring. At most one is attached to a ring at a time (across all
 /// processes); dropping it gives the role up.
@@ -92,11 +94,11 @@ impl<B: Backend> Sender<B> {
     #[inline(never)]
     fn block_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let backend = self.producer.memory();
-        backend.count(Role::Producer, Counter::Wait);
+        backend.site().count(Role::Producer, Counter::Wait);
         // The ring is full: position - consumer == slot_count. A slot frees up once the
         // consumer position reaches `target`.
         let target = (self.producer.position() + 1).saturating_sub(backend.slot_count());
-        let mut on = block_on(backend, Role::Producer);
+        let mut on = block_on(backend.site(), Role::Producer);
         on.liveness_clock = Some(self.watch.clock());
         let outcome = block(
             &on,
@@ -105,7 +107,7 @@ impl<B: Backend> Sender<B> {
             // again by `free_slots` below before any slot is touched).
             || Ok::<_, Error>(backend.consumer_position().load(Ordering::Acquire) >= target),
             |check| backend.peer_gone(Role::Producer, check),
-            || backend.count(Role::Producer, Counter::sleep_of(on.strategy)),
+            || backend.site().count(Role::Producer, Counter::sleep_of(on.strategy)),
         )?;
         match outcome {
             Blocked::Ready if self.producer.cached_free_slots()? > 0 => Ok(()),
@@ -115,13 +117,13 @@ impl<B: Backend> Sender<B> {
                 value: self.producer.memory().consumer_position().load(Ordering::Relaxed),
             }),
             Blocked::DeadlinePassed => Err(Error::Timeout),
-            Blocked::PeerGone => Err(gone_error(self.producer.memory())),
+            Blocked::PeerGone => Err(gone_error(self.producer.memory().site())),
         }
     }
 
     fn full_or_disconnected(&mut self) -> Error {
-        if self.watch.peer_gone(self.producer.memory(), Role::Producer) {
-            gone_error(self.producer.memory())
+        if peer_gone_rate_limited(&mut self.watch, self.producer.memory(), Role::Producer) {
+            gone_error(self.producer.memory().site())
         } else {
             Error::Full
         }

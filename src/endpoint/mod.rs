@@ -1,0 +1,60 @@
+//! What the blocking endpoints of every ring kind share, below them: the control blocks of a ring
+//! in shared memory ([`shm::ShmControl`]) or on the heap ([`heap::HeapControl`]), each one
+//! [`WaitSite`](crate::wait::WaitSite) for every kind, and the rate limit of the non-blocking
+//! calls' liveness checks ([`PeerWatch`]).
+//!
+//! `spsc` and `mpmc` build on this layer and never on each other.
+
+pub(crate) mod heap;
+#[cfg(not(loom))]
+pub(crate) mod shm;
+
+use std::time::{Duration, Instant};
+
+use crate::wait::{LivenessClock, PeerCheck};
+
+/// The deadline `timeout` from now; `None` (no deadline) if it is too far to represent.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Rate-limits the thorough liveness check of the non-blocking calls: a caller that polls
+/// `try_recv` (or `try_send`) in a loop learns that a killed peer is gone within about one
+/// liveness interval, at the cost of a clock read every 64 unsuccessful polls.
+#[derive(Debug, Default)]
+pub(crate) struct PeerWatch {
+    polls: u32,
+    /// When the last thorough check ran (`None`: never), shared with the endpoint's blocking
+    /// calls ([`crate::wait::BlockOn::liveness_clock`]).
+    last_thorough: LivenessClock,
+}
+
+impl PeerWatch {
+    /// Polls between two clock reads.
+    const POLLS_PER_CLOCK_READ: u32 = 64;
+
+    /// The rate limiting itself: `gone(Quick)` every time, `gone(Thorough)` at most once per
+    /// `interval` (never when it is `None`).
+    pub(crate) fn check(&mut self, interval: Option<Duration>, mut gone: impl FnMut(PeerCheck) -> bool) -> bool {
+        if gone(PeerCheck::Quick) {
+            return true;
+        }
+        self.polls += 1;
+        let Some(interval) = interval else { return false };
+        if self.polls < Self::POLLS_PER_CLOCK_READ {
+            return false;
+        }
+        self.polls = 0;
+        let now = Instant::now();
+        if self.last_thorough.get().is_some_and(|last| now.saturating_duration_since(last) < interval) {
+            return false;
+        }
+        self.last_thorough.set(now);
+        gone(PeerCheck::Thorough)
+    }
+
+    /// The time of the last thorough check, for the endpoint's blocking calls to share.
+    pub(crate) fn clock(&self) -> &LivenessClock {
+        &self.last_thorough
+    }
+}
