@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-use ipcring::layout::{RingKind, WaitStrategy};
+use ipcring::__private::layout::{RingKind, WaitStrategy};
+use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::mpmc::ShmRing;
-use ipcring::segment::{CreateOptions, Segment};
-use ipcring::Error;
 
 const SLOT_COUNT: u64 = 1024;
 
@@ -56,10 +55,13 @@ impl MpmcRing {
             wait: WaitStrategy::Spin,
             ..CreateOptions::default()
         };
-        let first = ipcring::mpmc::Sender::create(&name, &options).unwrap();
+        let first = ipcring::Builder::new(&name)
+            .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+            .create::<ipcring::mpmc::Sender>()
+            .unwrap();
         let mut senders = (1..producers).map(|_| first.try_clone().unwrap()).collect::<Vec<_>>();
         senders.insert(0, first);
-        let receiver = ipcring::mpmc::Receiver::open(&name).unwrap();
+        let receiver = ipcring::Builder::new(&name).open::<ipcring::mpmc::Receiver>().unwrap();
         let mut receivers = (1..consumers).map(|_| receiver.try_clone().unwrap()).collect::<Vec<_>>();
         receivers.insert(0, receiver);
         MpmcRing { name, senders, receivers }
@@ -89,8 +91,11 @@ impl SpscRing {
             wait: WaitStrategy::Spin,
             ..CreateOptions::default()
         };
-        let sender = ipcring::spsc::Sender::create(&name, &options).unwrap();
-        let receiver = ipcring::spsc::Receiver::open(&name).unwrap();
+        let sender = ipcring::Builder::new(&name)
+            .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+            .create::<ipcring::spsc::Sender>()
+            .unwrap();
+        let receiver = ipcring::Builder::new(&name).open::<ipcring::spsc::Receiver>().unwrap();
         SpscRing { name, sender, receiver }
     }
 }
@@ -143,7 +148,7 @@ fn ipcring_mpmc<const N: usize>(ring: &mut MpmcRing, count: u64) -> Duration {
                     loop {
                         match sender.try_send(&message) {
                             Ok(()) => break,
-                            Err(Error::Full) => std::hint::spin_loop(),
+                            Err(ipcring::SendError::Full) => std::hint::spin_loop(),
                             Err(error) => panic!("try_send: {error}"),
                         }
                     }
@@ -161,7 +166,7 @@ fn ipcring_mpmc<const N: usize>(ring: &mut MpmcRing, count: u64) -> Duration {
                     loop {
                         match receiver.try_recv(&mut buffer) {
                             Ok(()) => break,
-                            Err(Error::Empty) => std::hint::spin_loop(),
+                            Err(ipcring::RecvError::Empty) => std::hint::spin_loop(),
                             Err(error) => panic!("try_recv: {error}"),
                         }
                     }
@@ -182,7 +187,7 @@ fn ipcring_spsc<const N: usize>(ring: &mut SpscRing, count: u64) -> Duration {
             loop {
                 match sender.try_send(&message) {
                     Ok(()) => break,
-                    Err(Error::Full) => std::hint::spin_loop(),
+                    Err(ipcring::SendError::Full) => std::hint::spin_loop(),
                     Err(error) => panic!("try_send: {error}"),
                 }
             }
@@ -194,7 +199,7 @@ fn ipcring_spsc<const N: usize>(ring: &mut SpscRing, count: u64) -> Duration {
             loop {
                 match receiver.try_recv(&mut buffer) {
                     Ok(()) => break,
-                    Err(Error::Empty) => std::hint::spin_loop(),
+                    Err(ipcring::RecvError::Empty) => std::hint::spin_loop(),
                     Err(error) => panic!("try_recv: {error}"),
                 }
             }

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ipcring::layout::WaitStrategy;
-use ipcring::segment::{CreateOptions, Segment};
+use ipcring::__private::layout::WaitStrategy;
+use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::spsc::{Receiver, Sender};
 
 struct Ring {
@@ -28,8 +28,11 @@ impl Ring {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let name = format!("/ipcring-bench-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let options = CreateOptions { slot_count, slot_size: size as u32, wait, ..CreateOptions::default() };
-        let sender = Sender::create(&name, &options).unwrap();
-        let receiver = Receiver::open(&name).unwrap();
+        let sender = ipcring::Builder::new(&name)
+            .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+            .create::<Sender>()
+            .unwrap();
+        let receiver = ipcring::Builder::new(&name).open::<Receiver>().unwrap();
         Ring { name, sender, receiver }
     }
 }

@@ -19,8 +19,8 @@
 
 use std::hint::black_box;
 
-use ipcring::layout::WaitStrategy;
-use ipcring::segment::{CreateOptions, Segment};
+use ipcring::__private::layout::WaitStrategy;
+use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::spsc::{Receiver, Sender};
 
 const SIZE: usize = 64;
@@ -45,8 +45,11 @@ fn rtrb() {
 fn ipcring(copying: bool, wait: WaitStrategy) {
     let name = format!("/ipcring-instructions-{}", std::process::id());
     let options = CreateOptions { slot_count: BURST, slot_size: SIZE as u32, wait, ..CreateOptions::default() };
-    let mut sender = Sender::create(&name, &options).unwrap();
-    let mut receiver = Receiver::open(&name).unwrap();
+    let mut sender = ipcring::Builder::new(&name)
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<Sender>()
+        .unwrap();
+    let mut receiver = ipcring::Builder::new(&name).open::<Receiver>().unwrap();
     Segment::unlink(&name).unwrap();
     let mut buffer = [0u8; SIZE];
     for round in 0..ROUNDS {
@@ -92,7 +95,7 @@ fn array_queue() {
 /// ipcring's MPMC ring: through the blocking endpoints (`endpoints`: `try_send` from a buffer,
 /// `try_recv` into a reused `Vec`) or on the bare ring (`try_push`, `try_peek`).
 fn mpmc(endpoints: bool) {
-    use ipcring::layout::RingKind;
+    use ipcring::__private::layout::RingKind;
     let name = format!("/ipcring-instructions-{}", std::process::id());
     let options = CreateOptions {
         kind: RingKind::Mpmc,
@@ -101,12 +104,15 @@ fn mpmc(endpoints: bool) {
         wait: WaitStrategy::Spin,
         ..CreateOptions::default()
     };
-    let mut sender = ipcring::mpmc::Sender::create(&name, &options).unwrap();
-    let mut receiver = ipcring::mpmc::Receiver::open(&name).unwrap();
+    let mut sender = ipcring::Builder::new(&name)
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<ipcring::mpmc::Sender>()
+        .unwrap();
+    let mut receiver = ipcring::Builder::new(&name).open::<ipcring::mpmc::Receiver>().unwrap();
     Segment::unlink(&name).unwrap();
     let backend = sender.backend().clone();
-    let mut producer = ipcring::ring::mpmc::Producer::attach(backend.clone()).unwrap();
-    let mut consumer = ipcring::ring::mpmc::Consumer::attach(backend).unwrap();
+    let mut producer = ipcring::__private::ring::mpmc::Producer::attach(backend.clone()).unwrap();
+    let mut consumer = ipcring::__private::ring::mpmc::Consumer::attach(backend).unwrap();
     let mut buffer = Vec::with_capacity(SIZE);
     for round in 0..ROUNDS {
         for index in 0..BURST {

@@ -2,33 +2,16 @@
 //! [`channel`](mod@crate::channel) traits.
 //!
 //! A program that only sends or receives whole messages does not need to know whether a ring is
-//! SPSC or MPMC: [`open_sender`] and [`open_receiver`] read the kind from the segment header and
-//! attach the matching endpoint ([`spsc::Sender`] or [`mpmc::Sender`], and so on). This is what
-//! `ipcring send` and `ipcring recv` do. Code that wants the kind-specific extras (zero-copy
-//! reservations, batches, [`spsc::Receiver::available`]) opens the endpoint type directly.
-//!
-//! ```
-//! use ipcring::attach::{open_receiver, open_sender};
-//! use ipcring::layout::RingKind;
-//! use ipcring::segment::{CreateOptions, Segment};
-//!
-//! for kind in [RingKind::Spsc, RingKind::Mpmc] {
-//!     let name = format!("ipcring-doc-attach-{}-{kind}", std::process::id());
-//!     Segment::create(&name, &CreateOptions { kind, ..CreateOptions::default() }).unwrap();
-//!     let mut sender = open_sender(&name).unwrap();
-//!     let mut receiver = open_receiver(&name).unwrap(); // usually in another process
-//!     sender.send(b"either kind").unwrap();
-//!     let mut buffer = Vec::new();
-//!     receiver.recv(&mut buffer).unwrap();
-//!     assert_eq!(buffer, b"either kind");
-//!     Segment::unlink(&name).unwrap();
-//! }
-//! ```
+//! SPSC or MPMC: [`open_ring_sender`] and [`open_ring_receiver`] (public as
+//! `ipcring::transport::open_ring_sender` and `open_ring_receiver`) read the kind from the segment
+//! header and attach the matching endpoint. This is what `ipcring send` and `ipcring recv` do.
+//! Code that wants the kind-specific extras (zero-copy reservations, batches, typed values) opens
+//! the endpoint type with a [`crate::Builder`].
 
 use std::sync::Arc;
 
 use crate::channel;
-use crate::error::Error;
+use crate::error::{AttachError, Error};
 use crate::layout::RingKind;
 use crate::mpmc::{self, ShmRing};
 use crate::segment::Segment;
@@ -41,45 +24,53 @@ pub type BoxedReceiver = Box<dyn channel::Receiver + Send>;
 
 /// Attaches a producer to the existing ring `name`, whatever its kind.
 ///
-/// Fails as [`spsc::Sender::open`] or [`mpmc::Sender::open`] would: for instance with
-/// [`Error::NotFound`], or on an SPSC ring with [`Error::RoleTaken`] while another process is
-/// its producer.
+/// Fails as `Builder::open` would: for instance with [`AttachError::NotFound`], or on an SPSC
+/// ring with [`AttachError::RoleTaken`] while another process is its producer.
 ///
 /// ```
-/// use ipcring::attach::open_sender;
-/// use ipcring::layout::RingKind;
-/// use ipcring::segment::{CreateOptions, Segment};
+/// use ipcring::channel::Kind;
+/// use ipcring::transport::open_ring_sender;
 ///
 /// let name = format!("ipcring-doc-open-sender-{}", std::process::id());
-/// Segment::create(&name, &CreateOptions { kind: RingKind::Mpmc, ..CreateOptions::default() }).unwrap();
-/// let sender = open_sender(&name).unwrap();
-/// assert_eq!(sender.transport(), "shm-mpmc");
+/// let receiver: ipcring::mpmc::Receiver = ipcring::Builder::new(&name).create()?;
+/// let sender = open_ring_sender(&name)?;
+/// assert_eq!(sender.transport(), Kind::ShmMpmc);
 /// assert_eq!(sender.max_message_size(), 1024);
-/// Segment::unlink(&name).unwrap();
+/// ipcring::remove(&name)?;
+/// # Ok::<(), ipcring::Error>(())
 /// ```
-pub fn open_sender(name: &str) -> Result<BoxedSender, Error> {
+pub fn open_ring_sender(name: &str) -> Result<BoxedSender, AttachError> {
+    open_sender(name).map_err(Into::into)
+}
+
+fn open_sender(name: &str) -> Result<BoxedSender, Error> {
     sender(Segment::open(name)?)
 }
 
 /// Attaches a consumer to the existing ring `name`, whatever its kind.
 ///
-/// Fails as [`spsc::Receiver::open`] or [`mpmc::Receiver::open`] would.
+/// Fails as `Builder::open` would.
 ///
 /// ```
-/// use ipcring::attach::open_receiver;
-/// use ipcring::segment::{CreateOptions, Segment};
-/// use ipcring::Error;
+/// use ipcring::channel::Kind;
+/// use ipcring::transport::open_ring_receiver;
+/// use ipcring::{AttachError, RecvError};
 ///
 /// let name = format!("ipcring-doc-open-receiver-{}", std::process::id());
-/// Segment::create(&name, &CreateOptions::default()).unwrap();
-/// let mut receiver = open_receiver(&name).unwrap();
-/// assert_eq!(receiver.transport(), "shm-spsc");
-/// assert!(matches!(receiver.try_recv(&mut Vec::new()), Err(Error::Empty)));
+/// let sender: ipcring::spsc::Sender = ipcring::Builder::new(&name).create()?;
+/// let mut receiver = open_ring_receiver(&name)?;
+/// assert_eq!(receiver.transport(), Kind::ShmSpsc);
+/// assert!(matches!(receiver.try_recv(&mut Vec::new()), Err(RecvError::Empty)));
 /// // One consumer at a time on an SPSC ring.
-/// assert!(matches!(open_receiver(&name), Err(Error::RoleTaken { .. })));
-/// Segment::unlink(&name).unwrap();
+/// assert!(matches!(open_ring_receiver(&name), Err(AttachError::RoleTaken { .. })));
+/// ipcring::remove(&name)?;
+/// # Ok::<(), ipcring::Error>(())
 /// ```
-pub fn open_receiver(name: &str) -> Result<BoxedReceiver, Error> {
+pub fn open_ring_receiver(name: &str) -> Result<BoxedReceiver, AttachError> {
+    open_receiver(name).map_err(Into::into)
+}
+
+fn open_receiver(name: &str) -> Result<BoxedReceiver, Error> {
     receiver(Segment::open(name)?)
 }
 
@@ -87,8 +78,8 @@ pub fn open_receiver(name: &str) -> Result<BoxedReceiver, Error> {
 /// [`Segment::open_with`](crate::segment::Segment::open_with), say, to allow another owner).
 ///
 /// ```
-/// use ipcring::attach::sender;
-/// use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+/// use ipcring::__private::attach::sender;
+/// use ipcring::__private::segment::{CreateOptions, OpenOptions, Segment};
 ///
 /// let name = format!("ipcring-doc-attach-sender-{}", std::process::id());
 /// Segment::create(&name, &CreateOptions::default()).unwrap();
@@ -107,9 +98,9 @@ pub fn sender(segment: Segment) -> Result<BoxedSender, Error> {
 /// Attaches a consumer to an already opened segment.
 ///
 /// ```
-/// use ipcring::attach::receiver;
-/// use ipcring::layout::RingKind;
-/// use ipcring::segment::{CreateOptions, Segment};
+/// use ipcring::__private::attach::receiver;
+/// use ipcring::__private::layout::RingKind;
+/// use ipcring::__private::segment::{CreateOptions, Segment};
 ///
 /// let name = format!("ipcring-doc-attach-receiver-{}", std::process::id());
 /// let options = CreateOptions { kind: RingKind::Mpmc, ..CreateOptions::default() };
@@ -117,7 +108,8 @@ pub fn sender(segment: Segment) -> Result<BoxedSender, Error> {
 /// // Several consumers may attach to an MPMC ring.
 /// let first = receiver(created).unwrap();
 /// let second = receiver(Segment::open(&name).unwrap()).unwrap();
-/// assert_eq!((first.transport(), second.transport()), ("shm-mpmc", "shm-mpmc"));
+/// assert_eq!(first.transport(), ipcring::channel::Kind::ShmMpmc);
+/// assert_eq!(second.transport(), ipcring::channel::Kind::ShmMpmc);
 /// Segment::unlink(&name).unwrap();
 /// ```
 pub fn receiver(segment: Segment) -> Result<BoxedReceiver, Error> {

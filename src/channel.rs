@@ -1,51 +1,125 @@
-//! The transport-neutral [`Sender`] and [`Receiver`] traits.
+//! The transport-neutral traits: [`Sender`] and [`Receiver`] (copying), [`ZeroCopySender`] and
+//! [`ZeroCopyReceiver`] (reserve, write in place, commit; borrow, read, release), and typed
+//! `bytemuck::Pod` values on top of the zero-copy pair.
 //!
-//! Every transport (the shared-memory rings now; pipes, sockets and message queues next)
-//! implements them, so that code, the conformance suite and `ipcring bench` can be written once.
-//! Messages are byte strings from 0 bytes up to [`Sender::max_message_size`], delivered whole and
-//! in order.
+//! The shared-memory rings implement all four; every fallback transport (pipe, FIFO, Unix stream
+//! and seqpacket sockets, TCP, POSIX message queues) implements the copying pair. So code, the
+//! conformance suite and `ipcring bench` are written once. Messages are byte strings from 0 bytes
+//! up to [`Sender::max_message_size`], delivered whole and in order.
 //!
 //! ```
 //! use ipcring::channel::{Receiver, Sender};
-//! use ipcring::spsc::HeapMemory;
-//! use ipcring::wait::WaitStrategy;
-//! use std::sync::Arc;
+//! use ipcring::{Builder, Error};
 //!
-//! fn relay(input: &mut impl Receiver, output: &mut impl Sender) -> ipcring::Result<()> {
+//! fn relay(input: &mut impl Receiver, output: &mut impl Sender) -> Result<(), Error> {
 //!     let mut buffer = Vec::new();
 //!     input.recv(&mut buffer)?;
-//!     output.send(&buffer)
+//!     output.send(&buffer)?;
+//!     Ok(())
 //! }
 //!
-//! let first = Arc::new(HeapMemory::new(2, 8, WaitStrategy::Spin));
-//! let second = Arc::new(HeapMemory::new(2, 8, WaitStrategy::Spin));
-//! let mut a = ipcring::spsc::Sender::attach(first.clone()).unwrap();
-//! let mut b = ipcring::spsc::Receiver::attach(first).unwrap();
-//! let mut c = ipcring::spsc::Sender::attach(second.clone()).unwrap();
-//! let mut d = ipcring::spsc::Receiver::attach(second).unwrap();
-//! a.send(b"relayed").unwrap();
-//! relay(&mut b, &mut c).unwrap();
+//! let (first, second) = (Builder::anonymous().slots(2), Builder::anonymous().slots(2));
+//! let mut a: ipcring::spsc::Sender = first.create()?;
+//! let mut b: ipcring::spsc::Receiver = Builder::from_fd(a.fd().unwrap().try_clone_to_owned()?).open()?;
+//! let mut c: ipcring::mpmc::Sender = second.create()?;
+//! let mut d: ipcring::mpmc::Receiver = Builder::from_fd(c.fd().unwrap().try_clone_to_owned()?).open()?;
+//! Sender::send(&mut a, b"relayed")?;
+//! relay(&mut b, &mut c)?;
 //! let mut out = Vec::new();
-//! d.recv(&mut out).unwrap();
+//! Receiver::recv(&mut d, &mut out)?;
 //! assert_eq!(out, b"relayed");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Fault, RecvError, SendError};
+use crate::typed::{ValueMut, ValueRef};
+
+/// A transport, by its `--transport` name.
+///
+/// ```
+/// use ipcring::channel::Kind;
+/// assert_eq!("shm-spsc".parse::<Kind>().unwrap(), Kind::ShmSpsc);
+/// assert_eq!(Kind::Seqpacket.to_string(), "seqpacket");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// ipcring's SPSC ring in shared memory.
+    ShmSpsc,
+    /// ipcring's MPMC ring in shared memory.
+    ShmMpmc,
+    /// An anonymous pipe, handed over by descriptor inheritance.
+    Pipe,
+    /// A named pipe.
+    Fifo,
+    /// A Unix stream socket.
+    Unix,
+    /// A Unix seqpacket socket.
+    Seqpacket,
+    /// TCP.
+    Tcp,
+    /// A POSIX message queue.
+    Mq,
+}
+
+impl Kind {
+    /// Every transport, in the order of the tables.
+    pub const ALL: [Kind; 8] =
+        [Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
+
+    /// The `--transport` name.
+    ///
+    /// ```
+    /// assert_eq!(ipcring::channel::Kind::Mq.name(), "mq");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::ShmSpsc => "shm-spsc",
+            Kind::ShmMpmc => "shm-mpmc",
+            Kind::Pipe => "pipe",
+            Kind::Fifo => "fifo",
+            Kind::Unix => "unix",
+            Kind::Seqpacket => "seqpacket",
+            Kind::Tcp => "tcp",
+            Kind::Mq => "mq",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Kind, Error> {
+        Kind::ALL.into_iter().find(|kind| kind.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = Kind::ALL.iter().map(|kind| kind.name()).collect();
+            Error::InvalidArgument(format!("unknown transport {text:?}; the transports are {}", names.join(", ")))
+        })
+    }
+}
 
 /// The sending end of any transport.
 pub trait Sender {
     /// Sends one message, waiting while the transport is full.
-    fn send(&mut self, message: &[u8]) -> Result<()>;
-    /// Sends one message if it can be done without waiting ([`crate::Error::Full`] otherwise).
-    fn try_send(&mut self, message: &[u8]) -> Result<()>;
-    /// Sends one message, waiting at most `timeout` ([`crate::Error::Timeout`]).
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()>;
+    fn send(&mut self, message: &[u8]) -> Result<(), SendError>;
+    /// Sends one message if it can be done without waiting ([`SendError::Full`] otherwise).
+    fn try_send(&mut self, message: &[u8]) -> Result<(), SendError>;
+    /// Sends one message, waiting at most `timeout` ([`SendError::Timeout`]).
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError>;
     /// Largest message this transport takes.
     fn max_message_size(&self) -> usize;
-    /// The transport's name, as used by `--transport`.
-    fn transport(&self) -> &'static str;
+    /// Which transport this is.
+    fn transport(&self) -> Kind;
 }
 
 /// Who was at the other end of a Unix socket when it was connected (`SO_PEERCRED`).
@@ -63,15 +137,15 @@ pub struct Credentials {
 /// The receiving end of any transport.
 pub trait Receiver {
     /// Receives one message into `buffer` (replacing its contents), waiting for one.
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()>;
-    /// Receives one message if one is ready ([`crate::Error::Empty`] otherwise).
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()>;
-    /// Receives one message, waiting at most `timeout` ([`crate::Error::Timeout`]).
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()>;
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError>;
+    /// Receives one message if one is ready ([`RecvError::Empty`] otherwise).
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError>;
+    /// Receives one message, waiting at most `timeout` ([`RecvError::Timeout`]).
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError>;
     /// Largest message this transport delivers.
     fn max_message_size(&self) -> usize;
-    /// The transport's name, as used by `--transport`.
-    fn transport(&self) -> &'static str;
+    /// Which transport this is.
+    fn transport(&self) -> Kind;
     /// The sending process's credentials, where the transport knows them (Unix sockets, once
     /// connected: `SO_PEERCRED`); `None` elsewhere.
     fn peer_credentials(&self) -> Option<Credentials> {
@@ -79,103 +153,252 @@ pub trait Receiver {
     }
 }
 
-/// A shared-memory endpoint's error as the trait reports it: `Corrupted` becomes `Truncated` when
+/// A slot reserved for writing in place: fill [`payload`](WriteSlot::payload), then
+/// [`commit`](WriteSlot::commit). Dropping it uncommitted publishes nothing.
+pub trait WriteSlot {
+    /// The slot's whole payload area, in the transport's memory.
+    fn payload(&mut self) -> &mut [u8];
+    /// Publishes the first `length` bytes as one message.
+    fn commit(self, length: usize) -> Result<(), SendError>;
+}
+
+/// A message borrowed in place: read it through `Deref`, then drop it or
+/// [`release`](ReadSlot::release) it (which also reports whether what was read can be trusted).
+pub trait ReadSlot: Deref<Target = [u8]> {
+    /// Gives the slot back.
+    fn release(self) -> Result<(), RecvError>;
+}
+
+/// A sender that lets you write in place ("reserve, write, commit"), and send typed values.
+///
+/// ```
+/// use ipcring::channel::{WriteSlot, ZeroCopySender};
+///
+/// fn fill<S: ZeroCopySender>(sender: &mut S) -> Result<(), ipcring::SendError> {
+///     let mut slot = sender.reserve()?;
+///     slot.payload()[..3].copy_from_slice(b"abc");
+///     slot.commit(3)?;
+///     sender.send_value(&7u64) // a `bytemuck::Pod` value, copied in
+/// }
+/// let mut sender: ipcring::spsc::Sender = ipcring::Builder::anonymous().create()?;
+/// fill(&mut sender)?;
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+pub trait ZeroCopySender: Sender {
+    /// The reserved slot.
+    type Slot<'a>: WriteSlot
+    where
+        Self: 'a;
+    /// Reserves the next slot, waiting for room.
+    fn reserve(&mut self) -> Result<Self::Slot<'_>, SendError>;
+    /// Reserves the next slot if there is room ([`SendError::Full`] otherwise).
+    fn try_reserve(&mut self) -> Result<Self::Slot<'_>, SendError>;
+    /// Reserves the next slot, waiting at most `timeout` ([`SendError::Timeout`]).
+    fn reserve_timeout(&mut self, timeout: Duration) -> Result<Self::Slot<'_>, SendError>;
+
+    /// Reserves a slot for a `T` written in place: the returned value derefs to a zeroed `&mut T`
+    /// in the slot; [`ValueMut::commit`] publishes it. [`SendError::TooLarge`] if a `T` does not
+    /// fit the slot. A `T` aligned above 8 bytes does not compile (payloads are 8-byte aligned).
+    fn reserve_value<T: bytemuck::Pod>(&mut self) -> Result<ValueMut<Self::Slot<'_>, T>, SendError> {
+        crate::typed::check_alignment::<T>();
+        let max = self.max_message_size();
+        if size_of::<T>() > max {
+            return Err(SendError::TooLarge { len: size_of::<T>(), max });
+        }
+        ValueMut::new(self.reserve()?)
+    }
+
+    /// Copies `value` into the next slot, waiting for room.
+    fn send_value<T: bytemuck::Pod>(&mut self, value: &T) -> Result<(), SendError> {
+        crate::typed::check_alignment::<T>();
+        self.send(bytemuck::bytes_of(value))
+    }
+
+    /// Copies `value` into the next slot if there is room ([`SendError::Full`] otherwise).
+    fn try_send_value<T: bytemuck::Pod>(&mut self, value: &T) -> Result<(), SendError> {
+        crate::typed::check_alignment::<T>();
+        self.try_send(bytemuck::bytes_of(value))
+    }
+}
+
+/// A receiver that lends messages in place ("borrow, read, release"), and receives typed values.
+///
+/// ```
+/// use ipcring::channel::{ZeroCopyReceiver, ZeroCopySender};
+///
+/// fn total<R: ZeroCopyReceiver>(receiver: &mut R) -> Result<u64, ipcring::RecvError> {
+///     let message = receiver.recv_ref()?; // borrowed from the ring
+///     Ok(message.iter().map(|&byte| u64::from(byte)).sum())
+/// }
+/// let mut sender: ipcring::spsc::Sender = ipcring::Builder::anonymous().create()?;
+/// let fd = sender.fd().unwrap().try_clone_to_owned()?;
+/// let mut receiver: ipcring::spsc::Receiver = ipcring::Builder::from_fd(fd).open()?;
+/// ipcring::spsc::Sender::send(&mut sender, &[1, 2, 3])?;
+/// assert_eq!(total(&mut receiver)?, 6);
+/// sender.send_value(&[5u16, 6])?;
+/// assert_eq!(*receiver.recv_value_ref::<[u16; 2]>()?, [5, 6]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait ZeroCopyReceiver: Receiver {
+    /// The borrowed message.
+    type Message<'a>: ReadSlot
+    where
+        Self: 'a;
+    /// Borrows the next message, waiting for one.
+    fn recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError>;
+    /// Borrows the next message if there is one ([`RecvError::Empty`] otherwise).
+    fn try_recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError>;
+    /// Borrows the next message, waiting at most `timeout` ([`RecvError::Timeout`]).
+    fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Self::Message<'_>, RecvError>;
+
+    /// Borrows the next message as a `&T` in place, waiting for one. A message whose length is
+    /// not `size_of::<T>()` gives [`RecvError::SizeMismatch`] and stays released (it was read).
+    fn recv_value_ref<T: bytemuck::Pod>(&mut self) -> Result<ValueRef<Self::Message<'_>, T>, RecvError> {
+        crate::typed::check_alignment::<T>();
+        ValueRef::new(self.recv_ref()?)
+    }
+
+    /// Receives the next message as a `T` (copied out), waiting for one.
+    fn recv_value<T: bytemuck::Pod>(&mut self) -> Result<T, RecvError> {
+        Ok(*self.recv_value_ref::<T>()?)
+    }
+
+    /// Receives the next message as a `T` if there is one ([`RecvError::Empty`] otherwise).
+    fn try_recv_value<T: bytemuck::Pod>(&mut self) -> Result<T, RecvError> {
+        crate::typed::check_alignment::<T>();
+        Ok(*ValueRef::<_, T>::new(self.try_recv_ref()?)?)
+    }
+
+    /// Receives the next message as a `T`, waiting at most `timeout`.
+    fn recv_value_timeout<T: bytemuck::Pod>(&mut self, timeout: Duration) -> Result<T, RecvError> {
+        crate::typed::check_alignment::<T>();
+        Ok(*ValueRef::<_, T>::new(self.recv_ref_timeout(timeout)?)?)
+    }
+}
+
+/// A shared-memory endpoint's error as the traits report it: `Corrupted` becomes `Truncated` when
 /// the ring's file was truncated under this process (the zero pages that replaced it contradict
-/// what the endpoint saw before; see [`crate::truncation`]).
-fn explain<W: crate::wait::WaitSite + ?Sized>(site: &W, error: crate::Error) -> crate::Error {
-    match error {
-        crate::Error::Corrupted { .. } if site.truncated() => crate::Error::Truncated,
-        other => other,
+/// what the endpoint saw before; see `truncation`).
+fn explain<E: From<Error> + Into<Error>>(truncated: bool, error: E) -> E {
+    match error.into() {
+        Error::Corrupted { .. } if truncated => E::from(Error::Truncated),
+        other => E::from(other),
     }
 }
 
-impl<B: crate::spsc::Backend> Sender for crate::spsc::Sender<B> {
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        crate::spsc::Sender::send(self, message).map_err(|error| explain(self.backend().site(), error))
-    }
+/// The channel and zero-copy traits of one shared-memory endpoint kind: every method forwards to
+/// the inherent method of the same name, with [`explain`] applied to its error.
+macro_rules! ring_channel {
+    ($kind:ident, $transport:expr) => {
+        impl<B: crate::$kind::Backend> Sender for crate::$kind::Sender<B> {
+            fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
+                crate::$kind::Sender::send(self, message).map_err(|error| self.explain(error))
+            }
+            fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
+                crate::$kind::Sender::try_send(self, message).map_err(|error| self.explain(error))
+            }
+            fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
+                crate::$kind::Sender::send_timeout(self, message, timeout).map_err(|error| self.explain(error))
+            }
+            fn max_message_size(&self) -> usize {
+                crate::$kind::Sender::max_message_size(self)
+            }
+            fn transport(&self) -> Kind {
+                $transport
+            }
+        }
 
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        crate::spsc::Sender::try_send(self, message).map_err(|error| explain(self.backend().site(), error))
-    }
+        impl<B: crate::$kind::Backend> Receiver for crate::$kind::Receiver<B> {
+            fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
+                crate::$kind::Receiver::recv(self, buffer).map_err(|error| self.explain(error))
+            }
+            fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
+                crate::$kind::Receiver::try_recv(self, buffer).map_err(|error| self.explain(error))
+            }
+            fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
+                crate::$kind::Receiver::recv_timeout(self, buffer, timeout).map_err(|error| self.explain(error))
+            }
+            fn max_message_size(&self) -> usize {
+                crate::$kind::Receiver::max_message_size(self)
+            }
+            fn transport(&self) -> Kind {
+                $transport
+            }
+        }
 
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        crate::spsc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend().site(), error))
-    }
+        impl<B: crate::$kind::Backend> ZeroCopySender for crate::$kind::Sender<B> {
+            type Slot<'a>
+                = crate::$kind::Reservation<'a, B>
+            where
+                Self: 'a;
+            fn reserve(&mut self) -> Result<Self::Slot<'_>, SendError> {
+                crate::$kind::Sender::reserve(self)
+            }
+            fn try_reserve(&mut self) -> Result<Self::Slot<'_>, SendError> {
+                crate::$kind::Sender::try_reserve(self)
+            }
+            fn reserve_timeout(&mut self, timeout: Duration) -> Result<Self::Slot<'_>, SendError> {
+                crate::$kind::Sender::reserve_timeout(self, timeout)
+            }
+        }
 
-    fn max_message_size(&self) -> usize {
-        crate::spsc::Sender::max_message_size(self)
-    }
+        impl<B: crate::$kind::Backend> ZeroCopyReceiver for crate::$kind::Receiver<B> {
+            type Message<'a>
+                = crate::$kind::ReadGuard<'a, B>
+            where
+                Self: 'a;
+            fn recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError> {
+                crate::$kind::Receiver::recv_ref(self)
+            }
+            fn try_recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError> {
+                crate::$kind::Receiver::try_recv_ref(self)
+            }
+            fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Self::Message<'_>, RecvError> {
+                crate::$kind::Receiver::recv_ref_timeout(self, timeout)
+            }
+        }
 
-    fn transport(&self) -> &'static str {
-        "shm-spsc"
+        impl<B: crate::$kind::Backend> WriteSlot for crate::$kind::Reservation<'_, B> {
+            fn payload(&mut self) -> &mut [u8] {
+                crate::$kind::Reservation::payload(self)
+            }
+            fn commit(self, length: usize) -> Result<(), SendError> {
+                crate::$kind::Reservation::commit(self, length)
+            }
+        }
+
+        impl<B: crate::$kind::Backend> ReadSlot for crate::$kind::ReadGuard<'_, B> {
+            fn release(self) -> Result<(), RecvError> {
+                crate::$kind::ReadGuard::release(self)
+            }
+        }
+
+        impl<B: crate::$kind::Backend> crate::$kind::Sender<B> {
+            fn explain(&self, error: SendError) -> SendError {
+                explain(crate::wait::WaitSite::truncated(self.backend().site()), error)
+            }
+        }
+
+        impl<B: crate::$kind::Backend> crate::$kind::Receiver<B> {
+            fn explain(&self, error: RecvError) -> RecvError {
+                explain(crate::wait::WaitSite::truncated(self.backend().site()), error)
+            }
+        }
+    };
+}
+
+ring_channel!(spsc, Kind::ShmSpsc);
+ring_channel!(mpmc, Kind::ShmMpmc);
+
+impl From<Fault> for SendError {
+    fn from(fault: Fault) -> SendError {
+        SendError::Fault(fault)
     }
 }
 
-impl<B: crate::spsc::Backend> Receiver for crate::spsc::Receiver<B> {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::spsc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::spsc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        crate::spsc::Receiver::recv_timeout(self, buffer, timeout)
-            .map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn max_message_size(&self) -> usize {
-        crate::spsc::Receiver::max_message_size(self)
-    }
-
-    fn transport(&self) -> &'static str {
-        "shm-spsc"
-    }
-}
-
-impl<B: crate::mpmc::Backend> Sender for crate::mpmc::Sender<B> {
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        crate::mpmc::Sender::send(self, message).map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        crate::mpmc::Sender::try_send(self, message).map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        crate::mpmc::Sender::send_timeout(self, message, timeout).map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn max_message_size(&self) -> usize {
-        crate::mpmc::Sender::max_message_size(self)
-    }
-
-    fn transport(&self) -> &'static str {
-        "shm-mpmc"
-    }
-}
-
-impl<B: crate::mpmc::Backend> Receiver for crate::mpmc::Receiver<B> {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::mpmc::Receiver::recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        crate::mpmc::Receiver::try_recv(self, buffer).map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        crate::mpmc::Receiver::recv_timeout(self, buffer, timeout)
-            .map_err(|error| explain(self.backend().site(), error))
-    }
-
-    fn max_message_size(&self) -> usize {
-        crate::mpmc::Receiver::max_message_size(self)
-    }
-
-    fn transport(&self) -> &'static str {
-        "shm-mpmc"
+impl From<Fault> for RecvError {
+    fn from(fault: Fault) -> RecvError {
+        RecvError::Fault(fault)
     }
 }
 
@@ -187,9 +410,9 @@ mod tests {
     fn shared_memory_endpoints_are_send_and_mpmc_ones_sync() {
         fn send<T: Send>() {}
         fn send_and_sync<T: Send + Sync>() {}
-        send::<crate::spsc::Sender<crate::spsc::ShmMemory>>();
-        send::<crate::spsc::Receiver<crate::spsc::ShmMemory>>();
-        send_and_sync::<crate::mpmc::Sender<std::sync::Arc<crate::mpmc::ShmRing>>>();
-        send_and_sync::<crate::mpmc::Receiver<std::sync::Arc<crate::mpmc::ShmRing>>>();
+        send::<crate::spsc::Sender>();
+        send::<crate::spsc::Receiver>();
+        send_and_sync::<crate::mpmc::Sender>();
+        send_and_sync::<crate::mpmc::Receiver>();
     }
 }

@@ -13,11 +13,11 @@
 //!
 //! ```
 //! use ipcring::inspect::{RingInfo, RoleState};
-//! use ipcring::segment::{CreateOptions, Segment};
+//! use ipcring::__private::segment::{CreateOptions, Segment};
 //! use ipcring::spsc::Sender;
 //!
 //! let name = format!("ipcring-doc-inspect-{}", std::process::id());
-//! let mut sender = Sender::create(&name, &CreateOptions::default()).unwrap();
+//! let mut sender = ipcring::Builder::new(&name).with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
 //! sender.send(b"one").unwrap();
 //! sender.send(b"two").unwrap();
 //!
@@ -33,15 +33,15 @@
 //!
 //! ```
 //! use ipcring::inspect::{EndpointRole, RingInfo, RoleState};
-//! use ipcring::layout::RingKind;
+//! use ipcring::__private::layout::RingKind;
 //! use ipcring::mpmc::{Receiver, Sender};
-//! use ipcring::segment::{CreateOptions, Segment};
+//! use ipcring::__private::segment::{CreateOptions, Segment};
 //!
 //! let name = format!("ipcring-doc-inspect-mpmc-{}", std::process::id());
 //! let options = CreateOptions { kind: RingKind::Mpmc, ..CreateOptions::default() };
-//! let mut first = Sender::create(&name, &options).unwrap();
-//! let _second = Sender::open(&name).unwrap();
-//! let _receiver = Receiver::open(&name).unwrap();
+//! let mut first = ipcring::Builder::new(&name).with_options(&options, &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
+//! let _second = ipcring::Builder::new(&name).open::<Sender>().unwrap();
+//! let _receiver = ipcring::Builder::new(&name).open::<Receiver>().unwrap();
 //! first.send(b"one").unwrap();
 //!
 //! let info = RingInfo::read(&Segment::open(&name).unwrap());
@@ -154,7 +154,7 @@ impl EndpointRole {
     ///
     /// ```
     /// use ipcring::inspect::EndpointRole;
-    /// assert_eq!(EndpointRole::from_raw(ipcring::layout::ENDPOINT_CONSUMER), EndpointRole::Consumer);
+    /// assert_eq!(EndpointRole::from_raw(ipcring::__private::layout::ENDPOINT_CONSUMER), EndpointRole::Consumer);
     /// assert_eq!(EndpointRole::from_raw(7), EndpointRole::Unknown);
     /// ```
     pub const fn from_raw(raw: u32) -> EndpointRole {
@@ -266,6 +266,82 @@ pub struct Counters {
     pub consumer: SideCounters,
 }
 
+/// A cheap snapshot of a ring's traffic: occupancy, message counts and both sides' counters
+/// (waits, futex and semaphore calls, attaches, abandoned and redelivered positions). Only loads
+/// from the shared memory, no system call: cheap enough to poll. What endpoints return from
+/// `stats()`, and what [`RingInfo`] (so `ipcring info`) is built on.
+///
+/// ```
+/// let mut sender: ipcring::mpmc::Sender = ipcring::Builder::anonymous().slots(8).create()?;
+/// sender.send(b"one")?;
+/// sender.send(b"two")?;
+/// let stats = sender.stats();
+/// assert_eq!((stats.depth, stats.slot_count, stats.counters.sent), (2, 8, 2));
+/// assert_eq!(stats.counters.producer.attaches, 1);
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+pub struct Stats {
+    /// Number of slots.
+    pub slot_count: u64,
+    /// Messages in the ring now (positions in use, saturating at `slot_count`; on an MPMC ring
+    /// including positions being written and abandoned ones not yet skipped).
+    pub depth: u64,
+    /// SPSC: messages committed since creation. MPMC: `tail`.
+    pub producer_position: u64,
+    /// SPSC: messages released since creation. MPMC: `head`.
+    pub consumer_position: u64,
+    /// Message counts and per-side statistics.
+    pub counters: Counters,
+}
+
+impl Stats {
+    /// Reads the counters of an open segment (loads only; never fails or panics).
+    pub(crate) fn read(segment: &Segment) -> Stats {
+        let geometry = segment.geometry();
+        // Relaxed everywhere: nothing here reads a slot, so no load needs to see what was
+        // published before it; each value is shown as found. The consumer position is read
+        // first: both positions only grow, so for a sane ring the later producer load is at least
+        // the earlier consumer load and the depth does not underflow.
+        let load = |offset: u64| segment.atomic_u64(offset).load(Ordering::Relaxed);
+        let consumer_position = load(geometry.block_offset(Block::Consumer));
+        let producer_position = load(geometry.block_offset(Block::Producer));
+        // Both loads are not one snapshot, so a running ring can look fuller than full.
+        let depth = producer_position.saturating_sub(consumer_position).min(geometry.slot_count);
+        let side = |block: Block| {
+            let stats = geometry.block_offset(block);
+            SideCounters {
+                waits: load(stats + WAITS),
+                futex_waits: load(stats + FUTEX_WAITS),
+                futex_wakes: load(stats + FUTEX_WAKES),
+                semaphore_waits: load(stats + SEMAPHORE_WAITS),
+                abandoned: load(stats + ABANDONED),
+                redelivered: load(stats + REDELIVERED),
+                attaches: load(stats + ATTACHES),
+                last_active_ns: load(stats + LAST_ACTIVE_NS),
+            }
+        };
+        let (producer, consumer) = (side(Block::ProducerStats), side(Block::ConsumerStats));
+        let not_messages = match geometry.kind {
+            RingKind::Spsc => 0,
+            RingKind::Mpmc => producer.not_messages().saturating_add(consumer.not_messages()),
+        };
+        Stats {
+            slot_count: geometry.slot_count,
+            depth,
+            producer_position,
+            consumer_position,
+            counters: Counters {
+                sent: producer_position.saturating_sub(not_messages),
+                received: consumer_position.saturating_sub(not_messages),
+                producer,
+                consumer,
+            },
+        }
+    }
+}
+
 /// Everything `ipcring info` shows about a ring, read at one moment.
 ///
 /// The loads are not one atomic snapshot: a running ring moves between them, so numbers can
@@ -354,36 +430,13 @@ impl RingInfo {
         // Only informational fields come from this snapshot; everything that locates memory
         // comes from the validated geometry.
         let header = segment.header();
-        // Relaxed everywhere: nothing here reads a slot, so no load needs to see what was
-        // published before it; each value is shown as found. The consumer position is read
-        // first: both positions only grow, so for a sane ring the later producer load is at least
-        // the earlier consumer load and `used` does not underflow.
-        let load = |offset: u64| segment.atomic_u64(offset).load(Ordering::Relaxed);
-        let consumer_position = load(geometry.block_offset(Block::Consumer));
-        let producer_position = load(geometry.block_offset(Block::Producer));
-        // Both loads are not one snapshot, so a running ring can look fuller than full.
-        let used = producer_position.saturating_sub(consumer_position).min(geometry.slot_count);
-        let side = |block: Block| {
-            let stats = geometry.block_offset(block);
-            SideCounters {
-                waits: load(stats + WAITS),
-                futex_waits: load(stats + FUTEX_WAITS),
-                futex_wakes: load(stats + FUTEX_WAKES),
-                semaphore_waits: load(stats + SEMAPHORE_WAITS),
-                abandoned: load(stats + ABANDONED),
-                redelivered: load(stats + REDELIVERED),
-                attaches: load(stats + ATTACHES),
-                last_active_ns: load(stats + LAST_ACTIVE_NS),
-            }
+        let stats = Stats::read(segment);
+        let (producer, consumer, endpoints) = match geometry.kind {
+            RingKind::Spsc => (Some(role(segment, PRODUCER_ROLE)), Some(role(segment, CONSUMER_ROLE)), None),
+            RingKind::Mpmc => (None, None, Some(endpoints(segment))),
         };
-        let (producer_stats, consumer_stats) = (side(Block::ProducerStats), side(Block::ConsumerStats));
-        let (producer, consumer, endpoints, not_messages) = match geometry.kind {
-            RingKind::Spsc => (Some(role(segment, PRODUCER_ROLE)), Some(role(segment, CONSUMER_ROLE)), None, 0),
-            RingKind::Mpmc => {
-                let not_messages = producer_stats.not_messages().saturating_add(consumer_stats.not_messages());
-                (None, None, Some(endpoints(segment)), not_messages)
-            }
-        };
+        let (producer_position, consumer_position, used) =
+            (stats.producer_position, stats.consumer_position, stats.depth);
         RingInfo {
             name: segment.name().to_string(),
             kind: geometry.kind,
@@ -405,20 +458,31 @@ impl RingInfo {
             producer,
             consumer,
             endpoints,
-            counters: Counters {
-                sent: producer_position.saturating_sub(not_messages),
-                received: consumer_position.saturating_sub(not_messages),
-                producer: producer_stats,
-                consumer: consumer_stats,
-            },
+            counters: stats.counters,
         }
+    }
+
+    /// Opens the ring `name` read-only (no role is claimed, nothing is written) and reads its
+    /// state.
+    ///
+    /// ```
+    /// let name = format!("ipcring-doc-ring-info-{}", std::process::id());
+    /// let mut sender: ipcring::spsc::Sender = ipcring::Builder::new(&name).create()?;
+    /// sender.send(b"x")?;
+    /// let info = ipcring::inspect::RingInfo::open(&name)?;
+    /// assert_eq!((info.used, info.counters.sent), (1, 1));
+    /// ipcring::remove(&name)?;
+    /// # Ok::<(), ipcring::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<RingInfo, crate::AttachError> {
+        Ok(RingInfo::read(&Segment::open(name)?))
     }
 
     /// How many listed endpoint records of `role` are in `state`; always 0 on an SPSC ring.
     ///
     /// ```
     /// use ipcring::inspect::{EndpointRole, RingInfo, RoleState};
-    /// use ipcring::segment::{CreateOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, Segment};
     ///
     /// let name = format!("ipcring-doc-endpoint-count-{}", std::process::id());
     /// let info = RingInfo::read(&Segment::create(&name, &CreateOptions::default()).unwrap());
@@ -434,11 +498,11 @@ impl RingInfo {
     ///
     /// ```
     /// use ipcring::inspect::{RingInfo, RoleState};
-    /// use ipcring::segment::{CreateOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, Segment};
     /// use ipcring::spsc::Sender;
     ///
     /// let name = format!("ipcring-doc-attached-{}", std::process::id());
-    /// let _sender = Sender::create(&name, &CreateOptions::default()).unwrap();
+    /// let _sender = ipcring::Builder::new(&name).with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
     /// let info = RingInfo::read(&Segment::open(&name).unwrap());
     /// assert_eq!((info.attached(RoleState::Alive), info.attached(RoleState::Dead)), (1, 0));
     /// Segment::unlink(&name).unwrap();
@@ -454,7 +518,7 @@ impl RingInfo {
     ///
     /// ```
     /// use ipcring::inspect::RingInfo;
-    /// use ipcring::segment::{CreateOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, Segment};
     ///
     /// let name = format!("ipcring-doc-last-activity-{}", std::process::id());
     /// let info = RingInfo::read(&Segment::create(&name, &CreateOptions::default()).unwrap());
@@ -599,8 +663,8 @@ mod tests {
     #[test]
     fn occupancy_and_counts_follow_sent_and_received_messages() {
         let (name, _cleanup) = small_ring("traffic");
-        let mut sender = Sender::open(&name).unwrap();
-        let mut receiver = Receiver::open(&name).unwrap();
+        let mut sender = crate::Builder::new(&name).open::<Sender>().unwrap();
+        let mut receiver = crate::Builder::new(&name).open::<Receiver>().unwrap();
         for message in [&b"a"[..], b"b", b"c"] {
             sender.send(message).unwrap();
         }
@@ -614,8 +678,8 @@ mod tests {
     #[test]
     fn attached_roles_are_alive_and_detached_roles_vacant() {
         let (name, _cleanup) = small_ring("roles");
-        let sender = Sender::open(&name).unwrap();
-        let receiver = Receiver::open(&name).unwrap();
+        let sender = crate::Builder::new(&name).open::<Sender>().unwrap();
+        let receiver = crate::Builder::new(&name).open::<Receiver>().unwrap();
         let attached = info(&name);
         for role in [attached.producer, attached.consumer].map(Option::unwrap) {
             assert_eq!((role.pid, role.state, role.attach_count), (std::process::id(), RoleState::Alive, 1));
@@ -661,7 +725,7 @@ mod tests {
     #[cfg(feature = "serde")]
     fn json_names_kind_wait_state_and_octal_mode() {
         let (name, _cleanup) = small_ring("json");
-        let _sender = Sender::open(&name).unwrap();
+        let _sender = crate::Builder::new(&name).open::<Sender>().unwrap();
         let json = serde_json::to_value(info(&name)).unwrap();
         assert_eq!(json["kind"], "spsc");
         assert_eq!(json["wait_strategy"], "spin");
@@ -676,9 +740,9 @@ mod tests {
     #[test]
     fn mpmc_ring_lists_its_attached_endpoints_instead_of_roles() {
         let (name, _cleanup) = small_mpmc_ring("mpmc-endpoints");
-        let first = crate::mpmc::Sender::open(&name).unwrap();
-        let _second = crate::mpmc::Sender::open(&name).unwrap();
-        let _receiver = crate::mpmc::Receiver::open(&name).unwrap();
+        let first = crate::Builder::new(&name).open::<crate::mpmc::Sender>().unwrap();
+        let _second = crate::Builder::new(&name).open::<crate::mpmc::Sender>().unwrap();
+        let _receiver = crate::Builder::new(&name).open::<crate::mpmc::Receiver>().unwrap();
         let attached = info(&name);
         assert_eq!(attached.kind, RingKind::Mpmc);
         assert_eq!((attached.producer, attached.consumer), (None, None));
@@ -704,8 +768,8 @@ mod tests {
     #[test]
     fn mpmc_occupancy_and_counts_follow_tail_and_head() {
         let (name, _cleanup) = small_mpmc_ring("mpmc-traffic");
-        let mut sender = crate::mpmc::Sender::open(&name).unwrap();
-        let mut receiver = crate::mpmc::Receiver::open(&name).unwrap();
+        let mut sender = crate::Builder::new(&name).open::<crate::mpmc::Sender>().unwrap();
+        let mut receiver = crate::Builder::new(&name).open::<crate::mpmc::Receiver>().unwrap();
         for message in [&b"a"[..], b"b", b"c"] {
             sender.send(message).unwrap();
         }
@@ -719,8 +783,8 @@ mod tests {
     #[test]
     fn mpmc_abandoned_position_is_counted_but_not_as_a_message() {
         let (name, _cleanup) = small_mpmc_ring("mpmc-abandoned");
-        let mut sender = crate::mpmc::Sender::open(&name).unwrap();
-        let mut receiver = crate::mpmc::Receiver::open(&name).unwrap();
+        let mut sender = crate::Builder::new(&name).open::<crate::mpmc::Sender>().unwrap();
+        let mut receiver = crate::Builder::new(&name).open::<crate::mpmc::Receiver>().unwrap();
         sender.send(b"before").unwrap();
         drop(sender.reserve().unwrap());
         sender.send(b"after").unwrap();
@@ -774,7 +838,7 @@ mod tests {
     #[cfg(feature = "serde")]
     fn mpmc_json_has_endpoints_and_no_roles() {
         let (name, _cleanup) = small_mpmc_ring("mpmc-json");
-        let _sender = crate::mpmc::Sender::open(&name).unwrap();
+        let _sender = crate::Builder::new(&name).open::<crate::mpmc::Sender>().unwrap();
         let json = serde_json::to_value(info(&name)).unwrap();
         assert_eq!(json["kind"], "mpmc");
         assert!(json.get("producer").is_none() && json.get("consumer").is_none(), "{json}");

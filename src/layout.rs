@@ -11,7 +11,7 @@
 //! segment and returns the process-local copy that every later index computation uses.
 //!
 //! ```
-//! use ipcring::layout::{Geometry, RingKind, WaitStrategy};
+//! use ipcring::__private::layout::{Geometry, RingKind, WaitStrategy};
 //!
 //! let geometry = Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 8, 64).unwrap();
 //! let header = geometry.header(1234, 1000, 0);
@@ -108,7 +108,7 @@ impl RingKind {
     /// that is a multiple of 8 and large enough (LAYOUT.md §7).
     ///
     /// ```
-    /// use ipcring::layout::RingKind;
+    /// use ipcring::__private::layout::RingKind;
     /// assert_eq!(RingKind::Spsc.slot_stride(8 + 100), 112);
     /// assert_eq!(RingKind::Mpmc.slot_stride(16 + 8), 32);
     /// assert_eq!(RingKind::Mpmc.slot_stride(16 + 64), 128);
@@ -518,7 +518,7 @@ impl Geometry {
     /// [`Error::TooLarge`].
     ///
     /// ```
-    /// use ipcring::layout::{Geometry, RingKind, WaitStrategy};
+    /// use ipcring::__private::layout::{Geometry, RingKind, WaitStrategy};
     /// let g = Geometry::new(RingKind::Spsc, WaitStrategy::Spin, 4, 100).unwrap();
     /// assert_eq!(g.slot_stride, 112); // 8-byte slot header + 100, rounded up to 8
     /// assert!(Geometry::new(RingKind::Spsc, WaitStrategy::Spin, 3, 100).is_err());
@@ -616,7 +616,7 @@ impl Geometry {
     /// slot array are aligned, inside the file, after the header and disjoint.
     ///
     /// ```
-    /// use ipcring::layout::{Geometry, RingKind, WaitStrategy};
+    /// use ipcring::__private::layout::{Geometry, RingKind, WaitStrategy};
     /// use ipcring::Error;
     /// let g = Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 8, 64).unwrap();
     /// let mut header = g.header(1, 1000, 0);

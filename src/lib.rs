@@ -2,63 +2,161 @@
 //!
 //! Lock-free ring buffers in shared memory for inter-process communication, with a fixed,
 //! documented layout (`shm-layout/LAYOUT.md`, C header `shm-layout/ipcring.h`) that other
-//! processes, in Rust or in C, attach to by name.
+//! processes, in Rust or in C, attach to by name; and every classic Linux IPC mechanism behind
+//! the same traits, to compare them on the same work.
 //!
 //! ```
-//! use ipcring::segment::{CreateOptions, Segment};
-//! use ipcring::spsc::{Receiver, Sender};
+//! use ipcring::prelude::*; // the traits behind the typed and transport-neutral methods
+//! use ipcring::{spsc, Builder};
 //!
 //! let name = format!("ipcring-doc-crate-{}", std::process::id());
-//! let mut sender = Sender::create(&name, &CreateOptions::default()).unwrap();
-//! let mut receiver = Receiver::open(&name).unwrap(); // normally another process
+//! let mut sender: spsc::Sender = Builder::new(&name).slots(64).slot_size(256).create()?;
+//! let mut receiver: spsc::Receiver = Builder::new(&name).open()?; // normally another process
 //!
 //! // Zero-copy: write in place, then commit.
-//! let mut slot = sender.reserve().unwrap();
+//! let mut slot = sender.reserve()?;
 //! slot.payload()[..5].copy_from_slice(b"hello");
-//! slot.commit(5).unwrap();
+//! slot.commit(5)?;
+//! // Typed: any `bytemuck::Pod` value, checked against the slot size.
+//! sender.send_value(&[1u32, 2, 3])?;
 //!
 //! // Zero-copy: read in place; the slot is released when the guard drops.
-//! assert_eq!(&*receiver.recv_ref().unwrap(), b"hello");
-//! Segment::unlink(&name).unwrap();
+//! assert_eq!(&*receiver.recv_ref()?, b"hello");
+//! assert_eq!(receiver.recv_value::<[u32; 3]>()?, [1, 2, 3]);
+//! ipcring::remove(&name)?;
+//! # Ok::<(), ipcring::Error>(())
 //! ```
 //!
-//! Layers, bottom up: [`layout`] (the bytes), [`segment`] (files and mappings), [`ring`] (the
-//! lock-free algorithms, generic over their memory), [`wait`] (futex eventcount, semaphores and
-//! spinning), [`spsc`] (blocking endpoints with roles and liveness), [`mpmc`] (any number of
-//! endpoints, with crash recovery), [`channel`] (the transport-neutral traits), [`attach`]
-//! (either kind of ring by name, through those traits), [`inspect`] (a read-only snapshot of a
-//! ring, for `ipcring info`), [`transport`] (fallbacks behind the `channel` traits, and handing a
-//! ring's descriptor to a peer). [`sync`] swaps std atomics for loom's under `cfg(loom)`.
+//! - [`Builder`] makes or opens a ring: by name in `/dev/shm`, anonymous (a sealed memfd handed
+//!   over as a descriptor), or from a passed descriptor; the endpoint type decides the kind.
+//! - [`spsc`]: one sender, one receiver. [`mpmc`]: any number of each, each message to one
+//!   receiver, with crash recovery.
+//! - [`channel`]: the transport-neutral traits (copying and zero-copy) that the rings and every
+//!   fallback in [`transport`] (pipes, FIFOs, Unix and TCP sockets, POSIX message queues)
+//!   implement.
+//! - [`inspect`] reads a ring's state without attaching; [`stale`] finds and removes rings that
+//!   no live process uses.
+//! - Errors come per operation: [`SendError`], [`RecvError`], [`AttachError`]; [`Error`] is any
+//!   of them.
+//!
+//! The public items are listed in `docs/api.md`. Linux only: futexes, `/proc`, memfd and POSIX
+//! message queues are the mechanisms underneath.
+//!
+//! Internals are not public: for instance the wait primitives and the loom facade
+//! ```compile_fail
+//! use ipcring::wait::take;
+//! ```
+//! ```compile_fail
+//! use ipcring::sync::AtomicU64;
+//! ```
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "ipcring supports Linux only: it relies on futexes, /proc, memfd and POSIX message queues (see docs/architecture.md)"
+);
+
 #[cfg(not(loom))]
-pub mod attach;
+mod attach;
+#[cfg(not(loom))]
+mod builder;
 pub mod channel;
 mod endpoint;
-pub mod error;
+mod error;
 #[cfg(not(loom))]
 pub mod inspect;
-pub mod layout;
+mod layout;
 pub mod mpmc;
 #[cfg(not(loom))]
-pub mod process;
-pub mod ring;
-pub mod role_claim;
+mod process;
+mod ring;
+mod role_claim;
 #[cfg(not(loom))]
-pub mod segment;
+mod segment;
 pub mod spsc;
 #[cfg(not(loom))]
 pub mod stale;
-pub mod sync;
+mod sync;
 #[cfg(not(loom))]
 pub mod transport;
 #[cfg(not(loom))]
-pub mod truncation;
-pub mod wait;
+mod truncation;
+mod typed;
+mod wait;
 
-pub use error::{Error, Result, Role};
+#[cfg(not(loom))]
+pub use builder::{remove, Builder, Endpoint};
+pub use error::{AttachError, Error, Fault, RecvError, Result, Role, SendError};
+pub use layout::{RingKind, WaitStrategy};
+#[cfg(not(loom))]
+pub use segment::DEFAULT_LIVENESS_INTERVAL;
+pub use typed::{ValueMut, ValueRef};
+
+/// The traits that give every endpoint its transport-neutral, zero-copy and typed methods:
+/// `use ipcring::prelude::*;`.
+///
+/// ```
+/// use ipcring::prelude::*;
+/// let mut sender: ipcring::spsc::Sender = ipcring::Builder::anonymous().create()?;
+/// sender.send_value(&42u64)?;
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+pub mod prelude {
+    pub use crate::channel::{
+        ReadSlot as _, Receiver as _, Sender as _, WriteSlot as _, ZeroCopyReceiver as _, ZeroCopySender as _,
+    };
+}
+
+/// Not API: what ipcring's own integration tests, loom models, fuzz targets, benchmarks and
+/// command line reach below the public surface. Anything here can change in any release.
+#[doc(hidden)]
+pub mod __private {
+    /// The shared-memory layout (`shm-layout/LAYOUT.md`).
+    pub mod layout {
+        pub use crate::layout::*;
+    }
+    /// The lock-free algorithms, generic over their memory.
+    pub mod ring {
+        pub use crate::ring::*;
+        /// The SPSC algorithm.
+        pub mod spsc {
+            pub use crate::ring::spsc::*;
+        }
+        /// The MPMC algorithm.
+        pub mod mpmc {
+            pub use crate::ring::mpmc::*;
+        }
+    }
+    /// Waiting and waking.
+    pub mod wait {
+        pub use crate::wait::*;
+    }
+    /// The loom facade.
+    pub mod sync {
+        pub use crate::sync::*;
+    }
+    /// The role-claim protocol.
+    pub mod role_claim {
+        pub use crate::role_claim::*;
+    }
+    /// Segments: files, mappings, validation.
+    #[cfg(not(loom))]
+    pub mod segment {
+        pub use crate::segment::*;
+    }
+    /// Process identity and liveness.
+    #[cfg(not(loom))]
+    pub mod process {
+        pub use crate::process::*;
+    }
+    /// Either kind of ring by a segment, through the channel traits.
+    #[cfg(not(loom))]
+    pub mod attach {
+        pub use crate::attach::*;
+    }
+}
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

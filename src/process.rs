@@ -6,7 +6,7 @@
 //! checked by pid alone.
 //!
 //! ```
-//! use ipcring::process::{claim_is_alive, current_claim};
+//! use ipcring::__private::process::{claim_is_alive, current_claim};
 //! assert!(claim_is_alive(current_claim()));
 //! assert!(!claim_is_alive(0));
 //! ```

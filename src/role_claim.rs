@@ -4,8 +4,8 @@
 //! time as the identity and `/proc` as the liveness test.
 //!
 //! ```
-//! use ipcring::role_claim::{claim, release};
-//! use ipcring::sync::AtomicU64;
+//! use ipcring::__private::role_claim::{claim, release};
+//! use ipcring::__private::sync::AtomicU64;
 //!
 //! let word = AtomicU64::new(7); // held by 7, which is dead
 //! let alive = |holder: u64| holder != 7;

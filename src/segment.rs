@@ -30,7 +30,7 @@
 //! unsealed file and shrink it later. Seals cannot be removed, so one check at attach suffices.
 //!
 //! ```
-//! use ipcring::segment::{CreateOptions, Segment};
+//! use ipcring::__private::segment::{CreateOptions, Segment};
 //! let name = format!("/ipcring-doc-segment-{}", std::process::id());
 //! let created = Segment::create(&name, &CreateOptions::default()).unwrap();
 //! let opened = Segment::open(&name).unwrap();
@@ -76,7 +76,7 @@ pub const DEFAULT_LIVENESS_INTERVAL: std::time::Duration = std::time::Duration::
 /// not starting with a dot.
 ///
 /// ```
-/// use ipcring::segment::normalize_name;
+/// use ipcring::__private::segment::normalize_name;
 /// assert_eq!(normalize_name("jobs").unwrap(), "/jobs");
 /// assert_eq!(normalize_name("/jobs").unwrap(), "/jobs");
 /// assert!(normalize_name("a/b").is_err());
@@ -228,7 +228,7 @@ impl Segment {
     /// who would reopen it through `/proc/PID/fd`.
     ///
     /// ```
-    /// use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, OpenOptions, Segment};
     ///
     /// let created = Segment::create_anonymous(&CreateOptions::default()).unwrap();
     /// assert!(created.name().starts_with("memfd:"));
@@ -328,7 +328,7 @@ impl Segment {
     /// [`Error::Truncated`]. Always false for an anonymous segment, whose size is sealed.
     ///
     /// ```
-    /// use ipcring::segment::{CreateOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, Segment};
     /// let name = format!("ipcring-doc-truncated-{}", std::process::id());
     /// assert!(!Segment::create(&name, &CreateOptions::default()).unwrap().truncated());
     /// Segment::unlink(&name).unwrap();
@@ -348,7 +348,7 @@ impl Segment {
     /// (which is also the answer for a named segment's descriptor: open those by name).
     ///
     /// ```
-    /// use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, OpenOptions, Segment};
     /// use ipcring::Error;
     ///
     /// let created = Segment::create_anonymous(&CreateOptions::default()).unwrap();
@@ -463,7 +463,7 @@ impl Segment {
     /// magic is not a ring.
     ///
     /// ```
-    /// use ipcring::segment::Segment;
+    /// use ipcring::__private::segment::Segment;
     /// assert!(matches!(Segment::is_ring("ipcring-no-such-ring"), Err(ipcring::Error::NotFound { .. })));
     /// ```
     pub fn is_ring(name: &str) -> Result<bool, Error> {
@@ -508,7 +508,7 @@ impl Segment {
     /// peers open by name.
     ///
     /// ```
-    /// use ipcring::segment::{CreateOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, Segment};
     /// assert!(Segment::create_anonymous(&CreateOptions::default()).unwrap().fd().is_some());
     /// ```
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
@@ -521,7 +521,7 @@ impl Segment {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, OpenOptions, Segment};
     ///
     /// let name = format!("ipcring-doc-liveness-{}", std::process::id());
     /// let created = Segment::create(&name, &CreateOptions::default()).unwrap();

@@ -22,7 +22,7 @@
 //! ```
 //! use std::time::Duration;
 //! use ipcring::inspect::RingInfo;
-//! use ipcring::segment::{CreateOptions, Segment};
+//! use ipcring::__private::segment::{CreateOptions, Segment};
 //! use ipcring::stale::{self, Staleness};
 //!
 //! let name = format!("ipcring-doc-stale-{}", std::process::id());
@@ -82,12 +82,12 @@ impl Staleness {
     ///
     /// ```
     /// use ipcring::inspect::RingInfo;
-    /// use ipcring::segment::{CreateOptions, Segment};
+    /// use ipcring::__private::segment::{CreateOptions, Segment};
     /// use ipcring::spsc::Sender;
     /// use ipcring::stale::{now_ns, Staleness};
     ///
     /// let name = format!("ipcring-doc-assess-{}", std::process::id());
-    /// let mut sender = Sender::create(&name, &CreateOptions::default()).unwrap();
+    /// let mut sender = ipcring::Builder::new(&name).with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
     /// sender.send(b"waiting").unwrap();
     /// let staleness = Staleness::assess(&RingInfo::read(&Segment::open(&name).unwrap()), now_ns());
     /// assert_eq!((staleness.live, staleness.dead, staleness.pending), (1, 0, 1));
@@ -244,7 +244,7 @@ pub fn remove_if_stale(name: &str, idle: Duration, dry_run: bool) -> Result<Opti
 /// Fails with [`Error::AlreadyExists`] if the existing ring is in use, not empty, or different.
 ///
 /// ```
-/// use ipcring::segment::{CreateOptions, Segment};
+/// use ipcring::__private::segment::{CreateOptions, Segment};
 /// use ipcring::stale::create_or_reuse;
 /// use ipcring::Error;
 ///
@@ -346,7 +346,10 @@ mod tests {
     fn a_ring_with_a_live_endpoint_is_never_removed() {
         let name = unique("live");
         let _cleanup = Cleanup(name.clone());
-        let _receiver = Receiver::create(&name, &CreateOptions::default()).unwrap();
+        let _receiver = crate::Builder::new(&name)
+            .with_options(&CreateOptions::default(), &crate::segment::OpenOptions::default())
+            .create::<Receiver>()
+            .unwrap();
         assert_eq!(remove_if_stale(&name, Duration::ZERO, false).unwrap(), None);
         assert!(exists(&name));
     }
@@ -372,7 +375,10 @@ mod tests {
     fn recorded_activity_counts_and_a_future_time_means_active_now() {
         let name = unique("activity");
         let _cleanup = Cleanup(name.clone());
-        let sender = Sender::create(&name, &CreateOptions::default()).unwrap();
+        let sender = crate::Builder::new(&name)
+            .with_options(&CreateOptions::default(), &crate::segment::OpenOptions::default())
+            .create::<Sender>()
+            .unwrap();
         drop(sender);
         let segment = Segment::open(&name).unwrap();
         let info = RingInfo::read(&segment);
@@ -394,12 +400,18 @@ mod tests {
         {
             let roles = AllRoles::take(&segment).unwrap();
             assert_eq!(held_by_me(&segment), MAX_ENDPOINTS);
-            assert!(matches!(mpmc::Sender::open(&name), Err(Error::EndpointsFull { .. })), "nobody can attach");
+            assert!(
+                matches!(
+                    crate::Builder::new(&name).open::<mpmc::Sender>().map_err(crate::Error::from),
+                    Err(Error::EndpointsFull { .. })
+                ),
+                "nobody can attach"
+            );
             drop(roles);
         }
         assert_eq!(held_by_me(&segment), 0, "given back");
         // A live process (this one, through another handle) holds a record: the take fails.
-        let _sender = mpmc::Sender::open(&name).unwrap();
+        let _sender = crate::Builder::new(&name).open::<mpmc::Sender>().unwrap();
         assert!(matches!(AllRoles::take(&segment), Err(Error::RoleTaken { .. })));
         assert_eq!(held_by_me(&segment), 1, "only the sender's own record is left held");
     }
@@ -409,12 +421,15 @@ mod tests {
         let name = unique("reuse");
         let _cleanup = Cleanup(name.clone());
         let options = CreateOptions { wait: WaitStrategy::Semaphore, slot_count: 8, ..CreateOptions::default() };
-        let mut sender = Sender::create(&name, &options).unwrap();
+        let mut sender = crate::Builder::new(&name)
+            .with_options(&options, &crate::segment::OpenOptions::default())
+            .create::<Sender>()
+            .unwrap();
         assert!(matches!(create_or_reuse(&name, &options), Err(Error::AlreadyExists { .. })), "in use");
         sender.send(b"left behind").unwrap();
         drop(sender);
         assert!(matches!(create_or_reuse(&name, &options), Err(Error::AlreadyExists { .. })), "not empty");
-        let mut receiver = Receiver::open(&name).unwrap();
+        let mut receiver = crate::Builder::new(&name).open::<Receiver>().unwrap();
         receiver.recv(&mut Vec::new()).unwrap();
         drop(receiver);
         let other_mode = CreateOptions { mode: 0o660, ..options.clone() };
@@ -424,9 +439,12 @@ mod tests {
         drop(segment);
         // The reused ring works, its semaphores included, and starts as if new: a receiver
         // waits for its first producer instead of finding the old one gone.
-        let mut receiver = Receiver::open(&name).unwrap();
-        assert!(matches!(receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(1)), Err(Error::Timeout)));
-        let mut sender = Sender::open(&name).unwrap();
+        let mut receiver = crate::Builder::new(&name).open::<Receiver>().unwrap();
+        assert!(matches!(
+            receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(1)).map_err(crate::Error::from),
+            Err(Error::Timeout)
+        ));
+        let mut sender = crate::Builder::new(&name).open::<Sender>().unwrap();
         for round in 0..20u8 {
             sender.send(&[round]).unwrap();
             let mut buffer = Vec::new();

@@ -39,19 +39,17 @@
 //! someone else without chaining replaces this one.
 //!
 //! ```no_run
-//! use ipcring::segment::{CreateOptions, Segment};
-//! use ipcring::spsc::{Receiver, Sender};
-//! use ipcring::Error;
+//! use ipcring::{spsc, Builder, Fault, RecvError};
 //!
 //! let name = "ipcring-doc-truncation";
-//! let mut sender = Sender::create(name, &CreateOptions::default()).unwrap();
-//! let mut receiver = Receiver::open(name).unwrap();
+//! let mut sender: spsc::Sender = Builder::new(name).create().unwrap();
+//! let mut receiver: spsc::Receiver = Builder::new(name).open().unwrap();
 //! sender.send(b"lost with the file").unwrap();
 //! // Someone shrinks the file under both mappings.
 //! std::fs::OpenOptions::new().write(true).open("/dev/shm/ipcring-doc-truncation").unwrap().set_len(0).unwrap();
-//! assert!(matches!(receiver.try_recv(&mut Vec::new()), Err(Error::Truncated | Error::Corrupted { .. })));
-//! assert!(receiver.backend().segment().truncated());
-//! Segment::unlink(name).unwrap();
+//! let outcome = receiver.try_recv(&mut Vec::new());
+//! assert!(matches!(outcome, Err(RecvError::Fault(Fault::Truncated | Fault::Corrupted { .. }))));
+//! ipcring::remove(name).unwrap();
 //! ```
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

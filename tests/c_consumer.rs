@@ -18,8 +18,8 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ipcring::layout::{Block, Header, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
-use ipcring::segment::{CreateOptions, Segment};
+use ipcring::__private::layout::{Block, Header, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
+use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::spsc::{Receiver, Sender, ShmMemory};
 use ipcring::Error;
 
@@ -193,14 +193,15 @@ fn start_producer(ring: &str, count: usize, attach: Attach) -> mpsc::Receiver<Re
     let (send, result) = mpsc::channel();
     thread::spawn(move || {
         let sender = match attach {
-            Attach::Open => Sender::open(&ring),
+            Attach::Open => ipcring::Builder::new(&ring).open::<Sender>().map_err(ipcring::Error::from),
             Attach::OnlyWakeupsEndSleeps => Segment::open(&ring).and_then(ShmMemory::new).and_then(|mut memory| {
                 memory.set_liveness_interval(TIMEOUT);
-                Sender::attach(memory)
+                Ok(Sender::attach(memory)?)
             }),
         };
-        let outcome = sender
-            .and_then(|mut sender| (0..count).try_for_each(|index| sender.send_timeout(&message(index), SEND_TIMEOUT)));
+        let outcome = sender.and_then(|mut sender| {
+            (0..count).try_for_each(|index| Ok(sender.send_timeout(&message(index), SEND_TIMEOUT)?))
+        });
         let _ = send.send(outcome);
     });
     result
@@ -281,7 +282,7 @@ fn c_consumer_receives_every_message_in_order_under_the_spin_strategy() {
 #[test]
 fn c_consumer_releases_its_role_when_done_and_the_producer_sees_it_gone() {
     let ring = TestRing::create(WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     sender.try_send(b"only").unwrap();
     let finished = ConsumerProcess::spawn(&ring.name, 1).finish();
     assert!(finished.status.success(), "{}: {}", finished.status, finished.stderr);
@@ -293,7 +294,7 @@ fn c_consumer_releases_its_role_when_done_and_the_producer_sees_it_gone() {
     for _ in 0..SLOT_COUNT {
         sender.try_send(b"unread").unwrap();
     }
-    assert!(matches!(sender.try_send(b"unread"), Err(Error::Disconnected)));
+    assert!(matches!(sender.try_send(b"unread"), Err(ipcring::SendError::Disconnected)));
 }
 
 #[test]
@@ -312,7 +313,7 @@ fn c_consumer_refuses_a_segment_with_a_bad_slot_count() {
 #[test]
 fn c_consumer_refuses_a_consumer_role_held_by_a_live_process() {
     let ring = TestRing::create(WaitStrategy::Futex);
-    let _receiver = Receiver::open(&ring.name).unwrap();
+    let _receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     let finished = ConsumerProcess::spawn(&ring.name, 1).finish();
     assert_eq!(finished.status.code(), Some(1), "stderr: {:?}", finished.stderr);
     assert_eq!(finished.stderr.lines().count(), 1, "not one line: {:?}", finished.stderr);
@@ -325,10 +326,10 @@ fn c_consumer_takes_over_a_consumer_role_whose_holder_is_dead() {
     let ring = TestRing::create(WaitStrategy::Futex);
     // This process's pid with another start time: what a claim looks like once its holder died
     // and the pid went to another process.
-    let stale = ipcring::process::current_claim() ^ (1 << 32);
+    let stale = ipcring::__private::process::current_claim() ^ (1 << 32);
     ring.consumer_role(offset_of!(RoleRecord, claim)).store(stale, Ordering::Release);
     ring.consumer_role(offset_of!(RoleRecord, attach_count)).store(1, Ordering::Relaxed);
-    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     sender.try_send(b"after the takeover").unwrap();
     let finished = ConsumerProcess::spawn(&ring.name, 1).finish();
     assert!(finished.status.success(), "{}: {}", finished.status, finished.stderr);

@@ -1,4 +1,4 @@
-//! `shm-layout/ipcring.h` describes exactly the bytes of `ipcring::layout`: every struct size,
+//! `shm-layout/ipcring.h` describes exactly the bytes of `ipcring::__private::layout`: every struct size,
 //! every field offset and size, and every constant. A C program compiled against the header
 //! prints them; each is compared with the Rust value, and every mismatch is listed. The placement
 //! numbers that `LAYOUT.md` quotes are checked against [`Geometry::new`] as well.
@@ -11,7 +11,7 @@ use std::mem::{offset_of, size_of, size_of_val};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use ipcring::layout::{
+use ipcring::__private::layout::{
     Block, EndpointRecord, EndpointTable, Geometry, Header, MpmcSlotHeader, PositionBlock, RingKind, RoleRecord,
     RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy, ABANDONED_BIT, BLOCK_SIZE, COMPAT_ACTIVITY_TIME,
     COMPAT_SLEEPER_CLAIMS, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES,
@@ -121,11 +121,11 @@ fn structs() -> Vec<Struct> {
 /// The C macros (or expressions) and the Rust values they must equal.
 fn constants() -> Vec<(&'static str, u64)> {
     let role_record_size = size_of::<RoleRecord>() as u64;
-    let claim_pid = ipcring::process::claim_pid;
+    let claim_pid = ipcring::__private::process::claim_pid;
     let wait_block = <WaitBlock as bytemuck::Zeroable>::zeroed();
     vec![
         ("IPCRING_MAGIC", MAGIC),
-        ("IPCRING_MAX_POSITION", ipcring::ring::spsc::MAX_POSITION),
+        ("IPCRING_MAX_POSITION", ipcring::__private::ring::spsc::MAX_POSITION),
         ("IPCRING_LAYOUT_VERSION", LAYOUT_VERSION.into()),
         ("IPCRING_BLOCK_SIZE", BLOCK_SIZE),
         ("IPCRING_HEADER_SIZE", HEADER_SIZE),
@@ -247,7 +247,11 @@ fn every_struct_size_field_offset_and_field_size_in_c_matches_rust() {
 #[test]
 fn every_constant_in_c_matches_rust() {
     let wrong = mismatches(|name| !is_struct_quantity(name));
-    assert!(wrong.is_empty(), "ipcring.h constants disagree with ipcring::layout:\n  {}", wrong.join("\n  "));
+    assert!(
+        wrong.is_empty(),
+        "ipcring.h constants disagree with ipcring::__private::layout:\n  {}",
+        wrong.join("\n  ")
+    );
 }
 
 #[test]

@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ipcring::attach::{BoxedReceiver, BoxedSender};
+use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
 use ipcring::transport::{mq, open_receiver, open_sender, pipe, seqpacket, Kind, Options, Side};
-use ipcring::Error;
 
 /// Bound on every wait in these tests; far above what a run needs.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -47,6 +46,7 @@ fn address(kind: Kind, tag: &str) -> String {
         Kind::Unix | Kind::Seqpacket => format!("@{unique}"),
         Kind::Tcp => "127.0.0.1:0".to_string(),
         Kind::Pipe => unreachable!("pipes have no address"),
+        other => unimplemented!("no conformance address for {other}"),
     }
 }
 
@@ -130,8 +130,8 @@ fn a_max_size_message_arrives_whole(kind: Kind) {
 fn a_too_large_message_is_refused_before_anything_is_written(kind: Kind) {
     let (mut sender, mut receiver) = pair(kind, "large");
     let max = sender.max_message_size();
-    assert!(matches!(sender.try_send(&vec![0; max + 1]), Err(Error::MessageTooLarge { .. })));
-    assert!(matches!(sender.send(&vec![0; max + 1]), Err(Error::MessageTooLarge { .. })));
+    assert!(matches!(sender.try_send(&vec![0; max + 1]), Err(ipcring::SendError::TooLarge { .. })));
+    assert!(matches!(sender.send(&vec![0; max + 1]), Err(ipcring::SendError::TooLarge { .. })));
     sender.send(b"intact").unwrap();
     let mut buffer = Vec::new();
     receive(&mut receiver, &mut buffer);
@@ -140,13 +140,16 @@ fn a_too_large_message_is_refused_before_anything_is_written(kind: Kind) {
 
 fn try_recv_on_empty_is_empty(kind: Kind) {
     let (_sender, mut receiver) = pair(kind, "try");
-    assert!(matches!(receiver.try_recv(&mut Vec::new()), Err(Error::Empty)));
+    assert!(matches!(receiver.try_recv(&mut Vec::new()), Err(ipcring::RecvError::Empty)));
 }
 
 fn timeouts_expire(kind: Kind) {
     let (mut sender, mut receiver) = pair(kind, "timeout");
     let started = Instant::now();
-    assert!(matches!(receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(50)), Err(Error::Timeout)));
+    assert!(matches!(
+        receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(50)),
+        Err(ipcring::RecvError::Timeout)
+    ));
     assert!(started.elapsed() < PATIENCE);
     // Fill the transport (its kernel buffer or its slots), then a timed send must give up.
     let chunk = vec![7u8; 1000.min(sender.max_message_size())];
@@ -154,7 +157,7 @@ fn timeouts_expire(kind: Kind) {
     for _ in 0..100_000 {
         match sender.try_send(&chunk) {
             Ok(()) => continue,
-            Err(Error::Full) => {
+            Err(ipcring::SendError::Full) => {
                 filled = true;
                 break;
             }
@@ -162,7 +165,7 @@ fn timeouts_expire(kind: Kind) {
         }
     }
     assert!(filled, "100 MB went in without the transport filling up");
-    assert!(matches!(sender.send_timeout(&chunk, Duration::from_millis(50)), Err(Error::Timeout)));
+    assert!(matches!(sender.send_timeout(&chunk, Duration::from_millis(50)), Err(ipcring::SendError::Timeout)));
 }
 
 fn a_closed_sender_gives_disconnected_after_the_last_message(kind: Kind) {
@@ -176,8 +179,8 @@ fn a_closed_sender_gives_disconnected_after_the_last_message(kind: Kind) {
         receive(&mut receiver, &mut buffer);
         assert_eq!(buffer, message(sequence, 100));
     }
-    assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(Error::Disconnected)));
-    assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Disconnected)));
+    assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(ipcring::RecvError::Disconnected)));
+    assert!(matches!(receiver.try_recv(&mut buffer), Err(ipcring::RecvError::Disconnected)));
 }
 
 fn a_closed_receiver_gives_disconnected_to_the_sender(kind: Kind) {
@@ -191,7 +194,7 @@ fn a_closed_receiver_gives_disconnected_to_the_sender(kind: Kind) {
         assert!(Instant::now() < deadline, "no Disconnected within the patience bound");
         match sender.send_timeout(&chunk, PATIENCE) {
             Ok(()) => continue, // in flight in a kernel buffer until the transport notices
-            Err(Error::Disconnected) => break,
+            Err(ipcring::SendError::Disconnected) => break,
             Err(other) => panic!("send: {other}"),
         }
     }
@@ -346,7 +349,7 @@ fn two_hundred_thousand_messages_cross_process(kind: Kind) {
         numbered(sequence, &mut expected);
         assert!(buffer == expected, "message {sequence} differs");
     }
-    assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(Error::Disconnected)));
+    assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(ipcring::RecvError::Disconnected)));
     assert!(peer.succeeded());
 }
 
@@ -358,7 +361,7 @@ fn a_killed_sender_gives_disconnected(kind: Kind) {
     }
     assert_eq!(peer.said(), "sent");
     peer.kill();
-    assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(Error::Disconnected)));
+    assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(ipcring::RecvError::Disconnected)));
 }
 
 /// A bound sender and the address a receiver connects to (for TCP: the port the kernel chose).
@@ -392,7 +395,7 @@ fn a_killed_receiver_gives_disconnected(kind: Kind) {
         assert!(Instant::now() < deadline, "no Disconnected within the patience bound");
         match sender.send_timeout(&chunk, PATIENCE) {
             Ok(()) => continue, // in flight in a kernel buffer until the transport notices
-            Err(Error::Disconnected) => break,
+            Err(ipcring::SendError::Disconnected) => break,
             Err(other) => panic!("send: {other}"),
         }
     }

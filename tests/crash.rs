@@ -89,9 +89,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ipcring::layout::{Block, RingKind, StatsBlock, WaitStrategy};
+use ipcring::__private::layout::{Block, RingKind, StatsBlock, WaitStrategy};
+use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::mpmc::ShmRing;
-use ipcring::segment::{CreateOptions, Segment};
 use ipcring::spsc::ShmMemory;
 use ipcring::Error;
 
@@ -261,7 +261,7 @@ macro_rules! hold_reserved {
         let mut slot = loop {
             match $self.reserve_timeout(PATIENCE) {
                 Ok(slot) => break slot,
-                Err(Error::Disconnected) => continue,
+                Err(ipcring::SendError::Disconnected) => continue,
                 Err(error) => panic!("reserve: {error}"),
             }
         };
@@ -274,7 +274,7 @@ macro_rules! hold_reserved {
 macro_rules! put {
     ($self:ident, $messages:ident, $in_place:ident) => {{
         let message = &$messages[0];
-        if $messages.len() > 1 {
+        let sent: Result<usize, ipcring::SendError> = if $messages.len() > 1 {
             $self.send_batch($messages)
         } else if $in_place {
             let mut slot = $self.reserve_timeout(PATIENCE)?;
@@ -282,7 +282,8 @@ macro_rules! put {
             slot.commit(message.len()).map(|()| 1)
         } else {
             $self.send_timeout(message, PATIENCE).map(|()| 1)
-        }
+        };
+        Ok(sent?)
     }};
 }
 
@@ -461,9 +462,9 @@ fn crash_peer() {
             let dir = PathBuf::from(variable("CRASH_DIR"));
             let mut log = Log::create(&dir.join(format!("p{incarnation}.log")));
             let mut sender: Box<dyn Producing> = if mpmc {
-                Box::new(ipcring::mpmc::Sender::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::mpmc::Sender>().unwrap())
             } else {
-                Box::new(ipcring::spsc::Sender::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::spsc::Sender>().unwrap())
             };
             announce("attached");
             produce(sender.as_mut(), &control, incarnation, &mut rng, &mut log);
@@ -472,9 +473,9 @@ fn crash_peer() {
             let dir = PathBuf::from(variable("CRASH_DIR"));
             let mut log = Log::create(&dir.join(format!("c{incarnation}.log")));
             let mut receiver: Box<dyn Consuming> = if mpmc {
-                Box::new(ipcring::mpmc::Receiver::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::mpmc::Receiver>().unwrap())
             } else {
-                Box::new(ipcring::spsc::Receiver::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::spsc::Receiver>().unwrap())
             };
             announce("attached");
             consume(receiver.as_mut(), &control, &dir, &mut rng, &mut log);
@@ -484,9 +485,9 @@ fn crash_peer() {
         "idle-producer" => {
             let mut message = Vec::new();
             let mut sender: Box<dyn Producing> = if mpmc {
-                Box::new(ipcring::mpmc::Sender::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::mpmc::Sender>().unwrap())
             } else {
-                Box::new(ipcring::spsc::Sender::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::spsc::Sender>().unwrap())
             };
             for sequence in 0..3 {
                 encode(incarnation, sequence, &mut message);
@@ -497,9 +498,9 @@ fn crash_peer() {
         }
         "idle-consumer" => {
             let _receiver: Box<dyn Consuming> = if mpmc {
-                Box::new(ipcring::mpmc::Receiver::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::mpmc::Receiver>().unwrap())
             } else {
-                Box::new(ipcring::spsc::Receiver::open(&ring).unwrap())
+                Box::new(ipcring::Builder::new(&ring).open::<ipcring::spsc::Receiver>().unwrap())
             };
             announce("attached");
             wait_to_be_killed();
@@ -1391,25 +1392,25 @@ fn survive(kind: RingKind, wait: WaitStrategy, waiter: Side, interval: Option<Du
             let mut memory = ShmMemory::new(segment()).unwrap();
             interval.inspect(|&interval| memory.set_liveness_interval(interval));
             let mut receiver = ipcring::spsc::Receiver::attach(memory).unwrap();
-            Box::new(move |timeout| receiver.recv_timeout(&mut buffer, timeout))
+            Box::new(move |timeout| Ok(receiver.recv_timeout(&mut buffer, timeout)?))
         }
         (false, Side::Producer) => {
             let mut memory = ShmMemory::new(segment()).unwrap();
             interval.inspect(|&interval| memory.set_liveness_interval(interval));
             let mut sender = ipcring::spsc::Sender::attach(memory).unwrap();
-            Box::new(move |timeout| sender.send_timeout(&message, timeout))
+            Box::new(move |timeout| Ok(sender.send_timeout(&message, timeout)?))
         }
         (true, Side::Consumer) => {
             let mut shm = ShmRing::new(segment()).unwrap();
             interval.inspect(|&interval| shm.set_liveness_interval(interval));
             let mut receiver = ipcring::mpmc::Receiver::attach(Arc::new(shm)).unwrap();
-            Box::new(move |timeout| receiver.recv_timeout(&mut buffer, timeout))
+            Box::new(move |timeout| Ok(receiver.recv_timeout(&mut buffer, timeout)?))
         }
         (true, Side::Producer) => {
             let mut shm = ShmRing::new(segment()).unwrap();
             interval.inspect(|&interval| shm.set_liveness_interval(interval));
             let mut sender = ipcring::mpmc::Sender::attach(Arc::new(shm)).unwrap();
-            Box::new(move |timeout| sender.send_timeout(&message, timeout))
+            Box::new(move |timeout| Ok(sender.send_timeout(&message, timeout)?))
         }
     };
     let role = if waiter == Side::Consumer { "idle-producer" } else { "idle-consumer" };
@@ -1458,7 +1459,7 @@ fn survive(kind: RingKind, wait: WaitStrategy, waiter: Side, interval: Option<Du
         assert!(matches!(result, Err(Error::Disconnected)), "{case}: {result:?} after the peer was killed");
         returned_at.saturating_duration_since(killed_at)
     });
-    let bound = interval.unwrap_or(ipcring::segment::DEFAULT_LIVENESS_INTERVAL) + Duration::from_secs(2);
+    let bound = interval.unwrap_or(ipcring::DEFAULT_LIVENESS_INTERVAL) + Duration::from_secs(2);
     assert!(killed_at <= bound, "{case}: Disconnected {killed_at:?} after the kill, bound {bound:?}");
     Survived { case, cpu_share, latency: killed_at }
 }

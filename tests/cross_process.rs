@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ipcring::layout::{Block, WaitStrategy};
-use ipcring::segment::{CreateOptions, Segment};
+use ipcring::__private::layout::{Block, WaitStrategy};
+use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::spsc::{Receiver, Sender};
 use ipcring::Error;
 
@@ -70,7 +70,7 @@ fn peer_process() {
     let mut scratch = Vec::new();
     match variable("IPCRING_PEER_ROLE").as_str() {
         "producer" => {
-            let mut sender = Sender::open(&ring).unwrap();
+            let mut sender = ipcring::Builder::new(&ring).open::<Sender>().unwrap();
             let max = sender.max_message_size();
             for sequence in first..first + count {
                 if pause_every > 0 && sequence % pause_every == 0 {
@@ -86,7 +86,7 @@ fn peer_process() {
             }
         }
         "consumer" => {
-            let mut receiver = Receiver::open(&ring).unwrap();
+            let mut receiver = ipcring::Builder::new(&ring).open::<Receiver>().unwrap();
             let max = receiver.max_message_size();
             for sequence in first..first + count {
                 let message = receiver.recv_ref_timeout(PATIENCE).unwrap();
@@ -229,7 +229,7 @@ const MILLION: u64 = 1_000_000;
 /// messages if asked, and checks every one.
 fn stream(wait: WaitStrategy, slots: u64, producer_pause_every: u64, consumer_pause_every: u64) -> Ring {
     let ring = Ring::create(slots, 200, wait);
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     let producer = Peer::spawn(PeerPlan {
         role: "producer",
         ring: &ring.name,
@@ -253,7 +253,7 @@ fn stream(wait: WaitStrategy, slots: u64, producer_pause_every: u64, consumer_pa
     }
     assert!(producer.wait().success());
     // Nothing more, nothing duplicated: the producer is gone and the ring is empty.
-    assert!(matches!(receiver.try_recv(&mut scratch), Err(Error::Disconnected)));
+    assert!(matches!(receiver.try_recv(&mut scratch).map_err(Error::from), Err(Error::Disconnected)));
     ring
 }
 
@@ -283,7 +283,7 @@ fn slow_producer_keeps_the_ring_empty_and_the_consumer_sleeps_on_the_futex() {
 #[test]
 fn killed_producer_gives_disconnected_instead_of_a_hang() {
     let ring = Ring::create(16, 64, WaitStrategy::Futex);
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     let mut producer =
         Peer::spawn(PeerPlan { role: "producer", ring: &ring.name, first: 0, count: 10, pause_every: 0, hold: true });
     producer.expect_line("holding");
@@ -294,14 +294,14 @@ fn killed_producer_gives_disconnected_instead_of_a_hang() {
         verify(sequence, 64, &message, &mut scratch);
     }
     let started = Instant::now();
-    let result = receiver.recv_timeout(&mut scratch, PATIENCE);
+    let result = receiver.recv_timeout(&mut scratch, PATIENCE).map_err(Error::from);
     assert!(matches!(result, Err(Error::Disconnected)), "{result:?} after {:?}", started.elapsed());
 }
 
 #[test]
 fn killed_consumer_unblocks_a_sender_on_a_full_ring_with_disconnected() {
     let ring = Ring::create(4, 64, WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     let mut consumer =
         Peer::spawn(PeerPlan { role: "consumer", ring: &ring.name, first: 0, count: 2, pause_every: 0, hold: true });
     let mut scratch = Vec::new();
@@ -313,14 +313,14 @@ fn killed_consumer_unblocks_a_sender_on_a_full_ring_with_disconnected() {
     consumer.expect_line("holding 2");
     consumer.kill();
     encode(6, 64, &mut scratch);
-    let result = sender.send_timeout(&scratch, PATIENCE);
+    let result = sender.send_timeout(&scratch, PATIENCE).map_err(Error::from);
     assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
 }
 
 #[test]
 fn a_message_held_by_a_killed_consumer_is_delivered_to_the_next_one() {
     let ring = Ring::create(8, 64, WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     let mut scratch = Vec::new();
     for sequence in 0..5 {
         encode(sequence, 64, &mut scratch);
@@ -331,7 +331,7 @@ fn a_message_held_by_a_killed_consumer_is_delivered_to_the_next_one() {
     consumer.expect_line("holding 2");
     consumer.kill();
     // The new consumer reclaims the dead one's role and resumes at the unreleased message.
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     for sequence in 2..5 {
         let message = receiver.recv_ref_timeout(PATIENCE).unwrap();
         verify(sequence, 64, &message, &mut scratch);
@@ -341,11 +341,11 @@ fn a_message_held_by_a_killed_consumer_is_delivered_to_the_next_one() {
 #[test]
 fn second_live_producer_is_refused_and_a_dead_ones_role_is_reclaimed() {
     let ring = Ring::create(1024, 64, WaitStrategy::Futex);
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     let mut first =
         Peer::spawn(PeerPlan { role: "producer", ring: &ring.name, first: 0, count: 500, pause_every: 0, hold: true });
     first.expect_line("holding");
-    match Sender::open(&ring.name) {
+    match ipcring::Builder::new(&ring.name).open::<Sender>().map_err(Error::from) {
         Err(Error::RoleTaken { pid, .. }) => assert_eq!(pid, first.child.id()),
         Err(other) => panic!("expected RoleTaken, got {other:?}"),
         Ok(_) => panic!("expected RoleTaken, got a second producer"),
@@ -368,10 +368,10 @@ fn second_live_producer_is_refused_and_a_dead_ones_role_is_reclaimed() {
 }
 
 /// Polls `attempt` until it returns something other than `would_block`, for at most PATIENCE.
-fn poll_until<T>(mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+fn poll_until<T, E: Into<Error>>(mut attempt: impl FnMut() -> Result<T, E>) -> Result<T, Error> {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        match attempt() {
+        match attempt().map_err(Into::into) {
             Err(error) if error.is_would_block() && Instant::now() < deadline => std::thread::yield_now(),
             other => return other,
         }
@@ -381,7 +381,7 @@ fn poll_until<T>(mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Err
 #[test]
 fn polling_try_recv_learns_that_a_killed_producer_is_gone() {
     let ring = Ring::create(16, 64, WaitStrategy::Futex);
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     let mut producer =
         Peer::spawn(PeerPlan { role: "producer", ring: &ring.name, first: 0, count: 3, pause_every: 0, hold: true });
     producer.expect_line("holding");
@@ -398,7 +398,7 @@ fn polling_try_recv_learns_that_a_killed_producer_is_gone() {
 #[test]
 fn polling_try_send_on_a_full_ring_learns_that_a_killed_consumer_is_gone() {
     let ring = Ring::create(4, 64, WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     let mut consumer =
         Peer::spawn(PeerPlan { role: "consumer", ring: &ring.name, first: 0, count: 0, pause_every: 0, hold: true });
     let mut scratch = Vec::new();
@@ -422,7 +422,7 @@ fn polling_try_send_on_a_full_ring_learns_that_a_killed_consumer_is_gone() {
 fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
     for timeout in [Duration::ZERO, Duration::from_millis(10)] {
         let ring = Ring::create(16, 64, WaitStrategy::Futex);
-        let mut receiver = Receiver::open(&ring.name).unwrap();
+        let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
         let mut producer = Peer::spawn(PeerPlan {
             role: "producer",
             ring: &ring.name,
@@ -434,13 +434,13 @@ fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
         producer.expect_line("holding");
         producer.kill();
         let mut scratch = Vec::new();
-        let result = poll_until(|| match receiver.recv_timeout(&mut scratch, timeout) {
+        let result = poll_until(|| match receiver.recv_timeout(&mut scratch, timeout).map_err(Error::from) {
             // A timeout is "nothing yet" here: keep asking.
             Err(Error::Timeout) => Err(Error::Empty),
             other => other,
         });
         result.unwrap();
-        let result = poll_until(|| match receiver.recv_timeout(&mut scratch, timeout) {
+        let result = poll_until(|| match receiver.recv_timeout(&mut scratch, timeout).map_err(Error::from) {
             Err(Error::Timeout) => Err(Error::Empty),
             other => other,
         });

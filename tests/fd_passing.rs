@@ -16,8 +16,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use ipcring::layout::RingKind;
-use ipcring::segment::{CreateOptions, SHM_DIR};
+use ipcring::__private::layout::RingKind;
+use ipcring::__private::segment::{CreateOptions, SHM_DIR};
 use ipcring::transport::fd_passing::{peer_credentials, recv_fd, send_fd};
 use ipcring::{mpmc, spsc, Error};
 
@@ -79,7 +79,7 @@ fn child_process() {
     let mut buffer = Vec::new();
     match std::env::var(KIND_VARIABLE).unwrap().as_str() {
         "spsc" => {
-            let mut receiver = spsc::Receiver::from_fd(ring).unwrap();
+            let mut receiver = ipcring::Builder::from_fd(ring).open::<spsc::Receiver>().unwrap();
             assert!(receiver.backend().segment().name().starts_with("memfd:"));
             (&socket).write_all(ATTACHED).unwrap();
             for sequence in 0..MESSAGES {
@@ -87,16 +87,22 @@ fn child_process() {
                 verify(sequence, &buffer, &mut scratch);
             }
             // Nothing more: the parent's sender is gone and the ring is empty.
-            assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(Error::Disconnected)));
+            assert!(matches!(
+                receiver.recv_timeout(&mut buffer, PATIENCE).map_err(ipcring::Error::from),
+                Err(Error::Disconnected)
+            ));
         }
         "mpmc" => {
-            let mut receiver = mpmc::Receiver::from_fd(ring).unwrap();
+            let mut receiver = ipcring::Builder::from_fd(ring).open::<mpmc::Receiver>().unwrap();
             (&socket).write_all(ATTACHED).unwrap();
             for sequence in 0..MESSAGES {
                 receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
                 verify(sequence, &buffer, &mut scratch);
             }
-            assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(Error::Disconnected)));
+            assert!(matches!(
+                receiver.recv_timeout(&mut buffer, PATIENCE).map_err(ipcring::Error::from),
+                Err(Error::Disconnected)
+            ));
         }
         other => panic!("unknown kind {other}"),
     }
@@ -181,8 +187,8 @@ fn assert_nothing_in_dev_shm(before: &HashSet<(u64, u64, std::ffi::OsString)>, r
         assert!((*device, *inode) != (ring.st_dev as u64, ring.st_ino as u64), "the ring appeared as {name:?}");
         let path = std::path::Path::new(SHM_DIR).join(name);
         let Ok(bytes) = std::fs::read(&path) else { continue };
-        if bytes.len() >= 256 && bytes[..8] == ipcring::layout::MAGIC.to_le_bytes() {
-            let header: ipcring::layout::Header = bytemuck::pod_read_unaligned(&bytes[..256]);
+        if bytes.len() >= 256 && bytes[..8] == ipcring::__private::layout::MAGIC.to_le_bytes() {
+            let header: ipcring::__private::layout::Header = bytemuck::pod_read_unaligned(&bytes[..256]);
             assert!(![std::process::id(), child_pid].contains(&header.creator_pid), "a ring appeared as {name:?}");
         }
     }
@@ -195,7 +201,10 @@ fn a_child_receives_an_anonymous_spsc_ring_over_a_socket_and_gets_every_message(
     let child = spawn_child("spsc", child_side);
     let child_pid = child.0.id();
     let options = CreateOptions { slot_count: 64, slot_size: 128, ..CreateOptions::default() };
-    let mut sender = spsc::Sender::create_anonymous(&options).unwrap();
+    let mut sender = ipcring::Builder::anonymous()
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<spsc::Sender>()
+        .unwrap();
     let ring = sender.backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
     send_fd(parent_side.as_fd(), ring.as_fd()).unwrap();
     let child = expect_attached(child, &mut parent_side);
@@ -216,7 +225,10 @@ fn a_child_receives_an_anonymous_mpmc_ring_over_a_socket_and_gets_every_message(
     let child = spawn_child("mpmc", child_side);
     let child_pid = child.0.id();
     let options = CreateOptions { kind: RingKind::Mpmc, slot_count: 64, slot_size: 128, ..CreateOptions::default() };
-    let mut sender = mpmc::Sender::create_anonymous(&options).unwrap();
+    let mut sender = ipcring::Builder::anonymous()
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<mpmc::Sender>()
+        .unwrap();
     let ring = sender.backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
     send_fd(parent_side.as_fd(), ring.as_fd()).unwrap();
     let child = expect_attached(child, &mut parent_side);

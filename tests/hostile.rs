@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ipcring::layout::{Block, Header, WaitStrategy, HEADER_SIZE, MAGIC};
-use ipcring::segment::{CreateOptions, Segment, SHM_DIR};
+use ipcring::__private::layout::{Block, Header, WaitStrategy, HEADER_SIZE, MAGIC};
+use ipcring::__private::segment::{CreateOptions, Segment, SHM_DIR};
 use ipcring::spsc::{Receiver, Sender};
 use ipcring::Error;
 use proptest::prelude::*;
@@ -60,8 +60,14 @@ fn assert_corrupted(ring: &Ring, expected_field: &str) {
         other => panic!("expected Corrupted {{ {expected_field} }}, got {other:?}"),
     }
     // The endpoints refuse it the same way.
-    assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { .. })));
-    assert!(matches!(Sender::open(&ring.name), Err(Error::Corrupted { .. })));
+    assert!(matches!(
+        ipcring::Builder::new(&ring.name).open::<Receiver>().map_err(ipcring::Error::from),
+        Err(Error::Corrupted { .. })
+    ));
+    assert!(matches!(
+        ipcring::Builder::new(&ring.name).open::<Sender>().map_err(ipcring::Error::from),
+        Err(Error::Corrupted { .. })
+    ));
 }
 
 #[test]
@@ -143,15 +149,18 @@ fn position_offset(ring: &Ring, block: Block) -> usize {
 #[test]
 fn producer_position_beyond_capacity_fails_receive_with_corrupted() {
     let ring = Ring::create(WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     sender.send(b"fine").unwrap();
     let mut buffer = Vec::new();
     receiver.recv(&mut buffer).unwrap();
     ring.write_u64(position_offset(&ring, Block::Producer), 1 << 40);
-    assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Corrupted { field: "producer_position", .. })));
     assert!(matches!(
-        receiver.recv_timeout(&mut buffer, Duration::from_secs(5)),
+        receiver.try_recv(&mut buffer).map_err(ipcring::Error::from),
+        Err(Error::Corrupted { field: "producer_position", .. })
+    ));
+    assert!(matches!(
+        receiver.recv_timeout(&mut buffer, Duration::from_secs(5)).map_err(ipcring::Error::from),
         Err(Error::Corrupted { field: "producer_position", .. })
     ));
 }
@@ -159,42 +168,48 @@ fn producer_position_beyond_capacity_fails_receive_with_corrupted() {
 #[test]
 fn producer_position_moving_backwards_fails_a_blocked_receive_instead_of_hanging() {
     let ring = Ring::create(WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     let mut buffer = Vec::new();
     for _ in 0..3 {
         sender.send(b"x").unwrap();
         receiver.recv(&mut buffer).unwrap();
     }
     ring.write_u64(position_offset(&ring, Block::Producer), 1);
-    let result = receiver.recv_timeout(&mut buffer, Duration::from_secs(5));
+    let result = receiver.recv_timeout(&mut buffer, Duration::from_secs(5)).map_err(ipcring::Error::from);
     assert!(matches!(result, Err(Error::Corrupted { .. })), "{result:?}");
 }
 
 #[test]
 fn consumer_position_ahead_of_the_producer_fails_send_with_corrupted() {
     let ring = Ring::create(WaitStrategy::Spin);
-    let mut sender = Sender::open(&ring.name).unwrap();
-    let _receiver = Receiver::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
+    let _receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     for _ in 0..8 {
         sender.send(b"fill").unwrap();
     }
     ring.write_u64(position_offset(&ring, Block::Consumer), 1 << 33);
-    let result = sender.send_timeout(b"more", Duration::from_secs(5));
+    let result = sender.send_timeout(b"more", Duration::from_secs(5)).map_err(ipcring::Error::from);
     assert!(matches!(result, Err(Error::Corrupted { field: "consumer_position", .. })), "{result:?}");
 }
 
 #[test]
 fn slot_length_beyond_the_slot_size_fails_receive_with_corrupted() {
     let ring = Ring::create(WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     sender.send(b"honest").unwrap();
     let slots = Segment::open(&ring.name).unwrap().geometry().slots_offset;
     ring.write(slots, &u32::MAX.to_le_bytes());
     let mut buffer = Vec::new();
-    assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Corrupted { field: "slot length", .. })));
-    assert!(matches!(receiver.recv_ref(), Err(Error::Corrupted { field: "slot length", .. })));
+    assert!(matches!(
+        receiver.try_recv(&mut buffer).map_err(ipcring::Error::from),
+        Err(Error::Corrupted { field: "slot length", .. })
+    ));
+    assert!(matches!(
+        receiver.recv_ref().map_err(ipcring::Error::from),
+        Err(Error::Corrupted { field: "slot length", .. })
+    ));
     assert!(matches!(receiver.try_recv_batch(4).map(|batch| batch.get(0).map(<[u8]>::len)), Ok(Err(_))));
 }
 
@@ -204,16 +219,22 @@ fn attach_refused_for_impossible_positions_leaves_the_role_free() {
     ring.write_u64(position_offset(&ring, Block::Consumer), 99);
     for _ in 0..2 {
         // Corrupted both times: the first refusal released the role it had claimed.
-        assert!(matches!(Sender::open(&ring.name), Err(Error::Corrupted { field: "consumer_position", .. })));
-        assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { field: "consumer_position", .. })));
+        assert!(matches!(
+            ipcring::Builder::new(&ring.name).open::<Sender>().map_err(ipcring::Error::from),
+            Err(Error::Corrupted { field: "consumer_position", .. })
+        ));
+        assert!(matches!(
+            ipcring::Builder::new(&ring.name).open::<Receiver>().map_err(ipcring::Error::from),
+            Err(Error::Corrupted { field: "consumer_position", .. })
+        ));
     }
 }
 
 #[test]
 fn garbage_in_the_wait_words_costs_time_not_correctness() {
     let ring = Ring::create(WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
-    let mut receiver = Receiver::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
     // Scramble both epochs and make both waiter counts claim sleepers that do not exist.
     for block in [Block::NotEmpty, Block::NotFull] {
         ring.write_u32(position_offset(&ring, block), 0xdead_ffff);
@@ -225,7 +246,10 @@ fn garbage_in_the_wait_words_costs_time_not_correctness() {
         receiver.recv_timeout(&mut buffer, Duration::from_secs(5)).unwrap();
         assert_eq!(buffer, round.to_le_bytes());
     }
-    assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(20)), Err(Error::Timeout)));
+    assert!(matches!(
+        receiver.recv_timeout(&mut buffer, Duration::from_millis(20)).map_err(ipcring::Error::from),
+        Err(Error::Timeout)
+    ));
 }
 
 proptest! {
@@ -242,14 +266,14 @@ proptest! {
         if keep_magic {
             ring.write_u64(0, MAGIC);
         }
-        if let Ok(mut receiver) = Receiver::open(&ring.name) {
+        if let Ok(mut receiver) = ipcring::Builder::new(&ring.name).open::<Receiver>() {
             let mut buffer = Vec::new();
             for _ in 0..4 {
                 let _ = receiver.recv_timeout(&mut buffer, Duration::from_millis(1));
             }
             drop(receiver);
         }
-        if let Ok(mut sender) = Sender::open(&ring.name) {
+        if let Ok(mut sender) = ipcring::Builder::new(&ring.name).open::<Sender>() {
             for _ in 0..10 {
                 let _ = sender.send_timeout(b"probe", Duration::from_millis(1));
             }
@@ -263,8 +287,14 @@ fn positions_near_the_end_of_u64_are_refused_instead_of_overflowing() {
     for block in [Block::Producer, Block::Consumer] {
         ring.write_u64(position_offset(&ring, block), u64::MAX - 1);
     }
-    assert!(matches!(Sender::open(&ring.name), Err(Error::Corrupted { field: "producer_position", .. })));
-    assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { field: "producer_position", .. })));
+    assert!(matches!(
+        ipcring::Builder::new(&ring.name).open::<Sender>().map_err(ipcring::Error::from),
+        Err(Error::Corrupted { field: "producer_position", .. })
+    ));
+    assert!(matches!(
+        ipcring::Builder::new(&ring.name).open::<Receiver>().map_err(ipcring::Error::from),
+        Err(Error::Corrupted { field: "producer_position", .. })
+    ));
 }
 
 #[test]
@@ -281,24 +311,27 @@ fn a_huge_sparse_file_is_refused_before_it_is_mapped() {
 #[test]
 fn a_refused_consumer_attach_does_not_count_as_a_consumer_that_left() {
     let ring = Ring::create(WaitStrategy::Futex);
-    let mut sender = Sender::open(&ring.name).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     for _ in 0..8 {
         sender.send(b"fill").unwrap();
     }
     let consumer_position = position_offset(&ring, Block::Consumer);
     ring.write_u64(consumer_position, 99);
-    assert!(matches!(Receiver::open(&ring.name), Err(Error::Corrupted { .. })));
+    assert!(matches!(
+        ipcring::Builder::new(&ring.name).open::<Receiver>().map_err(ipcring::Error::from),
+        Err(Error::Corrupted { .. })
+    ));
     ring.write_u64(consumer_position, 0);
     // No consumer ever attached successfully: the full ring means "wait", not "disconnected".
-    let result = sender.send_timeout(b"more", Duration::from_millis(20));
+    let result = sender.send_timeout(b"more", Duration::from_millis(20)).map_err(ipcring::Error::from);
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
 }
 
 #[test]
 fn a_message_committed_without_its_stamp_reaches_a_sleeping_receiver_once_the_producer_is_gone() {
     let ring = Ring::create(WaitStrategy::Futex);
-    let mut receiver = Receiver::open(&ring.name).unwrap();
-    let sender = Sender::open(&ring.name).unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
+    let sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     let segment = Segment::open(&ring.name).unwrap();
     let futex_sleeps = segment.atomic_u64(segment.geometry().block_offset(Block::ConsumerStats) + 8);
     let waiter = std::thread::spawn(move || {
@@ -322,5 +355,6 @@ fn a_message_committed_without_its_stamp_reaches_a_sleeping_receiver_once_the_pr
     drop(sender);
     let (first, second) = waiter.join().unwrap();
     assert_eq!(first.unwrap(), b"unstamped");
+    let second = second.map_err(ipcring::Error::from);
     assert!(matches!(second, Err(Error::Disconnected)), "{second:?}");
 }

@@ -11,11 +11,10 @@
 
 use std::sync::Arc;
 
-use ipcring::ring::spsc::{Consumer, Producer};
+use ipcring::__private::ring::spsc::{Consumer, Producer};
+use ipcring::__private::sync::{AtomicU32, Ordering};
+use ipcring::__private::wait::{notify, sleep, LoomFutex, Sleep, WaitStrategy, WaitWords};
 use ipcring::spsc::{HeapMemory, Receiver, Sender};
-use ipcring::sync::{AtomicU32, Ordering};
-use ipcring::wait::{notify, sleep, LoomFutex, Sleep, WaitStrategy, WaitWords};
-use ipcring::Error;
 use loom::thread;
 
 fn message(index: u8) -> [u8; 3] {
@@ -148,7 +147,7 @@ fn receiver_sleeping_on_an_empty_ring_sees_the_producer_leave() {
         receiver.recv(&mut buffer).unwrap();
         assert_eq!(buffer, message(1));
         // The committed message came first; now the producer is gone: no hang, no message lost.
-        assert!(matches!(receiver.recv(&mut buffer), Err(Error::Disconnected)));
+        assert!(matches!(receiver.recv(&mut buffer), Err(ipcring::RecvError::Disconnected)));
         writer.join().unwrap();
     });
 }
@@ -161,15 +160,15 @@ fn sender_blocked_on_a_full_ring_sees_the_consumer_leave() {
         let receiver = Receiver::attach(memory).unwrap();
         let reader = thread::spawn(move || drop(receiver));
         sender.send(&message(0)).unwrap();
-        assert!(matches!(sender.send(&message(1)), Err(Error::Disconnected)));
+        assert!(matches!(sender.send(&message(1)), Err(ipcring::SendError::Disconnected)));
         reader.join().unwrap();
     });
 }
 
 #[test]
 fn exactly_one_of_two_claimers_takes_over_a_dead_holders_role() {
-    use ipcring::role_claim::{claim, release};
-    use ipcring::sync::AtomicU64;
+    use ipcring::__private::role_claim::{claim, release};
+    use ipcring::__private::sync::AtomicU64;
     const DEAD: u64 = 9;
     loom::model(|| {
         let word = Arc::new(AtomicU64::new(DEAD));

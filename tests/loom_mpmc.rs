@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
+use ipcring::__private::ring::mpmc::{Consumer, Producer};
+use ipcring::__private::wait::WaitStrategy;
 use ipcring::mpmc::{HeapRing, Receiver, Sender};
-use ipcring::ring::mpmc::{Consumer, Producer};
-use ipcring::wait::WaitStrategy;
 use loom::thread;
 
 /// `loom::model` with room for the longer executions of spinning models.
@@ -208,7 +208,7 @@ fn the_last_producer_leaving_wakes_the_consumer(strategy: WaitStrategy) {
         let mut buffer = Vec::new();
         receiver.recv(&mut buffer).unwrap();
         assert_eq!(buffer, message(0, 0));
-        assert!(matches!(receiver.recv(&mut buffer), Err(ipcring::Error::Disconnected)));
+        assert!(matches!(receiver.recv(&mut buffer), Err(ipcring::RecvError::Disconnected)));
         writer.join().unwrap();
     });
 }

@@ -5,10 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ipcring::segment::{CreateOptions, Segment};
+use ipcring::__private::segment::{CreateOptions, Segment};
+use ipcring::__private::wait::WaitStrategy;
 use ipcring::spsc::{Receiver, Sender};
-use ipcring::wait::WaitStrategy;
-use ipcring::Error;
 use proptest::prelude::*;
 
 fn unique_name() -> String {
@@ -65,8 +64,11 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
     let name = unique_name();
     let _unlink = Unlink(name.clone());
     let options = CreateOptions { slot_count, slot_size, wait: WaitStrategy::Spin, ..CreateOptions::default() };
-    let mut sender = Sender::create(&name, &options).unwrap();
-    let mut receiver = Receiver::open(&name).unwrap();
+    let mut sender = ipcring::Builder::new(&name)
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<Sender>()
+        .unwrap();
+    let mut receiver = ipcring::Builder::new(&name).open::<Receiver>().unwrap();
     let capacity = slot_count as usize;
     let max = slot_size as usize;
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
@@ -82,9 +84,12 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
                     _ => sender.send_timeout(&message, std::time::Duration::from_millis(1)),
                 };
                 if length > max {
-                    prop_assert!(matches!(result, Err(Error::MessageTooLarge { .. })), "{result:?}");
+                    prop_assert!(matches!(result, Err(ipcring::SendError::TooLarge { .. })), "{result:?}");
                 } else if model.len() == capacity {
-                    prop_assert!(matches!(result, Err(Error::Full | Error::Timeout)), "{result:?}");
+                    prop_assert!(
+                        matches!(result, Err(ipcring::SendError::Full | ipcring::SendError::Timeout)),
+                        "{result:?}"
+                    );
                 } else {
                     prop_assert!(result.is_ok(), "{result:?}");
                     model.push_back(message);
@@ -99,7 +104,9 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
                     slot.commit(message.len()).unwrap();
                     model.push_back(message);
                 }
-                Err(error) => prop_assert!(model.len() == capacity && matches!(error, Error::Full), "{error:?}"),
+                Err(error) => {
+                    prop_assert!(model.len() == capacity && matches!(error, ipcring::SendError::Full), "{error:?}")
+                }
             },
             Operation::ReserveAndAbort => {
                 if let Ok(mut slot) = sender.try_reserve() {
@@ -110,7 +117,7 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
                 let messages: Vec<Vec<u8>> = lengths.iter().map(|&length| payload(&mut counter, length)).collect();
                 let result = sender.try_send_batch(&messages);
                 if lengths.iter().any(|&length| length > max) {
-                    prop_assert!(matches!(result, Err(Error::MessageTooLarge { .. })), "{result:?}");
+                    prop_assert!(matches!(result, Err(ipcring::SendError::TooLarge { .. })), "{result:?}");
                 } else {
                     let sent = result.unwrap();
                     prop_assert_eq!(sent, messages.len().min(capacity - model.len()));
@@ -141,7 +148,7 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
             }
             Operation::TryRecv => match receiver.try_recv(&mut buffer) {
                 Ok(()) => prop_assert_eq!(Some(buffer.clone()), model.pop_front()),
-                Err(error) => prop_assert!(model.is_empty() && matches!(error, Error::Empty), "{error:?}"),
+                Err(error) => prop_assert!(model.is_empty() && matches!(error, ipcring::RecvError::Empty), "{error:?}"),
             },
             Operation::TryRecvInto(length) => {
                 let mut target = vec![0u8; length];
@@ -150,11 +157,13 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
                         let expected = model.pop_front().unwrap();
                         prop_assert_eq!(&target[..received], &expected[..]);
                     }
-                    Err(Error::BufferTooSmall { len, buffer }) => {
+                    Err(ipcring::RecvError::BufferTooSmall { len, buffer }) => {
                         prop_assert_eq!(buffer, length);
                         prop_assert_eq!(len, model.front().unwrap().len());
                     }
-                    Err(error) => prop_assert!(model.is_empty() && matches!(error, Error::Empty), "{error:?}"),
+                    Err(error) => {
+                        prop_assert!(model.is_empty() && matches!(error, ipcring::RecvError::Empty), "{error:?}")
+                    }
                 }
             }
             Operation::RecvRefAndKeep => {
@@ -175,7 +184,7 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
                     batch.release_first(released);
                     model.drain(..released);
                 }
-                Err(error) => prop_assert!(model.is_empty() && matches!(error, Error::Empty), "{error:?}"),
+                Err(error) => prop_assert!(model.is_empty() && matches!(error, ipcring::RecvError::Empty), "{error:?}"),
             },
         }
         prop_assert_eq!(receiver.available().unwrap() as usize, model.len());
@@ -185,7 +194,7 @@ fn run(slot_count: u64, slot_size: u32, operations: Vec<Operation>) -> Result<()
         receiver.try_recv(&mut buffer).unwrap();
         prop_assert_eq!(buffer.clone(), expected);
     }
-    prop_assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+    prop_assert!(matches!(receiver.try_recv(&mut buffer), Err(ipcring::RecvError::Empty)));
     Ok(())
 }
 
@@ -207,8 +216,11 @@ fn a_timeout_too_large_to_represent_means_no_deadline() {
     let name = unique_name();
     let _unlink = Unlink(name.clone());
     let options = CreateOptions { slot_count: 2, slot_size: 8, ..CreateOptions::default() };
-    let mut sender = Sender::create(&name, &options).unwrap();
-    let mut receiver = Receiver::open(&name).unwrap();
+    let mut sender = ipcring::Builder::new(&name)
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<Sender>()
+        .unwrap();
+    let mut receiver = ipcring::Builder::new(&name).open::<Receiver>().unwrap();
     sender.send_timeout(b"far", std::time::Duration::MAX).unwrap();
     let mut buffer = Vec::new();
     receiver.recv_timeout(&mut buffer, std::time::Duration::MAX).unwrap();
@@ -224,5 +236,5 @@ fn send_batch_reports_what_it_sent_when_the_consumer_leaves_midway() {
     drop(Receiver::attach(memory).unwrap());
     // Two fit; then the ring stays full and the consumer is gone.
     assert_eq!(sender.send_batch(&[b"a", b"b", b"c", b"d"]).unwrap(), 2);
-    assert!(matches!(sender.send_batch(&[b"e"]), Err(Error::Disconnected)));
+    assert!(matches!(sender.send_batch(&[b"e"]), Err(ipcring::SendError::Disconnected)));
 }

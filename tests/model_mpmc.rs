@@ -12,10 +12,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use ipcring::layout::RingKind;
+use ipcring::__private::layout::RingKind;
+use ipcring::__private::segment::{CreateOptions, Segment};
+use ipcring::__private::wait::WaitStrategy;
 use ipcring::mpmc::{Receiver, Sender, ShmRing};
-use ipcring::segment::{CreateOptions, Segment};
-use ipcring::wait::WaitStrategy;
 use ipcring::Error;
 use proptest::prelude::*;
 
@@ -147,14 +147,14 @@ fn run_step(step: &Step, handles: &mut Handles, model: &mut Model) {
                 sender.try_send(&message).unwrap();
                 model.positions.push(Position::Committed(message));
             } else {
-                assert!(matches!(sender.try_send(&message), Err(Error::Full)));
+                assert!(matches!(sender.try_send(&message).map_err(ipcring::Error::from), Err(Error::Full)));
             }
         }
         Step::TrySendBatch(s, lengths) => {
             let Some(sender) = handles.senders[*s].as_mut() else { return };
             let messages: Vec<Vec<u8>> = lengths.iter().map(|length| model.message(*s, *length)).collect();
             let free = model.free_run(messages.len());
-            match sender.try_send_batch(&messages) {
+            match sender.try_send_batch(&messages).map_err(ipcring::Error::from) {
                 Ok(sent) => {
                     assert_eq!(sent, free);
                     model.positions.extend(messages[..sent].iter().cloned().map(Position::Committed));
@@ -168,7 +168,7 @@ fn run_step(step: &Step, handles: &mut Handles, model: &mut Model) {
         }
         Step::ReserveAndAbort(s) => {
             let Some(sender) = handles.senders[*s].as_mut() else { return };
-            match sender.try_reserve() {
+            match sender.try_reserve().map_err(ipcring::Error::from) {
                 Ok(reservation) => {
                     assert!(model.can_claim());
                     drop(reservation);
@@ -182,7 +182,7 @@ fn run_step(step: &Step, handles: &mut Handles, model: &mut Model) {
             let Some(receiver) = handles.receivers[*r].as_mut() else { return };
             let expected = model.take(1, false);
             let mut buffer = Vec::new();
-            match receiver.try_recv(&mut buffer) {
+            match receiver.try_recv(&mut buffer).map_err(ipcring::Error::from) {
                 Ok(()) => assert_eq!(expected, [buffer]),
                 Err(Error::Empty) => assert!(expected.is_empty()),
                 Err(other) => panic!("try_recv: {other:?}"),
@@ -191,7 +191,7 @@ fn run_step(step: &Step, handles: &mut Handles, model: &mut Model) {
         Step::TryRecvBatch(r, max) => {
             let Some(receiver) = handles.receivers[*r].as_mut() else { return };
             let expected = model.take(*max, false);
-            match receiver.try_recv_batch(*max) {
+            match receiver.try_recv_batch(*max).map_err(ipcring::Error::from) {
                 Ok(batch) => {
                     let got: Vec<Vec<u8>> = batch.iter().map(|message| message.unwrap().to_vec()).collect();
                     assert_eq!(got, expected);
@@ -208,7 +208,7 @@ fn run(operation: &Operation, handles: &mut Handles, model: &mut Model) {
         Operation::Step(step) => run_step(step, handles, model),
         Operation::WhileReserved(s, commit, steps) => {
             let mut sender = handles.senders[*s].take().unwrap();
-            match sender.try_reserve() {
+            match sender.try_reserve().map_err(ipcring::Error::from) {
                 Ok(mut reservation) => {
                     assert!(model.can_claim());
                     let position = model.positions.len();
@@ -235,7 +235,7 @@ fn run(operation: &Operation, handles: &mut Handles, model: &mut Model) {
         Operation::WhileHolding(r, steps) => {
             let mut receiver = handles.receivers[*r].take().unwrap();
             let expected = model.take(1, true);
-            match receiver.try_recv_ref() {
+            match receiver.try_recv_ref().map_err(ipcring::Error::from) {
                 Ok(guard) => {
                     assert_eq!(expected, [guard.to_vec()]);
                     let position = model.head - 1;
@@ -264,7 +264,7 @@ proptest! {
             wait: WaitStrategy::Futex,
             ..CreateOptions::default()
         };
-        let first = Sender::create(&name, &options).unwrap();
+        let first = ipcring::Builder::new(&name).with_options(&options, &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
         Segment::unlink(&name).unwrap();
         let mut senders = vec![Some(first.try_clone().unwrap()), Some(first.try_clone().unwrap())];
         senders.insert(0, Some(first));

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use std::mem::offset_of;
 
-use ipcring::layout::{Block, RingKind, StatsBlock, WaitStrategy};
+use ipcring::__private::layout::{Block, RingKind, StatsBlock, WaitStrategy};
+use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::mpmc::{Receiver, Sender, ShmRing};
-use ipcring::segment::{CreateOptions, Segment};
 use ipcring::Error;
 
 /// Bound on every wait in these tests.
@@ -91,7 +91,7 @@ fn mpmc_peer() {
         "producer" => {
             let id: u64 = variable("MPMC_PEER_ID").parse().unwrap();
             let count: u64 = variable("MPMC_PEER_COUNT").parse().unwrap();
-            let mut sender = Sender::open(&ring).unwrap();
+            let mut sender = ipcring::Builder::new(&ring).open::<Sender>().unwrap();
             for sequence in 0..count {
                 sender.send(&encode(id, sequence)).unwrap();
             }
@@ -107,12 +107,12 @@ fn mpmc_peer() {
         }
         "consumer" => {
             let hold_after: u64 = variable("MPMC_PEER_HOLD_AFTER").parse().unwrap();
-            let mut receiver = Receiver::open(&ring).unwrap();
+            let mut receiver = ipcring::Builder::new(&ring).open::<Receiver>().unwrap();
             let mut tallies: HashMap<u64, Tally> = HashMap::new();
             let mut last: HashMap<u64, u64> = HashMap::new();
             let mut received = 0u64;
             loop {
-                let guard = match receiver.recv_ref_timeout(PATIENCE) {
+                let guard = match receiver.recv_ref_timeout(PATIENCE).map_err(ipcring::Error::from) {
                     Ok(guard) => guard,
                     Err(Error::Disconnected) => break,
                     Err(error) => panic!("recv: {error}"),
@@ -268,7 +268,7 @@ fn stress(wait: WaitStrategy, total: u64) {
     let deadline = Instant::now() + PATIENCE;
     // Keeps the producer side attached until every producer process has finished, so that a
     // consumer never sees "all producers gone" while one has yet to start.
-    let keeper = Sender::open(&run.ring).unwrap();
+    let keeper = ipcring::Builder::new(&run.ring).open::<Sender>().unwrap();
     let per_producer = total / 3;
     let consumers: Vec<usize> = (0..3).map(|_| run.consumer()).collect();
     let producers: Vec<usize> = (0..3).map(|id| run.producer(id, per_producer)).collect();
@@ -306,7 +306,7 @@ fn three_producers_three_consumers_spin() {
 fn a_producer_killed_between_reserve_and_commit_loses_nothing_committed() {
     let mut run = Run::new("kill-producer", WaitStrategy::Futex, 8);
     let deadline = Instant::now() + PATIENCE;
-    let keeper = Sender::open(&run.ring).unwrap();
+    let keeper = ipcring::Builder::new(&run.ring).open::<Sender>().unwrap();
     let consumers: Vec<usize> = (0..2).map(|_| run.consumer()).collect();
     let dying = run.spawn(&[
         ("MPMC_PEER_ROLE", "producer".into()),
@@ -331,7 +331,7 @@ fn a_producer_killed_between_reserve_and_commit_loses_nothing_committed() {
 fn a_consumer_killed_holding_a_read_guard_gets_its_message_redelivered() {
     let mut run = Run::new("kill-consumer", WaitStrategy::Futex, 8);
     let deadline = Instant::now() + PATIENCE;
-    let keeper = Sender::open(&run.ring).unwrap();
+    let keeper = ipcring::Builder::new(&run.ring).open::<Sender>().unwrap();
     let dying = run.spawn(&[("MPMC_PEER_ROLE", "consumer".into()), ("MPMC_PEER_HOLD_AFTER", "0".into())]);
     let producer = run.producer(3, 20_000);
     let (line, _reader) = run.first_line(dying, "holding");
@@ -354,13 +354,16 @@ fn a_consumer_killed_holding_a_read_guard_gets_its_message_redelivered() {
 fn survivors_learn_that_every_peer_is_gone() {
     let ring = unique("gone");
     let options = CreateOptions { kind: RingKind::Mpmc, slot_count: 2, ..Default::default() };
-    let mut sender = Sender::create(&ring, &options).unwrap();
+    let mut sender = ipcring::Builder::new(&ring)
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<Sender>()
+        .unwrap();
     let _cleanup = Run { ring: ring.clone(), children: Vec::new() };
-    let receiver = Receiver::open(&ring).unwrap();
+    let receiver = ipcring::Builder::new(&ring).open::<Receiver>().unwrap();
     drop(receiver);
     sender.send(b"a").unwrap();
     sender.send(b"b").unwrap();
-    assert!(matches!(sender.send_timeout(b"c", PATIENCE), Err(Error::Disconnected)));
+    assert!(matches!(sender.send_timeout(b"c", PATIENCE).map_err(ipcring::Error::from), Err(Error::Disconnected)));
     let _: &Arc<ShmRing> = sender.backend();
 }
 
@@ -370,7 +373,7 @@ fn survivors_learn_that_every_peer_is_gone() {
 fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
     for timeout in [Duration::ZERO, Duration::from_millis(10)] {
         let mut run = Run::new("short-timed", WaitStrategy::Futex, 8);
-        let mut receiver = Receiver::open(&run.ring).unwrap();
+        let mut receiver = ipcring::Builder::new(&run.ring).open::<Receiver>().unwrap();
         let dying = run.spawn(&[
             ("MPMC_PEER_ROLE", "producer".into()),
             ("MPMC_PEER_ID", "7".into()),
@@ -383,7 +386,7 @@ fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
         let deadline = Instant::now() + PATIENCE;
         let (mut buffer, mut received) = (Vec::new(), 0);
         let outcome = loop {
-            match receiver.recv_timeout(&mut buffer, timeout) {
+            match receiver.recv_timeout(&mut buffer, timeout).map_err(ipcring::Error::from) {
                 Ok(()) => received += 1,
                 Err(Error::Timeout) if Instant::now() < deadline => {}
                 other => break other,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipcring::__private::wait::WaitStrategy;
 use ipcring::mpmc::{HeapRing, Receiver, Sender};
-use ipcring::wait::WaitStrategy;
 use ipcring::Error;
 
 /// A producer dies holding a reservation with another producer's committed messages behind it,
@@ -36,7 +36,7 @@ fn committed_messages_behind_a_dead_reservation_arrive_before_disconnected() {
             } else {
                 receiver.try_recv(&mut buffer)
             };
-            match result {
+            match result.map_err(ipcring::Error::from) {
                 Ok(()) => received.push(buffer.clone()),
                 Err(Error::Disconnected) => break,
                 Err(Error::Empty) => std::thread::yield_now(),

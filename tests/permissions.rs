@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ipcring::segment::{CreateOptions, OpenOptions, Segment};
+use ipcring::__private::segment::{CreateOptions, OpenOptions, Segment};
 use ipcring::Error;
 
 fn unique(tag: &str) -> String {
@@ -62,7 +62,7 @@ fn a_ring_owned_by_another_user_is_refused_unless_explicitly_allowed() {
         std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
         // The header records the creator's uid, which must match the file's owner: as if uid
         // 4242 had created it.
-        let offset = std::mem::offset_of!(ipcring::layout::Header, creator_uid) as u64;
+        let offset = std::mem::offset_of!(ipcring::__private::layout::Header, creator_uid) as u64;
         std::os::unix::fs::FileExt::write_all_at(
             &std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
             &4242u32.to_le_bytes(),

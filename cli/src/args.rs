@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ipcring::layout::{RingKind, WaitStrategy};
+use ipcring::__private::layout::{RingKind, WaitStrategy};
 
 /// Lock-free shared-memory ring buffers for inter-process communication.
 ///

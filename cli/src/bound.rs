@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use ipcring::attach::{BoxedReceiver, BoxedSender};
+use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
 use ipcring::transport::{self, pipe, tcp, Kind, Options, Side};
 
 use super::error::CliResult;

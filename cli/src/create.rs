@@ -1,7 +1,7 @@
 //! `ipcring create`: make a new, empty ring (or, with `--reuse-stale`, take over a stale, empty
 //! one of the same shape; see [`ipcring::stale::create_or_reuse`]). Prints nothing on success.
 
-use ipcring::segment::{CreateOptions, Segment};
+use ipcring::__private::segment::{CreateOptions, Segment};
 
 use super::args::CreateArgs;
 use super::error::CliResult;

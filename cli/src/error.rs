@@ -7,8 +7,8 @@ use std::path::PathBuf;
 /// A failed command.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The library refused or failed; its message already says what to do.
-    #[error(transparent)]
+    /// The library refused or failed: its message says what happened, [`advice`] what to do.
+    #[error("{0}{advice}", advice = advice(.0))]
     Ring(#[from] ipcring::Error),
     /// A line of standard input does not fit in one slot.
     #[error(
@@ -121,3 +121,44 @@ impl CliError {
 
 /// Result of a command.
 pub type CliResult<T = ()> = Result<T, CliError>;
+
+impl From<ipcring::SendError> for CliError {
+    fn from(error: ipcring::SendError) -> CliError {
+        CliError::Ring(error.into())
+    }
+}
+
+impl From<ipcring::RecvError> for CliError {
+    fn from(error: ipcring::RecvError) -> CliError {
+        CliError::Ring(error.into())
+    }
+}
+
+impl From<ipcring::AttachError> for CliError {
+    fn from(error: ipcring::AttachError) -> CliError {
+        CliError::Ring(error.into())
+    }
+}
+
+/// What to type next after the library's `error`: the library states facts, the command line
+/// knows its own commands.
+fn advice(error: &ipcring::Error) -> String {
+    use ipcring::Error;
+    match error {
+        Error::AlreadyExists { name } => {
+            format!("; pick another name or remove it with `ipcring rm {}`", name.trim_start_matches('/'))
+        }
+        Error::NotFound { name } => format!("; create it with `ipcring create {}`", name.trim_start_matches('/')),
+        Error::PermissionDenied { .. } => "; check its owner and mode with `ls -l /dev/shm`".to_string(),
+        Error::ForeignOwner { .. } => "; pass --allow-other-owner to attach anyway".to_string(),
+        Error::NotInitialized => "; retry, or remove it".to_string(),
+        Error::VersionMismatch { .. } => "; use an ipcring of the same version as the creator".to_string(),
+        Error::IncompatibleFeatures { .. } => "; upgrade ipcring".to_string(),
+        Error::Corrupted { .. } | Error::Truncated => "; remove and recreate the ring".to_string(),
+        Error::SystemLimit { .. } => "; ask for less or raise the limit as root".to_string(),
+        Error::AddressInUse { .. } => "; use another or remove it".to_string(),
+        Error::AddressNotFound { .. } => "; start the side that creates it first".to_string(),
+        Error::RoleTaken { .. } => "; stop that process or use another ring".to_string(),
+        _ => String::new(),
+    }
+}

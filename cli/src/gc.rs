@@ -4,7 +4,7 @@
 //! Prints one line per ring removed (or, with `--dry-run`, that would be removed); rings in use are
 //! left alone silently.
 
-use ipcring::segment::{normalize_name, Segment};
+use ipcring::__private::segment::{normalize_name, Segment};
 use ipcring::stale::{remove_if_stale, Staleness};
 use ipcring::Error;
 

@@ -6,9 +6,9 @@
 
 use std::fmt::Write as _;
 
+use ipcring::__private::layout::WaitStrategy;
+use ipcring::__private::segment::Segment;
 use ipcring::inspect::{EndpointInfo, EndpointRole, RingInfo, RoleInfo, RoleState, SideCounters};
-use ipcring::layout::WaitStrategy;
-use ipcring::segment::Segment;
 
 use super::args::InfoArgs;
 use super::error::CliResult;
@@ -17,7 +17,8 @@ use super::{print, print_json, time};
 /// Opens the ring without attaching (no role or endpoint record is claimed, nothing is
 /// written) and prints it.
 pub fn run(args: &InfoArgs) -> CliResult {
-    let options = ipcring::segment::OpenOptions { allow_other_owner: args.allow_other_owner, liveness_interval: None };
+    let options =
+        ipcring::__private::segment::OpenOptions { allow_other_owner: args.allow_other_owner, liveness_interval: None };
     let info = RingInfo::read(&Segment::open_with(&args.name, &options)?);
     if args.json {
         print_json(&info)

@@ -9,8 +9,8 @@
 
 use std::fmt::Write as _;
 
+use ipcring::__private::segment::Segment;
 use ipcring::inspect::{EndpointRole, RingInfo, RoleInfo, RoleState};
-use ipcring::segment::Segment;
 use ipcring::stale::{now_ns, Staleness};
 use serde::Serialize;
 

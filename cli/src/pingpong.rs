@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ipcring::layout::WaitStrategy;
-use ipcring::segment::CreateOptions;
+use ipcring::__private::layout::WaitStrategy;
+use ipcring::__private::segment::CreateOptions;
 use ipcring::spsc::{Receiver, Sender, ShmMemory};
 use ipcring::transport::Kind;
 use ipcring::Error;
@@ -107,8 +107,16 @@ pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64) -> CliResult<Histo
         CreateOptions { slot_count: args.slots, slot_size: args.size, wait: args.wait.into(), ..Default::default() };
     // On every path the guards remove both names, and the helper, declared last, is killed and
     // reaped first if it is still running (removing a name does not disturb open mappings).
-    let (mut sender, ping) = temporary::create("ping", |name| Sender::create(name, &options))?;
-    let (mut receiver, pong) = temporary::create("pong", |name| Receiver::create(name, &options))?;
+    let (mut sender, ping) = temporary::create("ping", |name| {
+        Ok(ipcring::Builder::new(name)
+            .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+            .create::<Sender>()?)
+    })?;
+    let (mut receiver, pong) = temporary::create("pong", |name| {
+        Ok(ipcring::Builder::new(name)
+            .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+            .create::<Receiver>()?)
+    })?;
     let mut peer = Peer::spawn(&["pingpong-peer", ping.name(), pong.name()])?;
 
     let mut message = vec![0u8; args.size as usize];
@@ -145,7 +153,7 @@ fn first_round_trip(
     sender.send(message).map_err(echo_error)?;
     let started = Instant::now();
     loop {
-        match receiver.recv_ref_timeout(STARTUP_SLICE) {
+        match receiver.recv_ref_timeout(STARTUP_SLICE).map_err(ipcring::Error::from) {
             Ok(reply) => return check_echo(&reply, message),
             Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
             Err(Error::Timeout) => {
@@ -181,8 +189,8 @@ pub(super) fn check_echo(reply: &[u8], message: &[u8]) -> CliResult {
     Ok(())
 }
 
-pub(super) fn echo_error(error: Error) -> CliError {
-    match error {
+pub(super) fn echo_error(error: impl Into<Error>) -> CliError {
+    match error.into() {
         Error::Disconnected => CliError::Peer("the echo process disconnected during the measurement".to_string()),
         other => other.into(),
     }
@@ -194,15 +202,15 @@ pub fn run_peer(args: &PingpongPeerArgs) -> CliResult {
     if let Some(kind) = args.transport.filter(|kind| *kind != Kind::ShmSpsc) {
         return super::transport_pingpong::run_peer(args, kind);
     }
-    let mut receiver = Receiver::open(&args.ping)?;
-    let mut sender = Sender::open(&args.pong)?;
+    let mut receiver = ipcring::Builder::new(&args.ping).open::<Receiver>()?;
+    let mut sender = ipcring::Builder::new(&args.pong).open::<Sender>()?;
     loop {
-        let message = match receiver.recv_ref() {
+        let message = match receiver.recv_ref().map_err(ipcring::Error::from) {
             Ok(message) => message,
             Err(Error::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         };
-        match sender.send(&message) {
+        match sender.send(&message).map_err(ipcring::Error::from) {
             Ok(()) => {}
             Err(Error::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),

@@ -9,7 +9,7 @@
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
-use ipcring::attach;
+use ipcring::__private::attach;
 use ipcring::Error;
 
 use super::args::RecvArgs;
@@ -24,11 +24,11 @@ pub fn run(args: &RecvArgs) -> CliResult {
     super::signals::install()?;
     let mut receiver = match args.transport.transport {
         None => {
-            let options = ipcring::segment::OpenOptions {
+            let options = ipcring::__private::segment::OpenOptions {
                 allow_other_owner: args.allow_other_owner,
                 liveness_interval: args.liveness.map(|seconds| seconds.duration),
             };
-            attach::receiver(ipcring::segment::Segment::open_with(&args.name, &options)?)?
+            attach::receiver(ipcring::__private::segment::Segment::open_with(&args.name, &options)?)?
         }
         Some(kind) => {
             let (side, options) = super::send::transport_options(&args.transport);
@@ -42,7 +42,7 @@ pub fn run(args: &RecvArgs) -> CliResult {
     let mut message = Vec::with_capacity(receiver.max_message_size().min(STDOUT_BUFFER));
     let mut received = 0u64;
     while args.count.map_or(true, |count| received < count) {
-        let next = match receiver.try_recv(&mut message) {
+        let next = match receiver.try_recv(&mut message).map_err(ipcring::Error::from) {
             Err(Error::Empty) => {
                 // Nothing ready: print what is buffered before waiting, however long that is.
                 output.flush().map_err(write_error)?;
@@ -104,7 +104,7 @@ fn wait(
             Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(super::signals::SLICE),
             None => super::signals::SLICE,
         };
-        match receiver.recv_timeout(message, slice) {
+        match receiver.recv_timeout(message, slice).map_err(ipcring::Error::from) {
             Err(Error::Timeout) if deadline.map_or(true, |deadline| Instant::now() < deadline) => continue,
             other => return other,
         }

@@ -1,7 +1,7 @@
 //! `ipcring rm`: unlink rings. Refuses files that do not start with the ipcring magic (another
 //! program's shared memory) unless `--force`. Goes on after a failure and reports each one.
 
-use ipcring::segment::{normalize_name, Segment};
+use ipcring::__private::segment::{normalize_name, Segment};
 
 use super::args::RmArgs;
 use super::error::{CliError, CliResult};

@@ -11,8 +11,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use ipcring::attach::{self, BoxedSender};
-use ipcring::segment::Segment;
+use ipcring::__private::attach::{self, BoxedSender};
+use ipcring::__private::segment::Segment;
 use ipcring::transport::{self, Options, Side};
 use ipcring::Error;
 
@@ -28,7 +28,7 @@ pub fn run(args: &SendArgs) -> CliResult {
     super::signals::install()?;
     let (sender, ring) = match args.transport.transport {
         None => {
-            let options = ipcring::segment::OpenOptions {
+            let options = ipcring::__private::segment::OpenOptions {
                 allow_other_owner: args.allow_other_owner,
                 liveness_interval: args.liveness.map(|seconds| seconds.duration),
             };
@@ -66,7 +66,7 @@ impl Output {
     /// A blocking send in slices of [`super::signals::SLICE`], so SIGINT and SIGTERM are noticed;
     /// `Timeout` only once `--timeout` has passed.
     fn send_in_slices(&mut self, message: &[u8]) -> Result<(), Error> {
-        match self.sender.try_send(message) {
+        match self.sender.try_send(message).map_err(ipcring::Error::from) {
             Err(Error::Full) => {}
             other => return other,
         }
@@ -81,7 +81,7 @@ impl Output {
                 }
                 None => super::signals::SLICE,
             };
-            match self.sender.send_timeout(message, slice) {
+            match self.sender.send_timeout(message, slice).map_err(ipcring::Error::from) {
                 Err(Error::Timeout) if deadline.map_or(true, |deadline| std::time::Instant::now() < deadline) => {
                     continue
                 }

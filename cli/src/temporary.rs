@@ -1,7 +1,7 @@
 //! Temporary shared-memory objects of `pingpong`, named after this process and removed on every
 //! exit path (success, error, panic) by a drop guard.
 
-use ipcring::segment::Segment;
+use ipcring::__private::segment::Segment;
 use ipcring::Error;
 
 use super::error::CliResult;

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use ipcring::attach::{BoxedReceiver, BoxedSender};
+use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
 use ipcring::transport::{self, Kind, Options, Side};
 use ipcring::Error;
 
@@ -87,7 +87,7 @@ fn first_round_trip(
     let started = Instant::now();
     let too_slow = || CliError::Peer(format!("no answer within {} s", STARTUP_LIMIT.as_secs()));
     loop {
-        match sender.send_timeout(message, STARTUP_SLICE) {
+        match sender.send_timeout(message, STARTUP_SLICE).map_err(ipcring::Error::from) {
             Ok(()) => break,
             Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
             Err(Error::Timeout) => return Err(too_slow()),
@@ -95,7 +95,7 @@ fn first_round_trip(
         }
     }
     loop {
-        match receiver.recv_timeout(reply, STARTUP_SLICE) {
+        match receiver.recv_timeout(reply, STARTUP_SLICE).map_err(ipcring::Error::from) {
             Ok(()) => return check(reply, message),
             Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
             Err(Error::Timeout) => return Err(too_slow()),
@@ -126,12 +126,12 @@ pub fn run_peer(args: &PingpongPeerArgs, kind: Kind) -> CliResult {
     let mut sender = transport::open_sender(kind, &args.pong, Side::Connect, &options)?;
     let mut message = Vec::with_capacity(args.max_size);
     loop {
-        match receiver.recv(&mut message) {
+        match receiver.recv(&mut message).map_err(ipcring::Error::from) {
             Ok(()) => {}
             Err(Error::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         }
-        match sender.send(&message) {
+        match sender.send(&message).map_err(ipcring::Error::from) {
             Ok(()) => {}
             Err(Error::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),

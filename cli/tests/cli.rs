@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
+use ipcring::__private::segment::Segment;
 use ipcring::mpmc;
-use ipcring::segment::Segment;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ipcring");
 /// Generous: the machine is shared and noisy, and a hang is what the limit is there to catch.
@@ -356,7 +356,7 @@ fn every_command_has_help() {
 #[test]
 fn info_shows_an_mpmc_ring_with_semaphores_and_its_endpoints_as_a_table() {
     let ring = Ring::created(&["--kind", "mpmc", "--wait", "semaphore", "--slots", "16"]);
-    let _producer = mpmc::Sender::open(ring.name()).unwrap();
+    let _producer = ipcring::Builder::new(ring.name()).open::<mpmc::Sender>().unwrap();
     let output = run(&["info", ring.name()], None);
     assert_success(&output);
     let table = stdout(&output);
@@ -379,7 +379,7 @@ fn info_shows_an_mpmc_ring_with_semaphores_and_its_endpoints_as_a_table() {
 #[test]
 fn info_json_of_an_mpmc_ring_lists_endpoints_instead_of_roles() {
     let ring = Ring::created(&["--kind", "mpmc", "--wait", "semaphore", "--slots", "16"]);
-    let _consumer = mpmc::Receiver::open(ring.name()).unwrap();
+    let _consumer = ipcring::Builder::new(ring.name()).open::<mpmc::Receiver>().unwrap();
     assert_success(&run(&["send", ring.name()], Some(b"one\ntwo\n".to_vec())));
     let output = run(&["info", ring.name(), "--json"], None);
     assert_success(&output);
@@ -398,8 +398,11 @@ fn info_json_of_an_mpmc_ring_lists_endpoints_instead_of_roles() {
 #[test]
 fn ls_counts_the_live_endpoints_of_an_mpmc_ring() {
     let ring = Ring::created(&["--kind", "mpmc"]);
-    let _producers = [mpmc::Sender::open(ring.name()).unwrap(), mpmc::Sender::open(ring.name()).unwrap()];
-    let _consumer = mpmc::Receiver::open(ring.name()).unwrap();
+    let _producers = [
+        ipcring::Builder::new(ring.name()).open::<mpmc::Sender>().unwrap(),
+        ipcring::Builder::new(ring.name()).open::<mpmc::Sender>().unwrap(),
+    ];
+    let _consumer = ipcring::Builder::new(ring.name()).open::<mpmc::Receiver>().unwrap();
     let listed = run(&["ls"], None);
     assert_success(&listed);
     let row = stdout(&listed).lines().find(|line| line.starts_with(&format!("/{} ", ring.name()))).map(String::from);
@@ -437,7 +440,7 @@ fn two_senders_and_two_receivers_deliver_every_line_exactly_once(wait: &str) {
     let ring = Ring::created(&["--kind", "mpmc", "--wait", wait, "--slots", "16"]);
     // A producer attached throughout, so that no receiver sees "every producer gone" while one
     // sender has finished and the other has not attached yet. Dropping it ends the receivers.
-    let keeper = mpmc::Sender::open(ring.name()).unwrap();
+    let keeper = ipcring::Builder::new(ring.name()).open::<mpmc::Sender>().unwrap();
     let receivers = [0, 1].map(|_| start(&["recv", ring.name(), "--timeout", "30"], None));
     let inputs: Vec<Vec<u8>> = ["first", "second"]
         .iter()
@@ -636,7 +639,7 @@ fn a_ring_of_another_user_is_refused_unless_allow_other_owner_is_given() {
     let ring = Ring::created(&["--mode", "666"]);
     std::os::unix::fs::chown(ring.path(), Some(4242), None).unwrap();
     // As if uid 4242 had created it: the header's creator uid must match the owner.
-    let offset = std::mem::offset_of!(ipcring::layout::Header, creator_uid) as u64;
+    let offset = std::mem::offset_of!(ipcring::__private::layout::Header, creator_uid) as u64;
     let file = std::fs::OpenOptions::new().write(true).open(ring.path()).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, &4242u32.to_le_bytes(), offset).unwrap();
     assert_one_line_error(&run(&["info", ring.name()], None), "owned by uid 4242");
@@ -726,7 +729,7 @@ fn ls_row(ring: &Ring, options: &[&str]) -> String {
 fn ls_marks_a_ring_whose_processes_died_stale_once_idle_and_gc_removes_it() {
     let ring = ring_with_a_killed_consumer(&[]);
     let in_use = Ring::created(&[]);
-    let _consumer = ipcring::spsc::Receiver::open(in_use.name()).unwrap();
+    let _consumer = ipcring::Builder::new(in_use.name()).open::<ipcring::spsc::Receiver>().unwrap();
 
     let row = ls_row(&ring, &[]);
     assert!(row.contains(" dead") && row.contains("idle ") && !row.contains("stale"), "{row}");
@@ -762,7 +765,7 @@ fn gc_leaves_another_users_ring_alone() {
     }
     let ring = Ring::created(&[]);
     std::os::unix::fs::chown(ring.path(), Some(4242), None).unwrap();
-    let offset = std::mem::offset_of!(ipcring::layout::Header, creator_uid) as u64;
+    let offset = std::mem::offset_of!(ipcring::__private::layout::Header, creator_uid) as u64;
     let file = std::fs::OpenOptions::new().write(true).open(ring.path()).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, &4242u32.to_le_bytes(), offset).unwrap();
     let everything = run(&["gc", "--idle", "0", "--dry-run"], None);

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipcring::layout::{Block, EndpointRecord, RingKind, WaitBlock};
+use ipcring::__private::layout::{Block, EndpointRecord, RingKind, WaitBlock};
+use ipcring::__private::segment::{CreateOptions, OpenOptions, Segment};
 use ipcring::mpmc::{Receiver, Sender, ShmRing};
-use ipcring::segment::{CreateOptions, OpenOptions, Segment};
 use ipcring::Error;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ipcring");
@@ -47,7 +47,7 @@ fn waiters_of(segment: &Segment, block: Block) -> u32 {
 /// The `sleeping` words of every endpoint record that holds one.
 fn sleeping_records(segment: &Segment) -> Vec<u64> {
     let table = segment.geometry().block_offset(Block::Roles);
-    (0..ipcring::layout::MAX_ENDPOINTS as u64)
+    (0..ipcring::__private::layout::MAX_ENDPOINTS as u64)
         .map(|index| {
             let offset =
                 table + index * size_of::<EndpointRecord>() as u64 + offset_of!(EndpointRecord, sleeping) as u64;
@@ -88,11 +88,11 @@ fn an_endpoint_of_the_other_side_taking_the_record_over_takes_the_registration_b
     let (ring, segment) = ring_with_a_dead_sleeper("attach");
     // The dead consumer's record is the first dead one: a producer takes it over, and the
     // registration comes out of the consumers' count, not the producers'.
-    let mut sender = Sender::open(&ring.0).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.0).open::<Sender>().unwrap();
     assert_eq!((waiters_of(&segment, Block::NotEmpty), waiters_of(&segment, Block::NotFull)), (0, 0));
     assert!(sleeping_records(&segment).is_empty());
     // The survivors still work, and a later attach finds nothing to repair.
-    let mut receiver = Receiver::open(&ring.0).unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.0).open::<Receiver>().unwrap();
     sender.send(b"after").unwrap();
     let mut buffer = Vec::new();
     receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
@@ -105,7 +105,7 @@ fn a_waiting_survivor_takes_a_dead_sleepers_registration_back() {
     let (ring, segment) = ring_with_a_dead_sleeper("wait");
     // The attaches take the dead record over (and repair it); then a dead sleeper is faked in
     // a record nobody takes over, which only the waiting receiver's checks can find.
-    let mut sender = Sender::open(&ring.0).unwrap();
+    let mut sender = ipcring::Builder::new(&ring.0).open::<Sender>().unwrap();
     // A short liveness interval: the checks visit one record each, all 64 within about 0.3 s.
     let options = OpenOptions { liveness_interval: Some(Duration::from_millis(5)), ..OpenOptions::default() };
     let mut receiver =
@@ -114,10 +114,10 @@ fn a_waiting_survivor_takes_a_dead_sleepers_registration_back() {
     // A dead sleeper in a record nobody has taken over: pid 0 is never alive. The record is the
     // last one, which no attach here reaches.
     let table = segment.geometry().block_offset(Block::Roles);
-    let record = table + (ipcring::layout::MAX_ENDPOINTS as u64 - 1) * size_of::<EndpointRecord>() as u64;
+    let record = table + (ipcring::__private::layout::MAX_ENDPOINTS as u64 - 1) * size_of::<EndpointRecord>() as u64;
     segment
         .atomic_u32(record + offset_of!(EndpointRecord, role) as u64)
-        .store(ipcring::layout::ENDPOINT_CONSUMER, Ordering::Relaxed);
+        .store(ipcring::__private::layout::ENDPOINT_CONSUMER, Ordering::Relaxed);
     let waiters_offset = segment.geometry().block_offset(Block::NotEmpty) + offset_of!(WaitBlock, waiters) as u64;
     segment.atomic_u32(waiters_offset).fetch_add(1, Ordering::Relaxed);
     segment.atomic_u64(record + offset_of!(EndpointRecord, sleeping) as u64).store(1 << 40, Ordering::Release);
@@ -125,7 +125,10 @@ fn a_waiting_survivor_takes_a_dead_sleepers_registration_back() {
     let deadline = Instant::now() + PATIENCE;
     while waiters(&segment) != 0 {
         assert!(Instant::now() < deadline, "never repaired");
-        assert!(matches!(receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(50)), Err(Error::Timeout)));
+        assert!(matches!(
+            receiver.recv_timeout(&mut Vec::new(), Duration::from_millis(50)).map_err(ipcring::Error::from),
+            Err(Error::Timeout)
+        ));
     }
     assert!(sleeping_records(&segment).is_empty());
     sender.send(b"still works").unwrap();

@@ -20,7 +20,7 @@ pub fn check(data: &[u8]) {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).unwrap();
     let read: OwnedFd = read;
     let mut writer = std::fs::File::from(write);
-    let mut receiver = StreamReceiver::new(Connected::new(read, false), MAX, "fuzz");
+    let mut receiver = StreamReceiver::new(Connected::new(read, false), MAX, ipcring::channel::Kind::Pipe);
     let piece = usize::from(cut % 16) + 1;
     let mut buffer = Vec::new();
     let mut corrupted = false;
@@ -34,7 +34,7 @@ pub fn check(data: &[u8]) {
     }
     drop(writer);
     loop {
-        match receiver.try_recv(&mut buffer) {
+        match receiver.try_recv(&mut buffer).map_err(ipcring::Error::from) {
             Ok(()) => assert!(buffer.len() <= MAX),
             Err(Error::Disconnected | Error::Corrupted { .. }) => return,
             Err(other) => panic!("after end of file: {other:?}"),
@@ -45,7 +45,7 @@ pub fn check(data: &[u8]) {
 /// Takes every complete message; true once the stream is corrupt.
 fn drain(receiver: &mut StreamReceiver<Connected>, buffer: &mut Vec<u8>) -> bool {
     loop {
-        match receiver.try_recv(buffer) {
+        match receiver.try_recv(buffer).map_err(ipcring::Error::from) {
             Ok(()) => assert!(buffer.len() <= MAX),
             Err(Error::Empty) => return false,
             Err(Error::Corrupted { field: "frame length", value }) => {

@@ -2,7 +2,7 @@
 //! geometry whose every region lies inside the image, or refused with a typed error. Shared by the
 //! fuzz target and `tests/fuzz_corpus.rs`.
 
-use ipcring::layout::{Block, Geometry, Header, HEADER_SIZE};
+use ipcring::__private::layout::{Block, Geometry, Header, HEADER_SIZE};
 
 /// Runs the check on one input.
 pub fn check(image: &[u8]) {

@@ -31,12 +31,12 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipcring::__private::layout::RingKind;
+use ipcring::__private::segment::{CreateOptions, OpenOptions, Segment};
+use ipcring::__private::wait::WaitStrategy;
 use ipcring::inspect::RingInfo;
-use ipcring::layout::RingKind;
 use ipcring::mpmc::ShmRing;
-use ipcring::segment::{CreateOptions, OpenOptions, Segment};
 use ipcring::spsc::ShmMemory;
-use ipcring::wait::WaitStrategy;
 use ipcring::Error;
 
 type SpscSender = ipcring::spsc::Sender<ShmMemory>;
@@ -183,7 +183,8 @@ impl Ledger {
 /// Asserts that `error` is the refusal of a call that found the ring full (`full`) or empty:
 /// `Disconnected` if the other side has left (`gone`), else `Full` or `Empty`; a timed call may
 /// also time out.
-fn expect_refusal(error: &Error, full: bool, gone: bool, timed: bool, what: &str) {
+fn expect_refusal(error: impl Into<Error>, full: bool, gone: bool, timed: bool, what: &str) {
+    let error = &error.into();
     let expected = match (timed, gone) {
         (false, false) if full => matches!(error, Error::Full),
         (false, false) => matches!(error, Error::Empty),
@@ -198,11 +199,13 @@ fn expect_refusal(error: &Error, full: bool, gone: bool, timed: bool, what: &str
     );
 }
 
-fn expect_too_large(result: Result<impl std::fmt::Debug, Error>, what: &str) {
+fn expect_too_large(result: Result<impl std::fmt::Debug, impl Into<Error>>, what: &str) {
+    let result = result.map_err(Into::into);
     assert!(matches!(result, Err(Error::MessageTooLarge { .. })), "{what}: expected MessageTooLarge, got {result:?}");
 }
 
-fn expect_role_taken(result: Result<impl Sized, Error>, what: &str) {
+fn expect_role_taken(result: Result<impl Sized, impl Into<Error>>, what: &str) {
+    let result = result.map_err(Into::into);
     match result {
         Err(Error::RoleTaken { .. }) => {}
         Err(error) => panic!("{what}: expected RoleTaken, got {error:?}"),
@@ -265,7 +268,9 @@ impl Spsc {
         let segment = Segment::create_anonymous(options).expect("create an anonymous ring");
         let fd = segment.fd().expect("memfd").try_clone_to_owned().expect("dup");
         let sender = SpscSender::attach(ShmMemory::new(segment).expect("map")).expect("attach the sender");
-        let receiver = SpscReceiver::from_fd(fd.try_clone().expect("dup")).expect("attach the receiver");
+        let receiver = ipcring::Builder::from_fd(fd.try_clone().expect("dup"))
+            .open::<SpscReceiver>()
+            .expect("attach the receiver");
         Spsc {
             inspect: mapping(&fd),
             fd,
@@ -326,7 +331,9 @@ impl Spsc {
         self.run(input, 0);
         // Drain: every committed message comes out, in order, then the ring is empty.
         if self.receiver.is_none() {
-            self.receiver = Some(SpscReceiver::from_fd(self.fd.try_clone().expect("dup")).expect("attach"));
+            self.receiver = Some(
+                ipcring::Builder::from_fd(self.fd.try_clone().expect("dup")).open::<SpscReceiver>().expect("attach"),
+            );
         }
         while !self.queue.is_empty() {
             self.try_recv("drain");
@@ -365,14 +372,15 @@ impl Spsc {
         }
     }
 
-    fn expect_sent(&mut self, result: Result<(), Error>, message: Message, timed: bool, what: &str) {
+    fn expect_sent(&mut self, result: Result<(), impl Into<Error>>, message: Message, timed: bool, what: &str) {
+        let result = result.map_err(Into::into);
         if message.bytes.len() > self.slot_size {
             expect_too_large(result, what);
         } else if self.free() > 0 {
             result.unwrap_or_else(|error| panic!("{what}: {error:?} with {} free slots", self.free()));
             self.commit(message);
         } else {
-            expect_refusal(&result.expect_err("sent into a full ring"), true, self.consumer_gone(), timed, what);
+            expect_refusal(result.expect_err("sent into a full ring"), true, self.consumer_gone(), timed, what);
         }
     }
 
@@ -392,7 +400,7 @@ impl Spsc {
             let result = sender.send_timeout(&message.bytes, timeout);
             return self.expect_sent(result, message, true, "send_timeout");
         }
-        let result = match sender.reserve_timeout(timeout) {
+        let result = match sender.reserve_timeout(timeout).map_err(ipcring::Error::from) {
             Ok(mut slot) => {
                 fill(slot.payload(), &message);
                 Ok(slot.commit(message.bytes.len()))
@@ -405,14 +413,15 @@ impl Spsc {
     /// `result`: the reservation's refusal, or the commit's result.
     fn expect_reserved_and_committed(
         &mut self,
-        result: Result<Result<(), Error>, Error>,
+        result: Result<Result<(), impl Into<Error>>, impl Into<Error>>,
         message: Message,
         timed: bool,
         what: &str,
     ) {
+        let result = result.map(|inner| inner.map_err(Into::into)).map_err(Into::into);
         if self.free() == 0 {
             let error = result.err().unwrap_or_else(|| panic!("{what}: reserved a slot in a full ring"));
-            return expect_refusal(&error, true, self.consumer_gone(), timed, what);
+            return expect_refusal(error, true, self.consumer_gone(), timed, what);
         }
         let committed = result.unwrap_or_else(|error| panic!("{what}: {error:?} with {} free slots", self.free()));
         if message.bytes.len() > self.slot_size {
@@ -426,7 +435,7 @@ impl Spsc {
     fn reserve_commit(&mut self, input: &mut Input) {
         let message = self.message(input.length(self.slot_size));
         let Some(sender) = self.sender.as_mut() else { return };
-        let result = match sender.try_reserve() {
+        let result = match sender.try_reserve().map_err(ipcring::Error::from) {
             Ok(mut slot) => {
                 fill(slot.payload(), &message);
                 Ok(slot.commit(message.bytes.len()))
@@ -441,7 +450,7 @@ impl Spsc {
         let result = sender.try_reserve().map(drop);
         if self.free() == 0 {
             expect_refusal(
-                &result.expect_err("reserved in a full ring"),
+                result.expect_err("reserved in a full ring"),
                 true,
                 self.consumer_gone(),
                 false,
@@ -492,7 +501,7 @@ impl Spsc {
 
     fn batch_push(
         &mut self,
-        batch: &mut ipcring::ring::spsc::WriteBatch<'_, ShmMemory>,
+        batch: &mut ipcring::__private::ring::spsc::WriteBatch<'_, ShmMemory>,
         written: &mut Vec<Message>,
         input: &mut Input,
     ) {
@@ -518,7 +527,7 @@ impl Spsc {
     fn hold_reservation(&mut self, input: &mut Input, depth: u32) {
         let Some(mut sender) = self.sender.take() else { return };
         self.sender_busy = true;
-        match sender.try_reserve() {
+        match sender.try_reserve().map_err(ipcring::Error::from) {
             Ok(mut slot) => {
                 assert!(self.free() > 0, "try_reserve: reserved a slot in a full ring");
                 let message = self.message(input.length(self.slot_size));
@@ -541,7 +550,7 @@ impl Spsc {
             }
             Err(error) => {
                 assert_eq!(self.free(), 0, "try_reserve: {error:?} with free slots");
-                expect_refusal(&error, true, self.consumer_gone(), false, "try_reserve (hold)");
+                expect_refusal(error, true, self.consumer_gone(), false, "try_reserve (hold)");
             }
         }
         self.sender = Some(sender);
@@ -556,7 +565,8 @@ impl Spsc {
     }
 
     /// `result`: the message received (and released), or the refusal.
-    fn expect_received(&mut self, result: Result<Vec<u8>, Error>, timed: bool, what: &str) {
+    fn expect_received(&mut self, result: Result<Vec<u8>, impl Into<Error>>, timed: bool, what: &str) {
+        let result = result.map_err(Into::into);
         match self.queue.front() {
             Some(expected) => {
                 let got = result.unwrap_or_else(|error| panic!("{what}: {error:?} with {} messages", self.queue.len()));
@@ -564,7 +574,7 @@ impl Spsc {
                 self.release(1);
             }
             None => expect_refusal(
-                &result.expect_err("received from an empty ring"),
+                result.expect_err("received from an empty ring"),
                 false,
                 self.producer_gone(),
                 timed,
@@ -598,10 +608,11 @@ impl Spsc {
     }
 
     /// `result`: the messages of a batch that was then dropped (released), or the refusal.
-    fn expect_batch(&mut self, result: Result<Vec<Vec<u8>>, Error>, max: usize, timed: bool, what: &str) {
+    fn expect_batch(&mut self, result: Result<Vec<Vec<u8>>, impl Into<Error>>, max: usize, timed: bool, what: &str) {
+        let result = result.map_err(Into::into);
         if self.queue.is_empty() {
             return expect_refusal(
-                &result.expect_err("batch from an empty ring"),
+                result.expect_err("batch from an empty ring"),
                 false,
                 self.producer_gone(),
                 timed,
@@ -639,7 +650,7 @@ impl Spsc {
             }
             Err(error) => {
                 assert!(self.queue.is_empty(), "try_recv_ref: {error:?} with {} messages", self.queue.len());
-                expect_refusal(&error, false, self.producer_gone(), false, "try_recv_ref");
+                expect_refusal(error, false, self.producer_gone(), false, "try_recv_ref");
             }
         }
         self.receiver = Some(receiver);
@@ -676,7 +687,7 @@ impl Spsc {
             }
             Err(error) => {
                 assert!(self.queue.is_empty(), "try_recv_batch: {error:?} with {} messages", self.queue.len());
-                expect_refusal(&error, false, self.producer_gone(), false, "try_recv_batch");
+                expect_refusal(error, false, self.producer_gone(), false, "try_recv_batch");
             }
         }
         self.receiver = Some(receiver);
@@ -689,7 +700,7 @@ impl Spsc {
         let result = receiver.try_recv_into(&mut buffer);
         let Some(expected) = self.queue.front() else {
             return expect_refusal(
-                &result.expect_err("received from an empty ring"),
+                result.expect_err("received from an empty ring"),
                 false,
                 self.producer_gone(),
                 false,
@@ -699,7 +710,7 @@ impl Spsc {
         if expected.bytes.len() > buffer.len() {
             let expected_len = expected.bytes.len();
             assert!(
-                matches!(result, Err(Error::BufferTooSmall { len, buffer: size }) if len == expected_len && size == buffer.len()),
+                matches!(result, Err(ipcring::RecvError::BufferTooSmall { len, buffer: size }) if len == expected_len && size == buffer.len()),
                 "try_recv_into: expected BufferTooSmall, got {result:?}"
             );
         } else {
@@ -710,7 +721,7 @@ impl Spsc {
     }
 
     fn toggle_sender(&mut self, input: &mut Input) {
-        let second = || SpscSender::from_fd(self.fd.try_clone().expect("dup"));
+        let second = || ipcring::Builder::from_fd(self.fd.try_clone().expect("dup")).open::<SpscSender>();
         if self.sender_busy || (self.sender.is_some() && input.byte() & 1 == 1) {
             expect_role_taken(second(), "second sender");
         } else if self.sender.is_some() {
@@ -723,7 +734,7 @@ impl Spsc {
     }
 
     fn toggle_receiver(&mut self, input: &mut Input) {
-        let second = || SpscReceiver::from_fd(self.fd.try_clone().expect("dup"));
+        let second = || ipcring::Builder::from_fd(self.fd.try_clone().expect("dup")).open::<SpscReceiver>();
         if self.receiver_busy || (self.receiver.is_some() && input.byte() & 1 == 1) {
             expect_role_taken(second(), "second receiver");
         } else if self.receiver.is_some() {
@@ -1040,7 +1051,8 @@ impl Mpmc {
         }
     }
 
-    fn expect_sent(&mut self, result: Result<(), Error>, message: Message, timed: bool, what: &str) {
+    fn expect_sent(&mut self, result: Result<(), impl Into<Error>>, message: Message, timed: bool, what: &str) {
+        let result = result.map_err(Into::into);
         self.repairs();
         if message.bytes.len() > self.slot_size {
             return expect_too_large(result, what);
@@ -1050,7 +1062,7 @@ impl Mpmc {
             let first = self.claim(1);
             self.publish(first, vec![message], 1);
         } else {
-            expect_refusal(&result.expect_err("sent into a full ring"), true, self.consumers_gone(), timed, what);
+            expect_refusal(result.expect_err("sent into a full ring"), true, self.consumers_gone(), timed, what);
         }
     }
 
@@ -1081,7 +1093,7 @@ impl Mpmc {
             let result = sender.send_timeout(&message.bytes, timeout);
             return self.expect_sent(result, message, true, "send_timeout");
         }
-        let result = match sender.reserve_timeout(timeout) {
+        let result = match sender.reserve_timeout(timeout).map_err(ipcring::Error::from) {
             Ok(mut slot) => {
                 fill(slot.payload(), &message);
                 Ok(slot.commit(message.bytes.len()))
@@ -1092,11 +1104,18 @@ impl Mpmc {
     }
 
     /// `result`: the reservation's refusal, or (`Some`) the commit's result or (`None`) dropped.
-    fn expect_reserved(&mut self, result: Result<Result<(), Error>, Error>, message: Message, timed: bool, what: &str) {
+    fn expect_reserved(
+        &mut self,
+        result: Result<Result<(), impl Into<Error>>, impl Into<Error>>,
+        message: Message,
+        timed: bool,
+        what: &str,
+    ) {
+        let result = result.map(|inner| inner.map_err(Into::into)).map_err(Into::into);
         self.repairs();
         if self.free_run(1) == 0 {
             let error = result.err().unwrap_or_else(|| panic!("{what}: reserved a slot in a full ring"));
-            return expect_refusal(&error, true, self.consumers_gone(), timed, what);
+            return expect_refusal(error, true, self.consumers_gone(), timed, what);
         }
         let committed = result.unwrap_or_else(|error| panic!("{what}: {error:?} with a free slot"));
         let first = self.claim(1);
@@ -1115,7 +1134,7 @@ impl Mpmc {
         let message = self.message(handle, input.length(self.slot_size));
         let Some(sender) = self.senders[handle].as_mut() else { return };
         if commit {
-            let result = match sender.try_reserve() {
+            let result = match sender.try_reserve().map_err(ipcring::Error::from) {
                 Ok(mut slot) => {
                     fill(slot.payload(), &message);
                     Ok(slot.commit(message.bytes.len()))
@@ -1129,7 +1148,7 @@ impl Mpmc {
         self.repairs();
         if self.free_run(1) == 0 {
             expect_refusal(
-                &result.expect_err("reserved in a full ring"),
+                result.expect_err("reserved in a full ring"),
                 true,
                 self.consumers_gone(),
                 false,
@@ -1159,7 +1178,7 @@ impl Mpmc {
         let free = self.free_run(messages.len() as u64);
         if free == 0 {
             return expect_refusal(
-                &result.expect_err("batch into a full ring"),
+                result.expect_err("batch into a full ring"),
                 true,
                 self.consumers_gone(),
                 false,
@@ -1217,7 +1236,7 @@ impl Mpmc {
     fn batch_push(
         &mut self,
         handle: usize,
-        batch: &mut ipcring::ring::mpmc::WriteBatch<'_, Arc<ShmRing>>,
+        batch: &mut ipcring::__private::ring::mpmc::WriteBatch<'_, Arc<ShmRing>>,
         written: &mut Vec<Message>,
         claimed: u64,
         input: &mut Input,
@@ -1282,7 +1301,7 @@ impl Mpmc {
                 }
                 Err(error) => {
                     assert_eq!(self.free_run(1), 0, "try_reserve: {error:?} with a free slot");
-                    expect_refusal(&error, true, self.consumers_gone(), false, "try_reserve (hold)");
+                    expect_refusal(error, true, self.consumers_gone(), false, "try_reserve (hold)");
                 }
             }
         }
@@ -1293,7 +1312,8 @@ impl Mpmc {
     }
 
     /// `result`: the message received (and released), or the refusal.
-    fn expect_received(&mut self, result: Result<Vec<u8>, Error>, timed: bool, what: &str) {
+    fn expect_received(&mut self, result: Result<Vec<u8>, impl Into<Error>>, timed: bool, what: &str) {
+        let result = result.map_err(Into::into);
         self.repairs();
         match self.take(1) {
             Some((position, _)) => {
@@ -1303,7 +1323,7 @@ impl Mpmc {
                 self.release(position, 1);
             }
             None => expect_refusal(
-                &result.expect_err("received from an empty ring"),
+                result.expect_err("received from an empty ring"),
                 false,
                 self.producers_gone(),
                 timed,
@@ -1351,7 +1371,7 @@ impl Mpmc {
                 self.repairs();
                 let Some((first, count)) = self.take(max as u64) else {
                     let error = result.expect_err("batch from an empty ring");
-                    return expect_refusal(&error, false, self.producers_gone(), true, "recv_batch_timeout");
+                    return expect_refusal(error, false, self.producers_gone(), true, "recv_batch_timeout");
                 };
                 let got = result.unwrap_or_else(|error| panic!("recv_batch_timeout: {error:?} with messages"));
                 assert_eq!(got.len() as u64, count, "recv_batch_timeout: length");
@@ -1392,7 +1412,7 @@ impl Mpmc {
             (Err(error), Some((position, _))) => {
                 panic!("try_recv_ref: {error:?}; the model has a message at {position}")
             }
-            (Err(error), None) => expect_refusal(&error, false, self.producers_gone(), false, "try_recv_ref"),
+            (Err(error), None) => expect_refusal(error, false, self.producers_gone(), false, "try_recv_ref"),
         }
         if !crashed {
             self.receivers[handle] = Some(receiver);
@@ -1434,7 +1454,7 @@ impl Mpmc {
             }
             (Ok(batch), None) => panic!("try_recv_batch: got {} messages; the model has the ring empty", batch.len()),
             (Err(error), Some((first, _))) => panic!("try_recv_batch: {error:?}; the model has a message at {first}"),
-            (Err(error), None) => expect_refusal(&error, false, self.producers_gone(), false, "try_recv_batch"),
+            (Err(error), None) => expect_refusal(error, false, self.producers_gone(), false, "try_recv_batch"),
         }
         if !crashed {
             self.receivers[handle] = Some(receiver);

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use ipcring::attach;
-use ipcring::segment::{OpenOptions, Segment};
+use ipcring::__private::attach;
+use ipcring::__private::segment::{OpenOptions, Segment};
 
 /// The image, as a sealed memfd (what `Segment::from_fd` accepts).
 fn memfd(image: &[u8]) -> OwnedFd {

@@ -58,3 +58,37 @@ impl PeerWatch {
         &self.last_thorough
     }
 }
+
+/// What every endpoint of a ring in shared memory has beside its protocol: the ring's descriptor
+/// (to hand an anonymous ring over) and a stats snapshot. One definition for every kind.
+macro_rules! shm_endpoint_methods {
+    ($kind:ident, $side:ident, $backend:ty) => {
+        impl $side<$backend> {
+            /// The ring's file descriptor, to hand an anonymous ring to another process
+            /// ([`crate::transport::fd_passing::send_fd`]); `None` for a named ring.
+            ///
+            /// ```
+            #[doc = concat!("let endpoint: ipcring::", stringify!($kind), "::", stringify!($side), " = ipcring::Builder::anonymous().create()?;")]
+            /// assert!(endpoint.fd().is_some());
+            /// # Ok::<(), ipcring::AttachError>(())
+            /// ```
+            pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+                self.backend().segment().fd()
+            }
+
+            /// A cheap snapshot of the ring's traffic and counters (loads only; see
+            /// [`Stats`](crate::inspect::Stats)).
+            ///
+            /// ```
+            #[doc = concat!("let endpoint: ipcring::", stringify!($kind), "::", stringify!($side), " = ipcring::Builder::anonymous().create()?;")]
+            /// assert_eq!(endpoint.stats().depth, 0);
+            /// # Ok::<(), ipcring::AttachError>(())
+            /// ```
+            pub fn stats(&self) -> crate::inspect::Stats {
+                crate::inspect::Stats::read(self.backend().segment())
+            }
+        }
+    };
+}
+#[cfg(not(loom))]
+pub(crate) use shm_endpoint_methods;

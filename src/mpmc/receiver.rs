@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{peers_gone, Backend};
 use crate::endpoint::{deadline_after, PeerWatch};
-use crate::error::{Error, Role};
+use crate::error::{AttachError, Error, RecvError, Role};
 use crate::ring::mpmc::{can_claim, Consumer, ReadBatch, ReadGuard};
 use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, WaitSite};
 
@@ -18,36 +18,36 @@ use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, Wait
 ///
 /// ```
 /// use ipcring::mpmc::{HeapRing, Receiver, Sender};
-/// use ipcring::{wait::WaitStrategy, Error};
+/// use ipcring::{RecvError, WaitStrategy};
 /// use std::{sync::Arc, time::Duration};
 ///
 /// let ring = Arc::new(HeapRing::new(8, 64, WaitStrategy::Futex));
 /// let mut receiver = Receiver::attach(ring.clone()).unwrap();
 /// let mut buffer = Vec::new();
-/// assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(1)), Err(Error::Timeout)));
+/// assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(1)), Err(RecvError::Timeout)));
 ///
 /// let mut sender = Sender::attach(ring).unwrap();
 /// sender.send(b"last words").unwrap();
 /// drop(sender);
 /// receiver.recv(&mut buffer).unwrap();
 /// assert_eq!(buffer, b"last words");
-/// assert!(matches!(receiver.recv(&mut buffer), Err(Error::Disconnected)));
+/// assert!(matches!(receiver.recv(&mut buffer), Err(RecvError::Disconnected)));
 /// ```
-pub struct Receiver<B: Backend> {
+pub struct Receiver<B: Backend = super::DefaultBackend> {
     consumer: Consumer<B>,
     watch: PeerWatch,
 }
 
 impl<B: Backend> Receiver<B> {
     /// Attaches a new consumer endpoint to `backend`.
-    pub fn attach(backend: B) -> Result<Self, Error> {
+    pub fn attach(backend: B) -> Result<Self, AttachError> {
         let consumer = Consumer::attach(backend)?;
         consumer.memory().attached(Role::Consumer, consumer.endpoint_index());
         Ok(Receiver { consumer, watch: PeerWatch::default() })
     }
 
     /// Another consumer endpoint on the same ring (and mapping).
-    pub fn try_clone(&self) -> Result<Self, Error> {
+    pub fn try_clone(&self) -> Result<Self, AttachError> {
         Receiver::attach(self.consumer.memory().clone())
     }
 
@@ -159,24 +159,24 @@ impl<B: Backend> Receiver<B> {
 
     /// The next message borrowed in place, without blocking ([`Error::Empty`] if none). The slot
     /// is released when the guard drops.
-    pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+    pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.try_claim(1)?;
         // SAFETY: the position was just claimed by this consumer.
-        unsafe { self.consumer.guard_at(position) }
+        unsafe { self.consumer.guard_at(position) }.map_err(Into::into)
     }
 
     /// The next message borrowed in place, waiting for one.
-    pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+    pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.claim(1, None)?;
         // SAFETY: the position was just claimed by this consumer.
-        unsafe { self.consumer.guard_at(position) }
+        unsafe { self.consumer.guard_at(position) }.map_err(Into::into)
     }
 
     /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
-    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, Error> {
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
         // SAFETY: the position was just claimed by this consumer.
-        unsafe { self.consumer.guard_at(position) }
+        unsafe { self.consumer.guard_at(position) }.map_err(Into::into)
     }
 
     #[inline]
@@ -187,40 +187,40 @@ impl<B: Backend> Receiver<B> {
 
     /// Copies the next message into `buffer` (replacing its contents) without blocking.
     #[inline]
-    pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         let (position, _) = self.try_claim(1)?;
-        self.copy_out(position, buffer)
+        self.copy_out(position, buffer).map_err(Into::into)
     }
 
     /// Copies the next message into `buffer` (replacing its contents), waiting for one.
-    pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         let (position, _) = self.claim(1, None)?;
-        self.copy_out(position, buffer)
+        self.copy_out(position, buffer).map_err(Into::into)
     }
 
     /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
-    pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), Error> {
+    pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
-        self.copy_out(position, buffer)
+        self.copy_out(position, buffer).map_err(Into::into)
     }
 
     /// Up to `max` messages borrowed in place without blocking (claimed with one CAS, released
     /// together when the batch drops): [`Error::Empty`] if there is none.
-    pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+    pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, RecvError> {
         let (first, count) = self.try_claim(max.max(1) as u64)?;
         // SAFETY: the positions were just claimed by this consumer.
         Ok(unsafe { self.consumer.batch_at(first, count) })
     }
 
     /// Up to `max` messages borrowed in place, waiting for at least one.
-    pub fn recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+    pub fn recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, RecvError> {
         let (first, count) = self.claim(max.max(1) as u64, None)?;
         // SAFETY: the positions were just claimed by this consumer.
         Ok(unsafe { self.consumer.batch_at(first, count) })
     }
 
     /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`Error::Timeout`]).
-    pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, Error> {
+    pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, RecvError> {
         let (first, count) = self.claim(max.max(1) as u64, deadline_after(timeout))?;
         // SAFETY: the positions were just claimed by this consumer.
         Ok(unsafe { self.consumer.batch_at(first, count) })

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{peers_gone, Backend};
 use crate::endpoint::{deadline_after, PeerWatch};
-use crate::error::{Error, Role};
+use crate::error::{AttachError, Error, Role, SendError};
 use crate::ring::mpmc::{can_reserve, Producer, Reservation, WriteBatch};
 use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, WaitSite};
 
@@ -19,7 +19,7 @@ use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, Wait
 ///
 /// ```
 /// use ipcring::mpmc::{HeapRing, Receiver, Sender};
-/// use ipcring::wait::WaitStrategy;
+/// use ipcring::__private::wait::WaitStrategy;
 /// use std::sync::Arc;
 ///
 /// let ring = Arc::new(HeapRing::new(8, 64, WaitStrategy::Spin));
@@ -33,21 +33,21 @@ use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, Wait
 /// assert_eq!(&*receiver.recv_ref().unwrap(), b"hi");
 /// assert_eq!(receiver.try_recv_batch(10).unwrap().len(), 2);
 /// ```
-pub struct Sender<B: Backend> {
+pub struct Sender<B: Backend = super::DefaultBackend> {
     producer: Producer<B>,
     watch: PeerWatch,
 }
 
 impl<B: Backend> Sender<B> {
     /// Attaches a new producer endpoint to `backend`.
-    pub fn attach(backend: B) -> Result<Self, Error> {
+    pub fn attach(backend: B) -> Result<Self, AttachError> {
         let producer = Producer::attach(backend)?;
         producer.memory().attached(Role::Producer, producer.endpoint_index());
         Ok(Sender { producer, watch: PeerWatch::default() })
     }
 
     /// Another producer endpoint on the same ring (and mapping).
-    pub fn try_clone(&self) -> Result<Self, Error> {
+    pub fn try_clone(&self) -> Result<Self, AttachError> {
         Sender::attach(self.producer.memory().clone())
     }
 
@@ -149,21 +149,21 @@ impl<B: Backend> Sender<B> {
     /// Reserves the next position without blocking: [`Error::Full`] if none is free. Write the
     /// payload in place, then commit; dropping the reservation publishes the position as
     /// abandoned (consumers skip it).
-    pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
+    pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, SendError> {
         let (position, _) = self.try_claim(1)?;
         // SAFETY: the position was just claimed by this producer.
         Ok(unsafe { self.producer.reservation_at(position) })
     }
 
     /// Reserves the next position, waiting for a free one.
-    pub fn reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
+    pub fn reserve(&mut self) -> Result<Reservation<'_, B>, SendError> {
         let (position, _) = self.claim(1, None)?;
         // SAFETY: the position was just claimed by this producer.
         Ok(unsafe { self.producer.reservation_at(position) })
     }
 
     /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
-    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, Error> {
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, SendError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
         // SAFETY: the position was just claimed by this producer.
         Ok(unsafe { self.producer.reservation_at(position) })
@@ -180,35 +180,35 @@ impl<B: Backend> Sender<B> {
 
     /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
     #[inline]
-    pub fn try_send(&mut self, message: &[u8]) -> Result<(), Error> {
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
         let (position, _) = self.try_claim(1)?;
-        self.copy_in(position, message)
+        self.copy_in(position, message).map_err(Into::into)
     }
 
     /// Copies `message` into the ring, waiting for a free slot.
-    pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
+    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
         let (position, _) = self.claim(1, None)?;
-        self.copy_in(position, message)
+        self.copy_in(position, message).map_err(Into::into)
     }
 
     /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), Error> {
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.check_size(message.len())?;
         let (position, _) = self.claim(1, deadline_after(timeout))?;
-        self.copy_in(position, message)
+        self.copy_in(position, message).map_err(Into::into)
     }
 
     /// A zero-copy batch of up to `max` positions claimed with one CAS (fewer if fewer are free,
     /// none if the ring is full); never blocks. Positions not written are published as abandoned.
-    pub fn batch(&mut self, max: usize) -> Result<WriteBatch<'_, B>, Error> {
-        self.producer.batch(max)
+    pub fn batch(&mut self, max: usize) -> Result<WriteBatch<'_, B>, SendError> {
+        self.producer.batch(max).map_err(Into::into)
     }
 
     /// Copies as many of `messages` as there are free slots, claimed with one CAS; returns how
     /// many were sent ([`Error::Full`] if none could be). Every length is checked first.
-    pub fn try_send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
+    pub fn try_send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, SendError> {
         self.check_sizes(messages)?;
         if messages.is_empty() {
             return Ok(0);
@@ -220,13 +220,13 @@ impl<B: Backend> Sender<B> {
     /// Copies all of `messages`, claiming as many positions at a time as are free and waiting
     /// when the ring is full; returns how many were sent. If a wait fails after some were sent,
     /// returns `Ok` with that count (the error comes back only when nothing was sent).
-    pub fn send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
+    pub fn send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, SendError> {
         self.check_sizes(messages)?;
         let mut sent = 0;
         while sent < messages.len() {
             let (first, count) = match self.claim((messages.len() - sent) as u64, None) {
                 Ok(claimed) => claimed,
-                Err(error) if sent == 0 => return Err(error),
+                Err(error) if sent == 0 => return Err(error.into()),
                 Err(_) => return Ok(sent),
             };
             sent += self.fill(first, count, &messages[sent..]);

@@ -98,6 +98,10 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
         claim_is_alive(claim)
     }
 
+    fn truncated(&self) -> bool {
+        self.control.truncated()
+    }
+
     #[inline]
     fn on_commit(&self, count: u64) {
         wake(&self.control, Role::Consumer, count);

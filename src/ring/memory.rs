@@ -73,6 +73,10 @@ pub unsafe trait SpscMemory {
     fn on_commit(&self, _count: u64) {}
     /// Called after the consumer released `count` slots (a release store of its position).
     fn on_release(&self, _count: u64) {}
+    /// True once the memory was found truncated under this process (false by default).
+    fn truncated(&self) -> bool {
+        false
+    }
 
     /// Messages committed so far (written only by the producer).
     #[inline]
@@ -147,6 +151,10 @@ pub unsafe trait MpmcMemory {
     fn core(&self) -> &Self::Core;
     /// The sequence word of the slot of `position`.
     fn sequence(&self, position: u64) -> &AtomicU64;
+    /// True once the memory was found truncated under this process (false by default).
+    fn truncated(&self) -> bool {
+        false
+    }
 
     /// Positions claimed by producers so far (the enqueue position).
     #[inline]

@@ -28,10 +28,10 @@
 //!
 //! ```
 //! use ipcring::mpmc::HeapRing;
-//! use ipcring::ring::mpmc::{Consumer, Producer};
+//! use ipcring::__private::ring::mpmc::{Consumer, Producer};
 //! use std::sync::Arc;
 //!
-//! let ring = Arc::new(HeapRing::new(2, 8, ipcring::wait::WaitStrategy::Spin));
+//! let ring = Arc::new(HeapRing::new(2, 8, ipcring::__private::wait::WaitStrategy::Spin));
 //! let mut producer = Producer::attach(ring.clone()).unwrap();
 //! let mut consumer = Consumer::attach(ring).unwrap();
 //!
@@ -51,7 +51,7 @@ use std::ops::Deref;
 use super::memory::{EndpointWords, MpmcMemory};
 use super::slot::{message, payload_mut, write_length};
 use super::spsc::MAX_POSITION;
-use crate::error::{Error, Role};
+use crate::error::{Error, Fault, RecvError, Role, SendError};
 use crate::layout::{ABANDONED_BIT, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS};
 use crate::role_claim;
 use crate::sync::{AtomicU64, Ordering};
@@ -527,10 +527,10 @@ impl<M: MpmcMemory + RecoveryLog> Reservation<'_, M> {
 
     /// Publishes the first `length` bytes of the payload as one message.
     #[inline]
-    pub fn commit(mut self, length: usize) -> Result<(), Error> {
+    pub fn commit(mut self, length: usize) -> Result<(), SendError> {
         let max = self.producer.slot_size();
         if length > max {
-            return Err(Error::MessageTooLarge { len: length, max });
+            return Err(SendError::TooLarge { len: length, max });
         }
         if let Some(slot) = &self.slot {
             write_length(slot, length);
@@ -902,6 +902,18 @@ impl<M: MpmcMemory + RecoveryLog> Deref for ReadGuard<'_, M> {
 }
 
 impl<M: MpmcMemory + RecoveryLog> ReadGuard<'_, M> {
+    /// Releases the slot, as dropping the guard does, and reports whether what was read can be
+    /// trusted: [`Fault::Truncated`] if the ring's file was truncated under this process (the
+    /// bytes read may have been the zero pages that replaced it).
+    pub fn release(self) -> Result<(), RecvError> {
+        let consumer = self.consumer;
+        drop(self);
+        if consumer.memory().truncated() {
+            return Err(RecvError::Fault(Fault::Truncated));
+        }
+        Ok(())
+    }
+
     /// Ends the borrow without releasing the position, as a process killed while reading would:
     /// the message stays claimed until a producer publishes it again. For crash tests.
     pub fn leak(mut self) {

@@ -20,11 +20,11 @@
 //! they are in bounds whatever a peer writes.
 //!
 //! ```
-//! use ipcring::ring::spsc;
+//! use ipcring::__private::ring::spsc;
 //! use ipcring::spsc::HeapMemory;
 //! use std::sync::Arc;
 //!
-//! let memory = Arc::new(HeapMemory::new(2, 8, ipcring::wait::WaitStrategy::Spin));
+//! let memory = Arc::new(HeapMemory::new(2, 8, ipcring::__private::wait::WaitStrategy::Spin));
 //! // SAFETY: the only producer and the only consumer of this memory.
 //! let mut producer = unsafe { spsc::Producer::new(memory.clone()) }.unwrap();
 //! let mut consumer = unsafe { spsc::Consumer::new(memory) }.unwrap();
@@ -46,7 +46,7 @@ use std::ops::Deref;
 
 use super::memory::SpscMemory;
 use super::slot::{message, payload_mut, write_length};
-use crate::error::Error;
+use crate::error::{Error, Fault, RecvError, SendError};
 use crate::sync::Ordering;
 
 /// The producer's half of the state: its own position and its view of the consumer's.
@@ -261,10 +261,10 @@ impl<M: SpscMemory> Reservation<'_, M> {
 
     /// Publishes the first `length` bytes of the payload as one message.
     #[inline]
-    pub fn commit(self, length: usize) -> Result<(), Error> {
+    pub fn commit(self, length: usize) -> Result<(), SendError> {
         let max = self.memory.slot_size();
         if length > max {
-            return Err(Error::MessageTooLarge { len: length, max });
+            return Err(SendError::TooLarge { len: length, max });
         }
         let Reservation { slot, memory, state } = self;
         write_length(&slot, length);
@@ -496,6 +496,18 @@ impl<M: SpscMemory> ReadGuard<'_, M> {
     /// Ends the borrow without releasing the slot: the same message is read again next time.
     pub fn keep(mut self) {
         self.keep = true;
+    }
+
+    /// Releases the slot, as dropping the guard does, and reports whether what was read can be
+    /// trusted: [`Fault::Truncated`] if the ring's file was truncated under this process (the
+    /// bytes read may have been the zero pages that replaced it).
+    pub fn release(self) -> Result<(), RecvError> {
+        let memory = self.memory;
+        drop(self);
+        if memory.truncated() {
+            return Err(RecvError::Fault(Fault::Truncated));
+        }
+        Ok(())
     }
 }
 

@@ -1,31 +1,37 @@
-//! Blocking single-producer single-consumer endpoints: the [`ring::spsc`](crate::ring::spsc)
-//! algorithm plus waiting, wakeups, role claims and peer liveness.
+//! Single-producer single-consumer rings: one [`Sender`] and one [`Receiver`] at a time (across
+//! every process), the fastest kind.
 //!
-//! [`Sender`] and [`Receiver`] are generic over their [`Backend`]: [`ShmMemory`] (a segment in
-//! shared memory, named in `/dev/shm` or anonymous; the production case) or [`HeapMemory`] (one
-//! process; what the loom models run).
+//! Make or open the ring with a [`Builder`](ipcring::Builder); the endpoint type you ask for
+//! decides the kind. Each side sends or receives by copy, in place (zero-copy: [`Reservation`],
+//! [`ReadGuard`]), as typed `Pod` values, or in batches ([`WriteBatch`], [`ReadBatch`]); each call
+//! comes non-blocking (`try_`), blocking, and with a timeout (`_timeout`).
 //!
 //! ```
-//! use ipcring::segment::CreateOptions;
-//! use ipcring::spsc::{Receiver, Sender};
+//! use ipcring::{spsc, Builder};
 //!
 //! let name = format!("ipcring-doc-spsc-{}", std::process::id());
-//! let mut sender = Sender::create(&name, &CreateOptions::default()).unwrap();
-//! let mut receiver = Receiver::open(&name).unwrap(); // usually in another process
-//! sender.send(b"hello").unwrap();
-//! let mut buffer = Vec::new();
-//! receiver.recv(&mut buffer).unwrap();
-//! assert_eq!(buffer, b"hello");
-//! ipcring::segment::Segment::unlink(&name).unwrap();
+//! let mut sender: spsc::Sender = Builder::new(&name).slots(64).create()?;
+//! let mut receiver: spsc::Receiver = Builder::new(&name).open()?; // usually another process
+//!
+//! let mut slot = sender.reserve()?; // write in place, then commit
+//! slot.payload()[..5].copy_from_slice(b"hello");
+//! slot.commit(5)?;
+//! assert_eq!(&*receiver.recv_ref()?, b"hello"); // read in place; released when dropped
+//! ipcring::remove(&name)?;
+//! # Ok::<(), ipcring::Error>(())
 //! ```
+//!
+//! [`Sender`] and [`Receiver`] are generic over where the ring lives: [`ShmMemory`] (shared
+//! memory, the default) or `Arc<`[`HeapMemory`]`>` (one process; what loom models run on).
 
-pub mod backend;
-pub mod heap;
+mod backend;
+mod heap;
 mod receiver;
 mod sender;
 #[cfg(not(loom))]
-pub mod shm;
+mod shm;
 
+pub use crate::ring::spsc::{ReadBatch, ReadGuard, Reservation, WriteBatch};
 pub use backend::Backend;
 pub use heap::HeapMemory;
 pub use receiver::Receiver;
@@ -33,110 +39,52 @@ pub use sender::Sender;
 #[cfg(not(loom))]
 pub use shm::ShmMemory;
 
-/// The constructors on shared memory: by name (`create`, `open`) and anonymous (`create_anonymous`,
-/// `from_fd`).
+/// The backend endpoints use unless told otherwise: the ring in shared memory (on the heap
+/// under `cfg(loom)`, where there is no shared memory).
 #[cfg(not(loom))]
-mod constructors {
-    use std::os::fd::OwnedFd;
+pub type DefaultBackend = ShmMemory;
+/// The backend endpoints use unless told otherwise: the ring in shared memory (on the heap
+/// under `cfg(loom)`, where there is no shared memory).
+#[cfg(loom)]
+pub type DefaultBackend = std::sync::Arc<HeapMemory>;
+
+/// How the [`Builder`](ipcring::Builder) attaches SPSC endpoints, and what only shared-memory
+/// endpoints have.
+#[cfg(not(loom))]
+mod attach {
+    use std::time::Duration;
 
     use super::{Receiver, Sender, ShmMemory};
+    use crate::builder::{sealed::Attach, Endpoint};
     use crate::error::Error;
-    use crate::segment::{CreateOptions, OpenOptions, Segment};
+    use crate::layout::RingKind;
+    use crate::segment::Segment;
 
-    impl Sender<ShmMemory> {
-        /// Creates the ring `name` (failing if it exists) and attaches to it as the producer.
-        pub fn create(name: &str, options: &CreateOptions) -> Result<Self, Error> {
-            Sender::attach(ShmMemory::new(Segment::create(name, options)?)?)
+    fn memory(segment: Segment, liveness: Option<Duration>) -> Result<ShmMemory, Error> {
+        let mut memory = ShmMemory::new(segment)?;
+        if let Some(interval) = liveness {
+            memory.set_liveness_interval(interval);
         }
-
-        /// Attaches to the existing ring `name` as the producer.
-        pub fn open(name: &str) -> Result<Self, Error> {
-            Sender::open_with(name, &OpenOptions::default())
-        }
-
-        /// [`open`](Sender::open) with options.
-        pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, Error> {
-            Sender::attach(ShmMemory::new(Segment::open_with(name, options)?)?)
-        }
-
-        /// Creates an anonymous ring ([`Segment::create_anonymous`]) and attaches to it as the
-        /// producer. Hand `self.backend().segment().fd()` to the consumer with
-        /// [`send_fd`](crate::transport::fd_passing::send_fd).
-        ///
-        /// ```
-        /// use ipcring::segment::CreateOptions;
-        /// use ipcring::spsc::{Receiver, Sender};
-        ///
-        /// let mut sender = Sender::create_anonymous(&CreateOptions::default()).unwrap();
-        /// // Usually sent to another process with ipcring::transport::fd_passing::send_fd.
-        /// let fd = sender.backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
-        /// let mut receiver = Receiver::from_fd(fd).unwrap();
-        /// sender.send(b"no name in /dev/shm").unwrap();
-        /// let mut buffer = Vec::new();
-        /// receiver.recv(&mut buffer).unwrap();
-        /// assert_eq!(buffer, b"no name in /dev/shm");
-        /// ```
-        pub fn create_anonymous(options: &CreateOptions) -> Result<Self, Error> {
-            Sender::attach(ShmMemory::new(Segment::create_anonymous(options)?)?)
-        }
-
-        /// Attaches as the producer to the anonymous ring whose descriptor a peer passed
-        /// ([`Segment::from_fd`]).
-        pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
-            Sender::from_fd_with(fd, &OpenOptions::default())
-        }
-
-        /// [`from_fd`](Sender::from_fd) with options.
-        pub fn from_fd_with(fd: OwnedFd, options: &OpenOptions) -> Result<Self, Error> {
-            Sender::attach(ShmMemory::new(Segment::from_fd(fd, options)?)?)
-        }
+        Ok(memory)
     }
 
-    impl Receiver<ShmMemory> {
-        /// Creates the ring `name` (failing if it exists) and attaches to it as the consumer.
-        pub fn create(name: &str, options: &CreateOptions) -> Result<Self, Error> {
-            Receiver::attach(ShmMemory::new(Segment::create(name, options)?)?)
-        }
-
-        /// Attaches to the existing ring `name` as the consumer.
-        pub fn open(name: &str) -> Result<Self, Error> {
-            Receiver::open_with(name, &OpenOptions::default())
-        }
-
-        /// [`open`](Receiver::open) with options.
-        pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, Error> {
-            Receiver::attach(ShmMemory::new(Segment::open_with(name, options)?)?)
-        }
-
-        /// Creates an anonymous ring ([`Segment::create_anonymous`]) and attaches to it as the
-        /// consumer. Hand `self.backend().segment().fd()` to the producer with
-        /// [`send_fd`](crate::transport::fd_passing::send_fd).
-        pub fn create_anonymous(options: &CreateOptions) -> Result<Self, Error> {
-            Receiver::attach(ShmMemory::new(Segment::create_anonymous(options)?)?)
-        }
-
-        /// Attaches as the consumer to the anonymous ring whose descriptor a peer passed
-        /// ([`Segment::from_fd`]).
-        ///
-        /// ```
-        /// use ipcring::segment::CreateOptions;
-        /// use ipcring::spsc::{Receiver, Sender};
-        /// use ipcring::Error;
-        ///
-        /// let sender = Sender::create_anonymous(&CreateOptions::default()).unwrap();
-        /// let fd = sender.backend().segment().fd().unwrap();
-        /// let receiver = Receiver::from_fd(fd.try_clone_to_owned().unwrap()).unwrap();
-        /// // Still one consumer at a time.
-        /// assert!(matches!(Receiver::from_fd(fd.try_clone_to_owned().unwrap()), Err(Error::RoleTaken { .. })));
-        /// # drop(receiver);
-        /// ```
-        pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
-            Receiver::from_fd_with(fd, &OpenOptions::default())
-        }
-
-        /// [`from_fd`](Receiver::from_fd) with options.
-        pub fn from_fd_with(fd: OwnedFd, options: &OpenOptions) -> Result<Self, Error> {
-            Receiver::attach(ShmMemory::new(Segment::from_fd(fd, options)?)?)
+    impl Attach for Sender<ShmMemory> {
+        const KIND: RingKind = RingKind::Spsc;
+        fn attach_segment(segment: Segment, liveness: Option<Duration>) -> Result<Self, Error> {
+            Ok(Sender::attach(memory(segment, liveness)?)?)
         }
     }
+    impl Endpoint for Sender<ShmMemory> {}
+
+    impl Attach for Receiver<ShmMemory> {
+        const KIND: RingKind = RingKind::Spsc;
+        fn attach_segment(segment: Segment, liveness: Option<Duration>) -> Result<Self, Error> {
+            Ok(Receiver::attach(memory(segment, liveness)?)?)
+        }
+    }
+    impl Endpoint for Receiver<ShmMemory> {}
+
+    crate::endpoint::shm_endpoint_methods!(spsc, Sender, ShmMemory);
+
+    crate::endpoint::shm_endpoint_methods!(spsc, Receiver, ShmMemory);
 }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{peer_gone_rate_limited, Backend};
 use crate::endpoint::{deadline_after, PeerWatch};
-use crate::error::{Error, Role};
+use crate::error::{AttachError, Error, RecvError, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
 use crate::wait::{block, block_on, gone_error, Blocked};
@@ -21,29 +21,29 @@ use crate::wait::{Counter, WaitSite};
 ///
 /// ```
 /// use ipcring::spsc::{HeapMemory, Receiver, Sender};
-/// use ipcring::{wait::WaitStrategy, Error};
+/// use ipcring::{RecvError, WaitStrategy};
 /// use std::{sync::Arc, time::Duration};
 ///
 /// let memory = Arc::new(HeapMemory::new(8, 64, WaitStrategy::Futex));
 /// let mut receiver = Receiver::attach(memory.clone()).unwrap();
 /// let mut buffer = Vec::new();
-/// assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(1)), Err(Error::Timeout)));
+/// assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_millis(1)), Err(RecvError::Timeout)));
 ///
 /// let mut sender = Sender::attach(memory).unwrap();
 /// sender.send(b"last words").unwrap();
 /// drop(sender);
 /// receiver.recv(&mut buffer).unwrap();
 /// assert_eq!(buffer, b"last words");
-/// assert!(matches!(receiver.recv(&mut buffer), Err(Error::Disconnected)));
+/// assert!(matches!(receiver.recv(&mut buffer), Err(RecvError::Disconnected)));
 /// ```
-pub struct Receiver<B: Backend> {
+pub struct Receiver<B: Backend = super::DefaultBackend> {
     consumer: Consumer<B>,
     watch: PeerWatch,
 }
 
 impl<B: Backend> Receiver<B> {
     /// Claims the consumer role on `backend` and resumes at the ring's current position.
-    pub fn attach(backend: B) -> Result<Self, Error> {
+    pub fn attach(backend: B) -> Result<Self, AttachError> {
         backend.claim(Role::Consumer)?;
         // Positions are read only after the claim: a predecessor may have published until then.
         // SAFETY: the claim just succeeded, so no other consumer handle is active on this ring
@@ -55,7 +55,7 @@ impl<B: Backend> Receiver<B> {
             }
             Err((error, backend)) => {
                 backend.release(Role::Consumer);
-                Err(error)
+                Err(error.into())
             }
         }
     }
@@ -76,8 +76,8 @@ impl<B: Backend> Receiver<B> {
     }
 
     /// Messages ready to read now.
-    pub fn available(&mut self) -> Result<u64, Error> {
-        self.consumer.available()
+    pub fn available(&mut self) -> Result<u64, RecvError> {
+        self.consumer.available().map_err(Into::into)
     }
 
     /// Waits until at least one message is ready.
@@ -143,26 +143,26 @@ impl<B: Backend> Receiver<B> {
     /// The next message borrowed in place, without blocking: [`Error::Empty`] if there is none.
     /// The slot is released when the guard drops.
     #[inline]
-    pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+    pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         self.ensure_message()?;
         // SAFETY: ensure_message returned Ok, so a message is available.
-        unsafe { self.consumer.peek_available() }
+        unsafe { self.consumer.peek_available() }.map_err(Into::into)
     }
 
     /// The next message borrowed in place, waiting for one.
     #[inline]
-    pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, Error> {
+    pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         self.wait_for_message(None)?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.consumer.peek_available() }
+        unsafe { self.consumer.peek_available() }.map_err(Into::into)
     }
 
     /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
     #[inline]
-    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, Error> {
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.consumer.peek_available() }
+        unsafe { self.consumer.peek_available() }.map_err(Into::into)
     }
 
     #[inline]
@@ -178,26 +178,26 @@ impl<B: Backend> Receiver<B> {
 
     /// Copies the next message into `buffer` (replacing its contents) without blocking.
     #[inline]
-    pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         self.ensure_message()?;
         // SAFETY: ensure_message returned Ok, so a message is available.
-        unsafe { self.copy_out(buffer) }
+        unsafe { self.copy_out(buffer) }.map_err(Into::into)
     }
 
     /// Copies the next message into `buffer` (replacing its contents), waiting for one.
     #[inline]
-    pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         self.wait_for_message(None)?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.copy_out(buffer) }
+        unsafe { self.copy_out(buffer) }.map_err(Into::into)
     }
 
     /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
     #[inline]
-    pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), Error> {
+    pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.copy_out(buffer) }
+        unsafe { self.copy_out(buffer) }.map_err(Into::into)
     }
 
     #[inline]
@@ -219,37 +219,37 @@ impl<B: Backend> Receiver<B> {
     /// Copies the next message into `buffer` without blocking and returns its length;
     /// [`Error::BufferTooSmall`] (and the message stays) if it does not fit.
     #[inline]
-    pub fn try_recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
+    pub fn try_recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, RecvError> {
         self.ensure_message()?;
         // SAFETY: ensure_message returned Ok, so a message is available.
-        unsafe { self.copy_into(buffer) }
+        unsafe { self.copy_into(buffer) }.map_err(Into::into)
     }
 
     /// Copies the next message into `buffer`, waiting for one, and returns its length.
     #[inline]
-    pub fn recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
+    pub fn recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, RecvError> {
         self.wait_for_message(None)?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.copy_into(buffer) }
+        unsafe { self.copy_into(buffer) }.map_err(Into::into)
     }
 
     /// Up to `max` messages borrowed in place without blocking, released together (one position
     /// store, at most one wakeup) when the batch drops: [`Error::Empty`] if there is none.
-    pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+    pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, RecvError> {
         self.ensure_message()?;
-        self.consumer.batch(max)
+        self.consumer.batch(max).map_err(Into::into)
     }
 
     /// Up to `max` messages borrowed in place, waiting for at least one.
-    pub fn recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, Error> {
+    pub fn recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, RecvError> {
         self.wait_for_message(None)?;
-        self.consumer.batch(max)
+        self.consumer.batch(max).map_err(Into::into)
     }
 
     /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`Error::Timeout`]).
-    pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, Error> {
+    pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
-        self.consumer.batch(max)
+        self.consumer.batch(max).map_err(Into::into)
     }
 }
 

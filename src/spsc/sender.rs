@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{peer_gone_rate_limited, Backend};
 use crate::endpoint::{deadline_after, PeerWatch};
-use crate::error::{Error, Role};
+use crate::error::{AttachError, Error, Role, SendError};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
 use crate::sync::Ordering;
 use crate::wait::{block, block_on, gone_error, Blocked};
@@ -19,7 +19,7 @@ use crate::wait::{Counter, WaitSite};
 ///
 /// ```
 /// use ipcring::spsc::{HeapMemory, Receiver, Sender};
-/// use ipcring::wait::WaitStrategy;
+/// use ipcring::__private::wait::WaitStrategy;
 /// use std::sync::Arc;
 ///
 /// let memory = Arc::new(HeapMemory::new(8, 64, WaitStrategy::Spin));
@@ -33,14 +33,14 @@ use crate::wait::{Counter, WaitSite};
 /// assert_eq!(&*receiver.recv_ref().unwrap(), b"hi");
 /// assert_eq!(receiver.try_recv_batch(10).unwrap().len(), 2);
 /// ```
-pub struct Sender<B: Backend> {
+pub struct Sender<B: Backend = super::DefaultBackend> {
     producer: Producer<B>,
     watch: PeerWatch,
 }
 
 impl<B: Backend> Sender<B> {
     /// Claims the producer role on `backend` and resumes at the ring's current position.
-    pub fn attach(backend: B) -> Result<Self, Error> {
+    pub fn attach(backend: B) -> Result<Self, AttachError> {
         backend.claim(Role::Producer)?;
         // Positions are read only after the claim: a predecessor may have published until then.
         // SAFETY: the claim just succeeded, so no other producer handle is active on this ring
@@ -52,7 +52,7 @@ impl<B: Backend> Sender<B> {
             }
             Err((error, backend)) => {
                 backend.release(Role::Producer);
-                Err(error)
+                Err(error.into())
             }
         }
     }
@@ -132,9 +132,9 @@ impl<B: Backend> Sender<B> {
     /// Reserves the next slot without blocking: [`Error::Full`] if none is free
     /// ([`Error::Disconnected`] if the consumer is also gone).
     #[inline]
-    pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
+    pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, SendError> {
         if self.producer.cached_free_slots()? == 0 {
-            return Err(self.full_or_disconnected());
+            return Err(self.full_or_disconnected().into());
         }
         // SAFETY: a free slot was seen just above (cached_free_slots or wait_for_space).
         Ok(unsafe { self.producer.reserve_free() })
@@ -143,7 +143,7 @@ impl<B: Backend> Sender<B> {
     /// Reserves the next slot, waiting for one to free up. Write the payload in place, then
     /// commit; dropping the reservation aborts it.
     #[inline]
-    pub fn reserve(&mut self) -> Result<Reservation<'_, B>, Error> {
+    pub fn reserve(&mut self) -> Result<Reservation<'_, B>, SendError> {
         self.wait_for_space(None)?;
         // SAFETY: a free slot was seen just above (cached_free_slots or wait_for_space).
         Ok(unsafe { self.producer.reserve_free() })
@@ -151,7 +151,7 @@ impl<B: Backend> Sender<B> {
 
     /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
     #[inline]
-    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, Error> {
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, SendError> {
         self.wait_for_space(deadline_after(timeout))?;
         // SAFETY: a free slot was seen just above (cached_free_slots or wait_for_space).
         Ok(unsafe { self.producer.reserve_free() })
@@ -166,37 +166,37 @@ impl<B: Backend> Sender<B> {
         // SAFETY: forwarded to the caller.
         let mut slot = unsafe { self.producer.reserve_free() };
         slot.payload()[..message.len()].copy_from_slice(message);
-        slot.commit(message.len())
+        Ok(slot.commit(message.len())?)
     }
 
     /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
     #[inline]
-    pub fn try_send(&mut self, message: &[u8]) -> Result<(), Error> {
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
         if self.producer.cached_free_slots()? == 0 {
-            return Err(self.full_or_disconnected());
+            return Err(self.full_or_disconnected().into());
         }
         // SAFETY: a free slot was seen just above.
-        unsafe { self.copy_in(message) }
+        unsafe { self.copy_in(message) }.map_err(Into::into)
     }
 
     /// Copies `message` into the ring, waiting for a free slot. [`Error::Disconnected`] if the
     /// ring stays full because the consumer is gone.
     #[inline]
-    pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
+    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
         self.wait_for_space(None)?;
         // SAFETY: wait_for_space returned Ok, so a slot is free.
-        unsafe { self.copy_in(message) }
+        unsafe { self.copy_in(message) }.map_err(Into::into)
     }
 
     /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
     #[inline]
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), Error> {
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.check_size(message.len())?;
         self.wait_for_space(deadline_after(timeout))?;
         // SAFETY: wait_for_space returned Ok, so a slot is free.
-        unsafe { self.copy_in(message) }
+        unsafe { self.copy_in(message) }.map_err(Into::into)
     }
 
     /// A zero-copy batch: write any number of messages in place, publish them together with
@@ -208,9 +208,9 @@ impl<B: Backend> Sender<B> {
 
     /// Copies as many of `messages` as there are free slots, publishing them together; returns
     /// how many were sent. Every length is checked before anything is written.
-    pub fn try_send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
+    pub fn try_send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, SendError> {
         self.check_sizes(messages)?;
-        self.push_batch(messages)
+        self.push_batch(messages).map_err(Into::into)
     }
 
     /// Copies all of `messages`, publishing as many at a time as the ring has room for, and
@@ -218,12 +218,12 @@ impl<B: Backend> Sender<B> {
     /// anything is written. If the wait fails (the consumer is gone, say) after some messages
     /// were published, it returns `Ok` with that shorter count, so a caller that retries does
     /// not send them twice; the error comes back only when nothing was sent.
-    pub fn send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, Error> {
+    pub fn send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, SendError> {
         self.check_sizes(messages)?;
         let mut sent = 0;
         while sent < messages.len() {
             if let Err(error) = self.wait_for_space(None) {
-                return if sent == 0 { Err(error) } else { Ok(sent) };
+                return if sent == 0 { Err(error.into()) } else { Ok(sent) };
             }
             sent += self.push_batch(&messages[sent..])?;
         }

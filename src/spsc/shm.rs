@@ -72,6 +72,10 @@ unsafe impl SpscMemory for ShmMemory {
         unsafe { AtomicU32::from_ptr(stamp) }
     }
 
+    fn truncated(&self) -> bool {
+        self.control.truncated()
+    }
+
     #[inline]
     fn on_commit(&self, count: u64) {
         take(&self.control, Role::Producer, count, || false);

@@ -17,16 +17,16 @@
 //! use std::os::fd::AsFd;
 //! use std::os::unix::net::UnixStream;
 //!
-//! use ipcring::segment::CreateOptions;
+//! use ipcring::__private::segment::CreateOptions;
 //! use ipcring::spsc::{Receiver, Sender};
 //! use ipcring::transport::fd_passing::{recv_fd, send_fd};
 //!
 //! let (creator_side, peer_side) = UnixStream::pair().unwrap(); // the peer is usually a child
-//! let mut sender = Sender::create_anonymous(&CreateOptions::default()).unwrap();
+//! let mut sender = ipcring::Builder::anonymous().with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
 //! send_fd(creator_side.as_fd(), sender.backend().segment().fd().unwrap()).unwrap();
 //!
 //! // In the peer:
-//! let mut receiver = Receiver::from_fd(recv_fd(peer_side.as_fd()).unwrap()).unwrap();
+//! let mut receiver = ipcring::Builder::from_fd(recv_fd(peer_side.as_fd()).unwrap()).open::<Receiver>().unwrap();
 //! sender.send(b"through a descriptor").unwrap();
 //! let mut buffer = Vec::new();
 //! receiver.recv(&mut buffer).unwrap();

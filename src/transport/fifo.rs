@@ -36,7 +36,7 @@ use super::stream::{Link, StreamReceiver, StreamSender};
 use crate::error::{Error, Result};
 
 /// The transport's name.
-pub const NAME: &str = "fifo";
+pub const NAME: crate::channel::Kind = crate::channel::Kind::Fifo;
 
 /// How often a writer retries opening while the FIFO has no reader.
 pub const OPEN_RETRY: Duration = Duration::from_millis(1);

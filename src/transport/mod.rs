@@ -35,7 +35,7 @@
 //!     let mut buffer = Vec::new();
 //!     receiver.recv(&mut buffer).unwrap();
 //!     assert_eq!(buffer, b"same work");
-//!     assert_eq!(receiver.transport(), kind.name());
+//!     assert_eq!(receiver.transport(), kind);
 //! }
 //! ```
 
@@ -50,73 +50,15 @@ pub mod stream;
 pub mod tcp;
 pub mod unix;
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
-use crate::attach::{BoxedReceiver, BoxedSender};
+pub use crate::attach::{open_ring_receiver, open_ring_sender, BoxedReceiver, BoxedSender};
 use crate::channel;
-use crate::error::{Error, Result};
+use crate::error::{AttachError, Error, Result};
 use crate::layout::{RingKind, WaitStrategy};
 use crate::segment::{CreateOptions, Segment};
 
-/// A transport, by its `--transport` name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// ipcring's SPSC ring in shared memory.
-    ShmSpsc,
-    /// ipcring's MPMC ring in shared memory.
-    ShmMpmc,
-    /// An anonymous pipe, handed over by descriptor inheritance.
-    Pipe,
-    /// A named pipe.
-    Fifo,
-    /// A Unix stream socket.
-    Unix,
-    /// A Unix seqpacket socket.
-    Seqpacket,
-    /// TCP.
-    Tcp,
-    /// A POSIX message queue.
-    Mq,
-}
-
-impl Kind {
-    /// Every transport, in the order of the tables.
-    pub const ALL: [Kind; 8] =
-        [Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
-
-    /// The `--transport` name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Kind::ShmSpsc => "shm-spsc",
-            Kind::ShmMpmc => "shm-mpmc",
-            Kind::Pipe => pipe::NAME,
-            Kind::Fifo => fifo::NAME,
-            Kind::Unix => unix::NAME,
-            Kind::Seqpacket => seqpacket::NAME,
-            Kind::Tcp => tcp::NAME,
-            Kind::Mq => "mq",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.name())
-    }
-}
-
-impl FromStr for Kind {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Kind> {
-        Kind::ALL.into_iter().find(|kind| kind.name() == text).ok_or_else(|| {
-            let names: Vec<&str> = Kind::ALL.iter().map(|kind| kind.name()).collect();
-            Error::InvalidArgument(format!("unknown transport {text:?}; choose one of {}", names.join(", ")))
-        })
-    }
-}
+pub use crate::channel::Kind;
 
 /// Which side of a channel this endpoint is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +95,11 @@ impl Default for Options {
 }
 
 /// Opens the sending end of a `kind` channel at `address`.
-pub fn open_sender(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedSender> {
+pub fn open_sender(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedSender, AttachError> {
+    open_any_sender(kind, address, side, options).map_err(Into::into)
+}
+
+fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedSender> {
     let max = options.max_message_size;
     let timeout = options.connect_timeout;
     Ok(match (kind, side) {
@@ -176,7 +122,11 @@ pub fn open_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
 }
 
 /// Opens the receiving end of a `kind` channel at `address`.
-pub fn open_receiver(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedReceiver> {
+pub fn open_receiver(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedReceiver, AttachError> {
+    open_any_receiver(kind, address, side, options).map_err(Into::into)
+}
+
+fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedReceiver> {
     let max = options.max_message_size;
     let timeout = options.connect_timeout;
     Ok(match (kind, side) {
@@ -282,15 +232,15 @@ impl<T> Drop for Cleaned<T> {
 }
 
 impl channel::Sender for Cleaned<BoxedSender> {
-    fn send(&mut self, message: &[u8]) -> Result<()> {
+    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
         self.endpoint.send(message)
     }
 
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
         self.endpoint.try_send(message)
     }
 
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
         self.endpoint.send_timeout(message, timeout)
     }
 
@@ -298,21 +248,21 @@ impl channel::Sender for Cleaned<BoxedSender> {
         self.endpoint.max_message_size()
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         self.endpoint.transport()
     }
 }
 
 impl channel::Receiver for Cleaned<BoxedReceiver> {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
         self.endpoint.recv(buffer)
     }
 
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
         self.endpoint.try_recv(buffer)
     }
 
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
         self.endpoint.recv_timeout(buffer, timeout)
     }
 
@@ -320,7 +270,7 @@ impl channel::Receiver for Cleaned<BoxedReceiver> {
         self.endpoint.max_message_size()
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         self.endpoint.transport()
     }
 }

@@ -126,7 +126,7 @@ pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 pub const PUBLISH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The transport's name, as used by `--transport`.
-const TRANSPORT: &str = "mq";
+const TRANSPORT: crate::channel::Kind = crate::channel::Kind::Mq;
 
 /// Parameters of a new queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -896,45 +896,45 @@ impl MqReceiver {
 }
 
 impl crate::channel::Sender for MqSender {
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        MqSender::send(self, message)
+    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+        MqSender::send(self, message).map_err(Into::into)
     }
 
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        MqSender::try_send(self, message)
+    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+        MqSender::try_send(self, message).map_err(Into::into)
     }
 
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        MqSender::send_timeout(self, message, timeout)
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
+        MqSender::send_timeout(self, message, timeout).map_err(Into::into)
     }
 
     fn max_message_size(&self) -> usize {
         MqSender::max_message_size(self)
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         TRANSPORT
     }
 }
 
 impl crate::channel::Receiver for MqReceiver {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        MqReceiver::recv(self, buffer)
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+        MqReceiver::recv(self, buffer).map_err(Into::into)
     }
 
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        MqReceiver::try_recv(self, buffer)
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+        MqReceiver::try_recv(self, buffer).map_err(Into::into)
     }
 
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        MqReceiver::recv_timeout(self, buffer, timeout)
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
+        MqReceiver::recv_timeout(self, buffer, timeout).map_err(Into::into)
     }
 
     fn max_message_size(&self) -> usize {
         MqReceiver::max_message_size(self)
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         TRANSPORT
     }
 }
@@ -1109,8 +1109,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "message size {} is above this system's limit {limit} (/proc/sys/fs/mqueue/msgsize_max); ask for less \
-                 or raise the limit as root",
+                "message size {} is above this system's limit {limit} (/proc/sys/fs/mqueue/msgsize_max)",
                 limit + 1
             )
         );
@@ -1297,7 +1296,10 @@ mod tests {
     fn the_channel_traits_report_the_mq_transport() {
         use crate::channel::{Receiver, Sender};
         let (mut receiver, mut sender) = pair("traits", 2, 32);
-        assert_eq!((Sender::transport(&sender), Receiver::transport(&receiver)), ("mq", "mq"));
+        assert_eq!(
+            (Sender::transport(&sender), Receiver::transport(&receiver)),
+            (crate::channel::Kind::Mq, crate::channel::Kind::Mq)
+        );
         assert_eq!(Sender::max_message_size(&sender), 32);
         Sender::send(&mut sender, b"via the trait").unwrap();
         let mut buffer = Vec::new();

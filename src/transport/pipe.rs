@@ -13,7 +13,7 @@
 //!
 //! let (mut sender, mut receiver) = pipe::channel(1 << 20).unwrap();
 //! let mut buffer = Vec::new();
-//! assert!(matches!(receiver.try_recv(&mut buffer), Err(ipcring::Error::Empty)));
+//! assert!(matches!(receiver.try_recv(&mut buffer), Err(ipcring::RecvError::Empty)));
 //! sender.send(b"through the kernel").unwrap();
 //! receiver.recv(&mut buffer).unwrap();
 //! assert_eq!(buffer, b"through the kernel");
@@ -28,7 +28,7 @@ use super::stream::{Connected, StreamReceiver, StreamSender};
 use crate::error::{Error, Result};
 
 /// The transport's name.
-pub const NAME: &str = "pipe";
+pub const NAME: crate::channel::Kind = crate::channel::Kind::Pipe;
 
 /// The writing end of a pipe.
 pub type PipeSender = StreamSender<Connected>;

@@ -44,7 +44,7 @@ use super::stream::{would_block, Connected, Link};
 use crate::error::{Error, Result};
 
 /// The transport's name.
-pub const NAME: &str = "seqpacket";
+pub const NAME: crate::channel::Kind = crate::channel::Kind::Seqpacket;
 
 /// Kernel bookkeeping subtracted from the send buffer for one message (`unix_dgram_sendmsg`).
 const KERNEL_OVERHEAD: usize = 32;
@@ -246,45 +246,45 @@ fn receive(fd: BorrowedFd<'_>, buffer: &mut Vec<u8>, max: usize) -> std::result:
 }
 
 impl crate::channel::Sender for SeqpacketSender {
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_until(message, Deadline::Never)
+    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+        self.send_until(message, Deadline::Never).map_err(Into::into)
     }
 
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_until(message, Deadline::Now)
+    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+        self.send_until(message, Deadline::Now).map_err(Into::into)
     }
 
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_until(message, Deadline::after(timeout))
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
+        self.send_until(message, Deadline::after(timeout)).map_err(Into::into)
     }
 
     fn max_message_size(&self) -> usize {
         self.max_message_size
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         NAME
     }
 }
 
 impl crate::channel::Receiver for SeqpacketReceiver {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.recv_until(buffer, Deadline::Never)
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+        self.recv_until(buffer, Deadline::Never).map_err(Into::into)
     }
 
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.recv_until(buffer, Deadline::Now)
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+        self.recv_until(buffer, Deadline::Now).map_err(Into::into)
     }
 
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        self.recv_until(buffer, Deadline::after(timeout))
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
+        self.recv_until(buffer, Deadline::after(timeout)).map_err(Into::into)
     }
 
     fn max_message_size(&self) -> usize {
         self.max_message_size
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         NAME
     }
 

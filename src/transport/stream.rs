@@ -30,7 +30,7 @@
 //! receiver.recv(&mut buffer).unwrap();
 //! assert!(buffer.is_empty());
 //! drop(sender);
-//! assert!(matches!(receiver.recv(&mut buffer), Err(ipcring::Error::Disconnected)));
+//! assert!(matches!(receiver.recv(&mut buffer), Err(ipcring::RecvError::Disconnected)));
 //! ```
 
 use std::io::IoSlice;
@@ -105,13 +105,13 @@ pub struct StreamSender<L: Link> {
     max_message_size: usize,
     /// The unwritten rest of a frame that a timeout interrupted.
     unfinished: Vec<u8>,
-    name: &'static str,
+    name: crate::channel::Kind,
 }
 
 impl<L: Link> StreamSender<L> {
     /// A sender over `link` for messages of up to `max_message_size` bytes (at most `u32::MAX`);
     /// `name` is the transport's name.
-    pub fn new(link: L, max_message_size: usize, name: &'static str) -> StreamSender<L> {
+    pub fn new(link: L, max_message_size: usize, name: crate::channel::Kind) -> StreamSender<L> {
         StreamSender { link, max_message_size: max_message_size.min(u32::MAX as usize), unfinished: Vec::new(), name }
     }
 
@@ -194,7 +194,7 @@ impl<L: Link> StreamSender<L> {
 
     /// The transport's name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.name.name()
     }
 }
 
@@ -218,13 +218,13 @@ pub struct StreamReceiver<L: Link> {
     /// The frame being assembled: its length once the header is in, and the payload so far.
     expected: Option<usize>,
     frame: Vec<u8>,
-    name: &'static str,
+    name: crate::channel::Kind,
 }
 
 impl<L: Link> StreamReceiver<L> {
     /// A receiver over `link` for messages of up to `max_message_size` bytes; a frame that
     /// announces more is [`Error::Corrupted`]. `name` is the transport's name.
-    pub fn new(link: L, max_message_size: usize, name: &'static str) -> StreamReceiver<L> {
+    pub fn new(link: L, max_message_size: usize, name: crate::channel::Kind) -> StreamReceiver<L> {
         StreamReceiver {
             link,
             max_message_size: max_message_size.min(u32::MAX as usize),
@@ -352,7 +352,7 @@ impl<L: Link> StreamReceiver<L> {
 
     /// The transport's name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.name.name()
     }
 }
 
@@ -366,45 +366,45 @@ pub(crate) fn would_block(deadline: Deadline, now_error: Error) -> Error {
 }
 
 impl<L: Link> crate::channel::Sender for StreamSender<L> {
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_until(message, Deadline::Never)
+    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+        self.send_until(message, Deadline::Never).map_err(Into::into)
     }
 
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_until(message, Deadline::Now)
+    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+        self.send_until(message, Deadline::Now).map_err(Into::into)
     }
 
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_until(message, Deadline::after(timeout))
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
+        self.send_until(message, Deadline::after(timeout)).map_err(Into::into)
     }
 
     fn max_message_size(&self) -> usize {
         self.max_message_size
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         self.name
     }
 }
 
 impl<L: Link> crate::channel::Receiver for StreamReceiver<L> {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.recv_until(buffer, Deadline::Never)
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+        self.recv_until(buffer, Deadline::Never).map_err(Into::into)
     }
 
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.recv_until(buffer, Deadline::Now)
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+        self.recv_until(buffer, Deadline::Now).map_err(Into::into)
     }
 
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        self.recv_until(buffer, Deadline::after(timeout))
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
+        self.recv_until(buffer, Deadline::after(timeout)).map_err(Into::into)
     }
 
     fn max_message_size(&self) -> usize {
         self.max_message_size
     }
 
-    fn transport(&self) -> &'static str {
+    fn transport(&self) -> crate::channel::Kind {
         self.name
     }
 
@@ -423,7 +423,7 @@ mod tests {
     fn raw_pipe(max: usize) -> (std::fs::File, StreamReceiver<Connected>) {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         super::super::fd::set_nonblocking(&read).unwrap();
-        (std::fs::File::from(write), StreamReceiver::new(Connected::new(read, false), max, "test"))
+        (std::fs::File::from(write), StreamReceiver::new(Connected::new(read, false), max, crate::channel::Kind::Pipe))
     }
 
     #[test]
@@ -431,9 +431,9 @@ mod tests {
         let (mut writer, mut receiver) = raw_pipe(64);
         let mut buffer = Vec::new();
         writer.write_all(&[5, 0]).unwrap();
-        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+        assert!(matches!(receiver.try_recv(&mut buffer).map_err(crate::Error::from), Err(Error::Empty)));
         writer.write_all(&[0, 0, b'h', b'e']).unwrap();
-        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+        assert!(matches!(receiver.try_recv(&mut buffer).map_err(crate::Error::from), Err(Error::Empty)));
         writer.write_all(b"llo").unwrap();
         receiver.try_recv(&mut buffer).unwrap();
         assert_eq!(buffer, b"hello");
@@ -448,7 +448,7 @@ mod tests {
             receiver.try_recv(&mut buffer).unwrap();
             assert_eq!(buffer, expected);
         }
-        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+        assert!(matches!(receiver.try_recv(&mut buffer).map_err(crate::Error::from), Err(Error::Empty)));
     }
 
     #[test]
@@ -456,7 +456,7 @@ mod tests {
         let (mut writer, mut receiver) = raw_pipe(64);
         writer.write_all(&1000u32.to_le_bytes()).unwrap();
         assert!(matches!(
-            receiver.try_recv(&mut Vec::new()),
+            receiver.try_recv(&mut Vec::new()).map_err(crate::Error::from),
             Err(Error::Corrupted { field: "frame length", value: 1000 })
         ));
     }
@@ -466,7 +466,7 @@ mod tests {
         let (mut writer, mut receiver) = raw_pipe(64);
         writer.write_all(&[9, 0, 0, 0, b'x']).unwrap();
         drop(writer);
-        assert!(matches!(receiver.recv(&mut Vec::new()), Err(Error::Disconnected)));
+        assert!(matches!(receiver.recv(&mut Vec::new()).map_err(crate::Error::from), Err(Error::Disconnected)));
     }
 
     #[test]
@@ -487,7 +487,7 @@ mod tests {
         // Larger than the pipe buffer, and nobody reads: the timeout stops it midway.
         let big: Vec<u8> = (0..200_000u32).map(|index| index as u8).collect();
         sender.send_timeout(&big, Duration::from_millis(10)).unwrap();
-        assert!(matches!(sender.try_send(b"next"), Err(Error::Full)));
+        assert!(matches!(sender.try_send(b"next").map_err(crate::Error::from), Err(Error::Full)));
         let reader = std::thread::spawn(move || {
             let mut buffer = Vec::new();
             receiver.recv_timeout(&mut buffer, Duration::from_secs(60)).unwrap();

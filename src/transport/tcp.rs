@@ -30,7 +30,7 @@ use super::stream::{Connected, StreamReceiver, StreamSender};
 use crate::error::{Error, Result};
 
 /// The transport's name.
-pub const NAME: &str = "tcp";
+pub const NAME: crate::channel::Kind = crate::channel::Kind::Tcp;
 
 /// The sending end of a TCP connection.
 pub type TcpSender = StreamSender<SocketLink>;

@@ -34,7 +34,7 @@ use super::stream::{Connected, StreamReceiver, StreamSender};
 use crate::error::{Error, Result};
 
 /// The transport's name.
-pub const NAME: &str = "unix";
+pub const NAME: crate::channel::Kind = crate::channel::Kind::Unix;
 
 /// The sending end of a Unix stream socket.
 pub type UnixSender = StreamSender<SocketLink>;

@@ -58,7 +58,7 @@ pub struct BlockOn<'a, F: Futex, S: Semaphore> {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use ipcring::wait::LivenessClock;
+/// use ipcring::__private::wait::LivenessClock;
 ///
 /// let clock = LivenessClock::default();
 /// let interval = Duration::from_millis(100);

@@ -46,7 +46,7 @@ impl WaitWords {
     /// sleeper's registration taken back (LAYOUT.md §16.6).
     ///
     /// ```
-    /// use ipcring::wait::WaitWords;
+    /// use ipcring::__private::wait::WaitWords;
     /// let words = WaitWords::new();
     /// words.forget_one();
     /// assert_eq!(words.waiters.load(std::sync::atomic::Ordering::Relaxed), 0);
@@ -71,7 +71,7 @@ pub enum Sleep {
 /// sleeper's condition reads. Returns true if it made the wake system call.
 ///
 /// ```
-/// use ipcring::wait::{notify, SharedFutex, WaitWords};
+/// use ipcring::__private::wait::{notify, SharedFutex, WaitWords};
 /// let words = WaitWords::new();
 /// assert!(!notify(&words, &SharedFutex)); // no waiter: no syscall
 /// ```
@@ -100,7 +100,7 @@ fn wake_sleepers<F: Futex>(words: &WaitWords, futex: &F) {
 /// limit). `ready` must read the state that the waker publishes before calling [`notify`].
 ///
 /// ```
-/// use ipcring::wait::{sleep, Sleep, SharedFutex, WaitWords};
+/// use ipcring::__private::wait::{sleep, Sleep, SharedFutex, WaitWords};
 /// use std::sync::atomic::Ordering;
 /// use std::time::Duration;
 /// let words = WaitWords::new();

@@ -32,7 +32,7 @@ pub trait Futex {
 /// The Linux futex, usable across processes on a word in `MAP_SHARED` memory.
 ///
 /// ```
-/// use ipcring::wait::{Futex, FutexWait, SharedFutex};
+/// use ipcring::__private::wait::{Futex, FutexWait, SharedFutex};
 /// use std::sync::atomic::AtomicU32;
 /// use std::time::Duration;
 ///

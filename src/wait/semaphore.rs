@@ -37,7 +37,7 @@ pub trait Semaphore {
 /// A process-shared POSIX semaphore in a mapped segment.
 ///
 /// ```
-/// use ipcring::wait::{Semaphore, ShmSemaphore};
+/// use ipcring::__private::wait::{Semaphore, ShmSemaphore};
 /// use std::time::Duration;
 ///
 /// let mut storage = [0u64; 4]; // a sem_t, as in a WaitBlock
@@ -218,7 +218,7 @@ impl Semaphore for ShmSemaphore {
 /// A POSIX semaphore on the heap, for in-process rings (`spsc::HeapMemory`).
 ///
 /// ```
-/// use ipcring::wait::{LocalSemaphore, Semaphore};
+/// use ipcring::__private::wait::{LocalSemaphore, Semaphore};
 /// let semaphore = LocalSemaphore::new(0);
 /// semaphore.post();
 /// assert!(semaphore.try_wait());

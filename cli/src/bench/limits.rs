@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ipcring::wait::{Futex, SharedFutex};
+use ipcring::__private::wait::{Futex, SharedFutex};
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
 use nix::sys::mman::shm_open;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ipcring::layout::WaitStrategy;
+use ipcring::__private::layout::WaitStrategy;
 use ipcring::transport::{mq, seqpacket, Kind, Options};
 
 use super::args::{BenchArgs, PingpongArgs, WaitArg};

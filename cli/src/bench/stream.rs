@@ -68,7 +68,7 @@ pub fn measure(
     let mut buffer = Vec::with_capacity(size);
     let started = Instant::now();
     loop {
-        match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)) {
+        match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)).map_err(ipcring::Error::from) {
             Ok(()) => break,
             Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
             Err(Error::Timeout) => return Err(CliError::Peer("the sending process never started".to_string())),
@@ -81,8 +81,8 @@ pub fn measure(
     let limit = duration * 4 + Duration::from_secs(10);
     loop {
         // try_recv first: a timed receive reads the clock, which costs as much as a message.
-        let received = match receiver.try_recv(&mut buffer) {
-            Err(Error::Empty) => receiver.recv_timeout(&mut buffer, limit),
+        let received = match receiver.try_recv(&mut buffer).map_err(ipcring::Error::from) {
+            Err(Error::Empty) => receiver.recv_timeout(&mut buffer, limit).map_err(ipcring::Error::from),
             other => other,
         };
         match received {
@@ -102,7 +102,7 @@ pub fn measure(
     peer.finish(super::super::pingpong::EXIT_LIMIT)?;
     // The ring still has its name (this process bound it and removes it when `receiver` drops).
     let wait_calls_per_message = matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc)
-        .then(|| ipcring::segment::Segment::open(&address).ok())
+        .then(|| ipcring::__private::segment::Segment::open(&address).ok())
         .flatten()
         .map(|segment| {
             let counters = ipcring::inspect::RingInfo::read(&segment).counters;

@@ -1,4 +1,11 @@
-//! The one error type of ipcring. Each message says what happened and what to do about it.
+//! Errors. Each operation has its own type ([`SendError`], [`RecvError`], [`AttachError`]), so a
+//! caller matches only what that call can return; what no retry fixes is one arm of each,
+//! [`Fault`]. [`Error`] is any of them, for code that mixes operations behind `?`. Messages state
+//! what happened; what to type next is the command line's business.
+
+mod operation;
+
+pub use operation::{AttachError, Fault, RecvError, SendError};
 
 use std::io;
 
@@ -20,15 +27,15 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// Everything that can go wrong in ipcring.
+/// Any ipcring error: what every per-operation error converts into (`?` in code that attaches,
+/// sends and receives), and what the lower layers report.
 ///
 /// ```
-/// use ipcring::Error;
+/// use ipcring::{Error, RecvError};
 /// let error = Error::VersionMismatch { found: 3, supported: 1 };
-/// assert_eq!(
-///     error.to_string(),
-///     "layout version 3 is not supported by this build (it reads version 1); use an ipcring of the same version as the creator"
-/// );
+/// assert_eq!(error.to_string(), "layout version 3 is not supported by this build (it reads version 1)");
+/// let from_a_receive: Error = RecvError::Disconnected.into();
+/// assert!(matches!(from_a_receive, Error::Disconnected));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,19 +52,19 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
     /// `create` found a segment of that name already.
-    #[error("ring {name} already exists; pick another name or remove it with `ipcring rm {name}`")]
+    #[error("ring {name} already exists")]
     AlreadyExists {
         /// The segment name.
         name: String,
     },
     /// No segment of that name.
-    #[error("ring {name} does not exist; create it with `ipcring create {name}`")]
+    #[error("ring {name} does not exist")]
     NotFound {
         /// The segment name.
         name: String,
     },
     /// The operating system refused access.
-    #[error("permission denied on ring {name}; check its owner and mode with `ls -l /dev/shm`")]
+    #[error("permission denied on ring {name}")]
     PermissionDenied {
         /// The segment name.
         name: String,
@@ -71,12 +78,10 @@ pub enum Error {
         me: u32,
     },
     /// The segment's magic is zero: its creator has not finished initialising it (or died first).
-    #[error("ring is not initialised yet (its creator is still setting it up, or died); retry, or remove it")]
+    #[error("ring is not initialised yet (its creator is still setting it up, or died)")]
     NotInitialized,
     /// The segment was written with a layout version this build does not read.
-    #[error(
-        "layout version {found} is not supported by this build (it reads version {supported}); use an ipcring of the same version as the creator"
-    )]
+    #[error("layout version {found} is not supported by this build (it reads version {supported})")]
     VersionMismatch {
         /// Version in the segment.
         found: u32,
@@ -84,7 +89,7 @@ pub enum Error {
         supported: u32,
     },
     /// The segment needs features this build does not have.
-    #[error("ring uses incompatible features 0x{bits:x} unknown to this build; upgrade ipcring")]
+    #[error("ring uses incompatible features 0x{bits:x} unknown to this build")]
     IncompatibleFeatures {
         /// The unknown feature bits.
         bits: u32,
@@ -97,9 +102,19 @@ pub enum Error {
         /// Kind asked for.
         expected: &'static str,
     },
+    /// `open_or_create` found a ring of another shape than the one asked for.
+    #[error("ring exists with {what} {existing}, not the requested {requested}")]
+    Mismatch {
+        /// Which property differs: "kind", "slot count", "slot size" or "wait strategy".
+        what: &'static str,
+        /// The existing ring's value.
+        existing: String,
+        /// The requested value.
+        requested: String,
+    },
     /// A value read from shared memory is impossible: the segment is damaged or a peer is buggy
     /// or hostile.
-    #[error("ring is corrupted: {field} has the impossible value {value}; remove and recreate the ring")]
+    #[error("ring is corrupted: {field} has the impossible value {value}")]
     Corrupted {
         /// The field (header field, position or slot length) that failed validation.
         field: &'static str,
@@ -118,9 +133,7 @@ pub enum Error {
     },
     /// A request is above a limit that this system sets (a sysctl or a resource limit). It is
     /// refused rather than silently cut down.
-    #[error(
-        "{what} {requested} is above this system's limit {limit} ({setting}); ask for less or raise the limit as root"
-    )]
+    #[error("{what} {requested} is above this system's limit {limit} ({setting})")]
     SystemLimit {
         /// What was asked for, e.g. "message size".
         what: &'static str,
@@ -160,7 +173,7 @@ pub enum Error {
     /// The ring's file was truncated under this process's mapping (by a process with write
     /// permission on it); the ring is unusable and what it held is lost. See
     /// [`crate::truncation`].
-    #[error("the ring's file was truncated while attached; its contents are lost: remove and recreate the ring")]
+    #[error("the ring's file was truncated while attached; its contents are lost")]
     Truncated,
     /// `try_send` found no free slot.
     #[error("the ring is full")]
@@ -188,31 +201,27 @@ pub enum Error {
         reason: String,
     },
     /// Something already exists at a transport address.
-    #[error("address {address} is already in use (another endpoint, or a leftover file); use another or remove it")]
+    #[error("address {address} is already in use")]
     AddressInUse {
         /// The address.
         address: String,
     },
     /// Nothing exists at a transport address yet.
-    #[error("nothing at {address}: start the side that creates it first")]
+    #[error("nothing listens or exists at {address}")]
     AddressNotFound {
         /// The address.
         address: String,
     },
     /// A descriptor handed over for an anonymous ring is not sealed against shrinking, so the
     /// process that sent it could truncate it under the mapping (`SIGBUS`).
-    #[error(
-        "ring file descriptor is not sealed against shrinking (seals 0x{seals:x}): its sender could truncate it and crash this process; create the ring with Segment::create_anonymous, or open a named ring by name"
-    )]
+    #[error("ring file descriptor is not sealed against shrinking (seals 0x{seals:x}): its sender could truncate it")]
     Unsealed {
         /// The seals found (`F_GET_SEALS`; 0 for a file that cannot be sealed).
         seals: u32,
     },
     /// A message on a Unix socket carried no file descriptor, or more than one, where exactly one
     /// was expected. Any descriptors it carried have been closed.
-    #[error(
-        "expected exactly one file descriptor in the socket message, found {received}; the peer must send one descriptor per message (ipcring::transport::fd_passing::send_fd)"
-    )]
+    #[error("expected exactly one file descriptor in the socket message, found {received}")]
     DescriptorCount {
         /// How many descriptors the message carried.
         received: usize,

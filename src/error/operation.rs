@@ -1,0 +1,318 @@
+//! One error type per operation: [`SendError`], [`RecvError`], [`AttachError`], each with the
+//! failures no retry fixes in one arm ([`Fault`]). They convert from and into the umbrella
+//! [`Error`] that the lower layers report.
+
+use std::io;
+
+use super::{Error, Role};
+
+/// A failure that no retry fixes: the ring (or transport) is broken for this endpoint.
+///
+/// ```
+/// use ipcring::{Fault, RecvError};
+/// let error = RecvError::Fault(Fault::Corrupted { field: "producer_position", value: 7 });
+/// assert_eq!(error.to_string(), "ring is corrupted: producer_position has the impossible value 7");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fault {
+    /// A value read from shared memory (or a peer's framing) is impossible: the segment is
+    /// damaged or a peer is buggy or hostile.
+    #[error("ring is corrupted: {field} has the impossible value {value}")]
+    Corrupted {
+        /// The field (header field, position, slot length, frame length) that failed validation.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// The ring's file was truncated under this process's mapping; what it held is lost.
+    #[error("the ring's file was truncated while attached; its contents are lost")]
+    Truncated,
+    /// A system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Any other failure a lower layer reported.
+    #[error(transparent)]
+    Other(Box<Error>),
+}
+
+impl From<Error> for Fault {
+    fn from(error: Error) -> Fault {
+        match error {
+            Error::Corrupted { field, value } => Fault::Corrupted { field, value },
+            Error::Truncated => Fault::Truncated,
+            Error::Io { context, source } => Fault::Io { context, source },
+            other => Fault::Other(Box::new(other)),
+        }
+    }
+}
+
+impl From<Fault> for Error {
+    fn from(fault: Fault) -> Error {
+        match fault {
+            Fault::Corrupted { field, value } => Error::Corrupted { field, value },
+            Fault::Truncated => Error::Truncated,
+            Fault::Io { context, source } => Error::Io { context, source },
+            Fault::Other(error) => *error,
+        }
+    }
+}
+
+/// Why a message was not sent. The message is not in the ring (or transport) in any of these
+/// cases.
+///
+/// ```
+/// use ipcring::SendError;
+/// assert!(SendError::Full.is_would_block());
+/// assert_eq!(SendError::TooLarge { len: 9, max: 8 }.to_string(), "message of 9 bytes is larger than the largest message of 8 bytes");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// A non-blocking send found no room.
+    #[error("the ring is full")]
+    Full,
+    /// A timed send ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// Every receiving endpoint is gone (detached or dead): no room will ever be made.
+    #[error("the peer disconnected")]
+    Disconnected,
+    /// The message is larger than the largest message the ring or transport takes.
+    #[error("message of {len} bytes is larger than the largest message of {max} bytes")]
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The largest message.
+        max: usize,
+    },
+    /// The ring or transport is broken.
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+impl SendError {
+    /// True for [`SendError::Full`] and [`SendError::Timeout`]: the call could not proceed yet.
+    ///
+    /// ```
+    /// assert!(!ipcring::SendError::Disconnected.is_would_block());
+    /// ```
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, SendError::Full | SendError::Timeout)
+    }
+}
+
+impl From<Error> for SendError {
+    fn from(error: Error) -> SendError {
+        match error {
+            Error::Full => SendError::Full,
+            Error::Timeout => SendError::Timeout,
+            Error::Disconnected => SendError::Disconnected,
+            Error::MessageTooLarge { len, max } => SendError::TooLarge { len, max },
+            other => SendError::Fault(other.into()),
+        }
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(error: SendError) -> Error {
+        match error {
+            SendError::Full => Error::Full,
+            SendError::Timeout => Error::Timeout,
+            SendError::Disconnected => Error::Disconnected,
+            SendError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
+            SendError::Fault(fault) => fault.into(),
+        }
+    }
+}
+
+/// Why no message was received.
+///
+/// ```
+/// use ipcring::RecvError;
+/// assert!(RecvError::Empty.is_would_block());
+/// assert_eq!(RecvError::Disconnected.to_string(), "the peer disconnected");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// A non-blocking receive found no message.
+    #[error("the ring is empty")]
+    Empty,
+    /// A timed receive ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// Every sending endpoint is gone (detached or dead) and nothing is left to receive.
+    #[error("the peer disconnected")]
+    Disconnected,
+    /// The buffer given to `recv_into` is smaller than the message, which stays in the ring.
+    #[error("receive buffer of {buffer} bytes is smaller than the {len}-byte message")]
+    BufferTooSmall {
+        /// The message length.
+        len: usize,
+        /// The buffer length.
+        buffer: usize,
+    },
+    /// A typed receive found a message of another length than the type; the message was
+    /// consumed.
+    #[error("message of {len} bytes is not the {expected}-byte value asked for")]
+    SizeMismatch {
+        /// The message length.
+        len: usize,
+        /// `size_of` the type asked for.
+        expected: usize,
+    },
+    /// The ring or transport is broken.
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+impl RecvError {
+    /// True for [`RecvError::Empty`] and [`RecvError::Timeout`]: the call could not proceed yet.
+    ///
+    /// ```
+    /// assert!(ipcring::RecvError::Timeout.is_would_block());
+    /// ```
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, RecvError::Empty | RecvError::Timeout)
+    }
+}
+
+impl From<Error> for RecvError {
+    fn from(error: Error) -> RecvError {
+        match error {
+            Error::Empty => RecvError::Empty,
+            Error::Timeout => RecvError::Timeout,
+            Error::Disconnected => RecvError::Disconnected,
+            Error::BufferTooSmall { len, buffer } => RecvError::BufferTooSmall { len, buffer },
+            other => RecvError::Fault(other.into()),
+        }
+    }
+}
+
+impl From<RecvError> for Error {
+    fn from(error: RecvError) -> Error {
+        match error {
+            RecvError::Empty => Error::Empty,
+            RecvError::Timeout => Error::Timeout,
+            RecvError::Disconnected => Error::Disconnected,
+            RecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
+            RecvError::SizeMismatch { len, expected } => {
+                Error::InvalidArgument(format!("message of {len} bytes is not the {expected}-byte value asked for"))
+            }
+            RecvError::Fault(fault) => fault.into(),
+        }
+    }
+}
+
+/// Why a ring (or transport endpoint) could not be created, opened or attached to.
+///
+/// The common outcomes have their own variants; the rarer ones (an invalid name or argument, a
+/// segment of another layout version, a system limit, an address in use...) come as
+/// [`AttachError::Refused`] with the reason, and what no retry fixes as [`AttachError::Fault`].
+///
+/// ```
+/// use ipcring::AttachError;
+/// let error = AttachError::NotFound { name: "jobs".into() };
+/// assert_eq!(error.to_string(), "ring jobs does not exist");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// No ring (or nothing at the transport address) of that name.
+    #[error("ring {name} does not exist")]
+    NotFound {
+        /// The name or address.
+        name: String,
+    },
+    /// `create` found a ring of that name already.
+    #[error("ring {name} already exists")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// The operating system refused access, or the ring belongs to another user.
+    #[error("permission denied on ring {name}")]
+    PermissionDenied {
+        /// The name (or a description of the owner mismatch).
+        name: String,
+    },
+    /// The role (SPSC producer or consumer) is held by another live process.
+    #[error("the {role} role is taken by live process {pid}")]
+    RoleTaken {
+        /// The role asked for.
+        role: Role,
+        /// The process that holds it.
+        pid: u32,
+    },
+    /// Every endpoint record of an MPMC ring is held by a live handle.
+    #[error("all {limit} endpoint records of the MPMC ring are held by live handles")]
+    EndpointsFull {
+        /// Number of records.
+        limit: usize,
+    },
+    /// The ring is of another kind than the endpoint asked for.
+    #[error("ring is of kind {found}, not {expected}")]
+    WrongKind {
+        /// Kind in the segment.
+        found: &'static str,
+        /// Kind asked for.
+        expected: &'static str,
+    },
+    /// `open_or_create` found a ring of another shape than the one asked for.
+    #[error("ring exists with {what} {existing}, not the requested {requested}")]
+    Mismatch {
+        /// Which property differs: "kind", "slot count", "slot size" or "wait strategy".
+        what: &'static str,
+        /// The existing ring's value.
+        existing: String,
+        /// The requested value.
+        requested: String,
+    },
+    /// The request was refused for another reason (see the wrapped error).
+    #[error(transparent)]
+    Refused(Box<Error>),
+    /// The ring or transport is broken (a corrupted header, a truncated file, a failed system
+    /// call).
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+impl From<Error> for AttachError {
+    fn from(error: Error) -> AttachError {
+        match error {
+            Error::NotFound { name } => AttachError::NotFound { name },
+            Error::AddressNotFound { address } => AttachError::NotFound { name: address },
+            Error::AlreadyExists { name } => AttachError::AlreadyExists { name },
+            Error::PermissionDenied { name } => AttachError::PermissionDenied { name },
+            Error::RoleTaken { role, pid } => AttachError::RoleTaken { role, pid },
+            Error::EndpointsFull { limit } => AttachError::EndpointsFull { limit },
+            Error::WrongKind { found, expected } => AttachError::WrongKind { found, expected },
+            Error::Mismatch { what, existing, requested } => AttachError::Mismatch { what, existing, requested },
+            error @ (Error::Corrupted { .. } | Error::Truncated | Error::Io { .. }) => AttachError::Fault(error.into()),
+            other => AttachError::Refused(Box::new(other)),
+        }
+    }
+}
+
+impl From<AttachError> for Error {
+    fn from(error: AttachError) -> Error {
+        match error {
+            AttachError::NotFound { name } => Error::NotFound { name },
+            AttachError::AlreadyExists { name } => Error::AlreadyExists { name },
+            AttachError::PermissionDenied { name } => Error::PermissionDenied { name },
+            AttachError::RoleTaken { role, pid } => Error::RoleTaken { role, pid },
+            AttachError::EndpointsFull { limit } => Error::EndpointsFull { limit },
+            AttachError::WrongKind { found, expected } => Error::WrongKind { found, expected },
+            AttachError::Mismatch { what, existing, requested } => Error::Mismatch { what, existing, requested },
+            AttachError::Refused(error) => *error,
+            AttachError::Fault(fault) => fault.into(),
+        }
+    }
+}
