@@ -38,6 +38,7 @@
 use std::mem::{offset_of, size_of};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "serde")]
 use serde::Serialize;
 
 use crate::error::Error;
@@ -60,7 +61,8 @@ pub fn now_ns() -> u64 {
 }
 
 /// Whether a ring is in use, as `ipcring ls` and `ipcring gc` judge it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Staleness {
     /// Attached processes that are alive (SPSC roles, MPMC endpoint records).
     pub live: usize,
