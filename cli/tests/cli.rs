@@ -747,6 +747,53 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
 }
 
 #[test]
+fn bench_measures_the_spsc_ring_in_a_file_beside_the_one_in_dev_shm_and_leaves_no_file() {
+    let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let directory = Directory::new();
+    let json_path = directory.file("bench.json");
+    let arguments = ["--transports", "shm-spsc:spin,shm-spsc-file:spin", "--sizes", "64", "--json", &json_path];
+    let running = start(&[&["bench", "--duration", "0.1", "--count", "1000"], &arguments[..]].concat(), None);
+    let pid = running.pid;
+    let output = running.wait();
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let Some(note) = report["notes"][0].as_str() else {
+        // No disk file system to put the ring on (every candidate directory is in memory).
+        assert!(report["skipped"][0].as_str().unwrap().contains("shm-spsc-file"), "{report}");
+        eprintln!("shm-spsc-file skipped: {}", report["skipped"][0]);
+        return;
+    };
+    let rows: Vec<(&str, &str, &str)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (row["transport"].as_str().unwrap(), row["wait"].as_str().unwrap(), row["pattern"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("shm-spsc", "spin", "throughput"),
+            ("shm-spsc", "spin", "latency"),
+            ("shm-spsc-file", "spin", "throughput"),
+            ("shm-spsc-file", "spin", "latency"),
+        ]
+    );
+    assert!(stdout(&output).lines().any(|line| line.starts_with("shm-spsc-file  spin")), "{}", stdout(&output));
+    // "shm-spsc-file: the rings are files in DIR (...)": nothing of this run is left there.
+    let ring_directory = note.split(" are files in ").nth(1).and_then(|rest| rest.split(" (").next()).unwrap();
+    let marker = format!("-{pid}-");
+    let leftovers: Vec<String> = std::fs::read_dir(ring_directory)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("ipcring-") && name.contains(&marker))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?} in {ring_directory}");
+}
+
+#[test]
 fn a_ring_of_another_user_is_refused_unless_allow_other_owner_is_given() {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("not root: cannot hand a ring to another uid");
