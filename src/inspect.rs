@@ -351,7 +351,7 @@ impl Stats {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct RingInfo {
-    /// The ring name, with its leading `/`.
+    /// The ring name, with its leading `/`, or the path of a ring in a file.
     pub name: String,
     /// The ring algorithm.
     #[cfg_attr(feature = "serde", serde(serialize_with = "serialize_kind"))]

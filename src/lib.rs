@@ -91,7 +91,7 @@ pub use builder::{remove, Builder, Endpoint};
 pub use error::{AttachError, Error, Fault, RecvError, Result, Role, SendError};
 pub use layout::{RingKind, WaitStrategy};
 #[cfg(not(loom))]
-pub use segment::DEFAULT_LIVENESS_INTERVAL;
+pub use segment::{is_path, DEFAULT_LIVENESS_INTERVAL};
 pub use typed::{ValueMut, ValueRef};
 
 /// The traits that give every endpoint its transport-neutral, zero-copy and typed methods:

@@ -29,6 +29,24 @@
 //! seal only protects a receiver that checks it, since a hostile sender could otherwise pass an
 //! unsealed file and shrink it later. Seals cannot be removed, so one check at attach suffices.
 //!
+//! # Rings in files
+//!
+//! Every function here that takes a ring name ([`Segment::create`], [`Segment::open_with`],
+//! [`Segment::unlink`], [`Segment::is_ring`], and so everything built on them: the endpoints,
+//! [`attach`](crate::attach), [`stale`](crate::stale), the `shm-spsc` and `shm-mpmc`
+//! transports) takes a file path as well; [`is_path`] tells the two apart. A ring in a file is
+//! created with `open(O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW)` and mode 0600 instead
+//! of `shm_open`, opened with `open(O_RDWR | O_CLOEXEC | O_NOFOLLOW)`, and from there on is
+//! handled exactly like a ring in `/dev/shm`: the same `fchmod`, `fstat` and header validation,
+//! the same mapping and truncation protection; [`Segment::unlink`] removes the file. Only the
+//! last component of the path is protected from symbolic links: directories on the way may be
+//! links, as they may be for any file a program opens.
+//!
+//! The file may be on another tmpfs, on a hugetlbfs mount (huge pages: the segment is then
+//! rounded up to a whole number of huge pages, see [`Segment::create`]), or on a disk file system
+//! (shared memory with the page cache behind it: what holds after a crash, and what does not, is
+//! in `docs/files.md`). [`Segment::list`] (`ipcring ls`) looks in `/dev/shm` only.
+//!
 //! ```
 //! use ipcring::__private::segment::{CreateOptions, Segment};
 //! let name = format!("/ipcring-doc-segment-{}", std::process::id());
@@ -36,6 +54,14 @@
 //! let opened = Segment::open(&name).unwrap();
 //! assert_eq!(opened.geometry(), created.geometry());
 //! Segment::unlink(&name).unwrap();
+//!
+//! // The same through a path: a ring in a file.
+//! let path = std::env::temp_dir().join(format!("ipcring-doc-segment-{}.ring", std::process::id()));
+//! let path = path.to_str().unwrap();
+//! let created = Segment::create(path, &CreateOptions::default()).unwrap();
+//! assert_eq!(Segment::open(path).unwrap().geometry(), created.geometry());
+//! Segment::unlink(path).unwrap();
+//! assert!(!std::path::Path::new(path).exists());
 //! ```
 
 use std::fs::File;
@@ -50,10 +76,13 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, HUGETLBFS_MAGIC};
 use nix::unistd::geteuid;
 
 use crate::error::Error;
-use crate::layout::{Block, Geometry, Header, MpmcSlotHeader, RingKind, WaitBlock, WaitStrategy, HEADER_SIZE, MAGIC};
+use crate::layout::{
+    Block, Geometry, Header, MpmcSlotHeader, RingKind, WaitBlock, WaitStrategy, HEADER_SIZE, MAGIC, MAX_SEGMENT_SIZE,
+};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::truncation::Registration;
 use crate::wait::ShmSemaphore;
@@ -98,6 +127,116 @@ pub fn normalize_name(name: &str) -> Result<String, Error> {
     match reason {
         Some(reason) => Err(Error::InvalidName { name: name.to_string(), reason }),
         None => Ok(format!("/{bare}")),
+    }
+}
+
+/// True if `name` is a file path rather than the name of a ring in `/dev/shm`: it contains a `/`
+/// anywhere but as its first character.
+///
+/// `./jobs.ring`, `dir/jobs` and `/dev/hugepages/jobs` are paths; `jobs` and `/jobs` are names
+/// (one leading `/` is part of the POSIX shared-memory name syntax), checked by
+/// [`normalize_name`]. A ring in a file of the current directory is written `./NAME`. Every
+/// function of this module that takes a ring name, and the command line, decide with this
+/// function.
+///
+/// ```
+/// use ipcring::is_path;
+/// for path in ["./jobs.ring", "dir/x", "/dev/hugepages/jobs", "/dev/shm/jobs"] {
+///     assert!(is_path(path), "{path}");
+/// }
+/// for name in ["jobs", "/jobs", "jobs.ring", ""] {
+///     assert!(!is_path(name), "{name}");
+/// }
+/// ```
+pub fn is_path(name: &str) -> bool {
+    // Bytes, not characters: a `/` byte never occurs inside a multi-byte UTF-8 character.
+    name.bytes().skip(1).any(|byte| byte == b'/')
+}
+
+/// Where the ring a caller names lives, as [`is_path`] decides.
+enum Location {
+    /// A POSIX shared-memory object in `/dev/shm`, by its normalised name `/NAME`.
+    Shm(String),
+    /// A file, by its path as given (relative paths are resolved by each system call, against
+    /// the working directory of the moment).
+    File(String),
+}
+
+impl Location {
+    /// The location `name` names; refuses a shared-memory name that breaks [`normalize_name`]'s
+    /// rules, and a path the system could not take (one with a NUL byte).
+    fn of(name: &str) -> Result<Location, Error> {
+        if !is_path(name) {
+            return normalize_name(name).map(Location::Shm);
+        }
+        if name.contains('\0') {
+            return Err(Error::InvalidName { name: name.to_string(), reason: "a path cannot contain a NUL byte" });
+        }
+        Ok(Location::File(name.to_string()))
+    }
+
+    /// `/NAME`, or the path: what [`Segment::name`] reports and messages show.
+    fn name(&self) -> &str {
+        match self {
+            Location::Shm(name) | Location::File(name) => name,
+        }
+    }
+
+    /// The file system path of the ring's file.
+    fn path(&self) -> String {
+        match self {
+            Location::Shm(name) => format!("{SHM_DIR}{name}"),
+            Location::File(path) => path.clone(),
+        }
+    }
+
+    /// Creates the ring's file, empty, with mode 0600 (the caller then sets the mode asked for);
+    /// [`Error::AlreadyExists`] if anything is there already, a symbolic link included.
+    fn create(&self) -> Result<File, Error> {
+        match self {
+            Location::Shm(name) => {
+                shm_open(name.as_str(), OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, Mode::from_bits_truncate(0o600))
+                    .map(File::from)
+                    .map_err(|errno| open_error(name, errno, "creating"))
+            }
+            // create_new: O_CREAT | O_EXCL, which never follows a link either; O_NOFOLLOW says so
+            // anyway. std adds O_CLOEXEC by itself; given here too, as the contract.
+            Location::File(path) => std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|error| match error.raw_os_error() {
+                    // A missing directory: the ring is not "not found", it cannot be made there.
+                    Some(libc::ENOENT) => Error::io(format!("creating ring {path} (no such directory)"), error),
+                    _ => file_error(path, error, "creating"),
+                }),
+        }
+    }
+
+    /// Opens the ring's file for reading and writing, refusing a symbolic link.
+    fn open(&self) -> Result<File, Error> {
+        match self {
+            Location::Shm(name) => shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
+                .map(File::from)
+                .map_err(|errno| open_error(name, errno, "opening")),
+            Location::File(path) => std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|error| file_error(path, error, "opening")),
+        }
+    }
+
+    /// Removes the name (a link itself, never its target).
+    fn remove(&self) -> Result<(), Error> {
+        match self {
+            Location::Shm(name) => shm_unlink(name.as_str()).map_err(|errno| open_error(name, errno, "removing")),
+            Location::File(path) => std::fs::remove_file(path).map_err(|error| file_error(path, error, "removing")),
+        }
     }
 }
 
@@ -184,17 +323,25 @@ fn open_error(name: &str, errno: Errno, doing: &str) -> Error {
     }
 }
 
+/// [`open_error`] for the error of a system call on the file of a ring at `path`.
+fn file_error(path: &str, error: std::io::Error, doing: &str) -> Error {
+    match error.raw_os_error() {
+        Some(code) => open_error(path, Errno::from_raw(code), doing),
+        None => Error::io(format!("{doing} ring {path}"), error),
+    }
+}
+
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
 
 /// Removes a half-created segment if creation fails midway.
-struct UnlinkOnError<'a>(Option<&'a str>);
+struct RemoveOnError<'a>(Option<&'a Location>);
 
-impl Drop for UnlinkOnError<'_> {
+impl Drop for RemoveOnError<'_> {
     fn drop(&mut self) {
-        if let Some(name) = self.0 {
-            let _ = shm_unlink(name);
+        if let Some(location) = self.0 {
+            let _ = location.remove();
         }
     }
 }
@@ -202,17 +349,35 @@ impl Drop for UnlinkOnError<'_> {
 impl Segment {
     /// Creates a new segment (failing with [`Error::AlreadyExists`] if the name is taken) and
     /// maps it.
+    ///
+    /// `name` is a ring name in `/dev/shm` or a file path ([`is_path`]). On a hugetlbfs mount the
+    /// file's length must be a whole number of huge pages (`ftruncate` refuses anything else), so
+    /// the segment is rounded up to one: [`Geometry::total_size`] (and the header's) is then
+    /// larger than [`Geometry::new`] plans, which every attacher accepts (LAYOUT §7 only asks
+    /// that the regions fit). The huge pages are reserved when the file is mapped: with too few
+    /// free (`/proc/sys/vm/nr_hugepages`) creation fails with an I/O error (`ENOMEM`).
+    ///
+    /// ```
+    /// use ipcring::__private::segment::{CreateOptions, Segment};
+    /// use ipcring::Error;
+    ///
+    /// let path = std::env::temp_dir().join(format!("ipcring-doc-create-{}.ring", std::process::id()));
+    /// let path = path.to_str().unwrap();
+    /// Segment::create(path, &CreateOptions::default()).unwrap();
+    /// assert!(matches!(Segment::create(path, &CreateOptions::default()), Err(Error::AlreadyExists { .. })));
+    /// Segment::unlink(path).unwrap();
+    /// ```
     pub fn create(name: &str, options: &CreateOptions) -> Result<Segment, Error> {
-        let name = normalize_name(name)?;
+        let location = Location::of(name)?;
+        let name = location.name();
         let geometry = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
         check_mode(options.mode)?;
-        let fd =
-            shm_open(name.as_str(), OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, Mode::from_bits_truncate(0o600))
-                .map_err(|errno| open_error(&name, errno, "creating"))?;
-        let mut cleanup = UnlinkOnError(Some(&name));
-        let file = set_mode_and_size(fd, &geometry, options.mode, &name)?;
-        let Mapping { truncation, map } = map(&file, geometry.total_size, &name, true)?;
-        let segment = Segment::initialise(name.clone(), None, truncation, map, geometry, options.mode)?;
+        let file = location.create()?;
+        let mut cleanup = RemoveOnError(Some(&location));
+        let geometry = sized_for(&file, geometry, name)?;
+        set_mode_and_size(&file, &geometry, options.mode, name)?;
+        let Mapping { truncation, map } = map(&file, geometry.total_size, name, true)?;
+        let segment = Segment::initialise(name.to_string(), None, truncation, map, geometry, options.mode)?;
         cleanup.0 = None;
         Ok(Segment { file: Some(file), ..segment })
     }
@@ -243,7 +408,8 @@ impl Segment {
         let fd = memfd_create(c"ipcring", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
             .map_err(|errno| Error::io("creating an anonymous ring (memfd_create)", std::io::Error::from(errno)))?;
         let name = format!("memfd:{}", fd.as_raw_fd());
-        let file = set_mode_and_size(fd, &geometry, options.mode, &name)?;
+        let file = File::from(fd);
+        set_mode_and_size(&file, &geometry, options.mode, &name)?;
         // Sealed before the mapping exists, so no mapping of this file can ever lose a page.
         fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(ANONYMOUS_SEALS))
             .map_err(|errno| Error::io(format!("sealing ring {name}"), std::io::Error::from(errno)))?;
@@ -297,14 +463,23 @@ impl Segment {
         Segment::open_with(name, &OpenOptions::default())
     }
 
-    /// Opens and validates an existing segment.
+    /// Opens and validates an existing segment: a ring name in `/dev/shm` or a file path
+    /// ([`is_path`]).
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Segment, Error> {
-        let name = normalize_name(name)?;
-        let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
-            .map_err(|errno| open_error(&name, errno, "opening"))?;
-        let file = File::from(fd);
-        let segment = Segment::validate(name, &file, options, true)?;
+        let location = Location::of(name)?;
+        let file = location.open()?;
+        let segment = Segment::validate(location.name().to_string(), &file, options, true)?;
         Ok(Segment { file: Some(file), ..segment })
+    }
+
+    /// `geometry` sized as [`Segment::create`] would size a new segment on this segment's file
+    /// system (hugetlbfs: rounded up to whole huge pages), to compare an existing ring with what a
+    /// creation would make.
+    pub(crate) fn sized_like_created(&self, geometry: Geometry) -> Result<Geometry, Error> {
+        match &self.file {
+            Some(file) => sized_for(file, geometry, &self.name),
+            None => Ok(geometry),
+        }
     }
 
     /// Compares the file's size with the segment's: if the file shrank, gives the mapping up
@@ -436,10 +611,10 @@ impl Segment {
         })
     }
 
-    /// Removes the name; processes that have it mapped keep working until they detach.
+    /// Removes the name (a ring name in `/dev/shm`, or a file path: the file is removed);
+    /// processes that have it mapped keep working until they detach.
     pub fn unlink(name: &str) -> Result<(), Error> {
-        let name = normalize_name(name)?;
-        shm_unlink(name.as_str()).map_err(|errno| open_error(&name, errno, "removing"))
+        Location::of(name)?.remove()
     }
 
     /// Names (with leading `/`) of the ipcring segments in `/dev/shm`: regular files, not links,
@@ -458,18 +633,19 @@ impl Segment {
         Ok(names)
     }
 
-    /// True if `/dev/shm/NAME` is a regular file (not a link) that starts with the ipcring magic.
-    /// A file shorter than the magic, a link, or a ring whose creator died before storing the
-    /// magic is not a ring.
+    /// True if `/dev/shm/NAME` (or the file at a path, [`is_path`]) is a regular file (not a
+    /// link) that starts with the ipcring magic. A file shorter than the magic, a link, or a ring
+    /// whose creator died before storing the magic is not a ring.
     ///
     /// ```
     /// use ipcring::__private::segment::Segment;
     /// assert!(matches!(Segment::is_ring("ipcring-no-such-ring"), Err(ipcring::Error::NotFound { .. })));
+    /// assert!(!Segment::is_ring("/dev/null").unwrap()); // a path: not a regular file
     /// ```
     pub fn is_ring(name: &str) -> Result<bool, Error> {
         use std::io::Read;
-        let name = normalize_name(name)?;
-        let path = format!("{SHM_DIR}{name}");
+        let location = Location::of(name)?;
+        let (name, path) = (location.name().to_string(), location.path());
         // O_NOFOLLOW: judge the file itself, as shm_unlink would remove a link itself.
         // O_NONBLOCK: a FIFO swapped in under the name must not block the caller.
         let opened =
@@ -497,8 +673,9 @@ impl Segment {
         }
     }
 
-    /// The name, with its leading `/`; for an anonymous segment `memfd:FD`, FD being the number
-    /// of its descriptor in this process (for messages: it cannot be opened by name).
+    /// The name, with its leading `/`; for a ring in a file, its path as given; for an anonymous
+    /// segment `memfd:FD`, FD being the number of its descriptor in this process (for messages:
+    /// it cannot be opened by name).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -685,12 +862,32 @@ fn check_mode(mode: u32) -> Result<(), Error> {
 }
 
 /// Gives a new, empty file its exact mode (independent of the umask) and the segment's size.
-fn set_mode_and_size(fd: OwnedFd, geometry: &Geometry, mode: u32, name: &str) -> Result<File, Error> {
-    fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))
+fn set_mode_and_size(file: &File, geometry: &Geometry, mode: u32, name: &str) -> Result<(), Error> {
+    fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))
         .map_err(|errno| Error::io(format!("setting the mode of {name}"), std::io::Error::from(errno)))?;
-    let file = File::from(fd);
-    file.set_len(geometry.total_size).map_err(|error| Error::io(format!("sizing ring {name}"), error))?;
-    Ok(file)
+    file.set_len(geometry.total_size).map_err(|error| Error::io(format!("sizing ring {name}"), error))
+}
+
+/// `geometry` with the total size a new file of it gets on the file system of `file`: the same,
+/// except on hugetlbfs, whose files are a whole number of huge pages long (its block size,
+/// `f_bsize`): rounded up to that, and refused if that passes [`MAX_SEGMENT_SIZE`].
+fn sized_for(file: &File, geometry: Geometry, name: &str) -> Result<Geometry, Error> {
+    let stat = fstatfs(file).map_err(|errno| {
+        Error::io(format!("inspecting the file system of ring {name}"), std::io::Error::from(errno))
+    })?;
+    if stat.filesystem_type() != HUGETLBFS_MAGIC {
+        return Ok(geometry);
+    }
+    let huge_page = u64::try_from(stat.block_size()).unwrap_or(0).max(1);
+    let total_size =
+        geometry.total_size.checked_next_multiple_of(huge_page).filter(|size| *size <= MAX_SEGMENT_SIZE).ok_or(
+            Error::TooLarge {
+                what: "segment size rounded up to whole huge pages",
+                requested: geometry.total_size,
+                limit: MAX_SEGMENT_SIZE,
+            },
+        )?;
+    Ok(Geometry { total_size, ..geometry })
 }
 
 /// A fresh mapping and its truncation registration. Field order matters: an error path that drops
@@ -813,6 +1010,204 @@ mod tests {
         assert!(matches!(Segment::open(&name), Err(Error::Corrupted { field: "file size", value: 100 })));
         file.set_len(0).unwrap();
         assert!(matches!(Segment::open(&name), Err(Error::NotInitialized)));
+    }
+
+    /// A directory of its own under the system's temporary directory, removed with what it
+    /// holds when dropped.
+    struct Directory(std::path::PathBuf);
+
+    impl Directory {
+        fn new(tag: &str) -> Directory {
+            let path = std::env::temp_dir().join(&unique(tag)[1..]);
+            std::fs::create_dir(&path).unwrap();
+            Directory(path)
+        }
+
+        /// `DIRECTORY/file`, as the string the API takes.
+        fn join(&self, file: &str) -> String {
+            self.0.join(file).to_str().unwrap().to_string()
+        }
+    }
+
+    impl Drop for Directory {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_slash_after_the_first_character_makes_a_path_and_anything_else_is_a_name() {
+        for path in ["./jobs.ring", "../jobs", "dir/x", "/dev/hugepages/jobs", "//jobs", "jobs/", "é/x"] {
+            assert!(is_path(path), "{path:?}");
+            assert!(matches!(Location::of(path), Ok(Location::File(ref given)) if given == path), "{path:?}");
+        }
+        for name in ["jobs", "/jobs", "jobs.ring", "/", ""] {
+            assert!(!is_path(name), "{name:?}");
+        }
+        assert!(matches!(Location::of("jobs"), Ok(Location::Shm(ref name)) if name == "/jobs"));
+        assert!(matches!(Location::of("/jobs"), Ok(Location::Shm(ref name)) if name == "/jobs"));
+        // A name is still held to the name rules; a path only to what the system can take.
+        assert!(matches!(Location::of("/sp ace"), Err(Error::InvalidName { .. })));
+        assert!(matches!(Location::of("./with\0nul"), Err(Error::InvalidName { .. })));
+    }
+
+    #[test]
+    fn a_ring_in_a_file_is_created_opened_and_unlinked_by_its_path() {
+        let directory = Directory::new("file");
+        let path = directory.join("jobs.ring");
+        let created = Segment::create(&path, &CreateOptions::default()).unwrap();
+        assert_eq!(created.name(), path);
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        assert!(metadata.file_type().is_file());
+        assert_eq!(metadata.len(), created.geometry().total_size);
+        assert!(Segment::is_ring(&path).unwrap());
+        let opened = Segment::open(&path).unwrap();
+        assert_eq!((opened.name(), opened.geometry()), (path.as_str(), created.geometry()));
+        assert!(!opened.truncated() && !opened.check_size());
+        Segment::unlink(&path).unwrap();
+        assert!(!std::path::Path::new(&path).exists());
+        assert!(matches!(Segment::open(&path), Err(Error::NotFound { .. })));
+        assert!(matches!(Segment::unlink(&path), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn create_refuses_an_existing_path_and_leaves_the_file_alone() {
+        let directory = Directory::new("file-exists");
+        let ring = directory.join("ring");
+        Segment::create(&ring, &CreateOptions::default()).unwrap();
+        assert!(matches!(Segment::create(&ring, &CreateOptions::default()), Err(Error::AlreadyExists { .. })));
+        assert!(Segment::open(&ring).is_ok(), "the first ring is intact");
+        let other = directory.join("someone-elses");
+        std::fs::write(&other, b"not a ring").unwrap();
+        assert!(matches!(Segment::create(&other, &CreateOptions::default()), Err(Error::AlreadyExists { .. })));
+        assert_eq!(std::fs::read(&other).unwrap(), b"not a ring");
+        assert!(!Segment::is_ring(&other).unwrap());
+    }
+
+    #[test]
+    fn a_ring_file_has_mode_0600_by_default_and_exactly_the_mode_asked_for_otherwise() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = Directory::new("file-mode");
+        let mode_of = |path: &str| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let private = directory.join("private");
+        assert_eq!(Segment::create(&private, &CreateOptions::default()).unwrap().mode(), 0o600);
+        assert_eq!(mode_of(&private), 0o600);
+        // 0666 survives whatever umask this process has: fchmod after creation.
+        let shared = directory.join("shared");
+        Segment::create(&shared, &CreateOptions { mode: 0o666, ..CreateOptions::default() }).unwrap();
+        assert_eq!(mode_of(&shared), 0o666);
+        assert_eq!(Segment::open(&shared).unwrap().mode(), 0o666);
+        let refused = directory.join("refused");
+        assert!(matches!(
+            Segment::create(&refused, &CreateOptions { mode: 0o400, ..CreateOptions::default() }),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(!std::path::Path::new(&refused).exists(), "nothing is created for a bad mode");
+    }
+
+    #[test]
+    fn a_symlink_given_as_a_path_is_never_followed() {
+        let directory = Directory::new("file-link");
+        let target = directory.join("target");
+        Segment::create(&target, &CreateOptions::default()).unwrap();
+        let link = directory.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(Segment::open(&link), Err(Error::PermissionDenied { .. })));
+        assert!(matches!(Segment::create(&link, &CreateOptions::default()), Err(Error::AlreadyExists { .. })));
+        assert!(!Segment::is_ring(&link).unwrap());
+        // Removing the link removes the link, not the ring it points to.
+        Segment::unlink(&link).unwrap();
+        assert!(Segment::open(&target).is_ok());
+        // A dangling link is not created through either.
+        let dangling = directory.join("dangling");
+        let nowhere = directory.join("nowhere");
+        std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+        assert!(matches!(Segment::create(&dangling, &CreateOptions::default()), Err(Error::AlreadyExists { .. })));
+        assert!(!std::path::Path::new(&nowhere).exists());
+    }
+
+    #[test]
+    fn a_truncated_ring_file_is_refused_on_open() {
+        let directory = Directory::new("file-short");
+        let path = directory.join("short");
+        Segment::create(&path, &CreateOptions::default()).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(HEADER_SIZE + 128).unwrap();
+        assert!(matches!(Segment::open(&path), Err(Error::Corrupted { field: "total_size", .. })));
+        file.set_len(100).unwrap();
+        assert!(matches!(Segment::open(&path), Err(Error::Corrupted { field: "file size", value: 100 })));
+        file.set_len(0).unwrap();
+        assert!(matches!(Segment::open(&path), Err(Error::NotInitialized)));
+    }
+
+    #[test]
+    fn a_path_that_is_not_a_regular_file_is_refused() {
+        let directory = Directory::new("file-type");
+        assert!(matches!(Segment::open(directory.0.to_str().unwrap()), Err(Error::Io { .. })), "a directory");
+        assert!(matches!(Segment::open("/dev/null"), Err(Error::Corrupted { field: "file type", .. })));
+        assert!(!Segment::is_ring("/dev/null").unwrap());
+    }
+
+    #[test]
+    fn creating_in_a_missing_directory_fails_without_calling_the_ring_missing() {
+        let directory = Directory::new("file-nodir");
+        let path = directory.join("missing/ring");
+        let error = Segment::create(&path, &CreateOptions::default()).unwrap_err();
+        assert!(matches!(&error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{error}");
+        assert!(error.to_string().contains("no such directory"), "{error}");
+    }
+
+    #[test]
+    fn a_path_into_dev_shm_is_the_same_ring_as_its_name() {
+        let name = unique("shm-path");
+        let _cleanup = Cleanup(name.clone());
+        let path = format!("{SHM_DIR}{name}");
+        let created = Segment::create(&path, &CreateOptions::default()).unwrap();
+        assert_eq!(created.name(), path);
+        let opened = Segment::open(&name).unwrap();
+        assert_eq!((opened.name(), opened.geometry()), (name.as_str(), created.geometry()));
+        assert!(Segment::list().unwrap().contains(&name));
+        Segment::unlink(&path).unwrap();
+        assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+    }
+
+    /// The mount point of a hugetlbfs this process may write to, if there is one.
+    fn hugetlbfs() -> Option<String> {
+        let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+        mounts
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1).zip(line.split_whitespace().nth(2)))
+            .find(|(_, kind)| *kind == "hugetlbfs")
+            .map(|(mount, _)| mount.to_string())
+            .filter(|mount| nix::unistd::access(mount.as_str(), nix::unistd::AccessFlags::W_OK).is_ok())
+    }
+
+    #[test]
+    fn a_ring_on_hugetlbfs_is_rounded_up_to_whole_huge_pages() {
+        let Some(mount) = hugetlbfs() else {
+            eprintln!("skipped: no writable hugetlbfs mounted");
+            return;
+        };
+        let path = format!("{mount}/{}", &unique("huge")[1..]);
+        let _cleanup = Cleanup(path.clone());
+        let options = CreateOptions { slot_count: 8, slot_size: 64, ..CreateOptions::default() };
+        let planned = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size).unwrap();
+        let created = match Segment::create(&path, &options) {
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOMEM) => {
+                eprintln!("skipped: no free huge pages (/proc/sys/vm/nr_hugepages)");
+                return;
+            }
+            other => other.unwrap(),
+        };
+        let huge_page = fstatfs(File::open(&mount).unwrap()).unwrap().block_size() as u64;
+        let geometry = *created.geometry();
+        assert_eq!(geometry.total_size % huge_page, 0);
+        assert_eq!(Geometry { total_size: planned.total_size, ..geometry }, planned, "only the size grew");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), geometry.total_size);
+        assert_eq!(Segment::open(&path).unwrap().geometry(), &geometry);
+        drop(created);
+        // What a creation would make there, so a stale ring of the same options is reused.
+        crate::stale::create_or_reuse(&path, &options).unwrap();
     }
 
     /// A copy of `bytes` cut (or zero-extended) to `length` bytes, in a memfd sealed against

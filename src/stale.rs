@@ -1,5 +1,7 @@
-//! Stale rings: rings in `/dev/shm` that nobody uses any more. Found by `ipcring ls`, removed by
-//! `ipcring gc`, reused by `ipcring create --reuse-stale`.
+//! Stale rings: rings that nobody uses any more. Found by `ipcring ls` (in `/dev/shm`), removed
+//! by `ipcring gc`, reused by `ipcring create --reuse-stale`. Everything here takes a ring in a
+//! file too, by its path ([`is_path`](crate::segment::is_path)); only the listing is limited to
+//! `/dev/shm`.
 //!
 //! A ring is **stale** when no live process is attached to it (every SPSC role and MPMC endpoint
 //! record is vacant, or held by a dead process) and it has been idle for a given time. Liveness is
@@ -203,12 +205,25 @@ fn claim_words(geometry: &Geometry) -> Vec<(u64, crate::error::Role)> {
     }
 }
 
-/// Removes the ring `name` if it is stale: ours (the magic and the caller's uid, checked by
-/// [`Segment::open`]), no live process attached, idle for at least `idle`. Returns how it was
-/// judged if it was removed (or, with `dry_run`, would have been), `None` if it is in use.
+/// Removes the ring `name` (a name in `/dev/shm` or a file path) if it is stale: ours (the
+/// magic and the caller's uid, checked by [`Segment::open`]), no live process attached, idle for
+/// at least `idle`. Returns how it was judged if it was removed (or, with `dry_run`, would have
+/// been), `None` if it is in use.
 ///
 /// Fails if the ring cannot be opened: another user's ([`Error::ForeignOwner`]), corrupted,
 /// half-created, or gone.
+///
+/// ```
+/// use std::time::Duration;
+/// use ipcring::__private::segment::{CreateOptions, Segment};
+/// use ipcring::stale::remove_if_stale;
+///
+/// let path = std::env::temp_dir().join(format!("ipcring-doc-remove-if-stale-{}.ring", std::process::id()));
+/// let path = path.to_str().unwrap();
+/// drop(Segment::create(path, &CreateOptions::default()).unwrap());
+/// assert!(remove_if_stale(path, Duration::ZERO, false).unwrap().is_some());
+/// assert!(!std::path::Path::new(path).exists());
+/// ```
 pub fn remove_if_stale(name: &str, idle: Duration, dry_run: bool) -> Result<Option<Staleness>, Error> {
     let segment = Segment::open(name)?;
     let staleness = Staleness::assess(&RingInfo::read(&segment), now_ns());
@@ -235,9 +250,11 @@ pub fn remove_if_stale(name: &str, idle: Duration, dry_run: bool) -> Result<Opti
     Ok(Some(staleness))
 }
 
-/// Creates the ring `name`; if the name exists, reuses that ring instead when it is stale (no
-/// live process attached, whatever its idle time), empty (nothing [`Staleness::pending`]), ours,
-/// and of exactly the geometry and mode `options` ask for. The reused ring keeps its positions and
+/// Creates the ring `name` (a name in `/dev/shm` or a file path); if the name exists, reuses
+/// that ring instead when it is stale (no live process attached, whatever its idle time), empty
+/// (nothing [`Staleness::pending`]), ours, and of exactly the geometry and mode `options` ask
+/// for (the geometry [`Segment::create`] would make there: on hugetlbfs, rounded up to whole
+/// huge pages). The reused ring keeps its positions and
 /// counters; the wait state dead processes left behind (futex waiter registrations, semaphore
 /// counts) is reset while every role is held.
 ///
@@ -262,7 +279,12 @@ pub fn create_or_reuse(name: &str, options: &CreateOptions) -> Result<Segment, E
         created => return created,
     };
     let segment = Segment::open(name)?;
-    let wanted = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
+    let wanted = segment.sized_like_created(Geometry::new(
+        options.kind,
+        options.wait,
+        options.slot_count,
+        options.slot_size,
+    )?)?;
     if *segment.geometry() != wanted || segment.mode() != options.mode {
         return Err(exists);
     }

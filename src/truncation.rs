@@ -6,6 +6,7 @@
 //! mapping, and the next access to one of them raises `SIGBUS`, whose default action kills the
 //! process; `MAP_POPULATE` does not help, and named POSIX shared memory cannot be sealed (anonymous
 //! segments are, see [`Segment::create_anonymous`](crate::segment::Segment::create_anonymous)).
+//! A ring in a file, given by its path, is a named segment here too, whatever the file system.
 //!
 //! The policy: every mapping of a named segment is registered here right after `mmap`, before
 //! any byte of it is read, and the first registration installs a `SIGBUS` handler (`SA_SIGINFO`,

@@ -158,6 +158,31 @@ fn the_channel_traits_report_truncated_even_after_positions_went_backwards() {
     }
 }
 
+#[test]
+fn a_ring_in_a_file_on_disk_reports_truncated_instead_of_dying() {
+    let directory = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = directory.join(format!("{}.ring", Ring::new("file").0)).to_str().unwrap().to_string();
+    // Declared first: dropped last, after the endpoints.
+    let _cleanup = Ring(path.clone());
+    let options = CreateOptions { slot_count: 64, slot_size: 256, ..CreateOptions::default() };
+    let mut sender = ipcring::Builder::new(&path)
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<spsc::Sender>()
+        .unwrap();
+    let mut receiver = ipcring::Builder::new(&path).open::<spsc::Receiver>().unwrap();
+    sender.send(b"before").unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+    let mut buffer = Vec::new();
+    let mut outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
+    if outcome.is_ok() {
+        outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
+    }
+    assert!(is_truncation(&outcome), "{outcome:?}");
+    assert!(receiver.backend().segment().truncated());
+    let failure = (0..2 * options.slot_count).map(|_| sender.send_timeout(&[7; 100], PATIENCE)).find(Result::is_err);
+    assert!(failure.as_ref().is_some_and(is_truncation), "{failure:?}");
+}
+
 /// The child of `a_sigbus_elsewhere_still_kills_the_process`: attaches to a ring (installing the
 /// handler), then faults on a truncated mapping of its own that is not a ring.
 #[test]

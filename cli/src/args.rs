@@ -8,7 +8,9 @@ use ipcring::__private::layout::{RingKind, WaitStrategy};
 
 /// Lock-free shared-memory ring buffers for inter-process communication.
 ///
-/// Rings live in /dev/shm and are named like files there (`jobs` or `/jobs`).
+/// Rings live in /dev/shm and are named like files there (`jobs` or `/jobs`). A ring can also live
+/// in any file: wherever a ring name is taken, a path is too, and a name with a `/` after its first
+/// character is a path (`./jobs.ring`, `/dev/hugepages/jobs`, `dir/jobs`).
 #[derive(Debug, Parser)]
 #[command(name = "ipcring", version)]
 pub struct Cli {
@@ -24,7 +26,7 @@ pub enum Command {
     Create(CreateArgs),
     /// Show a ring's geometry, occupancy, attached processes and statistics.
     Info(InfoArgs),
-    /// List every ring in /dev/shm.
+    /// List every ring in /dev/shm (only there: rings in other files are not listed).
     Ls(LsArgs),
     /// Remove rings.
     Rm(RmArgs),
@@ -60,7 +62,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub full: bool,
     /// Transports to measure, comma-separated: shm-spsc, shm-mpmc (each with every wait
-    /// strategy; `shm-spsc:spin` picks one), pipe, fifo, unix, seqpacket, tcp, mq.
+    /// strategy; `shm-spsc:spin` picks one), shm-spsc-file (an SPSC ring in a file on a disk file
+    /// system rather than in /dev/shm; futex unless a wait strategy is given), pipe, fifo, unix,
+    /// seqpacket, tcp, mq.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub transports: Option<Vec<String>>,
     /// Message sizes in bytes, comma-separated (default 64,4096; --full: 8 to 1048576).
@@ -165,7 +169,8 @@ impl From<WaitArg> for WaitStrategy {
 /// `ipcring create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Name of the new ring.
+    /// Name of the new ring (in /dev/shm), or the path of its file (`./jobs.ring`; the directory
+    /// must exist).
     pub name: String,
     /// Number of slots (a power of two): how many messages the ring holds.
     #[arg(long, default_value_t = 1024)]
@@ -192,7 +197,7 @@ pub struct CreateArgs {
 /// `ipcring info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Name of the ring.
+    /// Name of the ring, or the path of its file.
     pub name: String,
     /// Attach even if the ring belongs to another user (by default such a ring is refused).
     #[arg(long)]
@@ -216,7 +221,8 @@ pub struct LsArgs {
 /// `ipcring gc`.
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// Consider only these rings (default: every ring in /dev/shm).
+    /// Consider only these rings, by name or path (default: every ring in /dev/shm; rings in
+    /// other files only when named).
     pub names: Vec<String>,
     /// Show what would be removed, remove nothing.
     #[arg(long)]
@@ -230,7 +236,7 @@ pub struct GcArgs {
 /// `ipcring rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Names of the rings to remove.
+    /// Names of the rings to remove, or paths of their files.
     #[arg(required = true)]
     pub names: Vec<String>,
     /// Remove the files even if they are not ipcring rings.
@@ -257,8 +263,8 @@ pub struct TransportArgs {
 /// `ipcring send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Name of the ring, or with --transport its address: a ring name, a FIFO or socket path,
-    /// `@name` (abstract Unix socket), `host:port` (TCP), `fd:N` (an inherited pipe).
+    /// Name or path of the ring, or with --transport its address: a ring name or path, a FIFO or
+    /// socket path, `@name` (abstract Unix socket), `host:port` (TCP), `fd:N` (an inherited pipe).
     pub name: String,
     /// The transport.
     #[command(flatten)]
@@ -282,7 +288,7 @@ pub struct SendArgs {
 /// `ipcring recv`.
 #[derive(Debug, Args)]
 pub struct RecvArgs {
-    /// Name of the ring, or with --transport its address (as for `send`).
+    /// Name or path of the ring, or with --transport its address (as for `send`).
     pub name: String,
     /// The transport.
     #[command(flatten)]

@@ -4,6 +4,7 @@
 //! helper is spawned, or the helper's end of file never comes.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 
 use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
 use ipcring::transport::{self, pipe, tcp, Kind, Options, Side};
@@ -30,13 +31,15 @@ pub struct BoundReceiver {
     pub inherited: Option<OwnedFd>,
 }
 
-/// An address for channel `which` of this process (TCP: any free loopback port).
-fn address(kind: Kind, which: &str) -> String {
+/// An address for channel `which` of this process (TCP: any free loopback port); a ring is a
+/// file in `directory` when given (a path, [`ipcring::is_path`]), else in /dev/shm.
+fn address(kind: Kind, which: &str, directory: Option<&Path>) -> String {
     let unique = format!("ipcring-{}-{which}", std::process::id());
-    match kind {
-        Kind::Fifo => std::env::temp_dir().join(unique).display().to_string(),
-        Kind::Unix | Kind::Seqpacket => format!("@{unique}"),
-        Kind::Tcp => "127.0.0.1:0".to_string(),
+    match (kind, directory) {
+        (Kind::ShmSpsc | Kind::ShmMpmc, Some(directory)) => directory.join(unique).display().to_string(),
+        (Kind::Fifo, _) => std::env::temp_dir().join(unique).display().to_string(),
+        (Kind::Unix | Kind::Seqpacket, _) => format!("@{unique}"),
+        (Kind::Tcp, _) => "127.0.0.1:0".to_string(),
         _ => unique,
     }
 }
@@ -56,20 +59,21 @@ pub fn sender(kind: Kind, which: &str, options: &Options) -> CliResult<BoundSend
             BoundSender { sender: Box::new(sender), address: fd_address(&theirs), inherited: Some(theirs) }
         }
         Kind::Tcp => {
-            let sender = tcp::bind_sender(&address(kind, which), max)?;
+            let sender = tcp::bind_sender(&address(kind, which, None), max)?;
             let address = tcp::local_address(&sender)?.to_string();
             BoundSender { sender: Box::new(sender), address, inherited: None }
         }
         _ => {
-            let address = address(kind, which);
+            let address = address(kind, which, None);
             let sender = transport::open_sender(kind, &address, Side::Bind, options)?;
             BoundSender { sender, address, inherited: None }
         }
     })
 }
 
-/// Binds the receiving end of a `kind` channel named after `which`.
-pub fn receiver(kind: Kind, which: &str, options: &Options) -> CliResult<BoundReceiver> {
+/// Binds the receiving end of a `kind` channel named after `which`; a ring is a file in
+/// `directory` when given.
+pub fn receiver(kind: Kind, which: &str, directory: Option<&Path>, options: &Options) -> CliResult<BoundReceiver> {
     let max = options.max_message_size;
     Ok(match kind {
         Kind::Pipe => {
@@ -79,12 +83,12 @@ pub fn receiver(kind: Kind, which: &str, options: &Options) -> CliResult<BoundRe
             BoundReceiver { receiver: Box::new(receiver), address: fd_address(&theirs), inherited: Some(theirs) }
         }
         Kind::Tcp => {
-            let receiver = tcp::bind_receiver(&address(kind, which), max)?;
+            let receiver = tcp::bind_receiver(&address(kind, which, None), max)?;
             let address = tcp::local_address(&receiver)?.to_string();
             BoundReceiver { receiver: Box::new(receiver), address, inherited: None }
         }
         _ => {
-            let address = address(kind, which);
+            let address = address(kind, which, directory);
             let receiver = transport::open_receiver(kind, &address, Side::Bind, options)?;
             BoundReceiver { receiver, address, inherited: None }
         }

@@ -6,7 +6,8 @@ use ipcring::__private::segment::{CreateOptions, Segment};
 use super::args::CreateArgs;
 use super::error::CliResult;
 
-/// Creates the ring and detaches: the ring lives on in /dev/shm until `ipcring rm`.
+/// Creates the ring and detaches: the ring lives on in /dev/shm (or in its file, given a path) until
+/// `ipcring rm`.
 pub fn run(args: &CreateArgs) -> CliResult {
     let options = CreateOptions {
         kind: args.kind.into(),

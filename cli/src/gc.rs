@@ -2,9 +2,10 @@
 //! magic and belong to the caller's uid are considered; another user's rings are skipped
 //! silently, broken ones with a message on standard error (and exit status 1 if they were named).
 //! Prints one line per ring removed (or, with `--dry-run`, that would be removed); rings in use are
-//! left alone silently.
+//! left alone silently. Without names it looks at every ring in /dev/shm; rings in other files are
+//! considered when named by their paths.
 
-use ipcring::__private::segment::{normalize_name, Segment};
+use ipcring::__private::segment::Segment;
 use ipcring::stale::{remove_if_stale, Staleness};
 use ipcring::Error;
 
@@ -19,7 +20,7 @@ pub fn run(args: &GcArgs) -> CliResult {
     let mut text = String::new();
     let names = match args.names.as_slice() {
         [] => Segment::list()?,
-        names => names.iter().map(|name| normalize_name(name)).collect::<Result<_, _>>()?,
+        names => names.iter().map(|name| super::ring_name(name)).collect::<Result<_, _>>()?,
     };
     let (total, mut failed) = (names.len(), 0);
     for name in names {

@@ -1,5 +1,6 @@
 //! `ipcring ls`: every ring in /dev/shm, one row each. A ring that cannot be opened (corrupted,
-//! another user's, half-created) is listed with its error instead of failing the listing.
+//! another user's, half-created) is listed with its error instead of failing the listing. Rings in
+//! other files (created by path) are not listed: nothing records where they are.
 //!
 //! The PRODUCER and CONSUMER columns show the holder of the role of an SPSC ring (`4242 alive`,
 //! or `-` when vacant) and how many endpoints of that side an MPMC ring has (`2 live`, or

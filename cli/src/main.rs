@@ -51,6 +51,17 @@ pub fn run(command: Command) -> CliResult {
     }
 }
 
+/// The ring `name` as the library names it in what it reports: `/NAME` for a ring in /dev/shm
+/// (`jobs` and `/jobs` alike), a path ([`ipcring::is_path`]: a `/` after the first
+/// character) as given.
+fn ring_name(name: &str) -> Result<String, ipcring::Error> {
+    if ipcring::is_path(name) {
+        Ok(name.to_string())
+    } else {
+        ipcring::__private::segment::normalize_name(name)
+    }
+}
+
 /// Writes `text` to standard output in one call.
 fn print(text: &str) -> CliResult {
     use std::io::Write;
@@ -107,4 +118,16 @@ fn main() -> std::process::ExitCode {
 /// Error messages are one line, whatever an OS message or a panic payload contains.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ring_names_are_normalised_and_paths_kept_as_given() {
+        assert_eq!(super::ring_name("jobs").unwrap(), "/jobs");
+        assert_eq!(super::ring_name("/jobs").unwrap(), "/jobs");
+        assert_eq!(super::ring_name("./jobs.ring").unwrap(), "./jobs.ring");
+        assert_eq!(super::ring_name("/dev/hugepages/jobs").unwrap(), "/dev/hugepages/jobs");
+        assert!(super::ring_name("sp ace").is_err());
+    }
 }

@@ -8,6 +8,7 @@
 //! cache-coherence round trip between two cores.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -68,7 +69,7 @@ struct Baseline {
 pub fn run(args: &PingpongArgs) -> CliResult {
     let warmup = (args.count / 10).max(1000);
     let histogram = match args.transport {
-        None | Some(Kind::ShmSpsc) => measure_rings(args, warmup)?,
+        None | Some(Kind::ShmSpsc) => measure_rings(args, warmup, None)?,
         Some(kind) => super::transport_pingpong::measure(args, kind, warmup)?,
     };
     let latency = Summary::of(&histogram);
@@ -101,18 +102,19 @@ pub fn run(args: &PingpongArgs) -> CliResult {
     }
 }
 
-/// Times `args.count` round trips through two rings and a helper process.
-pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64) -> CliResult<Histogram<u64>> {
+/// Times `args.count` round trips through two rings and a helper process; the rings are in
+/// /dev/shm, or files in `directory` when given.
+pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64, directory: Option<&Path>) -> CliResult<Histogram<u64>> {
     let options =
         CreateOptions { slot_count: args.slots, slot_size: args.size, wait: args.wait.into(), ..Default::default() };
     // On every path the guards remove both names, and the helper, declared last, is killed and
     // reaped first if it is still running (removing a name does not disturb open mappings).
-    let (mut sender, ping) = temporary::create("ping", |name| {
+    let (mut sender, ping) = temporary::create_in(directory, "ping", |name| {
         Ok(ipcring::Builder::new(name)
             .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
             .create::<Sender>()?)
     })?;
-    let (mut receiver, pong) = temporary::create("pong", |name| {
+    let (mut receiver, pong) = temporary::create_in(directory, "pong", |name| {
         Ok(ipcring::Builder::new(name)
             .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
             .create::<Receiver>()?)

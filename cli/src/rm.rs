@@ -1,7 +1,8 @@
-//! `ipcring rm`: unlink rings. Refuses files that do not start with the ipcring magic (another
-//! program's shared memory) unless `--force`. Goes on after a failure and reports each one.
+//! `ipcring rm`: unlink rings, by name (in /dev/shm) or by path (a ring in a file: the file is
+//! removed). Refuses files that do not start with the ipcring magic (another program's shared
+//! memory, or any other file) unless `--force`. Goes on after a failure and reports each one.
 
-use ipcring::__private::segment::{normalize_name, Segment};
+use ipcring::__private::segment::Segment;
 
 use super::args::RmArgs;
 use super::error::{CliError, CliResult};
@@ -22,7 +23,7 @@ pub fn run(args: &RmArgs) -> CliResult {
 }
 
 fn remove(name: &str, force: bool) -> CliResult {
-    let name = normalize_name(name)?;
+    let name = super::ring_name(name)?;
     if !force && !Segment::is_ring(&name)? {
         return Err(CliError::NotARing { name });
     }

@@ -1,5 +1,8 @@
 //! Temporary shared-memory objects of `pingpong`, named after this process and removed on every
-//! exit path (success, error, panic) by a drop guard.
+//! exit path (success, error, panic) by a drop guard. Rings may also be temporary files in a
+//! directory ([`create_in`]), for `bench`'s rings in files.
+
+use std::path::Path;
 
 use ipcring::__private::segment::Segment;
 use ipcring::Error;
@@ -10,7 +13,7 @@ use super::error::CliResult;
 pub struct TemporaryName(String);
 
 impl TemporaryName {
-    /// The name, with its leading `/`.
+    /// The name, with its leading `/`, or the path of the file.
     pub fn name(&self) -> &str {
         &self.0
     }
@@ -30,8 +33,22 @@ impl Drop for TemporaryName {
 /// process that had the same pid (killed before it could clean up): it is removed and creation
 /// retried once.
 pub fn create<T>(suffix: &str, create: impl Fn(&str) -> Result<T, Error>) -> CliResult<(T, TemporaryName)> {
+    create_in(None, suffix, create)
+}
+
+/// As [`create`], in `directory` when given: `DIRECTORY/ipcring-pingpong-<pid>-<suffix>`, a path
+/// ([`ipcring::is_path`]), for rings in files.
+pub fn create_in<T>(
+    directory: Option<&Path>,
+    suffix: &str,
+    create: impl Fn(&str) -> Result<T, Error>,
+) -> CliResult<(T, TemporaryName)> {
+    let file = format!("ipcring-pingpong-{}-{suffix}", std::process::id());
     // The guard exists before the object, so that a creation that fails halfway leaves nothing.
-    let guard = TemporaryName(format!("/ipcring-pingpong-{}-{suffix}", std::process::id()));
+    let guard = TemporaryName(match directory {
+        Some(directory) => directory.join(file).display().to_string(),
+        None => format!("/{file}"),
+    });
     let made = match create(guard.name()) {
         Err(Error::AlreadyExists { .. }) => {
             Segment::unlink(guard.name())?;

@@ -37,7 +37,7 @@ pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histog
     let super::bound::BoundSender { mut sender, address: ping, inherited: ping_end } =
         super::bound::sender(kind, "ping", &options)?;
     let super::bound::BoundReceiver { mut receiver, address: pong, inherited: pong_end } =
-        super::bound::receiver(kind, "pong", &options)?;
+        super::bound::receiver(kind, "pong", None, &options)?;
     let inherited = (ping_end, pong_end);
     let max = options.max_message_size.to_string();
     let mut peer = Peer::spawn(&[

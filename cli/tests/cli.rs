@@ -81,7 +81,16 @@ impl Drop for Running {
 
 /// Starts `ipcring args...`, feeding it `stdin` (or nothing) and collecting its output.
 fn start(args: &[&str], stdin: Option<Vec<u8>>) -> Running {
-    let mut child = Command::new(BINARY)
+    start_in(None, args, stdin)
+}
+
+/// [`start`] in the working directory `directory` (this process's when `None`).
+fn start_in(directory: Option<&std::path::Path>, args: &[&str], stdin: Option<Vec<u8>>) -> Running {
+    let mut command = Command::new(BINARY);
+    if let Some(directory) = directory {
+        command.current_dir(directory);
+    }
+    let mut child = command
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -310,8 +319,118 @@ fn unknown_ring_is_a_one_line_error() {
 #[test]
 fn invalid_name_is_a_one_line_error() {
     for command in ["create", "info", "recv", "rm"] {
-        assert_one_line_error(&run(&[command, "no/slashes"], None), "invalid ring name");
+        assert_one_line_error(&run(&[command, "sp ace"], None), "invalid ring name");
     }
+}
+
+/// A directory of its own on a disk file system (cargo's temporary directory in the target
+/// directory), removed with what it holds when dropped.
+struct Directory(std::path::PathBuf);
+
+impl Directory {
+    fn new() -> Directory {
+        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(Ring::new().name());
+        std::fs::create_dir_all(&path).unwrap();
+        Directory(path)
+    }
+
+    /// `DIRECTORY/file`, as a command-line argument.
+    fn file(&self, file: &str) -> String {
+        self.0.join(file).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Directory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `ipcring args...` in `directory` to completion (bounded by [`LIMIT`]).
+fn run_in(directory: &Directory, args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    start_in(Some(&directory.0), args, stdin).wait()
+}
+
+#[test]
+fn a_ring_in_a_file_is_created_fed_drained_inspected_and_removed_by_its_relative_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let directory = Directory::new();
+    let ring = "./x.ring";
+    assert_success(&run_in(&directory, &["create", ring, "--slots", "16"], None));
+    let metadata = std::fs::symlink_metadata(directory.file("x.ring")).unwrap();
+    assert!(metadata.file_type().is_file());
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    assert_one_line_error(&run_in(&directory, &["create", ring], None), "already exists");
+
+    let input = numbered_lines(10);
+    assert_success(&run_in(&directory, &["send", ring], Some(input.clone())));
+    let table = stdout(&run_in(&directory, &["info", ring], None));
+    assert!(table.contains("name               ./x.ring"), "{table}");
+    assert!(table.contains("used               10 of 16 slots (6 free)"), "{table}");
+    assert_eq!(json(&run_in(&directory, &["info", ring, "--json"], None))["name"], ring);
+    let received = run_in(&directory, &["recv", ring, "--count", "10"], None);
+    assert_success(&received);
+    assert_eq!(received.stdout, input);
+
+    assert!(!stdout(&run(&["ls"], None)).contains("x.ring"), "ls lists /dev/shm only");
+    assert_success(&run_in(&directory, &["rm", ring], None));
+    assert!(!std::path::Path::new(&directory.file("x.ring")).exists());
+    assert_one_line_error(&run_in(&directory, &["info", ring], None), "ring ./x.ring does not exist");
+}
+
+#[test]
+fn a_ring_path_into_a_missing_directory_is_a_one_line_error() {
+    let directory = Directory::new();
+    let ring = directory.file("missing/x.ring");
+    assert_one_line_error(&run(&["create", &ring], None), "no such directory");
+    assert_one_line_error(&run(&["info", &ring], None), "does not exist");
+}
+
+#[test]
+fn rm_refuses_a_file_given_by_path_that_is_not_a_ring_unless_forced() {
+    let directory = Directory::new();
+    let file = directory.file("notes.txt");
+    std::fs::write(&file, b"not a ring").unwrap();
+    assert_one_line_error(&run(&["rm", &file], None), "not an ipcring ring");
+    assert!(std::path::Path::new(&file).exists());
+    assert_success(&run(&["rm", "--force", &file], None));
+    assert!(!std::path::Path::new(&file).exists());
+}
+
+#[test]
+fn gc_and_reuse_stale_take_paths() {
+    let directory = Directory::new();
+    let (idle, in_use) = (directory.file("idle.ring"), directory.file("in-use.ring"));
+    for ring in [&idle, &in_use] {
+        assert_success(&run(&["create", ring, "--slots", "16"], None));
+    }
+    let _consumer = ipcring::Builder::new(&in_use).open::<ipcring::spsc::Receiver>().unwrap();
+    assert_success(&run(&["create", &idle, "--slots", "16", "--reuse-stale"], None));
+    assert_one_line_error(&run(&["create", &in_use, "--slots", "16", "--reuse-stale"], None), "already exists");
+
+    let dry = run(&["gc", "--dry-run", "--idle", "0", &idle, &in_use], None);
+    assert_success(&dry);
+    assert_eq!(stdout(&dry), format!("would remove {idle} (idle 0s)\n"));
+    // Without names gc looks in /dev/shm only.
+    assert!(!stdout(&run(&["gc", "--dry-run", "--idle", "0"], None)).contains(&idle));
+    let removed = run(&["gc", "--idle", "0", &idle, &in_use], None);
+    assert_success(&removed);
+    assert_eq!(stdout(&removed), format!("removed {idle} (idle 0s)\n"));
+    assert!(!std::path::Path::new(&idle).exists());
+    assert!(std::path::Path::new(&in_use).exists(), "a ring in use is never stale");
+}
+
+#[test]
+fn the_ring_transports_bind_a_ring_in_a_file_and_remove_it() {
+    let directory = Directory::new();
+    let ring = directory.file("bound.ring");
+    let receiver = start(&["recv", "--transport", "shm-spsc", "--bind", &ring], None);
+    let sent = run(&["send", "--transport", "shm-spsc", &ring], Some(numbered_lines(100)));
+    assert_success(&sent);
+    let received = receiver.wait();
+    assert_success(&received);
+    assert_eq!(received.stdout, numbered_lines(100));
+    assert!(!std::path::Path::new(&ring).exists(), "the binding side removes its file");
 }
 
 #[test]
@@ -628,6 +747,53 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert!(std::fs::read_to_string(&markdown_path).unwrap().contains("| transport |"));
     assert!(std::fs::read_to_string(&plot_path).unwrap().starts_with("<svg"));
     std::fs::remove_dir_all(&directory).unwrap();
+}
+
+#[test]
+fn bench_measures_the_spsc_ring_in_a_file_beside_the_one_in_dev_shm_and_leaves_no_file() {
+    let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let directory = Directory::new();
+    let json_path = directory.file("bench.json");
+    let arguments = ["--transports", "shm-spsc:spin,shm-spsc-file:spin", "--sizes", "64", "--json", &json_path];
+    let running = start(&[&["bench", "--duration", "0.1", "--count", "1000"], &arguments[..]].concat(), None);
+    let pid = running.pid;
+    let output = running.wait();
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let Some(note) = report["notes"][0].as_str() else {
+        // No disk file system to put the ring on (every candidate directory is in memory).
+        assert!(report["skipped"][0].as_str().unwrap().contains("shm-spsc-file"), "{report}");
+        eprintln!("shm-spsc-file skipped: {}", report["skipped"][0]);
+        return;
+    };
+    let rows: Vec<(&str, &str, &str)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (row["transport"].as_str().unwrap(), row["wait"].as_str().unwrap(), row["pattern"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("shm-spsc", "spin", "throughput"),
+            ("shm-spsc", "spin", "latency"),
+            ("shm-spsc-file", "spin", "throughput"),
+            ("shm-spsc-file", "spin", "latency"),
+        ]
+    );
+    assert!(stdout(&output).lines().any(|line| line.starts_with("shm-spsc-file  spin")), "{}", stdout(&output));
+    // "shm-spsc-file: the rings are files in DIR (...)": nothing of this run is left there.
+    let ring_directory = note.split(" are files in ").nth(1).and_then(|rest| rest.split(" (").next()).unwrap();
+    let marker = format!("-{pid}-");
+    let leftovers: Vec<String> = std::fs::read_dir(ring_directory)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("ipcring-") && name.contains(&marker))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?} in {ring_directory}");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //!
 //! | name | mechanism | address |
 //! |---|---|---|
-//! | `shm-spsc` | ipcring's SPSC ring in `/dev/shm` | a ring name |
-//! | `shm-mpmc` | ipcring's MPMC ring in `/dev/shm` | a ring name |
+//! | `shm-spsc` | ipcring's SPSC ring in `/dev/shm` (or in a file) | a ring name, or a file path |
+//! | `shm-mpmc` | ipcring's MPMC ring in `/dev/shm` (or in a file) | a ring name, or a file path |
 //! | `pipe` | anonymous pipe ([`pipe`]) | `fd:N`, an inherited descriptor |
 //! | `fifo` | named pipe ([`fifo`]) | a path |
 //! | `unix` | Unix stream socket ([`unix`]) | a path, or `@name` (abstract) |

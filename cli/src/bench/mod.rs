@@ -2,6 +2,9 @@
 //! throughput and round-trip latency, producer and consumer always in separate processes —
 //! against the physical limits measured in the same run ([`limits`]), and optionally against
 //! peer libraries (`benches/peers`, `--peers`).
+//!
+//! Beside the rings in /dev/shm, `shm-spsc-file` measures the same SPSC ring in a file on a disk
+//! file system ([`disk_directory`]): the `shm-spsc` transport given a path for its address.
 
 pub mod limits;
 mod plot;
@@ -9,7 +12,7 @@ pub mod report;
 pub mod stream;
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -27,33 +30,58 @@ const FULL_SIZES: [usize; 6] = [8, 64, 512, 4096, 65_536, 1_048_576];
 /// Largest ring a measurement creates: slots are cut down for large messages.
 const RING_BYTES: usize = 64 << 20;
 
-/// One transport as measured: a kind and, for the rings, a wait strategy.
+/// The transport column of the SPSC ring in a file on a disk file system (`--transports
+/// shm-spsc-file`).
+const SHM_SPSC_FILE: &str = "shm-spsc-file";
+
+/// One transport as measured: a kind and, for the rings, a wait strategy and where the ring is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Subject {
     kind: Kind,
     wait: Option<WaitStrategy>,
+    /// The ring is a file in [`disk_directory`] instead of an object in /dev/shm (the
+    /// `shm-spsc-file` rows; always `false` for other transports).
+    in_file: bool,
 }
 
 impl Subject {
     fn wait_name(self) -> &'static str {
         self.wait.map_or("block", WaitStrategy::name)
     }
+
+    /// The transport column: the kind's name, or `shm-spsc-file`.
+    fn transport_name(self) -> &'static str {
+        if self.in_file {
+            SHM_SPSC_FILE
+        } else {
+            self.kind.name()
+        }
+    }
 }
 
-/// Expands `--transports` (default: all, the rings with every wait strategy).
+/// Expands `--transports` (default: all, the rings in /dev/shm with every wait strategy, and the
+/// SPSC ring in a file with the default one, futex).
 fn subjects(list: Option<&[String]>) -> CliResult<Vec<Subject>> {
     let all_waits = [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Semaphore];
     let expand = |kind: Kind, wait: Option<WaitStrategy>| -> Vec<Subject> {
         match (kind, wait) {
             (Kind::ShmSpsc | Kind::ShmMpmc, None) => {
-                all_waits.iter().map(|wait| Subject { kind, wait: Some(*wait) }).collect()
+                all_waits.iter().map(|wait| Subject { kind, wait: Some(*wait), in_file: false }).collect()
             }
-            (Kind::ShmSpsc | Kind::ShmMpmc, wait) => vec![Subject { kind, wait }],
-            (kind, _) => vec![Subject { kind, wait: None }],
+            (Kind::ShmSpsc | Kind::ShmMpmc, wait) => vec![Subject { kind, wait, in_file: false }],
+            (kind, _) => vec![Subject { kind, wait: None, in_file: false }],
         }
     };
+    let in_file = |wait: Option<WaitStrategy>| Subject {
+        kind: Kind::ShmSpsc,
+        wait: Some(wait.unwrap_or(WaitStrategy::Futex)),
+        in_file: true,
+    };
     let Some(list) = list else {
-        return Ok(Kind::ALL.iter().flat_map(|kind| expand(*kind, None)).collect());
+        let mut subjects: Vec<Subject> = Kind::ALL.iter().flat_map(|kind| expand(*kind, None)).collect();
+        let after_shm_spsc = subjects.iter().rposition(|subject| subject.kind == Kind::ShmSpsc).map_or(0, |at| at + 1);
+        subjects.insert(after_shm_spsc, in_file(None));
+        return Ok(subjects);
     };
     let mut subjects = Vec::new();
     for item in list {
@@ -66,10 +94,39 @@ fn subjects(list: Option<&[String]>) -> CliResult<Vec<Subject>> {
             }
             None => (item.as_str(), None),
         };
-        let kind: Kind = name.parse().map_err(|error: ipcring::Error| CliError::Usage(error.to_string()))?;
+        if name == SHM_SPSC_FILE {
+            subjects.push(in_file(wait));
+            continue;
+        }
+        let kind: Kind =
+            name.parse().map_err(|error: ipcring::Error| CliError::Usage(format!("{error}, or {SHM_SPSC_FILE}")))?;
         subjects.extend(expand(kind, wait));
     }
     Ok(subjects)
+}
+
+/// Where `shm-spsc-file` rings may go, best first: the temporary directory, /var/tmp, and the
+/// directory of this executable (the build's target directory).
+fn disk_candidates() -> Vec<PathBuf> {
+    let executable = std::env::current_exe().ok().and_then(|path| path.parent().map(Path::to_path_buf));
+    [Some(std::env::temp_dir()), Some(PathBuf::from("/var/tmp")), executable].into_iter().flatten().collect()
+}
+
+/// The first of [`disk_candidates`] on a disk file system (`statfs`: not tmpfs, ramfs or
+/// hugetlbfs, which hold their files in memory), writable, with a UTF-8 path (a ring path is a
+/// string); `None` if there is none.
+fn disk_directory() -> Option<PathBuf> {
+    use nix::sys::statfs::{statfs, FsType, HUGETLBFS_MAGIC, TMPFS_MAGIC};
+    // linux/magic.h; nix does not name it.
+    const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
+    let on_disk = |directory: &Path| {
+        statfs(directory)
+            .is_ok_and(|stat| ![TMPFS_MAGIC, RAMFS_MAGIC, HUGETLBFS_MAGIC].contains(&stat.filesystem_type()))
+    };
+    let writable = |directory: &Path| nix::unistd::access(directory, nix::unistd::AccessFlags::W_OK).is_ok();
+    disk_candidates()
+        .into_iter()
+        .find(|directory| directory.to_str().is_some() && on_disk(directory) && writable(directory))
 }
 
 /// Pins the calling process to `cpu` (if given).
@@ -113,12 +170,19 @@ fn wait_arg(wait: Option<WaitStrategy>) -> WaitArg {
     }
 }
 
-fn throughput_row(subject: Subject, size: usize, duration: Duration, cpus: Option<(usize, usize)>) -> CliResult<Row> {
-    let measured =
-        stream::measure(subject.kind, &options(subject, size), size, duration, cpus.map(|(_, theirs)| theirs))?;
+/// `directory`: where a `shm-spsc-file` subject's ring goes.
+fn throughput_row(
+    subject: Subject,
+    directory: Option<&Path>,
+    size: usize,
+    duration: Duration,
+    cpus: Option<(usize, usize)>,
+) -> CliResult<Row> {
+    let options = options(subject, size);
+    let measured = stream::measure(subject.kind, directory, &options, size, duration, cpus.map(|(_, theirs)| theirs))?;
     let per_second = measured.per_second();
     Ok(Row {
-        transport: subject.kind.name().to_string(),
+        transport: subject.transport_name().to_string(),
         wait: subject.wait_name().to_string(),
         pattern: "throughput".to_string(),
         msg_size: size,
@@ -135,7 +199,8 @@ fn throughput_row(subject: Subject, size: usize, duration: Duration, cpus: Optio
     })
 }
 
-fn latency_row(subject: Subject, size: usize, count: u64) -> CliResult<Row> {
+/// `directory`: where a `shm-spsc-file` subject's rings go.
+fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u64) -> CliResult<Row> {
     let args = PingpongArgs {
         transport: Some(subject.kind),
         count,
@@ -147,12 +212,12 @@ fn latency_row(subject: Subject, size: usize, count: u64) -> CliResult<Row> {
     };
     let warmup = (count / 10).max(1000);
     let histogram = match subject.kind {
-        Kind::ShmSpsc => super::pingpong::measure_rings(&args, warmup)?,
+        Kind::ShmSpsc => super::pingpong::measure_rings(&args, warmup, directory)?,
         kind => super::transport_pingpong::measure(&args, kind, warmup)?,
     };
     let summary = Summary::of(&histogram);
     Ok(Row {
-        transport: subject.kind.name().to_string(),
+        transport: subject.transport_name().to_string(),
         wait: subject.wait_name().to_string(),
         pattern: "latency".to_string(),
         msg_size: size,
@@ -243,9 +308,31 @@ pub fn run(args: &BenchArgs) -> CliResult {
     bar.inc(1);
     let mut results = Vec::new();
     let mut skipped = Vec::new();
+    let mut notes = Vec::new();
+    let disk = subjects.iter().any(|subject| subject.in_file).then(disk_directory).flatten();
+    if let Some(directory) = &disk {
+        notes.push(format!(
+            "{SHM_SPSC_FILE}: the rings are files in {} (a disk file system, behind the page cache)",
+            directory.display()
+        ));
+    }
     for subject in &subjects {
+        let directory = match (subject.in_file, &disk) {
+            (false, _) => None,
+            (true, Some(directory)) => Some(directory.as_path()),
+            (true, None) => {
+                let tried: Vec<String> = disk_candidates().iter().map(|path| path.display().to_string()).collect();
+                skipped.push(format!(
+                    "{SHM_SPSC_FILE} {}: no writable directory on a disk file system (tried {})",
+                    subject.wait_name(),
+                    tried.join(", ")
+                ));
+                bar.inc(2 * sizes.len() as u64);
+                continue;
+            }
+        };
         for &size in &sizes {
-            let label = format!("{} {} {size} B", subject.kind, subject.wait_name());
+            let label = format!("{} {} {size} B", subject.transport_name(), subject.wait_name());
             if let Some(limit) = size_limit(subject.kind).filter(|limit| size > *limit) {
                 skipped.push(format!("{label}: above this system's largest message ({limit} B)"));
                 bar.inc(2);
@@ -253,11 +340,11 @@ pub fn run(args: &BenchArgs) -> CliResult {
             }
             super::signals::check()?;
             bar.set_message(format!("{label}: throughput"));
-            results.push(throughput_row(*subject, size, duration, cpus)?);
+            results.push(throughput_row(*subject, directory, size, duration, cpus)?);
             bar.inc(1);
             super::signals::check()?;
             bar.set_message(format!("{label}: round trip"));
-            results.push(latency_row(*subject, size, count)?);
+            results.push(latency_row(*subject, directory, size, count)?);
             bar.inc(1);
         }
     }
@@ -268,7 +355,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     bar.finish_and_clear();
 
-    let report = Report { machine: Machine::read(), limits, results, skipped };
+    let report = Report { machine: Machine::read(), limits, results, skipped, notes };
     super::print(&report::text(&report))?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)
@@ -282,4 +369,41 @@ pub fn run(args: &BenchArgs) -> CliResult {
         plot::write(path, &report.results)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_in_a_file_comes_right_after_the_rings_in_dev_shm_with_the_default_wait() {
+        let all = subjects(None).unwrap();
+        let at = all.iter().position(|subject| subject.in_file).unwrap();
+        assert_eq!(all[at], Subject { kind: Kind::ShmSpsc, wait: Some(WaitStrategy::Futex), in_file: true });
+        assert_eq!(all[at - 1].transport_name(), "shm-spsc");
+        assert_eq!(all[at + 1].transport_name(), "shm-mpmc");
+        assert_eq!(all.iter().filter(|subject| subject.in_file).count(), 1);
+    }
+
+    #[test]
+    fn shm_spsc_file_is_picked_by_name_with_any_wait_strategy() {
+        let list = ["shm-spsc-file:spin".to_string(), "shm-spsc-file".to_string(), "pipe".to_string()];
+        let picked: Vec<(&str, &str)> = subjects(Some(&list))
+            .unwrap()
+            .iter()
+            .map(|subject| (subject.transport_name(), subject.wait_name()))
+            .collect();
+        assert_eq!(picked, [("shm-spsc-file", "spin"), ("shm-spsc-file", "futex"), ("pipe", "block")]);
+        let unknown = subjects(Some(&["shm-spsc-disk".to_string()])).unwrap_err().to_string();
+        assert!(unknown.contains("or shm-spsc-file"), "{unknown}");
+    }
+
+    #[test]
+    fn the_directory_for_rings_in_files_is_never_in_memory() {
+        use nix::sys::statfs::{statfs, TMPFS_MAGIC};
+        match disk_directory() {
+            Some(directory) => assert_ne!(statfs(&directory).unwrap().filesystem_type(), TMPFS_MAGIC),
+            None => eprintln!("no disk file system among {:?}", disk_candidates()),
+        }
+    }
 }

@@ -83,6 +83,9 @@ pub struct Report {
     pub results: Vec<Row>,
     /// What was not measured, and why.
     pub skipped: Vec<String>,
+    /// How some rows were measured (where the `shm-spsc-file` rings were); absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The peers' JSON (`benches/peers`): only its rows are merged.
@@ -240,6 +243,9 @@ pub fn text(report: &Report) -> String {
     for row in &rows {
         let _ = writeln!(text, "{}", line(row).trim_end());
     }
+    for note in &report.notes {
+        let _ = writeln!(text, "note: {note}");
+    }
     for skipped in &report.skipped {
         let _ = writeln!(text, "skipped: {skipped}");
     }
@@ -256,6 +262,9 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(text, "|{}", "---|".repeat(HEADINGS.len()));
     for row in cells(report) {
         let _ = writeln!(text, "| {} |", row.join(" | "));
+    }
+    for note in &report.notes {
+        let _ = writeln!(text, "\nNote: {note}");
     }
     for skipped in &report.skipped {
         let _ = writeln!(text, "\nSkipped: {skipped}");

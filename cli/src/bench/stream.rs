@@ -3,6 +3,7 @@
 //! them for a fixed time, then closes. The rate is the messages received between the first one
 //! and `Disconnected`, divided by that time.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ipcring::transport::{Kind, Options, Side};
@@ -36,15 +37,18 @@ impl Throughput {
 /// How long the helper may take to start sending.
 const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 
-/// Streams messages of `size` bytes from a helper process for `duration`.
+/// Streams messages of `size` bytes from a helper process for `duration`; a ring is a file in
+/// `directory` when given, else in /dev/shm.
 pub fn measure(
     kind: Kind,
+    directory: Option<&Path>,
     options: &Options,
     size: usize,
     duration: Duration,
     peer_cpu: Option<usize>,
 ) -> CliResult<Throughput> {
-    let bound::BoundReceiver { mut receiver, address, inherited } = bound::receiver(kind, "stream", options)?;
+    let bound::BoundReceiver { mut receiver, address, inherited } =
+        bound::receiver(kind, "stream", directory, options)?;
     let size_text = size.to_string();
     let duration_text = duration.as_secs_f64().to_string();
     let cpu_text = peer_cpu.map(|cpu| cpu.to_string());
