@@ -67,6 +67,7 @@ pub enum RingKind {
 
 impl RingKind {
     /// The value stored in the header.
+    #[doc(hidden)]
     pub const fn to_raw(self) -> u32 {
         match self {
             RingKind::Spsc => 1,
@@ -75,6 +76,7 @@ impl RingKind {
     }
 
     /// Decodes a header value; `None` for a kind this build does not know.
+    #[doc(hidden)]
     pub const fn from_raw(raw: u32) -> Option<Self> {
         match raw {
             1 => Some(RingKind::Spsc),
@@ -85,6 +87,7 @@ impl RingKind {
 
     /// Fewest slots a ring of this kind may have: 1 for SPSC, 2 for MPMC (with one slot, "free
     /// for position `p + 1`" and "message `p` committed" would be the same sequence value).
+    #[doc(hidden)]
     pub const fn min_slot_count(self) -> u64 {
         match self {
             RingKind::Spsc => 1,
@@ -93,6 +96,7 @@ impl RingKind {
     }
 
     /// Size of the slot header of this kind: the smallest `slot_payload_offset`.
+    #[doc(hidden)]
     pub const fn slot_header_size(self) -> u32 {
         match self {
             RingKind::Spsc => SLOT_HEADER_SIZE,
@@ -113,6 +117,7 @@ impl RingKind {
     /// assert_eq!(RingKind::Mpmc.slot_stride(16 + 8), 32);
     /// assert_eq!(RingKind::Mpmc.slot_stride(16 + 64), 128);
     /// ```
+    #[doc(hidden)]
     pub const fn slot_stride(self, bytes: u32) -> u32 {
         let aligned = bytes.next_multiple_of(SLOT_ALIGN);
         match self {
@@ -153,6 +158,7 @@ pub enum WaitStrategy {
 
 impl WaitStrategy {
     /// The value stored in the header.
+    #[doc(hidden)]
     pub const fn to_raw(self) -> u32 {
         match self {
             WaitStrategy::Futex => 1,
@@ -162,6 +168,7 @@ impl WaitStrategy {
     }
 
     /// Decodes a header value; `None` for a strategy this build does not know.
+    #[doc(hidden)]
     pub const fn from_raw(raw: u32) -> Option<Self> {
         match raw {
             1 => Some(WaitStrategy::Futex),

@@ -151,6 +151,11 @@ pub mod __private {
     pub mod process {
         pub use crate::process::*;
     }
+    /// The stream framing of the byte-stream transports.
+    #[cfg(not(loom))]
+    pub mod stream {
+        pub use crate::transport::stream::*;
+    }
     /// Either kind of ring by a segment, through the channel traits.
     #[cfg(not(loom))]
     pub mod attach {

@@ -96,7 +96,7 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const SHM_DIR: &str = "/dev/shm";
 
 /// How long a blocked call sleeps at most before it checks that its peers still live, unless
-/// [`OpenOptions::liveness_interval`] says otherwise.
+/// `Builder::liveness_interval` says otherwise: the bound on how late it learns that they died.
 pub const DEFAULT_LIVENESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Checks a ring name against the portable POSIX rules and returns it with one leading `/`.

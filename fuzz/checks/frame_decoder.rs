@@ -7,8 +7,8 @@
 use std::io::Write;
 use std::os::fd::OwnedFd;
 
+use ipcring::__private::stream::{Connected, StreamReceiver};
 use ipcring::channel::Receiver;
-use ipcring::transport::stream::{Connected, StreamReceiver};
 use ipcring::Error;
 
 /// The decoder's maximum message size in this check.

@@ -172,7 +172,7 @@ pub enum Error {
     Disconnected,
     /// The ring's file was truncated under this process's mapping (by a process with write
     /// permission on it); the ring is unusable and what it held is lost. See
-    /// [`crate::truncation`].
+    /// `truncation` (the SIGBUS policy).
     #[error("the ring's file was truncated while attached; its contents are lost")]
     Truncated,
     /// `try_send` found no free slot.

@@ -46,7 +46,7 @@ pub type DefaultBackend = std::sync::Arc<ShmRing>;
 #[cfg(loom)]
 pub type DefaultBackend = std::sync::Arc<HeapRing>;
 
-/// How the [`Builder`](ipcring::Builder) attaches MPMC endpoints, and what only shared-memory
+/// How the [`Builder`](crate::Builder) attaches MPMC endpoints, and what only shared-memory
 /// endpoints have.
 #[cfg(not(loom))]
 mod attach {

@@ -17,7 +17,7 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::wait::{alert, peer_of, take, wake, WaitSite};
 
 /// An MPMC ring in a mapped segment: its endpoint table, beside what every ring kind has
-/// ([`ShmControl`], which owns the segment, so every pointer stays valid as long as `self`).
+/// (`ShmControl`, which owns the segment, so every pointer stays valid as long as `self`).
 pub struct ShmRing {
     control: ShmControl,
     endpoints: NonNull<EndpointRecord>,

@@ -1,7 +1,7 @@
 //! Single-producer single-consumer rings: one [`Sender`] and one [`Receiver`] at a time (across
 //! every process), the fastest kind.
 //!
-//! Make or open the ring with a [`Builder`](ipcring::Builder); the endpoint type you ask for
+//! Make or open the ring with a [`Builder`](crate::Builder); the endpoint type you ask for
 //! decides the kind. Each side sends or receives by copy, in place (zero-copy: [`Reservation`],
 //! [`ReadGuard`]), as typed `Pod` values, or in batches ([`WriteBatch`], [`ReadBatch`]); each call
 //! comes non-blocking (`try_`), blocking, and with a timeout (`_timeout`).
@@ -48,7 +48,7 @@ pub type DefaultBackend = ShmMemory;
 #[cfg(loom)]
 pub type DefaultBackend = std::sync::Arc<HeapMemory>;
 
-/// How the [`Builder`](ipcring::Builder) attaches SPSC endpoints, and what only shared-memory
+/// How the [`Builder`](crate::Builder) attaches SPSC endpoints, and what only shared-memory
 /// endpoints have.
 #[cfg(not(loom))]
 mod attach {

@@ -20,7 +20,7 @@ const ATTACH_COUNT: u64 = offset_of!(RoleRecord, attach_count) as u64;
 const LAST_ATTACH_NS: u64 = offset_of!(RoleRecord, last_attach_ns) as u64;
 
 /// An SPSC ring in a mapped segment. Everything it touches but the role records is in
-/// [`ShmControl`], shared with every ring kind; the segment is owned by it, so every pointer
+/// `ShmControl`, shared with every ring kind; the segment is owned by it, so every pointer
 /// stays valid as long as `self`.
 pub struct ShmMemory {
     control: ShmControl,

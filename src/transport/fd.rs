@@ -1,17 +1,6 @@
 //! Waiting on file descriptors: every fallback transport keeps its descriptors non-blocking and
 //! waits in `poll(2)`, so that `try_*` never blocks, timeouts are exact, and `EINTR` is retried in
 //! one place.
-//!
-//! ```
-//! use ipcring::transport::fd::{wait, Deadline, Ready};
-//! use std::os::fd::AsFd;
-//!
-//! let (reader, mut writer) = std::io::pipe().unwrap();
-//! let deadline = Deadline::after(std::time::Duration::from_millis(1));
-//! assert_eq!(wait(reader.as_fd(), Ready::Readable, deadline).unwrap(), false);
-//! std::io::Write::write_all(&mut writer, b"x").unwrap();
-//! assert!(wait(reader.as_fd(), Ready::Readable, Deadline::Never).unwrap());
-//! ```
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -134,5 +123,19 @@ pub fn ignore_sigpipe() {
             // SAFETY: restores the action that was installed a moment ago, unchanged.
             let _ = unsafe { sigaction(Signal::SIGPIPE, &previous) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_times_out_on_an_empty_pipe_and_returns_once_it_is_readable() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let deadline = Deadline::after(Duration::from_millis(1));
+        assert!(!wait(reader.as_fd(), Ready::Readable, deadline).unwrap());
+        std::io::Write::write_all(&mut writer, b"x").unwrap();
+        assert!(wait(reader.as_fd(), Ready::Readable, Deadline::Never).unwrap());
     }
 }

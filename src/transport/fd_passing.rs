@@ -1,10 +1,10 @@
 //! Handing a file descriptor to another process over a Unix socket (`SCM_RIGHTS`), and asking
 //! who is at the other end of one (`SO_PEERCRED`).
 //!
-//! This is how a peer reaches an anonymous ring ([`Segment::create_anonymous`]), which has no
-//! name in `/dev/shm`: the creator sends the ring's descriptor with [`send_fd`], the peer takes
-//! it with [`recv_fd`] and attaches with [`Segment::from_fd`] (or
-//! [`spsc::Receiver::from_fd`](crate::spsc::Receiver::from_fd) and the like). The kernel
+//! This is how a peer reaches an anonymous ring ([`Builder::anonymous`](crate::Builder::anonymous)),
+//! which has no name in `/dev/shm`: the creator sends the ring's descriptor (`endpoint.fd()`) with
+//! [`send_fd`], the peer takes it with [`recv_fd`] and attaches with
+//! [`Builder::from_fd`](crate::Builder::from_fd). The kernel
 //! duplicates the descriptor into the receiving process: both then refer to the same memory.
 //! [`peer_credentials`] tells the receiver which process and user it is talking to, before it
 //! trusts what arrives.

@@ -1,5 +1,5 @@
 //! FIFOs (named pipes): a pipe with a name in the file system (`mkfifo`, mode 0600), so two
-//! unrelated processes can open it; framed as in [`super::stream`].
+//! unrelated processes can open it; framed as in `super::stream`.
 //!
 //! The side that binds creates the FIFO (and removes it when dropped); the other opens it. The
 //! reader opens at once (`O_RDONLY | O_NONBLOCK` never waits); the writer's open fails with
@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 pub const NAME: crate::channel::Kind = crate::channel::Kind::Fifo;
 
 /// How often a writer retries opening while the FIFO has no reader.
-pub const OPEN_RETRY: Duration = Duration::from_millis(1);
+pub(crate) const OPEN_RETRY: Duration = Duration::from_millis(1);
 
 /// The writing end of a FIFO.
 pub type FifoSender = StreamSender<FifoLink>;

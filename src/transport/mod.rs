@@ -39,14 +39,14 @@
 //! }
 //! ```
 
-pub mod fd;
+pub(crate) mod fd;
 pub mod fd_passing;
 pub mod fifo;
 pub mod mq;
 pub mod pipe;
 pub mod seqpacket;
-pub mod socket;
-pub mod stream;
+pub(crate) mod socket;
+pub(crate) mod stream;
 pub mod tcp;
 pub mod unix;
 

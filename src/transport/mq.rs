@@ -83,7 +83,7 @@
 //!   removes a stale peer file of an earlier queue of that name, creates the new one
 //!   (`O_EXCL`), takes its lock, sets its byte, and writes the header last: the header is what
 //!   publishes the file.
-//! - **Open.** After `mq_open`, wait (at most [`PUBLISH_PATIENCE`]) until the peer file carries
+//! - **Open.** After `mq_open`, wait (at most `PUBLISH_PATIENCE`) until the peer file carries
 //!   this queue's `st_dev` and `st_ino` and has the queue's owner, then attach. A file left by an
 //!   earlier queue, or by another user, is never attached to.
 //!
@@ -123,7 +123,7 @@ pub const QUEUES_MAX_FILE: &str = "/proc/sys/fs/mqueue/queues_max";
 /// `poll` slices no longer than it, so that the test runs while it waits.
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest `open` waits for the creator of a queue to publish its peer file.
-pub const PUBLISH_PATIENCE: Duration = Duration::from_secs(2);
+pub(crate) const PUBLISH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The transport's name, as used by `--transport`.
 const TRANSPORT: crate::channel::Kind = crate::channel::Kind::Mq;

@@ -1,10 +1,10 @@
 //! Anonymous pipes: a one-way byte stream inside the kernel (a ring of pages, 64 KiB by default),
-//! framed as in [`super::stream`]. A pipe has no name: it is created before spawning the peer and
+//! framed as in `super::stream`. A pipe has no name: it is created before spawning the peer and
 //! handed over by descriptor inheritance ([`child_end`] makes one end inheritable; the child opens
 //! it with [`sender_from_fd`] / [`receiver_from_fd`], or `--address fd:N` on the command line).
 //!
 //! `SIGPIPE` is set to ignored if it still has its default action (see
-//! [`super::fd::ignore_sigpipe`]), so a write to a pipe whose reader is gone fails with `EPIPE`
+//! `super::fd::ignore_sigpipe`), so a write to a pipe whose reader is gone fails with `EPIPE`
 //! ([`crate::Error::Disconnected`]) instead of killing the process.
 //!
 //! ```
@@ -107,7 +107,7 @@ pub fn receiver_from_fd(fd: RawFd, max_message_size: usize) -> Result<PipeReceiv
 }
 
 /// Parses `fd:N`.
-pub fn parse_fd_address(address: &str) -> Result<RawFd> {
+pub(crate) fn parse_fd_address(address: &str) -> Result<RawFd> {
     address.strip_prefix("fd:").and_then(|number| number.parse().ok()).ok_or_else(|| Error::InvalidAddress {
         address: address.to_string(),
         reason: "a pipe is addressed as fd:N, an inherited descriptor number".to_string(),

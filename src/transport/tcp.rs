@@ -1,5 +1,5 @@
 //! TCP (default on loopback, `127.0.0.1`; any address may be given): a byte stream through the
-//! kernel's TCP stack, framed as in [`super::stream`], with `TCP_NODELAY` so a small message is
+//! kernel's TCP stack, framed as in `super::stream`, with `TCP_NODELAY` so a small message is
 //! sent at once instead of waiting for Nagle's algorithm.
 //!
 //! The side that binds accepts its one peer on first use; the other connects, retrying until the

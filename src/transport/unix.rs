@@ -1,5 +1,5 @@
 //! Unix stream sockets (`AF_UNIX`, `SOCK_STREAM`): a byte stream through the kernel, framed as in
-//! [`super::stream`]. The address is a path (the socket file is created with mode 0600 and
+//! `super::stream`. The address is a path (the socket file is created with mode 0600 and
 //! removed once the peer connected) or `@name` for the abstract namespace (no file).
 //!
 //! The side that binds accepts its one peer on first use; the other connects, retrying until the
