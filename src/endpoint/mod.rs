@@ -11,7 +11,17 @@ pub(crate) mod shm;
 
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::wait::{LivenessClock, PeerCheck};
+
+/// [`Error::MessageTooLarge`] if a message of `length` bytes does not fit a slot of `max`.
+#[inline]
+pub(crate) fn check_size(length: usize, max: usize) -> Result<(), Error> {
+    if length > max {
+        return Err(Error::MessageTooLarge { len: length, max });
+    }
+    Ok(())
+}
 
 /// The deadline `timeout` from now; `None` (no deadline) if it is too far to represent.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
@@ -61,6 +71,7 @@ impl PeerWatch {
 
 /// What every endpoint of a ring in shared memory has beside its protocol: the ring's descriptor
 /// (to hand an anonymous ring over) and a stats snapshot. One definition for every kind.
+#[cfg(not(loom))]
 macro_rules! shm_endpoint_methods {
     ($kind:ident, $side:ident, $backend:ty) => {
         impl $side<$backend> {
@@ -92,3 +103,20 @@ macro_rules! shm_endpoint_methods {
 }
 #[cfg(not(loom))]
 pub(crate) use shm_endpoint_methods;
+
+/// A backend that owns its ring's core (`control`) gives its algorithm that core: one line per
+/// backend instead of one impl block each.
+macro_rules! owns_core {
+    ($backend:ty, $core:ty) => {
+        // SAFETY: `core()` always returns the control blocks this value owns.
+        unsafe impl crate::ring::RingMemory for $backend {
+            type Core = $core;
+
+            #[inline]
+            fn core(&self) -> &$core {
+                &self.control
+            }
+        }
+    };
+}
+pub(crate) use owns_core;

@@ -191,6 +191,10 @@ unsafe impl RingCore for ShmControl {
     fn slot_ref(&self, position: u64) -> ShmSlot<'_> {
         self.slot(position)
     }
+
+    fn truncated(&self) -> bool {
+        self.segment.truncated()
+    }
 }
 
 /// A slot of a ring in shared memory.

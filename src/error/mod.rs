@@ -18,6 +18,16 @@ pub enum Role {
     Consumer,
 }
 
+impl Role {
+    /// 0 for the producer, 1 for the consumer: an index into per-side arrays.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Role::Producer => 0,
+            Role::Consumer => 1,
+        }
+    }
+}
+
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -58,13 +58,6 @@ unsafe impl Sync for HeapRing {}
 // SAFETY: as above; nothing in it is tied to a thread.
 unsafe impl Send for HeapRing {}
 
-fn role_index(role: Role) -> usize {
-    match role {
-        Role::Producer => 0,
-        Role::Consumer => 1,
-    }
-}
-
 impl HeapRing {
     /// A ring of `slot_count` slots (a power of two, at least 2) of `slot_size` payload bytes
     /// each.
@@ -117,13 +110,9 @@ impl HeapRing {
 // SAFETY: slot count and size are fixed at construction (HeapSlots asserts a power of two);
 // sequences has one word per slot and is indexed masked; endpoint indices are bounds-checked
 // slice indexing.
+crate::endpoint::owns_core!(Arc<HeapRing>, HeapControl);
+
 unsafe impl MpmcMemory for Arc<HeapRing> {
-    type Core = HeapControl;
-
-    fn core(&self) -> &HeapControl {
-        &self.control
-    }
-
     fn sequence(&self, position: u64) -> &AtomicU64 {
         &self.sequences[(position & (self.sequences.len() as u64 - 1)) as usize]
     }
@@ -183,10 +172,10 @@ impl Backend for Arc<HeapRing> {
     }
 
     fn attached(&self, role: Role, _index: usize) {
-        self.ever[role_index(role)].store(true, StdOrdering::SeqCst);
+        self.ever[role.index()].store(true, StdOrdering::SeqCst);
     }
 
     fn ever_attached(&self, role: Role) -> bool {
-        self.ever[role_index(role)].load(StdOrdering::SeqCst)
+        self.ever[role.index()].load(StdOrdering::SeqCst)
     }
 }

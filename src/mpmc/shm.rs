@@ -60,14 +60,9 @@ impl ShmRing {
 
 // SAFETY: the geometry comes from the validated, process-local copy in `new`; slots and
 // sequences are masked into the slot array; endpoint indices are checked against MAX_ENDPOINTS.
+crate::endpoint::owns_core!(Arc<ShmRing>, ShmControl);
+
 unsafe impl MpmcMemory for Arc<ShmRing> {
-    type Core = ShmControl;
-
-    #[inline]
-    fn core(&self) -> &ShmControl {
-        &self.control
-    }
-
     #[inline]
     fn sequence(&self, position: u64) -> &AtomicU64 {
         let word = self.control.slot_base(position).cast::<u64>();
@@ -96,10 +91,6 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
 
     fn is_alive(&self, claim: u64) -> bool {
         claim_is_alive(claim)
-    }
-
-    fn truncated(&self) -> bool {
-        self.control.truncated()
     }
 
     #[inline]

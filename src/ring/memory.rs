@@ -52,42 +52,28 @@ pub unsafe trait RingCore {
     fn slot_mut(&self, index: u64) -> Self::SlotMut<'_>;
     /// The slot of `index` (masked), for reading.
     fn slot_ref(&self, index: u64) -> Self::SlotRef<'_>;
-}
-
-/// The memory an SPSC ring runs on: the [`RingCore`] (two positions, the slots), a commit stamp
-/// per slot, and two hooks that let a backend wake sleepers after a position is published.
-///
-/// # Safety
-/// Implementors guarantee that `stamp(i)` is an atomic word of slot `i & (slot_count() - 1)` that
-/// no payload access overlaps, and that `core()` always returns the same core.
-pub unsafe trait SpscMemory {
-    /// Where the positions and slots live.
-    type Core: RingCore;
-    /// The positions and slots.
-    fn core(&self) -> &Self::Core;
-    /// The commit stamp of slot `index & (slot_count() - 1)`: an atomic word that the producer
-    /// stores after publishing and the consumer may poll while the slot is being written.
-    fn stamp(&self, index: u64) -> &AtomicU32;
-    /// Called after the producer published `count` new messages (a release store of its
-    /// position).
-    fn on_commit(&self, _count: u64) {}
-    /// Called after the consumer released `count` slots (a release store of its position).
-    fn on_release(&self, _count: u64) {}
     /// True once the memory was found truncated under this process (false by default).
     fn truncated(&self) -> bool {
         false
     }
+}
 
-    /// Messages committed so far (written only by the producer).
+/// What every ring kind's memory gives its algorithm: the [`RingCore`] it lives in (positions and
+/// slots), and whether the memory was lost under this process.
+///
+/// # Safety
+/// Implementors guarantee that `core()` always returns the same core.
+pub unsafe trait RingMemory {
+    /// Where the positions and slots live.
+    type Core: RingCore;
+    /// The positions and slots.
+    fn core(&self) -> &Self::Core;
+    /// True once the memory was found truncated under this process.
     #[inline]
-    fn producer_position(&self) -> &AtomicU64 {
-        self.core().position(Role::Producer)
+    fn truncated(&self) -> bool {
+        self.core().truncated()
     }
-    /// Messages released so far (written only by the consumer).
-    #[inline]
-    fn consumer_position(&self) -> &AtomicU64 {
-        self.core().position(Role::Consumer)
-    }
+
     /// Number of slots: a power of two.
     #[inline]
     fn slot_count(&self) -> u64 {
@@ -98,15 +84,43 @@ pub unsafe trait SpscMemory {
     fn slot_size(&self) -> usize {
         self.core().slot_size()
     }
-    /// Slot `index` for writing.
+    /// The slot of `index` (masked), for writing.
     #[inline]
     fn slot_mut(&self, index: u64) -> SlotMut<'_, Self::Core> {
         self.core().slot_mut(index)
     }
-    /// Slot `index` for reading.
+    /// The slot of `index` (masked), for reading.
     #[inline]
     fn slot_ref(&self, index: u64) -> SlotRef<'_, Self::Core> {
         self.core().slot_ref(index)
+    }
+}
+
+/// The memory an SPSC ring runs on: a [`RingMemory`] (two positions, the slots), a commit stamp
+/// per slot, and two hooks that let a backend wake sleepers after a position is published.
+///
+/// # Safety
+/// Implementors guarantee that `stamp(i)` is an atomic word of slot `i & (slot_count() - 1)` that
+/// no payload access overlaps.
+pub unsafe trait SpscMemory: RingMemory {
+    /// The commit stamp of slot `index & (slot_count() - 1)`: an atomic word that the producer
+    /// stores after publishing and the consumer may poll while the slot is being written.
+    fn stamp(&self, index: u64) -> &AtomicU32;
+    /// Called after the producer published `count` new messages (a release store of its
+    /// position).
+    fn on_commit(&self, _count: u64) {}
+    /// Called after the consumer released `count` slots (a release store of its position).
+    fn on_release(&self, _count: u64) {}
+
+    /// Messages committed so far (written only by the producer).
+    #[inline]
+    fn producer_position(&self) -> &AtomicU64 {
+        self.core().position(Role::Producer)
+    }
+    /// Messages released so far (written only by the consumer).
+    #[inline]
+    fn consumer_position(&self) -> &AtomicU64 {
+        self.core().position(Role::Consumer)
     }
 }
 
@@ -137,24 +151,15 @@ pub struct EndpointWords {
     pub sleeping: AtomicU64,
 }
 
-/// The memory an MPMC ring runs on: the [`RingCore`] (tail and head, the slots), a sequence
+/// The memory an MPMC ring runs on: a [`RingMemory`] (tail and head, the slots), a sequence
 /// word per slot, and the endpoint records that tell who holds which position.
 ///
 /// # Safety
-/// As for [`SpscMemory`]: `sequence(p)` is an atomic word of the slot of `p` that no payload or
-/// length access overlaps, `endpoint(i)` is valid for `i < endpoint_count()`, and `core()` always
-/// returns the same core.
-pub unsafe trait MpmcMemory {
-    /// Where the positions and slots live.
-    type Core: RingCore;
-    /// The positions and slots.
-    fn core(&self) -> &Self::Core;
+/// `sequence(p)` is an atomic word of the slot of `p` that no payload or length access overlaps,
+/// and `endpoint(i)` is valid for `i < endpoint_count()`.
+pub unsafe trait MpmcMemory: RingMemory {
     /// The sequence word of the slot of `position`.
     fn sequence(&self, position: u64) -> &AtomicU64;
-    /// True once the memory was found truncated under this process (false by default).
-    fn truncated(&self) -> bool {
-        false
-    }
 
     /// Positions claimed by producers so far (the enqueue position).
     #[inline]
@@ -165,26 +170,6 @@ pub unsafe trait MpmcMemory {
     #[inline]
     fn head(&self) -> &AtomicU64 {
         self.core().position(Role::Consumer)
-    }
-    /// Number of slots: a power of two.
-    #[inline]
-    fn slot_count(&self) -> u64 {
-        self.core().slot_count()
-    }
-    /// Largest payload in bytes.
-    #[inline]
-    fn slot_size(&self) -> usize {
-        self.core().slot_size()
-    }
-    /// The slot of `position`, for writing.
-    #[inline]
-    fn slot_mut(&self, position: u64) -> SlotMut<'_, Self::Core> {
-        self.core().slot_mut(position)
-    }
-    /// The slot of `position`, for reading.
-    #[inline]
-    fn slot_ref(&self, position: u64) -> SlotRef<'_, Self::Core> {
-        self.core().slot_ref(position)
     }
     /// Number of endpoint records.
     fn endpoint_count(&self) -> usize;

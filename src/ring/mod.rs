@@ -11,4 +11,4 @@ pub mod mpmc;
 mod slot;
 pub mod spsc;
 
-pub use memory::{EndpointWords, MpmcMemory, RingCore, SlotAccess, SlotMut, SlotRef, SpscMemory};
+pub use memory::{EndpointWords, MpmcMemory, RingCore, RingMemory, SlotAccess, SlotMut, SlotRef, SpscMemory};

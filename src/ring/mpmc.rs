@@ -980,6 +980,7 @@ impl<M: MpmcMemory + RecoveryLog> Drop for ReadBatch<'_, M> {
 mod tests {
     use super::*;
     use crate::mpmc::HeapRing;
+    use crate::ring::RingMemory as _;
     use crate::ring::SlotAccess;
     use crate::wait::WaitStrategy;
     use std::sync::Arc;

@@ -583,6 +583,7 @@ impl<M: SpscMemory> Drop for ReadBatch<'_, M> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::ring::RingMemory as _;
     use crate::spsc::HeapMemory;
     use std::sync::Arc;
 

@@ -50,13 +50,6 @@ unsafe impl Sync for HeapMemory {}
 // SAFETY: as above; nothing in it is tied to a thread.
 unsafe impl Send for HeapMemory {}
 
-fn role_index(role: Role) -> usize {
-    match role {
-        Role::Producer => 0,
-        Role::Consumer => 1,
-    }
-}
-
 impl HeapMemory {
     /// A ring of `slot_count` slots (a power of two) of `slot_size` payload bytes each.
     ///
@@ -74,13 +67,9 @@ impl HeapMemory {
 
 // SAFETY: slot count and size are fixed at construction (a power of two, asserted); each slot is
 // its own box of `1 + slot_size.div_ceil(8)` words, so accesses meet the SlotAccess contract.
+crate::endpoint::owns_core!(Arc<HeapMemory>, HeapControl);
+
 unsafe impl SpscMemory for Arc<HeapMemory> {
-    type Core = HeapControl;
-
-    fn core(&self) -> &HeapControl {
-        &self.control
-    }
-
     fn stamp(&self, index: u64) -> &AtomicU32 {
         &self.stamps[(index & (self.stamps.len() as u64 - 1)) as usize]
     }
@@ -104,7 +93,7 @@ impl Backend for Arc<HeapMemory> {
     }
 
     fn claim(&self, role: Role) -> Result<(), Error> {
-        let flag = &self.roles[role_index(role)];
+        let flag = &self.roles[role.index()];
         // Acquire: pairs with the release in `release`, so a new handle sees everything its
         // predecessor published.
         let previous = flag.swap(ATTACHED, Ordering::Acquire);
@@ -117,12 +106,12 @@ impl Backend for Arc<HeapMemory> {
 
     fn release(&self, role: Role) {
         // Release: pairs with the acquire in `claim` and the one in `peer_gone`.
-        self.roles[role_index(role)].store(DETACHED, Ordering::Release);
+        self.roles[role.index()].store(DETACHED, Ordering::Release);
         alert(&self.control, peer_of(role));
     }
 
     fn peer_gone(&self, me: Role, _check: PeerCheck) -> bool {
         // Acquire: pairs with the release in `release`.
-        self.roles[role_index(peer_of(me))].load(Ordering::Acquire) == DETACHED
+        self.roles[peer_of(me).index()].load(Ordering::Acquire) == DETACHED
     }
 }

@@ -74,11 +74,7 @@ impl<B: Backend> Sender<B> {
 
     #[inline]
     fn check_size(&self, length: usize) -> Result<(), Error> {
-        let max = self.max_message_size();
-        if length > max {
-            return Err(Error::MessageTooLarge { len: length, max });
-        }
-        Ok(())
+        crate::endpoint::check_size(length, self.max_message_size())
     }
 
     /// Waits until at least one slot is free.

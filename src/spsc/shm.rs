@@ -55,14 +55,9 @@ impl ShmMemory {
 // SAFETY: the core is `ShmControl`, a RingCore over the validated geometry; the stamp is the
 // second u32 of a slot's header, which the SPSC slot accesses never cover (length at 0, payload
 // from payload_offset >= 8).
+crate::endpoint::owns_core!(ShmMemory, ShmControl);
+
 unsafe impl SpscMemory for ShmMemory {
-    type Core = ShmControl;
-
-    #[inline]
-    fn core(&self) -> &ShmControl {
-        &self.control
-    }
-
     #[inline]
     fn stamp(&self, index: u64) -> &AtomicU32 {
         let stamp = self.control.slot_base(index).cast::<u32>().wrapping_add(1);
@@ -70,10 +65,6 @@ unsafe impl SpscMemory for ShmMemory {
         // against the mapping), 4-byte aligned (slots are 8-byte aligned), alive as long as
         // `self` owns the mapping; every process accesses it atomically.
         unsafe { AtomicU32::from_ptr(stamp) }
-    }
-
-    fn truncated(&self) -> bool {
-        self.control.truncated()
     }
 
     #[inline]
