@@ -72,6 +72,7 @@ pub mod mpmc;
 #[cfg(not(loom))]
 mod process;
 mod ring;
+mod role;
 mod role_claim;
 #[cfg(not(loom))]
 mod segment;
@@ -88,7 +89,8 @@ mod wait;
 
 #[cfg(not(loom))]
 pub use builder::{remove, Builder, Endpoint};
-pub use error::{AttachError, Error, Fault, RecvError, Result, Role, SendError};
+pub use error::{AttachError, Error, Fault, RecvError, Result, SendError};
+pub use role::Role;
 pub use layout::{RingKind, WaitStrategy};
 #[cfg(not(loom))]
 pub use segment::{is_path, DEFAULT_LIVENESS_INTERVAL};
