@@ -12,14 +12,6 @@ import re
 import sys
 
 KIND_ORDER = ["struct", "enum", "trait", "fn", "type", "constant", "macro"]
-MEMBER_BLOCKS = [
-    ("variant", "variants"),
-    ("structfield", "fields"),
-    ("method", "methods"),
-    ("required-method", "required methods"),
-    ("provided-method", "provided methods"),
-    ("associatedtype", "associated types"),
-]
 
 
 def text(fragment):
@@ -27,12 +19,19 @@ def text(fragment):
 
 
 def members(page):
+    """The item's own members, from its sidebar: fields, variants, methods, trait methods and
+    associated items; not the trait implementations it gets from elsewhere."""
+    toc = re.search(r'<section id="rustdoc-toc">(.*?)</section>', page, re.S)
+    if not toc:
+        return []
     found = []
-    for block, label in MEMBER_BLOCKS:
-        match = re.search(r'<ul class="block %s">(.*?)</ul>' % block, page, re.S)
-        if match:
-            names = [text(name) for name in re.findall(r"<li><a[^>]*>(.*?)</a></li>", match.group(1))]
-            found.append((label, names))
+    for label, block in re.findall(r'<h3><a href="#[^"]*">(.*?)</a></h3><ul class="block[^"]*">(.*?)</ul>', toc.group(1), re.S):
+        label = text(label)
+        if "Implementation" in label or label.startswith("Methods from") or label.lower().startswith("aliased") or label in ("Implementors", "Sections", "Aliased Type"):
+            continue
+        names = [text(name) for name in re.findall(r"<li><a[^>]*>(.*?)</a></li>", block)]
+        if names:
+            found.append((label.lower(), names))
     return found
 
 

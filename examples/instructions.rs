@@ -17,6 +17,7 @@
 //! done   # divide by 1,024,000 messages
 //! ```
 
+use ipcring::__private::Internals as _;
 use std::hint::black_box;
 
 use ipcring::__private::layout::WaitStrategy;
@@ -110,7 +111,7 @@ fn mpmc(endpoints: bool) {
         .unwrap();
     let mut receiver = ipcring::Builder::new(&name).open::<ipcring::mpmc::Receiver>().unwrap();
     Segment::unlink(&name).unwrap();
-    let backend = sender.backend().clone();
+    let backend = sender.internal_backend().clone();
     let mut producer = ipcring::__private::ring::mpmc::Producer::attach(backend.clone()).unwrap();
     let mut consumer = ipcring::__private::ring::mpmc::Consumer::attach(backend).unwrap();
     let mut buffer = Vec::with_capacity(SIZE);

@@ -12,16 +12,27 @@ use crate::error::{AttachError, Error};
 use crate::layout::{RingKind, WaitStrategy};
 use crate::segment::{CreateOptions, OpenOptions, Segment};
 
-/// Where the ring lives.
-#[derive(Debug)]
-enum Location {
-    /// A name in `/dev/shm` (or a path, where the segment layer accepts one).
-    Named(String),
-    /// A sealed memfd with no name, handed to peers as a descriptor.
-    Anonymous,
-    /// An anonymous ring whose descriptor a peer passed.
-    Descriptor(OwnedFd),
+/// Where a [`Builder`] puts or finds its ring: what decides which of `create`, `open` and
+/// `open_or_create` it has. One type per place, so a call that could only fail does not compile.
+pub mod location {
+    use std::os::fd::OwnedFd;
+
+    /// A ring named in `/dev/shm`, or a file path (see [`crate::is_path`]):
+    /// [`create`](crate::Builder::create), [`open`](crate::Builder::open) and
+    /// [`open_or_create`](crate::Builder::open_or_create).
+    #[derive(Debug)]
+    pub struct Named(pub(crate) String);
+
+    /// A new anonymous ring, a sealed memfd: [`create`](crate::Builder::create) only.
+    #[derive(Debug)]
+    pub struct Anonymous;
+
+    /// An anonymous ring whose descriptor a peer passed: [`open`](crate::Builder::open) only.
+    #[derive(Debug)]
+    pub struct Descriptor(pub(crate) OwnedFd);
 }
+
+use location::{Anonymous, Descriptor, Named};
 
 /// Makes or opens a ring and attaches an endpoint to it.
 ///
@@ -39,9 +50,16 @@ enum Location {
 /// ipcring::remove(&name)?;
 /// # Ok::<(), ipcring::Error>(())
 /// ```
+///
+/// Only what makes sense for the place compiles: an anonymous ring has no name to open.
+///
+/// ```compile_fail
+/// let receiver: ipcring::spsc::Receiver = ipcring::Builder::anonymous().open()?;
+/// # Ok::<(), ipcring::AttachError>(())
+/// ```
 #[derive(Debug)]
-pub struct Builder {
-    location: Location,
+pub struct Builder<L = Named> {
+    location: L,
     slot_count: u64,
     slot_size: u32,
     wait: WaitStrategy,
@@ -51,20 +69,20 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// A ring named `name` in `/dev/shm`, with the defaults: 1024 slots of 1024 bytes, the futex
-    /// wait strategy, mode 0600, a 100 ms liveness interval.
+    /// A ring named `name` in `/dev/shm` (or at a path, see [`crate::is_path`]), with the
+    /// defaults: 1024 slots of 1024 bytes, the futex wait strategy, mode 0600, a 100 ms liveness
+    /// interval.
     ///
     /// ```
     /// let builder = ipcring::Builder::new("jobs");
     /// # drop(builder);
     /// ```
-    pub fn new(name: impl Into<String>) -> Builder {
-        Builder::at(Location::Named(name.into()))
+    pub fn new(name: impl Into<String>) -> Builder<Named> {
+        Builder::at(Named(name.into()))
     }
 
     /// An anonymous ring: a sealed memfd with no name, that other processes attach to through
     /// its descriptor ([`crate::transport::fd_passing::send_fd`], then [`Builder::from_fd`]).
-    /// Only [`Builder::create`] makes sense for it.
     ///
     /// ```
     /// use ipcring::{spsc, Builder};
@@ -75,12 +93,12 @@ impl Builder {
     /// # drop(receiver);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn anonymous() -> Builder {
-        Builder::at(Location::Anonymous)
+    pub fn anonymous() -> Builder<Anonymous> {
+        Builder::at(Anonymous)
     }
 
     /// The anonymous ring whose descriptor a peer passed (it must be sealed against shrinking,
-    /// as [`Builder::anonymous`] makes it). Only [`Builder::open`] makes sense for it.
+    /// as [`Builder::anonymous`] makes it).
     ///
     /// ```
     /// use ipcring::{mpmc, Builder};
@@ -91,11 +109,13 @@ impl Builder {
     /// # drop(receiver);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn from_fd(fd: OwnedFd) -> Builder {
-        Builder::at(Location::Descriptor(fd))
+    pub fn from_fd(fd: OwnedFd) -> Builder<Descriptor> {
+        Builder::at(Descriptor(fd))
     }
+}
 
-    fn at(location: Location) -> Builder {
+impl<L> Builder<L> {
+    fn at(location: L) -> Builder<L> {
         let defaults = CreateOptions::default();
         Builder {
             location,
@@ -114,7 +134,7 @@ impl Builder {
     /// let builder = ipcring::Builder::new("jobs").slots(4096);
     /// # drop(builder);
     /// ```
-    pub fn slots(mut self, count: u64) -> Builder {
+    pub fn slots(mut self, count: u64) -> Builder<L> {
         self.slot_count = count;
         self
     }
@@ -125,7 +145,7 @@ impl Builder {
     /// let builder = ipcring::Builder::new("frames").slot_size(1 << 20);
     /// # drop(builder);
     /// ```
-    pub fn slot_size(mut self, bytes: u32) -> Builder {
+    pub fn slot_size(mut self, bytes: u32) -> Builder<L> {
         self.slot_size = bytes;
         self
     }
@@ -137,7 +157,7 @@ impl Builder {
     /// let builder = ipcring::Builder::new("ticks").wait(ipcring::WaitStrategy::Spin);
     /// # drop(builder);
     /// ```
-    pub fn wait(mut self, strategy: WaitStrategy) -> Builder {
+    pub fn wait(mut self, strategy: WaitStrategy) -> Builder<L> {
         self.wait = strategy;
         self
     }
@@ -148,7 +168,7 @@ impl Builder {
     /// let builder = ipcring::Builder::new("shared").mode(0o660);
     /// # drop(builder);
     /// ```
-    pub fn mode(mut self, mode: u32) -> Builder {
+    pub fn mode(mut self, mode: u32) -> Builder<L> {
         self.mode = mode;
         self
     }
@@ -160,7 +180,7 @@ impl Builder {
     /// let builder = ipcring::Builder::new("jobs").liveness_interval(std::time::Duration::from_millis(20));
     /// # drop(builder);
     /// ```
-    pub fn liveness_interval(mut self, interval: Duration) -> Builder {
+    pub fn liveness_interval(mut self, interval: Duration) -> Builder<L> {
         self.liveness_interval = Some(interval);
         self
     }
@@ -171,14 +191,14 @@ impl Builder {
     /// let builder = ipcring::Builder::new("jobs").allow_other_owner(true);
     /// # drop(builder);
     /// ```
-    pub fn allow_other_owner(mut self, allow: bool) -> Builder {
+    pub fn allow_other_owner(mut self, allow: bool) -> Builder<L> {
         self.allow_other_owner = allow;
         self
     }
 
     /// Not API: a builder from the lower layer's options (for ipcring's own tests and tools).
     #[doc(hidden)]
-    pub fn with_options(mut self, create: &CreateOptions, open: &OpenOptions) -> Builder {
+    pub fn with_options(mut self, create: &CreateOptions, open: &OpenOptions) -> Builder<L> {
         self.slot_count = create.slot_count;
         self.slot_size = create.slot_size;
         self.wait = create.wait;
@@ -196,6 +216,30 @@ impl Builder {
         OpenOptions { allow_other_owner: self.allow_other_owner, liveness_interval: self.liveness_interval }
     }
 
+    fn attach<E: Endpoint>(&self, segment: Segment) -> Result<E, AttachError> {
+        Ok(E::attach_segment(segment, self.liveness_interval)?)
+    }
+
+    /// [`Error::WrongKind`] or [`Error::Mismatch`] unless `segment` has the kind and shape this
+    /// builder asks for.
+    fn check_shape(&self, segment: &Segment, kind: RingKind) -> Result<(), Error> {
+        let geometry = segment.geometry();
+        if geometry.kind != kind {
+            return Err(Error::WrongKind { found: geometry.kind.name(), expected: kind.name() });
+        }
+        let differences = [
+            ("slot count", geometry.slot_count.to_string(), self.slot_count.to_string()),
+            ("slot size", geometry.slot_size.to_string(), self.slot_size.to_string()),
+            ("wait strategy", geometry.wait.to_string(), self.wait.to_string()),
+        ];
+        match differences.into_iter().find(|(_, existing, requested)| existing != requested) {
+            Some((what, existing, requested)) => Err(Error::Mismatch { what, existing, requested }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Builder<Named> {
     /// Creates the ring (failing with [`AttachError::AlreadyExists`] if the name is taken) and
     /// attaches endpoint `E` to it; the kind of ring follows from `E`.
     ///
@@ -209,19 +253,12 @@ impl Builder {
     /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn create<E: Endpoint>(&self) -> Result<E, AttachError> {
-        let options = self.create_options(E::KIND);
-        let segment = match &self.location {
-            Location::Named(name) => Segment::create(name, &options)?,
-            Location::Anonymous => Segment::create_anonymous(&options)?,
-            Location::Descriptor(_) => {
-                return Err(Error::InvalidArgument("a passed descriptor's ring exists already: open it".into()).into())
-            }
-        };
-        Ok(E::attach_segment(segment, self.liveness_interval)?)
+        self.attach(Segment::create(&self.location.0, &self.create_options(E::KIND))?)
     }
 
     /// Attaches endpoint `E` to the existing ring ([`AttachError::NotFound`] if there is none,
-    /// [`AttachError::WrongKind`] if it is not of `E`'s kind).
+    /// [`AttachError::WrongKind`] if it is not of `E`'s kind). The shape options (slots, slot
+    /// size, wait strategy, mode) are not used: an existing ring has its own.
     ///
     /// ```
     /// use ipcring::{spsc, AttachError, Builder};
@@ -230,22 +267,13 @@ impl Builder {
     /// assert!(matches!(missing.open::<spsc::Receiver>(), Err(AttachError::NotFound { .. })));
     /// ```
     pub fn open<E: Endpoint>(&self) -> Result<E, AttachError> {
-        let segment = match &self.location {
-            Location::Named(name) => Segment::open_with(name, &self.open_options())?,
-            Location::Descriptor(fd) => {
-                let fd = fd.try_clone().map_err(|error| Error::io("duplicating the ring's descriptor", error))?;
-                Segment::from_fd(fd, &self.open_options())?
-            }
-            Location::Anonymous => {
-                return Err(Error::InvalidArgument("an anonymous ring has no name to open: create it".into()).into())
-            }
-        };
-        Ok(E::attach_segment(segment, self.liveness_interval)?)
+        self.attach(Segment::open_with(&self.location.0, &self.open_options())?)
     }
 
     /// Opens the ring if it exists, else creates it; either way attaches endpoint `E`. An
-    /// existing ring must have the kind, slot count, slot size and wait strategy asked for
-    /// ([`AttachError::Mismatch`] names the first that differs).
+    /// existing ring must be of `E`'s kind ([`AttachError::WrongKind`]) and have the slot count,
+    /// slot size and wait strategy asked for ([`AttachError::Mismatch`] names the first that
+    /// differs).
     ///
     /// ```
     /// use ipcring::{spsc, AttachError, Builder};
@@ -259,50 +287,67 @@ impl Builder {
     /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn open_or_create<E: Endpoint>(&self) -> Result<E, AttachError> {
-        let Location::Named(name) = &self.location else {
-            return match self.location {
-                Location::Anonymous => self.create(),
-                _ => self.open(),
-            };
-        };
-        // A creator that lost the race may find the winner's segment still being initialised.
+        let name = &self.location.0;
+        // Another process may create, initialise or remove the ring between our two calls: retry,
+        // but boundedly (the creator's initialisation takes microseconds).
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         loop {
             match Segment::create(name, &self.create_options(E::KIND)) {
-                Ok(segment) => return Ok(E::attach_segment(segment, self.liveness_interval)?),
+                Ok(segment) => return self.attach(segment),
                 Err(Error::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
             match Segment::open_with(name, &self.open_options()) {
                 Ok(segment) => {
                     self.check_shape(&segment, E::KIND)?;
-                    return Ok(E::attach_segment(segment, self.liveness_interval)?);
+                    return self.attach(segment);
                 }
-                // Removed between the two calls: try creating again.
-                Err(Error::NotFound { .. }) => {}
-                Err(Error::NotInitialized) if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                Err(error @ (Error::NotFound { .. } | Error::NotInitialized)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(error.into());
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
                 Err(error) => return Err(error.into()),
             }
         }
     }
+}
 
-    /// [`Error::Mismatch`] unless `segment` has the shape this builder asks for.
-    fn check_shape(&self, segment: &Segment, kind: RingKind) -> Result<(), Error> {
-        let geometry = segment.geometry();
-        let differences = [
-            ("kind", geometry.kind.to_string(), kind.to_string()),
-            ("slot count", geometry.slot_count.to_string(), self.slot_count.to_string()),
-            ("slot size", geometry.slot_size.to_string(), self.slot_size.to_string()),
-            ("wait strategy", geometry.wait.to_string(), self.wait.to_string()),
-        ];
-        match differences.into_iter().find(|(_, existing, requested)| existing != requested) {
-            Some((what, existing, requested)) => Err(Error::Mismatch { what, existing, requested }),
-            None => Ok(()),
-        }
+impl Builder<Anonymous> {
+    /// Creates the anonymous ring and attaches endpoint `E` to it; hand `endpoint.fd()` to the
+    /// other processes.
+    ///
+    /// ```
+    /// let sender: ipcring::mpmc::Sender = ipcring::Builder::anonymous().slots(4).create()?;
+    /// assert_eq!(sender.stats().slot_count, 4);
+    /// # Ok::<(), ipcring::AttachError>(())
+    /// ```
+    pub fn create<E: Endpoint>(&self) -> Result<E, AttachError> {
+        self.attach(Segment::create_anonymous(&self.create_options(E::KIND))?)
     }
 }
 
-/// Removes the ring `name` from `/dev/shm`. Attached processes keep using it; it is freed when
+impl Builder<Descriptor> {
+    /// Attaches endpoint `E` to the ring behind the descriptor ([`AttachError::WrongKind`] if it
+    /// is not of `E`'s kind). The descriptor is duplicated, so the builder can attach more.
+    ///
+    /// ```
+    /// use ipcring::{spsc, Builder};
+    ///
+    /// let sender: spsc::Sender = Builder::anonymous().create()?;
+    /// let fd = sender.fd().unwrap().try_clone_to_owned()?;
+    /// let receiver: spsc::Receiver = Builder::from_fd(fd).open()?;
+    /// # drop(receiver);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open<E: Endpoint>(&self) -> Result<E, AttachError> {
+        let fd = self.location.0.try_clone().map_err(|error| Error::io("duplicating the ring's descriptor", error))?;
+        self.attach(Segment::from_fd(fd, &self.open_options())?)
+    }
+}
+
+/// Removes the ring `name` from `/dev/shm` (or the file at that path). Attached processes keep using it; it is freed when
 /// the last one detaches.
 ///
 /// ```

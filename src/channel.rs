@@ -69,8 +69,8 @@ pub enum Kind {
 
 impl Kind {
     /// Every transport, in the order of the tables.
-    pub const ALL: [Kind; 8] =
-        [Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
+    pub const ALL: &'static [Kind] =
+        &[Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
 
     /// The `--transport` name.
     ///
@@ -101,7 +101,7 @@ impl FromStr for Kind {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Kind, Error> {
-        Kind::ALL.into_iter().find(|kind| kind.name() == text).ok_or_else(|| {
+        Kind::ALL.iter().copied().find(|kind| kind.name() == text).ok_or_else(|| {
             let names: Vec<&str> = Kind::ALL.iter().map(|kind| kind.name()).collect();
             Error::InvalidArgument(format!("unknown transport {text:?}; the transports are {}", names.join(", ")))
         })
@@ -155,7 +155,13 @@ pub trait Receiver {
 
 /// A slot reserved for writing in place: fill [`payload`](WriteSlot::payload), then
 /// [`commit`](WriteSlot::commit). Dropping it uncommitted publishes nothing.
-pub trait WriteSlot {
+///
+/// # Safety
+/// The payload must not move while the slot lives: every call to `payload` returns the same
+/// address, whether or not the slot value itself was moved in between, and nothing but this slot
+/// writes there until `commit` or drop. (Typed reservations keep a pointer into it.) The slots of
+/// ipcring's rings live in shared memory or in boxes of their own, so they qualify.
+pub unsafe trait WriteSlot {
     /// The slot's whole payload area, in the transport's memory.
     fn payload(&mut self) -> &mut [u8];
     /// Publishes the first `length` bytes as one message.
@@ -198,7 +204,20 @@ pub trait ZeroCopySender: Sender {
 
     /// Reserves a slot for a `T` written in place: the returned value derefs to a zeroed `&mut T`
     /// in the slot; [`ValueMut::commit`] publishes it. [`SendError::TooLarge`] if a `T` does not
-    /// fit the slot. A `T` aligned above 8 bytes does not compile (payloads are 8-byte aligned).
+    /// fit the slot. A `T` aligned above 8 bytes does not build (payloads are 8-byte aligned; the
+    /// check runs when the call is compiled to code, so `cargo check` does not see it):
+    ///
+    /// ```compile_fail
+    /// use ipcring::prelude::*;
+    ///
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C, align(16))]
+    /// struct Wide([u64; 2]);
+    ///
+    /// let mut sender: ipcring::spsc::Sender = ipcring::Builder::anonymous().create()?;
+    /// let value = sender.reserve_value::<Wide>()?;
+    /// # Ok::<(), ipcring::Error>(())
+    /// ```
     fn reserve_value<T: bytemuck::Pod>(&mut self) -> Result<ValueMut<Self::Slot<'_>, T>, SendError> {
         crate::typed::check_alignment::<T>();
         let max = self.max_message_size();
@@ -206,6 +225,17 @@ pub trait ZeroCopySender: Sender {
             return Err(SendError::TooLarge { len: size_of::<T>(), max });
         }
         ValueMut::new(self.reserve()?)
+    }
+
+    /// [`reserve_value`](ZeroCopySender::reserve_value) without waiting ([`SendError::Full`] if
+    /// there is no room).
+    fn try_reserve_value<T: bytemuck::Pod>(&mut self) -> Result<ValueMut<Self::Slot<'_>, T>, SendError> {
+        crate::typed::check_alignment::<T>();
+        let max = self.max_message_size();
+        if size_of::<T>() > max {
+            return Err(SendError::TooLarge { len: size_of::<T>(), max });
+        }
+        ValueMut::new(self.try_reserve()?)
     }
 
     /// Copies `value` into the next slot, waiting for room.
@@ -218,6 +248,12 @@ pub trait ZeroCopySender: Sender {
     fn try_send_value<T: bytemuck::Pod>(&mut self, value: &T) -> Result<(), SendError> {
         crate::typed::check_alignment::<T>();
         self.try_send(bytemuck::bytes_of(value))
+    }
+
+    /// Copies `value` into the next slot, waiting at most `timeout` ([`SendError::Timeout`]).
+    fn send_value_timeout<T: bytemuck::Pod>(&mut self, value: &T, timeout: Duration) -> Result<(), SendError> {
+        crate::typed::check_alignment::<T>();
+        self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
 }
 
@@ -256,6 +292,22 @@ pub trait ZeroCopyReceiver: Receiver {
     fn recv_value_ref<T: bytemuck::Pod>(&mut self) -> Result<ValueRef<Self::Message<'_>, T>, RecvError> {
         crate::typed::check_alignment::<T>();
         ValueRef::new(self.recv_ref()?)
+    }
+
+    /// [`recv_value_ref`](ZeroCopyReceiver::recv_value_ref) without waiting
+    /// ([`RecvError::Empty`] if there is no message).
+    fn try_recv_value_ref<T: bytemuck::Pod>(&mut self) -> Result<ValueRef<Self::Message<'_>, T>, RecvError> {
+        crate::typed::check_alignment::<T>();
+        ValueRef::new(self.try_recv_ref()?)
+    }
+
+    /// [`recv_value_ref`](ZeroCopyReceiver::recv_value_ref), waiting at most `timeout`.
+    fn recv_value_ref_timeout<T: bytemuck::Pod>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<ValueRef<Self::Message<'_>, T>, RecvError> {
+        crate::typed::check_alignment::<T>();
+        ValueRef::new(self.recv_ref_timeout(timeout)?)
     }
 
     /// Receives the next message as a `T` (copied out), waiting for one.
@@ -332,13 +384,16 @@ macro_rules! ring_channel {
             where
                 Self: 'a;
             fn reserve(&mut self) -> Result<Self::Slot<'_>, SendError> {
-                crate::$kind::Sender::reserve(self)
+                let truncated = self.truncated();
+                crate::$kind::Sender::reserve(self).map_err(|error| explain(truncated, error))
             }
             fn try_reserve(&mut self) -> Result<Self::Slot<'_>, SendError> {
-                crate::$kind::Sender::try_reserve(self)
+                let truncated = self.truncated();
+                crate::$kind::Sender::try_reserve(self).map_err(|error| explain(truncated, error))
             }
             fn reserve_timeout(&mut self, timeout: Duration) -> Result<Self::Slot<'_>, SendError> {
-                crate::$kind::Sender::reserve_timeout(self, timeout)
+                let truncated = self.truncated();
+                crate::$kind::Sender::reserve_timeout(self, timeout).map_err(|error| explain(truncated, error))
             }
         }
 
@@ -348,17 +403,22 @@ macro_rules! ring_channel {
             where
                 Self: 'a;
             fn recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError> {
-                crate::$kind::Receiver::recv_ref(self)
+                let truncated = self.truncated();
+                crate::$kind::Receiver::recv_ref(self).map_err(|error| explain(truncated, error))
             }
             fn try_recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError> {
-                crate::$kind::Receiver::try_recv_ref(self)
+                let truncated = self.truncated();
+                crate::$kind::Receiver::try_recv_ref(self).map_err(|error| explain(truncated, error))
             }
             fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Self::Message<'_>, RecvError> {
-                crate::$kind::Receiver::recv_ref_timeout(self, timeout)
+                let truncated = self.truncated();
+                crate::$kind::Receiver::recv_ref_timeout(self, timeout).map_err(|error| explain(truncated, error))
             }
         }
 
-        impl<B: crate::$kind::Backend> WriteSlot for crate::$kind::Reservation<'_, B> {
+        // SAFETY: the payload is in the ring's memory (a mapping, or a heap slot's own box), not in
+        // the reservation value, and the reservation owns its slot until commit or drop.
+        unsafe impl<B: crate::$kind::Backend> WriteSlot for crate::$kind::Reservation<'_, B> {
             fn payload(&mut self) -> &mut [u8] {
                 crate::$kind::Reservation::payload(self)
             }
@@ -374,14 +434,20 @@ macro_rules! ring_channel {
         }
 
         impl<B: crate::$kind::Backend> crate::$kind::Sender<B> {
+            fn truncated(&self) -> bool {
+                crate::wait::WaitSite::truncated(self.backend().site())
+            }
             fn explain(&self, error: SendError) -> SendError {
-                explain(crate::wait::WaitSite::truncated(self.backend().site()), error)
+                explain(self.truncated(), error)
             }
         }
 
         impl<B: crate::$kind::Backend> crate::$kind::Receiver<B> {
+            fn truncated(&self) -> bool {
+                crate::wait::WaitSite::truncated(self.backend().site())
+            }
             fn explain(&self, error: RecvError) -> RecvError {
-                explain(crate::wait::WaitSite::truncated(self.backend().site()), error)
+                explain(self.truncated(), error)
             }
         }
     };

@@ -5,7 +5,7 @@
 //! consumer role ([`RingInfo::producer`], [`RingInfo::consumer`]); an MPMC ring has a table of
 //! endpoint records, one per attached handle ([`RingInfo::endpoints`]).
 //!
-//! [`RingInfo::read`] only loads; it never claims a role or writes a byte, so it can watch a ring
+//! [`RingInfo::open`] only loads; it never claims a role or writes a byte, so it can watch a ring
 //! while a producer and a consumer run. Offsets come from the validated
 //! [`Geometry`](crate::layout::Geometry); the values at those offsets are whatever the peers (or a
 //! buggy or hostile process) wrote, so every derived number uses saturating arithmetic and garbage
@@ -13,43 +13,40 @@
 //!
 //! ```
 //! use ipcring::inspect::{RingInfo, RoleState};
-//! use ipcring::__private::segment::{CreateOptions, Segment};
-//! use ipcring::spsc::Sender;
 //!
 //! let name = format!("ipcring-doc-inspect-{}", std::process::id());
-//! let mut sender = ipcring::Builder::new(&name).with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
-//! sender.send(b"one").unwrap();
-//! sender.send(b"two").unwrap();
+//! let mut sender: ipcring::spsc::Sender = ipcring::Builder::new(&name).create()?;
+//! sender.send(b"one")?;
+//! sender.send(b"two")?;
 //!
-//! let info = RingInfo::read(&Segment::open(&name).unwrap());
+//! let info = RingInfo::open(&name)?;
 //! assert_eq!((info.used, info.free), (2, 1022));
 //! assert_eq!(info.producer.map(|role| role.state), Some(RoleState::Alive));
 //! assert_eq!(info.consumer.map(|role| role.state), Some(RoleState::Vacant));
 //! assert!(info.endpoints.is_none(), "an SPSC ring has roles, not endpoint records");
-//! Segment::unlink(&name).unwrap();
+//! ipcring::remove(&name)?;
+//! # Ok::<(), ipcring::Error>(())
 //! ```
 //!
 //! The same for an MPMC ring, where any number of handles attach:
 //!
 //! ```
 //! use ipcring::inspect::{EndpointRole, RingInfo, RoleState};
-//! use ipcring::__private::layout::RingKind;
-//! use ipcring::mpmc::{Receiver, Sender};
-//! use ipcring::__private::segment::{CreateOptions, Segment};
+//! use ipcring::{mpmc, Builder};
 //!
 //! let name = format!("ipcring-doc-inspect-mpmc-{}", std::process::id());
-//! let options = CreateOptions { kind: RingKind::Mpmc, ..CreateOptions::default() };
-//! let mut first = ipcring::Builder::new(&name).with_options(&options, &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
-//! let _second = ipcring::Builder::new(&name).open::<Sender>().unwrap();
-//! let _receiver = ipcring::Builder::new(&name).open::<Receiver>().unwrap();
-//! first.send(b"one").unwrap();
+//! let mut first: mpmc::Sender = Builder::new(&name).create()?;
+//! let _second: mpmc::Sender = Builder::new(&name).open()?;
+//! let _receiver: mpmc::Receiver = Builder::new(&name).open()?;
+//! first.send(b"one")?;
 //!
-//! let info = RingInfo::read(&Segment::open(&name).unwrap());
+//! let info = RingInfo::open(&name)?;
 //! assert_eq!((info.counters.sent, info.used), (1, 1));
 //! assert!(info.producer.is_none());
 //! assert_eq!(info.endpoint_count(EndpointRole::Producer, RoleState::Alive), 2);
 //! assert_eq!(info.endpoint_count(EndpointRole::Consumer, RoleState::Alive), 1);
-//! Segment::unlink(&name).unwrap();
+//! ipcring::remove(&name)?;
+//! # Ok::<(), ipcring::Error>(())
 //! ```
 
 use std::mem::{offset_of, size_of};
@@ -157,6 +154,7 @@ impl EndpointRole {
     /// assert_eq!(EndpointRole::from_raw(ipcring::__private::layout::ENDPOINT_CONSUMER), EndpointRole::Consumer);
     /// assert_eq!(EndpointRole::from_raw(7), EndpointRole::Unknown);
     /// ```
+    #[doc(hidden)]
     pub const fn from_raw(raw: u32) -> EndpointRole {
         match raw {
             ENDPOINT_PRODUCER => EndpointRole::Producer,
@@ -213,6 +211,7 @@ pub struct EndpointInfo {
 /// The statistics one side counts on its slow path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct SideCounters {
     /// Blocking calls that found the ring full (producer) or empty (consumer) and had to wait.
     pub waits: u64,
@@ -253,6 +252,7 @@ impl SideCounters {
 /// or redelivered position is subtracted from `received` before a consumer reaches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct Counters {
     /// Messages sent since creation. SPSC: the producer position. MPMC: `tail` minus the
     /// abandoned and redelivered positions of both sides, saturating at 0.
@@ -282,6 +282,7 @@ pub struct Counters {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct Stats {
     /// Number of slots.
     pub slot_count: u64,
@@ -350,6 +351,7 @@ impl Stats {
 /// as an octal string such as `"0600"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct RingInfo {
     /// The ring name, with its leading `/`, or the path of a ring in a file.
     pub name: String,
@@ -425,6 +427,7 @@ fn serialize_mode<S: Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::
 impl RingInfo {
     /// Reads the state of an open segment. Never fails and never panics: the segment was
     /// validated when it was opened, and values that changed since are only displayed.
+    #[doc(hidden)]
     pub fn read(segment: &Segment) -> RingInfo {
         let geometry = segment.geometry();
         // Only informational fields come from this snapshot; everything that locates memory
@@ -482,12 +485,14 @@ impl RingInfo {
     ///
     /// ```
     /// use ipcring::inspect::{EndpointRole, RingInfo, RoleState};
-    /// use ipcring::__private::segment::{CreateOptions, Segment};
     ///
     /// let name = format!("ipcring-doc-endpoint-count-{}", std::process::id());
-    /// let info = RingInfo::read(&Segment::create(&name, &CreateOptions::default()).unwrap());
-    /// assert_eq!(info.endpoint_count(EndpointRole::Producer, RoleState::Alive), 0);
-    /// Segment::unlink(&name).unwrap();
+    /// let sender: ipcring::mpmc::Sender = ipcring::Builder::new(&name).create()?;
+    /// let info = RingInfo::open(&name)?;
+    /// assert_eq!(info.endpoint_count(EndpointRole::Producer, RoleState::Alive), 1);
+    /// assert_eq!(info.endpoint_count(EndpointRole::Consumer, RoleState::Alive), 0);
+    /// ipcring::remove(&name)?;
+    /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn endpoint_count(&self, role: EndpointRole, state: RoleState) -> usize {
         self.endpoints.iter().flatten().filter(|endpoint| endpoint.role == role && endpoint.state == state).count()
@@ -498,14 +503,13 @@ impl RingInfo {
     ///
     /// ```
     /// use ipcring::inspect::{RingInfo, RoleState};
-    /// use ipcring::__private::segment::{CreateOptions, Segment};
-    /// use ipcring::spsc::Sender;
     ///
     /// let name = format!("ipcring-doc-attached-{}", std::process::id());
-    /// let _sender = ipcring::Builder::new(&name).with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
-    /// let info = RingInfo::read(&Segment::open(&name).unwrap());
+    /// let _sender: ipcring::spsc::Sender = ipcring::Builder::new(&name).create()?;
+    /// let info = RingInfo::open(&name)?;
     /// assert_eq!((info.attached(RoleState::Alive), info.attached(RoleState::Dead)), (1, 0));
-    /// Segment::unlink(&name).unwrap();
+    /// ipcring::remove(&name)?;
+    /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn attached(&self, state: RoleState) -> usize {
         let roles = [self.producer, self.consumer].iter().flatten().filter(|role| role.state == state).count();
@@ -518,12 +522,13 @@ impl RingInfo {
     ///
     /// ```
     /// use ipcring::inspect::RingInfo;
-    /// use ipcring::__private::segment::{CreateOptions, Segment};
     ///
     /// let name = format!("ipcring-doc-last-activity-{}", std::process::id());
-    /// let info = RingInfo::read(&Segment::create(&name, &CreateOptions::default()).unwrap());
-    /// assert_eq!(info.last_activity_ns(), info.created_at_ns, "nothing attached yet");
-    /// Segment::unlink(&name).unwrap();
+    /// let sender: ipcring::spsc::Sender = ipcring::Builder::new(&name).create()?;
+    /// let info = RingInfo::open(&name)?;
+    /// assert!(info.last_activity_ns() >= info.created_at_ns, "attached after creation");
+    /// ipcring::remove(&name)?;
+    /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn last_activity_ns(&self) -> u64 {
         let roles = [self.producer, self.consumer].into_iter().flatten().map(|role| role.last_attach_ns);

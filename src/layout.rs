@@ -58,6 +58,7 @@ pub const COMPAT_SLEEPER_CLAIMS: u32 = 2;
 
 /// Which ring algorithm a segment holds (`Header::ring_kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RingKind {
     /// One producer, one consumer (`1`).
     Spsc,
@@ -145,6 +146,7 @@ impl fmt::Display for RingKind {
 /// How blocked senders and receivers wait (`Header::wait_strategy`); every attached process
 /// honours the value chosen at creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum WaitStrategy {
     /// Spin briefly, then sleep on the shared futex eventcount (`1`, the default).
     #[default]

@@ -88,10 +88,10 @@ mod typed;
 mod wait;
 
 #[cfg(not(loom))]
-pub use builder::{remove, Builder, Endpoint};
+pub use builder::{location, remove, Builder, Endpoint};
 pub use error::{AttachError, Error, Fault, RecvError, Result, SendError};
-pub use role::Role;
 pub use layout::{RingKind, WaitStrategy};
+pub use role::Role;
 #[cfg(not(loom))]
 pub use segment::{is_path, DEFAULT_LIVENESS_INTERVAL};
 pub use typed::{ValueMut, ValueRef};
@@ -112,9 +112,36 @@ pub mod prelude {
 }
 
 /// Not API: what ipcring's own integration tests, loom models, fuzz targets, benchmarks and
-/// command line reach below the public surface. Anything here can change in any release.
+/// command line reach below the public surface. Anything here can change in any release, and
+/// much of it can break the invariants that keep the public API sound (it hands out the raw
+/// shared words): it is for ipcring's own tools, never for users.
 #[doc(hidden)]
 pub mod __private {
+    /// An endpoint's backend (its ring memory, wait site and claims), for ipcring's own tests.
+    pub trait Internals {
+        /// The backend type.
+        type Backend;
+        /// The backend.
+        fn internal_backend(&self) -> &Self::Backend;
+    }
+
+    macro_rules! internals {
+        ($($endpoint:ident :: $side:ident),*) => {$(
+            impl<B: crate::$endpoint::Backend> Internals for crate::$endpoint::$side<B> {
+                type Backend = B;
+                fn internal_backend(&self) -> &B {
+                    self.backend()
+                }
+            }
+        )*};
+    }
+    internals!(spsc::Sender, spsc::Receiver, mpmc::Sender, mpmc::Receiver);
+
+    /// The endpoint backends' traits.
+    pub mod backend {
+        pub use crate::mpmc::backend::Backend as MpmcBackend;
+        pub use crate::spsc::backend::Backend as SpscBackend;
+    }
     /// The shared-memory layout (`shm-layout/LAYOUT.md`).
     pub mod layout {
         pub use crate::layout::*;

@@ -24,17 +24,16 @@
 //! ```
 //! use std::time::Duration;
 //! use ipcring::inspect::RingInfo;
-//! use ipcring::__private::segment::{CreateOptions, Segment};
 //! use ipcring::stale::{self, Staleness};
 //!
 //! let name = format!("ipcring-doc-stale-{}", std::process::id());
-//! let segment = Segment::create(&name, &CreateOptions::default()).unwrap();
-//! let staleness = Staleness::assess(&RingInfo::read(&segment), stale::now_ns());
+//! drop(ipcring::Builder::new(&name).create::<ipcring::spsc::Sender>()?); // attached, then left
+//! let staleness = Staleness::assess(&RingInfo::open(&name)?, stale::now_ns());
 //! assert_eq!(staleness.live, 0);
 //! assert!(staleness.is_stale(Duration::ZERO) && !staleness.is_stale(Duration::from_secs(3600)));
-//! drop(segment);
-//! assert!(stale::remove_if_stale(&name, Duration::ZERO, false).unwrap().is_some());
+//! assert!(stale::remove_if_stale(&name, Duration::ZERO, false)?.is_some());
 //! assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+//! # Ok::<(), ipcring::Error>(())
 //! ```
 
 use std::mem::{offset_of, size_of};
@@ -84,16 +83,15 @@ impl Staleness {
     ///
     /// ```
     /// use ipcring::inspect::RingInfo;
-    /// use ipcring::__private::segment::{CreateOptions, Segment};
-    /// use ipcring::spsc::Sender;
     /// use ipcring::stale::{now_ns, Staleness};
     ///
     /// let name = format!("ipcring-doc-assess-{}", std::process::id());
-    /// let mut sender = ipcring::Builder::new(&name).with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
-    /// sender.send(b"waiting").unwrap();
-    /// let staleness = Staleness::assess(&RingInfo::read(&Segment::open(&name).unwrap()), now_ns());
+    /// let mut sender: ipcring::spsc::Sender = ipcring::Builder::new(&name).create()?;
+    /// sender.send(b"waiting")?;
+    /// let staleness = Staleness::assess(&RingInfo::open(&name)?, now_ns());
     /// assert_eq!((staleness.live, staleness.dead, staleness.pending), (1, 0, 1));
-    /// Segment::unlink(&name).unwrap();
+    /// ipcring::remove(&name)?;
+    /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn assess(info: &RingInfo, now_ns: u64) -> Staleness {
         let last_activity_ns = info.last_activity_ns();
@@ -215,14 +213,14 @@ fn claim_words(geometry: &Geometry) -> Vec<(u64, crate::error::Role)> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ipcring::__private::segment::{CreateOptions, Segment};
 /// use ipcring::stale::remove_if_stale;
 ///
 /// let path = std::env::temp_dir().join(format!("ipcring-doc-remove-if-stale-{}.ring", std::process::id()));
 /// let path = path.to_str().unwrap();
-/// drop(Segment::create(path, &CreateOptions::default()).unwrap());
-/// assert!(remove_if_stale(path, Duration::ZERO, false).unwrap().is_some());
+/// drop(ipcring::Builder::new(path).create::<ipcring::mpmc::Receiver>()?);
+/// assert!(remove_if_stale(path, Duration::ZERO, false)?.is_some());
 /// assert!(!std::path::Path::new(path).exists());
+/// # Ok::<(), ipcring::Error>(())
 /// ```
 pub fn remove_if_stale(name: &str, idle: Duration, dry_run: bool) -> Result<Option<Staleness>, Error> {
     let segment = Segment::open(name)?;
@@ -273,6 +271,7 @@ pub fn remove_if_stale(name: &str, idle: Duration, dry_run: bool) -> Result<Opti
 /// assert!(matches!(create_or_reuse(&name, &bigger), Err(Error::AlreadyExists { .. })));
 /// Segment::unlink(&name).unwrap();
 /// ```
+#[doc(hidden)]
 pub fn create_or_reuse(name: &str, options: &CreateOptions) -> Result<Segment, Error> {
     let exists = match Segment::create(name, options) {
         Err(Error::AlreadyExists { name }) => Error::AlreadyExists { name },

@@ -9,10 +9,10 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use crate::channel::{ReadSlot, WriteSlot};
-use crate::error::{RecvError, SendError};
+use crate::error::{Fault, RecvError, SendError};
 
 /// Payload alignment every ring kind guarantees.
-pub(crate) const PAYLOAD_ALIGNMENT: usize = 8;
+pub(crate) const PAYLOAD_ALIGNMENT: usize = crate::layout::SLOT_ALIGN as usize;
 
 struct Alignment<T>(PhantomData<T>);
 
@@ -28,6 +28,11 @@ impl<T> Alignment<T> {
 pub(crate) fn check_alignment<T>() {
     #[allow(clippy::let_unit_value)]
     let () = Alignment::<T>::AT_MOST_THE_PAYLOAD_ALIGNMENT;
+}
+
+/// A payload that is not aligned as every ring kind guarantees (LAYOUT.md §5).
+fn misaligned(payload: *const u8) -> Fault {
+    Fault::Corrupted { field: "payload alignment", value: payload as usize as u64 }
 }
 
 /// A slot reserved for one `T`, zeroed, written in place through `DerefMut`, published by
@@ -50,8 +55,8 @@ pub(crate) fn check_alignment<T>() {
 pub struct ValueMut<S, T> {
     slot: S,
     /// The value in the slot's payload: checked for size and alignment in `new`, valid while
-    /// `slot` lives (the payload does not move with the reservation), and reached only through
-    /// borrows of `self`.
+    /// `slot` lives (the payload does not move with the slot: `WriteSlot`'s safety contract),
+    /// and reached only through borrows of `self`.
     value: std::ptr::NonNull<T>,
 }
 
@@ -63,8 +68,9 @@ impl<S: WriteSlot, T: bytemuck::Pod> ValueMut<S, T> {
         bytes.fill(0);
         let value = match bytemuck::try_from_bytes_mut::<T>(bytes) {
             Ok(value) => std::ptr::NonNull::from(value),
-            // Payloads are 8-byte aligned and `check_alignment` refused larger alignments.
-            Err(_) => return Err(SendError::TooLarge { len: size_of::<T>(), max: 0 }),
+            // Payloads are 8-byte aligned and `check_alignment` refused larger alignments, so only
+            // a slot that breaks the layout's invariant gets here.
+            Err(_) => return Err(SendError::Fault(misaligned(slot.payload().as_ptr()))),
         };
         Ok(ValueMut { slot, value })
     }
@@ -95,6 +101,9 @@ impl<S: WriteSlot, T: bytemuck::Pod> DerefMut for ValueMut<S, T> {
 /// A message borrowed in place as a `&T`; released when dropped (or by
 /// [`release`](ValueRef::release)).
 ///
+/// As with any borrowed read, a hostile peer that can write the ring can change the bytes while
+/// you read them: against untrusted peers, receive a copy (`recv_value`) and validate that.
+///
 /// ```
 /// use ipcring::prelude::*;
 ///
@@ -122,9 +131,11 @@ impl<G: ReadSlot, T: bytemuck::Pod> ValueRef<G, T> {
             return Err(RecvError::SizeMismatch { len, expected: size_of::<T>() });
         }
         if bytemuck::try_from_bytes::<T>(&guard).is_err() {
-            let len = guard.len();
+            // The length matched, so the alignment did not: only a slot that breaks the layout's
+            // invariant gets here.
+            let fault = misaligned(guard.as_ptr());
             guard.release()?;
-            return Err(RecvError::SizeMismatch { len, expected: size_of::<T>() });
+            return Err(RecvError::Fault(fault));
         }
         Ok(ValueRef { guard, _value: PhantomData })
     }

@@ -708,7 +708,7 @@ impl Ring {
         let field = match self.segment.geometry().wait {
             WaitStrategy::Futex => offset_of!(StatsBlock, futex_waits),
             WaitStrategy::Semaphore => offset_of!(StatsBlock, semaphore_waits),
-            WaitStrategy::Spin => offset_of!(StatsBlock, waits),
+            _ => offset_of!(StatsBlock, waits),
         };
         self.stat(side, field)
     }

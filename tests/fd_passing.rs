@@ -7,6 +7,7 @@
 //! to its parent, attaches as the consumer and verifies every message's sequence and checksum.
 #![cfg(not(loom))]
 
+use ipcring::__private::Internals as _;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -80,7 +81,7 @@ fn child_process() {
     match std::env::var(KIND_VARIABLE).unwrap().as_str() {
         "spsc" => {
             let mut receiver = ipcring::Builder::from_fd(ring).open::<spsc::Receiver>().unwrap();
-            assert!(receiver.backend().segment().name().starts_with("memfd:"));
+            assert!(receiver.internal_backend().segment().name().starts_with("memfd:"));
             (&socket).write_all(ATTACHED).unwrap();
             for sequence in 0..MESSAGES {
                 receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
@@ -205,7 +206,7 @@ fn a_child_receives_an_anonymous_spsc_ring_over_a_socket_and_gets_every_message(
         .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
         .create::<spsc::Sender>()
         .unwrap();
-    let ring = sender.backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
+    let ring = sender.internal_backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
     send_fd(parent_side.as_fd(), ring.as_fd()).unwrap();
     let child = expect_attached(child, &mut parent_side);
     let mut message = Vec::new();
@@ -229,7 +230,7 @@ fn a_child_receives_an_anonymous_mpmc_ring_over_a_socket_and_gets_every_message(
         .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
         .create::<mpmc::Sender>()
         .unwrap();
-    let ring = sender.backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
+    let ring = sender.internal_backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
     send_fd(parent_side.as_fd(), ring.as_fd()).unwrap();
     let child = expect_attached(child, &mut parent_side);
     let mut message = Vec::new();

@@ -9,6 +9,7 @@
 //! how a slow or stalled peer looks to the others.
 #![cfg(not(loom))]
 
+use ipcring::__private::Internals as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -268,7 +269,7 @@ proptest! {
         Segment::unlink(&name).unwrap();
         let mut senders = vec![Some(first.try_clone().unwrap()), Some(first.try_clone().unwrap())];
         senders.insert(0, Some(first));
-        let receiver = Receiver::attach(senders[0].as_ref().unwrap().backend().clone()).unwrap();
+        let receiver = Receiver::attach(senders[0].as_ref().unwrap().internal_backend().clone()).unwrap();
         let receivers = vec![Some(receiver.try_clone().unwrap()), Some(receiver)];
         let mut handles = Handles { senders, receivers };
         let mut model = Model::default();

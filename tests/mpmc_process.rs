@@ -8,6 +8,7 @@
 //! (or, for a message a killed consumer held, once more, moved to the back).
 #![cfg(not(loom))]
 
+use ipcring::__private::Internals as _;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -364,7 +365,7 @@ fn survivors_learn_that_every_peer_is_gone() {
     sender.send(b"a").unwrap();
     sender.send(b"b").unwrap();
     assert!(matches!(sender.send_timeout(b"c", PATIENCE).map_err(ipcring::Error::from), Err(Error::Disconnected)));
-    let _: &Arc<ShmRing> = sender.backend();
+    let _: &Arc<ShmRing> = sender.internal_backend();
 }
 
 /// Timed receives each too short to block long enough for a liveness check (zero, and a tenth of

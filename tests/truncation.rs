@@ -4,6 +4,7 @@
 //! test binary, because the `SIGBUS` handler is process-wide.
 #![cfg(not(loom))]
 
+use ipcring::__private::Internals as _;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,7 +70,7 @@ fn spsc_endpoints_report_truncated_instead_of_dying() {
             outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
         }
         assert!(is_truncation(&outcome), "{length}: {outcome:?}");
-        assert!(receiver.backend().segment().truncated(), "{length}");
+        assert!(receiver.internal_backend().segment().truncated(), "{length}");
         // The sender keeps going into its own (now private) pages until it finds the ring full,
         // then reports it; it never blocks for good or dies.
         let mut sent = 0;
@@ -81,7 +82,7 @@ fn spsc_endpoints_report_truncated_instead_of_dying() {
             assert!(sent <= 2 * options.slot_count, "{length}: the sender never noticed");
         };
         assert!(is_truncation(&failure), "{length}: {failure:?}");
-        assert!(sender.backend().segment().truncated(), "{length}");
+        assert!(sender.internal_backend().segment().truncated(), "{length}");
     }
 }
 
@@ -178,7 +179,7 @@ fn a_ring_in_a_file_on_disk_reports_truncated_instead_of_dying() {
         outcome = receiver.recv_timeout(&mut buffer, PATIENCE);
     }
     assert!(is_truncation(&outcome), "{outcome:?}");
-    assert!(receiver.backend().segment().truncated());
+    assert!(receiver.internal_backend().segment().truncated());
     let failure = (0..2 * options.slot_count).map(|_| sender.send_timeout(&[7; 100], PATIENCE)).find(Result::is_err);
     assert!(failure.as_ref().is_some_and(is_truncation), "{failure:?}");
 }

@@ -135,7 +135,8 @@ fn waits(counters: &SideCounters, strategy: WaitStrategy) -> String {
             format!("{} (futex waits {}, futex wakes {})", counters.waits, counters.futex_waits, counters.futex_wakes)
         }
         WaitStrategy::Semaphore => format!("{} (semaphore waits {})", counters.waits, counters.semaphore_waits),
-        WaitStrategy::Spin => counters.waits.to_string(),
+        // Spin, and strategies of a later layout: no sleep to count.
+        _ => counters.waits.to_string(),
     }
 }
 

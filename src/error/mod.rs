@@ -85,6 +85,14 @@ pub enum Error {
         /// Kind asked for.
         expected: &'static str,
     },
+    /// A typed receive found a message of another length than the type.
+    #[error("message of {len} bytes is not the {expected}-byte value asked for")]
+    SizeMismatch {
+        /// The message length.
+        len: usize,
+        /// `size_of` the type asked for.
+        expected: usize,
+    },
     /// `open_or_create` found a ring of another shape than the one asked for.
     #[error("ring exists with {what} {existing}, not the requested {requested}")]
     Mismatch {

@@ -191,6 +191,7 @@ impl From<Error> for RecvError {
             Error::Timeout => RecvError::Timeout,
             Error::Disconnected => RecvError::Disconnected,
             Error::BufferTooSmall { len, buffer } => RecvError::BufferTooSmall { len, buffer },
+            Error::SizeMismatch { len, expected } => RecvError::SizeMismatch { len, expected },
             other => RecvError::Fault(other.into()),
         }
     }
@@ -203,9 +204,7 @@ impl From<RecvError> for Error {
             RecvError::Timeout => Error::Timeout,
             RecvError::Disconnected => Error::Disconnected,
             RecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
-            RecvError::SizeMismatch { len, expected } => {
-                Error::InvalidArgument(format!("message of {len} bytes is not the {expected}-byte value asked for"))
-            }
+            RecvError::SizeMismatch { len, expected } => Error::SizeMismatch { len, expected },
             RecvError::Fault(fault) => fault.into(),
         }
     }
@@ -219,14 +218,14 @@ impl From<RecvError> for Error {
 ///
 /// ```
 /// use ipcring::AttachError;
-/// let error = AttachError::NotFound { name: "jobs".into() };
-/// assert_eq!(error.to_string(), "ring jobs does not exist");
+/// let error = AttachError::NotFound { name: "/jobs".into() };
+/// assert_eq!(error.to_string(), "/jobs does not exist");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttachError {
-    /// No ring (or nothing at the transport address) of that name.
-    #[error("ring {name} does not exist")]
+    /// No ring of that name or path, or nothing at the transport address.
+    #[error("{name} does not exist")]
     NotFound {
         /// The name or address.
         name: String,
@@ -237,7 +236,8 @@ pub enum AttachError {
         /// The name.
         name: String,
     },
-    /// The operating system refused access, or the ring belongs to another user.
+    /// The operating system refused access. (A ring that belongs to another user, refused unless
+    /// allowed, is `Refused` with `Error::ForeignOwner`.)
     #[error("permission denied on ring {name}")]
     PermissionDenied {
         /// The name (or a description of the owner mismatch).

@@ -23,7 +23,7 @@ const HEAP_ENDPOINTS: usize = 8;
 ///
 /// ```
 /// use ipcring::mpmc::{HeapRing, Receiver, Sender};
-/// use ipcring::__private::wait::WaitStrategy;
+/// use ipcring::WaitStrategy;
 /// use std::sync::Arc;
 ///
 /// let ring = Arc::new(HeapRing::new(4, 16, WaitStrategy::Futex));

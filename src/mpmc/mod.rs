@@ -22,7 +22,7 @@
 //! [`Sender`] and [`Receiver`] are generic over where the ring lives: `Arc<`[`ShmRing`]`>`
 //! (shared memory, the default) or `Arc<`[`HeapRing`]`>` (one process; what loom models run on).
 
-mod backend;
+pub(crate) mod backend;
 mod heap;
 mod receiver;
 mod sender;
@@ -30,7 +30,7 @@ mod sender;
 mod shm;
 
 pub use crate::ring::mpmc::{ReadBatch, ReadGuard, Reservation, WriteBatch};
-pub use backend::Backend;
+pub(crate) use backend::Backend;
 pub use heap::HeapRing;
 pub use receiver::Receiver;
 pub use sender::Sender;

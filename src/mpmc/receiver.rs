@@ -14,7 +14,7 @@ use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, Wait
 /// Receive by copy ([`recv`](Receiver::recv)), in place ([`recv_ref`](Receiver::recv_ref)), or
 /// in batches ([`recv_batch`](Receiver::recv_batch)); each non-blocking (`try_`), blocking, and
 /// with a timeout. When the ring is empty and every producer that attached is gone, blocking
-/// calls return [`Error::Disconnected`]; before any producer attached they wait.
+/// calls return [`RecvError::Disconnected`](crate::RecvError::Disconnected); before any producer attached they wait.
 ///
 /// ```
 /// use ipcring::mpmc::{HeapRing, Receiver, Sender};
@@ -52,7 +52,7 @@ impl<B: Backend> Receiver<B> {
     }
 
     /// The backend (segment) this receiver runs on.
-    pub fn backend(&self) -> &B {
+    pub(crate) fn backend(&self) -> &B {
         self.consumer.memory()
     }
 
@@ -82,8 +82,8 @@ impl<B: Backend> Receiver<B> {
         }
     }
 
-    /// Claims up to `max` messages without waiting: [`Error::Empty`], or
-    /// [`Error::Disconnected`] when the producers are gone and nothing is left.
+    /// Claims up to `max` messages without waiting: [`RecvError::Empty`](crate::RecvError::Empty), or
+    /// [`RecvError::Disconnected`](crate::RecvError::Disconnected) when the producers are gone and nothing is left.
     #[inline]
     fn try_claim(&mut self, max: u64) -> Result<(u64, u64), Error> {
         match self.consumer.claim_messages(max)? {
@@ -157,7 +157,7 @@ impl<B: Backend> Receiver<B> {
         }
     }
 
-    /// The next message borrowed in place, without blocking ([`Error::Empty`] if none). The slot
+    /// The next message borrowed in place, without blocking ([`RecvError::Empty`](crate::RecvError::Empty) if none). The slot
     /// is released when the guard drops.
     pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.try_claim(1)?;
@@ -172,7 +172,7 @@ impl<B: Backend> Receiver<B> {
         unsafe { self.consumer.guard_at(position) }.map_err(Into::into)
     }
 
-    /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
+    /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
         // SAFETY: the position was just claimed by this consumer.
@@ -198,14 +198,14 @@ impl<B: Backend> Receiver<B> {
         self.copy_out(position, buffer).map_err(Into::into)
     }
 
-    /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
+    /// [`recv`](Receiver::recv) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
         self.copy_out(position, buffer).map_err(Into::into)
     }
 
     /// Up to `max` messages borrowed in place without blocking (claimed with one CAS, released
-    /// together when the batch drops): [`Error::Empty`] if there is none.
+    /// together when the batch drops): [`RecvError::Empty`](crate::RecvError::Empty) if there is none.
     pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, RecvError> {
         let (first, count) = self.try_claim(max.max(1) as u64)?;
         // SAFETY: the positions were just claimed by this consumer.
@@ -219,7 +219,7 @@ impl<B: Backend> Receiver<B> {
         Ok(unsafe { self.consumer.batch_at(first, count) })
     }
 
-    /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`Error::Timeout`]).
+    /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, RecvError> {
         let (first, count) = self.claim(max.max(1) as u64, deadline_after(timeout))?;
         // SAFETY: the positions were just claimed by this consumer.

@@ -14,12 +14,12 @@ use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, Wait
 /// The same three ways to send as the SPSC [`crate::spsc::Sender`]: copy
 /// ([`send`](Sender::send)), write in place ([`reserve`](Sender::reserve)), or many messages
 /// with one claim ([`send_batch`](Sender::send_batch), [`batch`](Sender::batch)). Blocking calls
-/// return [`Error::Disconnected`] when the ring stays full because every consumer that attached
+/// return [`SendError::Disconnected`](crate::SendError::Disconnected) when the ring stays full because every consumer that attached
 /// is gone.
 ///
 /// ```
 /// use ipcring::mpmc::{HeapRing, Receiver, Sender};
-/// use ipcring::__private::wait::WaitStrategy;
+/// use ipcring::WaitStrategy;
 /// use std::sync::Arc;
 ///
 /// let ring = Arc::new(HeapRing::new(8, 64, WaitStrategy::Spin));
@@ -52,7 +52,7 @@ impl<B: Backend> Sender<B> {
     }
 
     /// The backend (segment) this sender runs on.
-    pub fn backend(&self) -> &B {
+    pub(crate) fn backend(&self) -> &B {
         self.producer.memory()
     }
 
@@ -84,8 +84,8 @@ impl<B: Backend> Sender<B> {
         }
     }
 
-    /// Claims up to `max` positions without waiting: [`Error::Full`], or
-    /// [`Error::Disconnected`] when the consumers are gone.
+    /// Claims up to `max` positions without waiting: [`SendError::Full`](crate::SendError::Full), or
+    /// [`SendError::Disconnected`](crate::SendError::Disconnected) when the consumers are gone.
     #[inline]
     fn try_claim(&mut self, max: u64) -> Result<(u64, u64), Error> {
         match self.producer.claim(max)? {
@@ -142,7 +142,7 @@ impl<B: Backend> Sender<B> {
         }
     }
 
-    /// Reserves the next position without blocking: [`Error::Full`] if none is free. Write the
+    /// Reserves the next position without blocking: [`SendError::Full`](crate::SendError::Full) if none is free. Write the
     /// payload in place, then commit; dropping the reservation publishes the position as
     /// abandoned (consumers skip it).
     pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, SendError> {
@@ -158,7 +158,7 @@ impl<B: Backend> Sender<B> {
         Ok(unsafe { self.producer.reservation_at(position) })
     }
 
-    /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
+    /// [`reserve`](Sender::reserve) with a time limit ([`SendError::Timeout`](crate::SendError::Timeout)).
     pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, SendError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
         // SAFETY: the position was just claimed by this producer.
@@ -174,7 +174,7 @@ impl<B: Backend> Sender<B> {
         Ok(())
     }
 
-    /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
+    /// Copies `message` into the ring without blocking: [`SendError::Full`](crate::SendError::Full) if no slot is free.
     #[inline]
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
@@ -189,7 +189,7 @@ impl<B: Backend> Sender<B> {
         self.copy_in(position, message).map_err(Into::into)
     }
 
-    /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
+    /// [`send`](Sender::send) with a time limit ([`SendError::Timeout`](crate::SendError::Timeout)).
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.check_size(message.len())?;
         let (position, _) = self.claim(1, deadline_after(timeout))?;
@@ -203,7 +203,7 @@ impl<B: Backend> Sender<B> {
     }
 
     /// Copies as many of `messages` as there are free slots, claimed with one CAS; returns how
-    /// many were sent ([`Error::Full`] if none could be). Every length is checked first.
+    /// many were sent ([`SendError::Full`](crate::SendError::Full) if none could be). Every length is checked first.
     pub fn try_send_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, SendError> {
         self.check_sizes(messages)?;
         if messages.is_empty() {

@@ -35,15 +35,14 @@ unsafe impl Sync for ShmRing {}
 impl ShmRing {
     /// Wraps a validated MPMC segment.
     pub fn new(segment: Segment) -> Result<ShmRing, Error> {
+        // The kind first: the endpoint table below is only inside the mapping of an MPMC ring.
+        let control = ShmControl::new(segment, RingKind::Mpmc)?;
         let table = (MAX_ENDPOINTS * size_of::<EndpointRecord>()) as u64;
+        let segment = control.segment();
         let offset = segment.geometry().block_offset(Block::Roles);
         // Checked against the mapping: the whole table is inside it (and 128-aligned).
         let endpoints = NonNull::new(segment.bytes(offset, table).cast()).expect("mapping is not null");
-        Ok(ShmRing {
-            control: ShmControl::new(segment, RingKind::Mpmc)?,
-            endpoints,
-            repair_cursor: std::sync::atomic::AtomicUsize::new(0),
-        })
+        Ok(ShmRing { control, endpoints, repair_cursor: std::sync::atomic::AtomicUsize::new(0) })
     }
 
     /// The segment.

@@ -151,6 +151,21 @@ pub struct EndpointWords {
     pub sleeping: AtomicU64,
 }
 
+// EndpointWords is read through a cast of an EndpointRecord in shared memory (mpmc::shm): its
+// fields must sit exactly where the record's do.
+#[cfg(not(loom))]
+const _: () = {
+    use crate::layout::EndpointRecord;
+    use std::mem::offset_of;
+    assert!(offset_of!(EndpointWords, claim) == offset_of!(EndpointRecord, claim));
+    assert!(offset_of!(EndpointWords, role) == offset_of!(EndpointRecord, role));
+    assert!(offset_of!(EndpointWords, pending_start) == offset_of!(EndpointRecord, pending_start));
+    assert!(offset_of!(EndpointWords, pending_count) == offset_of!(EndpointRecord, pending_count));
+    assert!(offset_of!(EndpointWords, attached_ns) == offset_of!(EndpointRecord, attached_ns));
+    assert!(offset_of!(EndpointWords, sleeping) == offset_of!(EndpointRecord, sleeping));
+    assert!(std::mem::size_of::<EndpointWords>() <= std::mem::size_of::<EndpointRecord>());
+};
+
 /// The memory an MPMC ring runs on: a [`RingMemory`] (tail and head, the slots), a sequence
 /// word per slot, and the endpoint records that tell who holds which position.
 ///

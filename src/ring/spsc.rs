@@ -539,6 +539,17 @@ pub struct ReadBatch<'a, M: SpscMemory + 'a> {
 }
 
 impl<M: SpscMemory> ReadBatch<'_, M> {
+    /// Releases the whole batch, as dropping it does, and reports whether what was read can be
+    /// trusted: [`Fault::Truncated`] if the ring's file was truncated under this process.
+    pub fn release(self) -> Result<(), RecvError> {
+        let memory = self.memory;
+        drop(self);
+        if memory.truncated() {
+            return Err(RecvError::Fault(Fault::Truncated));
+        }
+        Ok(())
+    }
+
     /// Number of messages in the batch.
     pub fn len(&self) -> usize {
         self.count as usize

@@ -16,7 +16,7 @@ pub trait Backend: SpscMemory {
     type Site: WaitSite;
     /// The wait site.
     fn site(&self) -> &Self::Site;
-    /// Claims `role` for this handle; [`Error::RoleTaken`] if a live handle holds it.
+    /// Claims `role` for this handle; [`AttachError::RoleTaken`](crate::AttachError::RoleTaken) if a live handle holds it.
     fn claim(&self, role: Role) -> Result<(), Error>;
     /// Records that `role` attached successfully (claimed and found the ring sound): what
     /// "the peer attached once" in [`Backend::peer_gone`] counts. No-op by default.

@@ -21,7 +21,7 @@ const DETACHED: u32 = 2;
 ///
 /// ```
 /// use ipcring::spsc::{HeapMemory, Receiver, Sender};
-/// use ipcring::__private::wait::WaitStrategy;
+/// use ipcring::WaitStrategy;
 /// use std::sync::Arc;
 ///
 /// let memory = Arc::new(HeapMemory::new(4, 16, WaitStrategy::Futex));

@@ -24,7 +24,7 @@
 //! [`Sender`] and [`Receiver`] are generic over where the ring lives: [`ShmMemory`] (shared
 //! memory, the default) or `Arc<`[`HeapMemory`]`>` (one process; what loom models run on).
 
-mod backend;
+pub(crate) mod backend;
 mod heap;
 mod receiver;
 mod sender;
@@ -32,7 +32,7 @@ mod sender;
 mod shm;
 
 pub use crate::ring::spsc::{ReadBatch, ReadGuard, Reservation, WriteBatch};
-pub use backend::Backend;
+pub(crate) use backend::Backend;
 pub use heap::HeapMemory;
 pub use receiver::Receiver;
 pub use sender::Sender;

@@ -17,7 +17,7 @@ use crate::wait::{Counter, WaitSite};
 /// ([`recv_ref`](Receiver::recv_ref): a guard that borrows the slot), or in batches
 /// ([`recv_batch`](Receiver::recv_batch)); each non-blocking (`try_`), blocking, and with a
 /// timeout. When the ring is empty and the producer is gone (it attached once and has detached or
-/// died), blocking calls return [`Error::Disconnected`]; before any producer attached they wait.
+/// died), blocking calls return [`RecvError::Disconnected`](crate::RecvError::Disconnected); before any producer attached they wait.
 ///
 /// ```
 /// use ipcring::spsc::{HeapMemory, Receiver, Sender};
@@ -61,7 +61,7 @@ impl<B: Backend> Receiver<B> {
     }
 
     /// The backend (segment) this receiver runs on.
-    pub fn backend(&self) -> &B {
+    pub(crate) fn backend(&self) -> &B {
         self.consumer.memory()
     }
 
@@ -124,8 +124,8 @@ impl<B: Backend> Receiver<B> {
         }
     }
 
-    /// Succeeds if a message is ready; otherwise [`Error::Disconnected`] if the producer is gone,
-    /// else [`Error::Empty`].
+    /// Succeeds if a message is ready; otherwise [`RecvError::Disconnected`](crate::RecvError::Disconnected) if the producer is gone,
+    /// else [`RecvError::Empty`](crate::RecvError::Empty).
     #[inline]
     fn ensure_message(&mut self) -> Result<(), Error> {
         if self.consumer.cached_available()? > 0 {
@@ -140,7 +140,7 @@ impl<B: Backend> Receiver<B> {
         }
     }
 
-    /// The next message borrowed in place, without blocking: [`Error::Empty`] if there is none.
+    /// The next message borrowed in place, without blocking: [`RecvError::Empty`](crate::RecvError::Empty) if there is none.
     /// The slot is released when the guard drops.
     #[inline]
     pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
@@ -157,7 +157,7 @@ impl<B: Backend> Receiver<B> {
         unsafe { self.consumer.peek_available() }.map_err(Into::into)
     }
 
-    /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`Error::Timeout`]).
+    /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     #[inline]
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
@@ -192,7 +192,7 @@ impl<B: Backend> Receiver<B> {
         unsafe { self.copy_out(buffer) }.map_err(Into::into)
     }
 
-    /// [`recv`](Receiver::recv) with a time limit ([`Error::Timeout`]).
+    /// [`recv`](Receiver::recv) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     #[inline]
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
@@ -217,7 +217,7 @@ impl<B: Backend> Receiver<B> {
     }
 
     /// Copies the next message into `buffer` without blocking and returns its length;
-    /// [`Error::BufferTooSmall`] (and the message stays) if it does not fit.
+    /// [`RecvError::BufferTooSmall`](crate::RecvError::BufferTooSmall) (and the message stays) if it does not fit.
     #[inline]
     pub fn try_recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, RecvError> {
         self.ensure_message()?;
@@ -234,7 +234,7 @@ impl<B: Backend> Receiver<B> {
     }
 
     /// Up to `max` messages borrowed in place without blocking, released together (one position
-    /// store, at most one wakeup) when the batch drops: [`Error::Empty`] if there is none.
+    /// store, at most one wakeup) when the batch drops: [`RecvError::Empty`](crate::RecvError::Empty) if there is none.
     pub fn try_recv_batch(&mut self, max: usize) -> Result<ReadBatch<'_, B>, RecvError> {
         self.ensure_message()?;
         self.consumer.batch(max).map_err(Into::into)
@@ -246,7 +246,7 @@ impl<B: Backend> Receiver<B> {
         self.consumer.batch(max).map_err(Into::into)
     }
 
-    /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`Error::Timeout`]).
+    /// [`recv_batch`](Receiver::recv_batch) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<ReadBatch<'_, B>, RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
         self.consumer.batch(max).map_err(Into::into)

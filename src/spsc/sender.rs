@@ -19,7 +19,7 @@ use crate::wait::{Counter, WaitSite};
 ///
 /// ```
 /// use ipcring::spsc::{HeapMemory, Receiver, Sender};
-/// use ipcring::__private::wait::WaitStrategy;
+/// use ipcring::WaitStrategy;
 /// use std::sync::Arc;
 ///
 /// let memory = Arc::new(HeapMemory::new(8, 64, WaitStrategy::Spin));
@@ -58,7 +58,7 @@ impl<B: Backend> Sender<B> {
     }
 
     /// The backend (segment) this sender runs on.
-    pub fn backend(&self) -> &B {
+    pub(crate) fn backend(&self) -> &B {
         self.producer.memory()
     }
 
@@ -125,8 +125,8 @@ impl<B: Backend> Sender<B> {
         }
     }
 
-    /// Reserves the next slot without blocking: [`Error::Full`] if none is free
-    /// ([`Error::Disconnected`] if the consumer is also gone).
+    /// Reserves the next slot without blocking: [`SendError::Full`](crate::SendError::Full) if none is free
+    /// ([`SendError::Disconnected`](crate::SendError::Disconnected) if the consumer is also gone).
     #[inline]
     pub fn try_reserve(&mut self) -> Result<Reservation<'_, B>, SendError> {
         if self.producer.cached_free_slots()? == 0 {
@@ -145,7 +145,7 @@ impl<B: Backend> Sender<B> {
         Ok(unsafe { self.producer.reserve_free() })
     }
 
-    /// [`reserve`](Sender::reserve) with a time limit ([`Error::Timeout`]).
+    /// [`reserve`](Sender::reserve) with a time limit ([`SendError::Timeout`](crate::SendError::Timeout)).
     #[inline]
     pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<Reservation<'_, B>, SendError> {
         self.wait_for_space(deadline_after(timeout))?;
@@ -165,7 +165,7 @@ impl<B: Backend> Sender<B> {
         Ok(slot.commit(message.len())?)
     }
 
-    /// Copies `message` into the ring without blocking: [`Error::Full`] if no slot is free.
+    /// Copies `message` into the ring without blocking: [`SendError::Full`](crate::SendError::Full) if no slot is free.
     #[inline]
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
@@ -176,7 +176,7 @@ impl<B: Backend> Sender<B> {
         unsafe { self.copy_in(message) }.map_err(Into::into)
     }
 
-    /// Copies `message` into the ring, waiting for a free slot. [`Error::Disconnected`] if the
+    /// Copies `message` into the ring, waiting for a free slot. [`SendError::Disconnected`](crate::SendError::Disconnected) if the
     /// ring stays full because the consumer is gone.
     #[inline]
     pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
@@ -186,7 +186,7 @@ impl<B: Backend> Sender<B> {
         unsafe { self.copy_in(message) }.map_err(Into::into)
     }
 
-    /// [`send`](Sender::send) with a time limit ([`Error::Timeout`]).
+    /// [`send`](Sender::send) with a time limit ([`SendError::Timeout`](crate::SendError::Timeout)).
     #[inline]
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.check_size(message.len())?;

@@ -17,24 +17,21 @@
 //! use std::os::fd::AsFd;
 //! use std::os::unix::net::UnixStream;
 //!
-//! use ipcring::__private::segment::CreateOptions;
-//! use ipcring::spsc::{Receiver, Sender};
 //! use ipcring::transport::fd_passing::{recv_fd, send_fd};
+//! use ipcring::{spsc, Builder};
 //!
-//! let (creator_side, peer_side) = UnixStream::pair().unwrap(); // the peer is usually a child
-//! let mut sender = ipcring::Builder::anonymous().with_options(&CreateOptions::default(), &ipcring::__private::segment::OpenOptions::default()).create::<Sender>().unwrap();
-//! send_fd(creator_side.as_fd(), sender.backend().segment().fd().unwrap()).unwrap();
+//! let (creator_side, peer_side) = UnixStream::pair()?; // the peer is usually a child
+//! let mut sender: spsc::Sender = Builder::anonymous().create()?;
+//! send_fd(creator_side.as_fd(), sender.fd().expect("an anonymous ring has a descriptor"))?;
 //!
 //! // In the peer:
-//! let mut receiver = ipcring::Builder::from_fd(recv_fd(peer_side.as_fd()).unwrap()).open::<Receiver>().unwrap();
-//! sender.send(b"through a descriptor").unwrap();
+//! let mut receiver: spsc::Receiver = Builder::from_fd(recv_fd(peer_side.as_fd())?).open()?;
+//! sender.send(b"through a descriptor")?;
 //! let mut buffer = Vec::new();
-//! receiver.recv(&mut buffer).unwrap();
+//! receiver.recv(&mut buffer)?;
 //! assert_eq!(buffer, b"through a descriptor");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-//!
-//! [`Segment::create_anonymous`]: crate::segment::Segment::create_anonymous
-//! [`Segment::from_fd`]: crate::segment::Segment::from_fd
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

@@ -113,11 +113,11 @@ use crate::error::{Error, Result};
 use crate::segment::{normalize_name, SHM_DIR};
 
 /// The sysctl that bounds the largest message of a new queue.
-pub const MSGSIZE_MAX_FILE: &str = "/proc/sys/fs/mqueue/msgsize_max";
+pub(crate) const MSGSIZE_MAX_FILE: &str = "/proc/sys/fs/mqueue/msgsize_max";
 /// The sysctl that bounds the depth of a new queue.
-pub const MSG_MAX_FILE: &str = "/proc/sys/fs/mqueue/msg_max";
+pub(crate) const MSG_MAX_FILE: &str = "/proc/sys/fs/mqueue/msg_max";
 /// The sysctl that bounds the number of queues on the system.
-pub const QUEUES_MAX_FILE: &str = "/proc/sys/fs/mqueue/queues_max";
+pub(crate) const QUEUES_MAX_FILE: &str = "/proc/sys/fs/mqueue/queues_max";
 
 /// A handle tests its peer's liveness at most once per this interval; a blocked call waits in
 /// `poll` slices no longer than it, so that the test runs while it waits.
@@ -421,8 +421,7 @@ impl PeerFile {
                 return Err(Error::io(
                     format!(
                         "opening message queue {name}: its peer file {path} is missing or belongs to another queue (the \
-                         queue was not created by ipcring, or its creator died while creating it); remove it with \
-                         ipcring::transport::mq::unlink and create it again"
+                         queue was not created by ipcring, or its creator died while creating it)"
                     ),
                     io::Error::from(io::ErrorKind::NotFound),
                 ));
