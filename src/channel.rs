@@ -433,6 +433,24 @@ macro_rules! ring_channel {
             }
         }
 
+        impl<B: crate::$kind::Backend> fmt::Debug for crate::$kind::Sender<B> {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter
+                    .debug_struct(concat!(stringify!($kind), "::Sender"))
+                    .field("max_message_size", &crate::$kind::Sender::max_message_size(self))
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<B: crate::$kind::Backend> fmt::Debug for crate::$kind::Receiver<B> {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter
+                    .debug_struct(concat!(stringify!($kind), "::Receiver"))
+                    .field("max_message_size", &crate::$kind::Receiver::max_message_size(self))
+                    .finish_non_exhaustive()
+            }
+        }
+
         impl<B: crate::$kind::Backend> crate::$kind::Sender<B> {
             fn truncated(&self) -> bool {
                 crate::wait::WaitSite::truncated(self.backend().site())
