@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ipcring::channel::{ReadSlot, WriteSlot, ZeroCopyReceiver, ZeroCopySender};
-use ipcring::prelude::*;
 use ipcring::{mpmc, spsc, AttachError, Builder, RecvError, SendError, WaitStrategy};
 
 /// A unique ring name, removed when dropped.
