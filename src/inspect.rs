@@ -227,8 +227,8 @@ pub struct SideCounters {
     /// MPMC: messages a dead consumer had claimed and not released, published again. 0 on SPSC
     /// rings.
     pub redelivered: u64,
-    /// MPMC: handles of this side that attached since creation. 0 on SPSC rings (see
-    /// [`RoleInfo::attach_count`]).
+    /// Handles of this side that attached since creation (every attach after the first took the
+    /// role or a record over). SPSC: the role record's [`RoleInfo::attach_count`].
     pub attaches: u64,
     /// When an endpoint of this side was last seen active (attach, detach, or a liveness check
     /// while waiting), ns since the Unix epoch; 0 if never recorded (LAYOUT.md §11.1).
@@ -323,9 +323,15 @@ impl Stats {
                 last_active_ns: load(stats + LAST_ACTIVE_NS),
             }
         };
-        let (producer, consumer) = (side(Block::ProducerStats), side(Block::ConsumerStats));
+        let (mut producer, mut consumer) = (side(Block::ProducerStats), side(Block::ConsumerStats));
         let not_messages = match geometry.kind {
-            RingKind::Spsc => 0,
+            RingKind::Spsc => {
+                // An SPSC ring counts attaches in its role records, not in the stats blocks.
+                let roles = geometry.block_offset(Block::Roles);
+                producer.attaches = load(roles + PRODUCER_ROLE + ATTACH_COUNT);
+                consumer.attaches = load(roles + CONSUMER_ROLE + ATTACH_COUNT);
+                0
+            }
             RingKind::Mpmc => producer.not_messages().saturating_add(consumer.not_messages()),
         };
         Stats {
