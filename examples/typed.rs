@@ -1,0 +1,159 @@
+//! Typed messages between two processes: a `#[repr(C)]` struct that derives `bytemuck::Pod`
+//! travels through a named SPSC ring with no serialisation at all.
+//!
+//! The parent sends 1,000 readings: even ones written in place in the ring (`reserve_value`),
+//! odd ones copied in (`send_value`). The child, this same program started again, borrows even
+//! ones in place (`recv_value_ref`) and copies odd ones out (`recv_value`), and checks every
+//! field. A message of the wrong size is refused, not reinterpreted.
+//!
+//! ```sh
+//! cargo run --release --example typed
+//! ```
+
+use std::error::Error;
+use std::process::{Child, Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use ipcring::prelude::*; // the traits that give endpoints their typed methods
+use ipcring::{spsc, Builder, RecvError};
+
+/// One message. `Pod` requires `#[repr(C)]`, no padding (hence the explicit `reserved` field)
+/// and fields that are `Pod` themselves; alignment must be at most 8 (ring payloads are 8-byte
+/// aligned, so a `&Reading` can point straight into shared memory).
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Reading {
+    sequence: u64,
+    sensor: u32,
+    reserved: u32,
+    celsius: f64,
+    samples: [u16; 4],
+}
+
+/// The reading the parent sends as number `sequence`, for the child to compare with.
+fn expected(sequence: u64) -> Reading {
+    Reading {
+        sequence,
+        sensor: (sequence % 7) as u32,
+        reserved: 0,
+        celsius: 20.0 + sequence as f64 / 8.0,
+        samples: [sequence as u16, (sequence * 3) as u16, (sequence * 5) as u16, 0xBEEF],
+    }
+}
+
+const READINGS: u64 = 1_000;
+/// Longest the child may run.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.as_slice() {
+        [] => parent(),
+        [role, name] if role == "child" => child(name),
+        _ => Err(format!("unexpected arguments {args:?}").into()),
+    };
+    if let Err(error) = result {
+        let role = if args.is_empty() { "parent" } else { "child" };
+        eprintln!("typed {role}: {error}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn parent() -> Result<(), Box<dyn Error>> {
+    let name = format!("ipcring-example-typed-{}", std::process::id());
+    let _remove = RemoveOnDrop(name.clone());
+    // One reading per slot. The ring holds them all, so no send below ever waits for the child.
+    let mut sender: spsc::Sender =
+        Builder::new(&name).slots(READINGS.next_power_of_two()).slot_size(size_of::<Reading>() as u32).create()?;
+    let mut child = ChildProcess::spawn(&["child", &name])?;
+
+    for sequence in 0..READINGS {
+        let reading = expected(sequence);
+        if sequence % 2 == 0 {
+            // In place: a zeroed `Reading` in the slot, written field by field, then published.
+            let mut slot = sender.reserve_value::<Reading>()?;
+            slot.sequence = reading.sequence;
+            slot.sensor = reading.sensor;
+            slot.celsius = reading.celsius;
+            slot.samples = reading.samples;
+            slot.commit()?;
+        } else {
+            // By copy: the value's bytes, as one message.
+            sender.send_value(&reading)?;
+        }
+    }
+    // A message that is not a `Reading`: the child must refuse it.
+    sender.send_value(&0xDEAD_BEEF_u32)?;
+    drop(sender); // no more messages: the child's next receive reports `Disconnected`
+    child.wait(Instant::now() + DEADLINE)
+}
+
+fn child(name: &str) -> Result<(), Box<dyn Error>> {
+    let mut receiver: spsc::Receiver = Builder::new(name).open()?;
+    for sequence in 0..READINGS {
+        let received = if sequence % 2 == 0 {
+            // Borrowed: `reading` is a `&Reading` into the ring, valid until it is released.
+            let reading = receiver.recv_value_ref::<Reading>()?;
+            let copy = *reading;
+            reading.release()?;
+            copy
+        } else {
+            // Copied out.
+            receiver.recv_value::<Reading>()?
+        };
+        if received != expected(sequence) {
+            return Err(format!("reading {sequence}: got {received:?}").into());
+        }
+    }
+    // Four bytes are not a `Reading`: refused with the sizes, and consumed.
+    match receiver.recv_value::<Reading>() {
+        Err(RecvError::SizeMismatch { len: 4, expected }) if expected == size_of::<Reading>() => {}
+        other => return Err(format!("a 4-byte message gave {other:?}").into()),
+    }
+    match receiver.recv_value_timeout::<Reading>(Duration::from_secs(10)) {
+        Err(RecvError::Disconnected) => {}
+        other => return Err(format!("after the last message: {other:?}").into()),
+    }
+    println!("typed: {READINGS} readings of {} bytes checked field by field", size_of::<Reading>());
+    Ok(())
+}
+
+/// This program run again as a child process; killed if still running when dropped, so that
+/// no failure path of the parent leaves it behind.
+struct ChildProcess(Child);
+
+impl ChildProcess {
+    fn spawn(args: &[&str]) -> std::io::Result<ChildProcess> {
+        Ok(ChildProcess(Command::new(std::env::current_exe()?).args(args).spawn()?))
+    }
+
+    /// Waits for the child to exit successfully, failing (and killing it) at `deadline`.
+    fn wait(&mut self, deadline: Instant) -> Result<(), Box<dyn Error>> {
+        while Instant::now() < deadline {
+            match self.0.try_wait()? {
+                Some(status) if status.success() => return Ok(()),
+                Some(status) => return Err(format!("the child failed ({status})").into()),
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        Err("the child did not finish in time".into())
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // no effect if it has exited already
+        let _ = self.0.wait();
+    }
+}
+
+/// Removes the named ring when dropped. Processes still attached keep using it; the name is
+/// gone from `/dev/shm` at once.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = ipcring::remove(&self.0);
+    }
+}
