@@ -2,9 +2,10 @@
 //! travels through a named SPSC ring with no serialisation at all.
 //!
 //! The parent sends 1,000 readings: even ones written in place in the ring (`reserve_value`),
-//! odd ones copied in (`send_value`). The child, this same program started again, borrows even
-//! ones in place (`recv_value_ref`) and copies odd ones out (`recv_value`), and checks every
-//! field. A message of the wrong size is refused, not reinterpreted.
+//! odd ones copied in (`send_value_timeout`). The child, this same program started again,
+//! borrows even ones in place (`recv_value_ref_timeout`) and copies odd ones out
+//! (`recv_value_timeout`), and checks every field. A message of the wrong size is refused, not
+//! reinterpreted. (Each typed call also comes without a timeout, and non-blocking as `try_`.)
 //!
 //! ```sh
 //! cargo run --release --example typed
@@ -42,6 +43,8 @@ fn expected(sequence: u64) -> Reading {
 }
 
 const READINGS: u64 = 1_000;
+/// Longest any single blocking call may wait before the run counts as failed.
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the child may run.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -63,7 +66,8 @@ fn main() -> ExitCode {
 fn parent() -> Result<(), Box<dyn Error>> {
     let name = format!("ipcring-example-typed-{}", std::process::id());
     let _remove = RemoveOnDrop(name.clone());
-    // One reading per slot. The ring holds them all, so no send below ever waits for the child.
+    // One reading per slot. The ring holds them all, so no send below waits for the child (and
+    // `reserve_value`, which has no `_timeout` form, never blocks).
     let mut sender: spsc::Sender =
         Builder::new(&name).slots(READINGS.next_power_of_two()).slot_size(size_of::<Reading>() as u32).create()?;
     let mut child = ChildProcess::spawn(&["child", &name])?;
@@ -80,11 +84,11 @@ fn parent() -> Result<(), Box<dyn Error>> {
             slot.commit()?;
         } else {
             // By copy: the value's bytes, as one message.
-            sender.send_value(&reading)?;
+            sender.send_value_timeout(&reading, TIMEOUT)?;
         }
     }
     // A message that is not a `Reading`: the child must refuse it.
-    sender.send_value(&0xDEAD_BEEF_u32)?;
+    sender.send_value_timeout(&0xDEAD_BEEF_u32, TIMEOUT)?;
     drop(sender); // no more messages: the child's next receive reports `Disconnected`
     child.wait(Instant::now() + DEADLINE)
 }
@@ -94,24 +98,24 @@ fn child(name: &str) -> Result<(), Box<dyn Error>> {
     for sequence in 0..READINGS {
         let received = if sequence % 2 == 0 {
             // Borrowed: `reading` is a `&Reading` into the ring, valid until it is released.
-            let reading = receiver.recv_value_ref::<Reading>()?;
+            let reading = receiver.recv_value_ref_timeout::<Reading>(TIMEOUT)?;
             let copy = *reading;
             reading.release()?;
             copy
         } else {
             // Copied out.
-            receiver.recv_value::<Reading>()?
+            receiver.recv_value_timeout::<Reading>(TIMEOUT)?
         };
         if received != expected(sequence) {
             return Err(format!("reading {sequence}: got {received:?}").into());
         }
     }
     // Four bytes are not a `Reading`: refused with the sizes, and consumed.
-    match receiver.recv_value::<Reading>() {
+    match receiver.recv_value_timeout::<Reading>(TIMEOUT) {
         Err(RecvError::SizeMismatch { len: 4, expected }) if expected == size_of::<Reading>() => {}
         other => return Err(format!("a 4-byte message gave {other:?}").into()),
     }
-    match receiver.recv_value_timeout::<Reading>(Duration::from_secs(10)) {
+    match receiver.recv_value_timeout::<Reading>(TIMEOUT) {
         Err(RecvError::Disconnected) => {}
         other => return Err(format!("after the last message: {other:?}").into()),
     }

@@ -76,7 +76,7 @@ fn parent() -> Result<(), Box<dyn Error>> {
     // the parent for room in `jobs`, until the timeouts.
     let feeder = std::thread::spawn(move || -> Result<(), SendError> {
         for id in 0..JOBS {
-            jobs.send_timeout(bytemuck::bytes_of(&Job { id, input: id + 1 }), TIMEOUT)?;
+            jobs.send_value_timeout(&Job { id, input: id + 1 }, TIMEOUT)?;
         }
         Ok(()) // `jobs` drops here: once the queue is empty, workers see `Disconnected`
     });
@@ -123,7 +123,7 @@ fn worker(index: u64, jobs_name: &str, results_name: &str) -> Result<(), Box<dyn
             Err(error) => return Err(error.into()),
         };
         let done = Done { id: job.id, steps: collatz_steps(job.input), worker: index };
-        results.send_timeout(bytemuck::bytes_of(&done), TIMEOUT)?;
+        results.send_value_timeout(&done, TIMEOUT)?;
     }
 }
 
