@@ -43,6 +43,9 @@ pub enum Fault {
 }
 
 impl From<Error> for Fault {
+    // Only on the error path: kept out of line so the hot callers stay small enough to inline.
+    #[cold]
+    #[inline(never)]
     fn from(error: Error) -> Fault {
         match error {
             Error::Corrupted { field, value } => Fault::Corrupted { field, value },
@@ -109,6 +112,9 @@ impl SendError {
 }
 
 impl From<Error> for SendError {
+    // Only on the error path: kept out of line so the hot callers stay small enough to inline.
+    #[cold]
+    #[inline(never)]
     fn from(error: Error) -> SendError {
         match error {
             Error::Full => SendError::Full,
@@ -185,6 +191,9 @@ impl RecvError {
 }
 
 impl From<Error> for RecvError {
+    // Only on the error path: kept out of line so the hot callers stay small enough to inline.
+    #[cold]
+    #[inline(never)]
     fn from(error: Error) -> RecvError {
         match error {
             Error::Empty => RecvError::Empty,
@@ -285,6 +294,9 @@ pub enum AttachError {
 }
 
 impl From<Error> for AttachError {
+    // Only on the error path: kept out of line so the hot callers stay small enough to inline.
+    #[cold]
+    #[inline(never)]
     fn from(error: Error) -> AttachError {
         match error {
             Error::NotFound { name } => AttachError::NotFound { name },

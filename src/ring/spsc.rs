@@ -408,7 +408,7 @@ impl<M: SpscMemory> Consumer<M> {
             return Ok(None);
         }
         // SAFETY: a message is available (checked just above).
-        unsafe { self.peek_available() }.map(Some)
+        unsafe { self.peek_available::<Error>() }.map(Some)
     }
 
     /// The next message, which the caller knows is available, borrowed in place.
@@ -417,7 +417,9 @@ impl<M: SpscMemory> Consumer<M> {
     /// A message must be available: `cached_available()` or `available()` returned more than 0
     /// since the last release. Otherwise the slot may still be written by the producer.
     #[inline]
-    pub(crate) unsafe fn peek_available(&mut self) -> Result<ReadGuard<'_, M>, Error> {
+    /// Generic over the error type so the receiving endpoint gets its own error type without a
+    /// conversion on the way out (which costs instructions on every successful call).
+    pub(crate) unsafe fn peek_available<E: From<Error>>(&mut self) -> Result<ReadGuard<'_, M>, E> {
         debug_assert!(self.state.cached_producer > self.state.position);
         let slot = self.memory.slot_ref(self.state.position & (self.memory.slot_count() - 1));
         // SAFETY: the slot is published (position < cached producer position, learnt with an

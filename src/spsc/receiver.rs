@@ -146,7 +146,7 @@ impl<B: Backend> Receiver<B> {
     pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         self.ensure_message()?;
         // SAFETY: ensure_message returned Ok, so a message is available.
-        unsafe { self.consumer.peek_available() }.map_err(Into::into)
+        unsafe { self.consumer.peek_available() }
     }
 
     /// The next message borrowed in place, waiting for one.
@@ -154,7 +154,7 @@ impl<B: Backend> Receiver<B> {
     pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         self.wait_for_message(None)?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.consumer.peek_available() }.map_err(Into::into)
+        unsafe { self.consumer.peek_available() }
     }
 
     /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
@@ -162,7 +162,7 @@ impl<B: Backend> Receiver<B> {
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.consumer.peek_available() }.map_err(Into::into)
+        unsafe { self.consumer.peek_available() }
     }
 
     #[inline]
@@ -170,7 +170,7 @@ impl<B: Backend> Receiver<B> {
     /// A message must be available (the caller just ensured or waited for one).
     unsafe fn copy_out(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
         // SAFETY: forwarded to the caller.
-        let message = unsafe { self.consumer.peek_available() }?;
+        let message = unsafe { self.consumer.peek_available::<Error>() }?;
         buffer.clear();
         buffer.extend_from_slice(&message);
         Ok(())
@@ -205,7 +205,7 @@ impl<B: Backend> Receiver<B> {
     /// A message must be available (the caller just ensured or waited for one).
     unsafe fn copy_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
         // SAFETY: forwarded to the caller.
-        let message = unsafe { self.consumer.peek_available() }?;
+        let message = unsafe { self.consumer.peek_available::<Error>() }?;
         if message.len() > buffer.len() {
             let len = message.len();
             // Leave the message in the ring for a larger buffer.
