@@ -12,3 +12,13 @@ mod slot;
 pub mod spsc;
 
 pub use memory::{EndpointWords, MpmcMemory, RingCore, RingMemory, SlotAccess, SlotMut, SlotRef, SpscMemory};
+
+/// What an explicit release of borrowed slots reports, once they are released: whether what was
+/// read can be trusted ([`Fault::Truncated`](crate::Fault::Truncated) if `memory` was truncated
+/// under this process, so the bytes read may have been the zero pages that replaced it).
+pub(crate) fn released<M: RingMemory>(memory: &M) -> Result<(), crate::RecvError> {
+    if memory.truncated() {
+        return Err(crate::RecvError::Fault(crate::Fault::Truncated));
+    }
+    Ok(())
+}

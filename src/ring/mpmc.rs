@@ -51,7 +51,7 @@ use std::ops::Deref;
 use super::memory::{EndpointWords, MpmcMemory};
 use super::slot::{message, payload_mut, write_length};
 use super::spsc::MAX_POSITION;
-use crate::error::{Error, Fault, RecvError, Role, SendError};
+use crate::error::{Error, RecvError, Role, SendError};
 use crate::layout::{ABANDONED_BIT, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS};
 use crate::role_claim;
 use crate::sync::{AtomicU64, Ordering};
@@ -903,15 +903,12 @@ impl<M: MpmcMemory + RecoveryLog> Deref for ReadGuard<'_, M> {
 
 impl<M: MpmcMemory + RecoveryLog> ReadGuard<'_, M> {
     /// Releases the slot, as dropping the guard does, and reports whether what was read can be
-    /// trusted: [`Fault::Truncated`] if the ring's file was truncated under this process (the
+    /// trusted: [`Fault::Truncated`](crate::Fault::Truncated) if the ring's file was truncated under this process (the
     /// bytes read may have been the zero pages that replaced it).
     pub fn release(self) -> Result<(), RecvError> {
         let consumer = self.consumer;
         drop(self);
-        if consumer.memory().truncated() {
-            return Err(RecvError::Fault(Fault::Truncated));
-        }
-        Ok(())
+        crate::ring::released(consumer.memory())
     }
 
     /// Ends the borrow without releasing the position, as a process killed while reading would:
@@ -940,14 +937,11 @@ pub struct ReadBatch<'a, M: MpmcMemory + RecoveryLog + 'a> {
 
 impl<M: MpmcMemory + RecoveryLog> ReadBatch<'_, M> {
     /// Releases the whole batch, as dropping it does, and reports whether what was read can be
-    /// trusted: [`Fault::Truncated`] if the ring's file was truncated under this process.
+    /// trusted: [`Fault::Truncated`](crate::Fault::Truncated) if the ring's file was truncated under this process.
     pub fn release(self) -> Result<(), RecvError> {
         let consumer = self.consumer;
         drop(self);
-        if consumer.memory().truncated() {
-            return Err(RecvError::Fault(Fault::Truncated));
-        }
-        Ok(())
+        crate::ring::released(consumer.memory())
     }
 
     /// Number of messages in the batch.

@@ -46,7 +46,7 @@ use std::ops::Deref;
 
 use super::memory::SpscMemory;
 use super::slot::{message, payload_mut, write_length};
-use crate::error::{Error, Fault, RecvError, SendError};
+use crate::error::{Error, RecvError, SendError};
 use crate::sync::Ordering;
 
 /// The producer's half of the state: its own position and its view of the consumer's.
@@ -501,15 +501,12 @@ impl<M: SpscMemory> ReadGuard<'_, M> {
     }
 
     /// Releases the slot, as dropping the guard does, and reports whether what was read can be
-    /// trusted: [`Fault::Truncated`] if the ring's file was truncated under this process (the
+    /// trusted: [`Fault::Truncated`](crate::Fault::Truncated) if the ring's file was truncated under this process (the
     /// bytes read may have been the zero pages that replaced it).
     pub fn release(self) -> Result<(), RecvError> {
         let memory = self.memory;
         drop(self);
-        if memory.truncated() {
-            return Err(RecvError::Fault(Fault::Truncated));
-        }
-        Ok(())
+        crate::ring::released(memory)
     }
 }
 
@@ -542,14 +539,11 @@ pub struct ReadBatch<'a, M: SpscMemory + 'a> {
 
 impl<M: SpscMemory> ReadBatch<'_, M> {
     /// Releases the whole batch, as dropping it does, and reports whether what was read can be
-    /// trusted: [`Fault::Truncated`] if the ring's file was truncated under this process.
+    /// trusted: [`Fault::Truncated`](crate::Fault::Truncated) if the ring's file was truncated under this process.
     pub fn release(self) -> Result<(), RecvError> {
         let memory = self.memory;
         drop(self);
-        if memory.truncated() {
-            return Err(RecvError::Fault(Fault::Truncated));
-        }
-        Ok(())
+        crate::ring::released(memory)
     }
 
     /// Number of messages in the batch.
