@@ -16,7 +16,7 @@ use ipcring::__private::layout::WaitStrategy;
 use ipcring::__private::segment::CreateOptions;
 use ipcring::spsc::{Receiver, Sender, ShmMemory};
 use ipcring::transport::Kind;
-use ipcring::Error;
+use ipcring::{Error, RecvError, SendError};
 use serde::Serialize;
 
 use super::args::{CounterPlacement, PingpongArgs, PingpongPeerArgs};
@@ -155,10 +155,10 @@ fn first_round_trip(
     sender.send(message).map_err(echo_error)?;
     let started = Instant::now();
     loop {
-        match receiver.recv_ref_timeout(STARTUP_SLICE).map_err(ipcring::Error::from) {
+        match receiver.recv_ref_timeout(STARTUP_SLICE) {
             Ok(reply) => return check_echo(&reply, message),
-            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
-            Err(Error::Timeout) => {
+            Err(RecvError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(RecvError::Timeout) => {
                 return Err(CliError::Peer(format!("no answer within {} s", STARTUP_LIMIT.as_secs())))
             }
             Err(error) => return Err(echo_error(error)),
@@ -207,14 +207,14 @@ pub fn run_peer(args: &PingpongPeerArgs) -> CliResult {
     let mut receiver = ipcring::Builder::new(&args.ping).open::<Receiver>()?;
     let mut sender = ipcring::Builder::new(&args.pong).open::<Sender>()?;
     loop {
-        let message = match receiver.recv_ref().map_err(ipcring::Error::from) {
+        let message = match receiver.recv_ref() {
             Ok(message) => message,
-            Err(Error::Disconnected) => return Ok(()),
+            Err(RecvError::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         };
-        match sender.send(&message).map_err(ipcring::Error::from) {
+        match sender.send(&message) {
             Ok(()) => {}
-            Err(Error::Disconnected) => return Ok(()),
+            Err(SendError::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         }
     }

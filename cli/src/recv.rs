@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 use ipcring::__private::attach;
-use ipcring::Error;
+use ipcring::{Fault, RecvError};
 
 use super::args::RecvArgs;
 use super::error::{CliError, CliResult};
@@ -42,8 +42,8 @@ pub fn run(args: &RecvArgs) -> CliResult {
     let mut message = Vec::with_capacity(receiver.max_message_size().min(STDOUT_BUFFER));
     let mut received = 0u64;
     while args.count.map_or(true, |count| received < count) {
-        let next = match receiver.try_recv(&mut message).map_err(ipcring::Error::from) {
-            Err(Error::Empty) => {
+        let next = match receiver.try_recv(&mut message) {
+            Err(RecvError::Empty) => {
                 // Nothing ready: print what is buffered before waiting, however long that is.
                 output.flush().map_err(write_error)?;
                 wait(receiver.as_mut(), &mut message, args.timeout.map(|timeout| Instant::now() + timeout.duration))
@@ -52,8 +52,8 @@ pub fn run(args: &RecvArgs) -> CliResult {
         };
         match next {
             Ok(()) => {}
-            Err(Error::Disconnected) => break,
-            Err(Error::Timeout) => {
+            Err(RecvError::Disconnected) => break,
+            Err(RecvError::Timeout) => {
                 output.flush().map_err(write_error)?;
                 let seconds = args.timeout.map_or(0.0, |timeout| timeout.value);
                 return Err(CliError::ReceiveTimedOut { seconds, received });
@@ -95,17 +95,18 @@ fn wait(
     receiver: &mut (dyn ipcring::channel::Receiver + Send),
     message: &mut Vec<u8>,
     deadline: Option<Instant>,
-) -> Result<(), Error> {
+) -> Result<(), RecvError> {
     loop {
         if let Err(CliError::Interrupted { signal }) = super::signals::check() {
-            return Err(Error::io("receiving", std::io::Error::other(format!("interrupted by signal {signal}"))));
+            let source = std::io::Error::other(format!("interrupted by signal {signal}"));
+            return Err(RecvError::Fault(Fault::Io { context: "receiving".to_string(), source }));
         }
         let slice = match deadline {
             Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(super::signals::SLICE),
             None => super::signals::SLICE,
         };
-        match receiver.recv_timeout(message, slice).map_err(ipcring::Error::from) {
-            Err(Error::Timeout) if deadline.map_or(true, |deadline| Instant::now() < deadline) => continue,
+        match receiver.recv_timeout(message, slice) {
+            Err(RecvError::Timeout) if deadline.map_or(true, |deadline| Instant::now() < deadline) => continue,
             other => return other,
         }
     }

@@ -14,7 +14,7 @@ use std::path::Path;
 use ipcring::__private::attach::{self, BoxedSender};
 use ipcring::__private::segment::Segment;
 use ipcring::transport::{self, Options, Side};
-use ipcring::Error;
+use ipcring::{Fault, SendError};
 
 use super::args::{Seconds, SendArgs, TransportArgs};
 use super::error::{CliError, CliResult};
@@ -65,15 +65,16 @@ impl Output {
 
     /// A blocking send in slices of [`super::signals::SLICE`], so SIGINT and SIGTERM are noticed;
     /// `Timeout` only once `--timeout` has passed.
-    fn send_in_slices(&mut self, message: &[u8]) -> Result<(), Error> {
-        match self.sender.try_send(message).map_err(ipcring::Error::from) {
-            Err(Error::Full) => {}
+    fn send_in_slices(&mut self, message: &[u8]) -> Result<(), SendError> {
+        match self.sender.try_send(message) {
+            Err(SendError::Full) => {}
             other => return other,
         }
         let deadline = self.timeout.map(|timeout| std::time::Instant::now() + timeout.duration);
         loop {
             if super::signals::check().is_err() {
-                return Err(Error::io("sending", std::io::Error::from(std::io::ErrorKind::Interrupted)));
+                let source = std::io::Error::from(std::io::ErrorKind::Interrupted);
+                return Err(SendError::Fault(Fault::Io { context: "sending".to_string(), source }));
             }
             let slice = match deadline {
                 Some(deadline) => {
@@ -81,8 +82,8 @@ impl Output {
                 }
                 None => super::signals::SLICE,
             };
-            match self.sender.send_timeout(message, slice).map_err(ipcring::Error::from) {
-                Err(Error::Timeout) if deadline.map_or(true, |deadline| std::time::Instant::now() < deadline) => {
+            match self.sender.send_timeout(message, slice) {
+                Err(SendError::Timeout) if deadline.map_or(true, |deadline| std::time::Instant::now() < deadline) => {
                     continue
                 }
                 other => return other,
@@ -97,12 +98,12 @@ impl Output {
                 self.sent += 1;
                 Ok(())
             }
-            Err(Error::Timeout) => Err(CliError::SendTimedOut {
+            Err(SendError::Timeout) => Err(CliError::SendTimedOut {
                 seconds: self.timeout.map_or(0.0, |timeout| timeout.value),
                 sent: self.sent,
                 ring: self.ring(),
             }),
-            Err(Error::Disconnected) => Err(CliError::ReceiverGone { sent: self.sent, ring: self.ring() }),
+            Err(SendError::Disconnected) => Err(CliError::ReceiverGone { sent: self.sent, ring: self.ring() }),
             Err(error) => {
                 super::signals::check()?;
                 Err(error.into())

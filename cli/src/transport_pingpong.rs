@@ -8,7 +8,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
 use ipcring::transport::{self, Kind, Options, Side};
-use ipcring::Error;
+use ipcring::{RecvError, SendError};
 
 use super::args::{PingpongArgs, PingpongPeerArgs};
 use super::error::{CliError, CliResult};
@@ -87,18 +87,18 @@ fn first_round_trip(
     let started = Instant::now();
     let too_slow = || CliError::Peer(format!("no answer within {} s", STARTUP_LIMIT.as_secs()));
     loop {
-        match sender.send_timeout(message, STARTUP_SLICE).map_err(ipcring::Error::from) {
+        match sender.send_timeout(message, STARTUP_SLICE) {
             Ok(()) => break,
-            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
-            Err(Error::Timeout) => return Err(too_slow()),
+            Err(SendError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(SendError::Timeout) => return Err(too_slow()),
             Err(error) => return Err(echo_error(error)),
         }
     }
     loop {
-        match receiver.recv_timeout(reply, STARTUP_SLICE).map_err(ipcring::Error::from) {
+        match receiver.recv_timeout(reply, STARTUP_SLICE) {
             Ok(()) => return check(reply, message),
-            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
-            Err(Error::Timeout) => return Err(too_slow()),
+            Err(RecvError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(RecvError::Timeout) => return Err(too_slow()),
             Err(error) => return Err(echo_error(error)),
         }
     }
@@ -126,14 +126,14 @@ pub fn run_peer(args: &PingpongPeerArgs, kind: Kind) -> CliResult {
     let mut sender = transport::open_sender(kind, &args.pong, Side::Connect, &options)?;
     let mut message = Vec::with_capacity(args.max_size);
     loop {
-        match receiver.recv(&mut message).map_err(ipcring::Error::from) {
+        match receiver.recv(&mut message) {
             Ok(()) => {}
-            Err(Error::Disconnected) => return Ok(()),
+            Err(RecvError::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         }
-        match sender.send(&message).map_err(ipcring::Error::from) {
+        match sender.send(&message) {
             Ok(()) => {}
-            Err(Error::Disconnected) => return Ok(()),
+            Err(SendError::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         }
     }

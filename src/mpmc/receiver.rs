@@ -162,25 +162,25 @@ impl<B: Backend> Receiver<B> {
     pub fn try_recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.try_claim(1)?;
         // SAFETY: the position was just claimed by this consumer.
-        unsafe { self.consumer.guard_at(position) }.map_err(Into::into)
+        unsafe { self.consumer.guard_at(position) }
     }
 
     /// The next message borrowed in place, waiting for one.
     pub fn recv_ref(&mut self) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.claim(1, None)?;
         // SAFETY: the position was just claimed by this consumer.
-        unsafe { self.consumer.guard_at(position) }.map_err(Into::into)
+        unsafe { self.consumer.guard_at(position) }
     }
 
     /// [`recv_ref`](Receiver::recv_ref) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_, B>, RecvError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
         // SAFETY: the position was just claimed by this consumer.
-        unsafe { self.consumer.guard_at(position) }.map_err(Into::into)
+        unsafe { self.consumer.guard_at(position) }
     }
 
     #[inline]
-    fn copy_out(&mut self, position: u64, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    fn copy_out(&mut self, position: u64, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         // SAFETY: the caller claimed `position` with this consumer just before.
         unsafe { self.consumer.read_claimed(position, buffer) }
     }
@@ -189,19 +189,19 @@ impl<B: Backend> Receiver<B> {
     #[inline]
     pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         let (position, _) = self.try_claim(1)?;
-        self.copy_out(position, buffer).map_err(Into::into)
+        self.copy_out(position, buffer)
     }
 
     /// Copies the next message into `buffer` (replacing its contents), waiting for one.
     pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         let (position, _) = self.claim(1, None)?;
-        self.copy_out(position, buffer).map_err(Into::into)
+        self.copy_out(position, buffer)
     }
 
     /// [`recv`](Receiver::recv) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
         let (position, _) = self.claim(1, deadline_after(timeout))?;
-        self.copy_out(position, buffer).map_err(Into::into)
+        self.copy_out(position, buffer)
     }
 
     /// Up to `max` messages borrowed in place without blocking (claimed with one CAS, released

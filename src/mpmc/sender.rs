@@ -167,11 +167,10 @@ impl<B: Backend> Sender<B> {
 
     /// Copies `message` (length checked) into a claimed position and commits it.
     #[inline]
-    fn copy_in(&mut self, position: u64, message: &[u8]) -> Result<(), Error> {
+    fn copy_in(&mut self, position: u64, message: &[u8]) {
         // SAFETY: the caller claimed `position` with this producer just before and checked the
         // length.
         unsafe { self.producer.write_claimed(position, message) };
-        Ok(())
     }
 
     /// Copies `message` into the ring without blocking: [`SendError::Full`](crate::SendError::Full) if no slot is free.
@@ -179,21 +178,24 @@ impl<B: Backend> Sender<B> {
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
         let (position, _) = self.try_claim(1)?;
-        self.copy_in(position, message).map_err(Into::into)
+        self.copy_in(position, message);
+        Ok(())
     }
 
     /// Copies `message` into the ring, waiting for a free slot.
     pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.check_size(message.len())?;
         let (position, _) = self.claim(1, None)?;
-        self.copy_in(position, message).map_err(Into::into)
+        self.copy_in(position, message);
+        Ok(())
     }
 
     /// [`send`](Sender::send) with a time limit ([`SendError::Timeout`](crate::SendError::Timeout)).
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.check_size(message.len())?;
         let (position, _) = self.claim(1, deadline_after(timeout))?;
-        self.copy_in(position, message).map_err(Into::into)
+        self.copy_in(position, message);
+        Ok(())
     }
 
     /// A zero-copy batch of up to `max` positions claimed with one CAS (fewer if fewer are free,

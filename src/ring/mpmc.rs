@@ -785,7 +785,7 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
     /// # Safety
     /// `position` must have been claimed by this consumer (`claim_messages`) and not released.
     #[inline]
-    pub(crate) unsafe fn guard_at(&mut self, position: u64) -> Result<ReadGuard<'_, M>, Error> {
+    pub(crate) unsafe fn guard_at<E: From<Error>>(&mut self, position: u64) -> Result<ReadGuard<'_, M>, E> {
         let slot = self.endpoint.memory.slot_ref(position);
         // SAFETY: the position is committed (sequence loaded with acquire) and claimed by this
         // consumer until the guard releases it; the guard keeps `slot` alive.
@@ -794,7 +794,7 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
             Err(error) => {
                 drop(slot);
                 self.release(position, 1);
-                Err(error)
+                Err(error.into())
             }
         }
     }
@@ -806,7 +806,7 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
     /// # Safety
     /// `position` must have been claimed by this consumer (`claim_messages`) and not released.
     #[inline]
-    pub(crate) unsafe fn read_claimed(&self, position: u64, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    pub(crate) unsafe fn read_claimed<E: From<Error>>(&self, position: u64, buffer: &mut Vec<u8>) -> Result<(), E> {
         let slot = self.endpoint.memory.slot_ref(position);
         // SAFETY: the position is committed (sequence loaded with acquire) and this consumer's
         // until the release below, after the last use of the slice.
@@ -816,7 +816,7 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
         });
         drop(slot);
         self.release(position, 1);
-        copied
+        copied.map_err(E::from)
     }
 
     /// Up to `max` consecutive committed messages, claimed with one CAS, borrowed in place and

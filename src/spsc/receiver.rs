@@ -168,9 +168,9 @@ impl<B: Backend> Receiver<B> {
     #[inline]
     /// # Safety
     /// A message must be available (the caller just ensured or waited for one).
-    unsafe fn copy_out(&mut self, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    unsafe fn copy_out(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         // SAFETY: forwarded to the caller.
-        let message = unsafe { self.consumer.peek_available::<Error>() }?;
+        let message = unsafe { self.consumer.peek_available::<RecvError>() }?;
         buffer.clear();
         buffer.extend_from_slice(&message);
         Ok(())
@@ -181,7 +181,7 @@ impl<B: Backend> Receiver<B> {
     pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         self.ensure_message()?;
         // SAFETY: ensure_message returned Ok, so a message is available.
-        unsafe { self.copy_out(buffer) }.map_err(Into::into)
+        unsafe { self.copy_out(buffer) }
     }
 
     /// Copies the next message into `buffer` (replacing its contents), waiting for one.
@@ -189,7 +189,7 @@ impl<B: Backend> Receiver<B> {
     pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         self.wait_for_message(None)?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.copy_out(buffer) }.map_err(Into::into)
+        unsafe { self.copy_out(buffer) }
     }
 
     /// [`recv`](Receiver::recv) with a time limit ([`RecvError::Timeout`](crate::RecvError::Timeout)).
@@ -197,20 +197,20 @@ impl<B: Backend> Receiver<B> {
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
         self.wait_for_message(deadline_after(timeout))?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.copy_out(buffer) }.map_err(Into::into)
+        unsafe { self.copy_out(buffer) }
     }
 
     #[inline]
     /// # Safety
     /// A message must be available (the caller just ensured or waited for one).
-    unsafe fn copy_into(&mut self, buffer: &mut [u8]) -> Result<usize, Error> {
+    unsafe fn copy_into(&mut self, buffer: &mut [u8]) -> Result<usize, RecvError> {
         // SAFETY: forwarded to the caller.
-        let message = unsafe { self.consumer.peek_available::<Error>() }?;
+        let message = unsafe { self.consumer.peek_available::<RecvError>() }?;
         if message.len() > buffer.len() {
             let len = message.len();
             // Leave the message in the ring for a larger buffer.
             message.keep();
-            return Err(Error::BufferTooSmall { len, buffer: buffer.len() });
+            return Err(RecvError::BufferTooSmall { len, buffer: buffer.len() });
         }
         buffer[..message.len()].copy_from_slice(&message);
         Ok(message.len())
@@ -222,7 +222,7 @@ impl<B: Backend> Receiver<B> {
     pub fn try_recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, RecvError> {
         self.ensure_message()?;
         // SAFETY: ensure_message returned Ok, so a message is available.
-        unsafe { self.copy_into(buffer) }.map_err(Into::into)
+        unsafe { self.copy_into(buffer) }
     }
 
     /// Copies the next message into `buffer`, waiting for one, and returns its length.
@@ -230,7 +230,7 @@ impl<B: Backend> Receiver<B> {
     pub fn recv_into(&mut self, buffer: &mut [u8]) -> Result<usize, RecvError> {
         self.wait_for_message(None)?;
         // SAFETY: wait_for_message returned Ok, so a message is available.
-        unsafe { self.copy_into(buffer) }.map_err(Into::into)
+        unsafe { self.copy_into(buffer) }
     }
 
     /// Up to `max` messages borrowed in place without blocking, released together (one position

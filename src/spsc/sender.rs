@@ -158,11 +158,11 @@ impl<B: Backend> Sender<B> {
     /// # Safety
     /// A slot must be free (the caller just saw `cached_free_slots() > 0` or waited for it).
     #[inline]
-    unsafe fn copy_in(&mut self, message: &[u8]) -> Result<(), Error> {
+    unsafe fn copy_in(&mut self, message: &[u8]) -> Result<(), SendError> {
         // SAFETY: forwarded to the caller.
         let mut slot = unsafe { self.producer.reserve_free() };
         slot.payload()[..message.len()].copy_from_slice(message);
-        Ok(slot.commit(message.len())?)
+        slot.commit(message.len())
     }
 
     /// Copies `message` into the ring without blocking: [`SendError::Full`](crate::SendError::Full) if no slot is free.
@@ -173,7 +173,7 @@ impl<B: Backend> Sender<B> {
             return Err(self.full_or_disconnected().into());
         }
         // SAFETY: a free slot was seen just above.
-        unsafe { self.copy_in(message) }.map_err(Into::into)
+        unsafe { self.copy_in(message) }
     }
 
     /// Copies `message` into the ring, waiting for a free slot. [`SendError::Disconnected`](crate::SendError::Disconnected) if the
@@ -183,7 +183,7 @@ impl<B: Backend> Sender<B> {
         self.check_size(message.len())?;
         self.wait_for_space(None)?;
         // SAFETY: wait_for_space returned Ok, so a slot is free.
-        unsafe { self.copy_in(message) }.map_err(Into::into)
+        unsafe { self.copy_in(message) }
     }
 
     /// [`send`](Sender::send) with a time limit ([`SendError::Timeout`](crate::SendError::Timeout)).
@@ -192,7 +192,7 @@ impl<B: Backend> Sender<B> {
         self.check_size(message.len())?;
         self.wait_for_space(deadline_after(timeout))?;
         // SAFETY: wait_for_space returned Ok, so a slot is free.
-        unsafe { self.copy_in(message) }.map_err(Into::into)
+        unsafe { self.copy_in(message) }
     }
 
     /// A zero-copy batch: write any number of messages in place, publish them together with

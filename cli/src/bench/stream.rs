@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ipcring::transport::{Kind, Options, Side};
-use ipcring::Error;
+use ipcring::RecvError;
 
 use super::super::args::BenchPeerArgs;
 use super::super::bound;
@@ -72,10 +72,10 @@ pub fn measure(
     let mut buffer = Vec::with_capacity(size);
     let started = Instant::now();
     loop {
-        match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)).map_err(ipcring::Error::from) {
+        match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)) {
             Ok(()) => break,
-            Err(Error::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
-            Err(Error::Timeout) => return Err(CliError::Peer("the sending process never started".to_string())),
+            Err(RecvError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process never started".to_string())),
             Err(error) => return Err(error.into()),
         }
     }
@@ -85,8 +85,8 @@ pub fn measure(
     let limit = duration * 4 + Duration::from_secs(10);
     loop {
         // try_recv first: a timed receive reads the clock, which costs as much as a message.
-        let received = match receiver.try_recv(&mut buffer).map_err(ipcring::Error::from) {
-            Err(Error::Empty) => receiver.recv_timeout(&mut buffer, limit).map_err(ipcring::Error::from),
+        let received = match receiver.try_recv(&mut buffer) {
+            Err(RecvError::Empty) => receiver.recv_timeout(&mut buffer, limit),
             other => other,
         };
         match received {
@@ -96,8 +96,8 @@ pub fn measure(
                     return Err(CliError::Peer(format!("a {}-byte message arrived, {size} expected", buffer.len())));
                 }
             }
-            Err(Error::Disconnected) => break,
-            Err(Error::Timeout) => return Err(CliError::Peer("the sending process stalled".to_string())),
+            Err(RecvError::Disconnected) => break,
+            Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process stalled".to_string())),
             Err(error) => return Err(error.into()),
         }
     }
