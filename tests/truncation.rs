@@ -230,3 +230,29 @@ fn a_sigbus_elsewhere_still_kills_the_process() {
     assert_eq!(output.status.signal(), Some(libc::SIGBUS), "{output:?}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("not killed"));
 }
+
+#[test]
+fn releasing_a_read_that_the_truncation_overtook_reports_it() {
+    use ipcring::{Fault, RecvError};
+    let ring = Ring::new("release");
+    let mut sender: spsc::Sender = ipcring::Builder::new(&ring.0).slots(8).create().unwrap();
+    let mut receiver: spsc::Receiver = ipcring::Builder::new(&ring.0).open().unwrap();
+    sender.send(b"read while truncated").unwrap();
+    let guard = receiver.recv_ref_timeout(PATIENCE).unwrap();
+    ring.truncate_to(0);
+    // Reading the lost page faults; the handler replaces the mapping with zero pages.
+    std::hint::black_box(guard.iter().map(|&byte| u64::from(byte)).sum::<u64>());
+    let released = guard.release();
+    assert!(matches!(released, Err(RecvError::Fault(Fault::Truncated))), "{released:?}");
+
+    let ring = Ring::new("release-mpmc");
+    let mut sender: mpmc::Sender = ipcring::Builder::new(&ring.0).slots(8).create().unwrap();
+    let mut receiver: mpmc::Receiver = ipcring::Builder::new(&ring.0).open().unwrap();
+    sender.send(b"one").unwrap();
+    sender.send(b"two").unwrap();
+    let batch = receiver.recv_batch_timeout(2, PATIENCE).unwrap();
+    ring.truncate_to(0);
+    std::hint::black_box(batch.get(0).map(|message| message.len()));
+    let released = batch.release();
+    assert!(matches!(released, Err(RecvError::Fault(Fault::Truncated))), "{released:?}");
+}
