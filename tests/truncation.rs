@@ -252,7 +252,7 @@ fn releasing_a_read_that_the_truncation_overtook_reports_it() {
     sender.send(b"two").unwrap();
     let batch = receiver.recv_batch_timeout(2, PATIENCE).unwrap();
     ring.truncate_to(0);
-    std::hint::black_box(batch.get(0).map(|message| message.len()));
+    let _ = std::hint::black_box(batch.get(0).map(|message| message.len()));
     let released = batch.release();
     assert!(matches!(released, Err(RecvError::Fault(Fault::Truncated))), "{released:?}");
 }
