@@ -58,7 +58,7 @@ use crate::layout::{
     Block, EndpointRecord, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy, ENDPOINT_CONSUMER,
     ENDPOINT_PRODUCER, MAX_ENDPOINTS,
 };
-use crate::process::{claim_is_alive, claim_pid};
+use crate::process::claim_pid;
 use crate::segment::Segment;
 use crate::sync::Ordering;
 
@@ -90,11 +90,14 @@ const ATTACHED_NS: u64 = offset_of!(EndpointRecord, attached_ns) as u64;
 pub enum RoleState {
     /// Nobody holds the role (the claim word is 0).
     Vacant,
-    /// The claiming process runs (same pid and start time).
+    /// The claiming process runs: it holds the role's lock (LAYOUT.md §10).
     Alive,
-    /// The claim names a process that is gone: it died without detaching. The next process that
-    /// attaches in this role takes it over.
+    /// The claim names a process that is gone: it died (or exec'd) without detaching, and its
+    /// lock went with it. The next process that attaches in this role takes it over.
     Dead,
+    /// The claim cannot be judged: a layout-1 ring, whose claims name a pid in a namespace this
+    /// process may not share. Counted as in use (`gc` leaves such a ring alone).
+    Unknown,
 }
 
 impl RoleState {
@@ -108,6 +111,7 @@ impl RoleState {
             RoleState::Vacant => "vacant",
             RoleState::Alive => "alive",
             RoleState::Dead => "dead",
+            RoleState::Unknown => "unknown",
         }
     }
 }
@@ -441,7 +445,9 @@ impl RingInfo {
         let header = segment.header();
         let stats = Stats::read(segment);
         let (producer, consumer, endpoints) = match geometry.kind {
-            RingKind::Spsc => (Some(role(segment, PRODUCER_ROLE)), Some(role(segment, CONSUMER_ROLE)), None),
+            RingKind::Spsc => {
+                (Some(role(segment, crate::Role::Producer)), Some(role(segment, crate::Role::Consumer)), None)
+            }
             RingKind::Mpmc => (None, None, Some(endpoints(segment))),
         };
         let (producer_position, consumer_position, used) =
@@ -544,23 +550,31 @@ impl RingInfo {
     }
 }
 
-/// Whether the process behind a non-zero claim word still runs.
-fn claim_state(claim: u64) -> RoleState {
-    match claim {
-        0 => RoleState::Vacant,
-        claim if claim_is_alive(claim) => RoleState::Alive,
-        _ => RoleState::Dead,
+/// Whether the holder of record `record` (claim word `claim`) still runs: the record's lock
+/// tells (LAYOUT.md §10); a layout-1 ring has none.
+fn claim_state(segment: &Segment, record: usize, claim: u64) -> RoleState {
+    if claim == 0 {
+        return RoleState::Vacant;
+    }
+    match segment.locks().map(|locks| locks.is_held(record)) {
+        Some(Ok(true)) => RoleState::Alive,
+        Some(Ok(false)) => RoleState::Dead,
+        Some(Err(_)) | None => RoleState::Unknown,
     }
 }
 
-/// The SPSC role record at `record_offset` in the roles block.
-fn role(segment: &Segment, record_offset: u64) -> RoleInfo {
+/// The SPSC role record of `role` in the roles block.
+fn role(segment: &Segment, role: crate::Role) -> RoleInfo {
+    let record_offset = match role {
+        crate::Role::Producer => PRODUCER_ROLE,
+        crate::Role::Consumer => CONSUMER_ROLE,
+    };
     let record = segment.geometry().block_offset(Block::Roles) + record_offset;
     let load = |offset: u64| segment.atomic_u64(offset).load(Ordering::Relaxed);
     let claim = load(record + CLAIM);
     RoleInfo {
         pid: claim_pid(claim),
-        state: claim_state(claim),
+        state: claim_state(segment, role.index(), claim),
         attach_count: load(record + ATTACH_COUNT),
         last_attach_ns: load(record + LAST_ATTACH_NS),
     }
@@ -580,7 +594,7 @@ fn endpoints(segment: &Segment) -> Vec<EndpointInfo> {
                 index,
                 pid: claim_pid(claim),
                 role: EndpointRole::from_raw(segment.atomic_u32(record + ENDPOINT_ROLE).load(Ordering::Relaxed)),
-                state: claim_state(claim),
+                state: claim_state(segment, index, claim),
                 pending_start: load(record + PENDING_START),
                 pending_count: load(record + PENDING_COUNT),
                 attached_ns: load(record + ATTACHED_NS),

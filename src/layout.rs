@@ -27,8 +27,12 @@ use crate::error::Error;
 
 /// The first eight bytes of every segment: `"IPCRING\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCRING\0");
-/// The layout version this build writes and reads. See the versioning policy in `LAYOUT.md`.
-pub const LAYOUT_VERSION: u32 = 1;
+/// The layout version this build writes and attaches to. See the compatibility policy in
+/// `LAYOUT.md` §2.
+pub const LAYOUT_VERSION: u32 = 2;
+/// The oldest layout version this build can still inspect (`info`, `ls`, `gc`); it attaches only
+/// to [`LAYOUT_VERSION`].
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Size of every control block; each hot word sits alone in one so that the two sides never
 /// false-share (x86 adjacent-line prefetch pairs 64-byte lines).
 pub const BLOCK_SIZE: u64 = 128;
@@ -46,9 +50,32 @@ pub const MAX_SLOT_SIZE: u32 = 1 << 30;
 pub const MAX_SLOT_COUNT: u64 = 1 << 24;
 /// Largest whole segment (64 GiB).
 pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
-/// Incompatible feature bits this build understands (none yet): a reader refuses a segment with
-/// any other bit set in [`Header::incompatible_features`].
-pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = 0;
+/// Incompatible feature bit: every peer proves it is alive with OFD locks in the lock map at
+/// [`Header::lock_map_offset`] (LAYOUT.md §10). Set in every layout-2 segment: a reader that does
+/// not take those locks must refuse the segment, or it would look dead to its peers.
+pub const INCOMPAT_OFD_LOCKS: u32 = 1;
+/// Incompatible feature bits this build understands: a reader refuses a segment with any other
+/// bit set in [`Header::incompatible_features`].
+pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = INCOMPAT_OFD_LOCKS;
+/// Where creators of this build place the lock map: 1 TiB, past the end of any segment
+/// ([`MAX_SEGMENT_SIZE`] is 64 GiB). Readers follow [`Header::lock_map_offset`].
+pub const LOCK_MAP_OFFSET: u64 = 1 << 40;
+/// Bytes of the lock map (LAYOUT.md §10).
+pub const LOCK_MAP_SIZE: u64 = 16384;
+/// Lock-map byte every attached process holds a shared lock on while it has the segment mapped;
+/// `gc` and a reuse hold it exclusively.
+pub const LOCK_OPEN: u64 = 0;
+/// Lock-map byte of record 0: record `i` is byte `LOCK_RECORDS + i`. SPSC: record 0 is the
+/// producer role, 1 the consumer role; MPMC: record `i` is endpoint record `i`.
+pub const LOCK_RECORDS: u64 = 64;
+/// Number of record locks.
+pub const MAX_LOCK_RECORDS: usize = 64;
+/// Lock-map byte of broadcast subscriber 0 (reserved for the subscriber table).
+pub const LOCK_SUBSCRIBERS: u64 = 4096;
+/// Lock-map byte of event-loop waiter 0 (reserved for the waiter table).
+pub const LOCK_WAITERS: u64 = 8192;
+/// Largest offset a lock can have (`off_t` is signed).
+const MAX_LOCK_OFFSET: u64 = i64::MAX as u64;
 /// Compatible feature bit: the creator's build records [`StatsBlock::last_active_ns`], so a
 /// zero there means "no activity recorded", not "an older writer" (LAYOUT.md §11.1).
 pub const COMPAT_ACTIVITY_TIME: u32 = 1;
@@ -250,8 +277,19 @@ pub struct Header {
     pub consumer_stats_offset: u64,
     /// Offset of slot 0; a multiple of [`BLOCK_SIZE`].
     pub slots_offset: u64,
+    /// Version 2: offset of the lock map ([`LOCK_MAP_SIZE`] lock bytes, at or past the end of the
+    /// file; 0 in version 1).
+    pub lock_map_offset: u64,
+    /// Reserved for the broadcast subscriber table (a later feature bit): its offset, 0 until then.
+    pub subscribers_offset: u64,
+    /// Reserved: number of subscriber records, 0 until the feature exists.
+    pub subscriber_count: u32,
+    /// Reserved: number of event-loop waiter records, 0 until the feature exists.
+    pub waiter_count: u32,
+    /// Reserved for the event-loop waiter table (a later feature bit): its offset, 0 until then.
+    pub waiters_offset: u64,
     /// Reserved for later versions, zero.
-    pub reserved: [u64; 14],
+    pub reserved: [u64; 10],
 }
 
 /// A position counter alone on its block. The producer's counts committed messages, the
@@ -416,6 +454,12 @@ const _: () = {
     assert!(size_of::<EndpointRecord>() == 64);
     assert!(size_of::<EndpointTable>() == 4096);
     assert!(size_of::<Header>() == 256);
+    assert!(std::mem::offset_of!(Header, lock_map_offset) == 144);
+    assert!(std::mem::offset_of!(Header, waiters_offset) == 168);
+    assert!(MAX_SEGMENT_SIZE <= LOCK_MAP_OFFSET);
+    assert!(MAX_ENDPOINTS <= MAX_LOCK_RECORDS);
+    assert!(LOCK_RECORDS + MAX_LOCK_RECORDS as u64 <= LOCK_SUBSCRIBERS);
+    assert!(LOCK_SUBSCRIBERS < LOCK_WAITERS && LOCK_WAITERS < LOCK_MAP_SIZE);
     assert!(size_of::<PositionBlock>() == BLOCK_SIZE as usize);
     assert!(size_of::<WaitBlock>() == BLOCK_SIZE as usize);
     assert!(size_of::<RolesBlock>() == BLOCK_SIZE as usize);
@@ -506,6 +550,10 @@ pub struct Geometry {
     pub slot_stride: u32,
     /// Payload offset inside a slot.
     pub slot_payload_offset: u32,
+    /// The layout version (the attach paths require [`LAYOUT_VERSION`]).
+    pub version: u32,
+    /// Offset of the lock map (0 for version 1, which has none).
+    pub lock_map_offset: u64,
     /// Offsets of the control blocks, indexed like [`Block::ALL`].
     pub block_offsets: [u64; 7],
     /// Offset of slot 0.
@@ -519,7 +567,7 @@ fn corrupted(field: &'static str, value: u64) -> Error {
 }
 
 impl Geometry {
-    /// Plans a version-1 segment: header, the seven control blocks in [`Block::ALL`] order (each
+    /// Plans a version-2 segment: header, the seven control blocks in [`Block::ALL`] order (each
     /// [`Block::size`] bytes), then the slots.
     ///
     /// `slot_count` must be a power of two in `1 ..= MAX_SLOT_COUNT` and `slot_size` at most
@@ -576,6 +624,8 @@ impl Geometry {
         Ok(Geometry {
             kind,
             wait,
+            version: LAYOUT_VERSION,
+            lock_map_offset: LOCK_MAP_OFFSET,
             slot_count,
             slot_size,
             slot_stride,
@@ -596,7 +646,7 @@ impl Geometry {
             header_size: HEADER_SIZE as u32,
             ring_kind: self.kind.to_raw(),
             wait_strategy: self.wait.to_raw(),
-            incompatible_features: 0,
+            incompatible_features: INCOMPAT_OFD_LOCKS,
             compatible_features: COMPAT_ACTIVITY_TIME | COMPAT_SLEEPER_CLAIMS,
             total_size: self.total_size,
             slot_count: self.slot_count,
@@ -615,7 +665,12 @@ impl Geometry {
             producer_stats_offset: offset(Block::ProducerStats),
             consumer_stats_offset: offset(Block::ConsumerStats),
             slots_offset: self.slots_offset,
-            reserved: [0; 14],
+            lock_map_offset: self.lock_map_offset,
+            subscribers_offset: 0,
+            subscriber_count: 0,
+            waiter_count: 0,
+            waiters_offset: 0,
+            reserved: [0; 10],
         }
     }
 
@@ -641,8 +696,9 @@ impl Geometry {
             0 => return Err(Error::NotInitialized),
             other => return Err(corrupted("magic", other)),
         }
-        if header.layout_version != LAYOUT_VERSION {
-            return Err(Error::VersionMismatch { found: header.layout_version, supported: LAYOUT_VERSION });
+        let version = header.layout_version;
+        if !(OLDEST_READABLE_VERSION..=LAYOUT_VERSION).contains(&version) {
+            return Err(Error::VersionMismatch { found: version, supported: LAYOUT_VERSION });
         }
         if u64::from(header.header_size) != HEADER_SIZE {
             return Err(corrupted("header_size", header.header_size.into()));
@@ -651,6 +707,27 @@ impl Geometry {
         if unknown != 0 {
             return Err(Error::IncompatibleFeatures { bits: unknown });
         }
+        let lock_map_offset = match version {
+            1 => 0,
+            _ => {
+                if header.incompatible_features & INCOMPAT_OFD_LOCKS == 0 {
+                    return Err(corrupted("incompatible_features", header.incompatible_features.into()));
+                }
+                let offset = header.lock_map_offset;
+                if offset < file_size || !offset.checked_add(LOCK_MAP_SIZE).is_some_and(|end| end <= MAX_LOCK_OFFSET) {
+                    return Err(corrupted("lock_map_offset", offset));
+                }
+                // No feature uses these yet: a value there is from a newer writer that should
+                // have set a feature bit, or garbage.
+                if header.subscribers_offset != 0 || header.subscriber_count != 0 {
+                    return Err(corrupted("subscribers_offset", header.subscribers_offset));
+                }
+                if header.waiters_offset != 0 || header.waiter_count != 0 {
+                    return Err(corrupted("waiters_offset", header.waiters_offset));
+                }
+                offset
+            }
+        };
         let kind = RingKind::from_raw(header.ring_kind).ok_or(corrupted("ring_kind", header.ring_kind.into()))?;
         let wait = WaitStrategy::from_raw(header.wait_strategy)
             .ok_or(corrupted("wait_strategy", header.wait_strategy.into()))?;
@@ -703,6 +780,8 @@ impl Geometry {
         Ok(Geometry {
             kind,
             wait,
+            version,
+            lock_map_offset,
             slot_count,
             slot_size: header.slot_size,
             slot_stride: stride,
@@ -779,14 +858,46 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_header_is_readable_and_has_no_lock_map() {
+        let (geometry, mut header) = sample();
+        header.layout_version = 1;
+        header.incompatible_features = 0;
+        header.lock_map_offset = 0;
+        let old = Geometry::from_header(&header, geometry.total_size).unwrap();
+        assert_eq!((old.version, old.lock_map_offset), (1, 0));
+        header.layout_version = 0;
+        assert!(matches!(Geometry::from_header(&header, geometry.total_size), Err(Error::VersionMismatch { .. })));
+    }
+
+    #[test]
+    fn a_version_2_header_needs_the_lock_feature_and_a_lock_map_past_the_end() {
+        let (geometry, header) = sample();
+        assert_eq!(header.incompatible_features, INCOMPAT_OFD_LOCKS);
+        let without_locks = Header { incompatible_features: 0, ..header };
+        assert!(matches!(
+            Geometry::from_header(&without_locks, geometry.total_size),
+            Err(Error::Corrupted { field: "incompatible_features", .. })
+        ));
+        for offset in [0, geometry.total_size - 1, i64::MAX as u64 - 10] {
+            let misplaced = Header { lock_map_offset: offset, ..header };
+            assert!(matches!(
+                Geometry::from_header(&misplaced, geometry.total_size),
+                Err(Error::Corrupted { field: "lock_map_offset", .. })
+            ));
+        }
+        let reserved_in_use = Header { subscriber_count: 1, ..header };
+        assert!(Geometry::from_header(&reserved_in_use, geometry.total_size).is_err());
+    }
+
+    #[test]
     fn unknown_incompatible_feature_is_refused() {
         let (geometry, mut header) = sample();
-        header.incompatible_features = 1 << 5;
+        header.incompatible_features = INCOMPAT_OFD_LOCKS | 1 << 5;
         assert!(matches!(
             Geometry::from_header(&header, geometry.total_size),
             Err(Error::IncompatibleFeatures { bits: 32 })
         ));
-        header.incompatible_features = 0;
+        header.incompatible_features = INCOMPAT_OFD_LOCKS;
         header.compatible_features = u32::MAX;
         assert!(Geometry::from_header(&header, geometry.total_size).is_ok());
     }

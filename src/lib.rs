@@ -68,6 +68,7 @@ mod error;
 #[cfg(not(loom))]
 pub mod inspect;
 mod layout;
+mod lock;
 pub mod mpmc;
 #[cfg(not(loom))]
 mod process;
@@ -143,6 +144,10 @@ pub mod __private {
         pub use crate::spsc::backend::Backend as SpscBackend;
     }
     /// The shared-memory layout (`shm-layout/LAYOUT.md`).
+    pub mod lock {
+        pub use crate::lock::*;
+    }
+
     pub mod layout {
         pub use crate::layout::*;
     }

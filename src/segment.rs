@@ -83,6 +83,7 @@ use crate::error::Error;
 use crate::layout::{
     Block, Geometry, Header, MpmcSlotHeader, RingKind, WaitBlock, WaitStrategy, HEADER_SIZE, MAGIC, MAX_SEGMENT_SIZE,
 };
+use crate::lock::LockFile;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::truncation::Registration;
 use crate::wait::ShmSemaphore;
@@ -300,6 +301,11 @@ pub struct Segment {
     file: Option<File>,
     /// What [`OpenOptions::liveness_interval`] asked for (`None` for a created segment).
     liveness_interval: Option<std::time::Duration>,
+    /// This segment's own open file description and the locks it holds (LAYOUT.md §10): the
+    /// shared open lock from before the magic is stored (creator) or the mapping exists
+    /// (opener), and the records its endpoints claim. `None` for a layout-1 segment, which can
+    /// only be inspected.
+    locks: Option<LockFile>,
     map: MmapRaw,
     geometry: Geometry,
     owner_uid: u32,
@@ -376,8 +382,10 @@ impl Segment {
         let mut cleanup = RemoveOnError(Some(&location));
         let geometry = sized_for(&file, geometry, name)?;
         set_mode_and_size(&file, &geometry, options.mode, name)?;
+        allocate(&file, geometry.total_size, name)?;
+        let locks = LockFile::open(&file, Some(&location.path()), geometry.lock_map_offset, name)?;
         let Mapping { truncation, map } = map(&file, geometry.total_size, name, true)?;
-        let segment = Segment::initialise(name.to_string(), None, truncation, map, geometry, options.mode)?;
+        let segment = Segment::initialise(name.to_string(), None, truncation, locks, map, geometry, options.mode)?;
         cleanup.0 = None;
         Ok(Segment { file: Some(file), ..segment })
     }
@@ -410,11 +418,13 @@ impl Segment {
         let name = format!("memfd:{}", fd.as_raw_fd());
         let file = File::from(fd);
         set_mode_and_size(&file, &geometry, options.mode, &name)?;
+        allocate(&file, geometry.total_size, &name)?;
         // Sealed before the mapping exists, so no mapping of this file can ever lose a page.
         fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(ANONYMOUS_SEALS))
             .map_err(|errno| Error::io(format!("sealing ring {name}"), std::io::Error::from(errno)))?;
+        let locks = LockFile::open(&file, None, geometry.lock_map_offset, &name)?;
         let Mapping { truncation, map } = map(&file, geometry.total_size, &name, false)?;
-        Segment::initialise(name, Some(file.into()), truncation, map, geometry, options.mode)
+        Segment::initialise(name, Some(file.into()), truncation, locks, map, geometry, options.mode)
     }
 
     /// Writes the header, the wait state and the MPMC sequences of a freshly sized and mapped
@@ -423,6 +433,7 @@ impl Segment {
         name: String,
         memfd: Option<OwnedFd>,
         truncation: Option<Registration>,
+        locks: LockFile,
         map: MmapRaw,
         geometry: Geometry,
         mode: u32,
@@ -439,6 +450,7 @@ impl Segment {
             truncation,
             file: None,
             liveness_interval: None,
+            locks: Some(locks),
             map,
             geometry,
             owner_uid: uid,
@@ -468,7 +480,7 @@ impl Segment {
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Segment, Error> {
         let location = Location::of(name)?;
         let file = location.open()?;
-        let segment = Segment::validate(location.name().to_string(), &file, options, true)?;
+        let segment = Segment::validate(location.name().to_string(), &file, Some(&location.path()), options, true)?;
         Ok(Segment { file: Some(file), ..segment })
     }
 
@@ -548,7 +560,7 @@ impl Segment {
             return Err(Error::Unsealed { seals: seals.bits() as u32 });
         }
         let file = File::from(fd);
-        let segment = Segment::validate(name, &file, options, false)?;
+        let segment = Segment::validate(name, &file, None, options, false)?;
         Ok(Segment { memfd: Some(file.into()), ..segment })
     }
 
@@ -556,8 +568,20 @@ impl Segment {
     /// [`Segment::from_fd`]: `fstat` (type, owner, size), the header read with `pread`, then the
     /// mapping and the mapped header.
     /// `protect`: register the mapping with [`crate::truncation`] (a named segment, whose size is
-    /// not sealed).
-    fn validate(name: String, file: &File, options: &OpenOptions, protect: bool) -> Result<Segment, Error> {
+    /// not sealed). `path`: where the file can be opened again if `/proc` is missing (for its own
+    /// lock description, see [`crate::lock`]).
+    ///
+    /// A layout-2 file must be allocated in full (`st_blocks`): its creator allocates every page
+    /// before storing the magic, so a sparse file is hostile (it would fill the file system as it
+    /// is used, and a write into a hole of a full tmpfs raises `SIGBUS`). It is refused before
+    /// anything is mapped. Nothing is mapped with `MAP_POPULATE` either: opening never allocates.
+    fn validate(
+        name: String,
+        file: &File,
+        path: Option<&str>,
+        options: &OpenOptions,
+        protect: bool,
+    ) -> Result<Segment, Error> {
         let stat = fstat(file.as_raw_fd()).map_err(|errno| open_error(&name, errno, "inspecting"))?;
         if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Err(Error::Corrupted { field: "file type", value: u64::from(stat.st_mode) });
@@ -578,6 +602,20 @@ impl Segment {
         let mut bytes = [0u8; HEADER_SIZE as usize];
         file.read_exact_at(&mut bytes, 0).map_err(|error| Error::io(format!("reading ring {name}"), error))?;
         let planned = Geometry::from_header(&bytemuck::pod_read_unaligned::<Header>(&bytes), file_size)?;
+        let allocated = (stat.st_blocks as u64).saturating_mul(512);
+        if planned.version >= 2 && allocated < file_size && !is_hugetlbfs(file) {
+            return Err(Error::Corrupted { field: "allocated size (a sparse file)", value: allocated });
+        }
+        // The open lock before the mapping: from here on `gc` cannot judge the ring unused. The
+        // name is checked after it: a `gc` that removed the ring just before gives a file with
+        // no name left.
+        let locks = match planned.version {
+            1 => None,
+            _ => Some(LockFile::open(file, path, planned.lock_map_offset, &name)?),
+        };
+        if path.is_some() && fstat(file.as_raw_fd()).is_ok_and(|stat| stat.st_nlink == 0) {
+            return Err(Error::NotFound { name });
+        }
         let mapping = map(file, file_size, &name, protect)?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so the magic is an
         // aligned u64 inside it; every process accesses it atomically.
@@ -604,6 +642,7 @@ impl Segment {
             truncation: mapping.truncation,
             file: None,
             liveness_interval: options.liveness_interval,
+            locks,
             map: mapping.map,
             geometry,
             owner_uid: stat.st_uid,
@@ -709,6 +748,17 @@ impl Segment {
     /// ```
     pub fn liveness_interval(&self) -> std::time::Duration {
         self.liveness_interval.unwrap_or(DEFAULT_LIVENESS_INTERVAL).max(std::time::Duration::from_millis(1))
+    }
+
+    /// This segment's lock description (LAYOUT.md §10); `None` for a layout-1 segment.
+    pub fn locks(&self) -> Option<&LockFile> {
+        self.locks.as_ref()
+    }
+
+    /// Moves the lock description out (to the endpoint backend that owns the segment from then
+    /// on, so that it needs no `Option`).
+    pub(crate) fn take_locks(&mut self) -> Option<LockFile> {
+        self.locks.take()
     }
 
     /// The validated geometry.
@@ -890,6 +940,23 @@ fn sized_for(file: &File, geometry: Geometry, name: &str) -> Result<Geometry, Er
     Ok(Geometry { total_size, ..geometry })
 }
 
+/// Allocates every page of a new ring's file (`fallocate`), so that no write into the ring can
+/// meet a full file system later: [`Error::NoSpace`] now instead of a `SIGBUS` then.
+fn allocate(file: &File, size: u64, name: &str) -> Result<(), Error> {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    match fallocate(file.as_raw_fd(), FallocateFlags::empty(), 0, size as libc::off_t) {
+        Ok(()) => Ok(()),
+        Err(Errno::ENOSPC) => Err(Error::NoSpace { name: name.to_string(), bytes: size }),
+        Err(errno) => Err(Error::io(format!("allocating ring {name}"), std::io::Error::from(errno))),
+    }
+}
+
+/// True if `file` is on hugetlbfs, whose shared mappings reserve their huge pages when they are
+/// made (a sparse hugetlbfs file cannot fault later).
+fn is_hugetlbfs(file: &File) -> bool {
+    fstatfs(file).is_ok_and(|stat| stat.filesystem_type() == HUGETLBFS_MAGIC)
+}
+
 /// A fresh mapping and its truncation registration. Field order matters: an error path that drops
 /// it unregisters before it unmaps.
 struct Mapping {
@@ -902,7 +969,6 @@ struct Mapping {
 fn map(file: &File, size: u64, name: &str, protect: bool) -> Result<Mapping, Error> {
     let map = MmapOptions::new()
         .len(size as usize)
-        .populate()
         .map_raw(file)
         .map_err(|error| Error::io(format!("mapping ring {name}"), error))?;
     let truncation = if protect { Registration::new(map.as_ptr(), map.len()) } else { None };

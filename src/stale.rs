@@ -4,8 +4,9 @@
 //! `/dev/shm`.
 //!
 //! A ring is **stale** when no live process is attached to it (every SPSC role and MPMC endpoint
-//! record is vacant, or held by a dead process) and it has been idle for a given time. Liveness is
-//! exact (the claim words name pid and start time, LAYOUT.md §10). Idleness is measured from
+//! record is vacant, or its holder's lock is gone: LAYOUT.md §10) and it has been idle for a given
+//! time. Liveness is what the kernel says: a holder's record lock lives exactly as long as the
+//! holder (in any PID namespace, and not across `exec`). Idleness is measured from
 //! [`RingInfo::last_activity_ns`]: creation, the last attach, and the last activity either side
 //! recorded (detach, and the liveness checks a waiting endpoint makes once per liveness interval;
 //! LAYOUT.md §11.1). A process killed while streaming without ever waiting counts as idle since
@@ -13,13 +14,14 @@
 //! bound on how long the ring has been in use only in that case. A time in the future (a clock
 //! step, or a hostile peer) counts as "active now".
 //!
-//! Removing or reusing a ring first **takes every role** of it (the SPSC producer and consumer
-//! claims, every MPMC endpoint record), from dead holders too, as an attaching process would. That
-//! fails if any live process holds one, and while this process holds them all no other process can
-//! attach, so the decision "nobody is attached" cannot be overtaken between the check and the
-//! unlink. (A process that opened the file but had not claimed a role yet can still claim one after
-//! the name is gone; it then holds a ring no new process can find. The idle time makes that
-//! unlikely; it is why `--idle 0` is not the default.)
+//! Removing or reusing a ring first makes this process the **only one that has it open**: every
+//! process holds a shared lock on the ring's open byte from before it maps the ring until it
+//! unmaps it, and removal turns this process's own into an exclusive one, which fails while any
+//! other process has the ring open (attached or not). While it holds, nobody can open the ring
+//! (an opener waits, then finds the name gone), so the decision "nobody uses it" cannot be
+//! overtaken between the check and the unlink. A layout-1 ring (an older build's, without
+//! locks) whose claims are all vacant is removed without that protection; one with a claim is
+//! never judged stale, since its holder may live in another PID namespace.
 //!
 //! ```
 //! use std::time::Duration;
@@ -45,8 +47,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::inspect::{EndpointRole, RingInfo, RoleState};
 use crate::layout::{Block, EndpointRecord, Geometry, RingKind, RoleRecord, RolesBlock, MAX_ENDPOINTS};
-use crate::process::{claim_is_alive, current_claim};
-use crate::role_claim;
+use crate::lock::LockFile;
 use crate::segment::{CreateOptions, Segment};
 
 /// Idle time after which `ipcring gc` and `ipcring ls` call a ring without live processes stale.
@@ -102,7 +103,7 @@ impl Staleness {
             .filter(|endpoint| endpoint.role == EndpointRole::Consumer && endpoint.state == RoleState::Dead)
             .fold(0u64, |sum, endpoint| sum.saturating_add(endpoint.pending_count));
         Staleness {
-            live: info.attached(RoleState::Alive),
+            live: info.attached(RoleState::Alive) + info.attached(RoleState::Unknown),
             dead: info.attached(RoleState::Dead),
             last_activity_ns,
             idle_ns: now_ns.saturating_sub(last_activity_ns),
@@ -121,84 +122,56 @@ impl Staleness {
     }
 }
 
-/// Every role of a ring, held by this process: while it lives no other process can attach.
-/// Dropping it gives each role back to whoever held it before (a dead process, or nobody), so a
-/// failed or abandoned take changes nothing; [`AllRoles::vacate`] frees them all instead.
-struct AllRoles<'a> {
-    segment: &'a Segment,
-    /// Offsets of the claim words this process took, with the claim each held before.
-    taken: Vec<(u64, u64)>,
-    me: u64,
-    vacate: bool,
-}
+/// Longest removal or reuse waits for a process that has the ring open without holding a record.
+const OPEN_BY_READER_WAIT: Duration = Duration::from_millis(500);
 
-impl<'a> AllRoles<'a> {
-    /// Takes every claim word of `segment` (vacant or held by a dead process); fails with
-    /// [`Error::RoleTaken`] naming a live holder if there is one, having taken nothing if the
-    /// live holder was there from the start (every word is checked before any is taken).
-    fn take(segment: &'a Segment) -> Result<AllRoles<'a>, Error> {
-        let me = current_claim();
-        let words = claim_words(segment.geometry());
-        let live = |holder: u64| holder == me || claim_is_alive(holder);
-        let taken_by = |holder: u64, role| Error::RoleTaken { role, pid: crate::process::claim_pid(holder) };
-        for &(offset, role) in &words {
-            // Acquire: pairs with the release in `role_claim::release`, as a claimer's load does.
-            let holder = segment.atomic_u64(offset).load(crate::sync::Ordering::Acquire);
-            if holder != 0 && live(holder) {
-                return Err(taken_by(holder, role));
+/// The ring open by this process alone: its lock description holds the open byte exclusively
+/// (LAYOUT.md §10), so no other process has it mapped and none can attach until it is dropped
+/// (an attacher waits, then finds the name gone or the ring reset). Dropping it shares the byte
+/// again.
+struct Exclusive<'a>(&'a LockFile);
+
+impl<'a> Exclusive<'a> {
+    /// `None` if another process has the ring open, or if it is a layout-1 ring (no locks: its
+    /// users are older builds, which this one cannot exclude). A process that has it open
+    /// without holding a record (an `ipcring ls` or `info` reading it, an endpoint attaching) is
+    /// waited for, up to [`OPEN_BY_READER_WAIT`].
+    fn take(segment: &'a Segment) -> Result<Option<Exclusive<'a>>, Error> {
+        let Some(locks) = segment.locks() else { return Ok(None) };
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_micros(100);
+        loop {
+            if locks.try_exclusive()? {
+                return Ok(Some(Exclusive(locks)));
             }
+            if locks.any_record_held_by_other()? || started.elapsed() >= OPEN_BY_READER_WAIT {
+                return Ok(None);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
-        let mut roles = AllRoles { segment, taken: Vec::new(), me, vacate: false };
-        for (offset, role) in words {
-            let word = segment.atomic_u64(offset);
-            // Acquire: as above; `claim` below loads it again for its compare-and-swap.
-            let before = word.load(crate::sync::Ordering::Acquire);
-            role_claim::claim(word, me, claim_is_alive).map_err(|holder| taken_by(holder, role))?;
-            // `before` may be stale if a claimer raced in and died meanwhile; restoring it then
-            // names a dead process either way.
-            roles.taken.push((offset, before));
-        }
-        Ok(roles)
-    }
-
-    /// Frees every role on drop instead of giving it back (a reused ring starts with none held).
-    fn vacate(mut self) {
-        self.vacate = true;
     }
 }
 
-impl Drop for AllRoles<'_> {
+impl Drop for Exclusive<'_> {
     fn drop(&mut self) {
-        for &(offset, before) in &self.taken {
-            let word = self.segment.atomic_u64(offset);
-            let back = if self.vacate { 0 } else { before };
-            // Release: as `role_claim::release`. Fails only if a claimer judged this process
-            // dead and took the word over: then it is theirs.
-            let _ =
-                word.compare_exchange(self.me, back, crate::sync::Ordering::Release, crate::sync::Ordering::Relaxed);
-        }
+        let _ = self.0.share();
     }
 }
 
-/// Offsets of every claim word of a ring, with the role a live holder plays (for the error).
-/// The offsets come from the validated geometry: the roles block is 128 bytes (SPSC) or the
-/// whole endpoint table (MPMC), checked against the mapping on attach.
-fn claim_words(geometry: &Geometry) -> Vec<(u64, crate::error::Role)> {
-    use crate::error::Role;
+/// Offsets of every claim word of a ring. The offsets come from the validated geometry: the
+/// roles block is 128 bytes (SPSC) or the whole endpoint table (MPMC), checked against the
+/// mapping on attach.
+fn claim_words(geometry: &Geometry) -> Vec<u64> {
     let roles = geometry.block_offset(Block::Roles);
     let claim = offset_of!(RoleRecord, claim) as u64;
     match geometry.kind {
         RingKind::Spsc => vec![
-            (roles + offset_of!(RolesBlock, producer) as u64 + claim, Role::Producer),
-            (roles + offset_of!(RolesBlock, consumer) as u64 + claim, Role::Consumer),
+            roles + offset_of!(RolesBlock, producer) as u64 + claim,
+            roles + offset_of!(RolesBlock, consumer) as u64 + claim,
         ],
         RingKind::Mpmc => (0..MAX_ENDPOINTS as u64)
-            .map(|index| {
-                (
-                    roles + index * size_of::<EndpointRecord>() as u64 + offset_of!(EndpointRecord, claim) as u64,
-                    Role::Consumer,
-                )
-            })
+            .map(|index| roles + index * size_of::<EndpointRecord>() as u64 + offset_of!(EndpointRecord, claim) as u64)
             .collect(),
     }
 }
@@ -231,20 +204,15 @@ pub fn remove_if_stale(name: &str, idle: Duration, dry_run: bool) -> Result<Opti
     if dry_run {
         return Ok(Some(staleness));
     }
-    let roles = match AllRoles::take(&segment) {
-        Ok(roles) => roles,
-        // A process attached since the assessment: in use.
-        Err(Error::RoleTaken { .. }) => return Ok(None),
-        Err(other) => return Err(other),
-    };
-    // The idle time judged again with every role held (the roles are this process's now, so
-    // they count as live): an attach between the assessment and the take shows here, and no
-    // attach can happen any more.
+    // A process that opened the ring since the assessment holds its open lock: in use.
+    let Some(exclusive) = Exclusive::take(&segment)? else { return Ok(None) };
+    // The idle time judged again while nobody else can have the ring open: an attach between
+    // the assessment and the lock shows here, and none can happen any more.
     if Staleness::assess(&RingInfo::read(&segment), now_ns()).idle() < idle {
         return Ok(None);
     }
     Segment::unlink(name)?;
-    drop(roles);
+    drop(exclusive);
     Ok(Some(staleness))
 }
 
@@ -292,23 +260,26 @@ pub fn create_or_reuse(name: &str, options: &CreateOptions) -> Result<Segment, E
     if Staleness::assess(&RingInfo::read(&segment), now_ns()).pending != 0 {
         return Err(exists);
     }
-    let Ok(roles) = AllRoles::take(&segment) else { return Err(exists) };
-    // Nothing committed since: no process can attach any more.
+    let Ok(Some(exclusive)) = Exclusive::take(&segment) else { return Err(exists) };
+    // Nothing committed since: no other process has the ring open any more.
     if RingInfo::read(&segment).used != 0 {
         return Err(exists);
     }
     segment.reset_wait_state();
-    reset_attach_counts(&segment);
-    roles.vacate();
+    reset_claims(&segment);
+    drop(exclusive);
     Ok(segment)
 }
 
-/// Sets every "attached since creation" count back to 0: SPSC role records' `attach_count` and
-/// both stats blocks' `attaches`. A count above 0 with no holder means "the peer left", which a
-/// reused ring's first endpoints must not see (they would get `Disconnected` at once).
-fn reset_attach_counts(segment: &Segment) {
+/// Clears what the dead holders of a ring left in it: every claim word, and every "attached
+/// since creation" count (SPSC role records' `attach_count` and both stats blocks' `attaches`).
+/// A count above 0 with no live holder means "the peer left", which a reused ring's first
+/// endpoints must not see (they would get `Disconnected` at once). Only while no other process
+/// has the ring open.
+fn reset_claims(segment: &Segment) {
     let geometry = segment.geometry();
     let zero = |offset: u64| segment.atomic_u64(offset).store(0, crate::sync::Ordering::Relaxed);
+    claim_words(geometry).into_iter().for_each(zero);
     if geometry.kind == RingKind::Spsc {
         let roles = geometry.block_offset(Block::Roles);
         for record in [offset_of!(RolesBlock, producer), offset_of!(RolesBlock, consumer)] {
@@ -318,16 +289,6 @@ fn reset_attach_counts(segment: &Segment) {
     for block in [Block::ProducerStats, Block::ConsumerStats] {
         zero(geometry.block_offset(block) + offset_of!(crate::layout::StatsBlock, attaches) as u64);
     }
-}
-
-/// The claim words of `segment` held by this process (for tests of the role lock).
-#[cfg(test)]
-fn held_by_me(segment: &Segment) -> usize {
-    let me = current_claim();
-    claim_words(segment.geometry())
-        .iter()
-        .filter(|(offset, _)| segment.atomic_u64(*offset).load(crate::sync::Ordering::Relaxed) == me)
-        .count()
 }
 
 #[cfg(test)]
@@ -351,12 +312,16 @@ mod tests {
         }
     }
 
-    /// A claim word naming a process that has exited (pid only, so it is checked by pid).
+    /// A claim word left by a holder that died: its lock is gone, whatever the word says.
     fn dead_claim() -> u64 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        u64::from(pid)
+        u64::from(std::process::id())
+    }
+
+    fn claims_held(segment: &Segment) -> usize {
+        claim_words(segment.geometry())
+            .into_iter()
+            .filter(|offset| segment.atomic_u64(*offset).load(Ordering::Relaxed) != 0)
+            .count()
     }
 
     fn exists(name: &str) -> bool {
@@ -380,7 +345,7 @@ mod tests {
         let name = unique("dead");
         let _cleanup = Cleanup(name.clone());
         let segment = Segment::create(&name, &CreateOptions::default()).unwrap();
-        let producer_claim = claim_words(segment.geometry())[0].0;
+        let producer_claim = claim_words(segment.geometry())[0];
         segment.atomic_u64(producer_claim).store(dead_claim(), Ordering::Relaxed);
         let staleness = Staleness::assess(&RingInfo::read(&segment), now_ns());
         assert_eq!((staleness.live, staleness.dead), (0, 1));
@@ -413,28 +378,29 @@ mod tests {
     }
 
     #[test]
-    fn removal_takes_every_role_first_and_a_live_holder_stops_it() {
+    fn removal_needs_the_ring_open_by_nobody_else_and_keeps_everyone_out_meanwhile() {
         let name = unique("lock");
         let _cleanup = Cleanup(name.clone());
         let options = CreateOptions { kind: RingKind::Mpmc, ..CreateOptions::default() };
         let segment = Segment::create(&name, &options).unwrap();
         {
-            let roles = AllRoles::take(&segment).unwrap();
-            assert_eq!(held_by_me(&segment), MAX_ENDPOINTS);
-            assert!(
-                matches!(
-                    crate::Builder::new(&name).open::<mpmc::Sender>().map_err(crate::Error::from),
-                    Err(Error::EndpointsFull { .. })
-                ),
-                "nobody can attach"
-            );
-            drop(roles);
+            let exclusive = Exclusive::take(&segment).unwrap().expect("nobody else has it open");
+            let opener = std::thread::spawn({
+                let name = name.clone();
+                move || crate::Builder::new(&name).open::<mpmc::Sender>().map_err(crate::Error::from)
+            });
+            Segment::unlink(&name).unwrap();
+            drop(exclusive);
+            // Whether it opened the file before the unlink (and waited for the lock) or after:
+            // it finds no ring, never a removed one.
+            assert!(matches!(opener.join().unwrap(), Err(Error::NotFound { .. })));
         }
-        assert_eq!(held_by_me(&segment), 0, "given back");
-        // A live process (this one, through another handle) holds a record: the take fails.
+        drop(segment);
+        let segment = Segment::create(&name, &options).unwrap();
+        // Another handle of this very process has it open: not alone.
         let _sender = crate::Builder::new(&name).open::<mpmc::Sender>().unwrap();
-        assert!(matches!(AllRoles::take(&segment), Err(Error::RoleTaken { .. })));
-        assert_eq!(held_by_me(&segment), 1, "only the sender's own record is left held");
+        assert!(Exclusive::take(&segment).unwrap().is_none());
+        assert_eq!(remove_if_stale(&name, Duration::ZERO, false).unwrap(), None);
     }
 
     #[test]
@@ -456,7 +422,7 @@ mod tests {
         let other_mode = CreateOptions { mode: 0o660, ..options.clone() };
         assert!(matches!(create_or_reuse(&name, &other_mode), Err(Error::AlreadyExists { .. })), "other mode");
         let segment = create_or_reuse(&name, &options).unwrap();
-        assert_eq!(held_by_me(&segment), 0);
+        assert_eq!(claims_held(&segment), 0, "the dead holders' claims are cleared");
         drop(segment);
         // The reused ring works, its semaphores included, and starts as if new: a receiver
         // waits for its first producer instead of finding the old one gone.

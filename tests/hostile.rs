@@ -8,7 +8,9 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ipcring::__private::layout::{Block, Header, WaitStrategy, HEADER_SIZE, MAGIC};
+use ipcring::__private::layout::{
+    Block, Geometry, Header, RingKind, WaitStrategy, HEADER_SIZE, INCOMPAT_OFD_LOCKS, MAGIC,
+};
 use ipcring::__private::segment::{CreateOptions, Segment, SHM_DIR};
 use ipcring::spsc::{Receiver, Sender};
 use ipcring::Error;
@@ -127,12 +129,61 @@ fn overlapping_control_blocks_are_refused() {
 #[test]
 fn version_and_feature_mismatches_are_named() {
     let ring = Ring::create(WaitStrategy::Futex);
-    ring.write_u32(offset_of!(Header, layout_version), 2);
+    ring.write_u32(offset_of!(Header, layout_version), 3);
     let message = open_error(&ring).to_string();
-    assert!(message.contains("layout version 2"), "{message}");
+    assert!(message.contains("layout version 3"), "{message}");
     let ring = Ring::create(WaitStrategy::Futex);
-    ring.write_u32(offset_of!(Header, incompatible_features), 4);
+    ring.write_u32(offset_of!(Header, incompatible_features), 4 | INCOMPAT_OFD_LOCKS);
     assert!(matches!(open_error(&ring), Error::IncompatibleFeatures { bits: 4 }));
+}
+
+#[test]
+fn a_layout_1_ring_is_inspected_but_never_attached_to() {
+    let ring = Ring::create(WaitStrategy::Futex);
+    ring.write_u32(offset_of!(Header, layout_version), 1);
+    ring.write_u32(offset_of!(Header, incompatible_features), 0);
+    ring.write_u64(offset_of!(Header, lock_map_offset), 0);
+    let info = ipcring::inspect::RingInfo::open(&ring.name).unwrap();
+    assert_eq!(info.layout_version, 1);
+    match ipcring::Builder::new(&ring.name).open::<Receiver>().map_err(Error::from) {
+        Err(Error::VersionMismatch { found: 1, supported: 2 }) => {}
+        other => panic!("expected VersionMismatch, got {other:?}"),
+    }
+}
+
+/// A sparse file in /dev/shm with a valid layout-2 header whose segment claims 1 GiB.
+fn sparse_ring(tag: &str) -> (String, std::fs::File) {
+    let name = format!("ipcring-test-sparse-{tag}-{}", std::process::id());
+    let geometry = Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 1 << 20, 1024 - 8).unwrap();
+    assert!(geometry.total_size >= 1 << 30);
+    let header = geometry.header(1, nix::unistd::geteuid().as_raw(), 0);
+    let path = format!("{SHM_DIR}/{name}");
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
+    file.set_len(geometry.total_size).unwrap();
+    file.write_all_at(bytemuck::bytes_of(&header), 0).unwrap();
+    (name, file)
+}
+
+fn allocated(file: &std::fs::File) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().unwrap().blocks() * 512
+}
+
+#[test]
+fn a_sparse_ring_claiming_a_gibibyte_is_refused_without_allocating() {
+    let (name, file) = sparse_ring("lib");
+    let _cleanup = Ring { name: format!("/{name}") };
+    let before = allocated(&file);
+    assert!(ipcring::__private::segment::Segment::list().unwrap().contains(&format!("/{name}")));
+    assert!(matches!(
+        ipcring::inspect::RingInfo::open(&name).map_err(Error::from),
+        Err(Error::Corrupted { field: "allocated size (a sparse file)", .. })
+    ));
+    assert!(ipcring::stale::remove_if_stale(&name, Duration::ZERO, false).is_err());
+    assert!(ipcring::Builder::new(&name).open::<Receiver>().is_err());
+    assert!(ipcring::Builder::new(&name).open::<Sender>().is_err());
+    let after = allocated(&file);
+    assert!(after - before < 1 << 20, "allocated {} bytes", after - before);
 }
 
 #[test]

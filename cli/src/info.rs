@@ -96,6 +96,7 @@ fn role(role: &RoleInfo) -> String {
         RoleState::Vacant => "vacant".to_string(),
         RoleState::Alive => format!("pid {} alive", role.pid),
         RoleState::Dead => format!("pid {} dead (exited without detaching; the next to attach takes over)", role.pid),
+        RoleState::Unknown => format!("pid {} (liveness unknown: a layout-1 ring)", role.pid),
     };
     let times = if role.attach_count == 1 { "time" } else { "times" };
     format!("{holder}; attached {} {times}, last at {}", role.attach_count, time::utc(role.last_attach_ns))
@@ -105,8 +106,10 @@ fn role(role: &RoleInfo) -> String {
 fn attached(info: &RingInfo, role: EndpointRole, attaches: u64) -> String {
     let alive = info.endpoint_count(role, RoleState::Alive);
     let dead = info.endpoint_count(role, RoleState::Dead);
+    let unknown = info.endpoint_count(role, RoleState::Unknown);
     let dead = if dead > 0 { format!(", {dead} dead") } else { String::new() };
-    format!("{alive} alive{dead}; {attaches} attached since creation")
+    let unknown = if unknown > 0 { format!(", {unknown} unknown") } else { String::new() };
+    format!("{alive} alive{dead}{unknown}; {attaches} attached since creation")
 }
 
 /// `pid 4242 producer alive, attached at ...; holding 2 positions from 17`.

@@ -177,7 +177,7 @@ fn info_json_has_every_field() {
     assert_eq!(info["name"], format!("/{}", ring.name()));
     assert_eq!(info["kind"], "spsc");
     assert_eq!(info["wait_strategy"], "futex");
-    assert_eq!(info["layout_version"], 1);
+    assert_eq!(info["layout_version"], 2);
     assert_eq!(info["slot_count"], 16);
     assert_eq!(info["slot_size"], 100);
     assert_eq!(info["mode"], "0600");

@@ -8,7 +8,8 @@ use std::ptr::NonNull;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Role};
-use crate::layout::{Block, MpmcSlotHeader, RingKind, SlotHeader, StatsBlock};
+use crate::layout::{Block, MpmcSlotHeader, RingKind, SlotHeader, StatsBlock, LAYOUT_VERSION};
+use crate::lock::LockFile;
 use crate::ring::{RingCore, SlotAccess};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
@@ -19,6 +20,9 @@ use crate::wait::{Counter, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, Wa
 /// the segment is owned, so they stay valid as long as `self`.
 pub struct ShmControl {
     segment: Segment,
+    /// The segment's lock description: its open lock and the records this backend claims
+    /// (LAYOUT.md §10). Declared after `segment`: dropped (unlocked) after the unmap.
+    locks: LockFile,
     /// The producers' and the consumers' position words (SPSC: producer and consumer positions;
     /// MPMC: tail and head), each alone in its block.
     producer_position: NonNull<AtomicU64>,
@@ -48,9 +52,14 @@ unsafe impl Send for ShmControl {}
 unsafe impl Sync for ShmControl {}
 
 impl ShmControl {
-    /// Takes over a validated segment of ring kind `kind` ([`Error::WrongKind`] for another).
-    pub(crate) fn new(segment: Segment, kind: RingKind) -> Result<ShmControl, Error> {
+    /// Takes over a validated segment of ring kind `kind` ([`Error::WrongKind`] for another;
+    /// [`Error::VersionMismatch`] for a layout-1 segment, which can be inspected but not attached
+    /// to: its peers take no locks, LAYOUT.md §2).
+    pub(crate) fn new(mut segment: Segment, kind: RingKind) -> Result<ShmControl, Error> {
         let geometry = *segment.geometry();
+        let Some(locks) = segment.take_locks().filter(|_| geometry.version == LAYOUT_VERSION) else {
+            return Err(Error::VersionMismatch { found: geometry.version, supported: LAYOUT_VERSION });
+        };
         if geometry.kind != kind {
             return Err(Error::WrongKind { found: geometry.kind.name(), expected: kind.name() });
         }
@@ -95,6 +104,7 @@ impl ShmControl {
             strategy: geometry.wait,
             liveness_interval: segment.liveness_interval(),
             segment,
+            locks,
         })
     }
 
@@ -120,6 +130,11 @@ impl ShmControl {
     /// The segment.
     pub(crate) fn segment(&self) -> &Segment {
         &self.segment
+    }
+
+    /// The segment's lock description (LAYOUT.md §10).
+    pub(crate) fn locks(&self) -> &LockFile {
+        &self.locks
     }
 
     /// Sets how long a blocked call sleeps at most before it checks its peers' liveness.

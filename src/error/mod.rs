@@ -15,8 +15,8 @@ use std::io;
 ///
 /// ```
 /// use ipcring::{Error, RecvError};
-/// let error = Error::VersionMismatch { found: 3, supported: 1 };
-/// assert_eq!(error.to_string(), "layout version 3 is not supported by this build (it reads version 1)");
+/// let error = Error::VersionMismatch { found: 3, supported: 2 };
+/// assert_eq!(error.to_string(), "layout version 3 is not supported by this build (it attaches to version 2)");
 /// let from_a_receive: Error = RecvError::Disconnected.into();
 /// assert!(matches!(from_a_receive, Error::Disconnected));
 /// ```
@@ -63,14 +63,36 @@ pub enum Error {
     /// The segment's magic is zero: its creator has not finished initialising it (or died first).
     #[error("ring is not initialised yet (its creator is still setting it up, or died)")]
     NotInitialized,
-    /// The segment was written with a layout version this build does not read.
-    #[error("layout version {found} is not supported by this build (it reads version {supported})")]
+    /// The segment was written with a layout version this build does not attach to (an older
+    /// one it may still inspect, see `LAYOUT.md` §2, or a newer one).
+    #[error("layout version {found} is not supported by this build (it attaches to version {supported})")]
     VersionMismatch {
         /// Version in the segment.
         found: u32,
-        /// Version this build reads.
+        /// Version this build attaches to.
         supported: u32,
     },
+    /// The file system has no room for the whole ring: its pages are allocated when it is
+    /// created, so that no write into it can fail later (a write fault on a full tmpfs would
+    /// raise `SIGBUS`).
+    #[error("no space left for ring {name} ({bytes} bytes)")]
+    NoSpace {
+        /// The ring.
+        name: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// The ring is being removed or reused (`gc`, `create --reuse-stale`) and stayed so for
+    /// longer than an attach waits.
+    #[error("ring {name} is busy: being removed or reused")]
+    Busy {
+        /// The ring.
+        name: String,
+    },
+    /// This endpoint was inherited through `fork`: it belongs to the parent, and the child
+    /// neither holds its role nor may use it.
+    #[error("this endpoint belongs to the process that forked this one")]
+    Forked,
     /// The segment needs features this build does not have.
     #[error("ring uses incompatible features 0x{bits:x} unknown to this build")]
     IncompatibleFeatures {

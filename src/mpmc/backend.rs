@@ -41,10 +41,11 @@ pub trait Backend: MpmcMemory + RecoveryLog + Clone {
 /// a dead sleeper is found within one turn of the table, or at once by the endpoint that takes
 /// its record over (`ring::mpmc`). A record with a role of neither side is skipped.
 pub(crate) fn repair_dead_sleeper<B: Backend>(backend: &B, index: usize) {
-    let words = backend.endpoint(index.min(MAX_ENDPOINTS - 1));
+    let index = index.min(MAX_ENDPOINTS - 1);
+    let words = backend.endpoint(index);
     // Acquire: pairs with the sleeper's release store, so its increment is visible.
     let sleeper = words.sleeping.load(Ordering::Acquire);
-    if sleeper == 0 || backend.is_alive(sleeper) {
+    if sleeper == 0 || backend.is_alive(index, sleeper) {
         return;
     }
     let side = match words.role.load(Ordering::Relaxed) {

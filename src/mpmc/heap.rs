@@ -13,6 +13,7 @@ use crate::endpoint::heap::HeapControl;
 use crate::error::Role;
 use crate::ring::mpmc::{claimable, Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory};
+use crate::role_claim;
 use crate::sync::AtomicU64;
 use crate::wait::{alert, peer_of, take, wake, WaitSite, WaitStrategy};
 
@@ -129,7 +130,15 @@ unsafe impl MpmcMemory for Arc<HeapRing> {
         1 + self.identities.fetch_add(1, StdOrdering::SeqCst)
     }
 
-    fn is_alive(&self, claim: u64) -> bool {
+    fn take_record(&self, index: usize, me: u64) -> bool {
+        role_claim::claim(&self.endpoints[index].claim, me, |holder| self.is_alive(index, holder)).is_ok()
+    }
+
+    fn give_back_record(&self, index: usize, me: u64) {
+        role_claim::release(&self.endpoints[index].claim, me);
+    }
+
+    fn is_alive(&self, _index: usize, claim: u64) -> bool {
         !self.dead.lock().unwrap_or_else(|poison| poison.into_inner()).contains(&claim)
     }
 

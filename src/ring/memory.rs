@@ -192,8 +192,17 @@ pub unsafe trait MpmcMemory: RingMemory {
     fn endpoint(&self, index: usize) -> &EndpointWords;
     /// The claim word a new endpoint of this process stores in its record (non-zero).
     fn identity(&self) -> u64;
-    /// Whether the process that stored `claim` still runs.
-    fn is_alive(&self, claim: u64) -> bool;
+    /// Takes endpoint record `index` for an endpoint whose claim word is `me`, if no live
+    /// endpoint holds it (it is vacant, or its holder died), and stores `me` in its claim word.
+    /// Exactly one of several concurrent takers of one record succeeds.
+    fn take_record(&self, index: usize, me: u64) -> bool;
+    /// Gives record `index`, taken with claim word `me`, up: vacates its claim word (release) and
+    /// lets the next taker have it.
+    fn give_back_record(&self, index: usize, me: u64);
+    /// Whether the holder of record `index`, whose claim word reads `claim` (non-zero), still
+    /// runs. When in doubt (the answer cannot be had), true: a live endpoint must never be
+    /// repaired under.
+    fn is_alive(&self, index: usize, claim: u64) -> bool;
     /// Called after a producer committed `count` messages.
     fn on_commit(&self, _count: u64) {}
     /// Called after a consumer released `count` slots.

@@ -53,7 +53,6 @@ use super::slot::{message, payload_mut, write_length};
 use super::spsc::MAX_POSITION;
 use crate::error::{Error, RecvError, Role, SendError};
 use crate::layout::{ABANDONED_BIT, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS};
-use crate::role_claim;
 use crate::sync::{AtomicU64, Ordering};
 
 /// What a recovery did (reported to [`MpmcMemory`] backends for their statistics).
@@ -94,7 +93,7 @@ impl<M: MpmcMemory> Endpoint<M> {
         let records = memory.endpoint_count().min(MAX_ENDPOINTS);
         for index in 0..records {
             let words = memory.endpoint(index);
-            if role_claim::claim(&words.claim, me, |holder| memory.is_alive(holder)).is_ok() {
+            if memory.take_record(index, me) {
                 // A dead predecessor's pending positions are judged by the recovery rule (no
                 // live record covers them), which no longer counts this record for them.
                 words.pending_count.store(0, Ordering::Relaxed);
@@ -144,7 +143,7 @@ impl<M: MpmcMemory> Drop for Endpoint<M> {
     fn drop(&mut self) {
         self.clear();
         self.memory.on_leaving(self.role);
-        role_claim::release(&self.words().claim, self.claim);
+        self.memory.give_back_record(self.index, self.claim);
         self.memory.on_detach(self.role);
     }
 }
@@ -167,7 +166,7 @@ fn live_intents<M: MpmcMemory>(memory: &M, role: Role) -> Vec<(u64, u64)> {
             // release store in `intend`, so the start loaded next belongs to this count.
             let count = words.pending_count.load(Ordering::Acquire);
             let start = words.pending_start.load(Ordering::Relaxed);
-            (count > 0 && memory.is_alive(claim)).then_some((start, count))
+            (count > 0 && memory.is_alive(index, claim)).then_some((start, count))
         })
         .collect()
 }
@@ -183,7 +182,9 @@ pub fn any_attached<M: MpmcMemory>(memory: &M, role: Role, thorough: bool) -> bo
         let words = memory.endpoint(index);
         // Acquire: pairs with the release in `role_claim::release`.
         let claim = words.claim.load(Ordering::Acquire);
-        claim != 0 && words.role.load(Ordering::Relaxed) == role_raw(role) && (!thorough || memory.is_alive(claim))
+        claim != 0
+            && words.role.load(Ordering::Relaxed) == role_raw(role)
+            && (!thorough || memory.is_alive(index, claim))
     })
 }
 

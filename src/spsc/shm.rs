@@ -7,9 +7,8 @@ use super::backend::Backend;
 use crate::endpoint::shm::{unix_now_ns, ShmControl};
 use crate::error::{Error, Role};
 use crate::layout::{Block, RingKind, RoleRecord, RolesBlock};
-use crate::process::{claim_is_alive, claim_pid, current_claim};
+use crate::process::{claim_pid, current_claim};
 use crate::ring::SpscMemory;
-use crate::role_claim;
 use crate::segment::Segment;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{alert, peer_of, take, wake, PeerCheck, WaitSite};
@@ -89,8 +88,16 @@ impl Backend for ShmMemory {
     }
 
     fn claim(&self, role: Role) -> Result<(), Error> {
-        role_claim::claim(self.role_word(role, CLAIM), current_claim(), claim_is_alive)
-            .map_err(|holder| Error::RoleTaken { role, pid: claim_pid(holder) })?;
+        // The role's lock decides (LAYOUT.md §10): held by another description means a live
+        // holder, in whatever PID namespace; free means none, or one that died or exec'd.
+        if !self.control.locks().try_take(role.index())? {
+            // Acquire: pairs with the holder's release store; the pid is for the message only.
+            let holder = self.role_word(role, CLAIM).load(Ordering::Acquire);
+            return Err(Error::RoleTaken { role, pid: claim_pid(holder) });
+        }
+        // The claim word names the holder for `ipcring info` (a pid as its own namespace sees
+        // it); liveness never reads it. Release: pairs with the peer's acquire in `peer_gone`.
+        self.role_word(role, CLAIM).store(current_claim(), Ordering::Release);
         // Only this role sleeps on its word: registrations left there belong to a dead
         // predecessor and would only cost the peer useless wake calls.
         self.control.wait_words(role).waiters.store(0, Ordering::Relaxed);
@@ -105,7 +112,13 @@ impl Backend for ShmMemory {
 
     fn release(&self, role: Role) {
         self.control.note_activity(role);
-        role_claim::release(self.role_word(role, CLAIM), current_claim());
+        // This description holds the role's lock, so the word is this endpoint's (whatever it
+        // stored at claim time): vacate it, then unlock. A forked child holds no lock and
+        // leaves both alone. Release: pairs with the acquire loads in `peer_gone`.
+        if self.control.locks().is_held_here(role.index()) {
+            self.role_word(role, CLAIM).store(0, Ordering::Release);
+            self.control.locks().give_back(role.index());
+        }
         alert(&self.control, peer_of(role));
     }
 
@@ -119,9 +132,19 @@ impl Backend for ShmMemory {
         let peer = peer_of(me);
         // Acquire: pairs with the release in `release`.
         let claim = self.role_word(peer, CLAIM).load(Ordering::Acquire);
+        let attached_once = || self.role_word(peer, ATTACH_COUNT).load(Ordering::Relaxed) > 0;
         if claim == 0 {
-            return self.role_word(peer, ATTACH_COUNT).load(Ordering::Relaxed) > 0;
+            return attached_once();
         }
-        check == PeerCheck::Thorough && !claim_is_alive(claim)
+        if check == PeerCheck::Quick {
+            return false;
+        }
+        match self.control.locks().is_held(peer.index()) {
+            Ok(held) => !held && attached_once(),
+            // A forked child: the endpoint is its parent's; the child is cut off from the ring.
+            Err(Error::Forked) => true,
+            // The lock could not be tested: never call a peer dead on that.
+            Err(_) => false,
+        }
     }
 }
