@@ -36,6 +36,9 @@
 //!   implement.
 //! - [`inspect`] reads a ring's state without attaching; [`stale`] finds and removes rings that
 //!   no live process uses.
+//! - [`sigbus`]: a named ring's file truncated under its mapping is reported as a typed error,
+//!   not a `SIGBUS` death, thanks to a process-wide handler that a host owning `SIGBUS` can
+//!   disable.
 //! - Errors come per operation: [`SendError`], [`RecvError`], [`AttachError`]; [`Error`] is any
 //!   of them.
 //!
@@ -77,6 +80,8 @@ mod role;
 mod role_claim;
 #[cfg(not(loom))]
 mod segment;
+#[cfg(not(loom))]
+pub mod sigbus;
 pub mod spsc;
 #[cfg(not(loom))]
 pub mod stale;

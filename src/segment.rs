@@ -971,7 +971,7 @@ fn map(file: &File, size: u64, name: &str, protect: bool) -> Result<Mapping, Err
         .len(size as usize)
         .map_raw(file)
         .map_err(|error| Error::io(format!("mapping ring {name}"), error))?;
-    let truncation = if protect { Registration::new(map.as_ptr(), map.len()) } else { None };
+    let truncation = if protect { Registration::new(map.as_ptr(), map.len(), file.as_raw_fd()) } else { None };
     Ok(Mapping { truncation, map })
 }
 

@@ -256,3 +256,169 @@ fn releasing_a_read_that_the_truncation_overtook_reports_it() {
     let released = batch.release();
     assert!(matches!(released, Err(RecvError::Fault(Fault::Truncated))), "{released:?}");
 }
+
+/// Runs the child test `child` of this binary with `variable=value`, and returns its status and
+/// output.
+fn run_child(child: &str, variable: &str, value: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .env(variable, value)
+        .output()
+        .unwrap()
+}
+
+/// The handler of this process's current `SIGBUS` disposition.
+fn sigbus_handler() -> libc::sighandler_t {
+    // SAFETY: a zeroed sigaction is valid; sigaction with no new action only writes `current`.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut current), 0);
+        current.sa_sigaction
+    }
+}
+
+/// No core file for a child expected to die.
+fn no_core_dump() {
+    let limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit only reads `limit`.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) };
+}
+
+/// Mounts a 1 MiB tmpfs on `directory`, in a mount namespace private to this thread (gone with
+/// the process); false if this process may not (not root).
+fn mount_tiny_tmpfs(directory: &str) -> bool {
+    let target = std::ffi::CString::new(directory).unwrap();
+    // SAFETY: unshare and mount take C strings that outlive the calls, or null where allowed.
+    unsafe {
+        libc::unshare(libc::CLONE_NEWNS) == 0
+            && libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) == 0
+            && libc::mount(c"ipcring-test".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, c"size=1m".as_ptr().cast())
+                == 0
+    }
+}
+
+/// Exit code of a child that could not set up its file system (not root): the test is skipped.
+const SKIPPED: i32 = 77;
+
+/// The child of `a_fault_below_the_end_of_the_file_is_passed_on_not_taken_for_a_truncation`:
+/// a ring in a file on a full tmpfs, whose pages past the header are holes again; the sender's
+/// writes fault (`SIGBUS`, `BUS_ADRERR`) below the end of the file.
+#[test]
+fn out_of_space_child() {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let Ok(directory) = std::env::var("IPCRING_OUT_OF_SPACE_CHILD") else { return };
+    no_core_dump();
+    if !mount_tiny_tmpfs(&directory) {
+        println!("cannot mount a tmpfs: {}", std::io::Error::last_os_error());
+        std::process::exit(SKIPPED);
+    }
+    let path = format!("{directory}/ring");
+    let mut sender: spsc::Sender = ipcring::Builder::new(&path).slots(64).slot_size(1024).create().unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let size = file.metadata().unwrap().len();
+    // Every page but the first becomes a hole again; the file keeps its size...
+    // SAFETY: fallocate on a descriptor this function owns; the mapping stays valid (its pages
+    // are just dropped).
+    let punched = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            4096,
+            (size - 4096) as libc::off_t,
+        )
+    };
+    assert_eq!(punched, 0, "{}", std::io::Error::last_os_error());
+    assert_eq!(file.metadata().unwrap().len(), size);
+    // ... and the file system has no page left to fill a hole with.
+    let mut filler = std::fs::File::create(format!("{directory}/filler")).unwrap();
+    let full = loop {
+        if let Err(error) = filler.write_all(&[1; 65536]) {
+            break error;
+        }
+    };
+    assert_eq!(full.raw_os_error(), Some(libc::ENOSPC), "{full}");
+    for _ in 0..64 {
+        let _ = sender.try_send(&[7; 1000]);
+    }
+    println!("sent into holes the file system cannot fill: not killed");
+}
+
+#[test]
+fn a_fault_below_the_end_of_the_file_is_passed_on_not_taken_for_a_truncation() {
+    // tmpfs out of space when a hole of a ring's file is first touched: SIGBUS, BUS_ADRERR, like
+    // a truncation, but the file still has the page. Zero pages would make the sends "succeed"
+    // into memory nobody else sees; the process dies as it would without ipcring.
+    let directory = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&Ring::new("enospc").0);
+    std::fs::create_dir_all(&directory).unwrap();
+    let output = run_child("out_of_space_child", "IPCRING_OUT_OF_SPACE_CHILD", directory.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&directory);
+    if output.status.code() == Some(SKIPPED) {
+        eprintln!("skipped: {}", String::from_utf8_lossy(&output.stdout));
+        return;
+    }
+    assert_eq!(output.status.signal(), Some(libc::SIGBUS), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("not killed"));
+}
+
+/// The child of `disabled_before_mapping_installs_no_handler_and_fstat_still_reports_truncation`.
+#[test]
+fn disabled_child() {
+    let Ok(name) = std::env::var("IPCRING_DISABLED_CHILD") else { return };
+    let before = sigbus_handler();
+    assert!(ipcring::sigbus::disable());
+    assert!(!ipcring::sigbus::is_enabled());
+    let options = CreateOptions { slot_count: 64, slot_size: 1024, ..CreateOptions::default() };
+    let _sender = ipcring::Builder::new(&name)
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<spsc::Sender>()
+        .unwrap();
+    let mut receiver: spsc::Receiver =
+        ipcring::Builder::new(&name).liveness_interval(Duration::from_millis(10)).open().unwrap();
+    assert_eq!(sigbus_handler(), before, "a SIGBUS handler was installed");
+    // Only the last slots' pages are lost: nothing the empty ring's receiver touches while it
+    // waits, so no access faults (which would kill now) before the fstat check sees the file
+    // shorter than the ring.
+    let geometry = receiver.internal_backend().segment().geometry();
+    let length = geometry.total_size - 16384;
+    assert!(length > geometry.slot_offset(0) + 4096, "{geometry:?}");
+    Ring(name.clone()).truncate_to(length);
+    let outcome = receiver.recv_timeout(&mut Vec::new(), Duration::from_secs(5)).map_err(ipcring::Error::from);
+    assert!(matches!(outcome, Err(Error::Truncated)), "{outcome:?}");
+    assert!(receiver.internal_backend().segment().truncated());
+    println!("reported Truncated");
+}
+
+#[test]
+fn disabled_before_mapping_installs_no_handler_and_fstat_still_reports_truncation() {
+    let ring = Ring::new("disabled");
+    let output = run_child("disabled_child", "IPCRING_DISABLED_CHILD", &ring.0);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("reported Truncated"), "{output:?}");
+}
+
+/// The child of `disabling_after_installation_restores_the_previous_disposition`.
+#[test]
+fn disabled_late_child() {
+    let Ok(name) = std::env::var("IPCRING_DISABLED_LATE_CHILD") else { return };
+    let before = sigbus_handler();
+    let _sender: spsc::Sender = ipcring::Builder::new(&name).create().unwrap();
+    assert_ne!(sigbus_handler(), before, "no SIGBUS handler was installed");
+    assert!(ipcring::sigbus::disable());
+    assert_eq!(sigbus_handler(), before, "the previous disposition was not restored");
+    println!("restored");
+}
+
+#[test]
+fn disabling_after_installation_restores_the_previous_disposition() {
+    let ring = Ring::new("disabled-late");
+    let output = run_child("disabled_late_child", "IPCRING_DISABLED_LATE_CHILD", &ring.0);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("restored"), "{output:?}");
+}
