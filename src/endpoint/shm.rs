@@ -164,8 +164,10 @@ impl ShmControl {
     /// What an endpoint of `role` records at each thorough liveness check: its activity, and
     /// whether the file was truncated under it.
     pub(crate) fn thorough_check(&self, role: Role) {
-        self.segment.note_activity(role);
+        // The size first: if the file shrank, the check gives the mapping up before the store
+        // below could touch a lost page (which kills a process whose SIGBUS handler is off).
         self.segment.check_size();
+        self.segment.note_activity(role);
     }
 }
 
