@@ -1,5 +1,5 @@
 /*
- * ipcring.h: the shared-memory layout of an ipcring segment, version 1, for C peers.
+ * ipcring.h: the shared-memory layout of an ipcring segment, version 2, for C peers.
  *
  * This header mirrors src/layout.rs byte for byte; shm-layout/LAYOUT.md is the normative
  * specification (validation, memory ordering, role claims, endpoint records, the MPMC sequence
@@ -11,14 +11,36 @@
  * be accessed atomically: use the __atomic builtins (GCC, Clang) with the orderings LAYOUT.md
  * names, as the helpers at the end do.
  *
- * C11 (or C++11). Requires <stdint.h> and <stddef.h> only. Include <semaphore.h> first to have
- * the size of the platform's sem_t checked against the semaphore field of the wait block.
+ * Liveness (LAYOUT.md section 10): every attached process proves that it is alive with
+ * open-file-description (OFD) byte-range locks on the ring's file, in the lock map at
+ * header.lock_map_offset (past the end of the file: locking there allocates nothing). It opens
+ * the file again for a description of its own (never one it shares or exposes), holds a shared
+ * lock on byte IPCRING_LOCK_OPEN while it has the segment mapped, and an exclusive lock on byte
+ * IPCRING_LOCK_RECORDS + i for each record i it holds (SPSC: IPCRING_ROLE_PRODUCER,
+ * IPCRING_ROLE_CONSUMER; MPMC: endpoint record i). The kernel drops them when the process exits
+ * or is killed, so a free record lock means "no live holder", whatever the claim word says; the
+ * claim word only names the holder (information). There is no pid or /proc check any more.
+ * The lock helpers at the end exist only when <fcntl.h> was included first with _GNU_SOURCE
+ * defined (F_OFD_SETLK is a Linux extension); a peer that takes no locks must not attach.
+ *
+ * C11 (or C++11). Requires <stdint.h> and <stddef.h> only (the lock helpers also include
+ * <errno.h>, <stdio.h>, <string.h>, <sys/stat.h> and <unistd.h>). Include <semaphore.h> first to
+ * have the size of the platform's sem_t checked against the semaphore field of the wait block.
  */
 #ifndef IPCRING_H
 #define IPCRING_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef F_OFD_SETLK /* <fcntl.h> with _GNU_SOURCE came first: the lock helpers are available */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,8 +53,11 @@ extern "C" {
 
 /* First eight bytes of every segment: "IPCRING\0" read as a little-endian u64. */
 #define IPCRING_MAGIC 0x00474E4952435049ULL
-/* The layout version described here; a reader refuses any other value. */
-#define IPCRING_LAYOUT_VERSION 1u
+/* The layout version described here; a peer attaches to this version only. */
+#define IPCRING_LAYOUT_VERSION 2u
+/* The oldest version a read-only inspector may still read (version 1 has no lock map, and its
+ * liveness rule, by pid, is gone: never attach to it). */
+#define IPCRING_OLDEST_READABLE_VERSION 1u
 /* Size of every control block; each hot word sits alone in one (no false sharing). */
 #define IPCRING_BLOCK_SIZE 128u
 /* Size of struct ipcring_header (two blocks). */
@@ -52,12 +77,26 @@ extern "C" {
 #define IPCRING_MAX_POSITION (1ULL << 63)
 /* Largest segment (64 GiB). */
 #define IPCRING_MAX_SEGMENT_SIZE (64ULL << 30)
-/* Incompatible feature bits a version-1 reader understands (none): refuse any other bit. */
-#define IPCRING_KNOWN_INCOMPATIBLE_FEATURES 0u
+/* incompatible_features bit: peers prove they are alive with OFD locks in the lock map (LAYOUT.md
+ * section 10). Set in every version-2 segment; a reader that takes no such locks must refuse the
+ * segment (its peers would take it for dead and take its role over). */
+#define IPCRING_INCOMPAT_OFD_LOCKS 1u
+/* Incompatible feature bits this header describes: refuse a segment with any other bit set. */
+#define IPCRING_KNOWN_INCOMPATIBLE_FEATURES IPCRING_INCOMPAT_OFD_LOCKS
 /* compatible_features bit: the stats blocks record last_active_ns (LAYOUT.md section 11.1) */
 #define IPCRING_COMPAT_ACTIVITY_TIME 1u
 /* compatible_features bit: MPMC endpoint records carry `sleeping` (LAYOUT.md section 16.6) */
 #define IPCRING_COMPAT_SLEEPER_CLAIMS 2u
+/* The lock map (LAYOUT.md section 10): lock bytes at header.lock_map_offset + byte. */
+#define IPCRING_LOCK_MAP_OFFSET (1ULL << 40) /* where creators put it (past any segment); follow the header */
+#define IPCRING_LOCK_MAP_SIZE 16384u        /* bytes of the map */
+#define IPCRING_LOCK_OPEN 0u                /* shared by every process that has the segment mapped;
+                                               exclusive while gc removes or a reuse resets the ring */
+#define IPCRING_LOCK_RECORDS 64u            /* record i (SPSC role, MPMC endpoint) is this + i, exclusive */
+#define IPCRING_MAX_LOCK_RECORDS 64u        /* record locks in the map */
+#define IPCRING_LOCK_SUBSCRIBERS 4096u      /* reserved: broadcast subscriber i is this + i */
+#define IPCRING_LOCK_WAITERS 8192u          /* reserved: event-loop waiter i is this + i */
+
 /* Number of control blocks the header publishes an offset for. */
 #define IPCRING_BLOCK_COUNT 7u
 
@@ -92,7 +131,8 @@ extern "C" {
  * never committed; consumers skip it. Positions stay below IPCRING_MAX_POSITION, the same bit. */
 #define IPCRING_ABANDONED_BIT (1ULL << 63)
 
-/* Claim word: pid | start_time_low32 << 32; 0 = vacant; start time 0 = check by pid only. */
+/* Claim word: pid | start_time_low32 << 32 (start time 0 if unknown); 0 = vacant. It names the
+ * holder for display only: liveness is the record's lock, never the pid. */
 #define IPCRING_CLAIM_PID(claim) ((uint32_t)((claim) & 0xffffffffULL))
 #define IPCRING_CLAIM_START_TIME(claim) ((uint32_t)((claim) >> 32))
 #define IPCRING_CLAIM(pid, start_time) ((uint64_t)(uint32_t)(pid) | ((uint64_t)(uint32_t)(start_time) << 32))
@@ -129,7 +169,13 @@ struct ipcring_header {
     uint64_t producer_stats_offset; /* 120: producer's ipcring_stats_block */
     uint64_t consumer_stats_offset; /* 128: consumer's ipcring_stats_block */
     uint64_t slots_offset;          /* 136: slot 0; multiple of IPCRING_BLOCK_SIZE */
-    uint64_t reserved[14];          /* 144: zero */
+    uint64_t lock_map_offset;       /* 144: the lock map: >= total_size, and lock_map_offset +
+                                       IPCRING_LOCK_MAP_SIZE <= INT64_MAX (off_t) */
+    uint64_t subscribers_offset;    /* 152: reserved (subscriber table, a later feature): 0 */
+    uint32_t subscriber_count;      /* 160: reserved: 0 */
+    uint32_t waiter_count;          /* 164: reserved: 0 */
+    uint64_t waiters_offset;        /* 168: reserved (event-loop waiter table, a later feature): 0 */
+    uint64_t reserved[10];          /* 176: zero */
 };
 
 /* A position counter alone on its block. SPSC producer: messages committed; consumer: messages
@@ -156,7 +202,8 @@ struct ipcring_wait_block {
 
 /* Who holds a role. */
 struct ipcring_role_record {
-    uint64_t claim;          /* 0: IPCRING_CLAIM(pid, start_time), 0 when vacant; CAS only */
+    uint64_t claim;          /* 0: IPCRING_CLAIM(pid, start_time) of the holder (display only),
+                                0 when vacant; stored (release) by whoever holds the role's lock */
     uint64_t attach_count;   /* 8: claims since creation (fetch_add 1 after a claim) */
     uint64_t last_attach_ns; /* 16: time of the last claim, ns since the Unix epoch */
     uint64_t reserved;       /* 24: zero */
@@ -202,7 +249,8 @@ struct ipcring_mpmc_slot_header {
 
 /* One attached MPMC handle (one cache line: its owner writes pending_* on every operation). */
 struct ipcring_endpoint_record {
-    uint64_t claim;         /* 0: IPCRING_CLAIM(pid, start_time) of the owner, 0 when free; CAS */
+    uint64_t claim;         /* 0: IPCRING_CLAIM(pid, start_time) of the owner (display only), 0 when
+                               free; stored (release) by whoever holds the record's lock */
     uint32_t role;          /* 8: IPCRING_ENDPOINT_PRODUCER or IPCRING_ENDPOINT_CONSUMER */
     uint32_t reserved0;     /* 12: zero */
     uint64_t pending_start; /* 16: first position being claimed or held; stored before the CAS */
@@ -258,7 +306,12 @@ IPCRING_ASSERT_OFFSET(ipcring_header, roles_offset, 112);
 IPCRING_ASSERT_OFFSET(ipcring_header, producer_stats_offset, 120);
 IPCRING_ASSERT_OFFSET(ipcring_header, consumer_stats_offset, 128);
 IPCRING_ASSERT_OFFSET(ipcring_header, slots_offset, 136);
-IPCRING_ASSERT_OFFSET(ipcring_header, reserved, 144);
+IPCRING_ASSERT_OFFSET(ipcring_header, lock_map_offset, 144);
+IPCRING_ASSERT_OFFSET(ipcring_header, subscribers_offset, 152);
+IPCRING_ASSERT_OFFSET(ipcring_header, subscriber_count, 160);
+IPCRING_ASSERT_OFFSET(ipcring_header, waiter_count, 164);
+IPCRING_ASSERT_OFFSET(ipcring_header, waiters_offset, 168);
+IPCRING_ASSERT_OFFSET(ipcring_header, reserved, 176);
 
 IPCRING_ASSERT_OFFSET(ipcring_position_block, position, 0);
 IPCRING_ASSERT_OFFSET(ipcring_position_block, reserved, 8);
@@ -310,6 +363,11 @@ IPCRING_ASSERT_OFFSET(ipcring_endpoint_table, records, 0);
 
 IPCRING_STATIC_ASSERT(IPCRING_ENDPOINT_TABLE_SIZE == IPCRING_MAX_ENDPOINTS * IPCRING_ENDPOINT_RECORD_SIZE,
                       "endpoint table size");
+IPCRING_STATIC_ASSERT(IPCRING_MAX_ENDPOINTS <= IPCRING_MAX_LOCK_RECORDS, "every endpoint record has a lock");
+IPCRING_STATIC_ASSERT(IPCRING_LOCK_RECORDS + IPCRING_MAX_LOCK_RECORDS <= IPCRING_LOCK_SUBSCRIBERS &&
+                          IPCRING_LOCK_SUBSCRIBERS < IPCRING_LOCK_WAITERS && IPCRING_LOCK_WAITERS < IPCRING_LOCK_MAP_SIZE,
+                      "lock map regions are disjoint");
+IPCRING_STATIC_ASSERT(IPCRING_MAX_SEGMENT_SIZE <= IPCRING_LOCK_MAP_OFFSET, "the lock map lies past any segment");
 IPCRING_STATIC_ASSERT(IPCRING_ABANDONED_BIT == IPCRING_MAX_POSITION, "the abandoned bit is the first impossible position bit");
 
 #ifdef _SEMAPHORE_H /* glibc <semaphore.h> was included first: check the sem_t this peer will use */
@@ -406,6 +464,95 @@ static inline int ipcring_mpmc_claim(struct ipcring_position_block *block, uint6
 static inline void *ipcring_wait_block_semaphore(struct ipcring_wait_block *block) {
     return (void *)block->semaphore;
 }
+
+/* ---- Liveness locks (LAYOUT.md section 10) ------------------------------------------------ */
+
+#ifdef F_OFD_SETLK /* define _GNU_SOURCE and include <fcntl.h> before this header to have them */
+
+/* Lock offsets reach 2^40 and more: off_t must be 64 bits (on 32-bit targets, build with
+ * -D_FILE_OFFSET_BITS=64). */
+IPCRING_STATIC_ASSERT(sizeof(off_t) == 8, "off_t is 64 bits");
+
+/* Opens the ring file open as `file_fd` again, read-write and close-on-exec, as a new open file
+ * description of this process's own, for its locks: OFD locks belong to the description, so a
+ * descriptor that reaches another process (SCM_RIGHTS, an inherited one, one a library exposes)
+ * would carry them along. First through /proc/self/fd/N (works for a memfd too); if that fails
+ * and `fallback_path` is not NULL (a ring's /dev/shm/NAME), by that path with O_NOFOLLOW.
+ * Checks that the new description is of the same file (st_dev, st_ino). On success stores the
+ * new descriptor in *lock_fd and returns 0; on failure returns -1 with errno set (ESTALE: the
+ * path now names another file). Keep *lock_fd open while attached and never hand it out; do not
+ * let a fork()ed child keep it either (close it in the child: it would keep the locks alive). */
+static inline int ipcring_lock_open(int file_fd, const char *fallback_path, int *lock_fd) {
+    struct stat original;
+    struct stat again;
+    char proc_path[40];
+    if (fstat(file_fd, &original) != 0) {
+        return -1;
+    }
+    snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", file_fd);
+    int fd = open(proc_path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && fallback_path != NULL) {
+        fd = open(fallback_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0) {
+        return -1;
+    }
+    if (fstat(fd, &again) != 0 || again.st_dev != original.st_dev || again.st_ino != original.st_ino) {
+        close(fd);
+        errno = ESTALE;
+        return -1;
+    }
+    *lock_fd = fd;
+    return 0;
+}
+
+/* The one-byte lock record of lock-map byte `byte`: SEEK_SET, l_len 1, l_pid 0 (OFD locks). */
+static inline int ipcring_lock_record(uint64_t lock_map_offset, uint64_t byte, short type, struct flock *record) {
+    if (byte >= IPCRING_LOCK_MAP_SIZE || lock_map_offset > (uint64_t)INT64_MAX - IPCRING_LOCK_MAP_SIZE) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(record, 0, sizeof *record);
+    record->l_type = type;
+    record->l_whence = SEEK_SET;
+    record->l_start = (off_t)(lock_map_offset + byte);
+    record->l_len = 1;
+    return 0;
+}
+
+/* F_OFD_SETLK of `type` (F_RDLCK shared, F_WRLCK exclusive, F_UNLCK) on lock-map byte `byte`
+ * (IPCRING_LOCK_OPEN, IPCRING_LOCK_RECORDS + i), through this process's own description
+ * `lock_fd`. Never blocks. Returns 1 if set, 0 if another description holds a conflicting lock
+ * (EAGAIN or EACCES: for a record, a live holder), -1 on any other error (errno set). Taking a
+ * lock this description already holds succeeds (and converts it): a process keeps track itself of
+ * the records it holds. */
+static inline int ipcring_lock_try(int lock_fd, uint64_t lock_map_offset, uint64_t byte, short type) {
+    struct flock record;
+    if (ipcring_lock_record(lock_map_offset, byte, type, &record) != 0) {
+        return -1;
+    }
+    if (fcntl(lock_fd, F_OFD_SETLK, &record) == 0) {
+        return 1;
+    }
+    return errno == EAGAIN || errno == EACCES ? 0 : -1;
+}
+
+/* F_OFD_GETLK on lock-map byte `byte`: returns 1 if another open file description holds any
+ * lock there (for a record: its holder is alive), 0 if none does, -1 on error (errno set). It
+ * never reports the locks of `lock_fd`'s own description. About half a microsecond: for the
+ * thorough peer check (at most once per sleep slice), not the fast path. */
+static inline int ipcring_lock_test(int lock_fd, uint64_t lock_map_offset, uint64_t byte) {
+    struct flock record;
+    if (ipcring_lock_record(lock_map_offset, byte, F_WRLCK, &record) != 0) {
+        return -1;
+    }
+    if (fcntl(lock_fd, F_OFD_GETLK, &record) != 0) {
+        return -1;
+    }
+    return record.l_type != F_UNLCK;
+}
+
+#endif /* F_OFD_SETLK */
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,9 @@
 //! The C consumer `shm-layout/examples/consumer.c`, written from the layout specification alone,
 //! against the Rust producer: every message arrives once and in order under both wait
 //! strategies, a producer asleep on the futex is woken by the C side, and a corrupted segment or a
-//! taken role is refused with a one-line error.
+//! taken role is refused with a one-line error. Liveness is by OFD locks (layout 2): a C consumer
+//! and a Rust receiver exclude each other through the consumer role's lock, a killed C consumer
+//! frees the role at once, and a claim word without a lock behind it counts for nothing.
 //!
 //! Every wait is bounded: the consumer's output is collected by a thread and awaited with
 //! `recv_timeout`, the producer sends with `send_timeout`, and a consumer still running when a
@@ -19,6 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ipcring::__private::layout::{Block, Header, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
+use ipcring::__private::process::{claim_pid, current_claim};
 use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::spsc::{Receiver, Sender, ShmMemory};
 use ipcring::Error;
@@ -70,6 +73,10 @@ impl TestRing {
         self.word(Block::Roles, offset_of!(RolesBlock, consumer) + field)
     }
 
+    fn producer_role(&self, field: usize) -> &std::sync::atomic::AtomicU64 {
+        self.word(Block::Roles, offset_of!(RolesBlock, producer) + field)
+    }
+
     fn stat(&self, block: Block, field: usize) -> u64 {
         self.word(block, field).load(Ordering::Relaxed)
     }
@@ -119,6 +126,31 @@ impl ConsumerProcess {
 
     fn kill(&mut self) {
         let _ = self.child.kill();
+    }
+
+    fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the consumer with SIGKILL and reaps it: once this returns, the process is gone and
+    /// the kernel has closed its descriptors (and so dropped its locks).
+    fn kill_and_reap(&mut self) -> ExitStatus {
+        self.kill();
+        self.child.wait().expect("waiting for the killed C consumer")
+    }
+
+    /// Polls `condition` until it holds; panics after [`TIMEOUT`], or at once with the
+    /// consumer's output if the consumer exits first.
+    fn wait_until(&mut self, what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !condition() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let stderr = self.output.recv_timeout(TIMEOUT).map(|output| output.map(|(_, err)| err));
+                panic!("the C consumer exited ({status}) before {what}: {stderr:?}");
+            }
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            thread::yield_now();
+        }
     }
 
     /// Waits (at most [`TIMEOUT`]) for the consumer to close its output, then collects its status.
@@ -322,12 +354,12 @@ fn c_consumer_refuses_a_consumer_role_held_by_a_live_process() {
 }
 
 #[test]
-fn c_consumer_takes_over_a_consumer_role_whose_holder_is_dead() {
+fn c_consumer_takes_over_a_stale_claim_word_that_no_lock_backs() {
     let ring = TestRing::create(WaitStrategy::Futex);
-    // This process's pid with another start time: what a claim looks like once its holder died
-    // and the pid went to another process.
-    let stale = ipcring::__private::process::current_claim() ^ (1 << 32);
-    ring.consumer_role(offset_of!(RoleRecord, claim)).store(stale, Ordering::Release);
+    // A claim word a holder left behind when it died: it names this very process, alive and with
+    // its true start time, so a pid check would call the holder alive. Nobody holds the role's
+    // lock, and the lock alone decides.
+    ring.consumer_role(offset_of!(RoleRecord, claim)).store(current_claim(), Ordering::Release);
     ring.consumer_role(offset_of!(RoleRecord, attach_count)).store(1, Ordering::Relaxed);
     let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
     sender.try_send(b"after the takeover").unwrap();
@@ -336,4 +368,61 @@ fn c_consumer_takes_over_a_consumer_role_whose_holder_is_dead() {
     assert_eq!(finished.stdout, b"after the takeover\n");
     assert_eq!(ring.consumer_role(offset_of!(RoleRecord, attach_count)).load(Ordering::Relaxed), 2);
     assert_eq!(ring.consumer_role(offset_of!(RoleRecord, claim)).load(Ordering::Acquire), 0);
+}
+
+#[test]
+fn c_consumer_and_rust_receiver_exclude_each_other_and_a_killed_c_consumer_frees_the_role_at_once() {
+    let ring = TestRing::create(WaitStrategy::Futex);
+    let claim = ring.consumer_role(offset_of!(RoleRecord, claim));
+
+    // A Rust receiver holds the role: the C consumer is refused.
+    let receiver = ipcring::Builder::new(&ring.name).open::<Receiver>().unwrap();
+    let refused = ConsumerProcess::spawn(&ring.name, 1).finish();
+    assert_eq!(refused.status.code(), Some(1), "stderr: {:?}", refused.stderr);
+    assert!(refused.stderr.contains("the consumer role is taken"), "{:?}", refused.stderr);
+    drop(receiver);
+
+    // A C consumer holds the role, waiting for a message that never comes: the Rust receiver is
+    // refused. It stores its claim word only after it took the role's lock.
+    let mut consumer = ConsumerProcess::spawn(&ring.name, 1);
+    let pid = consumer.id();
+    consumer.wait_until("the C consumer holds the role", || claim_pid(claim.load(Ordering::Acquire)) == pid);
+    match ipcring::Builder::new(&ring.name).open::<Receiver>() {
+        Err(ipcring::AttachError::RoleTaken { pid: holder, .. }) => assert_eq!(holder, pid),
+        other => panic!("a Rust receiver attached beside the C consumer: {:?}", other.map(drop)),
+    }
+
+    // SIGKILL: the C consumer releases nothing, and its claim word stays. Its lock died with it,
+    // so a Rust receiver attaches on its first try.
+    let status = consumer.kill_and_reap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    assert_eq!(claim_pid(claim.load(Ordering::Acquire)), pid, "the killed consumer's claim word is left behind");
+    let receiver = ipcring::Builder::new(&ring.name).open::<Receiver>();
+    assert!(receiver.is_ok(), "the role of the killed C consumer stayed taken: {:?}", receiver.err());
+    assert_eq!(claim.load(Ordering::Acquire), current_claim());
+}
+
+#[test]
+fn c_consumer_stops_when_the_producer_left_with_nothing_more_to_receive() {
+    let ring = TestRing::create(WaitStrategy::Futex);
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
+    sender.try_send(b"last words").unwrap();
+    drop(sender);
+    let finished = ConsumerProcess::spawn(&ring.name, 2).finish();
+    assert_eq!(finished.status.code(), Some(1), "stderr: {:?}", finished.stderr);
+    // What was sent before the producer left is still delivered.
+    assert_eq!(finished.stdout, b"last words\n");
+    assert!(finished.stderr.contains("the producer left after 1 of 2 messages"), "{:?}", finished.stderr);
+}
+
+#[test]
+fn c_consumer_sees_a_producer_dead_when_its_lock_is_free_whatever_its_claim_word_says() {
+    let ring = TestRing::create(WaitStrategy::Futex);
+    // A producer that attached and died: its claim word (naming this live process) stays, its
+    // lock is gone. Only the thorough check, by lock, can tell.
+    ring.producer_role(offset_of!(RoleRecord, claim)).store(current_claim(), Ordering::Release);
+    ring.producer_role(offset_of!(RoleRecord, attach_count)).store(1, Ordering::Relaxed);
+    let finished = ConsumerProcess::spawn(&ring.name, 1).finish();
+    assert_eq!(finished.status.code(), Some(1), "stderr: {:?}", finished.stderr);
+    assert!(finished.stderr.contains("the producer left after 0 of 1 messages"), "{:?}", finished.stderr);
 }

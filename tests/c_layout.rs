@@ -14,9 +14,10 @@ use std::sync::OnceLock;
 use ipcring::__private::layout::{
     Block, EndpointRecord, EndpointTable, Geometry, Header, MpmcSlotHeader, PositionBlock, RingKind, RoleRecord,
     RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy, ABANDONED_BIT, BLOCK_SIZE, COMPAT_ACTIVITY_TIME,
-    COMPAT_SLEEPER_CLAIMS, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, KNOWN_INCOMPATIBLE_FEATURES,
-    LAYOUT_VERSION, MAGIC, MAX_ENDPOINTS, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT, MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE,
-    SLOT_ALIGN, SLOT_HEADER_SIZE,
+    COMPAT_SLEEPER_CLAIMS, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, INCOMPAT_OFD_LOCKS,
+    KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, LOCK_MAP_OFFSET, LOCK_MAP_SIZE, LOCK_OPEN, LOCK_RECORDS,
+    LOCK_SUBSCRIBERS, LOCK_WAITERS, MAGIC, MAX_ENDPOINTS, MAX_LOCK_RECORDS, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT,
+    MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, OLDEST_READABLE_VERSION, SLOT_ALIGN, SLOT_HEADER_SIZE,
 };
 
 /// One field of a struct, as Rust lays it out.
@@ -80,6 +81,11 @@ fn structs() -> Vec<Struct> {
                 producer_stats_offset,
                 consumer_stats_offset,
                 slots_offset,
+                lock_map_offset,
+                subscribers_offset,
+                subscriber_count,
+                waiter_count,
+                waiters_offset,
                 reserved,
             ]
         ),
@@ -127,6 +133,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_MAGIC", MAGIC),
         ("IPCRING_MAX_POSITION", ipcring::__private::ring::spsc::MAX_POSITION),
         ("IPCRING_LAYOUT_VERSION", LAYOUT_VERSION.into()),
+        ("IPCRING_OLDEST_READABLE_VERSION", OLDEST_READABLE_VERSION.into()),
         ("IPCRING_BLOCK_SIZE", BLOCK_SIZE),
         ("IPCRING_HEADER_SIZE", HEADER_SIZE),
         ("IPCRING_SLOT_HEADER_SIZE", SLOT_HEADER_SIZE.into()),
@@ -138,6 +145,15 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_MAX_SLOT_COUNT", MAX_SLOT_COUNT),
         ("IPCRING_MAX_SEGMENT_SIZE", MAX_SEGMENT_SIZE),
         ("IPCRING_KNOWN_INCOMPATIBLE_FEATURES", KNOWN_INCOMPATIBLE_FEATURES.into()),
+        ("IPCRING_INCOMPAT_OFD_LOCKS", INCOMPAT_OFD_LOCKS.into()),
+        // The lock map: where creators put it and the byte of every lock in it.
+        ("IPCRING_LOCK_MAP_OFFSET", LOCK_MAP_OFFSET),
+        ("IPCRING_LOCK_MAP_SIZE", LOCK_MAP_SIZE),
+        ("IPCRING_LOCK_OPEN", LOCK_OPEN),
+        ("IPCRING_LOCK_RECORDS", LOCK_RECORDS),
+        ("IPCRING_MAX_LOCK_RECORDS", MAX_LOCK_RECORDS as u64),
+        ("IPCRING_LOCK_SUBSCRIBERS", LOCK_SUBSCRIBERS),
+        ("IPCRING_LOCK_WAITERS", LOCK_WAITERS),
         ("IPCRING_COMPAT_ACTIVITY_TIME", COMPAT_ACTIVITY_TIME.into()),
         ("IPCRING_COMPAT_SLEEPER_CLAIMS", COMPAT_SLEEPER_CLAIMS.into()),
         ("IPCRING_BLOCK_COUNT", Block::ALL.len() as u64),
@@ -194,9 +210,11 @@ fn expectations() -> Vec<(String, String, u64)> {
 fn c_values() -> &'static BTreeMap<String, u64> {
     static VALUES: OnceLock<BTreeMap<String, u64>> = OnceLock::new();
     VALUES.get_or_init(|| {
-        // <semaphore.h> first: sizeof(sem_t) is printed, and ipcring.h checks it too.
+        // <semaphore.h> first: sizeof(sem_t) is printed, and ipcring.h checks it too. <fcntl.h>
+        // with _GNU_SOURCE first: the lock helpers are compiled (under -Werror) as well.
         let mut source = String::from(
-            "#include <semaphore.h>\n#include <stddef.h>\n#include <stdio.h>\n#include \"ipcring.h\"\n\nint main(void) {\n",
+            "#define _GNU_SOURCE\n#include <fcntl.h>\n#include <semaphore.h>\n#include <stddef.h>\n#include <stdio.h>\n\
+             #include \"ipcring.h\"\n\nint main(void) {\n",
         );
         for (name, expression, _) in expectations() {
             writeln!(source, "    printf(\"%s %llu\\n\", \"{name}\", (unsigned long long)({expression}));").unwrap();

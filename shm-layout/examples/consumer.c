@@ -3,9 +3,15 @@
  *
  *     consumer NAME --count N
  *
- * Attaches to the ring NAME (validating the segment as the Rust side does), claims the consumer
- * role, prints the next N messages to stdout, one per line (payload, then '\n'), releases the
- * role and exits 0. Errors: one line on stderr, exit 1; usage errors exit 2.
+ * Attaches to the ring NAME (layout 2, validated as the Rust side does), takes the consumer role's
+ * lock, prints the next N messages to stdout, one per line (payload, then '\n'), releases the
+ * role and exits 0. Errors: one line on stderr, exit 1 (among them: the role is taken by a live
+ * consumer; the producer left, or died, before N messages came); usage errors exit 2.
+ *
+ * Liveness is by OFD locks (LAYOUT.md section 10): the consumer holds, through an open file
+ * description of its own, a shared lock on the lock map's open byte while the ring is mapped and
+ * an exclusive one on the consumer's record byte while it holds the role. The kernel drops both
+ * when the process exits, however it exits, so no pid is ever checked.
  *
  * It busy-polls for messages (never sleeps on the futex), but wakes a sleeping producer exactly
  * as the Rust side does, so it works under both wait strategies.
@@ -17,8 +23,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/magic.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,10 +45,15 @@
 #define MAX_NAME_LEN 200
 /* Empty polls between two sched_yield calls: on a 2-core machine the producer needs the CPU. */
 #define POLLS_PER_YIELD 128u
+/* Longest wait for the open lock while `gc` or a reuse holds it exclusively (src/lock/mod.rs). */
+#define BUSY_WAIT_NS 2000000000ull
+/* Shortest time between two thorough checks of the producer's lock while the ring is empty. */
+#define THOROUGH_CHECK_NS 10000000ull
 
 /* The validated, process-local geometry: never re-read from the shared header. */
 struct geometry {
     uint32_t wait_strategy;
+    uint64_t lock_map_offset;
     uint64_t slot_count;
     uint32_t slot_size;
     uint32_t slot_stride;
@@ -53,8 +65,9 @@ struct geometry {
 /* What must be undone on exit: the role claim and the wake that lets the producer notice. */
 static struct {
     const char *name;
-    uint64_t *claim; /* non-NULL while this process holds the consumer role */
-    uint64_t me;
+    int lock_fd;              /* this process's own open file description of the ring, or -1 */
+    uint64_t lock_map_offset; /* validated */
+    uint64_t *claim;          /* non-NULL while this process holds the consumer role's lock */
     uint32_t wait_strategy;
     struct ipcring_wait_block *not_full;
     struct ipcring_stats_block *stats;
@@ -94,9 +107,9 @@ static void cpu_relax(void) {
 #endif
 }
 
-static uint64_t now_ns(void) {
+static uint64_t clock_ns(clockid_t clock) {
     struct timespec now;
-    if (clock_gettime(CLOCK_REALTIME, &now) != 0) {
+    if (clock_gettime(clock, &now) != 0) {
         return 0;
     }
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
@@ -138,68 +151,6 @@ static uint64_t parse_count(const char *text) {
     return value;
 }
 
-/* ---- Liveness: mirrors ipcring::process::claim_is_alive -------------------------------- */
-
-/* Reads state (field 3) and start time (field 22) of /proc/PID/stat; 0 if unavailable. */
-static int read_stat(uint32_t pid, char *process_state, unsigned long long *start_time) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%u/stat", pid);
-    FILE *file = fopen(path, "re");
-    if (file == NULL) {
-        return 0;
-    }
-    char text[1024];
-    size_t length = fread(text, 1, sizeof text - 1, file);
-    fclose(file);
-    text[length] = '\0';
-    /* The command name (field 2) is in parentheses and may itself contain spaces and ')'. */
-    char *cursor = strrchr(text, ')');
-    if (cursor == NULL) {
-        return 0;
-    }
-    cursor++;
-    for (int field = 3; field <= 22; field++) {
-        while (*cursor == ' ') {
-            cursor++;
-        }
-        if (*cursor == '\0' || *cursor == '\n') {
-            return 0;
-        }
-        if (field == 3) {
-            *process_state = *cursor;
-        } else if (field == 22) {
-            char *end = NULL;
-            *start_time = strtoull(cursor, &end, 10);
-            return end != cursor;
-        }
-        while (*cursor != ' ' && *cursor != '\0') {
-            cursor++;
-        }
-    }
-    return 0;
-}
-
-/* True if the process that wrote `claim` still runs. A zombie is dead: it will never touch the
- * ring again. A claim with a start time must also match the process's start time, which tells
- * the holder from an unrelated process that got its pid later. */
-static int claim_is_alive(uint64_t claim) {
-    uint32_t pid = IPCRING_CLAIM_PID(claim);
-    uint32_t start = IPCRING_CLAIM_START_TIME(claim);
-    if (pid == 0 || pid > INT_MAX) {
-        return 0;
-    }
-    char process_state = 0;
-    unsigned long long start_time = 0;
-    if (read_stat(pid, &process_state, &start_time)) {
-        int dead = process_state == 'Z' || process_state == 'X';
-        return !dead && (start == 0 || (uint32_t)start_time == start);
-    }
-    if (access("/proc/self/stat", F_OK) == 0) {
-        return 0; /* /proc works, and has no such process */
-    }
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
 /* ---- Validation: mirrors Geometry::from_header ----------------------------------------- */
 
 struct region {
@@ -217,8 +168,10 @@ static void validate(const struct ipcring_header *header, uint64_t file_size, st
         corrupted("magic", header->magic);
     }
     if (header->layout_version != IPCRING_LAYOUT_VERSION) {
-        fail("ring %s: layout version %u is not supported by this build (it reads version %u); use a consumer "
-             "of the same version as the creator",
+        /* Version 1 proved liveness by pid, which this consumer no longer checks: attaching to
+         * it would let a version-1 peer take the role of a live consumer over. */
+        fail("ring %s: layout version %u is not supported by this build (it attaches to version %u only); use a "
+             "consumer of the same version as the creator",
              state.name, header->layout_version, IPCRING_LAYOUT_VERSION);
     }
     if (header->header_size != IPCRING_HEADER_SIZE) {
@@ -227,6 +180,25 @@ static void validate(const struct ipcring_header *header, uint64_t file_size, st
     uint32_t unknown = header->incompatible_features & ~IPCRING_KNOWN_INCOMPATIBLE_FEATURES;
     if (unknown != 0) {
         fail("ring %s uses incompatible features 0x%x unknown to this build; upgrade", state.name, unknown);
+    }
+    /* Every version-2 segment has the lock map; one without the bit was not written by a
+     * version-2 creator. */
+    if ((header->incompatible_features & IPCRING_INCOMPAT_OFD_LOCKS) == 0) {
+        corrupted("incompatible_features", header->incompatible_features);
+    }
+    /* The lock map lies at or past the end of the file (locking there allocates nothing), and
+     * its last byte is a valid off_t. */
+    uint64_t lock_map_offset = header->lock_map_offset;
+    if (lock_map_offset < file_size || lock_map_offset > (uint64_t)INT64_MAX - IPCRING_LOCK_MAP_SIZE) {
+        corrupted("lock_map_offset", lock_map_offset);
+    }
+    /* No feature uses the subscriber and waiter tables yet: a value there is garbage, or from a
+     * newer writer that should have set a feature bit. */
+    if (header->subscribers_offset != 0 || header->subscriber_count != 0) {
+        corrupted("subscribers_offset", header->subscribers_offset);
+    }
+    if (header->waiters_offset != 0 || header->waiter_count != 0) {
+        corrupted("waiters_offset", header->waiters_offset);
     }
     if (header->ring_kind != IPCRING_RING_KIND_SPSC) {
         corrupted("ring_kind", header->ring_kind);
@@ -298,6 +270,7 @@ static void validate(const struct ipcring_header *header, uint64_t file_size, st
     }
 
     geometry->wait_strategy = header->wait_strategy;
+    geometry->lock_map_offset = lock_map_offset;
     geometry->slot_count = slot_count;
     geometry->slot_size = header->slot_size;
     geometry->slot_stride = stride;
@@ -317,23 +290,53 @@ static void wake_producer(void) {
     __atomic_fetch_add(&state.stats->futex_wakes, 1, __ATOMIC_RELAXED);
 }
 
-static void claim_role(struct ipcring_role_record *record, struct ipcring_wait_block *not_empty) {
-    uint64_t me = IPCRING_CLAIM(getpid(), 0); /* pid-only claim: no start time */
-    /* Acquire: pairs with the release in a previous holder's release_role, so what it
-     * published (its consumer position) is visible. */
-    uint64_t current = __atomic_load_n(&record->claim, __ATOMIC_ACQUIRE);
+/* Opens this process's own description of the ring file `fd` and takes the shared lock on the
+ * open byte, waiting (at most BUSY_WAIT_NS) while a `gc` or a reuse holds it exclusively. From
+ * then on `gc` cannot judge the ring unused. */
+static void take_open_lock(int fd, const char *path) {
+    if (ipcring_lock_open(fd, path, &state.lock_fd) != 0) {
+        fail("opening ring %s again for its locks: %s", state.name, strerror(errno));
+    }
+    uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + BUSY_WAIT_NS;
+    struct timespec pause = {0, 50000};
     for (;;) {
-        if (current != 0 && (current == me || claim_is_alive(current))) {
-            fail("ring %s: the consumer role is taken by live process %u; at most one consumer may attach",
-                 state.name, IPCRING_CLAIM_PID(current));
+        int taken = ipcring_lock_try(state.lock_fd, state.lock_map_offset, IPCRING_LOCK_OPEN, F_RDLCK);
+        if (taken < 0) {
+            fail("locking ring %s: %s", state.name, strerror(errno));
         }
-        /* Vacant, or the holder is dead: take the role over. On failure `current` is reloaded. */
-        if (__atomic_compare_exchange_n(&record->claim, &current, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-            break;
+        if (taken) {
+            return;
+        }
+        if (clock_ns(CLOCK_MONOTONIC) >= deadline) {
+            fail("ring %s is busy: it is being removed or reset; retry", state.name);
+        }
+        nanosleep(&pause, NULL);
+        if (pause.tv_nsec < 20000000) {
+            pause.tv_nsec *= 2;
         }
     }
+}
+
+/* Takes the consumer role: its record lock decides. Held by another description means a live
+ * consumer (in whatever PID namespace); free means none, or one that died, whatever the claim
+ * word still says. */
+static void claim_role(struct ipcring_role_record *record, struct ipcring_wait_block *not_empty) {
+    int taken = ipcring_lock_try(state.lock_fd, state.lock_map_offset, IPCRING_LOCK_RECORDS + IPCRING_ROLE_CONSUMER,
+                                 F_WRLCK);
+    if (taken < 0) {
+        fail("locking the consumer role of ring %s: %s", state.name, strerror(errno));
+    }
+    if (!taken) {
+        /* Acquire: pairs with the holder's release store; the pid is for the message only (0 if
+         * the holder has not stored its claim word yet). */
+        uint64_t holder = __atomic_load_n(&record->claim, __ATOMIC_ACQUIRE);
+        fail("ring %s: the consumer role is taken by live process %u; at most one consumer may attach", state.name,
+             IPCRING_CLAIM_PID(holder));
+    }
     state.claim = &record->claim;
-    state.me = me;
+    /* The claim word names the holder for `ipcring info` (a pid-only claim: no start time).
+     * Release: pairs with the producer's acquire load in its peer check. */
+    __atomic_store_n(&record->claim, IPCRING_CLAIM(getpid(), 0), __ATOMIC_RELEASE);
     /* Only the consumer sleeps on "not empty": registrations left there belong to a dead
      * predecessor and would only cost the producer useless wake calls. */
     __atomic_store_n(&not_empty->waiters, 0u, __ATOMIC_RELAXED);
@@ -343,14 +346,28 @@ static void release_role(void) {
     if (state.claim == NULL) {
         return;
     }
-    uint64_t expected = state.me;
-    /* Release: pairs with the acquire loads of the claim by the next claimer and by the
-     * producer's peer check. If another process took the role over (it thought us dead), its
-     * claim stays. */
-    __atomic_compare_exchange_n(state.claim, &expected, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    /* Vacate the word, then unlock: this process holds the lock, so the word is its own.
+     * Release: pairs with the acquire loads of the claim in the producer's peer check. */
+    __atomic_store_n(state.claim, 0, __ATOMIC_RELEASE);
+    ipcring_lock_try(state.lock_fd, state.lock_map_offset, IPCRING_LOCK_RECORDS + IPCRING_ROLE_CONSUMER, F_UNLCK);
     state.claim = NULL;
     /* A producer blocked on a full ring must notice that its consumer left. */
     wake_producer();
+}
+
+/* True if the producer attached once and is gone: it released its role (claim word 0), or, at a
+ * thorough check, nobody holds the producer's record lock any more (it died). Before the first
+ * producer attached (attach_count 0) the consumer waits. */
+static int producer_gone(struct ipcring_role_record *record, int thorough) {
+    /* Acquire: pairs with the producer's release store of 0, made after its last position. */
+    uint64_t claim = __atomic_load_n(&record->claim, __ATOMIC_ACQUIRE);
+    int attached_once = __atomic_load_n(&record->attach_count, __ATOMIC_RELAXED) > 0;
+    if (claim == 0 || !thorough) {
+        return claim == 0 && attached_once;
+    }
+    int held = ipcring_lock_test(state.lock_fd, state.lock_map_offset, IPCRING_LOCK_RECORDS + IPCRING_ROLE_PRODUCER);
+    /* A lock that cannot be tested never makes a peer dead. */
+    return held == 0 && attached_once;
 }
 
 static void check_positions(uint64_t producer, uint64_t consumer, uint64_t slot_count) {
@@ -398,7 +415,9 @@ int main(int argc, char **argv) {
     }
     state.name = name;
 
-    /* Segment::open_with: open, check the file, map, then validate the header. */
+    /* Segment::open_with: open, check the file, validate a copy of the header, take the open
+     * lock, map, then validate the header again from the mapping. */
+    state.lock_fd = -1;
     int fd = shm_open(name, O_RDWR, 0);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -427,15 +446,43 @@ int main(int argc, char **argv) {
     if (file_size < IPCRING_HEADER_SIZE || file_size > SIZE_MAX) {
         corrupted("file size", file_size);
     }
-    unsigned char *base = mmap(NULL, (size_t)file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    /* Validate a copy read with pread before mapping anything: a hostile file is refused without
+     * a page being mapped, and the copy says where the lock map is. */
+    struct ipcring_header planned;
+    errno = 0;
+    if (pread(fd, &planned, sizeof planned, 0) != (ssize_t)sizeof planned) {
+        fail("reading ring %s: %s", name, errno != 0 ? strerror(errno) : "short read");
+    }
+    struct geometry geometry;
+    validate(&planned, file_size, &geometry);
+    /* A sparse file would fault (SIGBUS) on a page tmpfs has no room for: creators allocate the
+     * whole file, so a hole means a file not made by one (hugetlbfs reports no blocks). */
+    struct statfs filesystem;
+    int hugetlbfs = fstatfs(fd, &filesystem) == 0 && filesystem.f_type == HUGETLBFS_MAGIC;
+    uint64_t allocated = (uint64_t)file.st_blocks * 512u;
+    if (allocated < file_size && !hugetlbfs) {
+        corrupted("allocated size (a sparse file)", allocated);
+    }
+    state.lock_map_offset = geometry.lock_map_offset;
+    char path[sizeof "/dev/shm" + MAX_NAME_LEN + 1];
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    take_open_lock(fd, path);
+    /* After the open lock: a `gc` that removed the ring just before left a file with no name. */
+    if (fstat(fd, &file) != 0 || file.st_nlink == 0) {
+        fail("ring %s does not exist; create it first", name);
+    }
+    /* No MAP_POPULATE: pages are faulted in as they are touched. */
+    unsigned char *base = mmap(NULL, (size_t)file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         fail("mapping ring %s: %s", name, strerror(errno));
     }
+    /* The locks live on state.lock_fd, this process's own description, not on this one. */
     close(fd);
 
     /* Acquire: pairs with the creator's release store of the magic, made after the rest of the
      * header: seeing the magic means seeing the whole header. Then one private copy, which is
-     * all this process ever trusts (a peer may rewrite the shared header later). */
+     * all this process ever trusts (a peer may rewrite the shared header later); it must be the
+     * header validated above. */
     uint64_t magic = ipcring_load_magic((const struct ipcring_header *)base);
     struct ipcring_header header;
     const volatile unsigned char *source = base;
@@ -444,8 +491,9 @@ int main(int argc, char **argv) {
         copy[i] = source[i];
     }
     header.magic = magic;
-    struct geometry geometry;
-    validate(&header, file_size, &geometry);
+    if (memcmp(&header, &planned, sizeof header) != 0) {
+        corrupted("header (changed while attaching)", 0);
+    }
     if (header.creator_uid != file.st_uid) {
         corrupted("creator_uid", header.creator_uid);
     }
@@ -468,7 +516,7 @@ int main(int argc, char **argv) {
     /* Count the attach only now that it succeeded: a refused attach must not make the producer
      * believe that a consumer came and went (LAYOUT.md section 10). */
     __atomic_fetch_add(&roles->consumer.attach_count, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&roles->consumer.last_attach_ns, now_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&roles->consumer.last_attach_ns, clock_ns(CLOCK_REALTIME), __ATOMIC_RELAXED);
 
     if (setvbuf(stdout, NULL, _IOFBF, 1 << 16) != 0) {
         fail("setting up stdout: %s", strerror(errno));
@@ -477,6 +525,7 @@ int main(int argc, char **argv) {
     int unflushed = 0;
     int waiting = 0; /* the ring was found empty and has not been seen non-empty since */
     unsigned idle_polls = 0;
+    uint64_t next_thorough_check = 0; /* CLOCK_MONOTONIC */
     while (received < count) {
         /* Acquire: pairs with the producer's release store of its position, made after it wrote
          * the slots up to it. */
@@ -497,11 +546,23 @@ int main(int argc, char **argv) {
                 }
                 unflushed = 0;
             }
-            if (++idle_polls % POLLS_PER_YIELD == 0) {
-                sched_yield();
-            } else {
+            if (++idle_polls % POLLS_PER_YIELD != 0) {
                 cpu_relax();
+                continue;
             }
+            /* Each yield slice: is the producer gone? Its lock is tested at most once per
+             * THOROUGH_CHECK_NS. */
+            uint64_t now = clock_ns(CLOCK_MONOTONIC);
+            int thorough = now >= next_thorough_check;
+            if (thorough) {
+                next_thorough_check = now + THOROUGH_CHECK_NS;
+            }
+            /* Position again after the check: what the producer published before it left. */
+            if (producer_gone(&roles->producer, thorough) && ipcring_load_position(producer) == position) {
+                fail("ring %s: the producer left after %llu of %llu messages", name, (unsigned long long)received,
+                     (unsigned long long)count);
+            }
+            sched_yield();
             continue;
         }
         waiting = 0;
