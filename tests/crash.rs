@@ -76,18 +76,32 @@
 //! The survivor tests (`survivor_*`) check the other half of the issue: a side blocked on a peer
 //! that is then killed returns `Disconnected` within the liveness interval (default and
 //! configured, generous bound), and uses next to no CPU while it waits on a silent live peer.
+//!
+//! # Peers in other PID namespaces (issue #13)
+//!
+//! Liveness must not depend on pids: `kill_9_with_each_peer_in_its_own_pid_namespace_loses_nothing`
+//! runs the SPSC and MPMC futex and semaphore scenarios with every peer under
+//! `unshare --pid --fork --mount-proc --kill-child`, so each peer is pid 1 of its own PID
+//! namespace and its `/proc` shows none of the others (`IPCRING_CRASH_NS_KILLS` kills, default
+//! [`DEFAULT_NAMESPACED_KILLS`]), and `survivor_of_a_killed_peer_in_another_pid_namespace_gets_disconnected`
+//! checks that such a peer is alive while it lives and dead soon after `kill -9`. The parent
+//! finds the peer's own pid (for `/proc/PID/task` and the kill) among `unshare`'s children. If
+//! the namespaces cannot be created (no CAP_SYS_ADMIN, no `unshare`), these tests fail.
 #![cfg(not(loom))]
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::mem::offset_of;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags};
 
 use ipcring::__private::layout::{Block, RingKind, StatsBlock, WaitStrategy};
 use ipcring::__private::segment::{CreateOptions, Segment};
@@ -106,6 +120,9 @@ const DEFAULT_SEED: u64 = 0x1bc0_2026_1123_0006;
 
 /// Total kills when `IPCRING_CRASH_KILLS` is not set (the issue asks for at least 200).
 const DEFAULT_KILLS: usize = 420;
+
+/// Total kills of the namespaced crash test when `IPCRING_CRASH_NS_KILLS` is not set.
+const DEFAULT_NAMESPACED_KILLS: usize = 60;
 
 // ---- randomness and messages ----------------------------------------------------------------
 
@@ -457,6 +474,10 @@ fn crash_peer() {
     let mpmc = variable("CRASH_KIND") == "mpmc";
     let incarnation: u64 = variable("CRASH_INCARNATION").parse().unwrap();
     let mut rng = Rng::new(variable("CRASH_SEED").parse().unwrap());
+    if variable("CRASH_NAMESPACED") == "1" {
+        // What the namespaced tests are about: this peer sees itself as pid 1.
+        assert_eq!(std::process::id(), 1, "a namespaced peer is not pid 1 of its PID namespace");
+    }
     match role.as_str() {
         "producer" => {
             let dir = PathBuf::from(variable("CRASH_DIR"));
@@ -521,11 +542,94 @@ enum Side {
 struct Peer {
     side: Side,
     incarnation: u64,
+    /// The peer itself, or, for a namespaced peer, the `unshare` process that is its parent.
     child: Child,
+    /// A namespaced peer: the peer process, pid 1 of its own PID namespace.
+    namespaced: Option<NamespacedPeer>,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     attached: bool,
     stderr: PathBuf,
+}
+
+/// The peer process under `unshare --pid --fork --mount-proc --kill-child`: its pid in this
+/// (the parent's) PID namespace, where it is not `unshare`'s, and a pidfd that tells when it has
+/// exited (its files closed, so its locks released) even once `unshare` no longer waits for it.
+struct NamespacedPeer {
+    host_pid: i32,
+    pidfd: OwnedFd,
+}
+
+impl NamespacedPeer {
+    /// Finds the process that `unshare` (`child`) forked into the new namespaces (bounded). If
+    /// `unshare` exits first, it could not create them: the test fails, it does not skip.
+    fn find(child: &mut Child, stderr: &Path) -> NamespacedPeer {
+        let unshare = child.id();
+        let children = || {
+            let text = fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap_or_default();
+            text.split_whitespace().next().and_then(|pid| pid.parse::<i32>().ok())
+        };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(host_pid) = children() {
+                let pidfd = pidfd_open(host_pid);
+                // Still `unshare`'s child after the pidfd was opened: the pidfd is the peer's
+                // (`unshare` forks once and reaps it only when it exits).
+                if let (Some(pidfd), Some(again)) = (pidfd, children()) {
+                    if again == host_pid {
+                        return NamespacedPeer { host_pid, pidfd };
+                    }
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "`unshare --pid --fork --mount-proc` could not run a peer in a new PID and mount namespace \
+                     ({status}); the namespaced crash tests need them (run as root, or with CAP_SYS_ADMIN); \
+                     stderr:\n{}",
+                    fs::read_to_string(stderr).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "unshare (pid {unshare}) forked no peer in {PATIENCE:?}");
+            std::thread::sleep(Duration::from_micros(200)); // SLEEP-OK: polling for a fork with a deadline
+        }
+    }
+
+    fn kill(&self) {
+        // SAFETY: pidfd_send_signal with a pidfd this struct owns, no siginfo, no flags. An error
+        // (the peer already exited) is fine: the caller waits for the exit next.
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32);
+        }
+    }
+
+    /// Waits (bounded) until the peer has exited: every thread gone, its files closed.
+    fn wait_exited(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, 100u16).is_ok_and(|ready| ready > 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "namespaced peer (host pid {}) alive {PATIENCE:?} after SIGKILL",
+                self.host_pid
+            );
+        }
+    }
+}
+
+/// A pidfd for process `pid`, or `None` if it is gone.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    if fd < 0 {
+        let error = std::io::Error::last_os_error();
+        assert_eq!(error.raw_os_error(), Some(libc::ESRCH), "pidfd_open({pid}): {error}");
+        return None;
+    }
+    // SAFETY: a non-negative result is a descriptor that nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 struct Spawn<'a> {
@@ -535,12 +639,23 @@ struct Spawn<'a> {
     dir: &'a Path,
     incarnation: u64,
     seed: u64,
+    /// Run the peer in its own new PID namespace and mount namespace (with its own `/proc`).
+    namespaced: bool,
 }
 
 impl Peer {
     fn spawn(side: Side, plan: Spawn<'_>) -> Peer {
         let stderr = plan.dir.join(format!("{}{}.err", plan.role, plan.incarnation));
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let exe = std::env::current_exe().unwrap();
+        let mut command = if plan.namespaced {
+            // `--kill-child`: killing `unshare` sends SIGKILL to the peer (PR_SET_PDEATHSIG).
+            let mut command = Command::new("unshare");
+            command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exe);
+            command
+        } else {
+            Command::new(exe)
+        };
+        let mut child = command
             .args(["crash_peer", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
             .env("CRASH_ROLE", plan.role)
             .env("CRASH_KIND", if plan.kind == RingKind::Mpmc { "mpmc" } else { "spsc" })
@@ -548,11 +663,13 @@ impl Peer {
             .env("CRASH_DIR", plan.dir)
             .env("CRASH_INCARNATION", plan.incarnation.to_string())
             .env("CRASH_SEED", plan.seed.to_string())
+            .env("CRASH_NAMESPACED", if plan.namespaced { "1" } else { "0" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(File::create(&stderr).unwrap())
             .spawn()
-            .unwrap();
+            .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+        let namespaced = plan.namespaced.then(|| NamespacedPeer::find(&mut child, &stderr));
         let stdout = child.stdout.take().unwrap();
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -563,11 +680,25 @@ impl Peer {
             }
         });
         let stdin = child.stdin.take();
-        Peer { side, incarnation: plan.incarnation, child, stdin, lines, attached: false, stderr }
+        Peer { side, incarnation: plan.incarnation, child, namespaced, stdin, lines, attached: false, stderr }
+    }
+
+    /// The peer's pid in this process's PID namespace (and `/proc`).
+    fn pid(&self) -> u32 {
+        self.namespaced.as_ref().map_or(self.child.id(), |peer| peer.host_pid as u32)
     }
 
     fn describe(&self) -> String {
-        format!("{:?} {} (pid {})", self.side, self.incarnation, self.child.id())
+        match &self.namespaced {
+            None => format!("{:?} {} (pid {})", self.side, self.incarnation, self.child.id()),
+            Some(peer) => format!(
+                "{:?} {} (pid 1 of its own PID namespace, pid {} here, under unshare pid {})",
+                self.side,
+                self.incarnation,
+                peer.host_pid,
+                self.child.id()
+            ),
+        }
     }
 
     fn stderr(&self) -> String {
@@ -610,6 +741,10 @@ impl Peer {
     }
 
     /// `kill -9` and reap. Fails if the peer had already exited by itself.
+    ///
+    /// A namespaced peer: `unshare` is killed, which SIGKILLs the peer (`--kill-child`); the
+    /// peer is sent SIGKILL directly too (in case `unshare` died before it set that up), and
+    /// this returns once the peer has exited, which `unshare`'s own exit does not wait for.
     fn kill(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
             panic!("{} exited by itself ({status}); stderr:\n{}", self.describe(), self.stderr());
@@ -623,6 +758,10 @@ impl Peer {
             self.describe(),
             self.stderr()
         );
+        if let Some(peer) = &self.namespaced {
+            peer.kill();
+            peer.wait_exited();
+        }
     }
 
     /// Waits (bounded) for the peer to exit and requires success.
@@ -642,7 +781,7 @@ impl Peer {
     /// The ring thread is the one libtest named after the test (the stdin reader is named
     /// `stdin`), or the main thread if libtest ran the test there.
     fn ring_thread_sleeps(&self) -> bool {
-        let pid = self.child.id();
+        let pid = self.pid();
         let task = |tid: &str, file: &str| fs::read_to_string(format!("/proc/{pid}/task/{tid}/{file}"));
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return false };
         let tids: Vec<String> =
@@ -663,6 +802,9 @@ impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(peer) = &self.namespaced {
+            peer.kill();
+        }
     }
 }
 
@@ -758,11 +900,14 @@ struct Scenario {
     producers: usize,
     consumers: usize,
     kills: usize,
+    /// Every peer runs in its own new PID namespace (and mount namespace, with its own `/proc`).
+    namespaced: bool,
 }
 
 impl Scenario {
     fn name(&self) -> String {
-        format!("{}-{}", if self.kind == RingKind::Mpmc { "mpmc" } else { "spsc" }, self.wait)
+        let kind = if self.kind == RingKind::Mpmc { "mpmc" } else { "spsc" };
+        format!("{kind}-{}{}", self.wait, if self.namespaced { "-pidns" } else { "" })
     }
 }
 
@@ -857,6 +1002,7 @@ impl Run {
                 dir: &self.dir.0,
                 incarnation,
                 seed,
+                namespaced: self.scenario.namespaced,
             },
         )
     }
@@ -1250,6 +1396,29 @@ fn kill_9_at_random_and_directed_points_loses_nothing() {
         (RingKind::Mpmc, WaitStrategy::Semaphore, 4, 2),
         (RingKind::Mpmc, WaitStrategy::Spin, 8, 1),
     ];
+    run_plan(&plan, false, seed, total);
+}
+
+/// Issue #13: the same kills with every peer in its own PID namespace, where each is pid 1 and
+/// sees none of the others in its `/proc`: dead holders are still found dead (their roles and
+/// records reclaimed, their survivors disconnected), and live ones alive.
+#[test]
+fn kill_9_with_each_peer_in_its_own_pid_namespace_loses_nothing() {
+    let seed = env_or("IPCRING_CRASH_SEED", DEFAULT_SEED);
+    let total: usize = env_or("IPCRING_CRASH_NS_KILLS", DEFAULT_NAMESPACED_KILLS);
+    println!("namespaced crash test: IPCRING_CRASH_SEED={seed} IPCRING_CRASH_NS_KILLS={total}");
+    let plan = [
+        (RingKind::Spsc, WaitStrategy::Futex, 8, 1),
+        (RingKind::Spsc, WaitStrategy::Semaphore, 4, 1),
+        (RingKind::Mpmc, WaitStrategy::Futex, 8, 1),
+        (RingKind::Mpmc, WaitStrategy::Semaphore, 4, 1),
+    ];
+    run_plan(&plan, true, seed, total);
+}
+
+/// Runs the scenarios of `plan` (kind, strategy, slots, weight), `total` kills shared in
+/// proportion to the weights, two at a time; prints their figures and fails on any violation.
+fn run_plan(plan: &[(RingKind, WaitStrategy, u64, usize)], namespaced: bool, seed: u64, total: usize) {
     let weights: usize = plan.iter().map(|entry| entry.3).sum();
     let scenarios: Vec<Scenario> = plan
         .iter()
@@ -1262,6 +1431,7 @@ fn kill_9_at_random_and_directed_points_loses_nothing() {
                 producers: peers,
                 consumers: peers,
                 kills: (total * weight).div_ceil(weights),
+                namespaced,
             }
         })
         .collect();
@@ -1293,7 +1463,7 @@ fn kill_9_at_random_and_directed_points_loses_nothing() {
     let mut figures: Vec<Figures> = results.into_iter().map(Result::unwrap).collect();
     figures.sort_by_key(|figures| figures.name.clone());
     println!(
-        "{:<15} {:>5} {:>6} {:>8} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>5} {:>6}",
+        "{:<20} {:>5} {:>6} {:>8} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>5} {:>6}",
         "scenario",
         "kills",
         "random",
@@ -1312,7 +1482,7 @@ fn kill_9_at_random_and_directed_points_loses_nothing() {
     );
     for f in &figures {
         println!(
-            "{:<15} {:>5} {:>6} {:>8} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>5} {:>6.1}",
+            "{:<20} {:>5} {:>6} {:>8} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>5} {:>6.1}",
             f.name,
             f.kills.total(),
             f.kills.random,
@@ -1373,13 +1543,15 @@ struct Survived {
 /// a consumer and reads nothing): first 1 s on the silent, live peer, which must end in
 /// `Timeout` at a small fraction of a core; then, blocked again, the peer is killed, and the
 /// wait must end in `Disconnected` within the liveness interval plus a generous slack.
-fn survive(kind: RingKind, wait: WaitStrategy, waiter: Side, interval: Option<Duration>) -> Survived {
+/// `namespaced`: the peer runs in its own PID namespace, where it is pid 1.
+fn survive(kind: RingKind, wait: WaitStrategy, waiter: Side, interval: Option<Duration>, namespaced: bool) -> Survived {
     let mpmc = kind == RingKind::Mpmc;
     let case = format!(
-        "{}-{wait} {} waits, interval {}",
+        "{}-{wait} {} waits, interval {}{}",
         if mpmc { "mpmc" } else { "spsc" },
         if waiter == Side::Consumer { "consumer" } else { "producer" },
-        interval.map_or("default".to_string(), |interval| format!("{interval:?}"))
+        interval.map_or("default".to_string(), |interval| format!("{interval:?}")),
+        if namespaced { ", peer in a PID namespace" } else { "" }
     );
     let ring = Ring::create("survivor", kind, wait, 4);
     let dir = LogDir::new("survivor");
@@ -1415,7 +1587,7 @@ fn survive(kind: RingKind, wait: WaitStrategy, waiter: Side, interval: Option<Du
     };
     let role = if waiter == Side::Consumer { "idle-producer" } else { "idle-consumer" };
     let peer_side = if waiter == Side::Consumer { Side::Producer } else { Side::Consumer };
-    let spawn = Spawn { role, kind, ring: &ring.name, dir: &dir.0, incarnation: 1, seed: 0 };
+    let spawn = Spawn { role, kind, ring: &ring.name, dir: &dir.0, incarnation: 1, seed: 0, namespaced };
     let mut peer = Peer::spawn(peer_side, spawn);
     peer.expect("attached");
     if waiter == Side::Consumer {
@@ -1464,28 +1636,33 @@ fn survive(kind: RingKind, wait: WaitStrategy, waiter: Side, interval: Option<Du
     Survived { case, cpu_share, latency: killed_at }
 }
 
-fn survivors(kind: RingKind) {
-    let cases: Vec<(WaitStrategy, Side, Option<Duration>)> = [WaitStrategy::Futex, WaitStrategy::Semaphore]
-        .into_iter()
-        .flat_map(|wait| [Side::Consumer, Side::Producer].map(|side| (wait, side)))
-        .flat_map(|(wait, side)| [None, Some(Duration::from_millis(300))].map(|interval| (wait, side, interval)))
-        .collect();
-    // In parallel: each case mostly sleeps, and CPU time is measured per thread.
+/// Runs the survivor cases in parallel (each mostly sleeps, and CPU time is measured per
+/// thread) and prints their figures.
+fn survive_all(cases: &[(RingKind, WaitStrategy, Side, Option<Duration>)], namespaced: bool) {
     let results: Vec<Survived> = std::thread::scope(|scope| {
         let handles: Vec<_> = cases
             .iter()
-            .map(|&(wait, side, interval)| scope.spawn(move || survive(kind, wait, side, interval)))
+            .map(|&(kind, wait, side, interval)| scope.spawn(move || survive(kind, wait, side, interval, namespaced)))
             .collect();
         handles.into_iter().map(|handle| handle.join().unwrap()).collect()
     });
     for survived in results {
         println!(
-            "{:<50} Disconnected {:>4} ms after the kill; {:>4.1} % of a core while waiting",
+            "{:<70} Disconnected {:>4} ms after the kill; {:>4.1} % of a core while waiting",
             survived.case,
             survived.latency.as_millis(),
             survived.cpu_share * 100.0
         );
     }
+}
+
+fn survivors(kind: RingKind) {
+    let cases: Vec<(RingKind, WaitStrategy, Side, Option<Duration>)> = [WaitStrategy::Futex, WaitStrategy::Semaphore]
+        .into_iter()
+        .flat_map(|wait| [Side::Consumer, Side::Producer].map(|side| (wait, side)))
+        .flat_map(|(wait, side)| [None, Some(Duration::from_millis(300))].map(|interval| (kind, wait, side, interval)))
+        .collect();
+    survive_all(&cases, false);
 }
 
 #[test]
@@ -1496,4 +1673,17 @@ fn survivor_of_a_killed_spsc_peer_gets_disconnected_in_bounded_time_without_spin
 #[test]
 fn survivor_of_a_killed_mpmc_peer_gets_disconnected_in_bounded_time_without_spinning() {
     survivors(RingKind::Mpmc);
+}
+
+/// Issue #13: a peer in another PID namespace (pid 1 there; the survivor's pid does not exist in
+/// its `/proc`) is alive while it lives (the first wait times out) and, killed with `kill -9`,
+/// dead within the liveness interval plus the slack.
+#[test]
+fn survivor_of_a_killed_peer_in_another_pid_namespace_gets_disconnected() {
+    let interval = Some(Duration::from_millis(300));
+    let cases: Vec<(RingKind, WaitStrategy, Side, Option<Duration>)> = [RingKind::Spsc, RingKind::Mpmc]
+        .into_iter()
+        .flat_map(|kind| [Side::Consumer, Side::Producer].map(|side| (kind, WaitStrategy::Futex, side, interval)))
+        .collect();
+    survive_all(&cases, true);
 }
