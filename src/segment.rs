@@ -794,25 +794,50 @@ impl Segment {
         unsafe { self.map.as_mut_ptr().add(offset as usize) }
     }
 
-    /// The 64-bit atomic at `offset` (8-byte aligned, inside the mapping). Offsets come from
-    /// [`Segment::geometry`], never from the shared header.
+    /// Checks that `width` bytes at `offset` may be accessed atomically: inside the mapping,
+    /// aligned, and outside everything the endpoints hand out as byte slices (slot payloads) or
+    /// leave to `sem_*` (the semaphores of the wait blocks).
+    fn atomic_span(&self, offset: u64, width: u64) -> *mut u8 {
+        let geometry = &self.geometry;
+        let slots_end = geometry.slots_offset + geometry.slot_count * u64::from(geometry.slot_stride);
+        let in_payload = offset.checked_add(width).is_some_and(|end| end > geometry.slots_offset)
+            && offset < slots_end
+            && offset.saturating_sub(geometry.slots_offset) % u64::from(geometry.slot_stride) + width
+                > u64::from(geometry.slot_payload_offset);
+        let in_semaphore = [Block::NotEmpty, Block::NotFull].into_iter().any(|block| {
+            let start = geometry.block_offset(block) + offset_of!(WaitBlock, semaphore) as u64;
+            offset < start + size_of::<libc::sem_t>() as u64 && offset + width > start
+        });
+        assert!(
+            !in_payload && !in_semaphore,
+            "internal error: offset {offset} is payload or semaphore bytes, never accessed as an atomic"
+        );
+        self.check_span(offset, width, width)
+    }
+
+    /// The 64-bit atomic at `offset` (8-byte aligned, inside the mapping, and a control word: a
+    /// header or control-block field or a slot header, never payload or semaphore bytes). Offsets
+    /// come from [`Segment::geometry`], never from the shared header.
     ///
     /// # Panics
-    /// If the offset is misaligned or outside the mapping (a bug in the caller, not bad data).
+    /// If the offset is misaligned, outside the mapping, or in a payload or a semaphore (a bug in
+    /// the caller, not bad data): so no `&AtomicU64` can alias a `&mut [u8]` an endpoint lent.
     pub fn atomic_u64(&self, offset: u64) -> &AtomicU64 {
-        let pointer = self.check_span(offset, 8, 8);
+        let pointer = self.atomic_span(offset, 8);
         // SAFETY: the pointer is 8-byte aligned and 8 bytes inside the mapping, which lives as
-        // long as `self`; AtomicU64 has the layout of u64 and every bit pattern is valid; all
-        // processes access these words atomically.
+        // long as `self`, and outside every payload and semaphore (atomic_span): every process
+        // accesses these words atomically only. AtomicU64 has the layout of u64 and every bit
+        // pattern is valid.
         unsafe { AtomicU64::from_ptr(pointer.cast()) }
     }
 
-    /// The 32-bit atomic at `offset` (4-byte aligned, inside the mapping).
+    /// The 32-bit atomic at `offset` (4-byte aligned, inside the mapping, a control word as for
+    /// [`Segment::atomic_u64`]).
     ///
     /// # Panics
-    /// If the offset is misaligned or outside the mapping.
+    /// If the offset is misaligned, outside the mapping, or in a payload or a semaphore.
     pub fn atomic_u32(&self, offset: u64) -> &AtomicU32 {
-        let pointer = self.check_span(offset, 4, 4);
+        let pointer = self.atomic_span(offset, 4);
         // SAFETY: as in `atomic_u64`, for a 4-byte aligned u32.
         unsafe { AtomicU32::from_ptr(pointer.cast()) }
     }
@@ -1024,6 +1049,22 @@ mod tests {
         let sequences: Vec<u64> =
             (0..8).map(|index| segment.atomic_u64(geometry.slot_offset(index)).load(Ordering::Relaxed)).collect();
         assert_eq!(sequences, (0..8).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn no_atomic_can_be_had_over_payload_or_semaphore_bytes() {
+        let options = CreateOptions { wait: WaitStrategy::Semaphore, slot_count: 4, ..CreateOptions::default() };
+        let segment = Segment::create_anonymous(&options).unwrap();
+        let geometry = *segment.geometry();
+        let payload = geometry.slot_offset(1) + u64::from(geometry.slot_payload_offset);
+        let semaphore = geometry.block_offset(Block::NotFull) + offset_of!(WaitBlock, semaphore) as u64;
+        for offset in [payload, payload + 8, semaphore, semaphore + 8] {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| segment.atomic_u64(offset)));
+            assert!(outcome.is_err(), "an atomic over byte {offset}");
+        }
+        // Slot headers and control words are what atomics are for.
+        segment.atomic_u32(geometry.slot_offset(1) + 4).load(Ordering::Relaxed);
+        segment.atomic_u64(geometry.block_offset(Block::NotFull)).load(Ordering::Relaxed);
     }
 
     #[test]

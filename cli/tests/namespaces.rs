@@ -161,3 +161,27 @@ fn a_producer_killed_in_another_pid_namespace_is_seen_dead_within_the_liveness_i
     assert!(latency <= interval + Duration::from_secs(2), "{latency:?}");
     drop(input);
 }
+
+#[test]
+fn creating_a_ring_larger_than_its_file_system_fails_with_no_space_and_leaves_nothing() {
+    // A 1 MiB tmpfs in a private mount namespace; the ring wants 4 MiB. Its pages are allocated
+    // at creation, so this is refused now, instead of a SIGBUS at some later write.
+    let directory = std::env::temp_dir().join(format!("ipcring-test-enospc-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let script = r#"mount -t tmpfs -o size=1m ipcring-test "$1" || exit 99
+"$2" create "$1/ring" --slots 1024 --slot-size 4088; status=$?
+ls -A "$1"; exit $status"#;
+    let child = Command::new("unshare")
+        .args(["--mount", "sh", "-c", script, "sh"])
+        .arg(&directory)
+        .arg(BINARY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = finish(child);
+    let _ = std::fs::remove_dir(&directory);
+    assert_ne!(output.status.code(), Some(99), "could not mount a tmpfs (root needed): {}", stderr(&output));
+    assert_one_line_error(&output, "no space left for ring");
+    assert_eq!(stdout(&output), "", "a half-created ring was left behind");
+}

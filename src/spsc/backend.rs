@@ -11,7 +11,13 @@ use crate::wait::{PeerCheck, WaitSite};
 ///
 /// Implemented by [`super::ShmMemory`] (a segment in `/dev/shm`) and `Arc<`[`super::HeapMemory`]`>`
 /// (one process; loom models).
-pub trait Backend: SpscMemory {
+///
+/// # Safety
+/// The endpoints hand out `&mut [u8]` and `&[u8]` over slots on the strength of
+/// [`Backend::claim`]: while one handle holds a role (from a successful `claim` until its
+/// `release`), `claim` of the same role must fail for every other handle, in every process. A
+/// second producer or consumer would make those borrows overlap.
+pub unsafe trait Backend: SpscMemory {
     /// Where the two sides sleep and wake each other.
     type Site: WaitSite;
     /// The wait site.

@@ -85,7 +85,9 @@ unsafe impl SpscMemory for Arc<HeapMemory> {
     }
 }
 
-impl Backend for Arc<HeapMemory> {
+// SAFETY: `claim` swaps the role's flag to ATTACHED and fails if it was ATTACHED already, so one
+// handle at a time holds a role; only `release` (of the holder) sets it back.
+unsafe impl Backend for Arc<HeapMemory> {
     type Site = HeapControl;
 
     fn site(&self) -> &HeapControl {

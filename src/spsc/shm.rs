@@ -79,7 +79,10 @@ unsafe impl SpscMemory for ShmMemory {
     }
 }
 
-impl Backend for ShmMemory {
+// SAFETY: `claim` takes the role's OFD lock through this segment's own open file description
+// (LAYOUT.md §10): the kernel grants it to one description at a time, and the description's
+// bit mask keeps two handles sharing it apart.
+unsafe impl Backend for ShmMemory {
     type Site = ShmControl;
 
     #[inline]
