@@ -274,10 +274,11 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         self.endpoint.index
     }
 
-    /// Where this handle records its sleeper registration: its record's `sleeping` word and its
-    /// claim (see `wait::eventcount::sleep_registered`).
-    pub(crate) fn sleep_record(&self) -> (&AtomicU64, u64) {
-        (&self.endpoint.words().sleeping, self.endpoint.claim)
+    /// Where this handle records its sleeper registration: its record's `sleeping` word in
+    /// `memory` (a handle on this producer's ring) and its claim (see
+    /// `wait::eventcount::sleep_registered`).
+    pub(crate) fn sleep_record_in<'m>(&self, memory: &'m M) -> (&'m AtomicU64, u64) {
+        (&memory.endpoint(self.endpoint.index).sleeping, self.endpoint.claim)
     }
 
     /// Largest payload of one message.
@@ -448,7 +449,12 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
     /// never released, and no live consumer's record covers it. The message is published again
     /// at position `tail` (at-least-once), and so on for the next slot (a dead consumer may have
     /// held a whole batch), at most one lap. Returns whether it repaired anything.
-    pub fn recover(&self) -> Result<bool, Error> {
+    ///
+    /// `&mut self`: a republication claims a position under this handle's endpoint record, which
+    /// holds one intent; two concurrent calls on one handle would overwrite each other's intent
+    /// while one still holds its position, and a consumer's repair would then take that position
+    /// from a live producer.
+    pub fn recover(&mut self) -> Result<bool, Error> {
         let mut repaired = false;
         for _ in 0..self.endpoint.memory.slot_count() {
             if !self.recover_one()? {
@@ -459,7 +465,7 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         Ok(repaired)
     }
 
-    fn recover_one(&self) -> Result<bool, Error> {
+    fn recover_one(&mut self) -> Result<bool, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
         // Acquire: synchronises with the claims that moved tail, so their intents are visible.
@@ -483,24 +489,54 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
             self.endpoint.clear();
             return Ok(false);
         }
-        // Position `tail` is ours. If the slot still holds the dead consumer's message, publish it
-        // again; if a consumer released it meanwhile (it was not dead after all), the message was
-        // delivered and position `tail` is published as abandoned instead.
-        // Release: pairs with the next consumer's acquire of the sequence.
-        let republished = (tail + 1) | (sequence & ABANDONED_BIT);
-        let what =
-            match memory.sequence(tail).compare_exchange(sequence, republished, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => Recovered::Redelivered,
-                Err(_) => {
-                    memory.sequence(tail).store((tail + 1) | ABANDONED_BIT, Ordering::Release);
-                    Recovered::Abandoned
-                }
-            };
+        let what = republish(memory, tail, sequence);
         self.endpoint.clear();
-        memory.recovered(Role::Producer, what, 1);
-        memory.on_commit(1);
+        if let Some(what) = what? {
+            memory.recovered(Role::Producer, what, 1);
+            memory.on_commit(1);
+        }
         Ok(true)
     }
+}
+
+/// Publishes position `tail`, which the caller just claimed for a republication after seeing
+/// `sequence` (message `tail - slot_count` committed, claimed by a consumer judged dead) in its
+/// slot. While the caller holds `tail` (its intent covers it), the slot's sequence can only be:
+/// - `sequence`: the message is still there, unreleased: it becomes message `tail` (redelivered);
+/// - `tail`: its consumer released it after all (it was alive, or released between our load of
+///   the sequence and our reading of the records): it was delivered, so position `tail` is
+///   published as abandoned, with a CAS from `tail`: the slot is ours, nobody else may move it.
+///
+/// Anything else is not a state the protocol allows while `tail` is unpublished (a repairer that
+/// completed the republication itself would have needed our intent to be invisible; a later lap
+/// needs `tail` published first) and is never overwritten: a committed message must not be
+/// hidden. It is reported as corruption, except an already published `tail` (left as it is,
+/// `None`).
+fn republish<M: MpmcMemory>(memory: &M, tail: u64, sequence: u64) -> Result<Option<Recovered>, Error> {
+    let slot = memory.sequence(tail);
+    let republished = (tail + 1) | (sequence & ABANDONED_BIT);
+    // Release (both CASes): pairs with the next consumer's acquire of the sequence.
+    let current = match slot.compare_exchange(sequence, republished, Ordering::Release, Ordering::Relaxed) {
+        Ok(_) => return Ok(Some(Recovered::Redelivered)),
+        Err(current) => current,
+    };
+    if current == tail {
+        match slot.compare_exchange(tail, (tail + 1) | ABANDONED_BIT, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return Ok(Some(Recovered::Abandoned)),
+            // Only a peer writing garbage moves a slot we hold: judged below, never overwritten.
+            Err(current) => return unexpected(tail, current),
+        }
+    }
+    unexpected(tail, current)
+}
+
+#[cold]
+fn unexpected(tail: u64, current: u64) -> Result<Option<Recovered>, Error> {
+    if current & !ABANDONED_BIT == tail + 1 {
+        // Published already (and counted) by a repairer that did not see our intent.
+        return Ok(None);
+    }
+    Err(Error::Corrupted { field: "slot sequence", value: current })
 }
 
 /// A reserved position: write the payload in place, then [`commit`](Reservation::commit).
