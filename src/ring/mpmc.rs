@@ -56,6 +56,13 @@ use crate::layout::{ABANDONED_BIT, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_END
 use crate::role_claim;
 use crate::sync::{AtomicU64, Ordering};
 
+/// The most positions one [`Producer::recover`] republishes, or one [`Consumer::recover`]
+/// looks at: a recovery runs inside a blocked call's liveness check, so its work per call is
+/// bounded (one liveness test per endpoint record, and this many positions) whatever the ring
+/// (up to 2^24 slots) or a hostile peer's records say; the blocked caller retries at its next
+/// wait round, after checking its deadline.
+pub const REPAIRS_PER_CALL: u64 = 1024;
+
 /// What a recovery did (reported to [`MpmcMemory`] backends for their statistics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovered {
@@ -448,16 +455,26 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
     /// still holds message `tail - slot_count`, which a consumer claimed (`head` is past it) and
     /// never released, and no live consumer's record covers it. The message is published again
     /// at position `tail` (at-least-once), and so on for the next slot (a dead consumer may have
-    /// held a whole batch), at most one lap. Returns whether it repaired anything.
+    /// held a whole batch), at most one lap and [`REPAIRS_PER_CALL`] positions per call. Returns
+    /// whether it repaired anything.
     ///
     /// `&mut self`: a republication claims a position under this handle's endpoint record, which
     /// holds one intent; two concurrent calls on one handle would overwrite each other's intent
     /// while one still holds its position, and a consumer's repair would then take that position
     /// from a live producer.
     pub fn recover(&mut self) -> Result<bool, Error> {
+        let memory = &self.endpoint.memory;
+        // Acquire: synchronises with the consumers' claims that moved head, so the intents of
+        // every position below it are visible to `live_intents`, read once for the whole pass
+        // (at most one liveness test per record per call). A position at or above this `head`
+        // may have been claimed after the records were read: the pass stops there, and the next
+        // call (the caller's next wait round) goes on.
+        let head = memory.head().load(Ordering::Acquire);
+        check_position("head", head)?;
+        let mut live = None;
         let mut repaired = false;
-        for _ in 0..self.endpoint.memory.slot_count() {
-            if !self.recover_one()? {
+        for _ in 0..memory.slot_count().min(REPAIRS_PER_CALL) {
+            if !self.recover_one(head, &mut live)? {
                 break;
             }
             repaired = true;
@@ -465,10 +482,10 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         Ok(repaired)
     }
 
-    fn recover_one(&mut self) -> Result<bool, Error> {
+    fn recover_one(&mut self, head: u64, live: &mut Option<Vec<(u64, u64)>>) -> Result<bool, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
-        // Acquire: synchronises with the claims that moved tail, so their intents are visible.
+        // Acquire: synchronises with the claims that moved tail.
         let tail = memory.tail().load(Ordering::Acquire);
         check_position("tail", tail)?;
         if tail < slot_count {
@@ -479,9 +496,9 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         if sequence & !ABANDONED_BIT != previous + 1 {
             return Ok(false);
         }
-        // Acquire: as for tail; the claiming consumer's intent is visible.
-        let head = memory.head().load(Ordering::Acquire);
-        if head <= previous || covers(&live_intents(memory, Role::Consumer), previous) {
+        // `head` was loaded before the records are read (with acquire, see `recover`): only a
+        // position below it has its claimer's intent visible in them.
+        if head <= previous || covers(live.get_or_insert_with(|| live_intents(memory, Role::Consumer)), previous) {
             return Ok(false);
         }
         self.endpoint.intend(tail, 1);
@@ -872,10 +889,11 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
     }
 
     /// Repairs what blocks this consumer, if a dead producer is the cause: every position from
-    /// `head` up to `tail` (at most one lap) that was claimed and never committed, and that no
-    /// live producer's record covers, is marked abandoned (or, if the dead producer was
-    /// republishing a dead consumer's message, that publication is completed). All of them at
-    /// once: a dead producer may have held a whole batch. Returns whether it repaired anything.
+    /// `head` up to `tail` (at most one lap, and [`REPAIRS_PER_CALL`] positions) that was claimed
+    /// and never committed, and that no live producer's record covers, is marked abandoned (or,
+    /// if the dead producer was republishing a dead consumer's message, that publication is
+    /// completed). All of them at once: a dead producer may have held a whole batch. Returns
+    /// whether it repaired anything.
     pub fn recover(&self) -> Result<bool, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
@@ -894,7 +912,8 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
         }
         let mut live = None;
         let mut repaired = false;
-        for position in head..tail.min(head + slot_count) {
+        // At most REPAIRS_PER_CALL positions per call: the caller's next wait round goes on.
+        for position in head..tail.min(head + slot_count.min(REPAIRS_PER_CALL)) {
             let sequence = memory.sequence(position).load(Ordering::Acquire);
             let (value, what) = if sequence == position {
                 ((position + 1) | ABANDONED_BIT, Recovered::Abandoned)
