@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use ipcring::__private::layout::{Block, WaitStrategy};
 use ipcring::__private::ring::{RingMemory as _, SlotAccess as _, SpscMemory as _};
-use ipcring::__private::Internals as _;
 use ipcring::__private::segment::{CreateOptions, Segment};
+use ipcring::__private::Internals as _;
 use ipcring::spsc::{Receiver, Sender};
 use ipcring::Error;
 
@@ -112,14 +112,15 @@ fn peer_process() {
             // slot and the position, never the stamp (LAYOUT.md §6).
             let backend = sender.internal_backend();
             encode(first, backend.slot_size(), &mut scratch);
-            let slot = backend.slot_mut(first);
-            // SAFETY: this process holds the producer role and slot `first` is free (the ring is
-            // empty); the header and payload span the slot (SlotAccess contract).
-            unsafe {
-                slot.header().write(scratch.len() as u32);
-                std::ptr::copy_nonoverlapping(scratch.as_ptr(), slot.payload(), scratch.len());
+            {
+                let slot = backend.slot_mut(first);
+                // SAFETY: this process holds the producer role and slot `first` is free (the ring
+                // is empty); the header and payload span the slot (SlotAccess contract).
+                unsafe {
+                    slot.header().write(scratch.len() as u32);
+                    std::ptr::copy_nonoverlapping(scratch.as_ptr(), slot.payload(), scratch.len());
+                }
             }
-            drop(slot);
             // Release: as the producer's position store in `ring::spsc::publish`.
             backend.producer_position().store(first + 1, Ordering::Release);
             // SAFETY: _exit ends the process at once, as a kill would, running no destructor.
@@ -480,8 +481,7 @@ fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
 fn a_blocked_receive_gets_a_message_whose_producer_died_before_its_stamp() {
     const INTERVAL: Duration = Duration::from_millis(500);
     let ring = Ring::create(4, 64, WaitStrategy::Futex);
-    let mut receiver =
-        ipcring::Builder::new(&ring.name).liveness_interval(INTERVAL).open::<Receiver>().unwrap();
+    let mut receiver = ipcring::Builder::new(&ring.name).liveness_interval(INTERVAL).open::<Receiver>().unwrap();
     let mut orphan =
         Peer::spawn(PeerPlan { role: "orphan", ring: &ring.name, first: 0, count: 0, pause_every: 0, hold: false });
     orphan.expect_line("attached");
