@@ -129,13 +129,21 @@ impl<M: MpmcMemory> Endpoint<M> {
     }
 
     /// Declares the positions this endpoint is about to claim. The claiming CAS (a release)
-    /// publishes the intent to every process that later sees the moved position; the count is
-    /// also stored with release after the start, so a reader that loads the count first (with
-    /// acquire) never pairs a new count with an old start.
+    /// publishes the intent to every process that later sees the moved position.
+    ///
+    /// Both words are stored with release (free on x86) and loaded with acquire by
+    /// `live_intents`, so that a reader never pairs a count with a start of another intent
+    /// without also seeing that the holder has moved on: a recoverer judging position `p`
+    /// synchronised with the claim of `p` (through `tail` or `head`), so it reads that intent's
+    /// words or newer ones. A newer word was stored after the holder published `p` and cleared
+    /// (an endpoint declares a new intent only after its previous one was cleared or never
+    /// claimed anything); reading it with acquire makes that publication visible, so the
+    /// repair's CAS on `p`'s sequence fails. Hence a mixed pair, in either load order, can
+    /// only cost a needless "not covered" for a position that is no longer held.
     #[inline]
     fn intend(&self, start: u64, count: u64) {
         let words = self.words();
-        words.pending_start.store(start, Ordering::Relaxed);
+        words.pending_start.store(start, Ordering::Release);
         words.pending_count.store(count, Ordering::Release);
     }
 
@@ -169,11 +177,13 @@ fn live_intents<M: MpmcMemory>(memory: &M, role: Role) -> Vec<(u64, u64)> {
             if claim == 0 || words.role.load(Ordering::Relaxed) != role_raw(role) {
                 return None;
             }
-            // Acquire: pairs with the release clear, so a cleared intent implies the holder's
-            // commit or release is visible (and the repair's CAS then fails); and with the
-            // release store in `intend`, so the start loaded next belongs to this count.
+            // Acquire (both): pair with the release clear and the release stores in `intend`.
+            // A cleared intent, or a word of a newer one, implies that the holder's commit or
+            // release of what it held before is visible (so a repair's CAS on it fails); so a
+            // count and a start of different intents never hide a position still held (see
+            // `Endpoint::intend`).
             let count = words.pending_count.load(Ordering::Acquire);
-            let start = words.pending_start.load(Ordering::Relaxed);
+            let start = words.pending_start.load(Ordering::Acquire);
             (count > 0 && memory.is_alive(claim)).then_some((start, count))
         })
         .collect()
