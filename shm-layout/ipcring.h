@@ -436,11 +436,12 @@ static inline void ipcring_mpmc_store_sequence(struct ipcring_mpmc_slot_header *
 }
 
 /* Declares, in this handle's own record, the positions it is about to claim: stores made BEFORE
- * the claiming CAS, whose release publishes them. Relaxed suffices; pending_count is stored with
- * release anyway (free on x86), which keeps the recovery argument valid under the C++20 rules too
- * (LAYOUT.md section 17). */
+ * the claiming CAS, whose release publishes them. Both with release (free on x86): a recoverer
+ * loads both with acquire, so a start and a count of different intents are never paired without
+ * the holder's publications being visible; this also keeps the recovery argument valid under the
+ * C++20 rules (LAYOUT.md section 17). */
 static inline void ipcring_mpmc_declare_intent(struct ipcring_endpoint_record *record, uint64_t start, uint64_t count) {
-    __atomic_store_n(&record->pending_start, start, __ATOMIC_RELAXED);
+    __atomic_store_n(&record->pending_start, start, __ATOMIC_RELEASE);
     __atomic_store_n(&record->pending_count, count, __ATOMIC_RELEASE);
 }
 

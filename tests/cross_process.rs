@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipcring::__private::layout::{Block, WaitStrategy};
+use ipcring::__private::ring::{RingMemory as _, SlotAccess as _, SpscMemory as _};
 use ipcring::__private::segment::{CreateOptions, Segment};
+use ipcring::__private::Internals as _;
 use ipcring::spsc::{Receiver, Sender};
 use ipcring::Error;
 
@@ -100,6 +102,29 @@ fn peer_process() {
                 hold();
                 drop(guard);
             }
+        }
+        "orphan" => {
+            let sender = ipcring::Builder::new(&ring).open::<Sender>().unwrap();
+            println!("attached");
+            let mut go = String::new();
+            std::io::stdin().read_line(&mut go).unwrap();
+            // Commit message `first` as a producer that dies between its two stores would: the
+            // slot and the position, never the stamp (LAYOUT.md §6).
+            let backend = sender.internal_backend();
+            encode(first, backend.slot_size(), &mut scratch);
+            {
+                let slot = backend.slot_mut(first);
+                // SAFETY: this process holds the producer role and slot `first` is free (the ring
+                // is empty); the header and payload span the slot (SlotAccess contract).
+                unsafe {
+                    slot.header().write(scratch.len() as u32);
+                    std::ptr::copy_nonoverlapping(scratch.as_ptr(), slot.payload(), scratch.len());
+                }
+            }
+            // Release: as the producer's position store in `ring::spsc::publish`.
+            backend.producer_position().store(first + 1, Ordering::Release);
+            // SAFETY: _exit ends the process at once, as a kill would, running no destructor.
+            unsafe { libc::_exit(0) };
         }
         other => panic!("unknown role {other}"),
     }
@@ -446,4 +471,48 @@ fn short_timed_receives_learn_that_a_killed_producer_is_gone() {
         });
         assert!(matches!(result, Err(Error::Disconnected)), "{timeout:?}: {result:?}");
     }
+}
+
+/// A producer dies after storing its position and before storing the slot's stamp, and a new
+/// producer takes the role before the consumer (blocked on the stamp) finds the first one dead:
+/// the producer is never "gone", so the consumer must still learn from the position, within a
+/// liveness interval, that the message is committed; then it gets the new producer's too.
+#[test]
+fn a_blocked_receive_gets_a_message_whose_producer_died_before_its_stamp() {
+    const INTERVAL: Duration = Duration::from_millis(500);
+    let ring = Ring::create(4, 64, WaitStrategy::Futex);
+    let mut receiver = ipcring::Builder::new(&ring.name).liveness_interval(INTERVAL).open::<Receiver>().unwrap();
+    let mut orphan =
+        Peer::spawn(PeerPlan { role: "orphan", ring: &ring.name, first: 0, count: 0, pause_every: 0, hold: false });
+    orphan.expect_line("attached");
+    let waits_before = ring.counter(Block::ConsumerStats, 0);
+    let start = Instant::now();
+    let consumer = std::thread::spawn(move || {
+        let mut buffer = Vec::new();
+        let mut scratch = Vec::new();
+        for sequence in 0..4 {
+            receiver.recv_timeout(&mut buffer, Duration::from_secs(5)).unwrap();
+            verify(sequence, 64, &buffer, &mut scratch);
+        }
+    });
+    // The consumer is blocked (its wait counter moved) on the stamp of slot 0.
+    let deadline = Instant::now() + PATIENCE;
+    while ring.counter(Block::ConsumerStats, 0) == waits_before {
+        assert!(Instant::now() < deadline, "the consumer never blocked");
+        std::thread::yield_now();
+    }
+    // The orphan stores position 1 without the stamp and exits; the new producer takes the role
+    // at once (well within the consumer's liveness interval) and fills the ring.
+    use std::io::Write as _;
+    writeln!(orphan.child.stdin.as_mut().unwrap(), "go").unwrap();
+    assert!(orphan.wait().success());
+    let mut sender = ipcring::Builder::new(&ring.name).open::<Sender>().unwrap();
+    assert!(start.elapsed() < INTERVAL, "setup took longer than a liveness interval: inconclusive");
+    let mut scratch = Vec::new();
+    for sequence in 1..4 {
+        encode(sequence, 64, &mut scratch);
+        sender.send_timeout(&scratch, PATIENCE).unwrap();
+    }
+    consumer.join().unwrap();
+    assert!(start.elapsed() < INTERVAL * 4, "took {:?}", start.elapsed());
 }

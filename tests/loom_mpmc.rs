@@ -13,8 +13,10 @@
 use std::sync::Arc;
 
 use ipcring::__private::ring::mpmc::{Consumer, Producer};
+use ipcring::__private::ring::MpmcMemory as _;
 use ipcring::__private::wait::WaitStrategy;
 use ipcring::mpmc::{HeapRing, Receiver, Sender};
+use loom::sync::atomic::Ordering::SeqCst;
 use loom::thread;
 
 /// `loom::model` with room for the longer executions of spinning models.
@@ -221,4 +223,107 @@ fn futex_sleepers_learn_that_the_producers_left() {
 #[test]
 fn semaphore_sleepers_learn_that_the_producers_left() {
     the_last_producer_leaving_wakes_the_consumer(WaitStrategy::Semaphore);
+}
+
+/// Pops what is ready, repairing when stuck (the consumer's recovery), until `count` messages
+/// arrived or, if `finite`, until nothing more comes (so that a lost message fails the caller's
+/// assertion instead of spinning forever).
+fn pop_or_repair(consumer: &mut Consumer<Arc<HeapRing>>, count: usize, finite: bool) -> Vec<[u8; 2]> {
+    let mut received = Vec::new();
+    while received.len() < count {
+        let next = consumer.try_peek().unwrap().map(|guard| [guard[0], guard[1]]);
+        match next {
+            Some(bytes) => received.push(bytes),
+            None if consumer.recover().unwrap() => {}
+            None if finite => break,
+            None => thread::yield_now(),
+        }
+    }
+    received
+}
+
+/// Pushes `messages` with `producer`, consuming (and repairing, on both sides) whenever the
+/// ring is full: the thread that consumes also produces, so it must not wait for itself.
+fn push_while_consuming(
+    producer: &mut Producer<Arc<HeapRing>>,
+    consumer: &mut Consumer<Arc<HeapRing>>,
+    messages: &[[u8; 2]],
+    received: &mut Vec<[u8; 2]>,
+) {
+    for bytes in messages {
+        while !producer.try_push(bytes).unwrap() {
+            producer.recover().unwrap();
+            let next = consumer.try_peek().unwrap().map(|guard| [guard[0], guard[1]]);
+            match next {
+                Some(bytes) => received.push(bytes),
+                None if consumer.recover().unwrap() => {}
+                None => thread::yield_now(),
+            }
+        }
+    }
+}
+
+/// A two-slot ring, full (messages (0, 0) and (0, 1)), whose first message a consumer claimed
+/// and died holding: the slot of position 2 is stuck with message 0 in it. The dead consumer is
+/// crafted (`head` moved past position 0, no record covering it: what a dead holder's record
+/// looks like to the recovery rule), so no handle has to be leaked in every execution.
+fn ring_with_a_dead_consumers_message() -> (Arc<HeapRing>, Producer<Arc<HeapRing>>) {
+    let ring = Arc::new(HeapRing::new(2, 2, WaitStrategy::Spin));
+    let mut producer = Producer::attach(ring.clone()).unwrap();
+    push(&mut producer, &message(0, 0));
+    push(&mut producer, &message(0, 1));
+    ring.head().store(1, SeqCst);
+    (ring, producer)
+}
+
+/// Republication racing a second producer's (which needs the stuck slot for its message and
+/// repairs too) and the consumer's repair: the dead consumer's message arrives once more
+/// (counted as redelivered) and every other committed message exactly once, so none was marked
+/// abandoned. (A position may be abandoned: one republished for a consumer that released after
+/// all holds no message.)
+#[test]
+fn republication_races_a_second_producer_and_the_consumers_repair() {
+    model(|| {
+        let (ring, mut first) = ring_with_a_dead_consumers_message();
+        let mut second = Producer::attach(ring.clone()).unwrap();
+        let mut consumer = Consumer::attach(ring.clone()).unwrap();
+        let republisher = thread::spawn(move || {
+            first.recover().unwrap();
+        });
+        let mut received = Vec::new();
+        push_while_consuming(&mut second, &mut consumer, &[message(1, 0)], &mut received);
+        republisher.join().unwrap();
+        received.extend(pop_or_repair(&mut consumer, 3 - received.len(), true));
+        received.sort_unstable();
+        assert_eq!(received, [message(0, 0), message(0, 1), message(1, 0)], "lost or duplicated");
+        assert_eq!(ring.redelivered(), 1);
+    });
+}
+
+/// The republisher is judged dead while it still runs (what a lost intent amounts to: #13
+/// finding 3, two threads recovering through one record): the consumer completes the
+/// republication itself, consumes it, and a second producer commits a message into that same
+/// slot. Whatever the republisher's own sequence update then finds, it must never overwrite that
+/// committed message (it may report the slot as corrupted).
+#[test]
+fn a_republisher_judged_dead_never_overwrites_a_committed_message() {
+    model(|| {
+        let (ring, mut first) = ring_with_a_dead_consumers_message();
+        let first_claim = ring.claim_of(first.endpoint_index());
+        let mut second = Producer::attach(ring.clone()).unwrap();
+        let mut consumer = Consumer::attach(ring.clone()).unwrap();
+        // SAFETY: deliberately broken (the endpoint keeps running): this models a holder whose
+        // intent was lost. It touches sequence words only, never a slot's cells.
+        unsafe { ring.kill(first_claim) };
+        let republisher = thread::spawn(move || {
+            // Ok, or Err(Corrupted) if it finds a later lap in the slot: never a store.
+            let _ = first.recover();
+        });
+        let mut received = pop_or_repair(&mut consumer, 2, false);
+        push_while_consuming(&mut second, &mut consumer, &[message(1, 0), message(1, 1)], &mut received);
+        republisher.join().unwrap();
+        received.extend(pop_or_repair(&mut consumer, 4 - received.len(), true));
+        received.sort_unstable();
+        assert_eq!(received, [message(0, 0), message(0, 1), message(1, 0), message(1, 1)], "lost or duplicated");
+    });
 }

@@ -99,15 +99,14 @@ impl<B: Backend> Sender<B> {
     #[cold]
     #[inline(never)]
     fn try_claim_when_full(&mut self, max: u64) -> Result<(u64, u64), Error> {
-        let producer = &self.producer;
+        let producer = &mut self.producer;
         let mut failure = None;
-        let gone = self.watch.check(producer.memory().site().liveness_interval(), |check| {
-            gone_or_recovered(producer, check, &mut failure)
-        });
+        let interval = producer.memory().site().liveness_interval();
+        let gone = self.watch.check(interval, |check| gone_or_recovered(producer, check, &mut failure));
         if let Some(error) = failure {
             return Err(error);
         }
-        let gone_with = gone_error(producer.memory().site());
+        let gone_with = gone_error(self.producer.memory().site());
         match self.producer.claim(max)? {
             Some(claimed) => Ok(claimed),
             None if gone => Err(gone_with),
@@ -118,11 +117,13 @@ impl<B: Backend> Sender<B> {
     #[cold]
     #[inline(never)]
     fn block_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let producer = &self.producer;
-        let backend = producer.memory();
+        // A handle on the ring of its own (cold path: one reference count): the repair in the
+        // liveness callback needs the producer mutably while the wait reads the ring.
+        let backend = &self.producer.memory().clone();
+        let producer = &mut self.producer;
         backend.site().count(Role::Producer, Counter::Wait);
         let mut on = block_on(backend.site(), Role::Producer);
-        on.record = Some(producer.sleep_record());
+        on.record = Some(producer.sleep_record_in(backend));
         on.liveness_clock = Some(self.watch.clock());
         let mut failure = None;
         let outcome = block(
@@ -252,7 +253,7 @@ impl<B: Backend> Sender<B> {
 /// consumer left behind (a claimed, never released slot); then reports whether every consumer
 /// is gone. An error of the repair is kept in `failure` and ends the wait.
 pub(crate) fn gone_or_recovered<B: Backend>(
-    producer: &Producer<B>,
+    producer: &mut Producer<B>,
     check: PeerCheck,
     failure: &mut Option<Error>,
 ) -> bool {

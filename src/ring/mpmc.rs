@@ -55,6 +55,13 @@ use crate::error::{Error, RecvError, Role, SendError};
 use crate::layout::{ABANDONED_BIT, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS};
 use crate::sync::{AtomicU64, Ordering};
 
+/// The most positions one [`Producer::recover`] republishes, or one [`Consumer::recover`]
+/// looks at: a recovery runs inside a blocked call's liveness check, so its work per call is
+/// bounded (one liveness test per endpoint record, and this many positions) whatever the ring
+/// (up to 2^24 slots) or a hostile peer's records say; the blocked caller retries at its next
+/// wait round, after checking its deadline.
+pub const REPAIRS_PER_CALL: u64 = 1024;
+
 /// What a recovery did (reported to [`MpmcMemory`] backends for their statistics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovered {
@@ -121,13 +128,21 @@ impl<M: MpmcMemory> Endpoint<M> {
     }
 
     /// Declares the positions this endpoint is about to claim. The claiming CAS (a release)
-    /// publishes the intent to every process that later sees the moved position; the count is
-    /// also stored with release after the start, so a reader that loads the count first (with
-    /// acquire) never pairs a new count with an old start.
+    /// publishes the intent to every process that later sees the moved position.
+    ///
+    /// Both words are stored with release (free on x86) and loaded with acquire by
+    /// `live_intents`, so that a reader never pairs a count with a start of another intent
+    /// without also seeing that the holder has moved on: a recoverer judging position `p`
+    /// synchronised with the claim of `p` (through `tail` or `head`), so it reads that intent's
+    /// words or newer ones. A newer word was stored after the holder published `p` and cleared
+    /// (an endpoint declares a new intent only after its previous one was cleared or never
+    /// claimed anything); reading it with acquire makes that publication visible, so the
+    /// repair's CAS on `p`'s sequence fails. Hence a mixed pair, in either load order, can
+    /// only cost a needless "not covered" for a position that is no longer held.
     #[inline]
     fn intend(&self, start: u64, count: u64) {
         let words = self.words();
-        words.pending_start.store(start, Ordering::Relaxed);
+        words.pending_start.store(start, Ordering::Release);
         words.pending_count.store(count, Ordering::Release);
     }
 
@@ -161,11 +176,13 @@ fn live_intents<M: MpmcMemory>(memory: &M, role: Role) -> Vec<(u64, u64)> {
             if claim == 0 || words.role.load(Ordering::Relaxed) != role_raw(role) {
                 return None;
             }
-            // Acquire: pairs with the release clear, so a cleared intent implies the holder's
-            // commit or release is visible (and the repair's CAS then fails); and with the
-            // release store in `intend`, so the start loaded next belongs to this count.
+            // Acquire (both): pair with the release clear and the release stores in `intend`.
+            // A cleared intent, or a word of a newer one, implies that the holder's commit or
+            // release of what it held before is visible (so a repair's CAS on it fails); so a
+            // count and a start of different intents never hide a position still held (see
+            // `Endpoint::intend`).
             let count = words.pending_count.load(Ordering::Acquire);
-            let start = words.pending_start.load(Ordering::Relaxed);
+            let start = words.pending_start.load(Ordering::Acquire);
             (count > 0 && memory.is_alive(index, claim)).then_some((start, count))
         })
         .collect()
@@ -275,10 +292,11 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         self.endpoint.index
     }
 
-    /// Where this handle records its sleeper registration: its record's `sleeping` word and its
-    /// claim (see `wait::eventcount::sleep_registered`).
-    pub(crate) fn sleep_record(&self) -> (&AtomicU64, u64) {
-        (&self.endpoint.words().sleeping, self.endpoint.claim)
+    /// Where this handle records its sleeper registration: its record's `sleeping` word in
+    /// `memory` (a handle on this producer's ring) and its claim (see
+    /// `wait::eventcount::sleep_registered`).
+    pub(crate) fn sleep_record_in<'m>(&self, memory: &'m M) -> (&'m AtomicU64, u64) {
+        (&memory.endpoint(self.endpoint.index).sleeping, self.endpoint.claim)
     }
 
     /// Largest payload of one message.
@@ -448,11 +466,26 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
     /// still holds message `tail - slot_count`, which a consumer claimed (`head` is past it) and
     /// never released, and no live consumer's record covers it. The message is published again
     /// at position `tail` (at-least-once), and so on for the next slot (a dead consumer may have
-    /// held a whole batch), at most one lap. Returns whether it repaired anything.
-    pub fn recover(&self) -> Result<bool, Error> {
+    /// held a whole batch), at most one lap and [`REPAIRS_PER_CALL`] positions per call. Returns
+    /// whether it repaired anything.
+    ///
+    /// `&mut self`: a republication claims a position under this handle's endpoint record, which
+    /// holds one intent; two concurrent calls on one handle would overwrite each other's intent
+    /// while one still holds its position, and a consumer's repair would then take that position
+    /// from a live producer.
+    pub fn recover(&mut self) -> Result<bool, Error> {
+        let memory = &self.endpoint.memory;
+        // Acquire: synchronises with the consumers' claims that moved head, so the intents of
+        // every position below it are visible to `live_intents`, read once for the whole pass
+        // (at most one liveness test per record per call). A position at or above this `head`
+        // may have been claimed after the records were read: the pass stops there, and the next
+        // call (the caller's next wait round) goes on.
+        let head = memory.head().load(Ordering::Acquire);
+        check_position("head", head)?;
+        let mut live = None;
         let mut repaired = false;
-        for _ in 0..self.endpoint.memory.slot_count() {
-            if !self.recover_one()? {
+        for _ in 0..memory.slot_count().min(REPAIRS_PER_CALL) {
+            if !self.recover_one(head, &mut live)? {
                 break;
             }
             repaired = true;
@@ -460,10 +493,10 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         Ok(repaired)
     }
 
-    fn recover_one(&self) -> Result<bool, Error> {
+    fn recover_one(&mut self, head: u64, live: &mut Option<Vec<(u64, u64)>>) -> Result<bool, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
-        // Acquire: synchronises with the claims that moved tail, so their intents are visible.
+        // Acquire: synchronises with the claims that moved tail.
         let tail = memory.tail().load(Ordering::Acquire);
         check_position("tail", tail)?;
         if tail < slot_count {
@@ -474,9 +507,9 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
         if sequence & !ABANDONED_BIT != previous + 1 {
             return Ok(false);
         }
-        // Acquire: as for tail; the claiming consumer's intent is visible.
-        let head = memory.head().load(Ordering::Acquire);
-        if head <= previous || covers(&live_intents(memory, Role::Consumer), previous) {
+        // `head` was loaded before the records are read (with acquire, see `recover`): only a
+        // position below it has its claimer's intent visible in them.
+        if head <= previous || covers(live.get_or_insert_with(|| live_intents(memory, Role::Consumer)), previous) {
             return Ok(false);
         }
         self.endpoint.intend(tail, 1);
@@ -484,24 +517,54 @@ impl<M: MpmcMemory + RecoveryLog> Producer<M> {
             self.endpoint.clear();
             return Ok(false);
         }
-        // Position `tail` is ours. If the slot still holds the dead consumer's message, publish it
-        // again; if a consumer released it meanwhile (it was not dead after all), the message was
-        // delivered and position `tail` is published as abandoned instead.
-        // Release: pairs with the next consumer's acquire of the sequence.
-        let republished = (tail + 1) | (sequence & ABANDONED_BIT);
-        let what =
-            match memory.sequence(tail).compare_exchange(sequence, republished, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => Recovered::Redelivered,
-                Err(_) => {
-                    memory.sequence(tail).store((tail + 1) | ABANDONED_BIT, Ordering::Release);
-                    Recovered::Abandoned
-                }
-            };
+        let what = republish(memory, tail, sequence);
         self.endpoint.clear();
-        memory.recovered(Role::Producer, what, 1);
-        memory.on_commit(1);
+        if let Some(what) = what? {
+            memory.recovered(Role::Producer, what, 1);
+            memory.on_commit(1);
+        }
         Ok(true)
     }
+}
+
+/// Publishes position `tail`, which the caller just claimed for a republication after seeing
+/// `sequence` (message `tail - slot_count` committed, claimed by a consumer judged dead) in its
+/// slot. While the caller holds `tail` (its intent covers it), the slot's sequence can only be:
+/// - `sequence`: the message is still there, unreleased: it becomes message `tail` (redelivered);
+/// - `tail`: its consumer released it after all (it was alive, or released between our load of
+///   the sequence and our reading of the records): it was delivered, so position `tail` is
+///   published as abandoned, with a CAS from `tail`: the slot is ours, nobody else may move it.
+///
+/// Anything else is not a state the protocol allows while `tail` is unpublished (a repairer that
+/// completed the republication itself would have needed our intent to be invisible; a later lap
+/// needs `tail` published first) and is never overwritten: a committed message must not be
+/// hidden. It is reported as corruption, except an already published `tail` (left as it is,
+/// `None`).
+fn republish<M: MpmcMemory>(memory: &M, tail: u64, sequence: u64) -> Result<Option<Recovered>, Error> {
+    let slot = memory.sequence(tail);
+    let republished = (tail + 1) | (sequence & ABANDONED_BIT);
+    // Release (both CASes): pairs with the next consumer's acquire of the sequence.
+    let current = match slot.compare_exchange(sequence, republished, Ordering::Release, Ordering::Relaxed) {
+        Ok(_) => return Ok(Some(Recovered::Redelivered)),
+        Err(current) => current,
+    };
+    if current == tail {
+        match slot.compare_exchange(tail, (tail + 1) | ABANDONED_BIT, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return Ok(Some(Recovered::Abandoned)),
+            // Only a peer writing garbage moves a slot we hold: judged below, never overwritten.
+            Err(current) => return unexpected(tail, current),
+        }
+    }
+    unexpected(tail, current)
+}
+
+#[cold]
+fn unexpected(tail: u64, current: u64) -> Result<Option<Recovered>, Error> {
+    if current & !ABANDONED_BIT == tail + 1 {
+        // Published already (and counted) by a repairer that did not see our intent.
+        return Ok(None);
+    }
+    Err(Error::Corrupted { field: "slot sequence", value: current })
 }
 
 /// A reserved position: write the payload in place, then [`commit`](Reservation::commit).
@@ -837,10 +900,11 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
     }
 
     /// Repairs what blocks this consumer, if a dead producer is the cause: every position from
-    /// `head` up to `tail` (at most one lap) that was claimed and never committed, and that no
-    /// live producer's record covers, is marked abandoned (or, if the dead producer was
-    /// republishing a dead consumer's message, that publication is completed). All of them at
-    /// once: a dead producer may have held a whole batch. Returns whether it repaired anything.
+    /// `head` up to `tail` (at most one lap, and [`REPAIRS_PER_CALL`] positions) that was claimed
+    /// and never committed, and that no live producer's record covers, is marked abandoned (or,
+    /// if the dead producer was republishing a dead consumer's message, that publication is
+    /// completed). All of them at once: a dead producer may have held a whole batch. Returns
+    /// whether it repaired anything.
     pub fn recover(&self) -> Result<bool, Error> {
         let memory = &self.endpoint.memory;
         let slot_count = memory.slot_count();
@@ -859,7 +923,8 @@ impl<M: MpmcMemory + RecoveryLog> Consumer<M> {
         }
         let mut live = None;
         let mut repaired = false;
-        for position in head..tail.min(head + slot_count) {
+        // At most REPAIRS_PER_CALL positions per call: the caller's next wait round goes on.
+        for position in head..tail.min(head + slot_count.min(REPAIRS_PER_CALL)) {
             let sequence = memory.sequence(position).load(Ordering::Acquire);
             let (value, what) = if sequence == position {
                 ((position + 1) | ABANDONED_BIT, Recovered::Abandoned)

@@ -1,5 +1,6 @@
 //! [`Receiver`]: the blocking consumer endpoint of an SPSC ring.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::backend::{peer_gone_rate_limited, Backend};
@@ -7,7 +8,7 @@ use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{AttachError, Error, RecvError, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
 use crate::sync::Ordering;
-use crate::wait::{block, block_on, gone_error, Blocked};
+use crate::wait::{block, block_on, gone_error, Blocked, PeerCheck};
 use crate::wait::{Counter, WaitSite};
 
 /// The consuming end of an SPSC ring. At most one is attached to a ring at a time (across all
@@ -97,14 +98,34 @@ impl<B: Backend> Receiver<B> {
         let position = self.consumer.position();
         let mut on = block_on(backend.site(), Role::Consumer);
         on.liveness_clock = Some(self.watch.clock());
+        // Set by a thorough check that found the producer position past ours. The stamp is only
+        // a hint: a producer that died between its position store and its stamp store committed
+        // the message (the position says so), and if a successor took the role before this
+        // consumer noticed the death, the producer is never "gone" and the stamp never comes
+        // (the successor writes the following slots, then waits on a full ring). So once per
+        // liveness interval the position is consulted too; the fast path (the stamp poll and
+        // the futex sleep condition) is unchanged.
+        let position_ahead = Cell::new(false);
         let outcome = block(
             &on,
             deadline,
             // Wait on the next slot's commit stamp: it sits on the line the message is read from,
             // so a wakeup costs one cache miss. Acquire: pairs with the producer's release store
             // of the stamp (and `cached_available` below checks again before reading).
-            || Ok::<_, Error>(backend.stamp(position).load(Ordering::Acquire) == stamp_for(position)),
-            |check| backend.peer_gone(Role::Consumer, check),
+            || {
+                Ok::<_, Error>(
+                    position_ahead.get() || backend.stamp(position).load(Ordering::Acquire) == stamp_for(position),
+                )
+            },
+            |check| {
+                // Acquire: pairs with the producer's release store of its position (the
+                // position is checked for sanity by `cached_available` before any slot is read).
+                if check == PeerCheck::Thorough && backend.producer_position().load(Ordering::Acquire) > position {
+                    position_ahead.set(true);
+                    return false;
+                }
+                backend.peer_gone(Role::Consumer, check)
+            },
             || backend.site().count(Role::Consumer, Counter::sleep_of(on.strategy)),
         )?;
         match outcome {

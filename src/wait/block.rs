@@ -150,8 +150,15 @@ pub fn block<F: Futex, S: Semaphore, E>(
         // The thorough check comes before the deadline's: a run of calls whose deadlines have
         // passed by the time they get here (zero timeouts) must still check once per slice.
         if let (Some(now), Some(slice)) = (now, on.slice) {
-            if clock.due(now, slice) && peer_gone(PeerCheck::Thorough) {
-                return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
+            if clock.due(now, slice) {
+                if peer_gone(PeerCheck::Thorough) {
+                    return Ok(if ready()? { Blocked::Ready } else { Blocked::PeerGone });
+                }
+                // The thorough check may have repaired something or learnt more than `ready`
+                // looks at (an SPSC position ahead of a missing stamp): look before sleeping.
+                if ready()? {
+                    return Ok(Blocked::Ready);
+                }
             }
         }
         if let (Some(now), Some(deadline)) = (now, deadline) {
