@@ -242,3 +242,25 @@ fn a_child_receives_an_anonymous_mpmc_ring_over_a_socket_and_gets_every_message(
     assert!(wait(child, &mut parent_side).success(), "the child failed (its output is above)");
     assert_nothing_in_dev_shm(&before, &ring, child_pid);
 }
+
+#[test]
+fn a_passed_descriptor_carries_no_role_and_a_killed_receiver_frees_its_role_at_once() {
+    let (mut parent_side, child_side) = UnixStream::pair().unwrap();
+    let child = spawn_child("spsc", child_side);
+    let options = CreateOptions { slot_count: 64, slot_size: 128, ..CreateOptions::default() };
+    let sender = ipcring::Builder::anonymous()
+        .with_options(&options, &ipcring::__private::segment::OpenOptions::default())
+        .create::<spsc::Sender>()
+        .unwrap();
+    // This process keeps a descriptor of the very open file description it sent: if locks were
+    // taken through it, they would be shared with the child and outlive it.
+    let ring = sender.internal_backend().segment().fd().unwrap().try_clone_to_owned().unwrap();
+    send_fd(parent_side.as_fd(), ring.as_fd()).unwrap();
+    let mut child = expect_attached(child, &mut parent_side);
+    let attach = || ipcring::Builder::from_fd(ring.try_clone().unwrap()).open::<spsc::Receiver>();
+    assert!(matches!(attach(), Err(ipcring::AttachError::RoleTaken { .. })), "the child holds the role");
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    // Reaped: its own description, and its lock, are gone; the shared one is not.
+    attach().expect("the killed child's role is free at once");
+}
