@@ -191,3 +191,28 @@ fn exactly_one_of_two_claimers_takes_over_a_dead_holders_role() {
         assert_eq!(word.load(Ordering::Acquire), 0);
     });
 }
+
+/// The fork gate (`lock::gate`): while a thread forks (between `prepare` and `finish`), no opener
+/// is between opening a lock description and registering it, so none escapes the child's fork
+/// handler. Weakening either side's fence to a plain access lets an opener in (loom finds it).
+#[test]
+fn no_lock_description_is_being_opened_while_a_thread_forks() {
+    use ipcring::__private::lock::gate::ForkGate;
+    loom::model(|| {
+        let gate = Arc::new(ForkGate::new());
+        let inside = Arc::new(AtomicU32::new(0));
+        let opener = {
+            let (gate, inside) = (gate.clone(), inside.clone());
+            thread::spawn(move || {
+                gate.enter();
+                inside.store(1, Ordering::Relaxed);
+                inside.store(0, Ordering::Relaxed);
+                gate.leave();
+            })
+        };
+        gate.prepare();
+        assert_eq!(inside.load(Ordering::Relaxed), 0, "an opener inside while a thread forks");
+        gate.finish();
+        opener.join().unwrap();
+    });
+}

@@ -10,9 +10,7 @@
 //!
 //! A descriptor opened while another thread forks could escape the handler, and its description
 //! then take locks that the child shares. So opening and registering is a critical section that a
-//! fork waits for (the prepare handler), Dekker style: an opener announces itself in `OPENING`
-//! and then checks `FORKING`; the forker raises `FORKING` and then waits for `OPENING` to drain.
-//! Both sides use `SeqCst`, so at least one of them sees the other.
+//! fork waits for (the prepare handler): the [`ForkGate`] handshake, checked by loom.
 //!
 //! ```
 //! use ipcring::__private::lock::fork;
@@ -33,9 +31,10 @@
 //! ```
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::Once;
 
+use super::gate::ForkGate;
 use crate::error::Error;
 
 /// Most lock descriptions one process can hold at once (one per attached segment).
@@ -50,10 +49,8 @@ const FREE_SLOT: AtomicI32 = AtomicI32::new(FREE);
 static REGISTERED: [AtomicI32; CAPACITY] = [FREE_SLOT; CAPACITY];
 /// Incremented in every child a `fork` makes (while it is still single-threaded).
 static GENERATION: AtomicU32 = AtomicU32::new(0);
-/// Threads between opening a descriptor and registering it.
-static OPENING: AtomicU32 = AtomicU32::new(0);
-/// Set by the prepare handler while a thread forks.
-static FORKING: AtomicBool = AtomicBool::new(false);
+/// Openers between opening a descriptor and registering it, against a fork.
+static GATE: ForkGate = ForkGate::new();
 static INSTALL: Once = Once::new();
 
 /// This process's fork generation: it changes in a child created by `fork`. A lock description
@@ -66,17 +63,7 @@ pub fn generation() -> u32 {
 /// for. Fails with [`Error::TooLarge`] when [`CAPACITY`] descriptors are registered already.
 pub(crate) fn open_registered(open: impl FnOnce() -> Result<OwnedFd, Error>) -> Result<(OwnedFd, u32), Error> {
     INSTALL.call_once(install);
-    loop {
-        // SeqCst (both): the Dekker pair with `prepare`'s store of FORKING and load of OPENING.
-        OPENING.fetch_add(1, Ordering::SeqCst);
-        if !FORKING.load(Ordering::SeqCst) {
-            break;
-        }
-        OPENING.fetch_sub(1, Ordering::SeqCst);
-        while FORKING.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-    }
+    GATE.enter();
     let result = open().and_then(|fd| {
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
         let slot = REGISTERED
@@ -91,7 +78,7 @@ pub(crate) fn open_registered(open: impl FnOnce() -> Result<OwnedFd, Error>) -> 
             }),
         }
     });
-    OPENING.fetch_sub(1, Ordering::SeqCst);
+    GATE.leave();
     result
 }
 
@@ -116,15 +103,11 @@ fn install() {
 }
 
 extern "C" fn prepare() {
-    // SeqCst: see `open_registered`.
-    FORKING.store(true, Ordering::SeqCst);
-    while OPENING.load(Ordering::SeqCst) != 0 {
-        std::thread::yield_now();
-    }
+    GATE.prepare();
 }
 
 extern "C" fn parent() {
-    FORKING.store(false, Ordering::SeqCst);
+    GATE.finish();
 }
 
 extern "C" fn child() {
@@ -136,5 +119,5 @@ extern "C" fn child() {
             unsafe { libc::close(raw) };
         }
     }
-    FORKING.store(false, Ordering::SeqCst);
+    GATE.finish();
 }

@@ -110,6 +110,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::stat::{fchmod, fstat, Mode};
 
 use crate::error::{Error, Result};
+use crate::lock::lock_record;
 use crate::segment::{normalize_name, SHM_DIR};
 
 /// The sysctl that bounds the largest message of a new queue.
@@ -352,18 +353,6 @@ fn peer_header(queue: QueueIdentity) -> [u8; PEER_HEADER_SIZE] {
     header[8..16].copy_from_slice(&queue.device.to_le_bytes());
     header[16..].copy_from_slice(&queue.inode.to_le_bytes());
     header
-}
-
-/// A one-byte open-file-description lock record at `offset`.
-fn lock_record(kind: libc::c_int, offset: u64) -> libc::flock {
-    // SAFETY: `flock` is a C struct of integers (plus padding on some targets), for which all
-    // zeros is a valid value; `l_pid` must stay 0 for OFD locks.
-    let mut record: libc::flock = unsafe { std::mem::zeroed() };
-    record.l_type = kind as _;
-    record.l_whence = libc::SEEK_SET as _;
-    record.l_start = offset as _;
-    record.l_len = 1;
-    record
 }
 
 /// This handle's view of the peer file: its own lock, and the peer's byte and lock to test.
