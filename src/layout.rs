@@ -323,9 +323,10 @@ pub struct WaitBlock {
     pub reserved1: [u64; 4],
 }
 
-/// Who holds a role. `claim` is `pid | start_time_low32 << 32`, 0 when vacant; `start_time` is
-/// the process start time in clock ticks (field 22 of `/proc/PID/stat`), which tells a live
-/// holder from a recycled pid. A claimer that cannot read it (a C program) may store 0 there.
+/// Who holds a role. `claim` is `pid | start_time_low32 << 32` (the start time in clock ticks,
+/// field 22 of `/proc/PID/stat`, or 0), 0 when vacant: for display and the cheap "attached now"
+/// checks. Whether the holder lives is its record lock's business (LAYOUT.md §10), never this
+/// word's (a pid means nothing in another PID namespace).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct RoleRecord {

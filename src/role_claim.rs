@@ -1,7 +1,7 @@
 //! The role-claim protocol on one claim word: at most one live holder, a dead holder's role taken
 //! over by exactly one claimer. Pure logic over the `sync` facade, so loom checks it
-//! (`tests/loom.rs`); `spsc::ShmMemory` runs it on the claim words of a segment, with pid + start
-//! time as the identity and `/proc` as the liveness test.
+//! (`tests/loom.rs`). The heap backends (`HeapMemory`, `HeapRing`) run it, with a liveness test
+//! the loom models control; shared-memory rings take kernel locks instead (`lock`, LAYOUT.md §10).
 //!
 //! ```
 //! use ipcring::__private::role_claim::{claim, release};

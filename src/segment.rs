@@ -2,19 +2,23 @@
 //! list.
 //!
 //! A segment is created with `shm_open(O_CREAT | O_EXCL)` and mode 0600 (or the mode asked
-//! for, set exactly with `fchmod`, whatever the umask), sized with `ftruncate`, mapped with
-//! `MAP_SHARED | MAP_POPULATE`, and initialised with the magic written last. Opening checks the
-//! file type, owner and size with `fstat` before mapping, then validates the header
+//! for, set exactly with `fchmod`, whatever the umask), sized with `ftruncate`, allocated in full
+//! with `fallocate` ([`Error::NoSpace`] on a full file system, rather than a `SIGBUS` at a later
+//! write into a hole), given its own lock description with the shared open lock ([`crate::lock`]),
+//! mapped `MAP_SHARED`, and initialised with the magic written last. Opening checks the file type,
+//! owner and size with `fstat` before mapping, then validates the header
 //! ([`Geometry::from_header`]). glibc's `shm_open` opens with `O_NOFOLLOW`, so a symlink planted
 //! in `/dev/shm` is refused.
 //!
 //! Opening validates a `pread` copy of the header against `fstat` before anything is mapped (a
-//! huge or sparse hostile file is refused without allocating a page), then maps the file with
-//! `MAP_POPULATE` and validates the mapped header again.
+//! huge or sparse hostile file is refused without allocating a page: a layout-2 file must be
+//! allocated in full), takes the open lock, checks that the name was not removed meanwhile, then
+//! maps the file (never with `MAP_POPULATE`: opening allocates nothing) and validates the mapped
+//! header again.
 //!
 //! A named segment can be truncated after attach by any process with write permission on its
 //! file (with the default mode 0600: a misbehaving process of the same user). The next access to
-//! a lost page would raise `SIGBUS`, which `MAP_POPULATE` does not prevent; ipcring catches it for
+//! a lost page would raise `SIGBUS`, whatever the mapping flags; ipcring catches it for
 //! the mappings of named segments and turns it into [`Error::Truncated`] (see
 //! [`crate::truncation`] for the policy and its limits).
 //!
@@ -360,8 +364,9 @@ impl Segment {
     /// file's length must be a whole number of huge pages (`ftruncate` refuses anything else), so
     /// the segment is rounded up to one: [`Geometry::total_size`] (and the header's) is then
     /// larger than [`Geometry::new`] plans, which every attacher accepts (LAYOUT §7 only asks
-    /// that the regions fit). The huge pages are reserved when the file is mapped: with too few
-    /// free (`/proc/sys/vm/nr_hugepages`) creation fails with an I/O error (`ENOMEM`).
+    /// that the regions fit). Every page (huge or not) is allocated at creation (`fallocate`): with
+    /// too few free (`/proc/sys/vm/nr_hugepages`, or a full tmpfs) creation fails with
+    /// [`Error::NoSpace`].
     ///
     /// ```
     /// use ipcring::__private::segment::{CreateOptions, Segment};
@@ -971,7 +976,8 @@ fn allocate(file: &File, size: u64, name: &str) -> Result<(), Error> {
     use nix::fcntl::{fallocate, FallocateFlags};
     match fallocate(file.as_raw_fd(), FallocateFlags::empty(), 0, size as libc::off_t) {
         Ok(()) => Ok(()),
-        Err(Errno::ENOSPC) => Err(Error::NoSpace { name: name.to_string(), bytes: size }),
+        // ENOMEM: hugetlbfs without enough free huge pages, or a memory cgroup's limit.
+        Err(Errno::ENOSPC | Errno::ENOMEM) => Err(Error::NoSpace { name: name.to_string(), bytes: size }),
         Err(errno) => Err(Error::io(format!("allocating ring {name}"), std::io::Error::from(errno))),
     }
 }
