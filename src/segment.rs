@@ -661,6 +661,22 @@ impl Segment {
         Location::of(name)?.remove()
     }
 
+    /// Removes this segment's name if it still names this segment's file, and not one created
+    /// under the same name since this process opened it: `Ok(false)` if the name is gone or
+    /// names another file (or the segment is anonymous). What `gc` removes is then what it judged.
+    pub(crate) fn unlink_if_still_named(&self) -> Result<bool, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(file) = &self.file else { return Ok(false) };
+        let location = Location::of(&self.name)?;
+        let ours = file.metadata().map_err(|error| Error::io(format!("inspecting ring {}", self.name), error))?;
+        match std::fs::symlink_metadata(location.path()) {
+            Ok(named) if named.dev() == ours.dev() && named.ino() == ours.ino() => location.remove().map(|()| true),
+            Ok(_) => Ok(false),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(Error::io(format!("inspecting ring {}", self.name), error)),
+        }
+    }
+
     /// Names (with leading `/`) of the ipcring segments in `/dev/shm`: regular files, not links,
     /// whose first eight bytes are the magic. Sorted.
     pub fn list() -> Result<Vec<String>, Error> {

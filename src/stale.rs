@@ -19,7 +19,9 @@
 //! unmaps it, and removal turns this process's own into an exclusive one, which fails while any
 //! other process has the ring open (attached or not). While it holds, nobody can open the ring
 //! (an opener waits, then finds the name gone), so the decision "nobody uses it" cannot be
-//! overtaken between the check and the unlink. A layout-1 ring (an older build's, without
+//! overtaken between the check and the unlink, and the name is removed only if it still names
+//! the file judged (not a ring made under the same name since). Two removals of one ring at once
+//! keep each other out and both give up: the ring stays for the next `gc`. A layout-1 ring (an older build's, without
 //! locks) whose claims are all vacant is removed without that protection; one with a claim is
 //! never judged stale, since its holder may live in another PID namespace.
 //!
@@ -204,16 +206,24 @@ pub fn remove_if_stale(name: &str, idle: Duration, dry_run: bool) -> Result<Opti
     if dry_run {
         return Ok(Some(staleness));
     }
-    // A process that opened the ring since the assessment holds its open lock: in use.
-    let Some(exclusive) = Exclusive::take(&segment)? else { return Ok(None) };
+    let exclusive = match segment.locks() {
+        // Layout 1: no locks to keep its (older) users out with; judged by its vacant claims.
+        None => None,
+        // A process that opened the ring since the assessment holds its open lock: in use.
+        Some(_) => match Exclusive::take(&segment)? {
+            Some(exclusive) => Some(exclusive),
+            None => return Ok(None),
+        },
+    };
     // The idle time judged again while nobody else can have the ring open: an attach between
     // the assessment and the lock shows here, and none can happen any more.
     if Staleness::assess(&RingInfo::read(&segment), now_ns()).idle() < idle {
         return Ok(None);
     }
-    Segment::unlink(name)?;
+    // Only the file judged: not a new ring made under the same name meanwhile.
+    let removed = segment.unlink_if_still_named()?;
     drop(exclusive);
-    Ok(Some(staleness))
+    Ok(removed.then_some(staleness))
 }
 
 /// Creates the ring `name` (a name in `/dev/shm` or a file path); if the name exists, reuses
@@ -401,6 +411,21 @@ mod tests {
         let _sender = crate::Builder::new(&name).open::<mpmc::Sender>().unwrap();
         assert!(Exclusive::take(&segment).unwrap().is_none());
         assert_eq!(remove_if_stale(&name, Duration::ZERO, false).unwrap(), None);
+    }
+
+    #[test]
+    fn removal_never_takes_a_ring_made_under_the_same_name_since_the_judged_one_was_opened() {
+        let name = unique("replaced");
+        let _cleanup = Cleanup(name.clone());
+        drop(Segment::create(&name, &CreateOptions::default()).unwrap());
+        let judged = Segment::open(&name).unwrap();
+        Segment::unlink(&name).unwrap();
+        let _replacement = crate::Builder::new(&name)
+            .with_options(&CreateOptions::default(), &crate::segment::OpenOptions::default())
+            .create::<Sender>()
+            .unwrap();
+        assert!(!judged.unlink_if_still_named().unwrap());
+        assert!(exists(&name), "the new ring lost its name");
     }
 
     #[test]

@@ -149,6 +149,14 @@ fn a_layout_1_ring_is_inspected_but_never_attached_to() {
         Err(Error::VersionMismatch { found: 1, supported: 2 }) => {}
         other => panic!("expected VersionMismatch, got {other:?}"),
     }
+    // A claim names a pid of some namespace: never judged stale while one is set.
+    let consumer_claim = position_offset(&ring, Block::Roles) + 32;
+    ring.write_u64(consumer_claim, u64::from(std::process::id()));
+    assert_eq!(ipcring::stale::remove_if_stale(&ring.name, Duration::ZERO, false).unwrap(), None);
+    // Every claim vacant: removed.
+    ring.write_u64(consumer_claim, 0);
+    assert!(ipcring::stale::remove_if_stale(&ring.name, Duration::ZERO, false).unwrap().is_some());
+    assert!(!std::path::Path::new(&format!("{SHM_DIR}{}", ring.name)).exists());
 }
 
 /// A sparse file in /dev/shm with a valid layout-2 header whose segment claims 1 GiB.

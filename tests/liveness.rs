@@ -138,6 +138,41 @@ fn a_forked_child_dropping_its_copy_of_an_endpoint_leaves_the_parents_role_alone
     assert!(receiver_attaches(&ring));
 }
 
+#[test]
+fn a_forked_child_dropping_its_copy_of_an_mpmc_endpoint_leaves_the_parents_record_and_intent_alone() {
+    use ipcring::inspect::{EndpointRole, RoleState};
+    let name = format!("ipcring-test-liveness-fork-mpmc-{}", std::process::id());
+    let mut sender: ipcring::mpmc::Sender = Builder::new(&name).create().unwrap();
+    let _ring = Ring(name.clone());
+    let mut receiver: ipcring::mpmc::Receiver = Builder::new(&name).open().unwrap();
+    sender.send(b"held by the parent").unwrap();
+    let guard = receiver.try_recv_ref().unwrap();
+    let consumer = |info: &ipcring::inspect::RingInfo| {
+        let endpoints = info.endpoints.as_ref().unwrap();
+        *endpoints.iter().find(|endpoint| endpoint.role == EndpointRole::Consumer).unwrap()
+    };
+    let before = consumer(&ipcring::inspect::RingInfo::open(&name).unwrap());
+    assert_eq!((before.state, before.pending_count), (RoleState::Alive, 1));
+    // SAFETY: the child only forgets its copy of the guard, drops its copy of the receiver and
+    // calls _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        std::mem::forget(guard);
+        drop(receiver);
+        // SAFETY: ends the child without running the harness's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let after = consumer(&ipcring::inspect::RingInfo::open(&name).unwrap());
+    assert_eq!(after, before, "the child's drop touched the parent's record");
+    // So no producer takes the held message for a dead consumer's.
+    let mut other: ipcring::mpmc::Receiver = Builder::new(&name).open().unwrap();
+    assert!(other.recv_timeout(&mut Vec::new(), Duration::from_millis(300)).is_err());
+    assert_eq!(&*guard, b"held by the parent");
+}
+
 /// The holder processes. `exec`: attach a receiver, say so, exec `sleep`. `fork`: attach a
 /// receiver, fork a child that waits to be killed, print its pid, wait on stdin.
 #[test]

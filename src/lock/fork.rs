@@ -52,6 +52,8 @@ static GENERATION: AtomicU32 = AtomicU32::new(0);
 /// Openers between opening a descriptor and registering it, against a fork.
 static GATE: ForkGate = ForkGate::new();
 static INSTALL: Once = Once::new();
+/// 0 once the fork handlers are registered, else the error `pthread_atfork` returned.
+static INSTALL_ERROR: AtomicI32 = AtomicI32::new(-1);
 
 /// This process's fork generation: it changes in a child created by `fork`. A lock description
 /// registered under one generation is closed in every later one.
@@ -63,6 +65,14 @@ pub fn generation() -> u32 {
 /// for. Fails with [`Error::TooLarge`] when [`CAPACITY`] descriptors are registered already.
 pub(crate) fn open_registered(open: impl FnOnce() -> Result<OwnedFd, Error>) -> Result<(OwnedFd, u32), Error> {
     INSTALL.call_once(install);
+    let error = INSTALL_ERROR.load(Ordering::Relaxed);
+    if error != 0 {
+        // Without the handlers a forked child would keep this process's locks.
+        return Err(Error::io(
+            "registering the fork handlers (pthread_atfork)",
+            std::io::Error::from_raw_os_error(error),
+        ));
+    }
     GATE.enter();
     let result = open().and_then(|fd| {
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
@@ -89,17 +99,22 @@ pub(crate) fn close_registered(fd: OwnedFd, registered_in: u32) {
     if registered_in != generation() {
         return;
     }
+    // Inside the gate: a fork between the unregistering and the close would leave the
+    // descriptor, unregistered, to the child.
+    GATE.enter();
     if let Some(slot) = REGISTERED.iter().find(|slot| slot.load(Ordering::Relaxed) == raw) {
         slot.store(FREE, Ordering::SeqCst);
     }
     // SAFETY: `raw` came from an OwnedFd of this generation, which nobody else closes.
     drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    GATE.leave();
 }
 
 fn install() {
     // SAFETY: the handlers are plain functions that only touch atomics and call close(2), which
     // is async-signal-safe (the child may only call such functions before it execs).
-    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    let error = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    INSTALL_ERROR.store(error, Ordering::Relaxed);
 }
 
 extern "C" fn prepare() {

@@ -6,7 +6,7 @@
 //! exclusive lock on the **record** byte of each role or endpoint record it holds. The kernel
 //! drops a description's locks when its last descriptor is closed: when the holder exits or is
 //! killed (even while it is a zombie), and at `exec` (the descriptors are `O_CLOEXEC`). Locks
-//! are visible across PID, user and time namespaces and need no `/proc`, so a peer in another
+//! are visible across PID, user and time namespaces, and testing them needs no `/proc`, so a peer in another
 //! container is never mistaken for a dead one, and a recycled pid never for a live one. A peer
 //! tests a record with `F_OFD_GETLK` (about half a microsecond), only at its thorough liveness
 //! checks, never on the fast path.
@@ -20,7 +20,15 @@
 //!   given to a peer) would carry the locks with it. So the locks are never taken on a descriptor
 //!   the user can see: [`LockFile::open`] opens the file again, through `/proc/self/fd/N` (a new
 //!   description of the same inode, which also works for a memfd), or by its path when `/proc`
-//!   is missing, and checks that it got the same inode.
+//!   is missing, and checks that it got the same inode. Two consequences: an anonymous ring needs
+//!   `/proc` to be attached to (it has no path), and reopening checks the file's mode like any
+//!   open, so a peer of another uid needs a mode that lets it read and write (an anonymous ring
+//!   created with the default 0600 can be attached to by its owner's uid only, whatever
+//!   descriptor a peer was passed).
+//! - **Descriptors are the process's.** A program that closes descriptors it does not own (a
+//!   `closefrom` before an `exec` it then does not make) takes the locks with them; a later test
+//!   through a reused number would look at another file. Ring endpoints must not outlive such a
+//!   sweep.
 //! - **Two endpoints of one process** share nothing: each segment has its own description, so
 //!   their locks conflict as two processes' would. The records one description holds are also
 //!   kept in a bit mask, because `F_OFD_GETLK` does not report a description's own locks.

@@ -33,7 +33,8 @@ pub trait Backend: MpmcMemory + RecoveryLog + Clone {
 }
 
 /// Takes back the eventcount registration of a sleeper that died asleep in endpoint record
-/// `index` (LAYOUT.md §16.6): if the record's `sleeping` word names a dead process, the one
+/// `index` (LAYOUT.md §16.6): if the record's `sleeping` word is set and its holder is dead (its
+/// record lock is gone), the one
 /// survivor whose compare-and-swap clears the word decrements the `waiters` count of that
 /// record's side (never below 0). Without it each dead sleeper would cost every later publication
 /// a useless `FUTEX_WAKE`. Each thorough liveness check looks at one record, the next in turn

@@ -100,6 +100,10 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
         true
     }
 
+    fn holds_record(&self, index: usize) -> bool {
+        self.control.locks().is_held_here(index)
+    }
+
     fn give_back_record(&self, index: usize, _me: u64) {
         // Only the description that holds the lock vacates the word (a forked child holds none).
         if self.control.locks().is_held_here(index) {

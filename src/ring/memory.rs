@@ -199,6 +199,12 @@ pub unsafe trait MpmcMemory: RingMemory {
     /// Gives record `index`, taken with claim word `me`, up: vacates its claim word (release) and
     /// lets the next taker have it.
     fn give_back_record(&self, index: usize, me: u64);
+    /// Whether this handle still holds record `index`, which it took: false in a child created by
+    /// `fork`, whose copy of the handle holds nothing (the parent does), and which must then leave
+    /// the record's words alone. True by default.
+    fn holds_record(&self, _index: usize) -> bool {
+        true
+    }
     /// Whether the holder of record `index`, whose claim word reads `claim` (non-zero), still
     /// runs. When in doubt (the answer cannot be had), true: a live endpoint must never be
     /// repaired under.

@@ -156,6 +156,10 @@ impl<M: MpmcMemory> Endpoint<M> {
 
 impl<M: MpmcMemory> Drop for Endpoint<M> {
     fn drop(&mut self) {
+        // A forked child's copy: the record (and any intent in it) is the parent's.
+        if !self.memory.holds_record(self.index) {
+            return;
+        }
         self.clear();
         self.memory.on_leaving(self.role);
         self.memory.give_back_record(self.index, self.claim);
