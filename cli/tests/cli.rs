@@ -865,3 +865,30 @@ fn recv_with_a_liveness_interval_drains_and_exits_after_its_producer_is_killed()
     assert_success(&drained);
     assert_eq!(stdout(&drained), "");
 }
+
+#[test]
+fn ls_info_and_gc_of_a_sparse_ring_claiming_a_gibibyte_allocate_nothing() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    // A valid layout-2 header (taken from a real ring, its size field set to 1 GiB) in a file of
+    // 1 GiB with nothing allocated after its first page.
+    let ring = Ring::created(&[]);
+    let mut header = [0u8; 256];
+    std::fs::File::open(ring.path()).unwrap().read_exact_at(&mut header, 0).unwrap();
+    let size: u64 = 1 << 30;
+    header[32..40].copy_from_slice(&size.to_le_bytes());
+    let file = std::fs::OpenOptions::new().write(true).open(ring.path()).unwrap();
+    file.set_len(0).unwrap();
+    file.set_len(size).unwrap();
+    file.write_all_at(&header, 0).unwrap();
+    let allocated = || file.metadata().unwrap().blocks() * 512;
+    let before = allocated();
+    let listed = run(&["ls"], None);
+    assert_success(&listed);
+    assert!(stdout(&listed).contains(ring.name()), "{}", stdout(&listed));
+    assert_one_line_error(&run(&["info", ring.name()], None), "sparse");
+    assert_eq!(run(&["gc", "--idle", "0", ring.name()], None).status.code(), Some(1));
+    assert_eq!(run(&["recv", ring.name(), "--timeout", "1"], None).status.code(), Some(1));
+    let grown = allocated() - before;
+    assert!(grown < 1 << 20, "{grown} bytes allocated");
+    assert!(std::path::Path::new(&ring.path()).exists(), "gc removed a ring it could not judge");
+}
