@@ -76,9 +76,13 @@ pub struct BenchArgs {
     /// Timed round trips per latency measurement (default 10000; --full: 50000).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Pin this process to the first CPU and its peer process to the second.
+    /// Pin this process to the first CPU and every helper process to the second (default: the
+    /// first two CPUs this process may use).
     #[arg(long, value_name = "CPU,CPU", value_delimiter = ',')]
     pub pin: Option<Vec<usize>>,
+    /// Leave the processes where the scheduler puts them.
+    #[arg(long)]
+    pub no_pin: bool,
     /// Also run the peer benchmarks (iceoryx2, ipc-channel, crossbeam; `benches/peers`, built
     /// with cargo on first use) and merge their rows.
     #[arg(long)]

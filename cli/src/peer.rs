@@ -22,14 +22,17 @@ impl Peer {
     pub fn spawn<S: AsRef<OsStr>>(arguments: &[S]) -> CliResult<Peer> {
         let executable =
             std::env::current_exe().map_err(|source| CliError::io("finding the ipcring executable", source))?;
-        let child = Command::new(&executable)
-            .args(arguments)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|source| CliError::io(format!("starting {}", executable.display()), source))?;
-        Ok(Peer { child: Some(child) })
+        let mut command = Command::new(&executable);
+        command.args(arguments).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        // `ipcring bench` runs every helper on its own CPU (see `bench::cpus`).
+        let cpu = super::bench::cpus::pin_helper(&mut command);
+        let child =
+            command.spawn().map_err(|source| CliError::io(format!("starting {}", executable.display()), source))?;
+        let peer = Peer { child: Some(child) };
+        if let (Some(cpu), Some(child)) = (cpu, &peer.child) {
+            super::bench::cpus::check_helper(child.id(), cpu)?;
+        }
+        Ok(peer)
     }
 
     /// Fails if the helper has exited (it should run until told to stop).

@@ -599,6 +599,7 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert_success(&output);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+    assert_eq!((report["pinned"]["mine"].as_u64(), report["pinned"]["theirs"].as_u64()), (Some(0), Some(1)));
     assert!(report["limits"]["futex"]["p50_ns"].as_u64().unwrap() > 0);
     let results = report["results"].as_array().unwrap();
     // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows each.

@@ -6,6 +6,7 @@
 //! Beside the rings in /dev/shm, `shm-spsc-file` measures the same SPSC ring in a file on a disk
 //! file system ([`disk_directory`]): the `shm-spsc` transport given a path for its address.
 
+pub mod cpus;
 pub mod limits;
 mod plot;
 pub mod report;
@@ -129,13 +130,9 @@ fn disk_directory() -> Option<PathBuf> {
         .find(|directory| directory.to_str().is_some() && on_disk(directory) && writable(directory))
 }
 
-/// Pins the calling process to `cpu` (if given).
+/// Pins the calling process to `cpu` (if given; see [`cpus::pin_self`]).
 pub fn pin(cpu: Option<usize>) -> CliResult {
-    let Some(cpu) = cpu else { return Ok(()) };
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).map_err(|errno| CliError::Usage(format!("cannot pin to CPU {cpu}: {errno}")))?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-        .map_err(|errno| CliError::Usage(format!("cannot pin to CPU {cpu}: {errno}")))
+    cpu.map_or(Ok(()), cpus::pin_self)
 }
 
 /// The largest message `subject` can carry on this system, if it has a limit below 2^32.
@@ -291,13 +288,12 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     let duration = args.duration.map_or(Duration::from_secs(if args.full { 2 } else { 1 }), |seconds| seconds.duration);
     let count = args.count.unwrap_or(if args.full { 50_000 } else { 10_000 });
-    let cpus = match args.pin.as_deref() {
-        None => None,
-        Some(&[mine, theirs]) => Some((mine, theirs)),
-        Some(_) => return Err(CliError::Usage("--pin takes two CPU numbers, such as --pin 0,1".to_string())),
-    };
+    let (placement, unpinned) = cpus::choose(args.pin.as_deref(), args.no_pin)?;
+    let cpus = placement.map(|placement| (placement.mine, placement.theirs));
     let subjects = subjects(args.transports.as_deref())?;
-    pin(cpus.map(|(mine, _)| mine))?;
+    if let Some(placement) = placement {
+        cpus::apply(placement)?;
+    }
     // SIGINT/SIGTERM stop the run between two measurements; the guards of the one running then
     // remove its rings, FIFOs and sockets and stop its helper process.
     super::signals::install()?;
@@ -308,7 +304,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     bar.inc(1);
     let mut results = Vec::new();
     let mut skipped = Vec::new();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = unpinned.into_iter().collect();
     let disk = subjects.iter().any(|subject| subject.in_file).then(disk_directory).flatten();
     if let Some(directory) = &disk {
         notes.push(format!(
@@ -355,7 +351,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     bar.finish_and_clear();
 
-    let report = Report { machine: Machine::read(), limits, results, skipped, notes };
+    let report = Report { machine: Machine::read(), pinned: placement, limits, results, skipped, notes };
     super::print(&report::text(&report))?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)

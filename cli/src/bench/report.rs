@@ -77,6 +77,8 @@ pub struct Row {
 pub struct Report {
     /// The machine.
     pub machine: Machine,
+    /// Where this process and every helper ran (`None`: not pinned, see the notes).
+    pub pinned: Option<super::cpus::Placement>,
     /// The physical limits measured in the same run.
     pub limits: Limits,
     /// Every measurement.
@@ -243,6 +245,9 @@ pub fn text(report: &Report) -> String {
     for row in &rows {
         let _ = writeln!(text, "{}", line(row).trim_end());
     }
+    if let Some(placement) = &report.pinned {
+        let _ = writeln!(text, "pinned: {}", placement_text(placement));
+    }
     for note in &report.notes {
         let _ = writeln!(text, "note: {note}");
     }
@@ -250,6 +255,16 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(text, "skipped: {skipped}");
     }
     text
+}
+
+/// `this process on CPU 0, every helper on CPU 1 (not SMT siblings)`.
+fn placement_text(placement: &super::cpus::Placement) -> String {
+    let siblings = match placement.smt_siblings {
+        Some(true) => " (SMT siblings: two threads of one core)",
+        Some(false) => " (not SMT siblings)",
+        None => "",
+    };
+    format!("this process on CPU {}, every helper on CPU {}{siblings}", placement.mine, placement.theirs)
 }
 
 /// The table as Markdown, with the machine and the limits.
@@ -262,6 +277,9 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(text, "|{}", "---|".repeat(HEADINGS.len()));
     for row in cells(report) {
         let _ = writeln!(text, "| {} |", row.join(" | "));
+    }
+    if let Some(placement) = &report.pinned {
+        let _ = writeln!(text, "\nPinned: {}.", placement_text(placement));
     }
     for note in &report.notes {
         let _ = writeln!(text, "\nNote: {note}");
