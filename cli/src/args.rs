@@ -53,6 +53,9 @@ pub enum Command {
     /// The far side of `bench`'s futex ping-pong (started by it, not by hand).
     #[command(hide = true)]
     BenchFutexPeer(BenchFutexPeerArgs),
+    /// The producer of `bench`'s plain-ring ceiling (started by it, not by hand).
+    #[command(hide = true)]
+    BenchPlainPeer(BenchPlainPeerArgs),
 }
 
 /// `ipcring bench`.
@@ -116,6 +119,18 @@ pub struct BenchPeerArgs {
     /// CPU to pin to.
     #[arg(long)]
     pub pin: Option<usize>,
+}
+
+/// `ipcring bench-plain-peer` (hidden).
+#[derive(Debug, Args)]
+pub struct BenchPlainPeerArgs {
+    /// Shared-memory object holding the plain ring.
+    pub name: String,
+    /// Message size.
+    pub size: usize,
+    /// How long to send, in seconds.
+    #[arg(value_parser = parse_seconds)]
+    pub duration: Seconds,
 }
 
 /// `ipcring bench-futex-peer` (hidden).

@@ -601,6 +601,17 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
     assert_eq!((report["pinned"]["mine"].as_u64(), report["pinned"]["theirs"].as_u64()), (Some(0), Some(1)));
     assert!(report["limits"]["futex"]["p50_ns"].as_u64().unwrap() > 0);
+    // The plain-ring ceiling, measured at every size, both variants, doing the rows' work.
+    let plain: Vec<(u64, bool)> = report["limits"]["plain_ring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ring| {
+            let rates = [&ring["msgs_per_sec"], &ring["in_place_msgs_per_sec"]];
+            (ring["msg_size"].as_u64().unwrap(), rates.iter().all(|rate| rate.as_f64().unwrap() > 0.0))
+        })
+        .collect();
+    assert_eq!(plain, [(64, true), (16384, true)]);
     let results = report["results"].as_array().unwrap();
     // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows each.
     assert_eq!(results.len(), 10, "{results:?}");

@@ -1,7 +1,9 @@
-//! The physical limits `bench` measures in the same run and divides by: a bare cache-line
+//! The physical limits `bench` measures in the same run and divides by: the plain-ring ceiling of
+//! every throughput row at each message size ([`super::plain_ring`]), a bare cache-line
 //! ping-pong between two processes (one shared line, and two lines apart as a ring places its
-//! positions), a raw futex WAIT/WAKE ping-pong between two processes, and single-thread `memcpy`
-//! bandwidth at each message size.
+//! positions), a raw futex WAIT/WAKE ping-pong between two processes; and, as a labelled
+//! reference only (one thread, no second process: not a ceiling of anything), single-thread
+//! `memcpy` bandwidth at each message size.
 
 use std::fs::File;
 use std::hint::black_box;
@@ -34,21 +36,26 @@ pub struct Limits {
     pub cache_line_two_lines: Summary,
     /// Round trip of a raw futex WAIT/WAKE between two processes.
     pub futex: Summary,
-    /// Single-thread `memcpy` bandwidth, bytes per second, per message size.
+    /// The plain SPSC ring between two processes at each message size: the ceiling of the
+    /// throughput rows (`copy`) and of zero-copy rows (`in place`).
+    pub plain_ring: Vec<super::plain_ring::PlainRing>,
+    /// Single-thread `memcpy` bandwidth, bytes per second, per message size (a reference).
     pub memcpy_bytes_per_sec: Vec<(usize, f64)>,
 }
 
 impl Limits {
-    /// `memcpy` bandwidth at `size` (0 if not measured).
-    pub fn memcpy(&self, size: usize) -> f64 {
-        self.memcpy_bytes_per_sec.iter().find(|(measured, _)| *measured == size).map_or(0.0, |(_, rate)| *rate)
+    /// The plain ring's copying rate at `size` (0 if not measured).
+    pub fn plain_ring(&self, size: usize) -> f64 {
+        self.plain_ring.iter().find(|ring| ring.msg_size == size).map_or(0.0, |ring| ring.msgs_per_sec)
     }
 }
 
-/// Measures every limit; `count` round trips per ping-pong, `sizes` for `memcpy`.
+/// Measures the ping-pong limits (`count` round trips each) and `memcpy` at `sizes`; the
+/// plain-ring ceilings are measured beside the rows of their size and added by the caller.
 pub fn measure(count: u64, sizes: &[usize], cpus: Option<(usize, usize)>) -> CliResult<Limits> {
     let warmup = (count / 10).max(1000);
     Ok(Limits {
+        plain_ring: Vec::new(),
         cache_line_same_line: Summary::of(&baseline::measure(CounterPlacement::SameLine, count, warmup)?),
         cache_line_two_lines: Summary::of(&baseline::measure(CounterPlacement::SeparateBlocks, count, warmup)?),
         futex: Summary::of(&futex_pingpong(count.min(20_000), warmup.min(2000), cpus)?),

@@ -8,9 +8,11 @@
 
 pub mod cpus;
 pub mod limits;
+pub mod plain_ring;
 mod plot;
 pub mod report;
 pub mod stream;
+mod work;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -298,9 +300,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
     // remove its rings, FIFOs and sockets and stop its helper process.
     super::signals::install()?;
 
-    let bar = progress(1 + (subjects.len() * sizes.len() * 2) as u64 + u64::from(args.peers));
+    let bar = progress(1 + (sizes.len() + subjects.len() * sizes.len() * 2) as u64 + u64::from(args.peers));
     bar.set_message("physical limits");
-    let limits = limits::measure(count, &sizes, cpus)?;
+    let mut limits = limits::measure(count, &sizes, cpus)?;
     bar.inc(1);
     let mut results = Vec::new();
     let mut skipped = Vec::new();
@@ -312,22 +314,27 @@ pub fn run(args: &BenchArgs) -> CliResult {
             directory.display()
         ));
     }
-    for subject in &subjects {
-        let directory = match (subject.in_file, &disk) {
-            (false, _) => None,
-            (true, Some(directory)) => Some(directory.as_path()),
-            (true, None) => {
-                let tried: Vec<String> = disk_candidates().iter().map(|path| path.display().to_string()).collect();
-                skipped.push(format!(
-                    "{SHM_SPSC_FILE} {}: no writable directory on a disk file system (tried {})",
-                    subject.wait_name(),
-                    tried.join(", ")
-                ));
-                bar.inc(2 * sizes.len() as u64);
-                continue;
-            }
-        };
-        for &size in &sizes {
+    if subjects.iter().any(|subject| subject.in_file) && disk.is_none() {
+        let tried: Vec<String> = disk_candidates().iter().map(|path| path.display().to_string()).collect();
+        skipped
+            .push(format!("{SHM_SPSC_FILE}: no writable directory on a disk file system (tried {})", tried.join(", ")));
+    }
+    // Size by size, the plain-ring ceiling first: a row and its ceiling are measured seconds
+    // apart, not minutes (this host changes speed within a run).
+    for &size in &sizes {
+        super::signals::check()?;
+        bar.set_message(format!("plain ring {size} B"));
+        limits.plain_ring.push(plain_ring::measure(size, duration)?);
+        bar.inc(1);
+        for subject in &subjects {
+            let directory = match (subject.in_file, &disk) {
+                (false, _) => None,
+                (true, Some(directory)) => Some(directory.as_path()),
+                (true, None) => {
+                    bar.inc(2);
+                    continue;
+                }
+            };
             let label = format!("{} {} {size} B", subject.transport_name(), subject.wait_name());
             if let Some(limit) = size_limit(subject.kind).filter(|limit| size > *limit) {
                 skipped.push(format!("{label}: above this system's largest message ({limit} B)"));

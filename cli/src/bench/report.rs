@@ -156,17 +156,20 @@ fn nanos(value: Option<u64>) -> String {
     }
 }
 
-/// The cells of every line: transport, wait, size, msgs/s, MB/s, of memcpy, wait calls per
-/// message, p50, p99, p99.9, max, p50 over its limit.
+/// The cells of every line: transport, wait, size, msgs/s, MB/s, messages per second as a share
+/// of the plain ring's, wait calls per message, p50, p99, p99.9, max, p50 over its limit.
 fn cells(report: &Report) -> Vec<[String; 12]> {
     lines(&report.results)
         .into_iter()
         .map(|(transport, wait, size, line)| {
-            let (messages, bytes, of_memcpy, calls) = match line.throughput {
+            let (messages, bytes, of_ceiling, calls) = match line.throughput {
                 Some(row) => {
                     let bytes = row.bytes_per_sec.unwrap_or(0.0);
-                    let memcpy = report.limits.memcpy(size);
-                    let share = if memcpy > 0.0 { format!("{:.3}", bytes / memcpy) } else { "-".to_string() };
+                    let ceiling = report.limits.plain_ring(size);
+                    let share = match row.msgs_per_sec {
+                        Some(rate) if ceiling > 0.0 => format!("{:.2}x", rate / ceiling),
+                        _ => "-".to_string(),
+                    };
                     let calls = row.wait_calls_per_msg.map_or("-".to_string(), |calls| format!("{calls:.4}"));
                     (rate(row.msgs_per_sec.unwrap_or(0.0)), format!("{:.1}", bytes / 1e6), share, calls)
                 }
@@ -183,7 +186,7 @@ fn cells(report: &Report) -> Vec<[String; 12]> {
                 }
                 None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
-            [transport, wait, size.to_string(), messages, bytes, of_memcpy, calls, p50, p99, p999, max, over]
+            [transport, wait, size.to_string(), messages, bytes, of_ceiling, calls, p50, p99, p999, max, over]
         })
         .collect()
 }
@@ -194,7 +197,7 @@ const HEADINGS: [&str; 12] = [
     "size",
     "msgs/s",
     "MB/s",
-    "of memcpy",
+    "x plain ring",
     "sys/msg",
     "rtt p50",
     "p99",
@@ -214,9 +217,17 @@ pub fn limits_text(limits: &Limits) -> String {
         nanos(Some(limits.cache_line_two_lines.p50_ns))
     );
     let _ = writeln!(text, "  raw futex WAIT/WAKE ping-pong:        p50 {}", nanos(Some(limits.futex.p50_ns)));
+    let plain: Vec<String> = limits
+        .plain_ring
+        .iter()
+        .map(|ring| {
+            format!("{} B: {} (in place {})", ring.msg_size, rate(ring.msgs_per_sec), rate(ring.in_place_msgs_per_sec))
+        })
+        .collect();
+    let _ = writeln!(text, "  plain SPSC ring, msgs/s:              {}", plain.join(", "));
     let bandwidth: Vec<String> =
         limits.memcpy_bytes_per_sec.iter().map(|(size, rate)| format!("{size} B: {:.1} GB/s", rate / 1e9)).collect();
-    let _ = writeln!(text, "  memcpy, one thread:                   {}", bandwidth.join(", "));
+    let _ = writeln!(text, "  memcpy, one thread (reference):       {}", bandwidth.join(", "));
     text
 }
 

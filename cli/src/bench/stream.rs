@@ -1,7 +1,9 @@
 //! Streaming throughput between two processes: this process binds the receiving end, a helper
 //! (`ipcring bench-peer`) connects and sends messages of one size as fast as the transport takes
 //! them for a fixed time, then closes. The rate is the messages received between the first one
-//! and `Disconnected`, divided by that time.
+//! and `Disconnected`, divided by that time. Every message carries the work of [`super::work`]:
+//! the helper writes every byte (a sequence number and a pattern), this process reads every byte
+//! and checks the sequence and the checksum.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,6 +16,7 @@ use super::super::bound;
 use super::super::error::{CliError, CliResult};
 use super::super::peer::Peer;
 use super::pin;
+use super::work::Work;
 
 /// What one throughput measurement saw.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +73,7 @@ pub fn measure(
     drop(inherited);
 
     let mut buffer = Vec::with_capacity(size);
+    let work = Work::new(size);
     let started = Instant::now();
     loop {
         match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)) {
@@ -80,6 +84,7 @@ pub fn measure(
         }
     }
     let first = Instant::now();
+    work.check(0, &buffer).map_err(CliError::Peer)?;
     let mut messages = 1u64;
     // The helper sends for `duration`; allow it generous slack before calling it stuck.
     let limit = duration * 4 + Duration::from_secs(10);
@@ -91,10 +96,8 @@ pub fn measure(
         };
         match received {
             Ok(()) => {
+                work.check(messages, &buffer).map_err(CliError::Peer)?;
                 messages += 1;
-                if buffer.len() != size {
-                    return Err(CliError::Peer(format!("a {}-byte message arrived, {size} expected", buffer.len())));
-                }
             }
             Err(RecvError::Disconnected) => break,
             Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process stalled".to_string())),
@@ -125,12 +128,14 @@ pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     pin(args.pin)?;
     let options = Options { max_message_size: args.size, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
-    let message = vec![0xa5u8; args.size];
+    let mut work = Work::new(args.size);
+    let mut sequence = 0u64;
     let started = Instant::now();
     while started.elapsed() < args.duration.duration {
         // Look at the clock once per 256 messages: it is not free.
         for _ in 0..256 {
-            sender.send(&message)?;
+            sender.send(work.message(sequence))?;
+            sequence += 1;
         }
     }
     Ok(())
