@@ -4,10 +4,36 @@
 //!
 //! A zero-length seqpacket message and end of file both make `recvmsg` return 0, so every message
 //! carries one tag byte in front of the payload (sent from a separate `iovec`: no copy); a read
-//! of 0 bytes is then always end of file. The largest message is bounded by the socket's send
-//! buffer (`sk_sndbuf - 32` bytes, and the buffer is at most twice
-//! `/proc/sys/net/core/wmem_max`): [`SeqpacketSender::max_message_size`] says what this system
-//! allows, and a larger message is refused before anything is sent.
+//! of 0 bytes is then always end of file.
+//!
+//! **The send buffer** (`SO_SNDBUF` of the sender's socket) bounds two things. The largest
+//! message: a send longer than `sk_sndbuf - 32` bytes fails with `EMSGSIZE`. And the messages in
+//! flight: each message the receiver has not read yet is charged to it, not by its length but by
+//! the kernel's allocation for it (the skb's `truesize`; on x86-64, 768 bytes for up to 192
+//! bytes, 8448 for 4 KiB). A buffer that holds one message lets one message be in flight, so
+//! every send would wait for the receiver to read the one before and throughput would be one
+//! message per round trip. The first send therefore sizes the connected socket for `depth`
+//! messages of the largest size (the `depth` of [`bind_sender`] and [`connect_sender`];
+//! [`Options::depth`](super::Options::depth) through the registry), and never for fewer than
+//! one. The kernel doubles the value asked for, and without `CAP_NET_ADMIN` caps the request at
+//! `/proc/sys/net/core/wmem_max`, so the buffer is at most twice that (8388608 bytes here);
+//! [`SeqpacketSender::send_buffer`] reports what it granted. Measured here (the request this
+//! module makes, `SO_SNDBUF` read back, messages queued before `EAGAIN` with nobody reading; the
+//! command is in `docs/transports.md`, section seqpacket):
+//!
+//! | largest message | depth | asked | granted | messages queued |
+//! |---|---|---|---|---|
+//! | 64 | 16 | 6144 | 12288 | 16 |
+//! | 64 | 1024 | 393216 | 786432 | 1024 |
+//! | 4096 | 16 | 67584 | 135168 | 16 |
+//! | 4096 | 1024 | 4194304 (`wmem_max`) | 8388608 | 993 |
+//! | 300000 | 16 | 2656256 | 5312512 | 16 |
+//!
+//! [`SeqpacketSender::max_message_size`] says how large a message this system allows
+//! ([`system_limit`]: twice `wmem_max` less 33 bytes, 8388575 here), and a larger message is
+//! refused before anything is sent. Below that limit the kernel may still refuse one: here any
+//! message above 4263616 bytes fails with `ENOBUFS` (a fault, not [`Error::MessageTooLarge`]),
+//! because its skb cannot be allocated (`docs/transports.md`).
 //!
 //! Addresses and who waits for whom are as for [`super::unix`].
 //!
