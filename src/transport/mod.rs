@@ -74,8 +74,9 @@ pub enum Side {
 pub struct Options {
     /// Largest message in bytes (default 1024). Rings: the slot size.
     pub max_message_size: usize,
-    /// Messages in flight (rings: slots, a power of two; default 1024). Ignored by the byte
-    /// stream and socket transports, whose capacity is the kernel's buffer.
+    /// Messages in flight (rings: slots, a power of two; default 1024). Seqpacket: largest
+    /// messages its send buffer is sized for, as far as `wmem_max` allows. Ignored by the byte
+    /// stream transports, whose capacity is the kernel's buffer.
     pub depth: u64,
     /// How a ring's blocked calls wait (default futex); rings only.
     pub wait: WaitStrategy,
@@ -101,6 +102,7 @@ pub fn open_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
 
 fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedSender> {
     let max = options.max_message_size;
+    let depth = usize::try_from(options.depth).unwrap_or(usize::MAX);
     let timeout = options.connect_timeout;
     Ok(match (kind, side) {
         (Kind::ShmSpsc | Kind::ShmMpmc, _) => {
@@ -112,8 +114,8 @@ fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         (Kind::Fifo, Side::Connect) => Box::new(fifo::connect_sender(address, max, timeout)?),
         (Kind::Unix, Side::Bind) => Box::new(unix::bind_sender(address, max)?),
         (Kind::Unix, Side::Connect) => Box::new(unix::connect_sender(address, max, timeout)?),
-        (Kind::Seqpacket, Side::Bind) => Box::new(seqpacket::bind_sender(address, max)?),
-        (Kind::Seqpacket, Side::Connect) => Box::new(seqpacket::connect_sender(address, max, timeout)?),
+        (Kind::Seqpacket, Side::Bind) => Box::new(seqpacket::bind_sender(address, max, depth)?),
+        (Kind::Seqpacket, Side::Connect) => Box::new(seqpacket::connect_sender(address, max, depth, timeout)?),
         (Kind::Tcp, Side::Bind) => Box::new(tcp::bind_sender(address, max)?),
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_sender(address, max, timeout)?),
         (Kind::Mq, Side::Bind) => Box::new(mq::MqSender::create(address, &mq_options(options))?),
