@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// Leave the processes where the scheduler puts them.
     #[arg(long)]
     pub no_pin: bool,
+    /// Measure every row and every limit this many times, interleaved, and report the median
+    /// with the spread (default 3; --full: 5).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: Option<u32>,
     /// Also run the peer benchmarks (iceoryx2, ipc-channel, crossbeam; `benches/peers`, built
     /// with cargo on first use) and merge their rows.
     #[arg(long)]

@@ -585,6 +585,8 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
             "0.1",
             "--count",
             "1000",
+            "--rounds",
+            "2",
             "--pin",
             "0,1",
             "--json",
@@ -616,13 +618,18 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows each.
     assert_eq!(results.len(), 10, "{results:?}");
     for row in results {
+        assert_eq!(row["rounds"], 2, "{row}");
         match row["pattern"].as_str().unwrap() {
             "throughput" => {
-                assert!(row["msgs_per_sec"].as_f64().unwrap() > 0.0);
+                let rates =
+                    ["msgs_per_sec_min", "msgs_per_sec", "msgs_per_sec_max"].map(|key| row[key].as_f64().unwrap());
+                assert!(0.0 < rates[0] && rates[0] <= rates[1] && rates[1] <= rates[2], "{row}");
+                assert!(row["x_plain_ring"].as_f64().unwrap() > 0.0);
                 assert!(row["p50_ns"].is_null());
             }
             "latency" => {
-                assert!(row["p50_ns"].as_u64().unwrap() > 0);
+                let p50s = ["p50_ns_min", "p50_ns", "p50_ns_max"].map(|key| row[key].as_u64().unwrap());
+                assert!(0 < p50s[0] && p50s[0] <= p50s[1] && p50s[1] <= p50s[2], "{row}");
                 assert!(row["msgs_per_sec"].is_null());
             }
             other => panic!("pattern {other}"),

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod plain_ring;
 mod plot;
 pub mod report;
+mod rounds;
 pub mod stream;
 mod work;
 
@@ -30,6 +31,9 @@ use report::{Machine, PeerReport, Report, Row};
 /// Sizes of the quick suite and of `--full`.
 const QUICK_SIZES: [usize; 2] = [64, 4096];
 const FULL_SIZES: [usize; 6] = [8, 64, 512, 4096, 65_536, 1_048_576];
+/// Transports of the quick suite (every wait strategy of the rings); `--full` and
+/// `--transports` measure any.
+const QUICK_TRANSPORTS: [&str; 4] = ["shm-spsc", "shm-mpmc", "pipe", "unix"];
 /// Largest ring a measurement creates: slots are cut down for large messages.
 const RING_BYTES: usize = 64 << 20;
 
@@ -195,6 +199,7 @@ fn throughput_row(
         p999_ns: None,
         max_ns: None,
         wait_calls_per_msg: measured.wait_calls_per_message,
+        ..Row::default()
     })
 }
 
@@ -230,6 +235,7 @@ fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u
         p999_ns: Some(summary.p999_ns),
         max_ns: Some(summary.max_ns),
         wait_calls_per_msg: None,
+        ..Row::default()
     })
 }
 
@@ -290,9 +296,14 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     let duration = args.duration.map_or(Duration::from_secs(if args.full { 2 } else { 1 }), |seconds| seconds.duration);
     let count = args.count.unwrap_or(if args.full { 50_000 } else { 10_000 });
+    let rounds = args.rounds.unwrap_or(if args.full { 5 } else { 3 }) as usize;
     let (placement, unpinned) = cpus::choose(args.pin.as_deref(), args.no_pin)?;
     let cpus = placement.map(|placement| (placement.mine, placement.theirs));
-    let subjects = subjects(args.transports.as_deref())?;
+    let subjects = match (&args.transports, args.full) {
+        // The quick default fits about two minutes: the rings and two kernel transports.
+        (None, false) => subjects(Some(&QUICK_TRANSPORTS.map(String::from)))?,
+        (list, _) => subjects(list.as_deref())?,
+    };
     if let Some(placement) = placement {
         cpus::apply(placement)?;
     }
@@ -300,11 +311,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
     // remove its rings, FIFOs and sockets and stop its helper process.
     super::signals::install()?;
 
-    let bar = progress(1 + (sizes.len() + subjects.len() * sizes.len() * 2) as u64 + u64::from(args.peers));
-    bar.set_message("physical limits");
-    let mut limits = limits::measure(count, &sizes, cpus)?;
-    bar.inc(1);
-    let mut results = Vec::new();
+    let steps = rounds * (1 + sizes.len() + subjects.len() * sizes.len() * 2);
+    let bar = progress(steps as u64 + u64::from(args.peers));
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
     let disk = subjects.iter().any(|subject| subject.in_file).then(disk_directory).flatten();
@@ -319,38 +327,76 @@ pub fn run(args: &BenchArgs) -> CliResult {
         skipped
             .push(format!("{SHM_SPSC_FILE}: no writable directory on a disk file system (tried {})", tried.join(", ")));
     }
-    // Size by size, the plain-ring ceiling first: a row and its ceiling are measured seconds
-    // apart, not minutes (this host changes speed within a run).
-    for &size in &sizes {
+    for subject in &subjects {
+        for &size in &sizes {
+            if let Some(limit) = size_limit(subject.kind).filter(|limit| size > *limit) {
+                let label = format!("{} {} {size} B", subject.transport_name(), subject.wait_name());
+                skipped.push(format!("{label}: above this system's largest message ({limit} B)"));
+            }
+        }
+    }
+    // Every row and every limit once per round. Within a round, size by size, the plain-ring
+    // ceiling first: a row and its ceiling are measured seconds apart, not minutes (this host
+    // changes speed within a run).
+    let mut round_limits = Vec::new();
+    let mut ceilings: Vec<Vec<plain_ring::PlainRing>> = vec![Vec::new(); sizes.len()];
+    let mut samples: Vec<Vec<Row>> = Vec::new();
+    for round in 1..=rounds {
         super::signals::check()?;
-        bar.set_message(format!("plain ring {size} B"));
-        limits.plain_ring.push(plain_ring::measure(size, duration)?);
+        bar.set_message(format!("round {round}/{rounds}: physical limits"));
+        round_limits.push(limits::measure(count, &sizes, cpus)?);
         bar.inc(1);
-        for subject in &subjects {
-            let directory = match (subject.in_file, &disk) {
-                (false, _) => None,
-                (true, Some(directory)) => Some(directory.as_path()),
-                (true, None) => {
+        let mut row = 0;
+        for (size_index, &size) in sizes.iter().enumerate() {
+            super::signals::check()?;
+            bar.set_message(format!("round {round}/{rounds}: plain ring {size} B"));
+            ceilings[size_index].push(plain_ring::measure(size, duration)?);
+            bar.inc(1);
+            for subject in &subjects {
+                let directory = match (subject.in_file, &disk) {
+                    (false, _) => None,
+                    (true, Some(directory)) => Some(directory.as_path()),
+                    (true, None) => {
+                        bar.inc(2);
+                        continue;
+                    }
+                };
+                if size_limit(subject.kind).is_some_and(|limit| size > limit) {
                     bar.inc(2);
                     continue;
                 }
-            };
-            let label = format!("{} {} {size} B", subject.transport_name(), subject.wait_name());
-            if let Some(limit) = size_limit(subject.kind).filter(|limit| size > *limit) {
-                skipped.push(format!("{label}: above this system's largest message ({limit} B)"));
-                bar.inc(2);
-                continue;
+                let label =
+                    format!("round {round}/{rounds}: {} {} {size} B", subject.transport_name(), subject.wait_name());
+                for pattern in ["throughput", "round trip"] {
+                    super::signals::check()?;
+                    bar.set_message(format!("{label}: {pattern}"));
+                    let measured = match pattern {
+                        "throughput" => throughput_row(*subject, directory, size, duration, cpus)?,
+                        _ => latency_row(*subject, directory, size, count)?,
+                    };
+                    if samples.len() <= row {
+                        samples.push(Vec::new());
+                    }
+                    samples[row].push(measured);
+                    row += 1;
+                    bar.inc(1);
+                }
             }
-            super::signals::check()?;
-            bar.set_message(format!("{label}: throughput"));
-            results.push(throughput_row(*subject, directory, size, duration, cpus)?);
-            bar.inc(1);
-            super::signals::check()?;
-            bar.set_message(format!("{label}: round trip"));
-            results.push(latency_row(*subject, directory, size, count)?);
-            bar.inc(1);
         }
     }
+    let plain: Vec<plain_ring::PlainRing> =
+        ceilings.iter().filter_map(|rounds| rounds::combine_plain(rounds)).collect();
+    let (limits, moved) = rounds::combine_limits(&round_limits, plain);
+    notes.extend(moved);
+    let mut results: Vec<Row> = samples
+        .iter()
+        .filter_map(|rounds_of_row| {
+            let size = rounds_of_row.first()?.msg_size;
+            let size_index = sizes.iter().position(|candidate| *candidate == size)?;
+            let ceilings: Vec<f64> = ceilings[size_index].iter().map(|ring| ring.msgs_per_sec).collect();
+            rounds::combine(rounds_of_row, &ceilings)
+        })
+        .collect();
     if args.peers {
         bar.set_message("peers (benches/peers)");
         results.extend(peer_rows(&sizes, duration, count)?);

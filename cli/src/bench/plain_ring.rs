@@ -42,8 +42,12 @@ const RING_BYTES: usize = 4 << 20;
 pub struct PlainRing {
     /// Message size in bytes.
     pub msg_size: usize,
-    /// Messages per second, copying out.
+    /// Messages per second, copying out (the median of the rounds).
     pub msgs_per_sec: f64,
+    /// The slowest round, copying out.
+    pub msgs_per_sec_min: f64,
+    /// The fastest round, copying out.
+    pub msgs_per_sec_max: f64,
     /// Messages per second, checked in place.
     pub in_place_msgs_per_sec: f64,
 }
@@ -93,9 +97,12 @@ impl Shared {
 
 /// Measures both variants at `size` for `duration` each.
 pub fn measure(size: usize, duration: Duration) -> CliResult<PlainRing> {
+    let copy = stream(size, duration, false)?;
     Ok(PlainRing {
         msg_size: size,
-        msgs_per_sec: stream(size, duration, false)?,
+        msgs_per_sec: copy,
+        msgs_per_sec_min: copy,
+        msgs_per_sec_max: copy,
         in_place_msgs_per_sec: stream(size, duration, true)?,
     })
 }

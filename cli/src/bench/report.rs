@@ -38,7 +38,7 @@ impl Machine {
 }
 
 /// One measurement (the schema of `--json` and of `benches/peers`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Row {
     /// Transport name (`shm-spsc`, `pipe`, ..., or a peer: `iceoryx2`, `crossbeam`, ...).
     pub transport: String,
@@ -54,12 +54,28 @@ pub struct Row {
     pub consumers: u32,
     /// Messages (throughput) or timed round trips (latency).
     pub messages: u64,
-    /// Throughput rows.
+    /// Throughput rows: the median of the rounds.
     pub msgs_per_sec: Option<f64>,
+    /// Throughput rows: the slowest round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msgs_per_sec_min: Option<f64>,
+    /// Throughput rows: the fastest round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msgs_per_sec_max: Option<f64>,
+    /// Throughput rows: the median over the rounds of this row's rate divided by the plain
+    /// ring's rate at its size in the same round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_plain_ring: Option<f64>,
     /// Throughput rows.
     pub bytes_per_sec: Option<f64>,
-    /// Latency rows: round-trip percentiles in nanoseconds.
+    /// Latency rows: round-trip percentiles in nanoseconds (the median of the rounds).
     pub p50_ns: Option<u64>,
+    /// Latency rows: the lowest p50 of the rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ns_min: Option<u64>,
+    /// Latency rows: the highest p50 of the rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ns_max: Option<u64>,
     /// Latency rows.
     pub p99_ns: Option<u64>,
     /// Latency rows.
@@ -70,6 +86,9 @@ pub struct Row {
     /// ever had to sleep); absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_calls_per_msg: Option<f64>,
+    /// How many rounds the figures above are the median of (absent: one measurement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u32>,
 }
 
 /// Everything `--json` writes.
@@ -156,50 +175,93 @@ fn nanos(value: Option<u64>) -> String {
     }
 }
 
-/// The cells of every line: transport, wait, size, msgs/s, MB/s, messages per second as a share
-/// of the plain ring's, wait calls per message, p50, p99, p99.9, max, p50 over its limit.
-fn cells(report: &Report) -> Vec<[String; 12]> {
+/// `4.91-5.32 M`, `950 ns-1.20 us`: a spread over the rounds, the unit written once when both
+/// ends share it.
+fn range(low: String, high: String) -> String {
+    match (low.split_once(' '), high.split_once(' ')) {
+        (Some((low, low_unit)), Some((high, high_unit))) if low_unit == high_unit => {
+            format!("{low}-{high} {high_unit}")
+        }
+        _ => format!("{low}-{high}"),
+    }
+}
+
+/// The spread of a rate over the rounds.
+fn rate_range(low: Option<f64>, high: Option<f64>) -> String {
+    match (low, high) {
+        (Some(low), Some(high)) => range(rate(low), rate(high)),
+        _ => "-".to_string(),
+    }
+}
+
+/// The cells of every line: transport, wait, size, msgs/s (median of the rounds), its spread, MB/s,
+/// messages per second against the plain ring's, wait calls per message, p50 (median), its
+/// spread, p99, p99.9, max, p50 over its limit.
+fn cells(report: &Report) -> Vec<[String; 14]> {
     lines(&report.results)
         .into_iter()
         .map(|(transport, wait, size, line)| {
-            let (messages, bytes, of_ceiling, calls) = match line.throughput {
+            let (messages, rate_spread, bytes, of_ceiling, calls) = match line.throughput {
                 Some(row) => {
                     let bytes = row.bytes_per_sec.unwrap_or(0.0);
                     let ceiling = report.limits.plain_ring(size);
-                    let share = match row.msgs_per_sec {
-                        Some(rate) if ceiling > 0.0 => format!("{:.2}x", rate / ceiling),
+                    let share = match (row.x_plain_ring, row.msgs_per_sec) {
+                        (Some(ratio), _) => format!("{ratio:.2}x"),
+                        (None, Some(rate)) if ceiling > 0.0 => format!("{:.2}x", rate / ceiling),
                         _ => "-".to_string(),
                     };
                     let calls = row.wait_calls_per_msg.map_or("-".to_string(), |calls| format!("{calls:.4}"));
-                    (rate(row.msgs_per_sec.unwrap_or(0.0)), format!("{:.1}", bytes / 1e6), share, calls)
+                    let spread = rate_range(row.msgs_per_sec_min, row.msgs_per_sec_max);
+                    (rate(row.msgs_per_sec.unwrap_or(0.0)), spread, format!("{:.1}", bytes / 1e6), share, calls)
                 }
-                None => ("-".to_string(), "-".to_string(), "-".to_string(), "-".to_string()),
+                None => ("-".to_string(), "-".to_string(), "-".to_string(), "-".to_string(), "-".to_string()),
             };
-            let (p50, p99, p999, max, over) = match line.latency {
+            let (p50, p50_spread, p99, p999, max, over) = match line.latency {
                 Some(row) => {
                     let (limit, name) = latency_limit(&report.limits, row);
                     let over = match row.p50_ns {
                         Some(p50) if limit > 0 => format!("{:.2}x {name}", p50 as f64 / limit as f64),
                         _ => "-".to_string(),
                     };
-                    (nanos(row.p50_ns), nanos(row.p99_ns), nanos(row.p999_ns), nanos(row.max_ns), over)
+                    let spread = match (row.p50_ns_min, row.p50_ns_max) {
+                        (Some(low), Some(high)) => range(nanos(Some(low)), nanos(Some(high))),
+                        _ => "-".to_string(),
+                    };
+                    (nanos(row.p50_ns), spread, nanos(row.p99_ns), nanos(row.p999_ns), nanos(row.max_ns), over)
                 }
-                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
+                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
-            [transport, wait, size.to_string(), messages, bytes, of_ceiling, calls, p50, p99, p999, max, over]
+            [
+                transport,
+                wait,
+                size.to_string(),
+                messages,
+                rate_spread,
+                bytes,
+                of_ceiling,
+                calls,
+                p50,
+                p50_spread,
+                p99,
+                p999,
+                max,
+                over,
+            ]
         })
         .collect()
 }
 
-const HEADINGS: [&str; 12] = [
+const HEADINGS: [&str; 14] = [
     "transport",
     "wait",
     "size",
     "msgs/s",
+    "min-max",
     "MB/s",
     "x plain ring",
     "sys/msg",
     "rtt p50",
+    "min-max",
     "p99",
     "p99.9",
     "max",
