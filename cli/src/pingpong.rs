@@ -3,7 +3,9 @@
 //! Two temporary rings, `ping` and `pong`, and a helper process (this executable, hidden
 //! subcommand `pingpong-peer`) that echoes every message of `ping` into `pong`. After a warm-up
 //! (a tenth of the round trips, at least 1000: page faults, caches, branch predictors, CPU
-//! frequency), each timed round trip is one `send` and one `recv_ref`. `--baseline` adds the same
+//! frequency), each timed round trip is one `send` and one `recv` on each side, with the work of
+//! every `bench` row ([`super::bench::work`]: every byte written, copied in and out, read and
+//! checked, by the echo as well). `--baseline` adds the same
 //! measurement without any ring ([`super::baseline`]), to show what the ring costs over the bare
 //! cache-coherence round trip between two cores.
 
@@ -21,6 +23,7 @@ use serde::Serialize;
 
 use super::args::{CounterPlacement, PingpongArgs, PingpongPeerArgs};
 use super::baseline;
+use super::bench::work::Work;
 use super::error::{CliError, CliResult};
 use super::latency::{self, Summary};
 use super::peer::Peer;
@@ -121,21 +124,22 @@ pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64, directory: Option<
     })?;
     let mut peer = Peer::spawn(&["pingpong-peer", ping.name(), pong.name()])?;
 
-    let mut message = vec![0u8; args.size as usize];
-    first_round_trip(&mut sender, &mut receiver, &mut peer, &message)?;
+    // The work of every row (`bench::work`): every byte written, copied in and out on each
+    // side, read and checked.
+    let mut work = Work::new(args.size as usize);
+    let mut reply = Vec::with_capacity(args.size as usize);
+    first_round_trip(&mut sender, &mut receiver, &mut peer, &mut work, &mut reply)?;
     for round in 1..warmup {
-        stamp(&mut message, round);
-        round_trip(&mut sender, &mut receiver, &message)?;
+        round_trip(&mut sender, &mut receiver, &mut work, round, &mut reply)?;
     }
     let mut histogram = latency::histogram();
     for round in warmup..warmup + args.count {
-        stamp(&mut message, round);
+        let message = work.message(round);
         let start = Instant::now();
-        sender.send(&message).map_err(echo_error)?;
-        let reply = receiver.recv_ref().map_err(echo_error)?;
+        sender.send(message).map_err(echo_error)?;
+        receiver.recv(&mut reply).map_err(echo_error)?;
         let elapsed = start.elapsed();
-        check_echo(&reply, &message)?;
-        drop(reply);
+        work.check(round, &reply).map_err(CliError::Peer)?;
         latency::record(&mut histogram, elapsed);
     }
     // Detaching the producer of `ping` is the helper's signal to stop: it sees Disconnected.
@@ -150,13 +154,14 @@ fn first_round_trip(
     sender: &mut Sender<ShmMemory>,
     receiver: &mut Receiver<ShmMemory>,
     peer: &mut Peer,
-    message: &[u8],
+    work: &mut Work,
+    reply: &mut Vec<u8>,
 ) -> CliResult {
-    sender.send(message).map_err(echo_error)?;
+    sender.send(work.message(0)).map_err(echo_error)?;
     let started = Instant::now();
     loop {
-        match receiver.recv_ref_timeout(STARTUP_SLICE) {
-            Ok(reply) => return check_echo(&reply, message),
+        match receiver.recv_timeout(reply, STARTUP_SLICE) {
+            Ok(()) => return work.check(0, reply).map_err(CliError::Peer),
             Err(RecvError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
             Err(RecvError::Timeout) => {
                 return Err(CliError::Peer(format!("no answer within {} s", STARTUP_LIMIT.as_secs())))
@@ -166,29 +171,22 @@ fn first_round_trip(
     }
 }
 
-fn round_trip(sender: &mut Sender<ShmMemory>, receiver: &mut Receiver<ShmMemory>, message: &[u8]) -> CliResult {
-    sender.send(message).map_err(echo_error)?;
-    let reply = receiver.recv_ref().map_err(echo_error)?;
-    check_echo(&reply, message)
+fn round_trip(
+    sender: &mut Sender<ShmMemory>,
+    receiver: &mut Receiver<ShmMemory>,
+    work: &mut Work,
+    round: u64,
+    reply: &mut Vec<u8>,
+) -> CliResult {
+    sender.send(work.message(round)).map_err(echo_error)?;
+    receiver.recv(reply).map_err(echo_error)?;
+    work.check(round, reply).map_err(CliError::Peer)
 }
 
-/// Writes the round number into the message (when it has room), so that an answer to an
-/// earlier message cannot pass for this one.
-pub(super) fn stamp(message: &mut [u8], round: u64) {
-    if let Some(head) = message.get_mut(..8) {
-        head.copy_from_slice(&round.to_le_bytes());
-    }
-}
-
-pub(super) fn check_echo(reply: &[u8], message: &[u8]) -> CliResult {
-    if reply != message {
-        return Err(CliError::Peer(format!(
-            "the echo of a {}-byte message came back different ({} bytes)",
-            message.len(),
-            reply.len()
-        )));
-    }
-    Ok(())
+/// The echo's check of the `index`th message it received (numbered from 0 as the measuring side
+/// numbers its rounds), against the work of its size, made at the first message.
+pub(super) fn check_echoed(work: &mut Option<Work>, index: u64, message: &[u8]) -> CliResult {
+    work.get_or_insert_with(|| Work::new(message.len())).check(index, message).map_err(CliError::Peer)
 }
 
 pub(super) fn echo_error(error: impl Into<Error>) -> CliError {
@@ -206,9 +204,10 @@ pub fn run_peer(args: &PingpongPeerArgs) -> CliResult {
     }
     let mut receiver = ipcring::Builder::new(&args.ping).open::<Receiver>()?;
     let mut sender = ipcring::Builder::new(&args.pong).open::<Sender>()?;
-    loop {
-        let message = match receiver.recv_ref() {
-            Ok(message) => message,
+    let (mut message, mut work) = (Vec::new(), None);
+    for index in 0.. {
+        match receiver.recv(&mut message) {
+            Ok(()) => check_echoed(&mut work, index, &message)?,
             Err(RecvError::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         };
@@ -218,6 +217,7 @@ pub fn run_peer(args: &PingpongPeerArgs) -> CliResult {
             Err(error) => return Err(error.into()),
         }
     }
+    Ok(())
 }
 
 fn text(report: &Report) -> String {

@@ -11,10 +11,11 @@ use ipcring::transport::{self, Kind, Options, Side};
 use ipcring::{RecvError, SendError};
 
 use super::args::{PingpongArgs, PingpongPeerArgs};
+use super::bench::work::Work;
 use super::error::{CliError, CliResult};
 use super::latency;
 use super::peer::Peer;
-use super::pingpong::{echo_error, stamp, EXIT_LIMIT, STARTUP_LIMIT, STARTUP_SLICE};
+use super::pingpong::{check_echoed, echo_error, EXIT_LIMIT, STARTUP_LIMIT, STARTUP_SLICE};
 
 /// The options both sides use.
 fn options(max_message_size: usize, args: Option<&PingpongArgs>) -> Options {
@@ -52,21 +53,21 @@ pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histog
     // The helper has its copies of the pipe ends now; ours must go, or its end of file never comes.
     drop(inherited);
 
-    let mut message = vec![0u8; size];
+    // The work of every row (`bench::work`).
+    let mut work = Work::new(size);
     let mut reply = Vec::with_capacity(size);
-    first_round_trip(&mut sender, &mut receiver, &mut peer, &message, &mut reply)?;
+    first_round_trip(&mut sender, &mut receiver, &mut peer, &mut work, &mut reply)?;
     for round in 1..warmup {
-        stamp(&mut message, round);
-        round_trip(&mut sender, &mut receiver, &message, &mut reply)?;
+        round_trip(&mut sender, &mut receiver, &mut work, round, &mut reply)?;
     }
     let mut histogram = latency::histogram();
     for round in warmup..warmup + args.count {
-        stamp(&mut message, round);
+        let message = work.message(round);
         let start = Instant::now();
-        sender.send(&message).map_err(echo_error)?;
+        sender.send(message).map_err(echo_error)?;
         receiver.recv(&mut reply).map_err(echo_error)?;
         let elapsed = start.elapsed();
-        check(&reply, &message)?;
+        work.check(round, &reply).map_err(CliError::Peer)?;
         latency::record(&mut histogram, elapsed);
     }
     // Closing `ping` is the helper's signal to stop: it sees Disconnected.
@@ -81,13 +82,14 @@ fn first_round_trip(
     sender: &mut BoxedSender,
     receiver: &mut BoxedReceiver,
     peer: &mut Peer,
-    message: &[u8],
+    work: &mut Work,
     reply: &mut Vec<u8>,
 ) -> CliResult {
+    let message = work.message(0).to_vec();
     let started = Instant::now();
     let too_slow = || CliError::Peer(format!("no answer within {} s", STARTUP_LIMIT.as_secs()));
     loop {
-        match sender.send_timeout(message, STARTUP_SLICE) {
+        match sender.send_timeout(&message, STARTUP_SLICE) {
             Ok(()) => break,
             Err(SendError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
             Err(SendError::Timeout) => return Err(too_slow()),
@@ -96,7 +98,7 @@ fn first_round_trip(
     }
     loop {
         match receiver.recv_timeout(reply, STARTUP_SLICE) {
-            Ok(()) => return check(reply, message),
+            Ok(()) => return work.check(0, reply).map_err(CliError::Peer),
             Err(RecvError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
             Err(RecvError::Timeout) => return Err(too_slow()),
             Err(error) => return Err(echo_error(error)),
@@ -107,16 +109,13 @@ fn first_round_trip(
 fn round_trip(
     sender: &mut BoxedSender,
     receiver: &mut BoxedReceiver,
-    message: &[u8],
+    work: &mut Work,
+    round: u64,
     reply: &mut Vec<u8>,
 ) -> CliResult {
-    sender.send(message).map_err(echo_error)?;
+    sender.send(work.message(round)).map_err(echo_error)?;
     receiver.recv(reply).map_err(echo_error)?;
-    check(reply, message)
-}
-
-fn check(reply: &[u8], message: &[u8]) -> CliResult {
-    super::pingpong::check_echo(reply, message)
+    work.check(round, reply).map_err(CliError::Peer)
 }
 
 /// The echo side over a transport: connect to both channels, echo until `ping` closes.
@@ -124,10 +123,10 @@ pub fn run_peer(args: &PingpongPeerArgs, kind: Kind) -> CliResult {
     let options = options(args.max_size, None);
     let mut receiver = transport::open_receiver(kind, &args.ping, Side::Connect, &options)?;
     let mut sender = transport::open_sender(kind, &args.pong, Side::Connect, &options)?;
-    let mut message = Vec::with_capacity(args.max_size);
-    loop {
+    let (mut message, mut work) = (Vec::with_capacity(args.max_size), None);
+    for index in 0.. {
         match receiver.recv(&mut message) {
-            Ok(()) => {}
+            Ok(()) => check_echoed(&mut work, index, &message)?,
             Err(RecvError::Disconnected) => return Ok(()),
             Err(error) => return Err(error.into()),
         }
@@ -137,4 +136,5 @@ pub fn run_peer(args: &PingpongPeerArgs, kind: Kind) -> CliResult {
             Err(error) => return Err(error.into()),
         }
     }
+    Ok(())
 }

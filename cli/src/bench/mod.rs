@@ -13,7 +13,7 @@ mod plot;
 pub mod report;
 mod rounds;
 pub mod stream;
-mod work;
+pub mod work;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -404,7 +404,21 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     bar.finish_and_clear();
 
-    let report = Report { machine: Machine::read(), pinned: placement, limits, results, skipped, notes };
+    let report = Report {
+        schema_version: 2,
+        git_sha: env!("IPCRING_GIT_SHA"),
+        rustc: env!("IPCRING_RUSTC"),
+        args: std::env::args().collect(),
+        rounds: rounds as u32,
+        pinned_cpus: placement.map(|placement| [placement.mine, placement.theirs]),
+        clock_read_ns: report::clock_read_ns(),
+        machine: Machine::read(),
+        pinned: placement,
+        limits,
+        results,
+        skipped,
+        notes,
+    };
     super::print(&report::text(&report))?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)

@@ -94,6 +94,21 @@ pub struct Row {
 /// Everything `--json` writes.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The version of this JSON's layout: 2 (rounds, the plain-ring ceiling, run metadata).
+    pub schema_version: u32,
+    /// The commit the binary was built from (`-dirty` with uncommitted changes).
+    pub git_sha: &'static str,
+    /// The compiler that built it.
+    pub rustc: &'static str,
+    /// The command line of the run.
+    pub args: Vec<String>,
+    /// Rounds every row and limit was measured in.
+    pub rounds: u32,
+    /// `[mine, theirs]` when pinned (the same as `pinned`), for a quick look.
+    pub pinned_cpus: Option<[usize; 2]>,
+    /// What one read of the monotonic clock costs here, ns (the median of many): the resolution
+    /// below which a latency figure means nothing.
+    pub clock_read_ns: f64,
     /// The machine.
     pub machine: Machine,
     /// Where this process and every helper ran (`None`: not pinned, see the notes).
@@ -107,6 +122,21 @@ pub struct Report {
     /// How some rows were measured (where the `shm-spsc-file` rings were); absent when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// The median cost of one `Instant::now()`, ns.
+pub fn clock_read_ns() -> f64 {
+    let mut costs: Vec<f64> = (0..101)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            for _ in 0..1000 {
+                std::hint::black_box(std::time::Instant::now());
+            }
+            started.elapsed().as_nanos() as f64 / 1000.0
+        })
+        .collect();
+    costs.sort_by(f64::total_cmp);
+    costs[costs.len() / 2]
 }
 
 /// The peers' JSON (`benches/peers`): only its rows are merged.
