@@ -128,6 +128,10 @@ pub struct BenchPeerArgs {
 /// `ipcring bench-plain-peer` (hidden).
 #[derive(Debug, Args)]
 pub struct BenchPlainPeerArgs {
+    /// Echo the messages of the first ring into the second (the round-trip ceiling) instead of
+    /// streaming.
+    #[arg(long)]
+    pub echo: bool,
     /// Shared-memory object holding the plain ring.
     pub name: String,
     /// Message size.

@@ -350,7 +350,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         for (size_index, &size) in sizes.iter().enumerate() {
             super::signals::check()?;
             bar.set_message(format!("round {round}/{rounds}: plain ring {size} B"));
-            ceilings[size_index].push(plain_ring::measure(size, duration)?);
+            ceilings[size_index].push(plain_ring::measure(size, duration, count)?);
             bar.inc(1);
             for subject in &subjects {
                 let directory = match (subject.in_file, &disk) {

@@ -177,13 +177,15 @@ fn lines(rows: &[Row]) -> Vec<(String, String, usize, Line<'_>)> {
     lines
 }
 
-/// The latency limit a row is compared with: the two-line cache ping-pong for spinning rings,
-/// the futex ping-pong for everything that sleeps.
+/// The latency limit a row is compared with: for the rings (whatever their wait strategy: in a
+/// ping-pong a responsive peer answers inside the spin window, so nobody sleeps) the plain-ring
+/// ping-pong of the same size; for everything else, which sleeps in the kernel, the futex
+/// ping-pong.
 pub fn latency_limit(limits: &Limits, row: &Row) -> (u64, &'static str) {
-    if row.wait == "spin" {
-        (limits.cache_line_two_lines.p50_ns, "cache")
-    } else {
-        (limits.futex.p50_ns, "futex")
+    let plain = limits.plain_ring.iter().find(|ring| ring.msg_size == row.msg_size);
+    match plain {
+        Some(ring) if row.transport.starts_with("shm-") => (ring.pingpong.p50_ns, "plain"),
+        _ => (limits.futex.p50_ns, "futex"),
     }
 }
 
@@ -317,6 +319,12 @@ pub fn limits_text(limits: &Limits) -> String {
         })
         .collect();
     let _ = writeln!(text, "  plain SPSC ring, msgs/s:              {}", plain.join(", "));
+    let round_trips: Vec<String> = limits
+        .plain_ring
+        .iter()
+        .map(|ring| format!("{} B: p50 {}", ring.msg_size, nanos(Some(ring.pingpong.p50_ns))))
+        .collect();
+    let _ = writeln!(text, "  plain-ring ping-pong:                 {}", round_trips.join(", "));
     let bandwidth: Vec<String> =
         limits.memcpy_bytes_per_sec.iter().map(|(size, rate)| format!("{size} B: {:.1} GB/s", rate / 1e9)).collect();
     let _ = writeln!(text, "  memcpy, one thread (reference):       {}", bandwidth.join(", "));

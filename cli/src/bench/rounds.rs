@@ -79,6 +79,7 @@ pub fn combine_plain(samples: &[PlainRing]) -> Option<PlainRing> {
         msgs_per_sec_min: low,
         msgs_per_sec_max: high,
         in_place_msgs_per_sec: median(&in_place),
+        pingpong: median_summary(&samples.iter().map(|sample| sample.pingpong).collect::<Vec<_>>()),
     })
 }
 
