@@ -108,6 +108,9 @@ pub struct BenchArgs {
 /// `ipcring bench-peer` (hidden): connects a sender and streams for a while.
 #[derive(Debug, Args)]
 pub struct BenchPeerArgs {
+    /// Reserve, write in place and commit (the rings' zero-copy API) instead of copying.
+    #[arg(long)]
+    pub zero_copy: bool,
     /// Transport.
     #[arg(long)]
     pub transport: ipcring::transport::Kind,

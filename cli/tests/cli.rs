@@ -617,8 +617,12 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
         .collect();
     assert_eq!(plain, [(64, true), (16384, true)]);
     let results = report["results"].as_array().unwrap();
-    // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows each.
-    assert_eq!(results.len(), 10, "{results:?}");
+    // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows
+    // each, and shm-spsc a zero-copy throughput row at each size.
+    assert_eq!(results.len(), 12, "{results:?}");
+    let zero_copy = results.iter().filter(|row| row["api"] == "zero_copy").count();
+    assert_eq!(zero_copy, 2, "{results:?}");
+    assert!(results.iter().all(|row| row["api"] == "copy" || row["transport"] == "shm-spsc"));
     for row in results {
         assert_eq!(row["rounds"], 2, "{row}");
         match row["pattern"].as_str().unwrap() {
@@ -661,21 +665,23 @@ fn bench_measures_the_spsc_ring_in_a_file_beside_the_one_in_dev_shm_and_leaves_n
         eprintln!("shm-spsc-file skipped: {}", report["skipped"][0]);
         return;
     };
-    let rows: Vec<(&str, &str, &str)> = report["results"]
+    let rows: Vec<(&str, &str, &str, &str)> = report["results"]
         .as_array()
         .unwrap()
         .iter()
         .map(|row| {
-            (row["transport"].as_str().unwrap(), row["wait"].as_str().unwrap(), row["pattern"].as_str().unwrap())
+            let field = |name: &str| row[name].as_str().unwrap();
+            (field("transport"), field("wait"), field("pattern"), field("api"))
         })
         .collect();
     assert_eq!(
         rows,
         [
-            ("shm-spsc", "spin", "throughput"),
-            ("shm-spsc", "spin", "latency"),
-            ("shm-spsc-file", "spin", "throughput"),
-            ("shm-spsc-file", "spin", "latency"),
+            ("shm-spsc", "spin", "throughput", "copy"),
+            ("shm-spsc", "spin", "throughput", "zero_copy"),
+            ("shm-spsc", "spin", "latency", "copy"),
+            ("shm-spsc-file", "spin", "throughput", "copy"),
+            ("shm-spsc-file", "spin", "latency", "copy"),
         ]
     );
     assert!(stdout(&output).lines().any(|line| line.starts_with("shm-spsc-file  spin")), "{}", stdout(&output));

@@ -44,9 +44,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The plain ring's copying rate at `size` (0 if not measured).
-    pub fn plain_ring(&self, size: usize) -> f64 {
-        self.plain_ring.iter().find(|ring| ring.msg_size == size).map_or(0.0, |ring| ring.msgs_per_sec)
+    /// The plain ring's rate at `size`, copying out or (`in_place`) checked in the slot (0 if
+    /// not measured).
+    pub fn plain_ring(&self, size: usize, in_place: bool) -> f64 {
+        let ring = self.plain_ring.iter().find(|ring| ring.msg_size == size);
+        ring.map_or(0.0, |ring| if in_place { ring.in_place_msgs_per_sec } else { ring.msgs_per_sec })
     }
 }
 

@@ -14,6 +14,7 @@ pub mod report;
 mod rounds;
 pub mod stream;
 pub mod work;
+mod zero_copy;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -188,6 +189,7 @@ fn throughput_row(
         transport: subject.transport_name().to_string(),
         wait: subject.wait_name().to_string(),
         pattern: "throughput".to_string(),
+        api: "copy".to_string(),
         msg_size: size,
         producers: 1,
         consumers: 1,
@@ -201,6 +203,31 @@ fn throughput_row(
         wait_calls_per_msg: measured.wait_calls_per_message,
         ..Row::default()
     })
+}
+
+/// The same stream through the rings' zero-copy API (`api: zero_copy`).
+fn zero_copy_row(subject: Subject, size: usize, duration: Duration) -> CliResult<Row> {
+    let options = options(subject, size);
+    let measured = zero_copy::measure(subject.kind, options.wait, options.depth, size, duration)?;
+    let per_second = measured.per_second();
+    Ok(Row {
+        transport: subject.transport_name().to_string(),
+        wait: subject.wait_name().to_string(),
+        pattern: "throughput".to_string(),
+        api: "zero_copy".to_string(),
+        msg_size: size,
+        producers: 1,
+        consumers: 1,
+        messages: measured.messages,
+        msgs_per_sec: Some(per_second),
+        bytes_per_sec: Some(per_second * size as f64),
+        ..Row::default()
+    })
+}
+
+/// Whether `subject` has a zero-copy row: the rings in /dev/shm.
+fn has_zero_copy(subject: Subject) -> bool {
+    matches!(subject.kind, Kind::ShmSpsc | Kind::ShmMpmc) && !subject.in_file
 }
 
 /// `directory`: where a `shm-spsc-file` subject's rings go.
@@ -224,6 +251,7 @@ fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u
         transport: subject.transport_name().to_string(),
         wait: subject.wait_name().to_string(),
         pattern: "latency".to_string(),
+        api: "copy".to_string(),
         msg_size: size,
         producers: 1,
         consumers: 1,
@@ -311,7 +339,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
     // remove its rings, FIFOs and sockets and stop its helper process.
     super::signals::install()?;
 
-    let steps = rounds * (1 + sizes.len() + subjects.len() * sizes.len() * 2);
+    let per_size: usize = subjects.iter().map(|subject| 2 + usize::from(has_zero_copy(*subject))).sum();
+    let steps = rounds * (1 + sizes.len() + per_size * sizes.len());
     let bar = progress(steps as u64 + u64::from(args.peers));
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
@@ -361,17 +390,23 @@ pub fn run(args: &BenchArgs) -> CliResult {
                         continue;
                     }
                 };
+                let patterns: &[&str] = if has_zero_copy(*subject) {
+                    &["throughput", "zero copy", "round trip"]
+                } else {
+                    &["throughput", "round trip"]
+                };
                 if size_limit(subject.kind).is_some_and(|limit| size > limit) {
-                    bar.inc(2);
+                    bar.inc(patterns.len() as u64);
                     continue;
                 }
                 let label =
                     format!("round {round}/{rounds}: {} {} {size} B", subject.transport_name(), subject.wait_name());
-                for pattern in ["throughput", "round trip"] {
+                for pattern in patterns {
                     super::signals::check()?;
                     bar.set_message(format!("{label}: {pattern}"));
-                    let measured = match pattern {
+                    let measured = match *pattern {
                         "throughput" => throughput_row(*subject, directory, size, duration, cpus)?,
+                        "zero copy" => zero_copy_row(*subject, size, duration)?,
                         _ => latency_row(*subject, directory, size, count)?,
                     };
                     if samples.len() <= row {
@@ -393,7 +428,11 @@ pub fn run(args: &BenchArgs) -> CliResult {
         .filter_map(|rounds_of_row| {
             let size = rounds_of_row.first()?.msg_size;
             let size_index = sizes.iter().position(|candidate| *candidate == size)?;
-            let ceilings: Vec<f64> = ceilings[size_index].iter().map(|ring| ring.msgs_per_sec).collect();
+            let in_place = rounds_of_row.first()?.api == "zero_copy";
+            let ceilings: Vec<f64> = ceilings[size_index]
+                .iter()
+                .map(|ring| if in_place { ring.in_place_msgs_per_sec } else { ring.msgs_per_sec })
+                .collect();
             rounds::combine(rounds_of_row, &ceilings)
         })
         .collect();

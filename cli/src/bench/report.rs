@@ -46,6 +46,10 @@ pub struct Row {
     pub wait: String,
     /// `throughput` or `latency`.
     pub pattern: String,
+    /// Which API the row goes through: `copy` (`send`/`recv` through the channel traits) or
+    /// `zero_copy` (reserve, write in place, commit; borrow, read in place, release).
+    #[serde(default = "copy_api")]
+    pub api: String,
     /// Message size in bytes.
     pub msg_size: usize,
     /// Producer processes (or threads, for in-process peers).
@@ -89,6 +93,10 @@ pub struct Row {
     /// How many rounds the figures above are the median of (absent: one measurement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<u32>,
+}
+
+fn copy_api() -> String {
+    "copy".to_string()
 }
 
 /// Everything `--json` writes.
@@ -152,20 +160,17 @@ struct Line<'a> {
     latency: Option<&'a Row>,
 }
 
+/// The lines of the table: one per transport, wait, api and size.
 fn lines(rows: &[Row]) -> Vec<(String, String, usize, Line<'_>)> {
     let mut lines: Vec<(String, String, usize, Line<'_>)> = Vec::new();
     for row in rows {
-        let index = match lines.iter().position(|(transport, wait, size, _)| {
-            *transport == row.transport && *wait == row.wait && *size == row.msg_size
+        let wait = if row.api == "copy" { row.wait.clone() } else { format!("{} {}", row.wait, row.api) };
+        let index = match lines.iter().position(|(transport, line_wait, size, _)| {
+            *transport == row.transport && *line_wait == wait && *size == row.msg_size
         }) {
             Some(index) => index,
             None => {
-                lines.push((
-                    row.transport.clone(),
-                    row.wait.clone(),
-                    row.msg_size,
-                    Line { throughput: None, latency: None },
-                ));
+                lines.push((row.transport.clone(), wait, row.msg_size, Line { throughput: None, latency: None }));
                 lines.len() - 1
             }
         };
@@ -236,7 +241,7 @@ fn cells(report: &Report) -> Vec<[String; 14]> {
             let (messages, rate_spread, bytes, of_ceiling, calls) = match line.throughput {
                 Some(row) => {
                     let bytes = row.bytes_per_sec.unwrap_or(0.0);
-                    let ceiling = report.limits.plain_ring(size);
+                    let ceiling = report.limits.plain_ring(size, row.api == "zero_copy");
                     let share = match (row.x_plain_ring, row.msgs_per_sec) {
                         (Some(ratio), _) => format!("{ratio:.2}x"),
                         (None, Some(rate)) if ceiling > 0.0 => format!("{:.2}x", rate / ceiling),

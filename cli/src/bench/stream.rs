@@ -126,6 +126,9 @@ pub fn measure(
 /// The sending helper: connect, send for `--duration`, close.
 pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     pin(args.pin)?;
+    if args.zero_copy {
+        return super::zero_copy::run_peer(args);
+    }
     let options = Options { max_message_size: args.size, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
     let mut work = Work::new(args.size);
