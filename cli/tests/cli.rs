@@ -631,6 +631,7 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
                     ["msgs_per_sec_min", "msgs_per_sec", "msgs_per_sec_max"].map(|key| row[key].as_f64().unwrap());
                 assert!(0.0 < rates[0] && rates[0] <= rates[1] && rates[1] <= rates[2], "{row}");
                 assert!(row["x_plain_ring"].as_f64().unwrap() > 0.0);
+                assert!(row["cpu_ns_per_msg"].as_f64().unwrap() > 0.0);
                 assert!(row["p50_ns"].is_null());
             }
             "latency" => {

@@ -6,6 +6,7 @@
 //! Beside the rings in /dev/shm, `shm-spsc-file` measures the same SPSC ring in a file on a disk
 //! file system ([`disk_directory`]): the `shm-spsc` transport given a path for its address.
 
+mod cpu;
 pub mod cpus;
 pub mod limits;
 pub mod plain_ring;
@@ -183,7 +184,9 @@ fn throughput_row(
     cpus: Option<(usize, usize)>,
 ) -> CliResult<Row> {
     let options = options(subject, size);
+    let clock = cpu::CpuClock::start();
     let measured = stream::measure(subject.kind, directory, &options, size, duration, cpus.map(|(_, theirs)| theirs))?;
+    let cpu_ns_per_msg = Some(clock.per_message(measured.messages));
     let per_second = measured.per_second();
     Ok(Row {
         transport: subject.transport_name().to_string(),
@@ -201,6 +204,7 @@ fn throughput_row(
         p999_ns: None,
         max_ns: None,
         wait_calls_per_msg: measured.wait_calls_per_message,
+        cpu_ns_per_msg,
         ..Row::default()
     })
 }
@@ -208,7 +212,9 @@ fn throughput_row(
 /// The same stream through the rings' zero-copy API (`api: zero_copy`).
 fn zero_copy_row(subject: Subject, size: usize, duration: Duration) -> CliResult<Row> {
     let options = options(subject, size);
+    let clock = cpu::CpuClock::start();
     let measured = zero_copy::measure(subject.kind, options.wait, options.depth, size, duration)?;
+    let cpu_ns_per_msg = Some(clock.per_message(measured.messages));
     let per_second = measured.per_second();
     Ok(Row {
         transport: subject.transport_name().to_string(),
@@ -221,6 +227,7 @@ fn zero_copy_row(subject: Subject, size: usize, duration: Duration) -> CliResult
         messages: measured.messages,
         msgs_per_sec: Some(per_second),
         bytes_per_sec: Some(per_second * size as f64),
+        cpu_ns_per_msg,
         ..Row::default()
     })
 }
@@ -242,10 +249,13 @@ fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u
         json: false,
     };
     let warmup = (count / 10).max(1000);
+    let clock = cpu::CpuClock::start();
     let histogram = match subject.kind {
         Kind::ShmSpsc => super::pingpong::measure_rings(&args, warmup, directory)?,
         kind => super::transport_pingpong::measure(&args, kind, warmup)?,
     };
+    // Per round trip: warm-up included, since the clocks cannot tell the two apart.
+    let cpu_ns_per_msg = Some(clock.per_message(warmup + count));
     let summary = Summary::of(&histogram);
     Ok(Row {
         transport: subject.transport_name().to_string(),
@@ -263,6 +273,7 @@ fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u
         p999_ns: Some(summary.p999_ns),
         max_ns: Some(summary.max_ns),
         wait_calls_per_msg: None,
+        cpu_ns_per_msg,
         ..Row::default()
     })
 }

@@ -90,6 +90,10 @@ pub struct Row {
     /// ever had to sleep); absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_calls_per_msg: Option<f64>,
+    /// User and system CPU time of both sides (whole processes) per message or round trip, ns
+    /// (the median of the rounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns_per_msg: Option<f64>,
     /// How many rounds the figures above are the median of (absent: one measurement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<u32>,
@@ -234,11 +238,11 @@ fn rate_range(low: Option<f64>, high: Option<f64>) -> String {
 /// The cells of every line: transport, wait, size, msgs/s (median of the rounds), its spread, MB/s,
 /// messages per second against the plain ring's, wait calls per message, p50 (median), its
 /// spread, p99, p99.9, max, p50 over its limit.
-fn cells(report: &Report) -> Vec<[String; 14]> {
+fn cells(report: &Report) -> Vec<[String; 15]> {
     lines(&report.results)
         .into_iter()
         .map(|(transport, wait, size, line)| {
-            let (messages, rate_spread, bytes, of_ceiling, calls) = match line.throughput {
+            let (messages, rate_spread, bytes, of_ceiling, calls, cpu) = match line.throughput {
                 Some(row) => {
                     let bytes = row.bytes_per_sec.unwrap_or(0.0);
                     let ceiling = report.limits.plain_ring(size, row.api == "zero_copy");
@@ -249,9 +253,10 @@ fn cells(report: &Report) -> Vec<[String; 14]> {
                     };
                     let calls = row.wait_calls_per_msg.map_or("-".to_string(), |calls| format!("{calls:.4}"));
                     let spread = rate_range(row.msgs_per_sec_min, row.msgs_per_sec_max);
-                    (rate(row.msgs_per_sec.unwrap_or(0.0)), spread, format!("{:.1}", bytes / 1e6), share, calls)
+                    let cpu = row.cpu_ns_per_msg.map_or("-".to_string(), |ns| nanos(Some(ns.round() as u64)));
+                    (rate(row.msgs_per_sec.unwrap_or(0.0)), spread, format!("{:.1}", bytes / 1e6), share, calls, cpu)
                 }
-                None => ("-".to_string(), "-".to_string(), "-".to_string(), "-".to_string(), "-".to_string()),
+                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
             let (p50, p50_spread, p99, p999, max, over) = match line.latency {
                 Some(row) => {
@@ -277,6 +282,7 @@ fn cells(report: &Report) -> Vec<[String; 14]> {
                 bytes,
                 of_ceiling,
                 calls,
+                cpu,
                 p50,
                 p50_spread,
                 p99,
@@ -288,7 +294,7 @@ fn cells(report: &Report) -> Vec<[String; 14]> {
         .collect()
 }
 
-const HEADINGS: [&str; 14] = [
+const HEADINGS: [&str; 15] = [
     "transport",
     "wait",
     "size",
@@ -297,6 +303,7 @@ const HEADINGS: [&str; 14] = [
     "MB/s",
     "x plain ring",
     "sys/msg",
+    "cpu/msg",
     "rtt p50",
     "min-max",
     "p99",

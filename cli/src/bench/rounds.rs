@@ -63,6 +63,8 @@ pub fn combine(samples: &[Row], ceilings: &[f64]) -> Option<Row> {
         row.p999_ns = Some(median_u64(&p999s));
         row.max_ns = samples.iter().filter_map(|sample| sample.max_ns).max();
     }
+    let cpu: Vec<f64> = samples.iter().filter_map(|sample| sample.cpu_ns_per_msg).collect();
+    row.cpu_ns_per_msg = (!cpu.is_empty()).then(|| median(&cpu));
     row.messages = samples.iter().map(|sample| sample.messages).sum();
     Some(row)
 }
