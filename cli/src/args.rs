@@ -73,7 +73,7 @@ pub struct BenchArgs {
     /// Message sizes in bytes, comma-separated (default 64,4096; --full: 8 to 1048576).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub sizes: Option<Vec<usize>>,
-    /// Length of each throughput measurement, in seconds (default 1; --full: 2).
+    /// Length of each throughput measurement, in seconds (default 0.5; --full: 2).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<Seconds>,
     /// Timed round trips per latency measurement (default 10000; --full: 50000).

@@ -333,7 +333,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
     if let Some(size) = sizes.iter().find(|size| **size > u32::MAX as usize) {
         return Err(CliError::Usage(format!("message size {size} is too large")));
     }
-    let duration = args.duration.map_or(Duration::from_secs(if args.full { 2 } else { 1 }), |seconds| seconds.duration);
+    let duration =
+        args.duration.map_or(Duration::from_millis(if args.full { 2000 } else { 500 }), |seconds| seconds.duration);
     let count = args.count.unwrap_or(if args.full { 50_000 } else { 10_000 });
     let rounds = args.rounds.unwrap_or(if args.full { 5 } else { 3 }) as usize;
     let (placement, unpinned) = cpus::choose(args.pin.as_deref(), args.no_pin)?;
