@@ -16,7 +16,8 @@ fn series(rows: &[Row], pattern: &str, value: impl Fn(&Row) -> Option<f64>) -> S
     let mut series = Series::new();
     for row in rows.iter().filter(|row| row.pattern == pattern) {
         if let Some(value) = value(row).filter(|value| *value > 0.0) {
-            let name = format!("{}/{}", row.transport, row.wait);
+            let api = if row.api == "copy" { String::new() } else { format!("/{}", row.api) };
+            let name = format!("{}/{}{api}", row.transport, row.wait);
             series.entry(name).or_default().push((row.msg_size.max(1) as f64, value));
         }
     }
@@ -81,13 +82,16 @@ fn draw_chart(
 
 /// Writes the two charts side by side to `path`.
 pub fn write(path: &Path, rows: &[Row]) -> CliResult {
-    let root = SVGBackend::new(path, (1400, 600)).into_drawing_area();
+    let root = SVGBackend::new(path, (2100, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|failure| CliError::Usage(format!("drawing the plot: {failure}")))?;
-    let (left, right) = root.split_horizontally(700);
+    let (left, rest) = root.split_horizontally(700);
+    let (middle, right) = rest.split_horizontally(700);
     let throughput = series(rows, "throughput", |row| row.bytes_per_sec.map(|bytes| bytes / 1e6));
     draw_chart(&left, "streaming throughput", "MB/s", &throughput)?;
-    let latency = series(rows, "latency", |row| row.p50_ns.map(|ns| ns as f64 / 1e3));
-    draw_chart(&right, "round trip p50", "microseconds", &latency)?;
+    let p50 = series(rows, "latency", |row| row.p50_ns.map(|ns| ns as f64 / 1e3));
+    draw_chart(&middle, "round trip p50", "microseconds", &p50)?;
+    let p99 = series(rows, "latency", |row| row.p99_ns.map(|ns| ns as f64 / 1e3));
+    draw_chart(&right, "round trip p99", "microseconds", &p99)?;
     root.present().map_err(|failure| CliError::Usage(format!("writing {}: {failure}", path.display())))?;
     Ok(())
 }
