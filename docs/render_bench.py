@@ -74,7 +74,7 @@ def quick(report):
     limits = report["limits"]
     lines = [header(report), "", "Limits, the median round:", ""]
     lines.append("| limit | %s |" % " | ".join("%d B" % ring["msg_size"] for ring in limits["plain_ring"]))
-    lines.append("|---|%s" % "---|" * len(limits["plain_ring"]))
+    lines.append("|---|" + "---|" * len(limits["plain_ring"]))
     for name, show in (
             ("plain ring, msgs/s (copy out)", lambda ring: rate(ring["msgs_per_sec"])),
             ("plain ring, msgs/s (checked in place)", lambda ring: rate(ring["in_place_msgs_per_sec"])),

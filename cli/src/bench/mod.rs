@@ -186,27 +186,27 @@ fn throughput_row(
     let options = options(subject, size);
     let clock = cpu::CpuClock::start();
     let measured = stream::measure(subject.kind, directory, &options, size, duration, cpus.map(|(_, theirs)| theirs))?;
-    let cpu_ns_per_msg = Some(clock.per_message(measured.messages));
+    Ok(stream_row(subject, size, "copy", &measured, clock))
+}
+
+/// The row of a throughput measurement through `api`; `clock` started before it.
+fn stream_row(subject: Subject, size: usize, api: &str, measured: &stream::Throughput, clock: cpu::CpuClock) -> Row {
     let per_second = measured.per_second();
-    Ok(Row {
+    Row {
         transport: subject.transport_name().to_string(),
         wait: subject.wait_name().to_string(),
         pattern: "throughput".to_string(),
-        api: "copy".to_string(),
+        api: api.to_string(),
         msg_size: size,
         producers: 1,
         consumers: 1,
         messages: measured.messages,
         msgs_per_sec: Some(per_second),
         bytes_per_sec: Some(per_second * size as f64),
-        p50_ns: None,
-        p99_ns: None,
-        p999_ns: None,
-        max_ns: None,
         wait_calls_per_msg: measured.wait_calls_per_message,
-        cpu_ns_per_msg,
+        cpu_ns_per_msg: Some(clock.per_message(measured.messages)),
         ..Row::default()
-    })
+    }
 }
 
 /// The same stream through the rings' zero-copy API (`api: zero_copy`).
@@ -214,22 +214,7 @@ fn zero_copy_row(subject: Subject, size: usize, duration: Duration) -> CliResult
     let options = options(subject, size);
     let clock = cpu::CpuClock::start();
     let measured = zero_copy::measure(subject.kind, options.wait, options.depth, size, duration)?;
-    let cpu_ns_per_msg = Some(clock.per_message(measured.messages));
-    let per_second = measured.per_second();
-    Ok(Row {
-        transport: subject.transport_name().to_string(),
-        wait: subject.wait_name().to_string(),
-        pattern: "throughput".to_string(),
-        api: "zero_copy".to_string(),
-        msg_size: size,
-        producers: 1,
-        consumers: 1,
-        messages: measured.messages,
-        msgs_per_sec: Some(per_second),
-        bytes_per_sec: Some(per_second * size as f64),
-        cpu_ns_per_msg,
-        ..Row::default()
-    })
+    Ok(stream_row(subject, size, "zero_copy", &measured, clock))
 }
 
 /// Whether `subject` has a zero-copy row: the rings in /dev/shm.

@@ -10,7 +10,7 @@ use super::limits::Limits;
 /// The machine the numbers come from.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
-    /// Online CPUs.
+    /// Online CPUs (of the machine, not of this pinned process).
     pub cpus: usize,
     /// `uname -r`.
     pub kernel: String,
@@ -21,7 +21,9 @@ pub struct Machine {
 impl Machine {
     /// Reads this machine's description.
     pub fn read() -> Machine {
-        let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
+        // SAFETY: sysconf only reads a system value.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let cpus = usize::try_from(online).unwrap_or(1).max(1);
         let kernel = nix::sys::utsname::uname()
             .map_or_else(|_| "unknown".to_string(), |name| name.release().to_string_lossy().into_owned());
         let model = std::fs::read_to_string("/proc/cpuinfo")
