@@ -14,11 +14,14 @@
 use std::error::Error;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, ExitCode};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use ipcring::transport::fd_passing::{recv_fd, send_fd};
 use ipcring::{spsc, Builder, RecvError};
+
+mod support;
+use support::ChildProcess;
 
 const ROUND_TRIPS: u64 = 10_000;
 /// Longest any single blocking call may wait before the run counts as failed.
@@ -106,29 +109,4 @@ fn child() -> Result<(), Box<dyn Error>> {
         return Err(format!("answered {round} of {ROUND_TRIPS} pings").into());
     }
     Ok(())
-}
-
-/// The child process; killed if still running when dropped, so that no failure path of the
-/// parent leaves it behind.
-struct ChildProcess(Child);
-
-impl ChildProcess {
-    /// Waits for the child to exit successfully, failing (and killing it) at `deadline`.
-    fn wait(&mut self, deadline: Instant) -> Result<(), Box<dyn Error>> {
-        while Instant::now() < deadline {
-            match self.0.try_wait()? {
-                Some(status) if status.success() => return Ok(()),
-                Some(status) => return Err(format!("the child failed ({status})").into()),
-                None => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-        Err("the child did not finish in time".into())
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill(); // no effect if it has exited already
-        let _ = self.0.wait();
-    }
 }

@@ -10,11 +10,14 @@
 //! ```
 
 use std::error::Error;
-use std::process::{Child, Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ipcring::prelude::*; // the traits that give endpoints their typed methods
 use ipcring::{mpmc, Builder, RecvError, SendError};
+
+mod support;
+use support::{ChildProcess, RemoveOnDrop};
 
 /// A job: count the Collatz steps from `input` down to 1.
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -135,43 +138,4 @@ fn collatz_steps(mut n: u64) -> u64 {
         steps += 1;
     }
     steps
-}
-
-/// This program run again as a child process; killed if still running when dropped, so that
-/// no failure path of the parent leaves it behind.
-struct ChildProcess(Child);
-
-impl ChildProcess {
-    fn spawn(args: &[&str]) -> std::io::Result<ChildProcess> {
-        Ok(ChildProcess(Command::new(std::env::current_exe()?).args(args).spawn()?))
-    }
-
-    /// Waits for the child to exit successfully, failing (and killing it) at `deadline`.
-    fn wait(&mut self, deadline: Instant) -> Result<(), Box<dyn Error>> {
-        while Instant::now() < deadline {
-            match self.0.try_wait()? {
-                Some(status) if status.success() => return Ok(()),
-                Some(status) => return Err(format!("a worker failed ({status})").into()),
-                None => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-        Err("a worker did not finish in time".into())
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill(); // no effect if it has exited already
-        let _ = self.0.wait();
-    }
-}
-
-/// Removes the named ring when dropped. Processes still attached keep using it; the name is
-/// gone from `/dev/shm` at once.
-struct RemoveOnDrop(String);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = ipcring::remove(&self.0);
-    }
 }

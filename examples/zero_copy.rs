@@ -10,10 +10,13 @@
 //! ```
 
 use std::error::Error;
-use std::process::{Child, Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ipcring::{spsc, Builder, RecvError};
+
+mod support;
+use support::{ChildProcess, RemoveOnDrop};
 
 /// Messages to send.
 const MESSAGES: u64 = 100_000;
@@ -125,43 +128,4 @@ fn decode(message: &[u8]) -> Result<u64, Box<dyn Error>> {
 /// The 64-bit FNV-1a hash: enough to catch a torn or misplaced message.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
-}
-
-/// This program run again as a child process; killed if still running when dropped, so that
-/// no failure path of the parent leaves it behind.
-struct ChildProcess(Child);
-
-impl ChildProcess {
-    fn spawn(args: &[&str]) -> std::io::Result<ChildProcess> {
-        Ok(ChildProcess(Command::new(std::env::current_exe()?).args(args).spawn()?))
-    }
-
-    /// Waits for the child to exit successfully, failing (and killing it) at `deadline`.
-    fn wait(&mut self, deadline: Instant) -> Result<(), Box<dyn Error>> {
-        while Instant::now() < deadline {
-            match self.0.try_wait()? {
-                Some(status) if status.success() => return Ok(()),
-                Some(status) => return Err(format!("the child failed ({status})").into()),
-                None => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-        Err("the child did not finish in time".into())
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill(); // no effect if it has exited already
-        let _ = self.0.wait();
-    }
-}
-
-/// Removes the named ring when dropped. Processes still attached keep using it; the name is
-/// gone from `/dev/shm` at once.
-struct RemoveOnDrop(String);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = ipcring::remove(&self.0);
-    }
 }
