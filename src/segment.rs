@@ -845,10 +845,9 @@ impl Segment {
     /// the caller, not bad data): so no `&AtomicU64` can alias a `&mut [u8]` an endpoint lent.
     pub fn atomic_u64(&self, offset: u64) -> &AtomicU64 {
         let pointer = self.atomic_span(offset, 8);
-        // SAFETY: the pointer is 8-byte aligned and 8 bytes inside the mapping, which lives as
-        // long as `self`, and outside every payload and semaphore (atomic_span): every process
-        // accesses these words atomically only. AtomicU64 has the layout of u64 and every bit
-        // pattern is valid.
+        // AtomicU64 has the layout of u64 and every bit pattern is valid; every process accesses
+        // these words atomically only (atomic_span keeps payloads and semaphores out).
+        // SAFETY: 8-byte aligned, 8 bytes inside the mapping, which lives as long as `self`.
         unsafe { AtomicU64::from_ptr(pointer.cast()) }
     }
 

@@ -18,13 +18,15 @@
 //! // The first segment installs the fork handler.
 //! let _segment = Segment::create_anonymous(&CreateOptions::default()).unwrap();
 //! let generation = fork::generation();
-//! // SAFETY (of the example): the child only calls async-signal-safe functions, then _exit.
+//! // SAFETY: the child only reads an atomic and calls _exit (async-signal-safe).
 //! let pid = unsafe { libc::fork() };
 //! if pid == 0 {
 //!     let forked = fork::generation() != generation;
+//!     // SAFETY: ends the child at once, without running the parent's exit handlers.
 //!     unsafe { libc::_exit(if forked { 0 } else { 1 }) };
 //! }
 //! let mut status = 0;
+//! // SAFETY: waits for the child just forked, into a local.
 //! unsafe { libc::waitpid(pid, &mut status, 0) };
 //! assert_eq!(libc::WEXITSTATUS(status), 0);
 //! assert_eq!(fork::generation(), generation); // the parent is unchanged
