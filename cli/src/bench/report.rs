@@ -46,10 +46,13 @@ pub struct Row {
     pub transport: String,
     /// How a waiting side waits: `spin`, `futex`, `semaphore` (rings), `block` (kernel).
     pub wait: String,
-    /// `throughput` or `latency`.
+    /// `throughput`, `latency` (round trip), `wake_latency` (round trip with the receiver
+    /// verifiably asleep before each message) or `load` (one-way latency under an open-loop
+    /// sender at a fraction of its maximum rate).
     pub pattern: String,
-    /// Which API the row goes through: `copy` (`send`/`recv` through the channel traits) or
-    /// `zero_copy` (reserve, write in place, commit; borrow, read in place, release).
+    /// Which API the row goes through: `copy` (`send`/`recv` through the channel traits),
+    /// `zero_copy` (reserve, write in place, commit; borrow, read in place, release) or `batch`
+    /// (runs of messages reserved and committed, or borrowed and released, together).
     #[serde(default = "copy_api")]
     pub api: String,
     /// Message size in bytes.
@@ -96,6 +99,34 @@ pub struct Row {
     /// (the median of the rounds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ns_per_msg: Option<f64>,
+    /// Every system call of both processes (all threads, helpers included) per message or round
+    /// trip, counted by the kernel (the `raw_syscalls:sys_enter` tracepoint), the median of the
+    /// rounds; absent where the tracepoint cannot be counted (see the notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls_per_msg: Option<f64>,
+    /// Rings: futex and semaphore sleeps of the waiting side per message or round trip (the
+    /// median of the rounds). Near 0 on a latency row: the answer came inside the spin window;
+    /// 1 on a `wake_latency` row: every message found its receiver asleep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleeps_per_msg: Option<f64>,
+    /// Rings: bounded sleeps that timed out although their wake condition already held (a lost
+    /// wakeup), summed over the rounds; it must read 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_wakes: Option<u64>,
+    /// Bytes the transport holds in flight between the two sides (queue depth times message
+    /// size, or the socket or pipe buffer), as configured for the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_in_flight: Option<u64>,
+    /// `load` rows: the offered rate as a fraction of the same sender's maximum rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_load: Option<f64>,
+    /// `load` rows: the offered rate, messages per second (the median of the rounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_msgs_per_sec: Option<f64>,
+    /// `load` rows: true if the sender missed its offered rate in any round (the row's
+    /// latencies then describe a saturated queue, not that load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<bool>,
     /// How many rounds the figures above are the median of (absent: one measurement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<u32>,

@@ -63,8 +63,16 @@ pub fn combine(samples: &[Row], ceilings: &[f64]) -> Option<Row> {
         row.p999_ns = Some(median_u64(&p999s));
         row.max_ns = samples.iter().filter_map(|sample| sample.max_ns).max();
     }
-    let cpu: Vec<f64> = samples.iter().filter_map(|sample| sample.cpu_ns_per_msg).collect();
-    row.cpu_ns_per_msg = (!cpu.is_empty()).then(|| median(&cpu));
+    let median_of = |field: fn(&Row) -> Option<f64>| {
+        let values: Vec<f64> = samples.iter().filter_map(field).collect();
+        (!values.is_empty()).then(|| median(&values))
+    };
+    row.cpu_ns_per_msg = median_of(|sample| sample.cpu_ns_per_msg);
+    row.syscalls_per_msg = median_of(|sample| sample.syscalls_per_msg);
+    row.sleeps_per_msg = median_of(|sample| sample.sleeps_per_msg);
+    row.offered_msgs_per_sec = median_of(|sample| sample.offered_msgs_per_sec);
+    row.late_wakes = samples.iter().filter_map(|sample| sample.late_wakes).reduce(u64::saturating_add);
+    row.failed = samples.iter().filter_map(|sample| sample.failed).reduce(|one, other| one || other);
     row.messages = samples.iter().map(|sample| sample.messages).sum();
     Some(row)
 }
