@@ -226,7 +226,8 @@ struct ipcring_stats_block {
     uint64_t redelivered;     /* 40: MPMC: dead consumers' messages this side published again */
     uint64_t attaches;        /* 48: MPMC: endpoints of this side attached since creation */
     uint64_t last_active_ns;  /* 56: last seen active, ns since the epoch (COMPAT_ACTIVITY_TIME) */
-    uint64_t reserved[8];     /* 64: zero */
+    uint64_t late_wakes;      /* 64: timed-out sleeps whose condition held right after (lost wakeups) */
+    uint64_t reserved[7];     /* 72: zero */
 };
 
 /* The start of every SPSC slot; the payload follows at header.slot_payload_offset. */
@@ -341,7 +342,8 @@ IPCRING_ASSERT_OFFSET(ipcring_stats_block, abandoned, 32);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, redelivered, 40);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, attaches, 48);
 IPCRING_ASSERT_OFFSET(ipcring_stats_block, last_active_ns, 56);
-IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 64);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, late_wakes, 64);
+IPCRING_ASSERT_OFFSET(ipcring_stats_block, reserved, 72);
 
 IPCRING_ASSERT_OFFSET(ipcring_slot_header, length, 0);
 IPCRING_ASSERT_OFFSET(ipcring_slot_header, stamp, 4);

@@ -76,6 +76,7 @@ const ABANDONED: u64 = offset_of!(StatsBlock, abandoned) as u64;
 const REDELIVERED: u64 = offset_of!(StatsBlock, redelivered) as u64;
 const ATTACHES: u64 = offset_of!(StatsBlock, attaches) as u64;
 const LAST_ACTIVE_NS: u64 = offset_of!(StatsBlock, last_active_ns) as u64;
+const LATE_WAKES: u64 = offset_of!(StatsBlock, late_wakes) as u64;
 const ENDPOINT_SIZE: u64 = size_of::<EndpointRecord>() as u64;
 const ENDPOINT_CLAIM: u64 = offset_of!(EndpointRecord, claim) as u64;
 const ENDPOINT_ROLE: u64 = offset_of!(EndpointRecord, role) as u64;
@@ -237,6 +238,9 @@ pub struct SideCounters {
     /// When an endpoint of this side was last seen active (attach, detach, or a liveness check
     /// while waiting), ns since the Unix epoch; 0 if never recorded (LAYOUT.md §11.1).
     pub last_active_ns: u64,
+    /// Bounded sleeps of this side that timed out although their wake condition held right
+    /// after: lost wakeups (LAYOUT.md §11); it should read 0.
+    pub late_wakes: u64,
 }
 
 impl SideCounters {
@@ -325,6 +329,7 @@ impl Stats {
                 redelivered: load(stats + REDELIVERED),
                 attaches: load(stats + ATTACHES),
                 last_active_ns: load(stats + LAST_ACTIVE_NS),
+                late_wakes: load(stats + LATE_WAKES),
             }
         };
         let (mut producer, mut consumer) = (side(Block::ProducerStats), side(Block::ConsumerStats));

@@ -377,8 +377,12 @@ pub struct StatsBlock {
     /// store): on attach, on detach, and at every thorough liveness check while it waits or
     /// polls. 0: never recorded. Meaningful only with [`COMPAT_ACTIVITY_TIME`] (LAYOUT.md §11.1).
     pub last_active_ns: u64,
+    /// Bounded futex or semaphore sleeps of this side that timed out although their wake
+    /// condition held right after (a lost wakeup, LAYOUT.md §11). Writers that predate the field
+    /// leave it 0.
+    pub late_wakes: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 8],
+    pub reserved: [u64; 7],
 }
 
 /// The header of every slot; the payload follows at `slot_payload_offset`.

@@ -105,6 +105,7 @@ fn structs() -> Vec<Struct> {
                 redelivered,
                 attaches,
                 last_active_ns,
+                late_wakes,
                 reserved
             ]
         ),

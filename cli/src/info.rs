@@ -131,8 +131,17 @@ fn endpoint(endpoint: &EndpointInfo) -> String {
     )
 }
 
-/// Blocking calls that had to wait, with the sleeps of the ring's strategy.
+/// Blocking calls that had to wait, with the sleeps of the ring's strategy (and the lost wakeups,
+/// when there were any: they should never be).
 fn waits(counters: &SideCounters, strategy: WaitStrategy) -> String {
+    let waits = sleeps(counters, strategy);
+    match counters.late_wakes {
+        0 => waits,
+        late => format!("{waits}, LATE WAKES {late} (sleeps that timed out with their condition met)"),
+    }
+}
+
+fn sleeps(counters: &SideCounters, strategy: WaitStrategy) -> String {
     match strategy {
         WaitStrategy::Futex => {
             format!("{} (futex waits {}, futex wakes {})", counters.waits, counters.futex_waits, counters.futex_wakes)

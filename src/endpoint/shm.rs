@@ -252,6 +252,7 @@ pub(crate) fn counter_field(counter: Counter) -> usize {
         Counter::SemaphoreWait => offset_of!(StatsBlock, semaphore_waits),
         Counter::Abandoned => offset_of!(StatsBlock, abandoned),
         Counter::Redelivered => offset_of!(StatsBlock, redelivered),
+        Counter::LateWake => offset_of!(StatsBlock, late_wakes),
     }
 }
 

@@ -141,7 +141,7 @@ impl<B: Backend> Receiver<B> {
             deadline,
             || Ok::<_, Error>(can_claim(backend)),
             |check| gone_or_recovered(consumer, check, &mut failure),
-            || backend.site().count(Role::Consumer, Counter::sleep_of(on.strategy)),
+            |counter| backend.site().count(Role::Consumer, counter),
         )?;
         if let Some(error) = failure {
             return Err(error);

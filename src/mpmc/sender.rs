@@ -131,7 +131,7 @@ impl<B: Backend> Sender<B> {
             deadline,
             || Ok::<_, Error>(can_reserve(backend)),
             |check| gone_or_recovered(producer, check, &mut failure),
-            || backend.site().count(Role::Producer, Counter::sleep_of(on.strategy)),
+            |counter| backend.site().count(Role::Producer, counter),
         )?;
         if let Some(error) = failure {
             return Err(error);

@@ -126,7 +126,7 @@ impl<B: Backend> Receiver<B> {
                 }
                 backend.peer_gone(Role::Consumer, check)
             },
-            || backend.site().count(Role::Consumer, Counter::sleep_of(on.strategy)),
+            |counter| backend.site().count(Role::Consumer, counter),
         )?;
         match outcome {
             Blocked::Ready if self.consumer.cached_available()? > 0 => Ok(()),

@@ -103,7 +103,7 @@ impl<B: Backend> Sender<B> {
             // again by `free_slots` below before any slot is touched).
             || Ok::<_, Error>(backend.consumer_position().load(Ordering::Acquire) >= target),
             |check| backend.peer_gone(Role::Producer, check),
-            || backend.site().count(Role::Producer, Counter::sleep_of(on.strategy)),
+            |counter| backend.site().count(Role::Producer, counter),
         )?;
         match outcome {
             Blocked::Ready if self.producer.cached_free_slots()? > 0 => Ok(()),

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::eventcount::{sleep_registered, WaitWords};
+use super::eventcount::{sleep_registered, Sleep, WaitWords};
 use super::futex::Futex;
 use super::semaphore::Semaphore;
+use super::site::Counter;
 use crate::layout::WaitStrategy;
 use crate::sync::{spin_hint, AtomicU64, SPIN_ROUNDS};
 
@@ -115,13 +116,15 @@ const POLLS_PER_CLOCK_READ: u32 = 256;
 
 /// Waits until `ready` returns true, the deadline passes, or `peer_gone` reports the peer gone
 /// (checked again with `ready` first, so a message committed just before the peer died is not
-/// missed). `on_sleep` is called before each futex or semaphore sleep, for statistics.
+/// missed). `count` is told of each futex or semaphore sleep before it starts
+/// ([`Counter::sleep_of`] the strategy) and of each sleep that timed out although `ready` held
+/// right after ([`Counter::LateWake`]), for statistics.
 pub fn block<F: Futex, S: Semaphore, E>(
     on: &BlockOn<'_, F, S>,
     deadline: Option<Instant>,
     mut ready: impl FnMut() -> Result<bool, E>,
     mut peer_gone: impl FnMut(PeerCheck) -> bool,
-    mut on_sleep: impl FnMut(),
+    mut count: impl FnMut(Counter),
 ) -> Result<Blocked, E> {
     // Spin phase of the futex strategy: poll with one pause between polls (a coarser backoff
     // would add its own granularity to every round trip), then sleep. The spin strategy polls
@@ -180,24 +183,31 @@ pub fn block<F: Futex, S: Semaphore, E>(
                 std::thread::yield_now();
             }
             WaitStrategy::Semaphore => {
-                on_sleep();
+                count(Counter::sleep_of(on.strategy));
                 // A token means a slot changed hands (or is surplus). If the condition holds,
                 // hand the token back: the operation this wait precedes takes one itself. If it
                 // does not, the token was surplus (its slot was taken by someone who found it
                 // without sleeping): dropping it brings the count back in line with the ring.
-                if on.semaphore.wait(sleep_timeout(now, deadline, on.slice)) && ready()? {
+                let woken = on.semaphore.wait(sleep_timeout(now, deadline, on.slice));
+                if woken && ready()? {
                     on.semaphore.post();
+                    return Ok(Blocked::Ready);
+                }
+                if !woken && ready()? {
+                    // No token came although the condition holds: its post was lost (or is
+                    // still on the way, in the instant since the timeout).
+                    count(Counter::LateWake);
                     return Ok(Blocked::Ready);
                 }
             }
             WaitStrategy::Futex => {
                 let timeout = sleep_timeout(now, deadline, on.slice);
                 let mut error = None;
-                on_sleep();
+                count(Counter::sleep_of(on.strategy));
                 // The sleep condition includes the quick peer check: a peer that detaches
                 // publishes that (release store) and then notifies, so the same Dekker argument
                 // that covers messages covers disconnection.
-                sleep_registered(
+                let slept = sleep_registered(
                     on.words,
                     on.futex,
                     || match ready() {
@@ -213,6 +223,12 @@ pub fn block<F: Futex, S: Semaphore, E>(
                 if let Some(failure) = error {
                     return Err(failure);
                 }
+                if slept == Sleep::TimedOut && ready()? {
+                    // The epoch never moved, yet the condition holds: nobody woke this sleeper
+                    // for what it waited for (or it came in the instant since the timeout).
+                    count(Counter::LateWake);
+                    return Ok(Blocked::Ready);
+                }
             }
         }
     }
@@ -226,5 +242,106 @@ fn sleep_timeout(now: Option<Instant>, deadline: Option<Instant>, slice: Option<
             Some(slice.map_or(left, |slice| slice.min(left)))
         }
         _ => slice,
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::wait::futex::SharedFutex;
+    use crate::wait::LocalSemaphore;
+
+    /// Waits with `strategy` on a condition that turns true during the first sleep, after the
+    /// sleeper's last look before sleeping (the futex path's registered re-check), while nobody
+    /// wakes it (a waker that forgot to), and returns what was counted.
+    fn counted_with_a_lost_wakeup(strategy: WaitStrategy) -> Vec<Counter> {
+        let words = WaitWords::new();
+        let semaphore = LocalSemaphore::new(0);
+        let on = BlockOn {
+            strategy,
+            words: &words,
+            futex: &SharedFutex,
+            semaphore: &semaphore,
+            slice: Some(Duration::from_millis(5)),
+            record: None,
+            liveness_clock: None,
+        };
+        // Looks at the condition left before it holds, once a sleep started: the futex sleeper
+        // re-checks once after registering, the semaphore sleeper does not.
+        let looks_left: Cell<Option<u32>> = Cell::new(None);
+        let mut counted = Vec::new();
+        let outcome = block(
+            &on,
+            Some(Instant::now() + Duration::from_secs(10)),
+            || {
+                Ok::<_, ()>(match looks_left.get() {
+                    None => false,
+                    Some(0) => true,
+                    Some(left) => {
+                        looks_left.set(Some(left - 1));
+                        false
+                    }
+                })
+            },
+            |_| false,
+            |counter| {
+                if counter == Counter::sleep_of(strategy) && looks_left.get().is_none() {
+                    looks_left.set(Some(u32::from(strategy == WaitStrategy::Futex)));
+                }
+                counted.push(counter);
+            },
+        );
+        assert_eq!(outcome, Ok(Blocked::Ready));
+        counted
+    }
+
+    #[test]
+    fn a_sleep_that_times_out_with_its_condition_met_counts_as_a_late_wake() {
+        for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore] {
+            assert_eq!(
+                counted_with_a_lost_wakeup(strategy),
+                [Counter::sleep_of(strategy), Counter::LateWake],
+                "{strategy:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sleep_that_is_woken_counts_no_late_wake() {
+        let words = WaitWords::new();
+        let semaphore = LocalSemaphore::new(0);
+        let on = BlockOn {
+            strategy: WaitStrategy::Futex,
+            words: &words,
+            futex: &SharedFutex,
+            semaphore: &semaphore,
+            slice: Some(Duration::from_secs(10)),
+            record: None,
+            liveness_clock: None,
+        };
+        let published = std::sync::atomic::AtomicBool::new(false);
+        let mut counted = Vec::new();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // Publish, then notify (what every waker does); a waker that runs before the
+                // sleeper registers is seen by its re-check instead.
+                while words.waiters.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                    std::hint::spin_loop();
+                }
+                published.store(true, std::sync::atomic::Ordering::Release);
+                crate::wait::eventcount::notify(&words, &SharedFutex);
+            });
+            let outcome = block(
+                &on,
+                Some(Instant::now() + Duration::from_secs(10)),
+                || Ok::<_, ()>(published.load(std::sync::atomic::Ordering::Acquire)),
+                |_| false,
+                |counter| counted.push(counter),
+            );
+            assert_eq!(outcome, Ok(Blocked::Ready));
+        });
+        assert!(!counted.contains(&Counter::LateWake), "{counted:?}");
     }
 }

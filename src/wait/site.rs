@@ -26,6 +26,10 @@ pub enum Counter {
     Abandoned,
     /// An MPMC message published again after its consumer died (see `ring::mpmc`).
     Redelivered,
+    /// A bounded futex or semaphore sleep timed out although its wake condition held when it
+    /// was checked right after: a lost wakeup, unless the message came in the instant between
+    /// the timeout and that check (LAYOUT.md §11).
+    LateWake,
 }
 
 impl Counter {
