@@ -56,6 +56,9 @@ pub enum Command {
     /// The producer of `bench`'s plain-ring ceiling (started by it, not by hand).
     #[command(hide = true)]
     BenchPlainPeer(BenchPlainPeerArgs),
+    /// The helper of the wake-latency rows.
+    #[command(hide = true)]
+    BenchWakePeer(BenchWakePeerArgs),
 }
 
 /// `ipcring bench`.
@@ -126,6 +129,51 @@ pub struct BenchPeerArgs {
     /// CPU to pin to.
     #[arg(long)]
     pub pin: Option<usize>,
+}
+
+/// `ipcring bench-wake-peer` (hidden): the echo side of the wake-latency rows and limits.
+#[derive(Debug, Args)]
+pub struct BenchWakePeerArgs {
+    /// Transport of a wake-latency row.
+    #[arg(long)]
+    pub transport: Option<ipcring::transport::Kind>,
+    /// A raw limit instead of a transport.
+    #[arg(long, value_enum)]
+    pub raw: Option<WakeRaw>,
+    /// Largest message (transports).
+    #[arg(long, default_value_t = 8)]
+    pub max_size: usize,
+    /// Shared-memory object of the stamps page.
+    #[arg(long)]
+    pub page: String,
+    /// CPU to pin to.
+    #[arg(long)]
+    pub pin: Option<usize>,
+    /// Address of the ping channel (transports), or the inherited ping eventfd (raw eventfd).
+    #[arg(default_value = "")]
+    pub ping: String,
+    /// Address of the pong channel, or the inherited pong eventfd.
+    #[arg(default_value = "")]
+    pub pong: String,
+}
+
+/// The raw wake limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WakeRaw {
+    /// One FUTEX_WAIT and one FUTEX_WAKE per message.
+    Futex,
+    /// One blocking eventfd read and one write per message.
+    Eventfd,
+}
+
+impl WakeRaw {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WakeRaw::Futex => "futex",
+            WakeRaw::Eventfd => "eventfd",
+        }
+    }
 }
 
 /// `ipcring bench-plain-peer` (hidden).

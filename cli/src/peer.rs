@@ -35,6 +35,11 @@ impl Peer {
         Ok(peer)
     }
 
+    /// The helper's process id, while it has not been reaped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Fails if the helper has exited (it should run until told to stop).
     pub fn check_running(&mut self) -> CliResult {
         let Some(child) = self.child.as_mut() else {

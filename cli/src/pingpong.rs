@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::args::{CounterPlacement, PingpongArgs, PingpongPeerArgs};
 use super::baseline;
+use super::bench::ring_counters::RingCounters;
 use super::bench::work::Work;
 use super::error::{CliError, CliResult};
 use super::latency::{self, Summary};
@@ -72,8 +73,8 @@ struct Baseline {
 pub fn run(args: &PingpongArgs) -> CliResult {
     let warmup = (args.count / 10).max(1000);
     let histogram = match args.transport {
-        None | Some(Kind::ShmSpsc) => measure_rings(args, warmup, None)?,
-        Some(kind) => super::transport_pingpong::measure(args, kind, warmup)?,
+        None | Some(Kind::ShmSpsc) => measure_rings(args, warmup, None)?.0,
+        Some(kind) => super::transport_pingpong::measure(args, kind, warmup)?.0,
     };
     let latency = Summary::of(&histogram);
     let mut baseline = None;
@@ -107,7 +108,11 @@ pub fn run(args: &PingpongArgs) -> CliResult {
 
 /// Times `args.count` round trips through two rings and a helper process; the rings are in
 /// /dev/shm, or files in `directory` when given.
-pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64, directory: Option<&Path>) -> CliResult<Histogram<u64>> {
+pub(super) fn measure_rings(
+    args: &PingpongArgs,
+    warmup: u64,
+    directory: Option<&Path>,
+) -> CliResult<(Histogram<u64>, Option<RingCounters>)> {
     let options =
         CreateOptions { slot_count: args.slots, slot_size: args.size, wait: args.wait.into(), ..Default::default() };
     // On every path the guards remove both names, and the helper, declared last, is killed and
@@ -133,6 +138,7 @@ pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64, directory: Option<
         round_trip(&mut sender, &mut receiver, &mut work, round, &mut reply)?;
     }
     let mut histogram = latency::histogram();
+    super::bench::syscalls::resume();
     for round in warmup..warmup + args.count {
         let message = work.message(round);
         let start = Instant::now();
@@ -142,10 +148,12 @@ pub(super) fn measure_rings(args: &PingpongArgs, warmup: u64, directory: Option<
         work.check(round, &reply).map_err(CliError::Peer)?;
         latency::record(&mut histogram, elapsed);
     }
+    super::bench::syscalls::pause();
+    let counters = RingCounters::read_all(Kind::ShmSpsc, &[ping.name(), pong.name()]);
     // Detaching the producer of `ping` is the helper's signal to stop: it sees Disconnected.
     drop(sender);
     peer.finish(EXIT_LIMIT)?;
-    Ok(histogram)
+    Ok((histogram, counters))
 }
 
 /// The first round trip waits for the helper to start and attach, in slices, failing if it

@@ -11,6 +11,7 @@ use ipcring::transport::{self, Kind, Options, Side};
 use ipcring::{RecvError, SendError};
 
 use super::args::{PingpongArgs, PingpongPeerArgs};
+use super::bench::ring_counters::RingCounters;
 use super::bench::work::Work;
 use super::error::{CliError, CliResult};
 use super::latency;
@@ -28,7 +29,7 @@ fn options(max_message_size: usize, args: Option<&PingpongArgs>) -> Options {
 }
 
 /// Times `args.count` round trips through `kind` and a helper process.
-pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histogram<u64>> {
+pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<(Histogram<u64>, Option<RingCounters>)> {
     let size = args.size as usize;
     let mut options = options(size.max(8), Some(args));
     if kind == Kind::Mq {
@@ -61,6 +62,7 @@ pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histog
         round_trip(&mut sender, &mut receiver, &mut work, round, &mut reply)?;
     }
     let mut histogram = latency::histogram();
+    super::bench::syscalls::resume();
     for round in warmup..warmup + args.count {
         let message = work.message(round);
         let start = Instant::now();
@@ -70,10 +72,12 @@ pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<Histog
         work.check(round, &reply).map_err(CliError::Peer)?;
         latency::record(&mut histogram, elapsed);
     }
+    super::bench::syscalls::pause();
+    let counters = RingCounters::read_all(kind, &[ping.as_str(), pong.as_str()]);
     // Closing `ping` is the helper's signal to stop: it sees Disconnected.
     drop(sender);
     peer.finish(EXIT_LIMIT)?;
-    Ok(histogram)
+    Ok((histogram, counters))
 }
 
 /// The first round trip waits for the helper to start and connect, in slices, failing if it

@@ -618,8 +618,15 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert_eq!(plain, [(64, true), (16384, true)]);
     let results = report["results"].as_array().unwrap();
     // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows
-    // each, and shm-spsc a zero-copy throughput row at each size.
-    assert_eq!(results.len(), 12, "{results:?}");
+    // each, shm-spsc a zero-copy throughput row at each size, and pipe and mq (whose receivers
+    // sleep, unlike a spinning ring's) a wake-latency row at each of their sizes.
+    assert_eq!(results.len(), 15, "{results:?}");
+    let wake: Vec<(&str, u64)> = results
+        .iter()
+        .filter(|row| row["pattern"] == "wake_latency")
+        .map(|row| (row["transport"].as_str().unwrap(), row["msg_size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(wake, [("pipe", 64), ("mq", 64), ("pipe", 16384)]);
     let zero_copy = results.iter().filter(|row| row["api"] == "zero_copy").count();
     assert_eq!(zero_copy, 2, "{results:?}");
     assert!(results.iter().all(|row| row["api"] == "copy" || row["transport"] == "shm-spsc"));
@@ -634,7 +641,7 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
                 assert!(row["cpu_ns_per_msg"].as_f64().unwrap() > 0.0);
                 assert!(row["p50_ns"].is_null());
             }
-            "latency" => {
+            "latency" | "wake_latency" => {
                 let p50s = ["p50_ns_min", "p50_ns", "p50_ns_max"].map(|key| row[key].as_u64().unwrap());
                 assert!(0 < p50s[0] && p50s[0] <= p50s[1] && p50s[1] <= p50s[2], "{row}");
                 assert!(row["msgs_per_sec"].is_null());
@@ -650,6 +657,48 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
 }
 
 #[test]
+fn bench_wake_rows_find_every_receiver_asleep_and_no_wakeup_lost() {
+    let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let directory = Directory::new();
+    let json_path = directory.file("bench.json");
+    let arguments = ["--transports", "shm-spsc:futex,shm-mpmc:semaphore,unix", "--sizes", "64", "--rounds", "1"];
+    let output =
+        run(&[&["bench", "--duration", "0.1", "--count", "1000", "--json", &json_path], &arguments[..]].concat(), None);
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    for limit in ["futex_asleep", "eventfd_asleep"] {
+        assert!(report["limits"][limit]["p50_ns"].as_u64().unwrap() > 0, "{limit}");
+    }
+    // Only what the kernel counts: present when the tracepoint can be counted here.
+    let counted = std::path::Path::new("/sys/kernel/tracing/events/raw_syscalls/sys_enter/id").exists()
+        && nix::unistd::geteuid().is_root();
+    let results = report["results"].as_array().unwrap();
+    let wake: Vec<&serde_json::Value> = results.iter().filter(|row| row["pattern"] == "wake_latency").collect();
+    assert_eq!(wake.len(), 3, "{results:?}");
+    for row in &wake {
+        assert!(row["p50_ns"].as_u64().unwrap() > 0, "{row}");
+        if row["transport"] != "unix" {
+            // Each round trip: two receivers, each verified asleep (its sleep counter moved);
+            // a spurious wakeup may add a sleep, never take one away.
+            assert!(row["sleeps_per_msg"].as_f64().unwrap() >= 2.0, "{row}");
+            assert_eq!(row["late_wakes"], 0, "{row}");
+        }
+    }
+    for row in results.iter().filter(|row| row["pattern"] != "wake_latency") {
+        assert_eq!(row["syscalls_per_msg"].is_number(), counted, "{row}");
+        if row["transport"] == "unix" && counted {
+            // A read and a write per message at least, on one side or the other.
+            let calls = row["syscalls_per_msg"].as_f64().unwrap();
+            assert!(calls >= 1.0, "{row}");
+        }
+        if row["transport"] != "unix" {
+            assert_eq!(row["late_wakes"], 0, "{row}");
+        }
+    }
+    assert!(stdout(&output).contains("wake latency"), "{}", stdout(&output));
+}
+
+#[test]
 fn bench_measures_the_spsc_ring_in_a_file_beside_the_one_in_dev_shm_and_leaves_no_file() {
     let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let directory = Directory::new();
@@ -660,7 +709,8 @@ fn bench_measures_the_spsc_ring_in_a_file_beside_the_one_in_dev_shm_and_leaves_n
     let output = running.wait();
     assert_success(&output);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    let Some(note) = report["notes"][0].as_str() else {
+    let notes = report["notes"].as_array().cloned().unwrap_or_default();
+    let Some(note) = notes.iter().filter_map(|note| note.as_str()).find(|note| note.contains(" are files in ")) else {
         // No disk file system to put the ring on (every candidate directory is in memory).
         assert!(report["skipped"][0].as_str().unwrap().contains("shm-spsc-file"), "{report}");
         eprintln!("shm-spsc-file skipped: {}", report["skipped"][0]);

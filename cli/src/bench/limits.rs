@@ -11,21 +11,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ipcring::__private::wait::{Futex, SharedFutex};
+use ipcring::__private::wait::{Futex, FutexWait, SharedFutex};
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
 use nix::sys::mman::shm_open;
 use nix::sys::stat::Mode;
 use serde::Serialize;
 
-use super::super::args::{BenchFutexPeerArgs, CounterPlacement};
+use super::super::args::{BenchFutexPeerArgs, CounterPlacement, WakeRaw};
 use super::super::baseline;
 use super::super::error::{CliError, CliResult};
 use super::super::latency::{self, Summary};
 use super::super::peer::Peer;
 use super::super::pingpong::EXIT_LIMIT;
 use super::super::temporary;
-use super::pin;
+use super::{pin, wake};
 
 /// The limits, as `--json` prints them under `"limits"`.
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +36,11 @@ pub struct Limits {
     pub cache_line_two_lines: Summary,
     /// Round trip of a raw futex WAIT/WAKE between two processes.
     pub futex: Summary,
+    /// The same with each side asleep before it is woken (the protocol of the wake-latency
+    /// rows, [`super::wake`]), no payload: the floor of a round trip through two wakeups.
+    pub futex_asleep: Summary,
+    /// A raw eventfd ping-pong (a blocking `read`, a `write`) with each side asleep first.
+    pub eventfd_asleep: Summary,
     /// The plain SPSC ring between two processes at each message size: the ceiling of the
     /// throughput rows (`copy`) and of zero-copy rows (`in place`).
     pub plain_ring: Vec<super::plain_ring::PlainRing>,
@@ -56,11 +61,17 @@ impl Limits {
 /// plain-ring ceilings are measured beside the rows of their size and added by the caller.
 pub fn measure(count: u64, sizes: &[usize], cpus: Option<(usize, usize)>) -> CliResult<Limits> {
     let warmup = (count / 10).max(1000);
+    let (wake_count, wake_warmup) = super::wake_count(count);
+    let asleep = |raw| -> CliResult<Summary> {
+        Ok(Summary::of(&wake::measure(wake::Subject::Raw(raw), 0, wake_count, wake_warmup)?.histogram))
+    };
     Ok(Limits {
         plain_ring: Vec::new(),
         cache_line_same_line: Summary::of(&baseline::measure(CounterPlacement::SameLine, count, warmup)?),
         cache_line_two_lines: Summary::of(&baseline::measure(CounterPlacement::SeparateBlocks, count, warmup)?),
         futex: Summary::of(&futex_pingpong(count.min(20_000), warmup.min(2000), cpus)?),
+        futex_asleep: asleep(WakeRaw::Futex)?,
+        eventfd_asleep: asleep(WakeRaw::Eventfd)?,
         memcpy_bytes_per_sec: sizes.iter().map(|&size| (size, memcpy_bandwidth(size))).collect(),
     })
 }
@@ -123,20 +134,25 @@ fn publish(mine: &AtomicU32, value: u32) {
     SharedFutex.wake_all(mine);
 }
 
-/// Sleeps until `theirs` leaves `previous`, in slices; `alive` is asked between slices.
+/// Sleeps until `theirs` leaves `previous`, in slices; `alive` is asked only after a slice
+/// passed with no change (a round trip makes no system call but its WAIT and WAKE).
 fn wait_change(theirs: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
     loop {
         let value = theirs.load(Ordering::Acquire);
         if value != previous {
             return Ok(value);
         }
-        SharedFutex.wait(theirs, previous, Some(SLICE));
-        alive()?;
+        if SharedFutex.wait(theirs, previous, Some(SLICE)) == FutexWait::TimedOut {
+            alive()?;
+        }
     }
 }
 
-/// A raw futex ping-pong with a helper process: each round trip is one WAKE and one WAIT on
-/// each side, through the kernel (no spinning first).
+/// A raw futex ping-pong with a helper process: each side makes one WAKE (unconditional: a raw
+/// futex keeps no count of sleepers) and one WAIT per round trip, through the kernel (no
+/// spinning first), and no other system call. The WAIT finds the word already changed when the
+/// other side answered before it slept: this is the floor of a futex round trip, not of a
+/// wakeup from sleep (see [`super::wake`] for that).
 fn futex_pingpong(count: u64, warmup: u64, cpus: Option<(usize, usize)>) -> CliResult<Histogram<u64>> {
     let (file, object) = temporary::shared_file("bench-futex", PAGE)?;
     let words = Words::map(&file)?;

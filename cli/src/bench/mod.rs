@@ -12,8 +12,11 @@ pub mod limits;
 pub mod plain_ring;
 mod plot;
 pub mod report;
+pub mod ring_counters;
 mod rounds;
 pub mod stream;
+pub mod syscalls;
+pub mod wake;
 pub mod work;
 mod zero_copy;
 
@@ -185,13 +188,22 @@ fn throughput_row(
 ) -> CliResult<Row> {
     let options = options(subject, size);
     let clock = cpu::CpuClock::start();
+    let syscalls = syscalls::Counter::open().ok();
     let measured = stream::measure(subject.kind, directory, &options, size, duration, cpus.map(|(_, theirs)| theirs))?;
-    Ok(stream_row(subject, size, "copy", &measured, clock))
+    Ok(stream_row(subject, size, "copy", &measured, clock, syscalls))
 }
 
-/// The row of a throughput measurement through `api`; `clock` started before it.
-fn stream_row(subject: Subject, size: usize, api: &str, measured: &stream::Throughput, clock: cpu::CpuClock) -> Row {
+/// The row of a throughput measurement through `api`; `clock` and `syscalls` started before it.
+fn stream_row(
+    subject: Subject,
+    size: usize,
+    api: &str,
+    measured: &stream::Throughput,
+    clock: cpu::CpuClock,
+    syscalls: Option<syscalls::Counter>,
+) -> Row {
     let per_second = measured.per_second();
+    let per_message = |count: u64| count as f64 / measured.messages.max(1) as f64;
     Row {
         transport: subject.transport_name().to_string(),
         wait: subject.wait_name().to_string(),
@@ -203,8 +215,12 @@ fn stream_row(subject: Subject, size: usize, api: &str, measured: &stream::Throu
         messages: measured.messages,
         msgs_per_sec: Some(per_second),
         bytes_per_sec: Some(per_second * size as f64),
-        wait_calls_per_msg: measured.wait_calls_per_message,
+        wait_calls_per_msg: measured.wait_calls_per_message(),
         cpu_ns_per_msg: Some(clock.per_message(measured.messages)),
+        syscalls_per_msg: syscalls.and_then(|counter| counter.per_message(measured.messages)),
+        sleeps_per_msg: measured.ring.map(|ring| per_message(ring.sleeps)),
+        late_wakes: measured.ring.map(|ring| ring.late_wakes),
+        bytes_in_flight: bytes_in_flight(subject, size),
         ..Row::default()
     }
 }
@@ -213,8 +229,9 @@ fn stream_row(subject: Subject, size: usize, api: &str, measured: &stream::Throu
 fn zero_copy_row(subject: Subject, size: usize, duration: Duration) -> CliResult<Row> {
     let options = options(subject, size);
     let clock = cpu::CpuClock::start();
+    let syscalls = syscalls::Counter::open().ok();
     let measured = zero_copy::measure(subject.kind, options.wait, options.depth, size, duration)?;
-    Ok(stream_row(subject, size, "zero_copy", &measured, clock))
+    Ok(stream_row(subject, size, "zero_copy", &measured, clock, syscalls))
 }
 
 /// Whether `subject` has a zero-copy row: the rings in /dev/shm.
@@ -235,12 +252,16 @@ fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u
     };
     let warmup = (count / 10).max(1000);
     let clock = cpu::CpuClock::start();
-    let histogram = match subject.kind {
+    let syscalls = syscalls::Counter::open().ok();
+    let (histogram, ring) = match subject.kind {
         Kind::ShmSpsc => super::pingpong::measure_rings(&args, warmup, directory)?,
         kind => super::transport_pingpong::measure(&args, kind, warmup)?,
     };
     // Per round trip: warm-up included, since the clocks cannot tell the two apart.
     let cpu_ns_per_msg = Some(clock.per_message(warmup + count));
+    // Counted over the timed round trips only (see `syscalls`).
+    let syscalls_per_msg = syscalls.and_then(|counter| counter.per_message(count));
+    let sleeps_per_msg = ring.map(|ring| ring.sleeps as f64 / (warmup + count) as f64);
     let summary = Summary::of(&histogram);
     Ok(Row {
         transport: subject.transport_name().to_string(),
@@ -259,8 +280,88 @@ fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u
         max_ns: Some(summary.max_ns),
         wait_calls_per_msg: None,
         cpu_ns_per_msg,
+        syscalls_per_msg,
+        sleeps_per_msg,
+        late_wakes: ring.map(|ring| ring.late_wakes),
+        bytes_in_flight: bytes_in_flight(subject, size).map(|bytes| bytes.min(64 * size as u64)),
         ..Row::default()
     })
+}
+
+/// Round trips and warm-up of a wake-latency measurement in a run of `count` round trips per
+/// latency row: a fifth of them (each takes two wakeups and the wait for two sleeps).
+pub fn wake_count(count: u64) -> (u64, u64) {
+    let wake = (count / 5).max(200);
+    (wake, (wake / 10).max(50))
+}
+
+/// The wake-latency row of `subject` at `size`: `count` round trips, each receiver asleep
+/// before its message ([`wake`]).
+fn wake_row(subject: Subject, size: usize, count: u64) -> CliResult<Row> {
+    let (count, warmup) = wake_count(count);
+    let clock = cpu::CpuClock::start();
+    let measured = wake::measure(wake::Subject::Transport(subject.kind, subject.wait), size, count, warmup)?;
+    let summary = Summary::of(&measured.histogram);
+    Ok(Row {
+        transport: subject.transport_name().to_string(),
+        wait: subject.wait_name().to_string(),
+        pattern: "wake_latency".to_string(),
+        api: "copy".to_string(),
+        msg_size: size,
+        producers: 1,
+        consumers: 1,
+        messages: count,
+        p50_ns: Some(summary.p50_ns),
+        p99_ns: Some(summary.p99_ns),
+        p999_ns: Some(summary.p999_ns),
+        max_ns: Some(summary.max_ns),
+        cpu_ns_per_msg: Some(clock.per_message(warmup + count)),
+        sleeps_per_msg: measured.sleeps_per_round_trip,
+        late_wakes: measured.late_wakes,
+        ..Row::default()
+    })
+}
+
+/// Whether `subject` has a wake-latency row: every transport whose receiver can sleep (not a
+/// spinning ring; not the ring in a file, which sleeps like the one in /dev/shm).
+fn has_wake(subject: Subject) -> bool {
+    subject.wait != Some(WaitStrategy::Spin) && !subject.in_file
+}
+
+/// Bytes the transport holds between the two sides as the row configures it: the ring's or
+/// queue's depth times the message size; for the kernel byte streams, the kernel's buffer (a
+/// pipe's 64 KiB default capacity, a socket's default send and receive buffers).
+fn bytes_in_flight(subject: Subject, size: usize) -> Option<u64> {
+    let options = options(subject, size);
+    let queued = options.depth.saturating_mul(size as u64);
+    match subject.kind {
+        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::Seqpacket => Some(queued),
+        Kind::Pipe | Kind::Fifo => Some(pipe_capacity()),
+        Kind::Unix | Kind::Tcp => socket_buffers(subject.kind),
+        _ => None,
+    }
+}
+
+/// A new pipe's capacity on this system (`F_GETPIPE_SZ`; 64 KiB on Linux by default).
+fn pipe_capacity() -> u64 {
+    nix::unistd::pipe()
+        .ok()
+        .and_then(|(reader, _writer)| {
+            nix::fcntl::fcntl(std::os::fd::AsRawFd::as_raw_fd(&reader), nix::fcntl::FcntlArg::F_GETPIPE_SZ).ok()
+        })
+        .map_or(65_536, |bytes| bytes as u64)
+}
+
+/// The default send plus receive buffer of a new `kind` socket (what its transport keeps: none
+/// sets its own), from /proc/sys/net.
+fn socket_buffers(kind: Kind) -> Option<u64> {
+    let read = |path: &str, field: usize| -> Option<u64> {
+        std::fs::read_to_string(path).ok()?.split_whitespace().nth(field)?.parse().ok()
+    };
+    match kind {
+        Kind::Unix => Some(read("/proc/sys/net/core/wmem_default", 0)? + read("/proc/sys/net/core/rmem_default", 0)?),
+        _ => Some(read("/proc/sys/net/ipv4/tcp_wmem", 1)? + read("/proc/sys/net/ipv4/tcp_rmem", 1)?),
+    }
 }
 
 fn progress(total: u64) -> ProgressBar {
@@ -336,11 +437,15 @@ pub fn run(args: &BenchArgs) -> CliResult {
     // remove its rings, FIFOs and sockets and stop its helper process.
     super::signals::install()?;
 
-    let per_size: usize = subjects.iter().map(|subject| 2 + usize::from(has_zero_copy(*subject))).sum();
+    let per_size: usize =
+        subjects.iter().map(|subject| 2 + usize::from(has_zero_copy(*subject)) + usize::from(has_wake(*subject))).sum();
     let steps = rounds * (1 + sizes.len() + per_size * sizes.len());
     let bar = progress(steps as u64 + u64::from(args.peers));
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
+    if let Err(reason) = syscalls::Counter::open() {
+        notes.push(format!("sys/msg counts only the rings' futex and semaphore calls: {reason}"));
+    }
     let disk = subjects.iter().any(|subject| subject.in_file).then(disk_directory).flatten();
     if let Some(directory) = &disk {
         notes.push(format!(
@@ -383,27 +488,31 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     (false, _) => None,
                     (true, Some(directory)) => Some(directory.as_path()),
                     (true, None) => {
-                        bar.inc(2);
+                        bar.inc(2 + u64::from(has_wake(*subject)));
                         continue;
                     }
                 };
-                let patterns: &[&str] = if has_zero_copy(*subject) {
-                    &["throughput", "zero copy", "round trip"]
-                } else {
-                    &["throughput", "round trip"]
-                };
+                let mut patterns = vec!["throughput"];
+                if has_zero_copy(*subject) {
+                    patterns.push("zero copy");
+                }
+                patterns.push("round trip");
+                if has_wake(*subject) {
+                    patterns.push("wake");
+                }
                 if size_limit(subject.kind).is_some_and(|limit| size > limit) {
                     bar.inc(patterns.len() as u64);
                     continue;
                 }
                 let label =
                     format!("round {round}/{rounds}: {} {} {size} B", subject.transport_name(), subject.wait_name());
-                for pattern in patterns {
+                for pattern in &patterns {
                     super::signals::check()?;
                     bar.set_message(format!("{label}: {pattern}"));
                     let measured = match *pattern {
                         "throughput" => throughput_row(*subject, directory, size, duration, cpus)?,
                         "zero copy" => zero_copy_row(*subject, size, duration)?,
+                        "wake" => wake_row(*subject, size, count)?,
                         _ => latency_row(*subject, directory, size, count)?,
                     };
                     if samples.len() <= row {

@@ -200,7 +200,7 @@ struct Line<'a> {
 /// The lines of the table: one per transport, wait, api and size.
 fn lines(rows: &[Row]) -> Vec<(String, String, usize, Line<'_>)> {
     let mut lines: Vec<(String, String, usize, Line<'_>)> = Vec::new();
-    for row in rows {
+    for row in rows.iter().filter(|row| matches!(row.pattern.as_str(), "throughput" | "latency")) {
         let wait = if row.api == "copy" { row.wait.clone() } else { format!("{} {}", row.wait, row.api) };
         let index = match lines.iter().position(|(transport, line_wait, size, _)| {
             *transport == row.transport && *line_wait == wait && *size == row.msg_size
@@ -271,7 +271,7 @@ fn rate_range(low: Option<f64>, high: Option<f64>) -> String {
 /// The cells of every line: transport, wait, size, msgs/s (median of the rounds), its spread, MB/s,
 /// messages per second against the plain ring's, wait calls per message, p50 (median), its
 /// spread, p99, p99.9, max, p50 over its limit.
-fn cells(report: &Report) -> Vec<[String; 15]> {
+fn cells(report: &Report) -> Vec<[String; 16]> {
     lines(&report.results)
         .into_iter()
         .map(|(transport, wait, size, line)| {
@@ -284,13 +284,22 @@ fn cells(report: &Report) -> Vec<[String; 15]> {
                         (None, Some(rate)) if ceiling > 0.0 => format!("{:.2}x", rate / ceiling),
                         _ => "-".to_string(),
                     };
-                    let calls = row.wait_calls_per_msg.map_or("-".to_string(), |calls| format!("{calls:.4}"));
+                    // Every system call, counted by the kernel; the ring's own futex and
+                    // semaphore counts where the kernel's cannot be had.
+                    let calls = row
+                        .syscalls_per_msg
+                        .or(row.wait_calls_per_msg)
+                        .map_or("-".to_string(), |calls| format!("{calls:.4}"));
                     let spread = rate_range(row.msgs_per_sec_min, row.msgs_per_sec_max);
                     let cpu = row.cpu_ns_per_msg.map_or("-".to_string(), |ns| nanos(Some(ns.round() as u64)));
                     (rate(row.msgs_per_sec.unwrap_or(0.0)), spread, format!("{:.1}", bytes / 1e6), share, calls, cpu)
                 }
                 None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
+            let sleeps = line
+                .latency
+                .and_then(|row| row.sleeps_per_msg)
+                .map_or("-".to_string(), |sleeps| format!("{sleeps:.2}"));
             let (p50, p50_spread, p99, p999, max, over) = match line.latency {
                 Some(row) => {
                     let (limit, name) = latency_limit(&report.limits, row);
@@ -322,12 +331,13 @@ fn cells(report: &Report) -> Vec<[String; 15]> {
                 p999,
                 max,
                 over,
+                sleeps,
             ]
         })
         .collect()
 }
 
-const HEADINGS: [&str; 15] = [
+const HEADINGS: [&str; 16] = [
     "transport",
     "wait",
     "size",
@@ -343,7 +353,105 @@ const HEADINGS: [&str; 15] = [
     "p99.9",
     "max",
     "p50 vs limit",
+    "rtt sleeps",
 ];
+
+const WAKE_HEADINGS: [&str; 10] =
+    ["transport", "wait", "size", "wake rtt p50", "min-max", "p99", "p99.9", "x raw futex", "sleeps/rtt", "late wakes"];
+
+/// The wake-latency rows: round trips with each receiver asleep before its message, against the
+/// raw futex ping-pong measured the same way.
+fn wake_cells(report: &Report) -> Vec<[String; 10]> {
+    let limit = report.limits.futex_asleep.p50_ns;
+    report
+        .results
+        .iter()
+        .filter(|row| row.pattern == "wake_latency")
+        .map(|row| {
+            let spread = match (row.p50_ns_min, row.p50_ns_max) {
+                (Some(low), Some(high)) => range(nanos(Some(low)), nanos(Some(high))),
+                _ => "-".to_string(),
+            };
+            let over = match row.p50_ns {
+                Some(p50) if limit > 0 => format!("{:.2}x", p50 as f64 / limit as f64),
+                _ => "-".to_string(),
+            };
+            [
+                row.transport.clone(),
+                row.wait.clone(),
+                row.msg_size.to_string(),
+                nanos(row.p50_ns),
+                spread,
+                nanos(row.p99_ns),
+                nanos(row.p999_ns),
+                over,
+                row.sleeps_per_msg.map_or("-".to_string(), |sleeps| format!("{sleeps:.2}")),
+                row.late_wakes.map_or("-".to_string(), |late| late.to_string()),
+            ]
+        })
+        .collect()
+}
+
+/// One table: its headings and rows of cells.
+struct Table {
+    headings: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new<const N: usize>(headings: [&str; N], rows: Vec<[String; N]>) -> Table {
+        Table { headings: headings.map(String::from).to_vec(), rows: rows.into_iter().map(Vec::from).collect() }
+    }
+
+    /// Aligned text: the first two columns to the left, the figures to the right.
+    fn text(&self) -> String {
+        let mut widths: Vec<usize> = self.headings.iter().map(String::len).collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.len());
+            }
+        }
+        let line = |cells: &[String]| {
+            cells.iter().zip(&widths).enumerate().fold(String::new(), |mut line, (index, (cell, &width))| {
+                if index < 2 {
+                    let _ = write!(line, "{cell:<width$}  ");
+                } else {
+                    let _ = write!(line, "{cell:>width$}  ");
+                }
+                line
+            })
+        };
+        let mut text = String::new();
+        let _ = writeln!(text, "{}", line(&self.headings).trim_end());
+        for row in &self.rows {
+            let _ = writeln!(text, "{}", line(row).trim_end());
+        }
+        text
+    }
+
+    fn markdown(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(text, "| {} |", self.headings.join(" | "));
+        let _ = writeln!(text, "|{}", "---|".repeat(self.headings.len()));
+        for row in &self.rows {
+            let _ = writeln!(text, "| {} |", row.join(" | "));
+        }
+        text
+    }
+}
+
+/// The tables of a report, each with the line that introduces it (none for the main one);
+/// tables without rows are left out.
+fn tables(report: &Report) -> Vec<(Option<&'static str>, Table)> {
+    let all = vec![
+        (None, Table::new(HEADINGS, cells(report))),
+        (
+            Some("wake latency: round trips with each receiver asleep before its message"),
+            Table::new(WAKE_HEADINGS, wake_cells(report)),
+        ),
+    ];
+    all.into_iter().filter(|(_, table)| !table.rows.is_empty()).collect()
+}
 
 /// The limits as text, printed above the table.
 pub fn limits_text(limits: &Limits) -> String {
@@ -356,6 +464,12 @@ pub fn limits_text(limits: &Limits) -> String {
         nanos(Some(limits.cache_line_two_lines.p50_ns))
     );
     let _ = writeln!(text, "  raw futex WAIT/WAKE ping-pong:        p50 {}", nanos(Some(limits.futex.p50_ns)));
+    let _ = writeln!(
+        text,
+        "  the same, each side asleep first:     p50 {}   raw eventfd, asleep first: p50 {}",
+        nanos(Some(limits.futex_asleep.p50_ns)),
+        nanos(Some(limits.eventfd_asleep.p50_ns))
+    );
     let plain: Vec<String> = limits
         .plain_ring
         .iter()
@@ -376,30 +490,15 @@ pub fn limits_text(limits: &Limits) -> String {
     text
 }
 
-/// The table as aligned text.
+/// The tables as aligned text, the limits above them.
 pub fn text(report: &Report) -> String {
-    let rows = cells(report);
-    let mut widths = HEADINGS.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
     let mut text = limits_text(&report.limits);
-    let _ = writeln!(text);
-    let line = |cells: &[String]| {
-        cells.iter().zip(widths).enumerate().fold(String::new(), |mut line, (index, (cell, width))| {
-            if index < 2 {
-                let _ = write!(line, "{cell:<width$}  ");
-            } else {
-                let _ = write!(line, "{cell:>width$}  ");
-            }
-            line
-        })
-    };
-    let _ = writeln!(text, "{}", line(&HEADINGS.map(String::from)).trim_end());
-    for row in &rows {
-        let _ = writeln!(text, "{}", line(row).trim_end());
+    for (title, table) in tables(report) {
+        let _ = writeln!(text);
+        if let Some(title) = title {
+            let _ = writeln!(text, "{title}:");
+        }
+        text.push_str(&table.text());
     }
     if let Some(placement) = &report.pinned {
         let _ = writeln!(text, "pinned: {}", placement_text(placement));
@@ -411,6 +510,12 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(text, "skipped: {skipped}");
     }
     text
+}
+
+/// `title` with its first letter in capitals.
+fn capitalised(title: &str) -> String {
+    let mut letters = title.chars();
+    letters.next().map_or_else(String::new, |first| first.to_uppercase().chain(letters).collect())
 }
 
 /// `this process on CPU 0, every helper on CPU 1 (not SMT siblings)`.
@@ -429,10 +534,14 @@ pub fn markdown(report: &Report) -> String {
     let machine = &report.machine;
     let _ = writeln!(text, "Machine: {} CPUs, {}, Linux {}.\n", machine.cpus, machine.model, machine.kernel);
     let _ = writeln!(text, "```\n{}```\n", limits_text(&report.limits));
-    let _ = writeln!(text, "| {} |", HEADINGS.join(" | "));
-    let _ = writeln!(text, "|{}", "---|".repeat(HEADINGS.len()));
-    for row in cells(report) {
-        let _ = writeln!(text, "| {} |", row.join(" | "));
+    for (index, (title, table)) in tables(report).into_iter().enumerate() {
+        if index > 0 {
+            let _ = writeln!(text);
+        }
+        if let Some(title) = title {
+            let _ = writeln!(text, "{}:\n", capitalised(title));
+        }
+        text.push_str(&table.markdown());
     }
     if let Some(placement) = &report.pinned {
         let _ = writeln!(text, "\nPinned: {}.", placement_text(placement));

@@ -109,6 +109,8 @@ pub fn combine_limits(rounds: &[Limits], plain_ring: Vec<PlainRing>) -> (Limits,
         cache_line_same_line: pick(|limits| &limits.cache_line_same_line),
         cache_line_two_lines: pick(|limits| &limits.cache_line_two_lines),
         futex: pick(|limits| &limits.futex),
+        futex_asleep: pick(|limits| &limits.futex_asleep),
+        eventfd_asleep: pick(|limits| &limits.eventfd_asleep),
         plain_ring,
         memcpy_bytes_per_sec: rounds
             .first()

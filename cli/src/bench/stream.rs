@@ -16,6 +16,7 @@ use super::super::bound;
 use super::super::error::{CliError, CliResult};
 use super::super::peer::Peer;
 use super::pin;
+use super::ring_counters::RingCounters;
 use super::work::Work;
 
 /// What one throughput measurement saw.
@@ -25,15 +26,20 @@ pub struct Throughput {
     pub messages: u64,
     /// Between the first message and the last.
     pub elapsed: Duration,
-    /// Rings: futex and semaphore calls of both sides per message (how often the fast path
-    /// was left for the kernel).
-    pub wait_calls_per_message: Option<f64>,
+    /// Rings: their own counters over the row (how often the fast path was left for the
+    /// kernel).
+    pub ring: Option<RingCounters>,
 }
 
 impl Throughput {
     /// Messages per second.
     pub fn per_second(&self) -> f64 {
         self.messages.saturating_sub(1) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Rings: futex and semaphore calls of both sides per message.
+    pub fn wait_calls_per_message(&self) -> Option<f64> {
+        self.ring.map(|ring| ring.wait_calls as f64 / self.messages.max(1) as f64)
     }
 }
 
@@ -84,6 +90,7 @@ pub fn measure(
         }
     }
     let first = Instant::now();
+    super::syscalls::resume();
     work.check(0, &buffer).map_err(CliError::Peer)?;
     let mut messages = 1u64;
     // The helper sends for `duration`; allow it generous slack before calling it stuck.
@@ -106,21 +113,12 @@ pub fn measure(
     }
     // End of stream comes right after the last message (the helper closes as it finishes).
     let elapsed = first.elapsed();
+    super::syscalls::pause();
     peer.finish(super::super::pingpong::EXIT_LIMIT)?;
     // The ring still has its name (this process bound it and removes it when `receiver` drops).
-    let wait_calls_per_message = matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc)
-        .then(|| ipcring::__private::segment::Segment::open(&address).ok())
-        .flatten()
-        .map(|segment| {
-            let counters = ipcring::inspect::RingInfo::read(&segment).counters;
-            let calls = [counters.producer, counters.consumer]
-                .iter()
-                .map(|side| side.futex_waits + side.futex_wakes + side.semaphore_waits)
-                .sum::<u64>();
-            calls as f64 / messages as f64
-        });
+    let ring = RingCounters::read(kind, &address);
     drop(receiver);
-    Ok(Throughput { messages, elapsed, wait_calls_per_message })
+    Ok(Throughput { messages, elapsed, ring })
 }
 
 /// The sending helper: connect, send for `--duration`, close.

@@ -14,6 +14,7 @@ use super::super::args::BenchPeerArgs;
 use super::super::error::{CliError, CliResult};
 use super::super::peer::Peer;
 use super::super::temporary;
+use super::ring_counters::RingCounters;
 use super::stream::Throughput;
 use super::work::Work;
 
@@ -78,6 +79,7 @@ fn stream<R: ZeroCopyReceiver>(
         }
     }
     let first = Instant::now();
+    super::syscalls::resume();
     let mut messages = 1u64;
     let limit = duration * 4 + Duration::from_secs(10);
     loop {
@@ -103,8 +105,9 @@ fn stream<R: ZeroCopyReceiver>(
         }
     }
     let elapsed = first.elapsed();
+    super::syscalls::pause();
     peer.finish(super::super::pingpong::EXIT_LIMIT)?;
-    Ok(Throughput { messages, elapsed, wait_calls_per_message: None })
+    Ok(Throughput { messages, elapsed, ring: RingCounters::read(kind, name) })
 }
 
 /// The sending helper of a zero-copy row: reserve, write in place, commit, for `--duration`.

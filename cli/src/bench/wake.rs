@@ -1,0 +1,541 @@
+//! Wake latency (rows with `pattern: wake_latency`): a round trip in which each receiver is
+//! verifiably asleep before its message is sent, so that the row measures the sleep-and-wake
+//! path of a transport, not its spin window. Round-trip rows of the futex and semaphore rings
+//! answer inside the spin window and never sleep (their `sleeps_per_msg` says so); these rows are
+//! the other half.
+//!
+//! Each round trip: this process waits until the helper is asleep in its receive, stamps the
+//! time, sends; the helper wakes, reads the clock (one-way latency of the ping), checks the
+//! message, waits until this process is asleep in its receive, stamps, sends it back; this
+//! process wakes and reads the clock (one-way latency of the pong). The row records the sum of
+//! the two one-way latencies: the time spent making sure the other side sleeps is on neither
+//! clock. Stamps (CLOCK_MONOTONIC, one clock for every process of the machine) travel in a
+//! shared page beside the transport, so the messages carry the same work as every other row
+//! (every byte written, copied in and out, read and checked: [`super::work`]).
+//!
+//! "Asleep" means: `/proc/PID/stat` shows the process in state `S` (interruptible sleep) and, on
+//! a ring, the sleep counter of its side of the ring (`futex_waits` or `semaphore_waits` in its
+//! stats block) has moved since its previous message, so it is this receive that sleeps. The
+//! measuring thread is the process's main thread, whose state `/proc/PID/stat` shows.
+//!
+//! The limits, measured the same way with no payload: a raw futex ping-pong (one `FUTEX_WAIT`
+//! and one `FUTEX_WAKE` per message, nothing else) and a raw `eventfd` ping-pong (one blocking
+//! `read` and one `write`).
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
+use ipcring::__private::layout::{Block, StatsBlock, WaitStrategy};
+use ipcring::__private::segment::Segment;
+use ipcring::__private::wait::{Futex, FutexWait, SharedFutex};
+use ipcring::transport::{self, Kind, Options, Side};
+use ipcring::RecvError;
+use memmap2::{MmapOptions, MmapRaw};
+
+use super::super::args::{BenchWakePeerArgs, WakeRaw};
+use super::super::bound;
+use super::super::error::{CliError, CliResult};
+use super::super::latency;
+use super::super::peer::Peer;
+use super::super::pingpong::EXIT_LIMIT;
+use super::super::temporary;
+use super::pin;
+use super::work::Work;
+
+/// The shared page of stamps and raw futex words, each on its own 64-byte line.
+const PAGE: u64 = 4096;
+/// When this process sent the ping (ns, CLOCK_MONOTONIC).
+const PING_SENT: usize = 0;
+/// The ping's one-way latency as the helper measured it (ns).
+const PING_TOOK: usize = 64;
+/// When the helper sent the pong.
+const PONG_SENT: usize = 128;
+/// The raw futex words: the ping's and the pong's round numbers.
+const FUTEX_PING: usize = 192;
+const FUTEX_PONG: usize = 256;
+/// Round number that tells the raw helpers to exit.
+const STOP: u32 = u32::MAX;
+/// Longest a side may take to fall asleep, or a message to arrive, before the row fails.
+const LIMIT: Duration = Duration::from_secs(10);
+/// Longest single sleep of a raw side, so that a vanished peer is noticed.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// What a wake-latency row goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A transport (a ring with the futex or semaphore strategy, or a kernel transport).
+    Transport(Kind, Option<WaitStrategy>),
+    /// The raw limits.
+    Raw(WakeRaw),
+}
+
+/// The time now on CLOCK_MONOTONIC, ns: the one clock both processes read.
+fn now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |time| time.tv_sec() as u64 * 1_000_000_000 + time.tv_nsec() as u64)
+}
+
+/// The shared page.
+struct Stamps {
+    map: MmapRaw,
+}
+
+impl Stamps {
+    fn map(file: &File) -> CliResult<Stamps> {
+        let map = MmapOptions::new()
+            .len(PAGE as usize)
+            .map_raw(file)
+            .map_err(|source| CliError::io("mapping the stamp page", source))?;
+        Ok(Stamps { map })
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: the mapping is PAGE bytes, page-aligned, and lives as long as `self`; every
+        // offset used is a multiple of 64 below PAGE; both processes access the page only
+        // through atomics.
+        unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(offset).cast()) }
+    }
+
+    fn futex(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: as in `word`: aligned, inside the mapping, atomics only.
+        unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(offset).cast()) }
+    }
+}
+
+/// The sleep counter of the consumer side of the ring at `address` (`None` for a kernel
+/// transport): `futex_waits` or `semaphore_waits` of its consumer stats block.
+struct SleepCounter {
+    segment: Segment,
+    offset: u64,
+}
+
+impl SleepCounter {
+    fn open(kind: Kind, address: &str) -> CliResult<Option<SleepCounter>> {
+        if !matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc) {
+            return Ok(None);
+        }
+        let segment = Segment::open(address)?;
+        let field = match segment.geometry().wait {
+            WaitStrategy::Semaphore => std::mem::offset_of!(StatsBlock, semaphore_waits),
+            _ => std::mem::offset_of!(StatsBlock, futex_waits),
+        };
+        let offset = segment.geometry().block_offset(Block::ConsumerStats) + field as u64;
+        Ok(Some(SleepCounter { segment, offset }))
+    }
+
+    fn read(&self) -> u64 {
+        self.segment.atomic_u64(self.offset).load(Ordering::Relaxed)
+    }
+}
+
+/// The scheduler state of process `pid` (`/proc/PID/stat`, after the command name).
+fn state(pid: u32) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Waits until process `pid` sleeps in its receive: in state `S` and, on a ring, its sleep
+/// counter past `*seen` (then updated). Fails after [`LIMIT`].
+fn await_asleep(pid: u32, counter: Option<&SleepCounter>, seen: &mut u64) -> CliResult {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let count = counter.map(SleepCounter::read);
+        if count.map_or(true, |count| count > *seen) && state(pid) == Some('S') {
+            *seen = count.unwrap_or(0);
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::Peer(format!("process {pid} did not fall asleep within {} s", LIMIT.as_secs())));
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// One wake-latency measurement: `count` timed round trips after `warmup`.
+pub struct Measured {
+    /// Sum of the two one-way latencies of each round trip, ns.
+    pub histogram: Histogram<u64>,
+    /// Futex or semaphore sleeps of both receivers per round trip (rings; `None` otherwise).
+    pub sleeps_per_round_trip: Option<f64>,
+    /// Late wakes of both rings (rings; `None` otherwise).
+    pub late_wakes: Option<u64>,
+}
+
+/// Measures `count` round trips of `size`-byte messages (warm-up included in the sleeps).
+pub fn measure(subject: Subject, size: usize, count: u64, warmup: u64) -> CliResult<Measured> {
+    match subject {
+        Subject::Transport(kind, wait) => measure_transport(kind, wait, size, count, warmup),
+        Subject::Raw(raw) => measure_raw(raw, count, warmup),
+    }
+}
+
+fn options(kind: Kind, wait: Option<WaitStrategy>, size: usize) -> Options {
+    let mut options = Options { max_message_size: size.max(8), depth: 64, ..Options::default() };
+    if let Some(wait) = wait {
+        options.wait = wait;
+    }
+    if kind == Kind::Mq {
+        options.depth = ipcring::transport::mq::MqLimits::read().map_or(10, |limits| limits.depth as u64);
+    }
+    options
+}
+
+fn measure_transport(
+    kind: Kind,
+    wait: Option<WaitStrategy>,
+    size: usize,
+    count: u64,
+    warmup: u64,
+) -> CliResult<Measured> {
+    let options = options(kind, wait, size);
+    let (file, page) = temporary::shared_file("wake", PAGE)?;
+    let stamps = Stamps::map(&file)?;
+    let bound::BoundSender { mut sender, address: ping, inherited: ping_end } =
+        bound::sender(kind, "wake-ping", &options)?;
+    let bound::BoundReceiver { mut receiver, address: pong, inherited: pong_end } =
+        bound::receiver(kind, "wake-pong", None, &options)?;
+    let max = options.max_message_size.to_string();
+    let mut peer = Peer::spawn(&[
+        "bench-wake-peer",
+        "--transport",
+        kind.name(),
+        "--max-size",
+        max.as_str(),
+        "--page",
+        page.name(),
+        ping.as_str(),
+        pong.as_str(),
+    ])?;
+    drop((ping_end, pong_end));
+    let helper = peer.pid().ok_or_else(|| CliError::Peer("the helper was reaped early".to_string()))?;
+
+    let mut work = Work::new(size);
+    let mut reply = Vec::with_capacity(size);
+    // The first round trip waits for the helper to connect (a ring's receiver is unattached
+    // until then); it is not timed.
+    first_exchange(&mut sender, &mut receiver, &mut peer, &mut work, &mut reply)?;
+    let helper_sleeps = SleepCounter::open(kind, &ping)?;
+    let own_sleeps = SleepCounter::open(kind, &pong)?;
+    // The helper may already sleep for round 1, its count already up: that sleep counts.
+    let mut seen = helper_sleeps.as_ref().map_or(0, SleepCounter::read).saturating_sub(1);
+    let mut histogram = latency::histogram();
+    for round in 1..=warmup + count {
+        await_asleep(helper, helper_sleeps.as_ref(), &mut seen)?;
+        let message = work.message(round);
+        stamps.word(PING_SENT).store(now_ns(), Ordering::Relaxed);
+        sender.send(message).map_err(super::super::pingpong::echo_error)?;
+        receiver.recv(&mut reply).map_err(super::super::pingpong::echo_error)?;
+        let woke = now_ns();
+        // Relaxed: the transport's own synchronisation (a ring's release/acquire, a system
+        // call) orders the helper's stores before its send with our loads after our receive.
+        let pong_took = woke.saturating_sub(stamps.word(PONG_SENT).load(Ordering::Relaxed));
+        let ping_took = stamps.word(PING_TOOK).load(Ordering::Relaxed);
+        work.check(round, &reply).map_err(CliError::Peer)?;
+        if round > warmup {
+            latency::record(&mut histogram, Duration::from_nanos(ping_took + pong_took));
+        }
+    }
+    let counters = [&ping, &pong].iter().map(|address| ring_sleeps(kind, address)).collect::<Option<Vec<(u64, u64)>>>();
+    drop((helper_sleeps, own_sleeps));
+    drop(sender);
+    peer.finish(EXIT_LIMIT)?;
+    let round_trips = warmup + count;
+    Ok(Measured {
+        histogram,
+        sleeps_per_round_trip: counters
+            .as_ref()
+            .map(|sides| sides.iter().map(|(sleeps, _)| sleeps).sum::<u64>() as f64 / round_trips as f64),
+        late_wakes: counters.map(|sides| sides.iter().map(|(_, late)| late).sum()),
+    })
+}
+
+/// The consumer's sleeps and both sides' late wakes of the ring at `address` (`None` unless a
+/// ring).
+fn ring_sleeps(kind: Kind, address: &str) -> Option<(u64, u64)> {
+    if !matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc) {
+        return None;
+    }
+    let segment = Segment::open(address).ok()?;
+    let counters = ipcring::inspect::RingInfo::read(&segment).counters;
+    let consumer = counters.consumer;
+    Some((consumer.futex_waits + consumer.semaphore_waits, consumer.late_wakes + counters.producer.late_wakes))
+}
+
+/// Round trip 0, waiting in slices for the helper to start and connect.
+fn first_exchange(
+    sender: &mut BoxedSender,
+    receiver: &mut BoxedReceiver,
+    peer: &mut Peer,
+    work: &mut Work,
+    reply: &mut Vec<u8>,
+) -> CliResult {
+    let started = Instant::now();
+    let message = work.message(0).to_vec();
+    loop {
+        match sender.send_timeout(&message, Duration::from_millis(50)) {
+            Ok(()) => break,
+            Err(ipcring::SendError::Timeout) if started.elapsed() < LIMIT => peer.check_running()?,
+            Err(error) => return Err(super::super::pingpong::echo_error(error)),
+        }
+    }
+    loop {
+        match receiver.recv_timeout(reply, Duration::from_millis(50)) {
+            Ok(()) => return work.check(0, reply).map_err(CliError::Peer),
+            Err(RecvError::Timeout) if started.elapsed() < LIMIT => peer.check_running()?,
+            Err(error) => return Err(super::super::pingpong::echo_error(error)),
+        }
+    }
+}
+
+/// The echo side of a transport row: receive, stamp the ping's latency, check, wait until the
+/// measuring process sleeps, stamp, send back; until the ping channel closes.
+fn run_transport_peer(args: &BenchWakePeerArgs, kind: Kind, stamps: &Stamps) -> CliResult {
+    let options = Options { max_message_size: args.max_size, ..Options::default() };
+    let mut receiver = transport::open_receiver(kind, &args.ping, Side::Connect, &options)?;
+    let mut sender = transport::open_sender(kind, &args.pong, Side::Connect, &options)?;
+    let parent = nix::unistd::getppid().as_raw() as u32;
+    let mut message = Vec::with_capacity(args.max_size);
+    let mut work: Option<Work> = None;
+    let mut parent_sleeps: Option<SleepCounter> = None;
+    let mut seen = 0;
+    for index in 0u64.. {
+        match receiver.recv(&mut message) {
+            Ok(()) => {}
+            Err(RecvError::Disconnected) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+        let woke = now_ns();
+        stamps
+            .word(PING_TOOK)
+            .store(woke.saturating_sub(stamps.word(PING_SENT).load(Ordering::Relaxed)), Ordering::Relaxed);
+        super::super::pingpong::check_echoed(&mut work, index, &message)?;
+        if index > 0 {
+            // Round trip 0 is the untimed handshake: the measuring process may not sleep yet.
+            if parent_sleeps.is_none() {
+                parent_sleeps = SleepCounter::open(kind, &args.pong)?;
+                // The measuring process may already sleep for this pong: that sleep counts.
+                seen = parent_sleeps.as_ref().map_or(0, SleepCounter::read).saturating_sub(1);
+            }
+            await_asleep(parent, parent_sleeps.as_ref(), &mut seen)?;
+        }
+        stamps.word(PONG_SENT).store(now_ns(), Ordering::Relaxed);
+        match sender.send(&message) {
+            Ok(()) => {}
+            Err(ipcring::SendError::Disconnected) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The two eventfds of the raw eventfd limit: ping and pong.
+fn eventfds() -> CliResult<[OwnedFd; 2]> {
+    let make = || {
+        // SAFETY: eventfd takes no pointer; it returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(CliError::io("creating an eventfd", std::io::Error::last_os_error()));
+        }
+        // SAFETY: the descriptor was just returned to us and nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    Ok([make()?, make()?])
+}
+
+/// Blocks in `read` on `fd` until it is signalled.
+fn eventfd_wait(fd: &OwnedFd) -> CliResult {
+    let mut value = 0u64;
+    // SAFETY: reads 8 bytes into `value` (8 bytes, live for the call); `fd` is an open eventfd.
+    let read = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    if read == 8 {
+        Ok(())
+    } else {
+        Err(CliError::io("reading an eventfd", std::io::Error::last_os_error()))
+    }
+}
+
+fn eventfd_signal(fd: &OwnedFd) -> CliResult {
+    let value = 1u64;
+    // SAFETY: writes the 8 bytes of `value` (live for the call) to an open eventfd.
+    let written = unsafe { libc::write(fd.as_raw_fd(), (&value as *const u64).cast(), 8) };
+    if written == 8 {
+        Ok(())
+    } else {
+        Err(CliError::io("writing an eventfd", std::io::Error::last_os_error()))
+    }
+}
+
+/// Sleeps until `word` leaves `previous`: one FUTEX_WAIT per message, another only after a slice
+/// with no change (then `alive` is asked) or a spurious wakeup.
+fn futex_wait(word: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
+    loop {
+        // Acquire: pairs with the release store of the other side's publication.
+        let value = word.load(Ordering::Acquire);
+        if value != previous {
+            return Ok(value);
+        }
+        if SharedFutex.wait(word, previous, Some(SLICE)) == FutexWait::TimedOut {
+            alive()?;
+        }
+    }
+}
+
+fn futex_signal(word: &AtomicU32, value: u32) {
+    word.store(value, Ordering::Release);
+    SharedFutex.wake_all(word);
+}
+
+/// The raw limits: the same protocol (wait until the other side sleeps, stamp, signal), with no
+/// message.
+fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
+    let (file, page) = temporary::shared_file("wake-raw", PAGE)?;
+    let stamps = Stamps::map(&file)?;
+    let fds = eventfds()?;
+    // The helper inherits duplicates (dup clears close-on-exec); ours keep it, so no other
+    // helper inherits them.
+    let theirs: Vec<OwnedFd> = match raw {
+        WakeRaw::Eventfd => fds
+            .iter()
+            .map(dup_inheritable)
+            .collect::<std::io::Result<_>>()
+            .map_err(|source| CliError::io("passing the eventfds", source))?,
+        WakeRaw::Futex => Vec::new(),
+    };
+    let numbers: Vec<String> = theirs.iter().map(|fd| fd.as_raw_fd().to_string()).collect();
+    let mut arguments = vec!["bench-wake-peer", "--raw", raw.name(), "--page", page.name()];
+    arguments.extend(numbers.iter().map(String::as_str));
+    let mut peer = Peer::spawn(&arguments)?;
+    drop(theirs);
+    let helper = peer.pid().ok_or_else(|| CliError::Peer("the helper was reaped early".to_string()))?;
+    let mut histogram = latency::histogram();
+    let mut unused = 0;
+    for round in 1..=(warmup + count) as u32 {
+        await_asleep(helper, None, &mut unused)?;
+        stamps.word(PING_SENT).store(now_ns(), Ordering::Relaxed);
+        match raw {
+            WakeRaw::Futex => {
+                futex_signal(stamps.futex(FUTEX_PING), round);
+                futex_wait(stamps.futex(FUTEX_PONG), round - 1, || peer.check_running())?;
+            }
+            WakeRaw::Eventfd => {
+                eventfd_signal(&fds[0])?;
+                eventfd_wait(&fds[1])?;
+            }
+        }
+        let woke = now_ns();
+        let pong_took = woke.saturating_sub(stamps.word(PONG_SENT).load(Ordering::Relaxed));
+        let ping_took = stamps.word(PING_TOOK).load(Ordering::Relaxed);
+        if u64::from(round) > warmup {
+            latency::record(&mut histogram, Duration::from_nanos(ping_took + pong_took));
+        }
+    }
+    match raw {
+        WakeRaw::Futex => futex_signal(stamps.futex(FUTEX_PING), STOP),
+        // Closing ours is not enough (the helper holds the same eventfd): a stop flag first.
+        WakeRaw::Eventfd => {
+            stamps.word(PING_SENT).store(u64::MAX, Ordering::Relaxed);
+            eventfd_signal(&fds[0])?;
+        }
+    }
+    peer.finish(EXIT_LIMIT)?;
+    Ok(Measured { histogram, sleeps_per_round_trip: None, late_wakes: None })
+}
+
+/// A duplicate of `fd` without close-on-exec, for a helper to inherit.
+fn dup_inheritable(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: dup takes a descriptor we own and returns a new one (without FD_CLOEXEC) or -1.
+    let copy = unsafe { libc::dup(fd.as_raw_fd()) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
+/// The helper of the raw limits.
+fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &Stamps) -> CliResult {
+    let parent = nix::unistd::getppid().as_raw() as u32;
+    let parent_alive = || {
+        if nix::unistd::getppid().as_raw() as u32 == parent {
+            Ok(())
+        } else {
+            Err(CliError::Peer("the measuring process is gone".to_string()))
+        }
+    };
+    let fds: Vec<OwnedFd> = match raw {
+        WakeRaw::Eventfd => {
+            let numbers = [args.ping.as_str(), args.pong.as_str()];
+            numbers
+                .iter()
+                .map(|text| {
+                    let fd: i32 = text.parse().map_err(|_| CliError::Usage(format!("bad eventfd {text:?}")))?;
+                    // SAFETY: the measuring process passed this inherited descriptor to this
+                    // process alone; nothing else here owns it.
+                    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+                })
+                .collect::<CliResult<_>>()?
+        }
+        WakeRaw::Futex => Vec::new(),
+    };
+    let mut last = 0;
+    let mut unused = 0;
+    loop {
+        match raw {
+            WakeRaw::Futex => {
+                let round = futex_wait(stamps.futex(FUTEX_PING), last, parent_alive)?;
+                if round == STOP {
+                    return Ok(());
+                }
+                last = round;
+            }
+            WakeRaw::Eventfd => {
+                eventfd_wait(&fds[0])?;
+                if stamps.word(PING_SENT).load(Ordering::Relaxed) == u64::MAX {
+                    return Ok(());
+                }
+            }
+        }
+        let woke = now_ns();
+        stamps
+            .word(PING_TOOK)
+            .store(woke.saturating_sub(stamps.word(PING_SENT).load(Ordering::Relaxed)), Ordering::Relaxed);
+        await_asleep(parent, None, &mut unused)?;
+        stamps.word(PONG_SENT).store(now_ns(), Ordering::Relaxed);
+        match raw {
+            WakeRaw::Futex => futex_signal(stamps.futex(FUTEX_PONG), last),
+            WakeRaw::Eventfd => eventfd_signal(&fds[1])?,
+        }
+    }
+}
+
+/// `ipcring bench-wake-peer` (hidden): the helper of the wake-latency rows and limits.
+pub fn run_peer(args: &BenchWakePeerArgs) -> CliResult {
+    pin(args.pin)?;
+    let fd = nix::sys::mman::shm_open(args.page.as_str(), nix::fcntl::OFlag::O_RDWR, nix::sys::stat::Mode::empty())
+        .map_err(|errno| CliError::io(format!("opening {}", args.page), std::io::Error::from(errno)))?;
+    let stamps = Stamps::map(&File::from(fd))?;
+    match (args.raw, args.transport) {
+        (Some(raw), _) => run_raw_peer(args, raw, &stamps),
+        (None, Some(kind)) => run_transport_peer(args, kind, &stamps),
+        (None, None) => Err(CliError::Usage("bench-wake-peer needs --transport or --raw".to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleeping_process_reads_as_asleep() {
+        let mut child = std::process::Command::new("sleep").arg("10").spawn().unwrap();
+        let mut seen = 0;
+        let result = await_asleep(child.id(), None, &mut seen);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        result.unwrap();
+    }
+}
