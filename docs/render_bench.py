@@ -80,14 +80,20 @@ def quick(report):
             ("plain ring, msgs/s (checked in place)", lambda ring: rate(ring["in_place_msgs_per_sec"])),
             ("plain-ring ping-pong p50", lambda ring: nanos(ring["pingpong"]["p50_ns"]))):
         lines.append("| %s | %s |" % (name, " | ".join(show(ring) for ring in limits["plain_ring"])))
-    lines += ["", "Cache-line ping-pong p50: one line %s, two lines %s; raw futex ping-pong p50 %s." % (
+    asleep = ""
+    if "futex_asleep" in limits:
+        asleep = "; each side asleep before it is woken: raw futex p50 %s, raw eventfd p50 %s" % (
+            nanos(limits["futex_asleep"]["p50_ns"]), nanos(limits["eventfd_asleep"]["p50_ns"]))
+    lines += ["", "Cache-line ping-pong p50: one line %s, two lines %s; raw futex ping-pong p50 %s%s." % (
         nanos(limits["cache_line_same_line"]["p50_ns"]), nanos(limits["cache_line_two_lines"]["p50_ns"]),
-        nanos(limits["futex"]["p50_ns"])), ""]
-    lines.append("| transport | wait | api | size | msgs/s | min-max | x plain ring | cpu/msg | rtt p50 | min-max | "
-                 "p99 | p50 vs limit |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        nanos(limits["futex"]["p50_ns"]), asleep), ""]
+    lines.append("| transport | wait | api | size | msgs/s | min-max | x plain ring | sys/msg | cpu/msg | rtt p50 | "
+                 "min-max | p99 | p50 vs limit | rtt sleeps |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     keys = []
     for row in report["results"]:
+        if row["pattern"] not in ("throughput", "latency"):
+            continue
         key = (row["transport"], row["wait"], row.get("api", "copy"), row["msg_size"])
         if key not in keys:
             keys.append(key)
@@ -96,19 +102,37 @@ def quick(report):
         trip = find(report, transport, wait, size, "latency", api)
         cells = [transport, wait, api.replace("_", "-"), str(size)]
         if stream:
+            calls = stream.get("syscalls_per_msg", stream.get("wait_calls_per_msg"))
             cells += [rate(stream["msgs_per_sec"]),
                       spread(stream.get("msgs_per_sec_min"), stream.get("msgs_per_sec_max"), rate),
                       "%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",
+                      "%.4f" % calls if calls is not None else "-",
                       nanos(round(stream["cpu_ns_per_msg"])) if stream.get("cpu_ns_per_msg") else "-"]
         else:
-            cells += ["-"] * 4
+            cells += ["-"] * 5
         if trip:
             limit, name = latency_limit(report, trip)
+            sleeps = trip.get("sleeps_per_msg")
             cells += [nanos(trip["p50_ns"]), spread(trip.get("p50_ns_min"), trip.get("p50_ns_max"), nanos),
-                      nanos(trip["p99_ns"]), "%.2fx %s" % (trip["p50_ns"] / limit, name) if limit else "-"]
+                      nanos(trip["p99_ns"]), "%.2fx %s" % (trip["p50_ns"] / limit, name) if limit else "-",
+                      "%.2f" % sleeps if sleeps is not None else "-"]
         else:
-            cells += ["-"] * 4
+            cells += ["-"] * 5
         lines.append("| %s |" % " | ".join(cells))
+    wake = [row for row in report["results"] if row["pattern"] == "wake_latency"]
+    if wake:
+        floor = limits["futex_asleep"]["p50_ns"]
+        lines += ["", "Wake latency: round trips with each receiver asleep before its message, against the raw "
+                  "futex ping-pong measured the same way:", "",
+                  "| transport | wait | size | wake rtt p50 | min-max | p99 | x raw futex | sleeps/rtt | late wakes |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in wake:
+            sleeps, late = row.get("sleeps_per_msg"), row.get("late_wakes")
+            lines.append("| %s |" % " | ".join([
+                row["transport"], row["wait"], str(row["msg_size"]), nanos(row["p50_ns"]),
+                spread(row.get("p50_ns_min"), row.get("p50_ns_max"), nanos), nanos(row["p99_ns"]),
+                "%.2fx" % (row["p50_ns"] / floor) if floor else "-",
+                "%.2f" % sleeps if sleeps is not None else "-", str(late) if late is not None else "-"]))
     for note in report.get("notes", []):
         lines += ["", "Note: %s" % note]
     return "\n".join(lines)

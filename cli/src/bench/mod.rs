@@ -39,8 +39,13 @@ const FULL_SIZES: [usize; 6] = [8, 64, 512, 4096, 65_536, 1_048_576];
 /// Transports of the quick suite (every wait strategy of the rings); `--full` and
 /// `--transports` measure any.
 const QUICK_TRANSPORTS: [&str; 4] = ["shm-spsc", "shm-mpmc", "pipe", "unix"];
-/// Largest ring a measurement creates: slots are cut down for large messages.
-const RING_BYTES: usize = 64 << 20;
+/// Bytes in flight every queue of a row is given where its transport lets the bench choose (the
+/// rings, the plain ring, seqpacket): the capacity of a new pipe on Linux (16 pages), so that a
+/// ring does not win by buffering more than a pipe. A queue holds at least 2 and at most 1024
+/// messages (64 KiB of 64-byte ones; two 1 MiB ones). Unix stream and TCP sockets keep the
+/// kernel's default buffers and POSIX queues the system's depth: their rows record what they hold
+/// (`bytes_in_flight`).
+pub const IN_FLIGHT: usize = 64 << 10;
 
 /// The transport column of the SPSC ring in a file on a disk file system (`--transports
 /// shm-spsc-file`).
@@ -158,7 +163,7 @@ fn size_limit(kind: Kind) -> Option<usize> {
 fn options(subject: Subject, size: usize) -> Options {
     let mut options = Options {
         max_message_size: size.max(8),
-        depth: (RING_BYTES / size.max(64)).clamp(2, 1024).next_power_of_two() as u64,
+        depth: (IN_FLIGHT / size.max(64)).clamp(2, 1024).next_power_of_two() as u64,
         ..Options::default()
     };
     if let Some(wait) = subject.wait {

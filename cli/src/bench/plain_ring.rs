@@ -38,9 +38,6 @@ const TAIL: usize = 0;
 const HEAD: usize = 128;
 const DONE: usize = 256;
 const SLOTS: usize = 384;
-/// Ring size: as many slots as fit 4 MiB, at least 2 and at most 1024 (the rows' ring depths are
-/// of the same order).
-const RING_BYTES: usize = 4 << 20;
 
 /// One plain-ring measurement at one size.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -63,7 +60,8 @@ pub struct PlainRing {
 /// Slots and slot stride for messages of `size` bytes.
 fn geometry(size: usize) -> (usize, usize) {
     let stride = size.max(8).next_multiple_of(8);
-    let slots = (RING_BYTES / stride).clamp(2, 1024).next_power_of_two();
+    // The rows' bytes in flight (`super::IN_FLIGHT`), counted in 64-byte slots at least as theirs.
+    let slots = (super::IN_FLIGHT / stride.max(64)).clamp(2, 1024).next_power_of_two();
     (slots, stride)
 }
 
