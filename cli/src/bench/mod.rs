@@ -547,6 +547,17 @@ pub fn run(args: &BenchArgs) -> CliResult {
             rounds::combine(rounds_of_row, &ceilings)
         })
         .collect();
+    // The lost-wakeup detector of every ring row (see `ring_counters`): it must read 0.
+    for row in results.iter().filter(|row| row.late_wakes.is_some_and(|late| late > 0)) {
+        notes.push(format!(
+            "LOST WAKEUPS: {} {} {} B {}: {} sleeps timed out with their condition met",
+            row.transport,
+            row.wait,
+            row.msg_size,
+            row.pattern,
+            row.late_wakes.unwrap_or(0)
+        ));
+    }
     if args.peers {
         bar.set_message("peers (benches/peers)");
         results.extend(peer_rows(&sizes, duration, count)?);
