@@ -108,19 +108,22 @@ pub fn measure(
     let elapsed = first.elapsed();
     peer.finish(super::super::pingpong::EXIT_LIMIT)?;
     // The ring still has its name (this process bound it and removes it when `receiver` drops).
-    let wait_calls_per_message = matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc)
-        .then(|| ipcring::__private::segment::Segment::open(&address).ok())
-        .flatten()
-        .map(|segment| {
-            let counters = ipcring::inspect::RingInfo::read(&segment).counters;
-            let calls = [counters.producer, counters.consumer]
-                .iter()
-                .map(|side| side.futex_waits + side.futex_wakes + side.semaphore_waits)
-                .sum::<u64>();
-            calls as f64 / messages as f64
-        });
+    let wait_calls_per_message =
+        matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc).then(|| wait_calls(&address, messages)).flatten();
     drop(receiver);
     Ok(Throughput { messages, elapsed, wait_calls_per_message })
+}
+
+/// Futex and semaphore calls of both sides of the ring `address` (still named) per message, from
+/// its counters; `None` if it cannot be opened.
+pub fn wait_calls(address: &str, messages: u64) -> Option<f64> {
+    let segment = ipcring::__private::segment::Segment::open(address).ok()?;
+    let counters = ipcring::inspect::RingInfo::read(&segment).counters;
+    let calls = [counters.producer, counters.consumer]
+        .iter()
+        .map(|side| side.futex_waits + side.futex_wakes + side.semaphore_waits)
+        .sum::<u64>();
+    Some(calls as f64 / messages.max(1) as f64)
 }
 
 /// The sending helper: connect, send for `--duration`, close.
@@ -128,6 +131,9 @@ pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     pin(args.pin)?;
     if args.zero_copy {
         return super::zero_copy::run_peer(args);
+    }
+    if let Some(length) = args.batch {
+        return super::batch::run_peer(args, length as usize);
     }
     let options = Options { max_message_size: args.size, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
