@@ -51,12 +51,30 @@ def latency_limit(report, row):
     return report["limits"]["futex"]["p50_ns"], "futex"
 
 
-def find(report, transport, wait, size, pattern, api="copy"):
+def shape(row):
+    """(producers, consumers) of a row: (1, 1) but on the rows of other shapes."""
+    return row.get("producers", 1), row.get("consumers", 1)
+
+
+def find(report, transport, wait, size, pattern, api="copy", producers=1, consumers=1):
     for row in report["results"]:
-        if (row["transport"], row["wait"], row["msg_size"], row["pattern"], row.get("api", "copy")) == (
-            transport, wait, size, pattern, api):
+        if (row["transport"], row["wait"], row["msg_size"], row["pattern"], row.get("api", "copy"),
+                shape(row)) == (transport, wait, size, pattern, api, (producers, consumers)):
             return row
     return None
+
+
+def api_cell(row):
+    """The api column: the API (with a batch row's run length), the shape unless 1x1, and `*` when
+    the row had more processes than CPUs (escaped for Markdown)."""
+    cell = row.get("api", "copy").replace("_", "-")
+    if row.get("batch_length"):
+        cell += " %d" % row["batch_length"]
+    if shape(row) != (1, 1):
+        cell += " %dx%d" % shape(row)
+    if row.get("more_processes_than_cpus"):
+        cell += "\\*"
+    return cell
 
 
 def header(report):
@@ -94,13 +112,13 @@ def quick(report):
     for row in report["results"]:
         if row["pattern"] not in ("throughput", "latency"):
             continue
-        key = (row["transport"], row["wait"], row.get("api", "copy"), row["msg_size"])
+        key = (row["transport"], row["wait"], row.get("api", "copy"), row["msg_size"], shape(row))
         if key not in keys:
             keys.append(key)
-    for transport, wait, api, size in keys:
-        stream = find(report, transport, wait, size, "throughput", api)
-        trip = find(report, transport, wait, size, "latency", api)
-        cells = [transport, wait, api.replace("_", "-"), str(size)]
+    for transport, wait, api, size, (producers, consumers) in keys:
+        stream = find(report, transport, wait, size, "throughput", api, producers, consumers)
+        trip = find(report, transport, wait, size, "latency", api, producers, consumers)
+        cells = [transport, wait, api_cell(stream or trip), str(size)]
         if stream:
             calls = stream.get("syscalls_per_msg", stream.get("wait_calls_per_msg"))
             cells += [rate(stream["msgs_per_sec"]),
@@ -119,6 +137,9 @@ def quick(report):
         else:
             cells += ["-"] * 5
         lines.append("| %s |" % " | ".join(cells))
+    if any(row.get("more_processes_than_cpus") for row in report["results"]):
+        lines += ["", "\\* more processes than CPUs: the row's producers and consumers took turns on the CPUs "
+                      "(see the note)."]
     wake = [row for row in report["results"] if row["pattern"] == "wake_latency"]
     if wake:
         floor = limits["futex_asleep"]["p50_ns"]

@@ -59,6 +59,10 @@ pub enum Command {
     /// The helper of the wake-latency rows.
     #[command(hide = true)]
     BenchWakePeer(BenchWakePeerArgs),
+    /// A producer or consumer of `bench`'s rows with several of them (started by it, not by
+    /// hand).
+    #[command(hide = true)]
+    BenchShapePeer(BenchShapePeerArgs),
 }
 
 /// `ipcring bench`.
@@ -114,6 +118,10 @@ pub struct BenchPeerArgs {
     /// Reserve, write in place and commit (the rings' zero-copy API) instead of copying.
     #[arg(long)]
     pub zero_copy: bool,
+    /// Write runs of up to N messages in place and commit each run at once (the rings' batch
+    /// API) instead of copying.
+    #[arg(long, value_name = "N", conflicts_with = "zero_copy", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
     /// Transport.
     #[arg(long)]
     pub transport: ipcring::transport::Kind,
@@ -190,6 +198,37 @@ pub struct BenchPlainPeerArgs {
     /// How long to send, in seconds.
     #[arg(value_parser = parse_seconds)]
     pub duration: Seconds,
+}
+
+/// Which side a `bench-shape-peer` plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShapeSide {
+    /// Wait for standard input to close, then send copies for the duration, then print
+    /// `{"sent": N}`.
+    Produce,
+    /// Receive copies until every producer is gone, then print what came from each (JSON).
+    Consume,
+}
+
+/// `ipcring bench-shape-peer` (hidden): one producer or consumer of an MPMC ring.
+#[derive(Debug, Args)]
+pub struct BenchShapePeerArgs {
+    /// Produce or consume.
+    #[arg(value_enum)]
+    pub side: ShapeSide,
+    /// The MPMC ring.
+    pub address: String,
+    /// Message size (at least 8 bytes: the producer's number is in the first 8).
+    pub size: usize,
+    /// How long to send, in seconds (a consumer allows for it before calling a producer stuck).
+    #[arg(value_parser = parse_seconds)]
+    pub duration: Seconds,
+    /// Producers of the row.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
+    pub producers: u8,
+    /// This producer's number, below --producers.
+    #[arg(long, default_value_t = 0)]
+    pub producer: u8,
 }
 
 /// `ipcring bench-futex-peer` (hidden).

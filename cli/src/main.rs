@@ -50,6 +50,7 @@ pub fn run(command: Command) -> CliResult {
         Command::BenchFutexPeer(args) => bench::limits::run_futex_peer(&args),
         Command::BenchPlainPeer(args) => bench::plain_ring::run_peer(&args),
         Command::BenchWakePeer(args) => bench::wake::run_peer(&args),
+        Command::BenchShapePeer(args) => bench::shapes::run_peer(&args),
     }
 }
 

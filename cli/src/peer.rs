@@ -10,6 +10,18 @@ use super::error::{CliError, CliResult};
 /// How often [`Peer::finish`] looks whether the helper has exited.
 const EXIT_POLL: Duration = Duration::from_millis(1);
 
+/// How [`Peer::spawn_with`] starts a helper; the default is [`Peer::spawn`]'s: on the helpers'
+/// CPU, no standard input, standard output discarded.
+#[derive(Debug, Default)]
+pub struct Launch {
+    /// Pin it to this CPU instead of the helpers' CPU (when `bench` pins at all).
+    pub cpu: Option<usize>,
+    /// Its standard input.
+    pub stdin: Option<Stdio>,
+    /// Keep its standard output for [`Peer::finish_output`].
+    pub capture_output: bool,
+}
+
 /// A running helper process.
 pub struct Peer {
     /// `None` once reaped.
@@ -20,12 +32,21 @@ impl Peer {
     /// Starts `ipcring <arguments>` with no standard input or output; its errors go to our
     /// standard error.
     pub fn spawn<S: AsRef<OsStr>>(arguments: &[S]) -> CliResult<Peer> {
+        Peer::spawn_with(arguments, Launch::default())
+    }
+
+    /// Starts `ipcring <arguments>` as `launch` says; its errors go to our standard error.
+    pub fn spawn_with<S: AsRef<OsStr>>(arguments: &[S], launch: Launch) -> CliResult<Peer> {
         let executable =
             std::env::current_exe().map_err(|source| CliError::io("finding the ipcring executable", source))?;
         let mut command = Command::new(&executable);
-        command.args(arguments).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
-        // `ipcring bench` runs every helper on its own CPU (see `bench::cpus`).
-        let cpu = super::bench::cpus::pin_helper(&mut command);
+        let stdout = if launch.capture_output { Stdio::piped() } else { Stdio::null() };
+        command.args(arguments).stdin(launch.stdin.unwrap_or_else(Stdio::null)).stdout(stdout).stderr(Stdio::inherit());
+        // `ipcring bench` runs every helper on its own CPU (see `bench::cpus`), or where asked.
+        let cpu = match launch.cpu {
+            Some(cpu) => super::bench::cpus::pin_child(&mut command, cpu),
+            None => super::bench::cpus::pin_helper(&mut command),
+        };
         let child =
             command.spawn().map_err(|source| CliError::io(format!("starting {}", executable.display()), source))?;
         let peer = Peer { child: Some(child) };
@@ -75,6 +96,20 @@ impl Peer {
                 }
             }
         }
+    }
+
+    /// [`finish`](Peer::finish), then what the helper wrote on its standard output (kept with
+    /// [`Launch::capture_output`]; empty otherwise). The helper writes little (its report, once),
+    /// so the pipe holds all of it until it is read here.
+    pub fn finish_output(mut self, limit: Duration) -> CliResult<String> {
+        let stdout = self.child.as_mut().and_then(|child| child.stdout.take());
+        self.finish(limit)?;
+        let mut output = String::new();
+        if let Some(mut stdout) = stdout {
+            std::io::Read::read_to_string(&mut stdout, &mut output)
+                .map_err(|source| CliError::io("reading a helper's report", source))?;
+        }
+        Ok(output)
     }
 }
 

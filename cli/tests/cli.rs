@@ -618,9 +618,9 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert_eq!(plain, [(64, true), (16384, true)]);
     let results = report["results"].as_array().unwrap();
     // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows
-    // each, shm-spsc a zero-copy throughput row at each size, and pipe and mq (whose receivers
-    // sleep, unlike a spinning ring's) a wake-latency row at each of their sizes.
-    assert_eq!(results.len(), 15, "{results:?}");
+    // each, shm-spsc a zero-copy and a batch throughput row at each size, and pipe and mq (whose
+    // receivers sleep, unlike a spinning ring's) a wake-latency row at each of their sizes.
+    assert_eq!(results.len(), 17, "{results:?}");
     let wake: Vec<(&str, u64)> = results
         .iter()
         .filter(|row| row["pattern"] == "wake_latency")
@@ -629,6 +629,10 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert_eq!(wake, [("pipe", 64), ("mq", 64), ("pipe", 16384)]);
     let zero_copy = results.iter().filter(|row| row["api"] == "zero_copy").count();
     assert_eq!(zero_copy, 2, "{results:?}");
+    let batch_lengths: Vec<u64> =
+        results.iter().filter(|row| row["api"] == "batch").map(|row| row["batch_length"].as_u64().unwrap()).collect();
+    // Half of the ring's 64 KiB in flight at 16 KiB: 4 slots, runs of 2.
+    assert_eq!(batch_lengths, [32, 2], "{results:?}");
     assert!(results.iter().all(|row| row["api"] == "copy" || row["transport"] == "shm-spsc"));
     for row in results {
         assert_eq!(row["rounds"], 2, "{row}");
@@ -730,6 +734,7 @@ fn bench_measures_the_spsc_ring_in_a_file_beside_the_one_in_dev_shm_and_leaves_n
         [
             ("shm-spsc", "spin", "throughput", "copy"),
             ("shm-spsc", "spin", "throughput", "zero_copy"),
+            ("shm-spsc", "spin", "throughput", "batch"),
             ("shm-spsc", "spin", "latency", "copy"),
             ("shm-spsc-file", "spin", "throughput", "copy"),
             ("shm-spsc-file", "spin", "latency", "copy"),
@@ -746,6 +751,90 @@ fn bench_measures_the_spsc_ring_in_a_file_beside_the_one_in_dev_shm_and_leaves_n
         .filter(|name| name.starts_with("ipcring-") && name.contains(&marker))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?} in {ring_directory}");
+}
+
+#[test]
+fn bench_measures_mpmc_shapes_and_batch_rows_and_says_when_processes_outnumber_cpus() {
+    let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let directory = Directory::new();
+    let json_path = directory.file("bench.json");
+    let arguments = ["--transports", "shm-mpmc:futex", "--sizes", "64", "--rounds", "1", "--json", &json_path];
+    let running = start(&[&["bench", "--duration", "0.1", "--count", "1000"], &arguments[..]].concat(), None);
+    let pid = running.pid;
+    let output = running.wait();
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let rows: Vec<(&str, &str, u64, u64)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let shape = |name: &str| row[name].as_u64().unwrap();
+            (row["pattern"].as_str().unwrap(), row["api"].as_str().unwrap(), shape("producers"), shape("consumers"))
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("throughput", "copy", 1, 1),
+            ("throughput", "zero_copy", 1, 1),
+            ("throughput", "batch", 1, 1),
+            ("latency", "copy", 1, 1),
+            ("wake_latency", "copy", 1, 1),
+            ("throughput", "copy", 2, 2),
+            ("throughput", "copy", 4, 1),
+        ]
+    );
+    let table = stdout(&output);
+    let mut crowded = false;
+    for row in &report["results"].as_array().unwrap()[5..] {
+        // Every message of every producer was received once, or the run would have failed.
+        assert!(row["messages"].as_u64().unwrap() > 0 && row["msgs_per_sec"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["cpu_ns_per_msg"].as_f64().unwrap() > 0.0, "{row}");
+        let processes = row["producers"].as_u64().unwrap() + row["consumers"].as_u64().unwrap();
+        let more = processes > row["cpus"].as_u64().unwrap();
+        assert_eq!(row["more_processes_than_cpus"].as_bool(), Some(more), "{row}");
+        let label = format!("futex {}x{}{}", row["producers"], row["consumers"], if more { "*" } else { "" });
+        assert!(table.lines().any(|line| line.starts_with("shm-mpmc") && line.contains(&label)), "{label}: {table}");
+        crowded |= more;
+    }
+    let noted =
+        report["notes"].as_array().unwrap().iter().any(|note| {
+            note.as_str().unwrap().starts_with("more processes than CPUs (rows marked *): shm-mpmc futex 2x2")
+        });
+    assert_eq!(noted, crowded, "{report}");
+    assert_eq!(table.contains("* more processes than CPUs"), crowded, "{table}");
+    let marker = format!("-{pid}-");
+    let leftovers: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("ipcring-") && name.contains(&marker))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_shape_rows_consumer_reports_what_it_received_from_each_producer() {
+    let ring = Ring::created(&["--kind", "mpmc", "--slots", "64", "--slot-size", "64"]);
+    let shape = ["--producers", "2"];
+    let consumer = start(&[&["bench-shape-peer", "consume", ring.name(), "64", "0.05"], &shape[..]].concat(), None);
+    wait_for_role(&ring, true);
+    // Producer 1 alone (its standard input is empty: the gate is open), so that the consumer's
+    // end of stream is its end.
+    let producer = [&["bench-shape-peer", "produce", ring.name(), "64", "0.05"], &shape[..], &["--producer", "1"]];
+    let produced = run(&producer.concat(), None);
+    assert_success(&produced);
+    let sent = json(&produced)["sent"].as_u64().unwrap();
+    assert!(sent > 0);
+    let received = consumer.wait();
+    assert_success(&received);
+    let tally = json(&received);
+    assert_eq!((tally["from"][0]["count"].as_u64(), tally["from"][1]["count"].as_u64()), (Some(0), Some(sent)));
+    assert_eq!(tally["from"][1]["next"].as_u64(), Some(sent), "{tally}");
+    assert!(tally["first_ns"].as_u64().unwrap() <= tally["end_ns"].as_u64().unwrap());
+    let too_small = run(&[&["bench-shape-peer", "produce", ring.name(), "4", "0.05"], &shape[..]].concat(), None);
+    assert_one_line_error(&too_small, "at least 8 bytes");
 }
 
 #[test]

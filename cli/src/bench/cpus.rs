@@ -33,7 +33,7 @@ pub struct Placement {
 }
 
 /// The CPUs this process may run on, in order.
-fn allowed() -> CliResult<Vec<usize>> {
+pub fn allowed() -> CliResult<Vec<usize>> {
     let set = sched_getaffinity(Pid::from_raw(0))
         .map_err(|errno| CliError::io("reading the CPU affinity", std::io::Error::from(errno)))?;
     Ok((0..CpuSet::count()).filter(|cpu| set.is_set(*cpu).unwrap_or(false)).collect())
@@ -100,6 +100,12 @@ pub fn pin_helper(command: &mut Command) -> Option<usize> {
     if cpu == NONE {
         return None;
     }
+    pin_child(command, cpu)
+}
+
+/// Arranges for the child `command` starts to be pinned to `cpu` before it executes anything
+/// (a helper that belongs beside this process rather than on the helpers' CPU); returns `cpu`.
+pub fn pin_child(command: &mut Command, cpu: usize) -> Option<usize> {
     let mut set = CpuSet::new();
     set.set(cpu).ok()?;
     // SAFETY: the closure runs in the forked child before exec and only makes one system call

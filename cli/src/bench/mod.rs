@@ -6,6 +6,7 @@
 //! Beside the rings in /dev/shm, `shm-spsc-file` measures the same SPSC ring in a file on a disk
 //! file system ([`disk_directory`]): the `shm-spsc` transport given a path for its address.
 
+mod batch;
 mod cpu;
 pub mod cpus;
 pub mod limits;
@@ -14,8 +15,10 @@ mod plot;
 pub mod report;
 pub mod ring_counters;
 mod rounds;
+pub mod shapes;
 pub mod stream;
 pub mod syscalls;
+mod tally;
 pub mod wake;
 pub mod work;
 mod zero_copy;
@@ -244,6 +247,11 @@ fn has_zero_copy(subject: Subject) -> bool {
     matches!(subject.kind, Kind::ShmSpsc | Kind::ShmMpmc) && !subject.in_file
 }
 
+/// Whether `subject` has a batch row: the rings in /dev/shm.
+fn has_batch(subject: Subject) -> bool {
+    matches!(subject.kind, Kind::ShmSpsc | Kind::ShmMpmc) && !subject.in_file
+}
+
 /// `directory`: where a `shm-spsc-file` subject's rings go.
 fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u64) -> CliResult<Row> {
     let args = PingpongArgs {
@@ -442,9 +450,16 @@ pub fn run(args: &BenchArgs) -> CliResult {
     // remove its rings, FIFOs and sockets and stop its helper process.
     super::signals::install()?;
 
-    let per_size: usize =
-        subjects.iter().map(|subject| 2 + usize::from(has_zero_copy(*subject)) + usize::from(has_wake(*subject))).sum();
-    let steps = rounds * (1 + sizes.len() + per_size * sizes.len());
+    let per_size: usize = subjects
+        .iter()
+        .map(|subject| {
+            2 + usize::from(has_zero_copy(*subject))
+                + usize::from(has_batch(*subject))
+                + usize::from(has_wake(*subject))
+        })
+        .sum();
+    let shape_rows: usize = sizes.iter().map(|size| shapes::at(&subjects, &sizes, *size, args.full).len()).sum();
+    let steps = rounds * (1 + sizes.len() + per_size * sizes.len() + shape_rows);
     let bar = progress(steps as u64 + u64::from(args.peers));
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
@@ -498,13 +513,10 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     }
                 };
                 let mut patterns = vec!["throughput"];
-                if has_zero_copy(*subject) {
-                    patterns.push("zero copy");
-                }
+                patterns.extend(has_zero_copy(*subject).then_some("zero copy"));
+                patterns.extend(has_batch(*subject).then_some("batch"));
                 patterns.push("round trip");
-                if has_wake(*subject) {
-                    patterns.push("wake");
-                }
+                patterns.extend(has_wake(*subject).then_some("wake"));
                 if size_limit(subject.kind).is_some_and(|limit| size > limit) {
                     bar.inc(patterns.len() as u64);
                     continue;
@@ -518,6 +530,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
                         "throughput" => throughput_row(*subject, directory, size, duration, cpus)?,
                         "zero copy" => zero_copy_row(*subject, size, duration)?,
                         "wake" => wake_row(*subject, size, count)?,
+                        "batch" => batch::row(*subject, size, batch::duration(duration, args.full))?,
                         _ => latency_row(*subject, directory, size, count)?,
                     };
                     if samples.len() <= row {
@@ -527,6 +540,21 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     row += 1;
                     bar.inc(1);
                 }
+            }
+            for (subject, shape) in shapes::at(&subjects, &sizes, size, args.full) {
+                super::signals::check()?;
+                bar.set_message(format!(
+                    "round {round}/{rounds}: {} {} {size} B: {shape}",
+                    subject.transport_name(),
+                    subject.wait_name()
+                ));
+                let measured = shapes::row(subject, shape, size, duration, placement)?;
+                if samples.len() <= row {
+                    samples.push(Vec::new());
+                }
+                samples[row].push(measured);
+                row += 1;
+                bar.inc(1);
             }
         }
     }
@@ -539,7 +567,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         .filter_map(|rounds_of_row| {
             let size = rounds_of_row.first()?.msg_size;
             let size_index = sizes.iter().position(|candidate| *candidate == size)?;
-            let in_place = rounds_of_row.first()?.api == "zero_copy";
+            let in_place = report::in_place(&rounds_of_row.first()?.api);
             let ceilings: Vec<f64> = ceilings[size_index]
                 .iter()
                 .map(|ring| if in_place { ring.in_place_msgs_per_sec } else { ring.msgs_per_sec })
@@ -558,6 +586,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
             row.late_wakes.unwrap_or(0)
         ));
     }
+    notes.extend(shapes::note(&results, placement));
     if args.peers {
         bar.set_message("peers (benches/peers)");
         results.extend(peer_rows(&sizes, duration, count)?);

@@ -1,5 +1,5 @@
 //! `bench --plot FILE.svg`: throughput against message size, and round-trip p50 and p99 against
-//! message size, one line per transport and wait strategy, both on log scales.
+//! message size, one line per transport, wait strategy, API and shape, both on log scales.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,13 +11,18 @@ use super::report::Row;
 
 type Series = BTreeMap<String, Vec<(f64, f64)>>;
 
-/// Collects `value` of every row of `pattern` by "transport/wait", sorted by size.
+/// Collects `value` of every row of `pattern` by "transport/wait" (then the API unless `copy`, the
+/// shape unless 1x1), sorted by size.
 fn series(rows: &[Row], pattern: &str, value: impl Fn(&Row) -> Option<f64>) -> Series {
     let mut series = Series::new();
     for row in rows.iter().filter(|row| row.pattern == pattern) {
         if let Some(value) = value(row).filter(|value| *value > 0.0) {
             let api = if row.api == "copy" { String::new() } else { format!("/{}", row.api) };
-            let name = format!("{}/{}{api}", row.transport, row.wait);
+            let shape = match (row.producers, row.consumers) {
+                (1, 1) => String::new(),
+                (producers, consumers) => format!("/{producers}x{consumers}"),
+            };
+            let name = format!("{}/{}{api}{shape}", row.transport, row.wait);
             series.entry(name).or_default().push((row.msg_size.max(1) as f64, value));
         }
     }

@@ -127,6 +127,18 @@ pub struct Row {
     /// latencies then describe a saturated queue, not that load).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<bool>,
+    /// `batch` rows: the most messages one run reserves and commits (sender) or borrows and
+    /// releases (receiver) at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_length: Option<u32>,
+    /// Rows of several producers or consumers: the CPUs their processes shared (the placement's
+    /// two when pinned, else every CPU `bench` may use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Rows of several producers or consumers: true when they were more processes than `cpus`,
+    /// so that they took turns on the CPUs (marked `*` in the table; see the notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_processes_than_cpus: Option<bool>,
     /// How many rounds the figures above are the median of (absent: one measurement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<u32>,
@@ -197,11 +209,44 @@ struct Line<'a> {
     latency: Option<&'a Row>,
 }
 
-/// The lines of the table: one per transport, wait, api and size.
+/// Whether rows through `api` read their messages in place (`zero_copy`, `batch`): their ceiling
+/// is the plain ring checked in place.
+pub fn in_place(api: &str) -> bool {
+    matches!(api, "zero_copy" | "batch")
+}
+
+/// The wait column of a row: the wait strategy; then the API unless `copy` (with a batch row's run
+/// length), the shape unless one producer and one consumer, and `*` when the row had more
+/// processes than CPUs.
+fn wait_label(row: &Row) -> String {
+    let mut label = row.wait.clone();
+    if row.api != "copy" {
+        let _ = write!(label, " {}", row.api);
+    }
+    if let Some(length) = row.batch_length {
+        let _ = write!(label, " {length}");
+    }
+    if (row.producers, row.consumers) != (1, 1) {
+        let _ = write!(label, " {}x{}", row.producers, row.consumers);
+    }
+    if row.more_processes_than_cpus == Some(true) {
+        label.push('*');
+    }
+    label
+}
+
+/// The line under the table that explains `*`, if a row has it.
+fn crowded_legend(report: &Report) -> Option<&'static str> {
+    report.results.iter().any(|row| row.more_processes_than_cpus == Some(true)).then_some(
+        "* more processes than CPUs: the row's producers and consumers took turns on the CPUs (see the note)",
+    )
+}
+
+/// The lines of the table: one per transport, wait, api, shape and size.
 fn lines(rows: &[Row]) -> Vec<(String, String, usize, Line<'_>)> {
     let mut lines: Vec<(String, String, usize, Line<'_>)> = Vec::new();
     for row in rows.iter().filter(|row| matches!(row.pattern.as_str(), "throughput" | "latency")) {
-        let wait = if row.api == "copy" { row.wait.clone() } else { format!("{} {}", row.wait, row.api) };
+        let wait = wait_label(row);
         let index = match lines.iter().position(|(transport, line_wait, size, _)| {
             *transport == row.transport && *line_wait == wait && *size == row.msg_size
         }) {
@@ -278,7 +323,7 @@ fn cells(report: &Report) -> Vec<[String; 16]> {
             let (messages, rate_spread, bytes, of_ceiling, calls, cpu) = match line.throughput {
                 Some(row) => {
                     let bytes = row.bytes_per_sec.unwrap_or(0.0);
-                    let ceiling = report.limits.plain_ring(size, row.api == "zero_copy");
+                    let ceiling = report.limits.plain_ring(size, in_place(&row.api));
                     let share = match (row.x_plain_ring, row.msgs_per_sec) {
                         (Some(ratio), _) => format!("{ratio:.2}x"),
                         (None, Some(rate)) if ceiling > 0.0 => format!("{:.2}x", rate / ceiling),
@@ -500,6 +545,9 @@ pub fn text(report: &Report) -> String {
         }
         text.push_str(&table.text());
     }
+    if let Some(legend) = crowded_legend(report) {
+        let _ = writeln!(text, "{legend}");
+    }
     if let Some(placement) = &report.pinned {
         let _ = writeln!(text, "pinned: {}", placement_text(placement));
     }
@@ -542,6 +590,9 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(text, "{}:\n", capitalised(title));
         }
         text.push_str(&table.markdown());
+    }
+    if let Some(legend) = crowded_legend(report) {
+        let _ = writeln!(text, "\n{}", legend.replacen('*', "\\*", 1));
     }
     if let Some(placement) = &report.pinned {
         let _ = writeln!(text, "\nPinned: {}.", placement_text(placement));

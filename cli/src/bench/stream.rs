@@ -127,6 +127,9 @@ pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     if args.zero_copy {
         return super::zero_copy::run_peer(args);
     }
+    if let Some(length) = args.batch {
+        return super::batch::run_peer(args, length as usize);
+    }
     let options = Options { max_message_size: args.size, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
     let mut work = Work::new(args.size);

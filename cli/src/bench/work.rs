@@ -3,9 +3,26 @@
 //! sequence number in the first eight bytes, then a fixed pattern), the receiver reads every byte
 //! and checks the sequence number and [`checksum`] of the rest. A transport that delivers a
 //! message late, twice, out of order or damaged fails the row instead of speeding it up.
+//!
+//! Rows with several producers ([`super::shapes`]) do the same work per byte; only the first eight
+//! bytes say more: the producer's number in the top byte and its own sequence number below
+//! ([`Work::message_from`], [`Work::origin`]), so that each producer's messages are checked in
+//! their own order ([`super::tally`]).
 
 /// Bytes of the sequence number at the start of a message (fewer in a message shorter than 8).
 const SEQUENCE: usize = 8;
+/// Where the producer's number starts in the sequence word of a message of several producers:
+/// the top byte (a producer's own sequence numbers stay below 2^56).
+const PRODUCER_SHIFT: u32 = 56;
+
+/// Who sent a message of several producers, and its number among that producer's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The producer's number, from 0.
+    pub producer: usize,
+    /// The message's number among that producer's, from 0.
+    pub sequence: u64,
+}
 
 /// The checksum every row computes over what it receives: a sum of the little-endian 64-bit words
 /// (the tail zero-padded), each mixed with its index so that moved words change it. Cheap (it
@@ -37,6 +54,11 @@ impl Work {
         Work { template, expected }
     }
 
+    /// The size of the messages.
+    pub fn size(&self) -> usize {
+        self.template.len()
+    }
+
     /// The message with sequence number `sequence`, written into the sender's buffer (every
     /// other byte was written when the template was made; a copying send then writes all of them
     /// into the transport).
@@ -55,6 +77,34 @@ impl Work {
     pub fn write(&mut self, sequence: u64, slot: &mut [u8]) {
         self.stamp(sequence);
         slot[..self.template.len()].copy_from_slice(&self.template);
+    }
+
+    /// The message numbered `sequence` of producer `producer` (below 256), for rows with several
+    /// producers: the same bytes as [`message`](Work::message) but for the top byte of the
+    /// sequence word, which holds `producer`. Needs messages of at least 8 bytes.
+    pub fn message_from(&mut self, producer: u8, sequence: u64) -> &[u8] {
+        self.message((u64::from(producer) << PRODUCER_SHIFT) | sequence)
+    }
+
+    /// Checks a message of several producers ([`message_from`](Work::message_from)): its length
+    /// and the checksum of every byte after the sequence word (as [`check`](Work::check)), and
+    /// returns who sent it; the caller checks the order per producer.
+    pub fn origin(&self, message: &[u8]) -> Result<Origin, String> {
+        if message.len() != self.template.len() || message.len() < SEQUENCE {
+            return Err(format!("a {}-byte message arrived, {} expected", message.len(), self.template.len()));
+        }
+        let mut word = [0u8; SEQUENCE];
+        word.copy_from_slice(&message[..SEQUENCE]);
+        let word = u64::from_le_bytes(word);
+        let origin =
+            Origin { producer: (word >> PRODUCER_SHIFT) as usize, sequence: word & ((1 << PRODUCER_SHIFT) - 1) };
+        if checksum(&message[SEQUENCE..]) != self.expected {
+            return Err(format!(
+                "message {} of producer {} arrived damaged (checksum)",
+                origin.sequence, origin.producer
+            ));
+        }
+        Ok(origin)
     }
 
     /// Checks a received message: its length, its sequence number (`expected`, modulo 2^(8 *
@@ -99,6 +149,26 @@ mod tests {
             }
             assert!(receiver.check(42, &second[..size.saturating_sub(1)]).is_err() || size == 0);
         }
+    }
+
+    #[test]
+    fn a_message_of_several_producers_says_whose_it_is_and_fails_damaged_or_cut() {
+        for size in [8, 9, 64, 4096] {
+            let mut sender = Work::new(size);
+            let receiver = Work::new(size);
+            let message = sender.message_from(3, 41).to_vec();
+            assert_eq!(receiver.origin(&message), Ok(Origin { producer: 3, sequence: 41 }), "size {size}");
+            // The same bytes as a single producer's message but for the producer's byte.
+            assert_eq!(message[SEQUENCE..], sender.message(41)[SEQUENCE..]);
+            assert_eq!(receiver.check(41, sender.message_from(0, 41)), Ok(()));
+            if size > 8 {
+                let mut damaged = message.clone();
+                damaged[size - 1] ^= 1;
+                assert!(receiver.origin(&damaged).is_err(), "size {size}: damage passed");
+            }
+            assert!(receiver.origin(&message[..size - 1]).is_err());
+        }
+        assert!(Work::new(4).origin(Work::new(4).message_from(1, 2)).is_err(), "too short for a producer");
     }
 
     #[test]
