@@ -44,7 +44,7 @@ def spread(low, high, show):
 
 def latency_limit(report, row):
     """The p50 a round-trip row is compared with, as `bench` compares it."""
-    if row["transport"].startswith("shm-"):
+    if row["transport"].startswith("shm-") or row["wait"] == "spin":
         for ring in report["limits"]["plain_ring"]:
             if ring["msg_size"] == row["msg_size"]:
                 return ring["pingpong"]["p50_ns"], "plain"

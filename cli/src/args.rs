@@ -98,7 +98,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: Option<u32>,
     /// Also run the peer benchmarks (iceoryx2, ipc-channel, crossbeam; `benches/peers`, built
-    /// with cargo on first use) and merge their rows.
+    /// with cargo before the run) in every round, size by size, on the same CPUs, and merge
+    /// their rows.
     #[arg(long)]
     pub peers: bool,
     /// Write every measurement as JSON to FILE (`-` for standard output).

@@ -1,13 +1,23 @@
 //! iceoryx2 publish-subscribe between two processes, busy polling (`wait: spin`).
 //!
 //! Payloads are `[u8]` slices of the message size (`publish_subscribe::<[u8]>()`, publishers
-//! created with `initial_max_slice_len(size)`), written with the zero-copy loan API:
-//! `loan_slice_uninit(size)` then `write_from_slice`, the one copy into shared memory that any
-//! sender of a byte message makes.
+//! created with `initial_max_slice_len(size)`). Every message carries the work of every
+//! `ipcring bench` row ([`Work`]): the sender writes every byte of it into a loaned slice of
+//! shared memory (`loan_slice_uninit(size)`, then `write_from_slice` of the message: its sequence
+//! number and pattern, the very bytes ipcring's zero-copy sender writes in place with
+//! [`Work::write`]), the receiver reads every byte and checks the sequence number and checksum.
+//! Each pattern in two APIs, like ipcring's rings:
+//!
+//! - `zero_copy`: the receiver checks each sample in place, in shared memory, and releases it;
+//! - `copy`: the receiver copies each sample out into a buffer of its own (reused, never
+//!   reallocated) and checks it there, as a `recv` into a buffer does.
 //!
 //! - Latency: two services, `ping` and `pong`. This process publishes on `ping` and busy-polls
-//!   `pong`; the helper (`peer iceoryx2-echo`) busy-polls `ping` and publishes each payload back
-//!   on `pong`. One round trip is timed per message.
+//!   `pong`; the helper (`peer iceoryx2-echo`) busy-polls `ping`, checks each message and
+//!   publishes it back on `pong`. `copy`: four copies per round trip (into `ping`, out of it, into
+//!   `pong`, out of it), as ipcring's round trips; `zero_copy`: the echo checks the sample in
+//!   place and writes the answer from it into a `pong` loan, this process checks the answer in
+//!   place (two writes of the message per round trip). One round trip is timed per message.
 //! - Throughput: one service; the helper (`peer iceoryx2-publish`) publishes as fast as it can,
 //!   this process busy-polls its subscriber and counts what arrives during `--duration`. The
 //!   service does not overflow and the publisher retries until delivered (bounded by
@@ -34,9 +44,11 @@ use iceoryx2::port::BackpressureAction;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory as PubSub;
 
-use crate::measure::{check, queue_capacity, stamp, Settings};
+use crate::cpu::CpuClock;
+use crate::measure::{copy_into, queue_capacity, Api, Settings};
 use crate::process::{Control, Peer, Spin, EXIT_LIMIT, MESSAGE_LIMIT, STARTUP_LIMIT};
 use crate::report::{self, Row};
+use crate::work::Work;
 use crate::Res;
 
 const TRANSPORT: &str = "iceoryx2";
@@ -152,7 +164,8 @@ fn subscriber(service: &PubSub<ipc::Service, [u8], ()>, buffer: usize) -> Res<Su
     Ok(service.subscriber_builder().buffer_size(buffer).create()?)
 }
 
-/// Sends `message` through the zero-copy slice API.
+/// Sends `message`: loans a slice of shared memory, writes every byte of `message` into it,
+/// publishes it.
 #[inline]
 fn publish(publisher: &Publisher<ipc::Service, [u8], ()>, message: &[u8]) -> Res<()> {
     publisher.loan_slice_uninit(message.len())?.write_from_slice(message).send()?;
@@ -160,26 +173,28 @@ fn publish(publisher: &Publisher<ipc::Service, [u8], ()>, message: &[u8]) -> Res
 }
 
 /// Round-trip latency of `size`-byte messages through `ping` and `pong`.
-pub fn latency(settings: &Settings, size: usize) -> Res<Row> {
-    with_node(|node| {
+pub fn latency(settings: &Settings, size: usize, api: Api) -> Res<Row> {
+    let clock = CpuClock::start();
+    let row = with_node(|node| {
         let prefix = unique_prefix();
         let ping = pubsub(node, &service_name(&prefix, "ping")?, 2, true)?;
         let pong = pubsub(node, &service_name(&prefix, "pong")?, 2, true)?;
         let publisher = publisher(&ping, size)?;
         let subscriber = subscriber(&pong, 2)?;
         let mut arguments = helper_arguments("iceoryx2-echo", prefix);
-        arguments.extend(["--size".into(), size.to_string()]);
+        arguments.extend(["--size".into(), size.to_string(), "--api".into(), api.argument().into()]);
         let mut peer = Peer::spawn(&arguments, settings.latency_limit())?;
         peer.expect_line("ready", STARTUP_LIMIT)?;
 
-        let mut message = vec![0xa5_u8; size];
+        let mut work = Work::new(size);
+        let mut reply = Vec::with_capacity(size);
         let mut histogram = report::histogram();
         let warmup = settings.warmup();
         for round in 0..warmup + settings.count {
-            stamp(&mut message, round);
+            let message = work.message(round);
             let mut spin = Spin::new(MESSAGE_LIMIT);
             let start = Instant::now();
-            publish(&publisher, &message)?;
+            publish(&publisher, message)?;
             let answer = loop {
                 if let Some(sample) = subscriber.receive()? {
                     break sample;
@@ -191,39 +206,72 @@ pub fn latency(settings: &Settings, size: usize) -> Res<Row> {
                     }
                 }
             };
-            let elapsed = start.elapsed();
-            check(answer.payload(), size, round)?;
-            drop(answer);
+            let elapsed = match api {
+                Api::Copy => {
+                    copy_into(&mut reply, answer.payload());
+                    drop(answer);
+                    let elapsed = start.elapsed();
+                    work.check(round, &reply)?;
+                    elapsed
+                }
+                Api::ZeroCopy => {
+                    let elapsed = start.elapsed();
+                    work.check(round, answer.payload())?;
+                    drop(answer);
+                    elapsed
+                }
+            };
             if round >= warmup {
                 report::record(&mut histogram, elapsed);
             }
         }
         peer.stop()?;
         peer.finish()?;
-        Ok(Row::latency(TRANSPORT, "spin", size, &histogram))
-    })
+        Ok(Row::latency(TRANSPORT, "spin", api, size, &histogram))
+    })?;
+    Ok(row.with_cpu(clock.per_message(settings.warmup() + settings.count)))
 }
 
-/// Helper of [`latency`]: publishes every payload of `ping` back on `pong` until stopped.
-pub fn echo(domain: u32, service: &str, size: usize) -> Res<()> {
+/// Helper of [`latency`]: checks every message of `ping` and publishes it back on `pong` until
+/// stopped (`copy`: copied out first and published from the copy; `zero_copy`: checked in place
+/// and published from the sample).
+pub fn echo(domain: u32, service: &str, size: usize, api: Api) -> Res<()> {
     let control = Control::start();
     let node = node(domain)?;
     let ping = pubsub(&node, &service_name(service, "ping")?, 2, false)?;
     let pong = pubsub(&node, &service_name(service, "pong")?, 2, false)?;
     let subscriber = subscriber(&ping, 2)?;
     let publisher = publisher(&pong, size)?;
+    let work = Work::new(size);
+    let mut copy = Vec::with_capacity(size);
+    let mut index = 0;
     control.say("ready")?;
     while !control.stopped() {
         if let Some(sample) = subscriber.receive()? {
-            publish(&publisher, sample.payload())?;
+            match api {
+                Api::Copy => {
+                    copy_into(&mut copy, sample.payload());
+                    drop(sample);
+                    work.check(index, &copy)?;
+                    publish(&publisher, &copy)?;
+                }
+                Api::ZeroCopy => {
+                    work.check(index, sample.payload())?;
+                    publish(&publisher, sample.payload())?;
+                }
+            }
+            index += 1;
         }
     }
     Ok(())
 }
 
-/// Messages per second of `size` bytes from a publishing helper to this process.
-pub fn throughput(settings: &Settings, size: usize) -> Res<Row> {
-    with_node(|node| {
+/// Messages per second of `size` bytes from a publishing helper to this process, received
+/// through `api`.
+pub fn throughput(settings: &Settings, size: usize, api: Api) -> Res<Row> {
+    let clock = CpuClock::start();
+    let mut total = 0;
+    let row = with_node(|node| {
         let prefix = unique_prefix();
         let capacity = queue_capacity(size);
         let stream = pubsub(node, &service_name(&prefix, "stream")?, capacity, true)?;
@@ -237,11 +285,20 @@ pub fn throughput(settings: &Settings, size: usize) -> Res<Row> {
         subscriber.update_connections()?;
         peer.go()?;
 
+        let work = Work::new(size);
+        let mut copy = Vec::with_capacity(size);
         let received = Cell::new(0_u64);
-        // Takes one sample if there is one.
+        // Takes one sample if there is one, and checks every byte of it.
         let mut take = || -> Res<bool> {
             let Some(sample) = subscriber.receive()? else { return Ok(false) };
-            check(sample.payload(), size, received.get())?;
+            match api {
+                Api::Copy => {
+                    copy_into(&mut copy, sample.payload());
+                    drop(sample);
+                    work.check(received.get(), &copy)?;
+                }
+                Api::ZeroCopy => work.check(received.get(), sample.payload())?,
+            }
             received.set(received.get() + 1);
             Ok(true)
         };
@@ -276,8 +333,10 @@ pub fn throughput(settings: &Settings, size: usize) -> Res<Row> {
             return Err(format!("{sent} samples sent but {} received", received.get()).into());
         }
         peer.finish()?;
-        Ok(Row::throughput(TRANSPORT, "spin", size, counted, elapsed))
-    })
+        total = sent;
+        Ok(Row::throughput(TRANSPORT, "spin", api, size, counted, elapsed))
+    })?;
+    Ok(row.with_cpu(clock.per_message(total)))
 }
 
 /// Keeps receiving (the helper may be blocked on a full buffer) until the helper reports
@@ -299,8 +358,9 @@ fn drain_until(take: &mut impl FnMut() -> Res<bool>, peer: &Peer) -> Res<u64> {
     Ok(sent)
 }
 
-/// Helper of [`throughput`]: publishes stamped `size`-byte messages until stopped, says
-/// `sent N`, and keeps its publisher until its standard input closes.
+/// Helper of [`throughput`]: publishes `size`-byte messages, every byte written into the loan
+/// ([`Work`]), until stopped, says `sent N`, and keeps its publisher until its standard input
+/// closes.
 pub fn publish_stream(domain: u32, service: &str, size: usize) -> Res<()> {
     let control = Control::start();
     let node = node(domain)?;
@@ -309,11 +369,10 @@ pub fn publish_stream(domain: u32, service: &str, size: usize) -> Res<()> {
     let publisher = publisher(&stream, size)?;
     control.say("ready")?;
     control.wait_go()?;
-    let mut message = vec![0x5a_u8; size];
+    let mut work = Work::new(size);
     let mut sent = 0_u64;
     while !control.stopped() {
-        stamp(&mut message, sent);
-        publish(&publisher, &message)?;
+        publish(&publisher, work.message(sent))?;
         sent += 1;
     }
     control.say(&format!("sent {sent}"))?;

@@ -3,7 +3,8 @@
 //! Latency only, with no payload (`msg_size` 0): two event services, `ping` and `pong`. This
 //! process notifies `ping` and waits on its `pong` listener (`timed_wait`, in slices so that a
 //! dead helper is noticed); the helper (`peer iceoryx2-event-echo`) waits on `ping` and notifies
-//! `pong`. One round trip, two wake-ups of a sleeping process, is timed per event.
+//! `pong`. One round trip, two wake-ups of a sleeping process, is timed per event. No payload,
+//! so no work per message; the row says `api: copy`, the default of the schema.
 
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,9 @@ use iceoryx2::port::listener::Listener;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::event::PortFactory as Event;
 
+use crate::cpu::CpuClock;
 use crate::iceoryx::{helper_arguments, node, service_name, unique_prefix, with_node};
-use crate::measure::Settings;
+use crate::measure::{Api, Settings};
 use crate::process::{Control, Peer, MESSAGE_LIMIT, STARTUP_LIMIT};
 use crate::report::{self, Row};
 use crate::Res;
@@ -39,7 +41,8 @@ fn wait(listener: &Listener<ipc::Service>, limit: Duration) -> Res<bool> {
 
 /// Round-trip latency of a notification and its answer.
 pub fn latency(settings: &Settings) -> Res<Row> {
-    with_node(|node| {
+    let clock = CpuClock::start();
+    let row = with_node(|node| {
         let prefix = unique_prefix();
         let ping = event(node, &service_name(&prefix, "ping")?, true)?;
         let pong = event(node, &service_name(&prefix, "pong")?, true)?;
@@ -69,8 +72,9 @@ pub fn latency(settings: &Settings) -> Res<Row> {
         }
         peer.stop()?;
         peer.finish()?;
-        Ok(Row::latency(TRANSPORT, "block", 0, &histogram))
-    })
+        Ok(Row::latency(TRANSPORT, "block", Api::Copy, 0, &histogram))
+    })?;
+    Ok(row.with_cpu(clock.per_message(settings.warmup() + settings.count)))
 }
 
 /// Helper of [`latency`]: answers every notification on `ping` with one on `pong` until stopped.

@@ -1,18 +1,22 @@
-//! ipc-channel between two processes, blocking receives (`wait: block`).
+//! ipc-channel between two processes, blocking receives (`wait: block`, `api: copy`).
 //!
 //! Byte channels (`IpcBytesSender`/`IpcBytesReceiver`: no serialisation, the fastest form of
 //! ipc-channel), bootstrapped through an `IpcOneShotServer`: the helper connects to it and sends
-//! the ends this process needs.
+//! the ends this process needs. Every message carries the work of every `ipcring bench` row
+//! ([`Work`]): the sender writes every byte (sequence number and pattern) and sends it (a copy
+//! into the socket), the receiver reads every byte and checks the sequence number and checksum.
 //!
-//! - Latency (`peer ipc-channel-echo`): this process sends a message and blocks on the answer,
-//!   which the helper sends back as it received it. One round trip is timed per message.
+//! - Latency (`peer ipc-channel-echo`): this process sends a message and blocks on the answer;
+//!   the helper checks each message and sends it back. Four copies per round trip (into the
+//!   socket and out of it, each way), as ipcring's round trips. One round trip is timed per
+//!   message.
 //! - Throughput (`peer ipc-channel-stream`): the helper sends as fast as it can (the socket
 //!   blocks it when full); this process counts what arrives during `--duration`, then drains to
 //!   the end of the channel and checks the total against the helper's count.
 //!
-//! Each received message is a new `Vec<u8>`: that is ipc-channel's receive API. A blocking
-//! receive cannot hang: the watchdog kills the helper at the measurement's limit, which closes
-//! the channel.
+//! Each received message is a new `Vec<u8>`, an allocation per receive: that is ipc-channel's
+//! receive API (there is no receive into a buffer). A blocking receive cannot hang: the watchdog
+//! kills the helper at the measurement's limit, which closes the channel.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -20,9 +24,11 @@ use std::time::{Duration, Instant};
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
 use ipc_channel::IpcError;
 
-use crate::measure::{check, stamp, Settings};
+use crate::cpu::CpuClock;
+use crate::measure::{Api, Settings};
 use crate::process::{Control, Peer, STARTUP_LIMIT};
 use crate::report::{self, Row};
+use crate::work::Work;
 use crate::Res;
 
 const TRANSPORT: &str = "ipc-channel";
@@ -87,17 +93,19 @@ fn connect(server: &str) -> Res<(IpcBytesSender, IpcBytesReceiver)> {
 
 /// Round-trip latency of `size`-byte messages.
 pub fn latency(settings: &Settings, size: usize) -> Res<Row> {
-    let (peer, to_peer, from_peer) = start("ipc-channel-echo", &[], settings.latency_limit())?;
-    let mut message = vec![0xa5_u8; size];
+    let clock = CpuClock::start();
+    let (peer, to_peer, from_peer) =
+        start("ipc-channel-echo", &["--size".into(), size.to_string()], settings.latency_limit())?;
+    let mut work = Work::new(size);
     let mut histogram = report::histogram();
     let warmup = settings.warmup();
     for round in 0..warmup + settings.count {
-        stamp(&mut message, round);
+        let message = work.message(round);
         let start = Instant::now();
-        to_peer.send(&message)?;
+        to_peer.send(message)?;
         let answer = from_peer.recv().map_err(|e| format!("round trip {round}: {e}"))?;
         let elapsed = start.elapsed();
-        check(&answer, size, round)?;
+        work.check(round, &answer)?;
         if round >= warmup {
             report::record(&mut histogram, elapsed);
         }
@@ -105,31 +113,39 @@ pub fn latency(settings: &Settings, size: usize) -> Res<Row> {
     // Closing our sending end ends the helper's loop.
     drop(to_peer);
     peer.finish()?;
-    Ok(Row::latency(TRANSPORT, "block", size, &histogram))
+    let row = Row::latency(TRANSPORT, "block", Api::Copy, size, &histogram);
+    Ok(row.with_cpu(clock.per_message(warmup + settings.count)))
 }
 
-/// Helper of [`latency`]: sends every message back until the channel closes.
-pub fn echo(server: &str) -> Res<()> {
+/// Helper of [`latency`]: checks every message and sends it back until the channel closes.
+pub fn echo(server: &str, size: usize) -> Res<()> {
     let (tx, rx) = connect(server)?;
-    loop {
+    let work = Work::new(size);
+    for index in 0.. {
         match rx.recv() {
-            Ok(message) => tx.send(&message)?,
+            Ok(message) => {
+                work.check(index, &message)?;
+                tx.send(&message)?;
+            }
             Err(IpcError::Disconnected) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(())
 }
 
 /// Messages per second of `size` bytes from a sending helper to this process.
 pub fn throughput(settings: &Settings, size: usize) -> Res<Row> {
+    let clock = CpuClock::start();
     let (mut peer, to_peer, from_peer) =
         start("ipc-channel-stream", &["--size".into(), size.to_string()], settings.throughput_limit())?;
     drop(to_peer);
+    let work = Work::new(size);
     let mut received = 0_u64;
     let mut take = || -> Res<bool> {
         match from_peer.recv() {
             Ok(message) => {
-                check(&message, size, received)?;
+                work.check(received, &message)?;
                 received += 1;
                 Ok(true)
             }
@@ -160,19 +176,19 @@ pub fn throughput(settings: &Settings, size: usize) -> Res<Row> {
         return Err(format!("{sent} messages sent but {received} received").into());
     }
     peer.finish()?;
-    Ok(Row::throughput(TRANSPORT, "block", size, counted, elapsed))
+    let row = Row::throughput(TRANSPORT, "block", Api::Copy, size, counted, elapsed);
+    Ok(row.with_cpu(clock.per_message(received)))
 }
 
-/// Helper of [`throughput`]: sends stamped `size`-byte messages until stopped, closes the
+/// Helper of [`throughput`]: sends `size`-byte messages ([`Work`]) until stopped, closes the
 /// channel and says `sent N`.
 pub fn stream(server: &str, size: usize) -> Res<()> {
     let control = Control::start();
     let (tx, _rx) = connect(server)?;
-    let mut message = vec![0x5a_u8; size];
+    let mut work = Work::new(size);
     let mut sent = 0_u64;
     while !control.stopped() {
-        stamp(&mut message, sent);
-        tx.send(&message)?;
+        tx.send(work.message(sent))?;
         sent += 1;
     }
     drop(tx);

@@ -1,60 +1,80 @@
 //! `ipcring-peers`: well-known IPC libraries measured the way `ipcring bench` measures the
-//! ipcring transports, so that `ipcring bench --peers` can show them side by side, from the same
-//! run on the same machine.
+//! ipcring transports, so that `ipcring bench --peers` can show them side by side, in the same
+//! rounds, on the same CPUs.
 //!
 //! A separate workspace member (`benches/peers`) so that the main crate's builds and tests never
 //! compile these dependencies. Run it with
 //!
 //! ```text
-//! cargo run --release -p ipcring-peers -- --sizes 64,4096 --duration 1 --count 20000 --json peers.json
+//! cargo run --release -p ipcring-peers -- --sizes 64,4096 --duration 1 --count 20000 --pin 0,1 --json peers.json
 //! ```
 //!
-//! (`--json -` prints the JSON on standard output; a table always goes to standard error.)
+//! (`--json -` prints the JSON on standard output; a table goes to standard error unless
+//! `--quiet`.)
 //!
 //! # Measurements
 //!
 //! Every measurement but crossbeam's runs between two processes: the helper is this executable
 //! re-run with the hidden subcommand `peer` ([`process`]), killed and reaped on every path, with
-//! every wait bounded. Latency is the round-trip time of one message and its answer, in an
-//! HdrHistogram (ns), after a warm-up of a tenth of `--count` (at least 1000) round trips;
-//! throughput counts the messages received during `--duration`, with one producer and one
-//! consumer. Every message carries its sequence number, checked on arrival; streaming checks that
-//! the consumer received exactly what the producer sent.
+//! every wait bounded. With `--pin MINE,THEIRS` ([`pin`]) this process runs on `MINE` and every
+//! helper process (and crossbeam's second thread) on `THEIRS`, each checked with `sched_getcpu`.
+//! Every message does the work of every `ipcring bench` row, with the very same code ([`work`],
+//! `cli/src/bench/work.rs`): the sender writes every byte (a sequence number, then a fixed
+//! pattern), the receiver reads every byte and checks the sequence number and the checksum.
+//! Latency is the round-trip time of one message and its answer, in an HdrHistogram (ns), after
+//! a warm-up of a tenth of `--count` (at least 1000) round trips, with the same check on both
+//! sides; throughput counts the messages received during `--duration`, with one producer and one
+//! consumer, and checks that the consumer received exactly what the producer sent. Every row
+//! has its CPU time per message ([`cpu`], `cli/src/bench/cpu.rs`).
 //!
-//! | `transport`      | `wait`  | patterns             | what (module)                                             |
-//! |------------------|---------|----------------------|----------------------------------------------------------|
-//! | `iceoryx2`       | `spin`  | latency, throughput  | publish-subscribe of `[u8]` slices, busy polling ([`iceoryx`]) |
-//! | `iceoryx2-event` | `block` | latency (size 0)     | event notifier/listener pairs ([`iceoryx_event`])        |
-//! | `ipc-channel`    | `block` | latency, throughput  | `IpcBytesSender`/`IpcBytesReceiver` ([`ipc_channel`])    |
-//! | `crossbeam`      | `block` | latency, throughput  | bounded channel between two threads ([`crossbeam`])      |
+//! | `transport`      | `wait`  | `api`              | patterns             | what (module)                                  |
+//! |------------------|---------|--------------------|----------------------|------------------------------------------------|
+//! | `iceoryx2`       | `spin`  | `copy`, `zero_copy` | latency, throughput | publish-subscribe of `[u8]` slices ([`iceoryx`]) |
+//! | `iceoryx2-event` | `block` | `copy`             | latency (size 0)     | event notifier/listener pairs ([`iceoryx_event`]) |
+//! | `ipc-channel`    | `block` | `copy`             | latency, throughput  | `IpcBytesSender`/`IpcBytesReceiver` ([`ipc_channel`]) |
+//! | `crossbeam`      | `block` | `copy`             | latency, throughput  | bounded channels between two threads ([`crossbeam`]) |
 //!
 //! # Output
 //!
 //! ```text
 //! {"machine": {"cpus": 2, "kernel": "6.1.0", "model": "..."},
 //!  "limits": {},
-//!  "results": [{"transport": "iceoryx2", "wait": "spin", "pattern": "latency", "msg_size": 64,
-//!               "producers": 1, "consumers": 1, "messages": 20000,
+//!  "pinned": {"mine": 0, "theirs": 1},
+//!  "results": [{"transport": "iceoryx2", "wait": "spin", "pattern": "latency", "api": "copy",
+//!               "msg_size": 64, "producers": 1, "consumers": 1, "messages": 20000,
 //!               "msgs_per_sec": null, "bytes_per_sec": null,
-//!               "p50_ns": 700, "p99_ns": 1200, "p999_ns": 5000, "max_ns": 40000}, ...]}
+//!               "p50_ns": 700, "p99_ns": 1200, "p999_ns": 5000, "max_ns": 40000,
+//!               "cpu_ns_per_msg": 1500.0}, ...],
+//!  "failed": []}
 //! ```
 //!
-//! A measurement that fails is reported on standard error and left out; the exit status is then 1.
+//! A measurement that fails is reported on standard error and in `failed`, and has no row; the
+//! exit status is then 1.
 
+/// CPU time per message, as `ipcring bench` measures it: one definition, shared.
+#[path = "../../../cli/src/bench/cpu.rs"]
+mod cpu;
 mod crossbeam;
 mod iceoryx;
 mod iceoryx_event;
 mod ipc_channel;
 mod measure;
+mod pin;
 mod process;
 mod report;
+/// The work per message of every `ipcring bench` row: one definition, shared. `Work::write`
+/// (writing into a `&mut [u8]` slot) goes unused here: an iceoryx2 loan is uninitialised memory,
+/// written with `write_from_slice(work.message(n))`, the same bytes written the same way.
+#[allow(dead_code)]
+#[path = "../../../cli/src/bench/work.rs"]
+mod work;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use measure::Settings;
+use measure::{Api, Settings};
 use report::{Machine, Report, Row};
 
 /// Errors of this crate: reported, never matched on.
@@ -76,9 +96,16 @@ struct Cli {
     /// Only these peers, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<Transport>,
+    /// Run this process on the first CPU and every helper process (and crossbeam's second
+    /// thread) on the second, each checked with `sched_getcpu` (default: not pinned).
+    #[arg(long, value_name = "MINE,THEIRS", value_delimiter = ',')]
+    pin: Vec<usize>,
     /// Where to write the JSON report (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// No table on standard error (failures are still reported there).
+    #[arg(long)]
+    quiet: bool,
     #[command(subcommand)]
     helper: Option<Helper>,
 }
@@ -99,6 +126,9 @@ enum Transport {
 enum Helper {
     #[command(hide = true)]
     Peer {
+        /// The CPU this helper was pinned to, checked with `sched_getcpu` before anything else.
+        #[arg(long)]
+        cpu: Option<usize>,
         #[command(subcommand)]
         role: Role,
     },
@@ -115,6 +145,8 @@ enum Role {
         service: String,
         #[arg(long)]
         size: usize,
+        #[arg(long, value_enum)]
+        api: Api,
     },
     /// [`iceoryx::publish_stream`].
     #[command(name = "iceoryx2-publish")]
@@ -138,6 +170,8 @@ enum Role {
     IpcChannelEcho {
         #[arg(long)]
         server: String,
+        #[arg(long)]
+        size: usize,
     },
     /// [`ipc_channel::stream`].
     IpcChannelStream {
@@ -157,8 +191,8 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Helper::Peer { role }) = cli.helper {
-        return match run_helper(role) {
+    if let Some(Helper::Peer { cpu, role }) = cli.helper {
+        return match run_helper(cpu, role) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ipcring-peers helper: {e}");
@@ -169,14 +203,30 @@ fn main() -> ExitCode {
     // iceoryx2 logs warnings (such as cleaning up after a killed helper) that are no failure.
     iceoryx2::prelude::set_log_level_from_env_or(iceoryx2::prelude::LogLevel::Error);
 
+    let mut run = Run::default();
+    let pinned = match pin::parse(&cli.pin) {
+        Ok(pinned) => pinned,
+        Err(e) => {
+            eprintln!("ipcring-peers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(pinned) = pinned {
+        if let Err(e) = pin::apply(pinned) {
+            eprintln!("ipcring-peers: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let settings = Settings { duration: Duration::from_secs_f64(cli.duration), count: cli.count };
     let wanted = |transport| cli.only.is_empty() || cli.only.contains(&transport);
     let sizes: Vec<usize> = cli.sizes.iter().map(|&size| size as usize).collect();
-    let mut run = Run::default();
     if wanted(Transport::Iceoryx2) {
         for &size in &sizes {
-            run.add(format!("iceoryx2 latency, {size} B"), iceoryx::latency(&settings, size));
-            run.add(format!("iceoryx2 throughput, {size} B"), iceoryx::throughput(&settings, size));
+            for api in [Api::Copy, Api::ZeroCopy] {
+                let name = api.name();
+                run.add(format!("iceoryx2 {name} latency, {size} B"), iceoryx::latency(&settings, size, api));
+                run.add(format!("iceoryx2 {name} throughput, {size} B"), iceoryx::throughput(&settings, size, api));
+            }
         }
     }
     if wanted(Transport::Iceoryx2Event) {
@@ -199,26 +249,34 @@ fn main() -> ExitCode {
         }
     }
 
-    let report = Report { machine: Machine::this(), limits: serde_json::Map::new(), results: run.results };
-    report::print_table(&report);
+    let report = Report {
+        machine: Machine::this(),
+        limits: serde_json::Map::new(),
+        pinned,
+        results: run.results,
+        failed: run.failures,
+    };
+    if !cli.quiet {
+        report::print_table(&report);
+    }
     if let Some(destination) = &cli.json {
         if let Err(e) = report::write_json(&report, destination) {
             eprintln!("ipcring-peers: {e}");
             return ExitCode::FAILURE;
         }
     }
-    if run.failed {
+    if !report.failed.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
 }
 
-/// The rows measured so far, and whether anything failed.
+/// The rows measured so far, and what failed.
 #[derive(Default)]
 struct Run {
     results: Vec<Row>,
-    failed: bool,
+    failures: Vec<String>,
 }
 
 impl Run {
@@ -234,19 +292,23 @@ impl Run {
         outcome
             .map_err(|e| {
                 eprintln!("ipcring-peers: {what} failed: {e}");
-                self.failed = true;
+                self.failures.push(format!("{what}: {e}"));
             })
             .ok()
     }
 }
 
-fn run_helper(role: Role) -> Res<()> {
+fn run_helper(cpu: Option<usize>, role: Role) -> Res<()> {
+    // Pinned before it started (`pin::pin_command`): checked before anything else.
+    if let Some(cpu) = cpu {
+        pin::check_self(cpu)?;
+    }
     iceoryx2::prelude::set_log_level_from_env_or(iceoryx2::prelude::LogLevel::Error);
     match role {
-        Role::IceoryxEcho { domain, service, size } => iceoryx::echo(domain, &service, size),
+        Role::IceoryxEcho { domain, service, size, api } => iceoryx::echo(domain, &service, size, api),
         Role::IceoryxPublish { domain, service, size } => iceoryx::publish_stream(domain, &service, size),
         Role::IceoryxEventEcho { domain, service } => iceoryx_event::echo(domain, &service),
-        Role::IpcChannelEcho { server } => ipc_channel::echo(&server),
+        Role::IpcChannelEcho { server, size } => ipc_channel::echo(&server, size),
         Role::IpcChannelStream { server, size } => ipc_channel::stream(&server, size),
     }
 }

@@ -1,9 +1,8 @@
-//! What every measurement shares: its settings, the queue depth for streaming, and the round
-//! number stamped into each message so that a lost, repeated or reordered message is caught.
+//! What every measurement shares: its settings, the queue depth for streaming, the API a row
+//! goes through. The work per message (every byte written, every byte read and checked) is
+//! `ipcring bench`'s own, [`crate::work`].
 
 use std::time::Duration;
-
-use crate::Res;
 
 /// The settings of one run, the same for every peer.
 #[derive(Clone, Copy, Debug)]
@@ -38,25 +37,60 @@ pub fn queue_capacity(msg_size: usize) -> usize {
     (64 * 1024 * 1024 / msg_size.max(1)).clamp(16, 1024)
 }
 
-/// Writes `round` into the first eight bytes of `message` (when it has room).
-#[inline]
-pub fn stamp(message: &mut [u8], round: u64) {
-    if let Some(head) = message.get_mut(..8) {
-        head.copy_from_slice(&round.to_le_bytes());
+/// Which API a row goes through (its `api`), as `ipcring bench` labels its own rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Api {
+    /// The sender copies the message into the transport, the receiver copies it out into a
+    /// buffer of its own and checks it there.
+    Copy,
+    /// The sender writes the message in place into memory the transport lends it, the receiver
+    /// checks it in place (iceoryx2's loans).
+    ZeroCopy,
+}
+
+impl Api {
+    /// The row's `api` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Copy => "copy",
+            Api::ZeroCopy => "zero_copy",
+        }
+    }
+
+    /// The helper's `--api` argument.
+    pub fn argument(self) -> &'static str {
+        match self {
+            Api::Copy => "copy",
+            Api::ZeroCopy => "zero-copy",
+        }
     }
 }
 
-/// Checks that `message` has `size` bytes and carries `round` (when it has room for it).
+/// Copies `message` into `buffer` (whose capacity is reused: no allocation once it has grown to
+/// the message size), as a copying receive or send does.
 #[inline]
-pub fn check(message: &[u8], size: usize, round: u64) -> Res<()> {
-    if message.len() != size {
-        return Err(format!("message {round}: {} bytes, expected {size}", message.len()).into());
+pub fn copy_into(buffer: &mut Vec<u8>, message: &[u8]) {
+    buffer.clear();
+    buffer.extend_from_slice(message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_into_replaces_the_contents_and_keeps_the_allocation() {
+        let mut buffer = Vec::with_capacity(16);
+        let before = buffer.as_ptr();
+        copy_into(&mut buffer, &[1, 2, 3]);
+        copy_into(&mut buffer, &[4, 5]);
+        assert_eq!(buffer, [4, 5]);
+        assert_eq!(buffer.as_ptr(), before);
     }
-    match message.get(..8) {
-        Some(head) if head != round.to_le_bytes() => {
-            let got = u64::from_le_bytes(head.try_into().expect("eight bytes"));
-            Err(format!("expected message {round}, got message {got}").into())
-        }
-        _ => Ok(()),
+
+    #[test]
+    fn the_api_names_are_those_of_ipcring_bench() {
+        assert_eq!((Api::Copy.name(), Api::ZeroCopy.name()), ("copy", "zero_copy"));
+        assert_eq!(<Api as clap::ValueEnum>::from_str(Api::ZeroCopy.argument(), false), Ok(Api::ZeroCopy));
     }
 }

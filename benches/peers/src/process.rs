@@ -6,7 +6,8 @@
 //! overall limit passes (which also unblocks a parent stuck in a blocking receive, since the
 //! helper's end of every channel closes with it); dropping a [`Peer`] kills and reaps the helper
 //! on every path. Helper side ([`Control`]): `stop` on standard input, or its end (the parent
-//! closed it, or died), tells the helper to finish.
+//! closed it, or died), tells the helper to finish. When pinning, the helper runs on the other
+//! side's CPU from its first instruction ([`pin::pin_command`]) and checks it (`--cpu`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::Res;
+use crate::{pin, Res};
 
 /// How long a helper may take to start and say `ready`.
 pub const STARTUP_LIMIT: Duration = Duration::from_secs(10);
@@ -35,17 +36,31 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `<this executable> peer <arguments>`; the watchdog kills it after `limit`.
+    /// Starts `<this executable> peer [--cpu N] <arguments>`, on the other side's CPU when
+    /// pinning ([`pin`]: set before it runs, checked by affinity here and by `sched_getcpu` in
+    /// the helper); the watchdog kills it after `limit`.
     pub fn spawn(arguments: &[String], limit: Duration) -> Res<Peer> {
         let executable = std::env::current_exe()?;
-        let mut child = Command::new(&executable)
-            .arg("peer")
+        let mut command = Command::new(&executable);
+        command.arg("peer");
+        let cpu = pin::pin_command(&mut command);
+        if let Some(cpu) = cpu {
+            command.args(["--cpu".to_string(), cpu.to_string()]);
+        }
+        let mut child = command
             .args(arguments)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("starting {} peer: {e}", executable.display()))?;
+        if let Some(cpu) = cpu {
+            if let Err(e) = pin::check_process(child.id(), cpu) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or("the helper has no standard output")?;
         let (line_tx, lines) = mpsc::channel();

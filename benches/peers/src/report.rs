@@ -6,6 +6,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::measure::Api;
+use crate::pin::Pinned;
 use crate::Res;
 
 /// Everything one run measured; serialised as the crate documentation shows.
@@ -14,7 +16,12 @@ pub struct Report {
     pub machine: Machine,
     /// Always `{}`: the peers have no limits of their own to report.
     pub limits: serde_json::Map<String, serde_json::Value>,
+    /// Where this process and the other side of every measurement ran (`--pin`); `null` when
+    /// not pinned.
+    pub pinned: Option<Pinned>,
     pub results: Vec<Row>,
+    /// The measurements that failed, each with its error (they have no row).
+    pub failed: Vec<String>,
 }
 
 /// The machine the run was measured on.
@@ -57,7 +64,8 @@ fn online_cpus(list: &str) -> Option<usize> {
     (count > 0).then_some(count)
 }
 
-/// One measurement. Throughput rows have no latency fields and latency rows no rates.
+/// One measurement, in the schema of `ipcring bench`'s rows (which merges them). Throughput rows
+/// have no latency fields and latency rows no rates.
 #[derive(Serialize)]
 pub struct Row {
     pub transport: &'static str,
@@ -65,6 +73,8 @@ pub struct Row {
     pub wait: &'static str,
     /// `throughput` or `latency`.
     pub pattern: &'static str,
+    /// `copy` or `zero_copy` ([`Api`]).
+    pub api: &'static str,
     pub msg_size: usize,
     pub producers: u32,
     pub consumers: u32,
@@ -76,6 +86,9 @@ pub struct Row {
     pub p99_ns: Option<u64>,
     pub p999_ns: Option<u64>,
     pub max_ns: Option<u64>,
+    /// User and system CPU time of both sides (this process, and the helper process once
+    /// reaped) per message, or per round trip with the warm-up's included, ns.
+    pub cpu_ns_per_msg: Option<f64>,
 }
 
 impl Row {
@@ -83,6 +96,7 @@ impl Row {
     pub fn throughput(
         transport: &'static str,
         wait: &'static str,
+        api: Api,
         msg_size: usize,
         messages: u64,
         elapsed: Duration,
@@ -91,25 +105,37 @@ impl Row {
         Row {
             msgs_per_sec: Some(rate),
             bytes_per_sec: Some(rate * msg_size as f64),
-            ..Row::empty(transport, wait, "throughput", msg_size, messages)
+            ..Row::empty(transport, wait, "throughput", api, msg_size, messages)
         }
     }
 
     /// A latency row: round-trip times recorded in `histogram`.
-    pub fn latency(transport: &'static str, wait: &'static str, msg_size: usize, histogram: &Histogram<u64>) -> Row {
+    pub fn latency(
+        transport: &'static str,
+        wait: &'static str,
+        api: Api,
+        msg_size: usize,
+        histogram: &Histogram<u64>,
+    ) -> Row {
         Row {
             p50_ns: Some(histogram.value_at_quantile(0.50)),
             p99_ns: Some(histogram.value_at_quantile(0.99)),
             p999_ns: Some(histogram.value_at_quantile(0.999)),
             max_ns: Some(histogram.max()),
-            ..Row::empty(transport, wait, "latency", msg_size, histogram.len())
+            ..Row::empty(transport, wait, "latency", api, msg_size, histogram.len())
         }
+    }
+
+    /// The row with its CPU time per message.
+    pub fn with_cpu(self, cpu_ns_per_msg: f64) -> Row {
+        Row { cpu_ns_per_msg: Some(cpu_ns_per_msg), ..self }
     }
 
     fn empty(
         transport: &'static str,
         wait: &'static str,
         pattern: &'static str,
+        api: Api,
         msg_size: usize,
         messages: u64,
     ) -> Row {
@@ -117,6 +143,7 @@ impl Row {
             transport,
             wait,
             pattern,
+            api: api.name(),
             msg_size,
             producers: 1,
             consumers: 1,
@@ -127,6 +154,7 @@ impl Row {
             p99_ns: None,
             p999_ns: None,
             max_ns: None,
+            cpu_ns_per_msg: None,
         }
     }
 }
@@ -161,26 +189,46 @@ pub fn write_json(report: &Report, destination: &str) -> Res<()> {
 pub fn print_table(report: &Report) {
     let machine = &report.machine;
     eprintln!("{} ({} cpus, Linux {})", machine.model, machine.cpus, machine.kernel);
+    if let Some(pinned) = &report.pinned {
+        eprintln!("pinned: this process on CPU {}, the other side on CPU {}", pinned.mine, pinned.theirs);
+    }
     eprintln!(
-        "{:<15} {:<5} {:<10} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "transport", "wait", "pattern", "size", "messages", "msgs/s", "MB/s", "p50 ns", "p99 ns", "p99.9 ns", "max ns"
+        "{:<15} {:<5} {:<10} {:<9} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "transport",
+        "wait",
+        "pattern",
+        "api",
+        "size",
+        "messages",
+        "msgs/s",
+        "MB/s",
+        "cpu/msg",
+        "p50 ns",
+        "p99 ns",
+        "p99.9 ns",
+        "max ns"
     );
     let number = |value: Option<u64>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
     for row in &report.results {
         eprintln!(
-            "{:<15} {:<5} {:<10} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9}",
+            "{:<15} {:<5} {:<10} {:<9} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
             row.transport,
             row.wait,
             row.pattern,
+            row.api,
             row.msg_size,
             row.messages,
             row.msgs_per_sec.map_or_else(|| "-".to_string(), |v| format!("{v:.0}")),
             row.bytes_per_sec.map_or_else(|| "-".to_string(), |v| format!("{:.1}", v / 1e6)),
+            row.cpu_ns_per_msg.map_or_else(|| "-".to_string(), |v| format!("{v:.0}")),
             number(row.p50_ns),
             number(row.p99_ns),
             number(row.p999_ns),
             number(row.max_ns),
         );
+    }
+    for failure in &report.failed {
+        eprintln!("failed: {failure}");
     }
 }
 

@@ -1,7 +1,8 @@
 //! CPU cost per message: the user and system CPU time both sides of a row used, whole processes
 //! (`getrusage`: this process's `RUSAGE_SELF`, and the helper's through `RUSAGE_CHILDREN` once it
 //! has been reaped), divided by the messages (or round trips) of the row. A transport that moves
-//! messages fast by burning both CPUs shows it here; so does one that sleeps.
+//! messages fast by burning both CPUs shows it here; so does one that sleeps. `benches/peers`
+//! compiles this very file (`#[path]`) for the peer rows: keep it free of this crate's items.
 
 use nix::sys::resource::{getrusage, UsageWho};
 

@@ -10,6 +10,7 @@ mod batch;
 mod cpu;
 pub mod cpus;
 pub mod limits;
+mod peers;
 pub mod plain_ring;
 mod plot;
 pub mod report;
@@ -34,7 +35,7 @@ use ipcring::transport::{mq, seqpacket, Kind, Options};
 use super::args::{BenchArgs, PingpongArgs, WaitArg};
 use super::error::{CliError, CliResult};
 use super::latency::Summary;
-use report::{Machine, PeerReport, Report, Row};
+use report::{Machine, Report, Row};
 
 /// Sizes of the quick suite and of `--full`.
 const QUICK_SIZES: [usize; 2] = [64, 4096];
@@ -388,33 +389,6 @@ fn progress(total: u64) -> ProgressBar {
     bar
 }
 
-/// Runs `benches/peers` with the same sizes and lengths and returns its rows.
-fn peer_rows(sizes: &[usize], duration: Duration, count: u64) -> CliResult<Vec<Row>> {
-    let output = std::env::temp_dir().join(format!("ipcring-peers-{}.json", std::process::id()));
-    let sizes_text: Vec<String> = sizes.iter().map(usize::to_string).collect();
-    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["run", "--release", "--quiet", "-p", "ipcring-peers", "--", "--sizes"])
-        .arg(sizes_text.join(","))
-        .arg("--duration")
-        .arg(duration.as_secs_f64().to_string())
-        .arg("--count")
-        .arg(count.to_string())
-        .arg("--json")
-        .arg(&output)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .map_err(|source| CliError::io("running cargo for the peer benchmarks", source))?;
-    if !status.success() {
-        return Err(CliError::Peer(format!("the peer benchmarks failed ({status})")));
-    }
-    let text = std::fs::read_to_string(&output)
-        .map_err(|source| CliError::io(format!("reading {}", output.display()), source))?;
-    let _ = std::fs::remove_file(&output);
-    let report: PeerReport = serde_json::from_str(&text)
-        .map_err(|error| CliError::Peer(format!("the peer benchmarks wrote unreadable JSON: {error}")))?;
-    Ok(report.results)
-}
-
 fn write_file(path: &Path, contents: &str) -> CliResult {
     if path == Path::new("-") {
         return super::print(contents);
@@ -443,6 +417,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
         (None, false) => subjects(Some(&QUICK_TRANSPORTS.map(String::from)))?,
         (list, _) => subjects(list.as_deref())?,
     };
+    // Built before this process is pinned: cargo's compilers inherit its CPUs.
+    let mut peer_runs = args.peers.then(|| peers::Peers::build(duration, count, cpus)).transpose()?;
     if let Some(placement) = placement {
         cpus::apply(placement)?;
     }
@@ -459,8 +435,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
         })
         .sum();
     let shape_rows: usize = sizes.iter().map(|size| shapes::at(&subjects, &sizes, *size, args.full).len()).sum();
-    let steps = rounds * (1 + sizes.len() + per_size * sizes.len() + shape_rows);
-    let bar = progress(steps as u64 + u64::from(args.peers));
+    let steps = rounds * (1 + sizes.len() + (per_size + usize::from(args.peers)) * sizes.len() + shape_rows);
+    let bar = progress(steps as u64);
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
     if let Err(reason) = syscalls::Counter::open() {
@@ -556,6 +532,12 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 row += 1;
                 bar.inc(1);
             }
+            if let Some(peers) = &mut peer_runs {
+                super::signals::check()?;
+                bar.set_message(format!("round {round}/{rounds}: peers {size} B"));
+                peers.measure(round, size, size_index == 0, ceilings[size_index].last())?;
+                bar.inc(1);
+            }
         }
     }
     let plain: Vec<plain_ring::PlainRing> =
@@ -587,10 +569,10 @@ pub fn run(args: &BenchArgs) -> CliResult {
         ));
     }
     notes.extend(shapes::note(&results, placement));
-    if args.peers {
-        bar.set_message("peers (benches/peers)");
-        results.extend(peer_rows(&sizes, duration, count)?);
-        bar.inc(1);
+    if let Some(peers) = peer_runs {
+        let (rows, failed) = peers.finish();
+        results.extend(rows);
+        skipped.extend(failed);
     }
     bar.finish_and_clear();
 

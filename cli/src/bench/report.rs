@@ -196,13 +196,6 @@ pub fn clock_read_ns() -> f64 {
     costs[costs.len() / 2]
 }
 
-/// The peers' JSON (`benches/peers`): only its rows are merged.
-#[derive(Debug, Deserialize)]
-pub struct PeerReport {
-    /// Their measurements.
-    pub results: Vec<Row>,
-}
-
 /// One line of the table: the throughput and latency rows of one transport, wait and size.
 struct Line<'a> {
     throughput: Option<&'a Row>,
@@ -265,13 +258,13 @@ fn lines(rows: &[Row]) -> Vec<(String, String, usize, Line<'_>)> {
 }
 
 /// The latency limit a row is compared with: for the rings (whatever their wait strategy: in a
-/// ping-pong a responsive peer answers inside the spin window, so nobody sleeps) the plain-ring
-/// ping-pong of the same size; for everything else, which sleeps in the kernel, the futex
-/// ping-pong.
+/// ping-pong a responsive peer answers inside the spin window, so nobody sleeps) and for any
+/// other spinning row (iceoryx2) the plain-ring ping-pong of the same size; for everything else,
+/// which sleeps in the kernel, the futex ping-pong.
 pub fn latency_limit(limits: &Limits, row: &Row) -> (u64, &'static str) {
     let plain = limits.plain_ring.iter().find(|ring| ring.msg_size == row.msg_size);
     match plain {
-        Some(ring) if row.transport.starts_with("shm-") => (ring.pingpong.p50_ns, "plain"),
+        Some(ring) if row.transport.starts_with("shm-") || row.wait == "spin" => (ring.pingpong.p50_ns, "plain"),
         _ => (limits.futex.p50_ns, "futex"),
     }
 }

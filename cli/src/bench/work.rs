@@ -1,7 +1,8 @@
-//! The work every throughput row does per message, the same for every transport and for the
-//! plain-ring ceiling ([`super::plain_ring`]): the sender writes every byte of the message (its
-//! sequence number in the first eight bytes, then a fixed pattern), the receiver reads every byte
-//! and checks the sequence number and [`checksum`] of the rest. A transport that delivers a
+//! The work every row does per message, the same for every transport, for the plain-ring
+//! ceiling (`plain_ring.rs`) and for the peers (`benches/peers` compiles this very file, with
+//! `#[path]`: keep it free of this crate's items): the sender writes every byte of the message
+//! (its sequence number in the first eight bytes, then a fixed pattern), the receiver reads every
+//! byte and checks the sequence number and [`checksum`] of the rest. A transport that delivers a
 //! message late, twice, out of order or damaged fails the row instead of speeding it up.
 //!
 //! Rows with several producers ([`super::shapes`]) do the same work per byte; only the first eight
