@@ -9,6 +9,9 @@
 mod cpu;
 pub mod cpus;
 pub mod limits;
+mod load;
+mod load_plot;
+mod load_table;
 pub mod plain_ring;
 mod plot;
 pub mod report;
@@ -337,7 +340,11 @@ pub fn run(args: &BenchArgs) -> CliResult {
     super::signals::install()?;
 
     let per_size: usize = subjects.iter().map(|subject| 2 + usize::from(has_zero_copy(*subject))).sum();
-    let steps = rounds * (1 + sizes.len() + per_size * sizes.len());
+    let load_steps = subjects
+        .iter()
+        .flat_map(|subject| sizes.iter().filter(|size| load::applies(*subject, **size, &sizes, args.full)))
+        .count();
+    let steps = rounds * (1 + sizes.len() + per_size * sizes.len() + load_steps);
     let bar = progress(steps as u64 + u64::from(args.peers));
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
@@ -361,6 +368,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
             }
         }
     }
+    skipped.extend(load::skipped(&subjects, &sizes, args.full));
     // Every row and every limit once per round. Within a round, size by size, the plain-ring
     // ceiling first: a row and its ceiling are measured seconds apart, not minutes (this host
     // changes speed within a run).
@@ -411,6 +419,19 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     }
                     samples[row].push(measured);
                     row += 1;
+                    bar.inc(1);
+                }
+                // Latency under load: one row per offered load, all from one closed-loop probe.
+                if load::applies(*subject, size, &sizes, args.full) {
+                    super::signals::check()?;
+                    bar.set_message(format!("{label}: load"));
+                    for measured in load::rows(*subject, size, duration)? {
+                        if samples.len() <= row {
+                            samples.push(Vec::new());
+                        }
+                        samples[row].push(measured);
+                        row += 1;
+                    }
                     bar.inc(1);
                 }
             }

@@ -38,7 +38,7 @@ impl Throughput {
 }
 
 /// How long the helper may take to start sending.
-const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+pub const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 
 /// Streams messages of `size` bytes from a helper process for `duration`; a ring is a file in
 /// `directory` when given, else in /dev/shm.
@@ -123,11 +123,15 @@ pub fn measure(
     Ok(Throughput { messages, elapsed, wait_calls_per_message })
 }
 
-/// The sending helper: connect, send for `--duration`, close.
+/// The sending helper: connect, send for `--duration`, close (`--zero-copy` and `--stamped`:
+/// the helpers of the zero-copy and load rows).
 pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     pin(args.pin)?;
     if args.zero_copy {
         return super::zero_copy::run_peer(args);
+    }
+    if args.stamped {
+        return super::load::run_peer(args);
     }
     let options = Options { max_message_size: args.size, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
