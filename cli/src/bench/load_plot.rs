@@ -66,11 +66,11 @@ fn draw(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, title: &str,
             .map_err(|failure| error(failure.to_string()))?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2)));
-        let marks = points.iter().map(|&(load, micros, failed)| -> DynElement<'static, _, (f64, f64)> {
+        let marks = points.iter().map(|&(load, microseconds, failed)| -> DynElement<'static, _, (f64, f64)> {
             if failed {
-                Cross::new((load, micros), 5, color.stroke_width(2)).into_dyn()
+                Cross::new((load, microseconds), 5, color.stroke_width(2)).into_dyn()
             } else {
-                Circle::new((load, micros), 3, color.filled()).into_dyn()
+                Circle::new((load, microseconds), 3, color.filled()).into_dyn()
             }
         });
         chart.draw_series(marks).map_err(|failure| error(failure.to_string()))?;
