@@ -13,10 +13,11 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "docs", "bench-quick.json")
-TARGETS = {
-    os.path.join(ROOT, "docs", "benchmarks.md"): "bench-quick",
-    os.path.join(ROOT, "README.md"): "bench-brief",
-}
+TARGETS = [
+    (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-quick"),
+    (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-load"),
+    (os.path.join(ROOT, "README.md"), "bench-brief"),
+]
 
 
 def rate(value):
@@ -159,6 +160,24 @@ def quick(report):
     return "\n".join(lines)
 
 
+def load(report):
+    """The load rows (`pattern: load`): one-way latency under an open-loop sender, as `bench` prints them."""
+    rows = [row for row in report["results"] if row["pattern"] == "load"]
+    if not rows:
+        return "No load rows in this run (it predates them)."
+    lines = ["| transport | wait | size | load | offered msgs/s | achieved msgs/s | one-way p50 | min-max | p99 | "
+             "p99.9 | max | failed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        failed = {True: "yes", False: "no"}.get(row.get("failed"), "-")
+        lines.append("| %s |" % " | ".join([
+            row["transport"], row["wait"], str(row["msg_size"]), "%.0f %%" % (row["offered_load"] * 100),
+            rate(row["offered_msgs_per_sec"]), rate(row["msgs_per_sec"]), nanos(row["p50_ns"]),
+            spread(row.get("p50_ns_min"), row.get("p50_ns_max"), nanos), nanos(row["p99_ns"]),
+            nanos(row["p999_ns"]), nanos(row["max_ns"]), failed]))
+    return "\n".join(lines)
+
+
 def brief(report):
     spsc = find(report, "shm-spsc", "spin", 64, "throughput")
     spsc_zero = find(report, "shm-spsc", "spin", 4096, "throughput", "zero_copy")
@@ -185,11 +204,13 @@ def rendered(text, marker, body):
 
 def main():
     report = json.load(open(RUN))
-    bodies = {"bench-quick": quick(report), "bench-brief": brief(report)}
+    bodies = {"bench-quick": quick(report), "bench-load": load(report), "bench-brief": brief(report)}
     check = len(sys.argv) > 1 and sys.argv[1] == "check"
-    for path, marker in TARGETS.items():
+    for path in dict.fromkeys(path for path, _ in TARGETS):
         text = open(path).read()
-        new = rendered(text, marker, bodies[marker])
+        new = text
+        for marker in (marker for target, marker in TARGETS if target == path):
+            new = rendered(new, marker, bodies[marker])
         if check and new != text:
             sys.exit("%s is not rendered from docs/bench-quick.json: run python3 docs/render_bench.py" % path)
         if not check:

@@ -80,7 +80,8 @@ pub struct BenchArgs {
     /// Message sizes in bytes, comma-separated (default 64,4096; --full: 8 to 1048576).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub sizes: Option<Vec<usize>>,
-    /// Length of each throughput measurement, in seconds (default 0.5; --full: 2).
+    /// Length of each throughput measurement, in seconds (default 0.5; --full: 2); the load rows
+    /// probe their maximum rate for 0.4 of it and run each load for 0.6 of it.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<Seconds>,
     /// Timed round trips per latency measurement (default 10000; --full: 50000).
@@ -105,7 +106,8 @@ pub struct BenchArgs {
     /// Write every measurement as JSON to FILE (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Draw throughput against message size and the latency percentiles to FILE (SVG).
+    /// Draw throughput against message size and the latency percentiles to FILE (SVG); with load
+    /// rows, their latency against the offered load to FILE-load.svg beside it.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     /// Write the table as Markdown to FILE.
@@ -123,6 +125,14 @@ pub struct BenchPeerArgs {
     /// API) instead of copying.
     #[arg(long, value_name = "N", conflicts_with = "zero_copy", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: Option<u32>,
+    /// Write a send time (CLOCK_MONOTONIC, ns) into every message, after its sequence number
+    /// (the `load` rows): the time of sending, or with --rate the intended one.
+    #[arg(long, conflicts_with = "zero_copy")]
+    pub stamped: bool,
+    /// Send on an open-loop schedule of this many messages per second for --duration, each
+    /// stamped with its intended send time, instead of as fast as the transport takes them.
+    #[arg(long, value_name = "MSGS_PER_SEC", requires = "stamped")]
+    pub rate: Option<f64>,
     /// Transport.
     #[arg(long)]
     pub transport: ipcring::transport::Kind,

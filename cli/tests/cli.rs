@@ -618,15 +618,22 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
     assert_eq!(plain, [(64, true), (16384, true)]);
     let results = report["results"].as_array().unwrap();
     // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows
-    // each, shm-spsc a zero-copy and a batch throughput row at each size, and pipe and mq (whose
-    // receivers sleep, unlike a spinning ring's) a wake-latency row at each of their sizes.
-    assert_eq!(results.len(), 17, "{results:?}");
+    // each, shm-spsc a zero-copy and a batch throughput row at each size, pipe and mq (whose
+    // receivers sleep, unlike a spinning ring's) a wake-latency row at each of their sizes, and
+    // pipe three load rows at the smaller size (spin rings and mq have none).
+    assert_eq!(results.len(), 20, "{results:?}");
     let wake: Vec<(&str, u64)> = results
         .iter()
         .filter(|row| row["pattern"] == "wake_latency")
         .map(|row| (row["transport"].as_str().unwrap(), row["msg_size"].as_u64().unwrap()))
         .collect();
     assert_eq!(wake, [("pipe", 64), ("mq", 64), ("pipe", 16384)]);
+    let loads: Vec<(&str, u64)> = results
+        .iter()
+        .filter(|row| row["pattern"] == "load")
+        .map(|row| (row["transport"].as_str().unwrap(), row["msg_size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(loads, [("pipe", 64); 3]);
     let zero_copy = results.iter().filter(|row| row["api"] == "zero_copy").count();
     assert_eq!(zero_copy, 2, "{results:?}");
     let batch_lengths: Vec<u64> =
@@ -650,6 +657,7 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
                 assert!(0 < p50s[0] && p50s[0] <= p50s[1] && p50s[1] <= p50s[2], "{row}");
                 assert!(row["msgs_per_sec"].is_null());
             }
+            "load" => assert!(row["failed"].is_boolean(), "{row}"),
             other => panic!("pattern {other}"),
         }
     }
@@ -781,13 +789,16 @@ fn bench_measures_mpmc_shapes_and_batch_rows_and_says_when_processes_outnumber_c
             ("throughput", "batch", 1, 1),
             ("latency", "copy", 1, 1),
             ("wake_latency", "copy", 1, 1),
+            ("load", "copy", 1, 1),
+            ("load", "copy", 1, 1),
+            ("load", "copy", 1, 1),
             ("throughput", "copy", 2, 2),
             ("throughput", "copy", 4, 1),
         ]
     );
     let table = stdout(&output);
     let mut crowded = false;
-    for row in &report["results"].as_array().unwrap()[5..] {
+    for row in &report["results"].as_array().unwrap()[8..] {
         // Every message of every producer was received once, or the run would have failed.
         assert!(row["messages"].as_u64().unwrap() > 0 && row["msgs_per_sec"].as_f64().unwrap() > 0.0, "{row}");
         assert!(row["cpu_ns_per_msg"].as_f64().unwrap() > 0.0, "{row}");
@@ -835,6 +846,46 @@ fn a_shape_rows_consumer_reports_what_it_received_from_each_producer() {
     assert!(tally["first_ns"].as_u64().unwrap() <= tally["end_ns"].as_u64().unwrap());
     let too_small = run(&[&["bench-shape-peer", "produce", ring.name(), "4", "0.05"], &shape[..]].concat(), None);
     assert_one_line_error(&too_small, "at least 8 bytes");
+}
+
+#[test]
+fn bench_load_rows_offer_three_shares_of_one_probed_maximum_and_plot_them_beside_the_plot() {
+    let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let directory = Directory::new();
+    let (json_path, plot_path) = (directory.file("bench.json"), directory.file("bench.svg"));
+    let arguments = ["--full", "--transports", "pipe", "--sizes", "8,64", "--rounds", "1", "--duration", "0.1"];
+    let output = run(
+        &[&["bench"], &arguments[..], &["--count", "1000", "--json", &json_path, "--plot", &plot_path]].concat(),
+        None,
+    );
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let loads: Vec<&serde_json::Value> =
+        report["results"].as_array().unwrap().iter().filter(|row| row["pattern"] == "load").collect();
+    // At 64 B only: a stamped message needs 16 B, and the report says so.
+    let shares: Vec<(u64, f64)> =
+        loads.iter().map(|row| (row["msg_size"].as_u64().unwrap(), row["offered_load"].as_f64().unwrap())).collect();
+    assert_eq!(shares, [(64, 0.25), (64, 0.5), (64, 0.9)]);
+    let skipped = report["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|line| line.as_str().unwrap().starts_with("load rows at 8 B")), "{skipped:?}");
+    // Every share of the same maximum: the closed-loop probe of the round.
+    let maxima: Vec<f64> = loads
+        .iter()
+        .map(|row| row["offered_msgs_per_sec"].as_f64().unwrap() / row["offered_load"].as_f64().unwrap())
+        .collect();
+    assert!(maxima[0] > 0.0 && maxima.iter().all(|maximum| (maximum / maxima[0] - 1.0).abs() < 1e-9), "{maxima:?}");
+    for row in &loads {
+        let percentiles = ["p50_ns", "p99_ns", "p999_ns", "max_ns"].map(|key| row[key].as_u64().unwrap());
+        assert!(0 < percentiles[0] && percentiles.windows(2).all(|pair| pair[0] <= pair[1]), "{row}");
+        assert!(row["msgs_per_sec"].as_f64().unwrap() > 0.0 && row["messages"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["failed"].is_boolean() && row["x_plain_ring"].is_null(), "{row}");
+    }
+    let text = stdout(&output);
+    let table: Vec<&str> = text.lines().skip_while(|line| !line.starts_with("latency under load")).collect();
+    assert!(table.len() > 4 && table[1].starts_with("transport"), "{text}");
+    assert!(table[2..5].iter().all(|line| line.starts_with("pipe ")), "{text}");
+    let plot = std::fs::read_to_string(directory.file("bench-load.svg")).unwrap();
+    assert!(plot.starts_with("<svg") && plot.contains("pipe/block 64 B"), "{plot}");
 }
 
 #[test]

@@ -10,6 +10,9 @@ mod batch;
 mod cpu;
 pub mod cpus;
 pub mod limits;
+mod load;
+mod load_plot;
+mod load_table;
 mod peers;
 pub mod plain_ring;
 mod plot;
@@ -435,7 +438,12 @@ pub fn run(args: &BenchArgs) -> CliResult {
         })
         .sum();
     let shape_rows: usize = sizes.iter().map(|size| shapes::at(&subjects, &sizes, *size, args.full).len()).sum();
-    let steps = rounds * (1 + sizes.len() + (per_size + usize::from(args.peers)) * sizes.len() + shape_rows);
+    let load_steps = subjects
+        .iter()
+        .flat_map(|subject| sizes.iter().filter(|size| load::applies(*subject, **size, &sizes, args.full)))
+        .count();
+    let steps =
+        rounds * (1 + sizes.len() + (per_size + usize::from(args.peers)) * sizes.len() + shape_rows + load_steps);
     let bar = progress(steps as u64);
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
@@ -462,6 +470,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
             }
         }
     }
+    skipped.extend(load::skipped(&subjects, &sizes, args.full));
     // Every row and every limit once per round. Within a round, size by size, the plain-ring
     // ceiling first: a row and its ceiling are measured seconds apart, not minutes (this host
     // changes speed within a run).
@@ -514,6 +523,19 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     }
                     samples[row].push(measured);
                     row += 1;
+                    bar.inc(1);
+                }
+                // Latency under load: one row per offered load, all from one closed-loop probe.
+                if load::applies(*subject, size, &sizes, args.full) {
+                    super::signals::check()?;
+                    bar.set_message(format!("{label}: load"));
+                    for measured in load::rows(*subject, size, duration)? {
+                        if samples.len() <= row {
+                            samples.push(Vec::new());
+                        }
+                        samples[row].push(measured);
+                        row += 1;
+                    }
                     bar.inc(1);
                 }
             }

@@ -1,5 +1,6 @@
 //! `bench --plot FILE.svg`: throughput against message size, and round-trip p50 and p99 against
-//! message size, one line per transport, wait strategy, API and shape, both on log scales.
+//! message size, one line per transport, wait strategy, API and shape, both on log scales; with
+//! load rows, latency against load beside it ([`super::load_plot`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,5 +99,6 @@ pub fn write(path: &Path, rows: &[Row]) -> CliResult {
     let p99 = series(rows, "latency", |row| row.p99_ns.map(|ns| ns as f64 / 1e3));
     draw_chart(&right, "round trip p99", "microseconds", &p99)?;
     root.present().map_err(|failure| CliError::Usage(format!("writing {}: {failure}", path.display())))?;
-    Ok(())
+    // Latency against load has its own file beside this one.
+    super::load_plot::write(path, rows)
 }

@@ -63,7 +63,8 @@ pub struct Row {
     pub consumers: u32,
     /// Messages (throughput) or timed round trips (latency).
     pub messages: u64,
-    /// Throughput rows: the median of the rounds.
+    /// Throughput rows: the median of the rounds. `load` rows: the achieved rate, the recorded
+    /// messages per second as received (the median of the rounds).
     pub msgs_per_sec: Option<f64>,
     /// Throughput rows: the slowest round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +239,7 @@ fn crowded_legend(report: &Report) -> Option<&'static str> {
 /// The lines of the table: one per transport, wait, api, shape and size.
 fn lines(rows: &[Row]) -> Vec<(String, String, usize, Line<'_>)> {
     let mut lines: Vec<(String, String, usize, Line<'_>)> = Vec::new();
+    // The wake-latency and load rows have their own tables.
     for row in rows.iter().filter(|row| matches!(row.pattern.as_str(), "throughput" | "latency")) {
         let wait = wait_label(row);
         let index = match lines.iter().position(|(transport, line_wait, size, _)| {
@@ -269,7 +271,7 @@ pub fn latency_limit(limits: &Limits, row: &Row) -> (u64, &'static str) {
     }
 }
 
-fn rate(value: f64) -> String {
+pub(super) fn rate(value: f64) -> String {
     match value {
         v if v >= 1e9 => format!("{:.2} G", v / 1e9),
         v if v >= 1e6 => format!("{:.2} M", v / 1e6),
@@ -278,7 +280,7 @@ fn rate(value: f64) -> String {
     }
 }
 
-fn nanos(value: Option<u64>) -> String {
+pub(super) fn nanos(value: Option<u64>) -> String {
     match value {
         None => "-".to_string(),
         Some(ns) if ns >= 1_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
@@ -289,7 +291,7 @@ fn nanos(value: Option<u64>) -> String {
 
 /// `4.91-5.32 M`, `950 ns-1.20 us`: a spread over the rounds, the unit written once when both
 /// ends share it.
-fn range(low: String, high: String) -> String {
+pub(super) fn range(low: String, high: String) -> String {
     match (low.split_once(' '), high.split_once(' ')) {
         (Some((low, low_unit)), Some((high, high_unit))) if low_unit == high_unit => {
             format!("{low}-{high} {high_unit}")
@@ -541,6 +543,7 @@ pub fn text(report: &Report) -> String {
     if let Some(legend) = crowded_legend(report) {
         let _ = writeln!(text, "{legend}");
     }
+    text.push_str(&super::load_table::text(&report.results));
     if let Some(placement) = &report.pinned {
         let _ = writeln!(text, "pinned: {}", placement_text(placement));
     }
@@ -587,6 +590,7 @@ pub fn markdown(report: &Report) -> String {
     if let Some(legend) = crowded_legend(report) {
         let _ = writeln!(text, "\n{}", legend.replacen('*', "\\*", 1));
     }
+    text.push_str(&super::load_table::markdown(&report.results));
     if let Some(placement) = &report.pinned {
         let _ = writeln!(text, "\nPinned: {}.", placement_text(placement));
     }

@@ -43,6 +43,8 @@ pub fn combine(samples: &[Row], ceilings: &[f64]) -> Option<Row> {
         row.msgs_per_sec_min = Some(low);
         row.msgs_per_sec_max = Some(high);
         row.bytes_per_sec = Some(rate * row.msg_size as f64);
+        // A load row's rate is the one it was offered, not a stream against its ceiling.
+        let ceilings = if row.pattern == "load" { &[][..] } else { ceilings };
         let ratios: Vec<f64> = rates
             .iter()
             .zip(ceilings)
@@ -188,5 +190,24 @@ mod tests {
         assert_eq!(row.x_plain_ring, Some(0.5));
         assert_eq!(row.rounds, Some(3));
         assert_eq!(row.messages, 30);
+    }
+
+    #[test]
+    fn load_rows_combine_their_offered_rate_and_fail_if_any_round_failed() {
+        let load = |offered: f64, failed: bool| Row {
+            pattern: "load".into(),
+            offered_load: Some(0.9),
+            offered_msgs_per_sec: Some(offered),
+            failed: Some(failed),
+            p50_ns: Some(1000),
+            p99_ns: Some(2000),
+            p999_ns: Some(3000),
+            max_ns: Some(4000),
+            ..throughput(offered)
+        };
+        let row = combine(&[load(100.0, false), load(300.0, true), load(200.0, false)], &[1e6; 3]).unwrap();
+        assert_eq!((row.offered_msgs_per_sec, row.offered_load, row.failed), (Some(200.0), Some(0.9), Some(true)));
+        assert_eq!(row.x_plain_ring, None, "a load row is not compared with the plain ring");
+        assert_eq!(row.p50_ns, Some(1000));
     }
 }

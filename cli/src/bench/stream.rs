@@ -44,7 +44,7 @@ impl Throughput {
 }
 
 /// How long the helper may take to start sending.
-const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+pub const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 
 /// Streams messages of `size` bytes from a helper process for `duration`; a ring is a file in
 /// `directory` when given, else in /dev/shm.
@@ -121,7 +121,8 @@ pub fn measure(
     Ok(Throughput { messages, elapsed, ring })
 }
 
-/// The sending helper: connect, send for `--duration`, close.
+/// The sending helper: connect, send for `--duration`, close (`--zero-copy` and `--stamped`:
+/// the helpers of the zero-copy and load rows).
 pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     pin(args.pin)?;
     if args.zero_copy {
@@ -129,6 +130,9 @@ pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     }
     if let Some(length) = args.batch {
         return super::batch::run_peer(args, length as usize);
+    }
+    if args.stamped {
+        return super::load::run_peer(args);
     }
     let options = Options { max_message_size: args.size, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;

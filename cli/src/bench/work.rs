@@ -9,6 +9,10 @@
 //! bytes say more: the producer's number in the top byte and its own sequence number below
 //! ([`Work::message_from`], [`Work::origin`]), so that each producer's messages are checked in
 //! their own order ([`super::tally`]).
+//!
+//! The `load` rows ([`super::load`]) send stamped messages ([`Work::stamped`]): a send time in
+//! the eight bytes after the sequence number, the pattern after it; the receiver reads the stamp
+//! and checks the rest as above, so every byte is still written, read and checked.
 
 /// Bytes of the sequence number at the start of a message (fewer in a message shorter than 8).
 const SEQUENCE: usize = 8;
@@ -24,6 +28,9 @@ pub struct Origin {
     /// The message's number among that producer's, from 0.
     pub sequence: u64,
 }
+
+/// Bytes of the send time after the sequence number in a stamped message.
+const STAMP: usize = 8;
 
 /// The checksum every row computes over what it receives: a sum of the little-endian 64-bit words
 /// (the tail zero-padded), each mixed with its index so that moved words change it. Cheap (it
@@ -45,14 +52,28 @@ pub fn checksum(bytes: &[u8]) -> u64 {
 pub struct Work {
     template: Vec<u8>,
     expected: u64,
+    /// Bytes before the checksummed pattern: the sequence number, and the stamp if stamped.
+    header: usize,
 }
 
 impl Work {
+    /// The smallest stamped message: a sequence number and a stamp.
+    pub const STAMPED_MINIMUM: usize = SEQUENCE + STAMP;
+
     /// The work for messages of `size` bytes.
     pub fn new(size: usize) -> Work {
+        Work::with_header(size, SEQUENCE.min(size))
+    }
+
+    /// The work for stamped messages of `size` bytes; `None` below [`Work::STAMPED_MINIMUM`].
+    pub fn stamped(size: usize) -> Option<Work> {
+        (size >= Work::STAMPED_MINIMUM).then(|| Work::with_header(size, Work::STAMPED_MINIMUM))
+    }
+
+    fn with_header(size: usize, header: usize) -> Work {
         let template: Vec<u8> = (0..size).map(|index| (index.wrapping_mul(31) + 7) as u8).collect();
-        let expected = checksum(&template[SEQUENCE.min(size)..]);
-        Work { template, expected }
+        let expected = checksum(&template[header..]);
+        Work { template, expected, header }
     }
 
     /// The size of the messages.
@@ -71,6 +92,13 @@ impl Work {
     fn stamp(&mut self, sequence: u64) {
         let length = SEQUENCE.min(self.template.len());
         self.template[..length].copy_from_slice(&sequence.to_le_bytes()[..length]);
+    }
+
+    /// The stamped message `sequence` carrying `stamp` (a [`Work::stamped`] work).
+    pub fn message_stamped(&mut self, sequence: u64, stamp: u64) -> &[u8] {
+        self.stamp(sequence);
+        self.template[SEQUENCE..Work::STAMPED_MINIMUM].copy_from_slice(&stamp.to_le_bytes());
+        &self.template
     }
 
     /// Writes the whole message `sequence` into `slot` (at least `size` bytes), as a zero-copy
@@ -121,10 +149,17 @@ impl Work {
         if sequence[..length] != wanted[..length] {
             return Err(format!("message {} arrived where {expected} was expected", u64::from_le_bytes(sequence)));
         }
-        if checksum(&message[length..]) != self.expected {
+        if checksum(&message[self.header..]) != self.expected {
             return Err(format!("message {expected} arrived damaged (checksum)"));
         }
         Ok(())
+    }
+
+    /// Checks a received stamped message as [`Work::check`] does and returns its stamp.
+    pub fn check_stamped(&self, expected: u64, message: &[u8]) -> Result<u64, String> {
+        self.check(expected, message)?;
+        let stamp = message[SEQUENCE..Work::STAMPED_MINIMUM].try_into().unwrap_or_default();
+        Ok(u64::from_le_bytes(stamp))
     }
 }
 
@@ -170,6 +205,28 @@ mod tests {
             assert!(receiver.origin(&message[..size - 1]).is_err());
         }
         assert!(Work::new(4).origin(Work::new(4).message_from(1, 2)).is_err(), "too short for a producer");
+    }
+
+    #[test]
+    fn a_stamped_message_carries_its_stamp_and_checks_every_other_byte() {
+        assert!(Work::stamped(Work::STAMPED_MINIMUM - 1).is_none());
+        for size in [16, 17, 64, 4096] {
+            let mut sender = Work::stamped(size).unwrap();
+            let receiver = Work::stamped(size).unwrap();
+            let message = sender.message_stamped(7, 123_456_789).to_vec();
+            assert_eq!(receiver.check_stamped(7, &message), Ok(123_456_789), "size {size}");
+            assert!(receiver.check_stamped(8, &message).is_err(), "size {size}: a wrong sequence passed");
+            if size > 16 {
+                let mut damaged = message.clone();
+                damaged[size - 1] ^= 1;
+                assert!(receiver.check_stamped(7, &damaged).is_err(), "size {size}: damage passed");
+            }
+        }
+        // The unstamped work is unchanged: the pattern's checksum still starts after the sequence.
+        let mut plain = Work::new(64);
+        let message = plain.message(3).to_vec();
+        assert_eq!(Work::new(64).check(3, &message), Ok(()));
+        assert!(Work::stamped(64).unwrap().check(3, &message).is_ok(), "the pattern is the same bytes");
     }
 
     #[test]
