@@ -121,7 +121,7 @@ def quick(report):
         trip = find(report, transport, wait, size, "latency", api, producers, consumers)
         cells = [transport, wait, api_cell(stream or trip), str(size)]
         if stream:
-            calls = stream.get("syscalls_per_msg", stream.get("wait_calls_per_msg"))
+            calls = stream.get("syscalls_per_msg")
             cells += [rate(stream["msgs_per_sec"]),
                       spread(stream.get("msgs_per_sec_min"), stream.get("msgs_per_sec_max"), rate),
                       "%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",

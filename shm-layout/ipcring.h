@@ -87,6 +87,8 @@ extern "C" {
 #define IPCRING_COMPAT_ACTIVITY_TIME 1u
 /* compatible_features bit: MPMC endpoint records carry `sleeping` (LAYOUT.md section 16.6) */
 #define IPCRING_COMPAT_SLEEPER_CLAIMS 2u
+/* compatible_features bit: the stats blocks count late_wakes (LAYOUT.md section 11) */
+#define IPCRING_COMPAT_LATE_WAKES 4u
 /* The lock map (LAYOUT.md section 10): lock bytes at header.lock_map_offset + byte. */
 #define IPCRING_LOCK_MAP_OFFSET (1ULL << 40) /* where creators put it (past any segment); follow the header */
 #define IPCRING_LOCK_MAP_SIZE 16384u        /* bytes of the map */

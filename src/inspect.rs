@@ -55,8 +55,8 @@ use std::mem::{offset_of, size_of};
 use serde::{Serialize, Serializer};
 
 use crate::layout::{
-    Block, EndpointRecord, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy, ENDPOINT_CONSUMER,
-    ENDPOINT_PRODUCER, MAX_ENDPOINTS,
+    Block, EndpointRecord, Header, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy, COMPAT_LATE_WAKES,
+    ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS,
 };
 use crate::process::claim_pid;
 use crate::segment::Segment;
@@ -239,8 +239,9 @@ pub struct SideCounters {
     /// while waiting), ns since the Unix epoch; 0 if never recorded (LAYOUT.md §11.1).
     pub last_active_ns: u64,
     /// Bounded sleeps of this side that timed out although their wake condition held right
-    /// after: lost wakeups (LAYOUT.md §11); it should read 0.
-    pub late_wakes: u64,
+    /// after: lost wakeups (LAYOUT.md §11); it should read `Some(0)`. `None`: the ring's creator
+    /// predates the counter (`COMPAT_LATE_WAKES` clear), so its zero would mean nothing.
+    pub late_wakes: Option<u64>,
 }
 
 impl SideCounters {
@@ -318,6 +319,8 @@ impl Stats {
         let producer_position = load(geometry.block_offset(Block::Producer));
         // Both loads are not one snapshot, so a running ring can look fuller than full.
         let depth = producer_position.saturating_sub(consumer_position).min(geometry.slot_count);
+        let features = segment.atomic_u32(offset_of!(Header, compatible_features) as u64).load(Ordering::Relaxed);
+        let counts_late_wakes = features & COMPAT_LATE_WAKES != 0;
         let side = |block: Block| {
             let stats = geometry.block_offset(block);
             SideCounters {
@@ -329,7 +332,7 @@ impl Stats {
                 redelivered: load(stats + REDELIVERED),
                 attaches: load(stats + ATTACHES),
                 last_active_ns: load(stats + LAST_ACTIVE_NS),
-                late_wakes: load(stats + LATE_WAKES),
+                late_wakes: counts_late_wakes.then(|| load(stats + LATE_WAKES)),
             }
         };
         let (mut producer, mut consumer) = (side(Block::ProducerStats), side(Block::ConsumerStats));

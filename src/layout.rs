@@ -82,6 +82,9 @@ pub const COMPAT_ACTIVITY_TIME: u32 = 1;
 /// Compatible feature bit: MPMC endpoint records carry [`EndpointRecord::sleeping`], so a
 /// survivor can take a dead sleeper's `waiters` registration back (LAYOUT.md §16.6).
 pub const COMPAT_SLEEPER_CLAIMS: u32 = 2;
+/// Compatible feature bit: the creator's build counts [`StatsBlock::late_wakes`], so a zero there
+/// means "no lost wakeup seen", not "an older writer that never counts" (LAYOUT.md §11).
+pub const COMPAT_LATE_WAKES: u32 = 4;
 
 /// Which ring algorithm a segment holds (`Header::ring_kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -378,8 +381,8 @@ pub struct StatsBlock {
     /// polls. 0: never recorded. Meaningful only with [`COMPAT_ACTIVITY_TIME`] (LAYOUT.md §11.1).
     pub last_active_ns: u64,
     /// Bounded futex or semaphore sleeps of this side that timed out although their wake
-    /// condition held right after (a lost wakeup, LAYOUT.md §11). Writers that predate the field
-    /// leave it 0.
+    /// condition held right after (a lost wakeup, LAYOUT.md §11). Meaningful only with
+    /// [`COMPAT_LATE_WAKES`]; writers that predate the field leave it 0.
     pub late_wakes: u64,
     /// Reserved, zero.
     pub reserved: [u64; 7],
@@ -652,7 +655,7 @@ impl Geometry {
             ring_kind: self.kind.to_raw(),
             wait_strategy: self.wait.to_raw(),
             incompatible_features: INCOMPAT_OFD_LOCKS,
-            compatible_features: COMPAT_ACTIVITY_TIME | COMPAT_SLEEPER_CLAIMS,
+            compatible_features: COMPAT_ACTIVITY_TIME | COMPAT_SLEEPER_CLAIMS | COMPAT_LATE_WAKES,
             total_size: self.total_size,
             slot_count: self.slot_count,
             slot_size: self.slot_size,

@@ -145,6 +145,10 @@ pub struct BenchPeerArgs {
     /// How long to send, in seconds.
     #[arg(long, value_parser = parse_seconds)]
     pub duration: Seconds,
+    /// Messages in flight the sending side sizes its queue for (seqpacket: its send buffer), as
+    /// the receiving side's.
+    #[arg(long, default_value_t = 1024)]
+    pub depth: u64,
     /// CPU to pin to.
     #[arg(long)]
     pub pin: Option<usize>,

@@ -136,8 +136,9 @@ fn endpoint(endpoint: &EndpointInfo) -> String {
 fn waits(counters: &SideCounters, strategy: WaitStrategy) -> String {
     let waits = sleeps(counters, strategy);
     match counters.late_wakes {
-        0 => waits,
-        late => format!("{waits}, LATE WAKES {late} (sleeps that timed out with their condition met)"),
+        // Not counted by this ring's creator (LAYOUT.md §11), or none.
+        None | Some(0) => waits,
+        Some(late) => format!("{waits}, LATE WAKES {late} (sleeps that timed out with their condition met)"),
     }
 }
 

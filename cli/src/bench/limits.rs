@@ -39,7 +39,7 @@ pub struct Limits {
     /// The same with each side asleep before it is woken (the protocol of the wake-latency
     /// rows, [`super::wake`]), no payload: the floor of a round trip through two wakeups.
     pub futex_asleep: Summary,
-    /// A raw eventfd ping-pong (a blocking `read`, a `write`) with each side asleep first.
+    /// A raw eventfd ping-pong (a `poll` that sleeps, a `read`, a `write` to wake) with each side asleep first.
     pub eventfd_asleep: Summary,
     /// The plain SPSC ring between two processes at each message size: the ceiling of the
     /// throughput rows (`copy`) and of zero-copy rows (`in place`).
@@ -137,13 +137,18 @@ fn publish(mine: &AtomicU32, value: u32) {
 /// Sleeps until `theirs` leaves `previous`, in slices; `alive` is asked only after a slice
 /// passed with no change (a round trip makes no system call but its WAIT and WAKE).
 fn wait_change(theirs: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
+    let mut since = Instant::now();
     loop {
         let value = theirs.load(Ordering::Acquire);
         if value != previous {
             return Ok(value);
         }
-        if SharedFutex.wait(theirs, previous, Some(SLICE)) == FutexWait::TimedOut {
+        // Also once a slice has passed, whatever the waits returned: a futex call that fails at
+        // once must not spin unchecked.
+        let outcome = SharedFutex.wait(theirs, previous, Some(SLICE));
+        if outcome == FutexWait::TimedOut || since.elapsed() >= SLICE {
             alive()?;
+            since = Instant::now();
         }
     }
 }

@@ -131,6 +131,8 @@ fn receive(
     let bound::BoundReceiver { mut receiver, address, inherited } = bound::receiver(kind, "load", None, options)?;
     let size_text = size.to_string();
     let duration_text = duration.as_secs_f64().to_string();
+    // The sender's side sizes its queue too (seqpacket: its send buffer), as deep as ours.
+    let depth_text = options.depth.to_string();
     let rate_text = rate.map(|rate| rate.to_string());
     let mut arguments = vec![
         "bench-peer",
@@ -143,6 +145,8 @@ fn receive(
         size_text.as_str(),
         "--duration",
         duration_text.as_str(),
+        "--depth",
+        depth_text.as_str(),
     ];
     if let Some(rate) = &rate_text {
         arguments.extend(["--rate", rate.as_str()]);
@@ -165,7 +169,6 @@ fn receive(
     // calling it stuck.
     let limit = duration * 4 + Duration::from_secs(10);
     let mut received = Ok(());
-    super::syscalls::resume();
     loop {
         match received {
             Ok(()) => {
@@ -191,7 +194,6 @@ fn receive(
             other => other,
         };
     }
-    super::syscalls::pause();
     peer.finish(super::super::pingpong::EXIT_LIMIT)?;
     // The ring still has its name (this process bound it and removes it when `receiver` drops).
     seen.ring = RingCounters::read(kind, &address);
@@ -216,8 +218,6 @@ pub struct Point {
     /// CPU time of both processes per message (the sender spins until each message is due, so
     /// this is mostly the offered interval at low load).
     pub cpu_ns_per_msg: f64,
-    /// System calls of both processes per message, counted by the kernel ([`super::syscalls`]).
-    pub syscalls_per_msg: Option<f64>,
     /// The ring's own counters (rings only): its sleeps and late wakes.
     pub ring: Option<RingCounters>,
 }
@@ -235,7 +235,6 @@ pub fn measure(kind: Kind, options: &Options, size: usize, probe: Duration, poin
         let offered = maximum * load;
         let scheduled = Schedule::messages(offered, point.as_secs_f64());
         let clock = super::cpu::CpuClock::start();
-        let syscalls = super::syscalls::Counter::open().ok();
         let received = receive(kind, options, size, point, Some(offered), scheduled / WARMUP)?;
         let achieved = received.per_second();
         points.push(Point {
@@ -246,7 +245,6 @@ pub fn measure(kind: Kind, options: &Options, size: usize, probe: Duration, poin
             recorded: received.histogram.len(),
             summary: Summary::of(&received.histogram),
             cpu_ns_per_msg: clock.per_message(received.messages),
-            syscalls_per_msg: syscalls.and_then(|counter| counter.per_message(received.messages)),
             ring: received.ring,
         });
     }
@@ -326,9 +324,8 @@ pub fn rows(subject: Subject, size: usize, duration: Duration) -> CliResult<Vec<
             offered_msgs_per_sec: Some(point.offered),
             failed: Some(point.failed),
             cpu_ns_per_msg: Some(point.cpu_ns_per_msg),
-            syscalls_per_msg: point.syscalls_per_msg,
             sleeps_per_msg: point.ring.map(|ring| ring.sleeps as f64 / point.recorded.max(1) as f64),
-            late_wakes: point.ring.map(|ring| ring.late_wakes),
+            late_wakes: point.ring.and_then(|ring| ring.late_wakes),
             ..Row::default()
         })
         .collect())
@@ -351,7 +348,7 @@ pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     if let Some(rate) = args.rate.filter(|rate| !(rate.is_finite() && *rate > 0.0)) {
         return Err(CliError::Usage(format!("--rate {rate} is not a positive rate")));
     }
-    let options = Options { max_message_size: args.size, ..Options::default() };
+    let options = Options { max_message_size: args.size, depth: args.depth, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
     let start = monotonic_ns();
     let schedule = args.rate.map(|rate| Schedule::new(start, rate, args.duration.value));

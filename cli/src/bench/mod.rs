@@ -231,7 +231,7 @@ fn stream_row(
         cpu_ns_per_msg: Some(clock.per_message(measured.messages)),
         syscalls_per_msg: syscalls.and_then(|counter| counter.per_message(measured.messages)),
         sleeps_per_msg: measured.ring.map(|ring| per_message(ring.sleeps)),
-        late_wakes: measured.ring.map(|ring| ring.late_wakes),
+        late_wakes: measured.ring.and_then(|ring| ring.late_wakes),
         bytes_in_flight: bytes_in_flight(subject, size),
         ..Row::default()
     }
@@ -299,8 +299,13 @@ fn latency_row(subject: Subject, directory: Option<&Path>, size: usize, count: u
         cpu_ns_per_msg,
         syscalls_per_msg,
         sleeps_per_msg,
-        late_wakes: ring.map(|ring| ring.late_wakes),
-        bytes_in_flight: bytes_in_flight(subject, size).map(|bytes| bytes.min(64 * size as u64)),
+        late_wakes: ring.and_then(|ring| ring.late_wakes),
+        // A round trip's rings hold at most 64 messages (`slots` above); the kernel's buffers are
+        // what they are.
+        bytes_in_flight: match subject.kind {
+            Kind::ShmSpsc | Kind::ShmMpmc => Some(args.slots * size as u64),
+            _ => bytes_in_flight(subject, size),
+        },
         ..Row::default()
     })
 }
@@ -399,6 +404,89 @@ fn write_file(path: &Path, contents: &str) -> CliResult {
     std::fs::write(path, contents).map_err(|source| CliError::io(format!("writing {}", path.display()), source))
 }
 
+/// What the counting pass goes over: the run's subjects and sizes.
+struct Pass<'a> {
+    subjects: &'a [Subject],
+    sizes: &'a [usize],
+    /// Where `shm-spsc-file` rings go.
+    disk: Option<&'a Path>,
+    full: bool,
+    placement: Option<cpus::Placement>,
+}
+
+/// Whether two rows measure the same thing (one from the rounds, one from the counting pass).
+fn same_row(one: &Row, other: &Row) -> bool {
+    (&one.transport, &one.wait, &one.pattern, &one.api, one.msg_size, one.producers, one.consumers)
+        == (&other.transport, &other.wait, &other.pattern, &other.api, other.msg_size, other.producers, other.consumers)
+}
+
+/// Steps of the counting pass: the throughput, zero-copy, batch, round-trip and shape rows.
+fn counting_steps(pass: &Pass<'_>) -> usize {
+    let per_size: usize = pass
+        .subjects
+        .iter()
+        .map(|subject| 2 + usize::from(has_zero_copy(*subject)) + usize::from(has_batch(*subject)))
+        .sum();
+    let shape_rows: usize =
+        pass.sizes.iter().map(|size| shapes::at(pass.subjects, pass.sizes, *size, pass.full).len()).sum();
+    per_size * pass.sizes.len() + shape_rows
+}
+
+/// The counting pass ([`syscalls`]): after the timed rounds, the throughput, zero-copy, batch,
+/// round-trip and shape rows once more, a fifth as long, with every system call of both sides
+/// counted; of these rows only `syscalls_per_msg` is kept (counting slows every system call, so
+/// their rates and latencies are not the rounds' and are dropped). No wake-latency or load rows:
+/// their own polling and spinning would be counted with the transport's calls.
+fn counting_pass(
+    pass: &Pass<'_>,
+    duration: Duration,
+    count: u64,
+    cpus: Option<(usize, usize)>,
+    bar: &ProgressBar,
+) -> CliResult<Vec<Row>> {
+    let duration = (duration / 5).max(Duration::from_millis(50));
+    let count = (count / 5).max(1000);
+    bar.inc_length(counting_steps(pass) as u64);
+    syscalls::set_counting(true);
+    let mut counted = Vec::new();
+    let mut measure = || -> CliResult {
+        for &size in pass.sizes {
+            for subject in pass.subjects {
+                let directory = match (subject.in_file, pass.disk) {
+                    (false, _) => None,
+                    (true, Some(directory)) => Some(directory),
+                    (true, None) => continue,
+                };
+                if size_limit(subject.kind).is_some_and(|limit| size > limit) {
+                    continue;
+                }
+                let label =
+                    format!("counting system calls: {} {} {size} B", subject.transport_name(), subject.wait_name());
+                bar.set_message(label);
+                super::signals::check()?;
+                counted.push(throughput_row(*subject, directory, size, duration, cpus)?);
+                if has_zero_copy(*subject) {
+                    counted.push(zero_copy_row(*subject, size, duration)?);
+                }
+                if has_batch(*subject) {
+                    counted.push(batch::row(*subject, size, duration)?);
+                }
+                counted.push(latency_row(*subject, directory, size, count)?);
+                bar.inc(2 + u64::from(has_zero_copy(*subject)) + u64::from(has_batch(*subject)));
+            }
+            for (subject, shape) in shapes::at(pass.subjects, pass.sizes, size, pass.full) {
+                super::signals::check()?;
+                counted.push(shapes::row(subject, shape, size, duration, pass.placement)?);
+                bar.inc(1);
+            }
+        }
+        Ok(())
+    };
+    let outcome = measure();
+    syscalls::set_counting(false);
+    outcome.map(|()| counted)
+}
+
 /// Runs the suite and prints (and writes) the report.
 pub fn run(args: &BenchArgs) -> CliResult {
     let sizes: Vec<usize> = match &args.sizes {
@@ -447,8 +535,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let bar = progress(steps as u64);
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
-    if let Err(reason) = syscalls::Counter::open() {
-        notes.push(format!("sys/msg counts only the rings' futex and semaphore calls: {reason}"));
+    let countable = syscalls::available();
+    if let Err(reason) = &countable {
+        notes.push(format!("no system calls counted (sys/msg): {reason}"));
     }
     let disk = subjects.iter().any(|subject| subject.in_file).then(disk_directory).flatten();
     if let Some(directory) = &disk {
@@ -562,6 +651,13 @@ pub fn run(args: &BenchArgs) -> CliResult {
             }
         }
     }
+    let counted = match countable {
+        Ok(()) => {
+            let pass = Pass { subjects: &subjects, sizes: &sizes, disk: disk.as_deref(), full: args.full, placement };
+            counting_pass(&pass, duration, count, cpus, &bar)?
+        }
+        Err(_) => Vec::new(),
+    };
     let plain: Vec<plain_ring::PlainRing> =
         ceilings.iter().filter_map(|rounds| rounds::combine_plain(rounds)).collect();
     let (limits, moved) = rounds::combine_limits(&round_limits, plain);
@@ -579,6 +675,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
             rounds::combine(rounds_of_row, &ceilings)
         })
         .collect();
+    for row in &mut results {
+        row.syscalls_per_msg = counted.iter().find(|one| same_row(one, row)).and_then(|one| one.syscalls_per_msg);
+    }
     // The lost-wakeup detector of every ring row (see `ring_counters`): it must read 0.
     for row in results.iter().filter(|row| row.late_wakes.is_some_and(|late| late > 0)) {
         notes.push(format!(

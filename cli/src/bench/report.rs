@@ -101,13 +101,15 @@ pub struct Row {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ns_per_msg: Option<f64>,
     /// Every system call of both processes (all threads, helpers included) per message or round
-    /// trip, counted by the kernel (the `raw_syscalls:sys_enter` tracepoint), the median of the
-    /// rounds; absent where the tracepoint cannot be counted (see the notes).
+    /// trip, counted by the kernel (the `raw_syscalls:sys_enter` tracepoint) in the counting
+    /// pass after the rounds (see `syscalls`); absent where the tracepoint cannot be counted
+    /// (see the notes) and on wake-latency and load rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscalls_per_msg: Option<f64>,
-    /// Rings: futex and semaphore sleeps of the waiting side per message or round trip (the
-    /// median of the rounds). Near 0 on a latency row: the answer came inside the spin window;
-    /// 1 on a `wake_latency` row: every message found its receiver asleep.
+    /// Rings: futex and semaphore sleeps of both sides per message or round trip (the median of
+    /// the rounds). Near 0 on a latency row: the answer came inside the spin window; 2 (or a
+    /// little more: a spurious wakeup adds one) on a `wake_latency` row: each of its two
+    /// messages found its receiver asleep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sleeps_per_msg: Option<f64>,
     /// Rings: bounded sleeps that timed out although their wake condition already held (a lost
@@ -324,12 +326,9 @@ fn cells(report: &Report) -> Vec<[String; 16]> {
                         (None, Some(rate)) if ceiling > 0.0 => format!("{:.2}x", rate / ceiling),
                         _ => "-".to_string(),
                     };
-                    // Every system call, counted by the kernel; the ring's own futex and
-                    // semaphore counts where the kernel's cannot be had.
-                    let calls = row
-                        .syscalls_per_msg
-                        .or(row.wait_calls_per_msg)
-                        .map_or("-".to_string(), |calls| format!("{calls:.4}"));
+                    // Every system call, counted by the kernel in the counting pass; "-" where it
+                    // cannot count (a note says why).
+                    let calls = row.syscalls_per_msg.map_or("-".to_string(), |calls| format!("{calls:.4}"));
                     let spread = rate_range(row.msgs_per_sec_min, row.msgs_per_sec_max);
                     let cpu = row.cpu_ns_per_msg.map_or("-".to_string(), |ns| nanos(Some(ns.round() as u64)));
                     (rate(row.msgs_per_sec.unwrap_or(0.0)), spread, format!("{:.1}", bytes / 1e6), share, calls, cpu)

@@ -60,6 +60,8 @@ pub fn measure(
         bound::receiver(kind, "stream", directory, options)?;
     let size_text = size.to_string();
     let duration_text = duration.as_secs_f64().to_string();
+    // The sender's side sizes its queue too (seqpacket: its send buffer), as deep as ours.
+    let depth_text = options.depth.to_string();
     let cpu_text = peer_cpu.map(|cpu| cpu.to_string());
     let mut arguments = vec![
         "bench-peer",
@@ -71,6 +73,8 @@ pub fn measure(
         size_text.as_str(),
         "--duration",
         duration_text.as_str(),
+        "--depth",
+        depth_text.as_str(),
     ];
     if let Some(cpu) = &cpu_text {
         arguments.extend(["--pin", cpu.as_str()]);
@@ -134,7 +138,7 @@ pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
     if args.stamped {
         return super::load::run_peer(args);
     }
-    let options = Options { max_message_size: args.size, ..Options::default() };
+    let options = Options { max_message_size: args.size, depth: args.depth, ..Options::default() };
     let mut sender = ipcring::transport::open_sender(args.transport, &args.address, Side::Connect, &options)?;
     let mut work = Work::new(args.size);
     let mut sequence = 0u64;

@@ -19,11 +19,11 @@
 //! measuring thread is the process's main thread, whose state `/proc/PID/stat` shows.
 //!
 //! The limits, measured the same way with no payload: a raw futex ping-pong (one `FUTEX_WAIT`
-//! and one `FUTEX_WAKE` per message, nothing else) and a raw `eventfd` ping-pong (one blocking
-//! `read` and one `write`).
+//! and one `FUTEX_WAKE` per message, nothing else) and a raw `eventfd` ping-pong (a `poll` that
+//! sleeps, in slices so that a vanished peer is noticed, then a `read`; one `write` to wake).
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use super::super::peer::Peer;
 use super::super::pingpong::EXIT_LIMIT;
 use super::super::temporary;
 use super::pin;
+use super::ring_counters::RingCounters;
 use super::work::Work;
 
 /// The shared page of stamps and raw futex words, each on its own 64-byte line.
@@ -239,30 +240,18 @@ fn measure_transport(
             latency::record(&mut histogram, Duration::from_nanos(ping_took + pong_took));
         }
     }
-    let counters = [&ping, &pong].iter().map(|address| ring_sleeps(kind, address)).collect::<Option<Vec<(u64, u64)>>>();
+    // Both rings' sleeps: a producer never sleeps here (one message in flight), so these are the
+    // two receivers'.
+    let counters = RingCounters::read_all(kind, &[ping.as_str(), pong.as_str()]);
     drop((helper_sleeps, own_sleeps));
     drop(sender);
     peer.finish(EXIT_LIMIT)?;
     let round_trips = warmup + count;
     Ok(Measured {
         histogram,
-        sleeps_per_round_trip: counters
-            .as_ref()
-            .map(|sides| sides.iter().map(|(sleeps, _)| sleeps).sum::<u64>() as f64 / round_trips as f64),
-        late_wakes: counters.map(|sides| sides.iter().map(|(_, late)| late).sum()),
+        sleeps_per_round_trip: counters.map(|rings| rings.sleeps as f64 / round_trips as f64),
+        late_wakes: counters.and_then(|rings| rings.late_wakes),
     })
-}
-
-/// The consumer's sleeps and both sides' late wakes of the ring at `address` (`None` unless a
-/// ring).
-fn ring_sleeps(kind: Kind, address: &str) -> Option<(u64, u64)> {
-    if !matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc) {
-        return None;
-    }
-    let segment = Segment::open(address).ok()?;
-    let counters = ipcring::inspect::RingInfo::read(&segment).counters;
-    let consumer = counters.consumer;
-    Some((consumer.futex_waits + consumer.semaphore_waits, consumer.late_wakes + counters.producer.late_wakes))
 }
 
 /// Round trip 0, waiting in slices for the helper to start and connect.
@@ -346,8 +335,20 @@ fn eventfds() -> CliResult<[OwnedFd; 2]> {
     Ok([make()?, make()?])
 }
 
-/// Blocks in `read` on `fd` until it is signalled.
-fn eventfd_wait(fd: &OwnedFd) -> CliResult {
+/// Sleeps in `poll` on `fd` until it is signalled, in slices; `alive` is asked after a slice with
+/// no signal (the other side may be gone: it holds the same eventfds, so no end of file comes).
+fn eventfd_wait(fd: &OwnedFd, mut alive: impl FnMut() -> CliResult) -> CliResult {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let slice = PollTimeout::try_from(SLICE).unwrap_or(PollTimeout::MAX);
+    loop {
+        let mut ready = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut ready, slice) {
+            Ok(0) => alive()?,
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => super::super::signals::check()?,
+            Err(errno) => return Err(CliError::io("polling an eventfd", std::io::Error::from(errno))),
+        }
+    }
     let mut value = 0u64;
     // SAFETY: reads 8 bytes into `value` (8 bytes, live for the call); `fd` is an open eventfd.
     let read = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
@@ -370,16 +371,20 @@ fn eventfd_signal(fd: &OwnedFd) -> CliResult {
 }
 
 /// Sleeps until `word` leaves `previous`: one FUTEX_WAIT per message, another only after a slice
-/// with no change (then `alive` is asked) or a spurious wakeup.
+/// with no change or a spurious wakeup; `alive` is asked once a slice has passed (whatever the
+/// waits returned: a futex call that fails at once must not spin unchecked).
 fn futex_wait(word: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
+    let mut since = Instant::now();
     loop {
         // Acquire: pairs with the release store of the other side's publication.
         let value = word.load(Ordering::Acquire);
         if value != previous {
             return Ok(value);
         }
-        if SharedFutex.wait(word, previous, Some(SLICE)) == FutexWait::TimedOut {
+        let outcome = SharedFutex.wait(word, previous, Some(SLICE));
+        if outcome == FutexWait::TimedOut || since.elapsed() >= SLICE {
             alive()?;
+            since = Instant::now();
         }
     }
 }
@@ -423,7 +428,7 @@ fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
             }
             WakeRaw::Eventfd => {
                 eventfd_signal(&fds[0])?;
-                eventfd_wait(&fds[1])?;
+                eventfd_wait(&fds[1], || peer.check_running())?;
             }
         }
         let woke = now_ns();
@@ -493,7 +498,7 @@ fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &Stamps) -> CliR
                 last = round;
             }
             WakeRaw::Eventfd => {
-                eventfd_wait(&fds[0])?;
+                eventfd_wait(&fds[0], parent_alive)?;
                 if stamps.word(PING_SENT).load(Ordering::Relaxed) == u64::MAX {
                     return Ok(());
                 }
