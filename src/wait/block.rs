@@ -258,21 +258,24 @@ mod tests {
     use crate::wait::futex::SharedFutex;
     use crate::wait::LocalSemaphore;
 
+    /// Where a test waits: `words` and `semaphore` with `strategy`, slices of `slice`.
+    fn waiting_on<'a>(
+        strategy: WaitStrategy,
+        words: &'a WaitWords,
+        semaphore: &'a LocalSemaphore,
+        slice: Duration,
+        record: Option<(&'a crate::sync::AtomicU64, u64)>,
+    ) -> BlockOn<'a, SharedFutex, LocalSemaphore> {
+        BlockOn { strategy, words, futex: &SharedFutex, semaphore, slice: Some(slice), record, liveness_clock: None }
+    }
+
     /// Waits with `strategy` on a condition that turns true during the first sleep, after the
     /// sleeper's last look before sleeping (the futex path's registered re-check), while nobody
     /// wakes it (a waker that forgot to), and returns what was counted.
     fn counted_with_a_lost_wakeup(strategy: WaitStrategy) -> Vec<Counter> {
         let words = WaitWords::new();
         let semaphore = LocalSemaphore::new(0);
-        let on = BlockOn {
-            strategy,
-            words: &words,
-            futex: &SharedFutex,
-            semaphore: &semaphore,
-            slice: Some(Duration::from_millis(5)),
-            record: None,
-            liveness_clock: None,
-        };
+        let on = waiting_on(strategy, &words, &semaphore, Duration::from_millis(5), None);
         // Looks at the condition left before it holds, once a sleep started: the futex sleeper
         // re-checks once after registering, the semaphore sleeper does not.
         let looks_left: Cell<Option<u32>> = Cell::new(None);
@@ -318,15 +321,7 @@ mod tests {
         for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore] {
             let words = WaitWords::new();
             let semaphore = LocalSemaphore::new(0);
-            let on = BlockOn {
-                strategy,
-                words: &words,
-                futex: &SharedFutex,
-                semaphore: &semaphore,
-                slice: Some(Duration::from_millis(2)),
-                record: None,
-                liveness_clock: None,
-            };
+            let on = waiting_on(strategy, &words, &semaphore, Duration::from_millis(2), None);
             let mut counted = Vec::new();
             let outcome = block(
                 &on,
@@ -348,15 +343,8 @@ mod tests {
         let words = WaitWords::new();
         let semaphore = LocalSemaphore::new(0);
         let sleeping = crate::sync::AtomicU64::new(0);
-        let on = BlockOn {
-            strategy: WaitStrategy::Semaphore,
-            words: &words,
-            futex: &SharedFutex,
-            semaphore: &semaphore,
-            slice: Some(Duration::from_millis(5)),
-            record: Some((&sleeping, 1)),
-            liveness_clock: None,
-        };
+        let on =
+            waiting_on(WaitStrategy::Semaphore, &words, &semaphore, Duration::from_millis(5), Some((&sleeping, 1)));
         let slept = Cell::new(false);
         let mut counted = Vec::new();
         let outcome = block(
@@ -377,15 +365,7 @@ mod tests {
     fn a_sleep_that_is_woken_counts_no_late_wake() {
         let words = WaitWords::new();
         let semaphore = LocalSemaphore::new(0);
-        let on = BlockOn {
-            strategy: WaitStrategy::Futex,
-            words: &words,
-            futex: &SharedFutex,
-            semaphore: &semaphore,
-            slice: Some(Duration::from_secs(10)),
-            record: None,
-            liveness_clock: None,
-        };
+        let on = waiting_on(WaitStrategy::Futex, &words, &semaphore, Duration::from_secs(10), None);
         let published = std::sync::atomic::AtomicBool::new(false);
         let mut counted = Vec::new();
         std::thread::scope(|scope| {

@@ -5,17 +5,10 @@
 //! reference only (one thread, no second process: not a ceiling of anything), single-thread
 //! `memcpy` bandwidth at each message size.
 
-use std::fs::File;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ipcring::__private::wait::{Futex, FutexWait, SharedFutex};
-use memmap2::{MmapOptions, MmapRaw};
-use nix::fcntl::OFlag;
-use nix::sys::mman::shm_open;
-use nix::sys::stat::Mode;
 use serde::Serialize;
 
 use super::super::args::{BenchFutexPeerArgs, CounterPlacement, WakeRaw};
@@ -24,7 +17,8 @@ use super::super::error::{CliError, CliResult};
 use super::super::latency::{self, Summary};
 use super::super::peer::Peer;
 use super::super::pingpong::EXIT_LIMIT;
-use super::super::temporary;
+use super::shared_page::SharedPage;
+use super::wake::{futex_signal, futex_wait};
 use super::{pin, wake};
 
 /// The limits, as `--json` prints them under `"limits"`.
@@ -102,56 +96,8 @@ pub fn memcpy_bandwidth(size: usize) -> f64 {
 /// Offsets of the two futex words in the shared page: on separate 128-byte blocks.
 const PING: usize = 0;
 const PONG: usize = 128;
-const PAGE: u64 = 4096;
 /// Round number that tells the peer to exit.
 const STOP: u32 = u32::MAX;
-/// Longest single futex wait, so a vanished peer is noticed.
-const SLICE: Duration = Duration::from_millis(100);
-
-struct Words {
-    map: MmapRaw,
-}
-
-impl Words {
-    fn map(file: &File) -> CliResult<Words> {
-        let map = MmapOptions::new()
-            .len(PAGE as usize)
-            .map_raw(file)
-            .map_err(|source| CliError::io("mapping the futex page", source))?;
-        Ok(Words { map })
-    }
-
-    fn word(&self, offset: usize) -> &AtomicU32 {
-        // SAFETY: the mapping is PAGE bytes and lives as long as self; offsets 0 and 128 are
-        // 4-aligned and inside it; both processes access the words only atomically.
-        unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(offset).cast()) }
-    }
-}
-
-/// One side's turn: publish `value` in `mine` and wake the other side.
-fn publish(mine: &AtomicU32, value: u32) {
-    mine.store(value, Ordering::Release);
-    SharedFutex.wake_all(mine);
-}
-
-/// Sleeps until `theirs` leaves `previous`, in slices; `alive` is asked only after a slice
-/// passed with no change (a round trip makes no system call but its WAIT and WAKE).
-fn wait_change(theirs: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
-    let mut since = Instant::now();
-    loop {
-        let value = theirs.load(Ordering::Acquire);
-        if value != previous {
-            return Ok(value);
-        }
-        // Also once a slice has passed, whatever the waits returned: a futex call that fails at
-        // once must not spin unchecked.
-        let outcome = SharedFutex.wait(theirs, previous, Some(SLICE));
-        if outcome == FutexWait::TimedOut || since.elapsed() >= SLICE {
-            alive()?;
-            since = Instant::now();
-        }
-    }
-}
 
 /// A raw futex ping-pong with a helper process: each side makes one WAKE (unconditional: a raw
 /// futex keeps no count of sleepers) and one WAIT per round trip, through the kernel (no
@@ -159,8 +105,7 @@ fn wait_change(theirs: &AtomicU32, previous: u32, mut alive: impl FnMut() -> Cli
 /// other side answered before it slept: this is the floor of a futex round trip, not of a
 /// wakeup from sleep (see [`super::wake`] for that).
 fn futex_pingpong(count: u64, warmup: u64, cpus: Option<(usize, usize)>) -> CliResult<Histogram<u64>> {
-    let (file, object) = temporary::shared_file("bench-futex", PAGE)?;
-    let words = Words::map(&file)?;
+    let (words, object) = SharedPage::create("bench-futex")?;
     let parent = std::process::id().to_string();
     let pin_arg = cpus.map(|(_, theirs)| theirs.to_string());
     let mut arguments = vec!["bench-futex-peer", object.name(), parent.as_str()];
@@ -171,14 +116,14 @@ fn futex_pingpong(count: u64, warmup: u64, cpus: Option<(usize, usize)>) -> CliR
     let mut histogram = latency::histogram();
     for round in 1..=(warmup + count) as u32 {
         let start = Instant::now();
-        publish(words.word(PING), round);
-        wait_change(words.word(PONG), round - 1, || peer.check_running())?;
+        futex_signal(words.u32(PING), round);
+        futex_wait(words.u32(PONG), round - 1, || peer.check_running())?;
         let elapsed = start.elapsed();
         if u64::from(round) > warmup {
             latency::record(&mut histogram, elapsed);
         }
     }
-    publish(words.word(PING), STOP);
+    futex_signal(words.u32(PING), STOP);
     peer.finish(EXIT_LIMIT)?;
     Ok(histogram)
 }
@@ -186,9 +131,7 @@ fn futex_pingpong(count: u64, warmup: u64, cpus: Option<(usize, usize)>) -> CliR
 /// The helper of the futex ping-pong: answer every round until STOP or until the parent is gone.
 pub fn run_futex_peer(args: &BenchFutexPeerArgs) -> CliResult {
     pin(args.pin)?;
-    let fd = shm_open(args.name.as_str(), OFlag::O_RDWR, Mode::empty())
-        .map_err(|errno| CliError::io(format!("opening {}", args.name), std::io::Error::from(errno)))?;
-    let words = Words::map(&File::from(fd))?;
+    let words = SharedPage::open(&args.name)?;
     let parent_alive = || {
         if nix::unistd::getppid().as_raw() as u32 == args.parent {
             Ok(())
@@ -198,11 +141,11 @@ pub fn run_futex_peer(args: &BenchFutexPeerArgs) -> CliResult {
     };
     let mut last = 0;
     loop {
-        let round = wait_change(words.word(PING), last, parent_alive)?;
+        let round = futex_wait(words.u32(PING), last, parent_alive)?;
         if round == STOP {
             return Ok(());
         }
-        publish(words.word(PONG), round);
+        futex_signal(words.u32(PONG), round);
         last = round;
     }
 }

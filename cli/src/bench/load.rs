@@ -129,41 +129,16 @@ fn receive(
     let work = Work::stamped(size)
         .ok_or_else(|| CliError::Usage(format!("a load row needs messages of {} B or more", Work::STAMPED_MINIMUM)))?;
     let bound::BoundReceiver { mut receiver, address, inherited } = bound::receiver(kind, "load", None, options)?;
-    let size_text = size.to_string();
-    let duration_text = duration.as_secs_f64().to_string();
-    // The sender's side sizes its queue too (seqpacket: its send buffer), as deep as ours.
-    let depth_text = options.depth.to_string();
-    let rate_text = rate.map(|rate| rate.to_string());
-    let mut arguments = vec![
-        "bench-peer",
-        "--stamped",
-        "--transport",
-        kind.name(),
-        "--address",
-        address.as_str(),
-        "--size",
-        size_text.as_str(),
-        "--duration",
-        duration_text.as_str(),
-        "--depth",
-        depth_text.as_str(),
-    ];
-    if let Some(rate) = &rate_text {
-        arguments.extend(["--rate", rate.as_str()]);
+    let mut arguments = super::stream::peer_arguments(kind, &address, options, size, duration);
+    arguments.push("--stamped".to_string());
+    if let Some(rate) = rate {
+        arguments.extend(["--rate".to_string(), rate.to_string()]);
     }
     let mut peer = Peer::spawn(&arguments)?;
     drop(inherited);
 
     let mut buffer = Vec::with_capacity(size);
-    let started = std::time::Instant::now();
-    loop {
-        match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)) {
-            Ok(()) => break,
-            Err(RecvError::Timeout) if started.elapsed() < super::stream::STARTUP_LIMIT => peer.check_running()?,
-            Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process never started".to_string())),
-            Err(error) => return Err(error.into()),
-        }
-    }
+    super::stream::await_first(&mut receiver, &mut buffer, &mut peer)?;
     let mut seen = Received { messages: 0, histogram: latency::histogram(), first_ns: 0, last_ns: 0, ring: None };
     // The helper sends for about `duration` (twice that at most); allow it generous slack before
     // calling it stuck.

@@ -20,6 +20,7 @@ pub mod report;
 pub mod ring_counters;
 mod rounds;
 pub mod shapes;
+mod shared_page;
 pub mod stream;
 pub mod syscalls;
 mod tally;

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ipcring::__private::attach::BoxedReceiver;
 use ipcring::transport::{Kind, Options, Side};
 use ipcring::RecvError;
 
@@ -58,41 +59,16 @@ pub fn measure(
 ) -> CliResult<Throughput> {
     let bound::BoundReceiver { mut receiver, address, inherited } =
         bound::receiver(kind, "stream", directory, options)?;
-    let size_text = size.to_string();
-    let duration_text = duration.as_secs_f64().to_string();
-    // The sender's side sizes its queue too (seqpacket: its send buffer), as deep as ours.
-    let depth_text = options.depth.to_string();
-    let cpu_text = peer_cpu.map(|cpu| cpu.to_string());
-    let mut arguments = vec![
-        "bench-peer",
-        "--transport",
-        kind.name(),
-        "--address",
-        address.as_str(),
-        "--size",
-        size_text.as_str(),
-        "--duration",
-        duration_text.as_str(),
-        "--depth",
-        depth_text.as_str(),
-    ];
-    if let Some(cpu) = &cpu_text {
-        arguments.extend(["--pin", cpu.as_str()]);
+    let mut arguments = peer_arguments(kind, &address, options, size, duration);
+    if let Some(cpu) = peer_cpu {
+        arguments.extend(["--pin".to_string(), cpu.to_string()]);
     }
     let mut peer = Peer::spawn(&arguments)?;
     drop(inherited);
 
     let mut buffer = Vec::with_capacity(size);
     let work = Work::new(size);
-    let started = Instant::now();
-    loop {
-        match receiver.recv_timeout(&mut buffer, Duration::from_millis(50)) {
-            Ok(()) => break,
-            Err(RecvError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
-            Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process never started".to_string())),
-            Err(error) => return Err(error.into()),
-        }
-    }
+    await_first(&mut receiver, &mut buffer, &mut peer)?;
     let first = Instant::now();
     super::syscalls::resume();
     work.check(0, &buffer).map_err(CliError::Peer)?;
@@ -123,6 +99,37 @@ pub fn measure(
     let ring = RingCounters::read(kind, &address);
     drop(receiver);
     Ok(Throughput { messages, elapsed, ring })
+}
+
+/// The command line of a streaming helper (`ipcring bench-peer`) sending `size`-byte messages for
+/// `duration` to the channel of `kind` bound at `address` with `options`.
+pub fn peer_arguments(kind: Kind, address: &str, options: &Options, size: usize, duration: Duration) -> Vec<String> {
+    // The sender's side sizes its queue too (seqpacket: its send buffer), as deep as ours.
+    let values = [
+        kind.name().to_string(),
+        address.to_string(),
+        size.to_string(),
+        duration.as_secs_f64().to_string(),
+        options.depth.to_string(),
+    ];
+    let names = ["--transport", "--address", "--size", "--duration", "--depth"];
+    std::iter::once("bench-peer".to_string())
+        .chain(names.iter().zip(values).flat_map(|(name, value)| [name.to_string(), value]))
+        .collect()
+}
+
+/// Waits in slices for the helper's first message, into `buffer`; fails if the helper exits or
+/// never starts sending.
+pub fn await_first(receiver: &mut BoxedReceiver, buffer: &mut Vec<u8>, peer: &mut Peer) -> CliResult {
+    let started = Instant::now();
+    loop {
+        match receiver.recv_timeout(buffer, Duration::from_millis(50)) {
+            Ok(()) => return Ok(()),
+            Err(RecvError::Timeout) if started.elapsed() < STARTUP_LIMIT => peer.check_running()?,
+            Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process never started".to_string())),
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// The sending helper: connect, send for `--duration`, close (`--zero-copy` and `--stamped`:

@@ -22,9 +22,8 @@
 //! and one `FUTEX_WAKE` per message, nothing else) and a raw `eventfd` ping-pong (a `poll` that
 //! sleeps, in slices so that a vanished peer is noticed, then a `read`; one `write` to wake).
 
-use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -34,7 +33,6 @@ use ipcring::__private::segment::Segment;
 use ipcring::__private::wait::{Futex, FutexWait, SharedFutex};
 use ipcring::transport::{self, Kind, Options, Side};
 use ipcring::RecvError;
-use memmap2::{MmapOptions, MmapRaw};
 
 use super::super::args::{BenchWakePeerArgs, WakeRaw};
 use super::super::bound;
@@ -42,13 +40,12 @@ use super::super::error::{CliError, CliResult};
 use super::super::latency;
 use super::super::peer::Peer;
 use super::super::pingpong::EXIT_LIMIT;
-use super::super::temporary;
 use super::pin;
 use super::ring_counters::RingCounters;
+use super::shared_page::SharedPage;
 use super::work::Work;
 
-/// The shared page of stamps and raw futex words, each on its own 64-byte line.
-const PAGE: u64 = 4096;
+/// Offsets in the shared page of stamps and raw futex words, each on its own 64-byte line.
 /// When this process sent the ping (ns, CLOCK_MONOTONIC).
 const PING_SENT: usize = 0;
 /// The ping's one-way latency as the helper measured it (ns).
@@ -78,33 +75,6 @@ pub enum Subject {
 fn now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map_or(0, |time| time.tv_sec() as u64 * 1_000_000_000 + time.tv_nsec() as u64)
-}
-
-/// The shared page.
-struct Stamps {
-    map: MmapRaw,
-}
-
-impl Stamps {
-    fn map(file: &File) -> CliResult<Stamps> {
-        let map = MmapOptions::new()
-            .len(PAGE as usize)
-            .map_raw(file)
-            .map_err(|source| CliError::io("mapping the stamp page", source))?;
-        Ok(Stamps { map })
-    }
-
-    fn word(&self, offset: usize) -> &AtomicU64 {
-        // SAFETY: the mapping is PAGE bytes, page-aligned, and lives as long as `self`; every
-        // offset used is a multiple of 64 below PAGE; both processes access the page only
-        // through atomics.
-        unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(offset).cast()) }
-    }
-
-    fn futex(&self, offset: usize) -> &AtomicU32 {
-        // SAFETY: as in `word`: aligned, inside the mapping, atomics only.
-        unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(offset).cast()) }
-    }
 }
 
 /// The sleep counter of the consumer side of the ring at `address` (`None` for a kernel
@@ -193,8 +163,7 @@ fn measure_transport(
     warmup: u64,
 ) -> CliResult<Measured> {
     let options = options(kind, wait, size);
-    let (file, page) = temporary::shared_file("wake", PAGE)?;
-    let stamps = Stamps::map(&file)?;
+    let (stamps, page) = SharedPage::create("wake")?;
     let bound::BoundSender { mut sender, address: ping, inherited: ping_end } =
         bound::sender(kind, "wake-ping", &options)?;
     let bound::BoundReceiver { mut receiver, address: pong, inherited: pong_end } =
@@ -227,14 +196,14 @@ fn measure_transport(
     for round in 1..=warmup + count {
         await_asleep(helper, helper_sleeps.as_ref(), &mut seen)?;
         let message = work.message(round);
-        stamps.word(PING_SENT).store(now_ns(), Ordering::Relaxed);
+        stamps.u64(PING_SENT).store(now_ns(), Ordering::Relaxed);
         sender.send(message).map_err(super::super::pingpong::echo_error)?;
         receiver.recv(&mut reply).map_err(super::super::pingpong::echo_error)?;
         let woke = now_ns();
         // Relaxed: the transport's own synchronisation (a ring's release/acquire, a system
         // call) orders the helper's stores before its send with our loads after our receive.
-        let pong_took = woke.saturating_sub(stamps.word(PONG_SENT).load(Ordering::Relaxed));
-        let ping_took = stamps.word(PING_TOOK).load(Ordering::Relaxed);
+        let pong_took = woke.saturating_sub(stamps.u64(PONG_SENT).load(Ordering::Relaxed));
+        let ping_took = stamps.u64(PING_TOOK).load(Ordering::Relaxed);
         work.check(round, &reply).map_err(CliError::Peer)?;
         if round > warmup {
             latency::record(&mut histogram, Duration::from_nanos(ping_took + pong_took));
@@ -282,7 +251,7 @@ fn first_exchange(
 
 /// The echo side of a transport row: receive, stamp the ping's latency, check, wait until the
 /// measuring process sleeps, stamp, send back; until the ping channel closes.
-fn run_transport_peer(args: &BenchWakePeerArgs, kind: Kind, stamps: &Stamps) -> CliResult {
+fn run_transport_peer(args: &BenchWakePeerArgs, kind: Kind, stamps: &SharedPage) -> CliResult {
     let options = Options { max_message_size: args.max_size, ..Options::default() };
     let mut receiver = transport::open_receiver(kind, &args.ping, Side::Connect, &options)?;
     let mut sender = transport::open_sender(kind, &args.pong, Side::Connect, &options)?;
@@ -299,8 +268,8 @@ fn run_transport_peer(args: &BenchWakePeerArgs, kind: Kind, stamps: &Stamps) -> 
         }
         let woke = now_ns();
         stamps
-            .word(PING_TOOK)
-            .store(woke.saturating_sub(stamps.word(PING_SENT).load(Ordering::Relaxed)), Ordering::Relaxed);
+            .u64(PING_TOOK)
+            .store(woke.saturating_sub(stamps.u64(PING_SENT).load(Ordering::Relaxed)), Ordering::Relaxed);
         super::super::pingpong::check_echoed(&mut work, index, &message)?;
         if index > 0 {
             // Round trip 0 is the untimed handshake: the measuring process may not sleep yet.
@@ -311,7 +280,7 @@ fn run_transport_peer(args: &BenchWakePeerArgs, kind: Kind, stamps: &Stamps) -> 
             }
             await_asleep(parent, parent_sleeps.as_ref(), &mut seen)?;
         }
-        stamps.word(PONG_SENT).store(now_ns(), Ordering::Relaxed);
+        stamps.u64(PONG_SENT).store(now_ns(), Ordering::Relaxed);
         match sender.send(&message) {
             Ok(()) => {}
             Err(ipcring::SendError::Disconnected) => return Ok(()),
@@ -373,7 +342,7 @@ fn eventfd_signal(fd: &OwnedFd) -> CliResult {
 /// Sleeps until `word` leaves `previous`: one FUTEX_WAIT per message, another only after a slice
 /// with no change or a spurious wakeup; `alive` is asked once a slice has passed (whatever the
 /// waits returned: a futex call that fails at once must not spin unchecked).
-fn futex_wait(word: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
+pub(super) fn futex_wait(word: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliResult) -> CliResult<u32> {
     let mut since = Instant::now();
     loop {
         // Acquire: pairs with the release store of the other side's publication.
@@ -389,7 +358,7 @@ fn futex_wait(word: &AtomicU32, previous: u32, mut alive: impl FnMut() -> CliRes
     }
 }
 
-fn futex_signal(word: &AtomicU32, value: u32) {
+pub(super) fn futex_signal(word: &AtomicU32, value: u32) {
     word.store(value, Ordering::Release);
     SharedFutex.wake_all(word);
 }
@@ -397,8 +366,7 @@ fn futex_signal(word: &AtomicU32, value: u32) {
 /// The raw limits: the same protocol (wait until the other side sleeps, stamp, signal), with no
 /// message.
 fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
-    let (file, page) = temporary::shared_file("wake-raw", PAGE)?;
-    let stamps = Stamps::map(&file)?;
+    let (stamps, page) = SharedPage::create("wake-raw")?;
     let fds = eventfds()?;
     // The helper inherits duplicates (dup clears close-on-exec); ours keep it, so no other
     // helper inherits them.
@@ -420,11 +388,11 @@ fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
     let mut unused = 0;
     for round in 1..=(warmup + count) as u32 {
         await_asleep(helper, None, &mut unused)?;
-        stamps.word(PING_SENT).store(now_ns(), Ordering::Relaxed);
+        stamps.u64(PING_SENT).store(now_ns(), Ordering::Relaxed);
         match raw {
             WakeRaw::Futex => {
-                futex_signal(stamps.futex(FUTEX_PING), round);
-                futex_wait(stamps.futex(FUTEX_PONG), round - 1, || peer.check_running())?;
+                futex_signal(stamps.u32(FUTEX_PING), round);
+                futex_wait(stamps.u32(FUTEX_PONG), round - 1, || peer.check_running())?;
             }
             WakeRaw::Eventfd => {
                 eventfd_signal(&fds[0])?;
@@ -432,17 +400,17 @@ fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
             }
         }
         let woke = now_ns();
-        let pong_took = woke.saturating_sub(stamps.word(PONG_SENT).load(Ordering::Relaxed));
-        let ping_took = stamps.word(PING_TOOK).load(Ordering::Relaxed);
+        let pong_took = woke.saturating_sub(stamps.u64(PONG_SENT).load(Ordering::Relaxed));
+        let ping_took = stamps.u64(PING_TOOK).load(Ordering::Relaxed);
         if u64::from(round) > warmup {
             latency::record(&mut histogram, Duration::from_nanos(ping_took + pong_took));
         }
     }
     match raw {
-        WakeRaw::Futex => futex_signal(stamps.futex(FUTEX_PING), STOP),
+        WakeRaw::Futex => futex_signal(stamps.u32(FUTEX_PING), STOP),
         // Closing ours is not enough (the helper holds the same eventfd): a stop flag first.
         WakeRaw::Eventfd => {
-            stamps.word(PING_SENT).store(u64::MAX, Ordering::Relaxed);
+            stamps.u64(PING_SENT).store(u64::MAX, Ordering::Relaxed);
             eventfd_signal(&fds[0])?;
         }
     }
@@ -462,7 +430,7 @@ fn dup_inheritable(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
 }
 
 /// The helper of the raw limits.
-fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &Stamps) -> CliResult {
+fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &SharedPage) -> CliResult {
     let parent = nix::unistd::getppid().as_raw() as u32;
     let parent_alive = || {
         if nix::unistd::getppid().as_raw() as u32 == parent {
@@ -491,7 +459,7 @@ fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &Stamps) -> CliR
     loop {
         match raw {
             WakeRaw::Futex => {
-                let round = futex_wait(stamps.futex(FUTEX_PING), last, parent_alive)?;
+                let round = futex_wait(stamps.u32(FUTEX_PING), last, parent_alive)?;
                 if round == STOP {
                     return Ok(());
                 }
@@ -499,19 +467,19 @@ fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &Stamps) -> CliR
             }
             WakeRaw::Eventfd => {
                 eventfd_wait(&fds[0], parent_alive)?;
-                if stamps.word(PING_SENT).load(Ordering::Relaxed) == u64::MAX {
+                if stamps.u64(PING_SENT).load(Ordering::Relaxed) == u64::MAX {
                     return Ok(());
                 }
             }
         }
         let woke = now_ns();
         stamps
-            .word(PING_TOOK)
-            .store(woke.saturating_sub(stamps.word(PING_SENT).load(Ordering::Relaxed)), Ordering::Relaxed);
+            .u64(PING_TOOK)
+            .store(woke.saturating_sub(stamps.u64(PING_SENT).load(Ordering::Relaxed)), Ordering::Relaxed);
         await_asleep(parent, None, &mut unused)?;
-        stamps.word(PONG_SENT).store(now_ns(), Ordering::Relaxed);
+        stamps.u64(PONG_SENT).store(now_ns(), Ordering::Relaxed);
         match raw {
-            WakeRaw::Futex => futex_signal(stamps.futex(FUTEX_PONG), last),
+            WakeRaw::Futex => futex_signal(stamps.u32(FUTEX_PONG), last),
             WakeRaw::Eventfd => eventfd_signal(&fds[1])?,
         }
     }
@@ -520,9 +488,7 @@ fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &Stamps) -> CliR
 /// `ipcring bench-wake-peer` (hidden): the helper of the wake-latency rows and limits.
 pub fn run_peer(args: &BenchWakePeerArgs) -> CliResult {
     pin(args.pin)?;
-    let fd = nix::sys::mman::shm_open(args.page.as_str(), nix::fcntl::OFlag::O_RDWR, nix::sys::stat::Mode::empty())
-        .map_err(|errno| CliError::io(format!("opening {}", args.page), std::io::Error::from(errno)))?;
-    let stamps = Stamps::map(&File::from(fd))?;
+    let stamps = SharedPage::open(&args.page)?;
     match (args.raw, args.transport) {
         (Some(raw), _) => run_raw_peer(args, raw, &stamps),
         (None, Some(kind)) => run_transport_peer(args, kind, &stamps),
