@@ -65,12 +65,23 @@ pub enum Kind {
     Tcp,
     /// A POSIX message queue.
     Mq,
+    /// Realtime signals (`sigqueue` to a `signalfd`), messages of at most 8 bytes.
+    Signal,
 }
 
 impl Kind {
     /// Every transport, in the order of the tables.
-    pub const ALL: &'static [Kind] =
-        &[Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
+    pub const ALL: &'static [Kind] = &[
+        Kind::ShmSpsc,
+        Kind::ShmMpmc,
+        Kind::Pipe,
+        Kind::Fifo,
+        Kind::Unix,
+        Kind::Seqpacket,
+        Kind::Tcp,
+        Kind::Mq,
+        Kind::Signal,
+    ];
 
     /// The `--transport` name.
     ///
@@ -87,6 +98,7 @@ impl Kind {
             Kind::Seqpacket => "seqpacket",
             Kind::Tcp => "tcp",
             Kind::Mq => "mq",
+            Kind::Signal => "signal",
         }
     }
 }

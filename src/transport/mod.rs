@@ -11,6 +11,7 @@
 //! | `seqpacket` | Unix seqpacket socket ([`seqpacket`]) | a path, or `@name` |
 //! | `tcp` | TCP, loopback by default ([`tcp`]) | `host:port` |
 //! | `mq` | POSIX message queue ([`mq`]) | a queue name |
+//! | `signal` | realtime signals to a `signalfd`, messages of at most 8 bytes ([`signal`]) | a name |
 //!
 //! A shared-memory ring need not have a name at all: [`fd_passing`] hands an anonymous (memfd)
 //! ring to a peer as a file descriptor over a Unix socket (`SCM_RIGHTS`).
@@ -45,6 +46,7 @@ pub mod fifo;
 pub mod mq;
 pub mod pipe;
 pub mod seqpacket;
+pub mod signal;
 pub(crate) mod socket;
 pub(crate) mod stream;
 pub mod tcp;
@@ -120,6 +122,10 @@ fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_sender(address, max, timeout)?),
         (Kind::Mq, Side::Bind) => Box::new(mq::MqSender::create(address, &mq_options(options))?),
         (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqSender::open(address))?),
+        (Kind::Signal, Side::Bind) => Box::new(signal::SignalSender::bind(address, max, depth)?),
+        (Kind::Signal, Side::Connect) => {
+            Box::new(retry_until_created(timeout, || signal::SignalSender::connect(address, max, depth))?)
+        }
     })
 }
 
@@ -147,6 +153,10 @@ fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_receiver(address, max, timeout)?),
         (Kind::Mq, Side::Bind) => Box::new(mq::MqReceiver::create(address, &mq_options(options))?),
         (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqReceiver::open(address))?),
+        (Kind::Signal, Side::Bind) => Box::new(signal::SignalReceiver::bind(address, max)?),
+        (Kind::Signal, Side::Connect) => {
+            Box::new(retry_until_created(timeout, || signal::SignalReceiver::connect(address, max))?)
+        }
     })
 }
 
