@@ -1137,24 +1137,223 @@ impl crate::channel::Receiver for SignalReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Bound on every wait expected to succeed.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn unique(what: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        format!("ipcring-test-signal-{what}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn pair(what: &str, depth: usize) -> (SignalReceiver, SignalSender) {
+        let name = unique(what);
+        let receiver = SignalReceiver::bind(&name, 8).unwrap();
+        let sender = SignalSender::connect(&name, 8, depth).unwrap();
+        (receiver, sender)
+    }
+
+    #[test]
+    fn every_length_and_the_end_decode_as_they_were_encoded() {
+        let tag = 0x2ab_cdef;
+        for length in 0..=MAX_MESSAGE_SIZE {
+            let message: Vec<u8> = (1..=length as u8).collect();
+            let (code, value) = encode(tag, &message);
+            assert!(code < 0);
+            let mut bytes = [0u8; MAX_MESSAGE_SIZE];
+            bytes[..length].copy_from_slice(&message);
+            assert_eq!(decode(tag, code, value), Some(Record::Message { length, bytes }));
+        }
+        let (code, value) = encode_end(tag);
+        assert_eq!(decode(tag, code, value), Some(Record::End));
+    }
+
+    #[test]
+    fn codes_of_other_channels_and_of_the_kernel_or_libc_do_not_decode() {
+        let (code, value) = encode(7, b"abc");
+        assert_eq!(decode(8, code, value), None, "another channel's tag");
+        // SI_USER (kill), SI_QUEUE (sigqueue), SI_TKILL (tgkill), SI_KERNEL, extremes.
+        for foreign in [0, -1, -6, 0x80, i32::MIN, i32::MAX] {
+            assert_eq!(decode(7, foreign, value), None, "{foreign}");
+        }
+        // Length fields 9..=14 are not lengths.
+        for field in 9..=14 {
+            assert_eq!(decode(7, super::code(7, field), 0), None, "{field}");
+        }
+    }
 
     #[test]
     fn three_thousand_messages_of_every_length_arrive_in_order() {
-        let name = format!("ipcring-test-signal-debug-{}", std::process::id());
-        let mut receiver = SignalReceiver::bind(&name, 8).unwrap();
-        let mut sender = SignalSender::connect(&name, 8, 16).unwrap();
+        let (mut receiver, mut sender) = pair("order", 16);
         let writer = std::thread::spawn(move || {
             for sequence in 0..3000u64 {
                 let length = (sequence % 9) as usize;
-                sender.send_timeout(&sequence.to_le_bytes()[..length], Duration::from_secs(10)).unwrap();
+                sender.send_timeout(&sequence.to_le_bytes()[..length], PATIENCE).unwrap();
             }
         });
         let mut buffer = Vec::new();
         for sequence in 0..3000u64 {
-            receiver.recv_timeout(&mut buffer, Duration::from_secs(10)).unwrap();
+            receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
             let length = (sequence % 9) as usize;
             assert_eq!(buffer, &sequence.to_le_bytes()[..length], "message {sequence}");
         }
         writer.join().unwrap();
+    }
+
+    /// Queues `value` to `receiver` as if its sender had, but from `pid` with `code`.
+    fn forge(receiver: &SignalReceiver, pid: i32, code: i32, value: u64) -> nix::Result<()> {
+        let info = QueuedInfo {
+            signal: receiver.claim.signal,
+            errno: 0,
+            code,
+            _padding: 0,
+            pid,
+            uid: 0,
+            value,
+            _rest: [0; 12],
+        };
+        // SAFETY: a complete `_rt` siginfo, only read by the kernel.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                std::process::id() as i32,
+                receiver.claim.thread,
+                receiver.claim.signal,
+                &info as *const QueuedInfo,
+            )
+        };
+        Errno::result(result).map(drop)
+    }
+
+    #[test]
+    fn a_signal_from_another_process_than_the_sender_is_not_delivered() {
+        let (mut receiver, mut sender) = pair("stranger", 16);
+        let (code, value) = encode(receiver.tag, b"forged");
+        let (signal, thread, parent) = (receiver.claim.signal, receiver.claim.thread, std::process::id() as i32);
+        // SAFETY: the child only builds a value on its stack, makes one system call and
+        // `_exit`s: all async-signal-safe, as a child of a threaded process requires.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: `getpid` has no preconditions.
+                let pid = unsafe { libc::getpid() };
+                let info = QueuedInfo { signal, errno: 0, code, _padding: 0, pid, uid: 0, value, _rest: [0; 12] };
+                // SAFETY: as in `forge`; `_exit` ends the child without running the parent's destructors.
+                unsafe {
+                    let sent =
+                        libc::syscall(libc::SYS_rt_tgsigqueueinfo, parent, thread, signal, &info as *const QueuedInfo);
+                    libc::_exit(if sent == 0 { 0 } else { 1 });
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let deadline = Instant::now() + PATIENCE;
+                let status = loop {
+                    match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap() {
+                        nix::sys::wait::WaitStatus::StillAlive if Instant::now() < deadline => std::thread::yield_now(),
+                        status => break status,
+                    }
+                };
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0), "the child queued its signal");
+            }
+        }
+        // The same code from this process's own pid, but by `tgkill`, and by `sigqueue`'s code.
+        // SAFETY: tgkill of a blocked, ignored signal to this very thread.
+        assert_eq!(unsafe { libc::syscall(libc::SYS_tgkill, std::process::id() as i32, thread, signal) }, 0);
+        forge(&receiver, std::process::id() as i32, -1, value).unwrap();
+        sender.send(b"genuine").unwrap();
+        let mut buffer = Vec::new();
+        receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, b"genuine");
+        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn a_leftover_signal_of_an_earlier_channel_on_the_same_thread_is_not_delivered() {
+        let (receiver, _sender) = pair("leftover", 16);
+        let (code, value) = encode(receiver.tag, b"old");
+        let signal = receiver.signal();
+        drop(receiver);
+        let (mut receiver, mut sender) = pair("leftover-new", 16);
+        assert_eq!(receiver.signal(), signal, "the released signal is claimed again");
+        forge(&receiver, std::process::id() as i32, code, value).unwrap();
+        sender.send(b"new").unwrap();
+        let mut buffer = Vec::new();
+        receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, b"new");
+    }
+
+    #[test]
+    fn a_receiver_refuses_to_work_in_another_thread() {
+        let (mut receiver, _sender) = pair("thread", 16);
+        let result = std::thread::spawn(move || receiver.try_recv(&mut Vec::new())).join().unwrap();
+        assert!(matches!(result, Err(Error::InvalidArgument(_))), "{result:?}");
+    }
+
+    #[test]
+    fn two_receivers_in_one_thread_claim_two_signals_and_keep_their_messages_apart() {
+        let (mut first, mut first_sender) = pair("two-a", 16);
+        let (mut second, mut second_sender) = pair("two-b", 16);
+        assert_ne!(first.signal(), second.signal());
+        first_sender.send(b"first").unwrap();
+        second_sender.send(b"second").unwrap();
+        let mut buffer = Vec::new();
+        second.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, b"second");
+        first.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, b"first");
+    }
+
+    #[test]
+    fn a_sender_keeps_at_most_depth_messages_queued() {
+        let (mut receiver, mut sender) = pair("depth", 3);
+        for index in 0..3u8 {
+            sender.try_send(&[index]).unwrap();
+        }
+        assert!(matches!(sender.try_send(b"x"), Err(Error::Full)));
+        assert!(matches!(sender.send_timeout(b"x", Duration::from_millis(20)), Err(Error::Timeout)));
+        let mut buffer = Vec::new();
+        receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, [0]);
+        // All three were read off the queue in one batch: room for three again.
+        for index in 3..6u8 {
+            sender.try_send(&[index]).unwrap();
+        }
+        assert!(matches!(sender.try_send(b"x"), Err(Error::Full)));
+    }
+
+    #[test]
+    fn a_second_sender_or_receiver_is_refused() {
+        let name = unique("second");
+        let _receiver = SignalReceiver::bind(&name, 8).unwrap();
+        let _sender = SignalSender::connect(&name, 8, 16).unwrap();
+        assert!(matches!(SignalSender::connect(&name, 8, 16), Err(Error::AddressInUse { .. })));
+        assert!(matches!(SignalReceiver::bind(&name, 8), Err(Error::AddressInUse { .. })));
+        let other = std::thread::spawn(move || SignalReceiver::connect(&name, 8).map(drop)).join().unwrap();
+        assert!(matches!(other, Err(Error::AddressInUse { .. })), "{other:?}");
+    }
+
+    #[test]
+    fn the_rendezvous_file_has_mode_0600_and_goes_with_its_binder() {
+        let name = unique("file");
+        let path = rendezvous_path(&name).unwrap();
+        let receiver = SignalReceiver::bind(&name, 8).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        drop(receiver);
+        assert!(!std::path::Path::new(&path).exists());
+        assert!(matches!(SignalSender::connect(&name, 8, 16), Err(Error::AddressNotFound { .. })));
+    }
+
+    #[test]
+    fn a_stale_rendezvous_file_is_replaced_by_the_next_binder() {
+        let name = unique("stale");
+        let path = rendezvous_path(&name).unwrap();
+        // As if a binder had been killed: its file stays, nobody holds its locks.
+        std::fs::write(&path, b"ipcrsg01 left behind").unwrap();
+        let mut receiver = SignalReceiver::bind(&name, 8).unwrap();
+        let mut sender = SignalSender::connect(&name, 8, 16).unwrap();
+        sender.send(b"fresh").unwrap();
+        let mut buffer = Vec::new();
+        receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, b"fresh");
     }
 }
