@@ -37,7 +37,7 @@
 //!
 //! A signal goes to a process (here: to one thread of it), not to a name. The side that binds
 //! creates `/dev/shm/.ipcring-signal-NAME` (mode 0600, `O_EXCL`, owner only; names follow the
-//! ring rules of [`normalize_name`](crate::__private::segment::normalize_name)), the side that
+//! ring rules of [`normalize_name`]), the side that
 //! connects opens it, and each side publishes itself there:
 //!
 //! | bytes    | content                                                                  |

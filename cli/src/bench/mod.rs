@@ -164,6 +164,7 @@ fn size_limit(kind: Kind) -> Option<usize> {
     match kind {
         Kind::Mq => mq::MqLimits::read().ok().map(|limits| limits.max_message_size),
         Kind::Seqpacket => Some(seqpacket::system_limit()),
+        Kind::Signal => Some(ipcring::transport::signal::MAX_MESSAGE_SIZE),
         _ => None,
     }
 }
@@ -361,8 +362,15 @@ fn bytes_in_flight(subject: Subject, size: usize) -> Option<u64> {
         Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::Seqpacket => Some(queued),
         Kind::Pipe | Kind::Fifo => Some(pipe_capacity()),
         Kind::Unix | Kind::Tcp => socket_buffers(subject.kind),
+        // The sender's depth, within the user's pending-signal limit.
+        Kind::Signal => Some(queued.min(pending_signal_limit().saturating_mul(size as u64))),
         _ => None,
     }
+}
+
+/// This user's limit of queued signals (`RLIMIT_SIGPENDING`, `ulimit -i`).
+fn pending_signal_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_SIGPENDING).map_or(u64::MAX, |(soft, _)| soft)
 }
 
 /// A new pipe's capacity on this system (`F_GETPIPE_SZ`; 64 KiB on Linux by default).
