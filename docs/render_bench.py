@@ -103,6 +103,8 @@ def quick(report):
     if "futex_asleep" in limits:
         asleep = "; each side asleep before it is woken: raw futex p50 %s, raw eventfd p50 %s" % (
             nanos(limits["futex_asleep"]["p50_ns"]), nanos(limits["eventfd_asleep"]["p50_ns"]))
+    if "signal_asleep" in limits:
+        asleep += ", raw realtime signal p50 %s" % nanos(limits["signal_asleep"]["p50_ns"])
     lines += ["", "Cache-line ping-pong p50: one line %s, two lines %s; raw futex ping-pong p50 %s%s." % (
         nanos(limits["cache_line_same_line"]["p50_ns"]), nanos(limits["cache_line_two_lines"]["p50_ns"]),
         nanos(limits["futex"]["p50_ns"]), asleep), ""]

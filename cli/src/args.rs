@@ -187,6 +187,8 @@ pub enum WakeRaw {
     Futex,
     /// One blocking eventfd read and one write per message.
     Eventfd,
+    /// One `sigqueue` and one `sigtimedwait` of a realtime signal per message.
+    Signal,
 }
 
 impl WakeRaw {
@@ -195,6 +197,7 @@ impl WakeRaw {
         match self {
             WakeRaw::Futex => "futex",
             WakeRaw::Eventfd => "eventfd",
+            WakeRaw::Signal => "signal",
         }
     }
 }

@@ -678,7 +678,7 @@ fn bench_wake_rows_find_every_receiver_asleep_and_no_wakeup_lost() {
         run(&[&["bench", "--duration", "0.1", "--count", "1000", "--json", &json_path], &arguments[..]].concat(), None);
     assert_success(&output);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    for limit in ["futex_asleep", "eventfd_asleep"] {
+    for limit in ["futex_asleep", "eventfd_asleep", "signal_asleep"] {
         assert!(report["limits"][limit]["p50_ns"].as_u64().unwrap() > 0, "{limit}");
     }
     // Only what the kernel counts: present when the tracepoint can be counted here.

@@ -35,6 +35,8 @@ pub struct Limits {
     pub futex_asleep: Summary,
     /// A raw eventfd ping-pong (a `poll` that sleeps, a `read`, a `write` to wake) with each side asleep first.
     pub eventfd_asleep: Summary,
+    /// A raw realtime-signal ping-pong (`sigqueue`, `sigtimedwait`) with each side asleep first.
+    pub signal_asleep: Summary,
     /// The plain SPSC ring between two processes at each message size: the ceiling of the
     /// throughput rows (`copy`) and of zero-copy rows (`in place`).
     pub plain_ring: Vec<super::plain_ring::PlainRing>,
@@ -66,6 +68,7 @@ pub fn measure(count: u64, sizes: &[usize], cpus: Option<(usize, usize)>) -> Cli
         futex: Summary::of(&futex_pingpong(count.min(20_000), warmup.min(2000), cpus)?),
         futex_asleep: asleep(WakeRaw::Futex)?,
         eventfd_asleep: asleep(WakeRaw::Eventfd)?,
+        signal_asleep: asleep(WakeRaw::Signal)?,
         memcpy_bytes_per_sec: sizes.iter().map(|&size| (size, memcpy_bandwidth(size))).collect(),
     })
 }

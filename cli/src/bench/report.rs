@@ -505,9 +505,10 @@ pub fn limits_text(limits: &Limits) -> String {
     let _ = writeln!(text, "  raw futex WAIT/WAKE ping-pong:        p50 {}", nanos(Some(limits.futex.p50_ns)));
     let _ = writeln!(
         text,
-        "  the same, each side asleep first:     p50 {}   raw eventfd, asleep first: p50 {}",
+        "  the same, each side asleep first:     p50 {}   raw eventfd: p50 {}   raw realtime signal: p50 {}",
         nanos(Some(limits.futex_asleep.p50_ns)),
-        nanos(Some(limits.eventfd_asleep.p50_ns))
+        nanos(Some(limits.eventfd_asleep.p50_ns)),
+        nanos(Some(limits.signal_asleep.p50_ns))
     );
     let plain: Vec<String> = limits
         .plain_ring

@@ -113,6 +113,7 @@ pub fn combine_limits(rounds: &[Limits], plain_ring: Vec<PlainRing>) -> (Limits,
         futex: pick(|limits| &limits.futex),
         futex_asleep: pick(|limits| &limits.futex_asleep),
         eventfd_asleep: pick(|limits| &limits.eventfd_asleep),
+        signal_asleep: pick(|limits| &limits.signal_asleep),
         plain_ring,
         memcpy_bytes_per_sec: rounds
             .first()

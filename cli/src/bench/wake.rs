@@ -363,10 +363,86 @@ pub(super) fn futex_signal(word: &AtomicU32, value: u32) {
     SharedFutex.wake_all(word);
 }
 
+/// The realtime signal of the raw signal limit blocked in the calling thread (and so in the
+/// processes it starts, which inherit the mask) while this lives: it is taken with
+/// `sigtimedwait`, never delivered to a handler. Dropping it takes any signal still pending,
+/// then unblocks it (a pending realtime signal's default action would end the process).
+struct BlockedSignal {
+    set: libc::sigset_t,
+}
+
+impl BlockedSignal {
+    /// `SIGRTMIN`: the signal transport claims its signals from `SIGRTMAX` down.
+    fn number() -> libc::c_int {
+        libc::SIGRTMIN()
+    }
+
+    fn block() -> CliResult<BlockedSignal> {
+        // SAFETY: an all-zero sigset_t is a valid value for sigemptyset to initialise.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid sigset_t owned here; the signal number is a valid one.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, BlockedSignal::number());
+        }
+        // SAFETY: `set` is initialised; the old mask is not wanted (null).
+        let result = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if result != 0 {
+            return Err(CliError::io("blocking a realtime signal", std::io::Error::from_raw_os_error(result)));
+        }
+        Ok(BlockedSignal { set })
+    }
+
+    /// Takes one pending signal, waiting up to `slice`; false if none came.
+    fn take(&self, slice: Duration) -> CliResult<bool> {
+        let timeout = libc::timespec { tv_sec: slice.as_secs() as libc::time_t, tv_nsec: slice.subsec_nanos().into() };
+        // SAFETY: `set` is an initialised sigset_t, `timeout` a valid timespec, both live
+        // through the call; no siginfo is wanted (null).
+        let taken = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
+        if taken >= 0 {
+            return Ok(true);
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) => Ok(false),
+            Some(libc::EINTR) => super::super::signals::check().map(|()| false),
+            _ => Err(CliError::io("waiting for a realtime signal", std::io::Error::last_os_error())),
+        }
+    }
+
+    /// Sleeps until the signal comes, in slices; `alive` is asked after a slice without it.
+    fn wait(&self, mut alive: impl FnMut() -> CliResult) -> CliResult {
+        while !self.take(SLICE)? {
+            alive()?;
+        }
+        Ok(())
+    }
+
+    /// Queues the signal to process `pid`.
+    fn send(pid: u32) -> CliResult {
+        let value = libc::sigval { sival_ptr: std::ptr::null_mut() };
+        // SAFETY: sigqueue takes plain values; the target is the other side of this measurement.
+        if unsafe { libc::sigqueue(pid as libc::pid_t, BlockedSignal::number(), value) } != 0 {
+            return Err(CliError::io("queueing a realtime signal", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BlockedSignal {
+    fn drop(&mut self) {
+        while let Ok(true) = self.take(Duration::ZERO) {}
+        // SAFETY: `set` is initialised; the old mask is not wanted.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.set, std::ptr::null_mut()) };
+    }
+}
+
 /// The raw limits: the same protocol (wait until the other side sleeps, stamp, signal), with no
 /// message.
 fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
     let (stamps, page) = SharedPage::create("wake-raw")?;
+    // Blocked before the helper starts, so that it inherits the mask: a signal that reaches it
+    // before it blocks the signal itself is queued, not fatal.
+    let signal = (raw == WakeRaw::Signal).then(BlockedSignal::block).transpose()?;
     let fds = eventfds()?;
     // The helper inherits duplicates (dup clears close-on-exec); ours keep it, so no other
     // helper inherits them.
@@ -376,7 +452,7 @@ fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
             .map(dup_inheritable)
             .collect::<std::io::Result<_>>()
             .map_err(|source| CliError::io("passing the eventfds", source))?,
-        WakeRaw::Futex => Vec::new(),
+        WakeRaw::Futex | WakeRaw::Signal => Vec::new(),
     };
     let numbers: Vec<String> = theirs.iter().map(|fd| fd.as_raw_fd().to_string()).collect();
     let mut arguments = vec!["bench-wake-peer", "--raw", raw.name(), "--page", page.name()];
@@ -398,6 +474,12 @@ fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
                 eventfd_signal(&fds[0])?;
                 eventfd_wait(&fds[1], || peer.check_running())?;
             }
+            WakeRaw::Signal => {
+                BlockedSignal::send(helper)?;
+                if let Some(signal) = &signal {
+                    signal.wait(|| peer.check_running())?;
+                }
+            }
         }
         let woke = now_ns();
         let pong_took = woke.saturating_sub(stamps.u64(PONG_SENT).load(Ordering::Relaxed));
@@ -413,8 +495,13 @@ fn measure_raw(raw: WakeRaw, count: u64, warmup: u64) -> CliResult<Measured> {
             stamps.u64(PING_SENT).store(u64::MAX, Ordering::Relaxed);
             eventfd_signal(&fds[0])?;
         }
+        WakeRaw::Signal => {
+            stamps.u64(PING_SENT).store(u64::MAX, Ordering::Relaxed);
+            BlockedSignal::send(helper)?;
+        }
     }
     peer.finish(EXIT_LIMIT)?;
+    drop(signal);
     Ok(Measured { histogram, sleeps_per_round_trip: None, late_wakes: None })
 }
 
@@ -452,8 +539,9 @@ fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &SharedPage) -> 
                 })
                 .collect::<CliResult<_>>()?
         }
-        WakeRaw::Futex => Vec::new(),
+        WakeRaw::Futex | WakeRaw::Signal => Vec::new(),
     };
+    let signal = (raw == WakeRaw::Signal).then(BlockedSignal::block).transpose()?;
     let mut last = 0;
     let mut unused = 0;
     loop {
@@ -471,6 +559,14 @@ fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &SharedPage) -> 
                     return Ok(());
                 }
             }
+            WakeRaw::Signal => {
+                if let Some(signal) = &signal {
+                    signal.wait(parent_alive)?;
+                }
+                if stamps.u64(PING_SENT).load(Ordering::Relaxed) == u64::MAX {
+                    return Ok(());
+                }
+            }
         }
         let woke = now_ns();
         stamps
@@ -481,6 +577,7 @@ fn run_raw_peer(args: &BenchWakePeerArgs, raw: WakeRaw, stamps: &SharedPage) -> 
         match raw {
             WakeRaw::Futex => futex_signal(stamps.u32(FUTEX_PONG), last),
             WakeRaw::Eventfd => eventfd_signal(&fds[1])?,
+            WakeRaw::Signal => BlockedSignal::send(parent)?,
         }
     }
 }
