@@ -39,6 +39,14 @@
 //! `SIGKILL` cannot remove anything: [`unlink`] does it (and `create` meanwhile reports
 //! [`Error::AddressInUse`]).
 //!
+//! # Priorities
+//!
+//! [`MqSender::send_with_priority`] sends at a priority from 0 up to `MQ_PRIO_MAX - 1`
+//! ([`MqLimits::priority_max`]; a higher one is [`Error::SystemLimit`]), and
+//! [`MqReceiver::recv_with_priority`] returns the priority of what it received. The kernel keeps a
+//! queue sorted: a receive takes the oldest message of the highest priority queued. The
+//! [`channel`](crate::channel) traits send at priority 0, so through them the queue is FIFO.
+//!
 //! # Waiting
 //!
 //! The descriptor is always non-blocking (`O_NONBLOCK`), so `try_send` and `try_recv` are one
@@ -169,6 +177,36 @@ impl MqLimits {
         let read = |file: &str| read_limit(file).map_err(|error| Error::io(format!("reading {file}"), error));
         Ok(MqLimits { max_message_size: read(MSGSIZE_MAX_FILE)?, depth: read(MSG_MAX_FILE)? })
     }
+
+    /// This system's `MQ_PRIO_MAX` (`sysconf(_SC_MQ_PRIO_MAX)`; 32768 on Linux): message
+    /// priorities run from 0 up to one less.
+    ///
+    /// ```
+    /// assert!(ipcring::transport::mq::MqLimits::priority_max() >= 32); // POSIX's minimum
+    /// ```
+    pub fn priority_max() -> u32 {
+        // SAFETY: `sysconf` only reads a configuration value.
+        let value = unsafe { libc::sysconf(libc::_SC_MQ_PRIO_MAX) };
+        // Linux's value, compiled into the kernel, if sysconf does not know (-1).
+        u32::try_from(value).ok().filter(|&value| value > 0).unwrap_or(LINUX_MQ_PRIO_MAX)
+    }
+}
+
+/// `MQ_PRIO_MAX` of Linux (`include/linux/mqueue.h`); `mq_send` refuses a priority at or above it.
+const LINUX_MQ_PRIO_MAX: u32 = 32_768;
+
+/// Refuses a priority the kernel would refuse (`EINVAL`), with an error that names the limit.
+fn check_priority(priority: u32) -> Result<()> {
+    let bound = MqLimits::priority_max();
+    if priority >= bound {
+        return Err(Error::SystemLimit {
+            what: "message priority",
+            requested: u64::from(priority),
+            limit: u64::from(bound - 1),
+            setting: "MQ_PRIO_MAX, sysconf(_SC_MQ_PRIO_MAX), less one",
+        });
+    }
+    Ok(())
 }
 
 fn read_limit(file: &str) -> io::Result<usize> {
@@ -604,10 +642,10 @@ impl Endpoint {
         Ok(())
     }
 
-    /// One non-blocking `mq_send`: `false` if the queue is full.
-    fn send_now(&mut self, message: &[u8]) -> Result<bool> {
+    /// One non-blocking `mq_send` at `priority`: `false` if the queue is full.
+    fn send_now(&mut self, message: &[u8], priority: u32) -> Result<bool> {
         loop {
-            match mq_send(&self.queue.descriptor, message, 0) {
+            match mq_send(&self.queue.descriptor, message, priority) {
                 Ok(()) => return Ok(true),
                 Err(Errno::EAGAIN) => return Ok(false),
                 Err(Errno::EINTR) => continue,
@@ -616,13 +654,14 @@ impl Endpoint {
         }
     }
 
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8], priority: u32) -> Result<()> {
         self.check_size(message)?;
+        check_priority(priority)?;
         // Before sending too: a queue whose receivers are gone takes no more messages.
         if self.peer_gone()? {
             return Err(Error::Disconnected);
         }
-        if self.send_now(message)? {
+        if self.send_now(message, priority)? {
             return Ok(());
         }
         if self.peer_gone()? {
@@ -631,13 +670,14 @@ impl Endpoint {
         Err(Error::Full)
     }
 
-    fn send(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send(&mut self, message: &[u8], priority: u32, deadline: Option<Instant>) -> Result<()> {
         self.check_size(message)?;
+        check_priority(priority)?;
         loop {
             if self.peer_gone()? {
                 return Err(Error::Disconnected);
             }
-            if self.send_now(message)? {
+            if self.send_now(message, priority)? {
                 return Ok(());
             }
             self.wait_slice(PollFlags::POLLOUT, deadline)?;
@@ -646,29 +686,30 @@ impl Endpoint {
 
     // ---- receiving ----
 
-    /// One non-blocking `mq_receive` into `buffer`: `false` (and `buffer` untouched) if the
-    /// queue is empty.
-    fn receive_now(&mut self, buffer: &mut Vec<u8>) -> Result<bool> {
+    /// One non-blocking `mq_receive` into `buffer`: the message's priority, or `None` (and
+    /// `buffer` untouched) if the queue is empty.
+    fn receive_now(&mut self, buffer: &mut Vec<u8>) -> Result<Option<u32>> {
         // `mq_receive` wants room for the largest message. The capacity is grown once and then
         // reused: the kernel writes into it directly, with no per-message allocation and no
         // zero-filling.
         if buffer.capacity() < self.max_message_size {
             buffer.reserve(self.max_message_size - buffer.len());
         }
+        let mut priority: libc::c_uint = 0;
         loop {
             // SAFETY: the pointer is valid for writes of `buffer.capacity()` bytes, at least
-            // `mq_msgsize`, and the kernel writes at most that many; a null priority is allowed.
+            // `mq_msgsize`, and the kernel writes at most that many; `priority` is a live local.
             let received = unsafe {
-                libc::mq_receive(self.queue.raw(), buffer.as_mut_ptr().cast(), buffer.capacity(), std::ptr::null_mut())
+                libc::mq_receive(self.queue.raw(), buffer.as_mut_ptr().cast(), buffer.capacity(), &mut priority)
             };
             if let Ok(length) = usize::try_from(received) {
                 // SAFETY: the kernel initialised the first `length` bytes, and `length` is at
                 // most `mq_msgsize`, so within the capacity.
                 unsafe { buffer.set_len(length) };
-                return Ok(true);
+                return Ok(Some(priority));
             }
             match Errno::last() {
-                Errno::EAGAIN => return Ok(false),
+                Errno::EAGAIN => return Ok(None),
                 Errno::EINTR => continue,
                 errno => return Err(Error::io(format!("receiving from message queue {}", self.name), errno)),
             }
@@ -677,17 +718,13 @@ impl Endpoint {
 
     /// After seeing the senders gone: a message sent just before the last one left is still
     /// delivered; otherwise [`Error::Disconnected`].
-    fn last_receive(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        if self.receive_now(buffer)? {
-            Ok(())
-        } else {
-            Err(Error::Disconnected)
-        }
+    fn last_receive(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        self.receive_now(buffer)?.ok_or(Error::Disconnected)
     }
 
-    fn try_receive(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        if self.receive_now(buffer)? {
-            return Ok(());
+    fn try_receive(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        if let Some(priority) = self.receive_now(buffer)? {
+            return Ok(priority);
         }
         if self.peer_gone()? {
             return self.last_receive(buffer);
@@ -695,10 +732,10 @@ impl Endpoint {
         Err(Error::Empty)
     }
 
-    fn receive(&mut self, buffer: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    fn receive(&mut self, buffer: &mut Vec<u8>, deadline: Option<Instant>) -> Result<u32> {
         loop {
-            if self.receive_now(buffer)? {
-                return Ok(());
+            if let Some(priority) = self.receive_now(buffer)? {
+                return Ok(priority);
             }
             if self.peer_gone()? {
                 return self.last_receive(buffer);
@@ -791,17 +828,73 @@ impl MqSender {
     /// Sends `message`, waiting while the queue is full; [`Error::Disconnected`] if the
     /// receivers are gone.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.endpoint.send(message, None)
+        self.endpoint.send(message, 0, None)
     }
 
     /// Sends `message` if the queue has room, else [`Error::Full`].
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        self.endpoint.try_send(message)
+        self.endpoint.try_send(message, 0)
     }
 
     /// [`send`](MqSender::send) with a time limit ([`Error::Timeout`]).
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.endpoint.send(message, deadline_after(timeout))
+        self.endpoint.send(message, 0, deadline_after(timeout))
+    }
+
+    /// [`send`](MqSender::send) at `priority`: a receiver gets every queued message of a higher
+    /// priority before this one, and this one before every later one of the same priority.
+    /// `priority` is below [`MqLimits::priority_max`] ([`Error::SystemLimit`] otherwise). The
+    /// plain sends use priority 0, the lowest.
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    ///
+    /// let name = format!("/ipcring-doc-mq-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions { depth: 3, ..MqOptions::default() }).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.send(b"routine").unwrap(); // priority 0
+    /// sender.send_with_priority(b"urgent", 7).unwrap();
+    /// let mut buffer = Vec::new();
+    /// assert_eq!(receiver.recv_with_priority(&mut buffer).unwrap(), 7);
+    /// assert_eq!(buffer, b"urgent");
+    /// assert_eq!(receiver.recv_with_priority(&mut buffer).unwrap(), 0);
+    /// assert_eq!(buffer, b"routine");
+    /// ```
+    pub fn send_with_priority(&mut self, message: &[u8], priority: u32) -> Result<()> {
+        self.endpoint.send(message, priority, None)
+    }
+
+    /// [`send_with_priority`](MqSender::send_with_priority) if the queue has room, else
+    /// [`Error::Full`].
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    /// use ipcring::Error;
+    ///
+    /// let name = format!("/ipcring-doc-mq-try-priority-{}", std::process::id());
+    /// let _receiver = MqReceiver::create(&name, &MqOptions { depth: 1, ..MqOptions::default() }).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.try_send_with_priority(b"first", 3).unwrap();
+    /// assert!(matches!(sender.try_send_with_priority(b"second", 9), Err(Error::Full)));
+    /// ```
+    pub fn try_send_with_priority(&mut self, message: &[u8], priority: u32) -> Result<()> {
+        self.endpoint.try_send(message, priority)
+    }
+
+    /// [`send_with_priority`](MqSender::send_with_priority) with a time limit
+    /// ([`Error::Timeout`]).
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    /// use std::time::Duration;
+    ///
+    /// let name = format!("/ipcring-doc-mq-timed-priority-{}", std::process::id());
+    /// let _receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.send_with_priority_timeout(b"soon", 1, Duration::from_secs(1)).unwrap();
+    /// ```
+    pub fn send_with_priority_timeout(&mut self, message: &[u8], priority: u32, timeout: Duration) -> Result<()> {
+        self.endpoint.send(message, priority, deadline_after(timeout))
     }
 }
 
@@ -869,16 +962,67 @@ impl MqReceiver {
     /// [`Error::Disconnected`] once the senders are gone and the queue is empty. `buffer` keeps
     /// a capacity of [`max_message_size`](MqReceiver::max_message_size): reuse it.
     pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.endpoint.receive(buffer, None)
+        self.endpoint.receive(buffer, None).map(drop)
     }
 
     /// Receives one message if one is queued, else [`Error::Empty`].
     pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.endpoint.try_receive(buffer)
+        self.endpoint.try_receive(buffer).map(drop)
     }
 
     /// [`recv`](MqReceiver::recv) with a time limit ([`Error::Timeout`]).
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+        self.endpoint.receive(buffer, deadline_after(timeout)).map(drop)
+    }
+
+    /// [`recv`](MqReceiver::recv), returning the message's priority. Every receive takes the
+    /// oldest message of the highest priority queued (see
+    /// [`MqSender::send_with_priority`]).
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    ///
+    /// let name = format!("/ipcring-doc-mq-recv-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.send_with_priority(b"flagged", 5).unwrap();
+    /// let mut buffer = Vec::new();
+    /// assert_eq!(receiver.recv_with_priority(&mut buffer).unwrap(), 5);
+    /// ```
+    pub fn recv_with_priority(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        self.endpoint.receive(buffer, None)
+    }
+
+    /// [`recv_with_priority`](MqReceiver::recv_with_priority) if a message is queued, else
+    /// [`Error::Empty`].
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    /// use ipcring::Error;
+    ///
+    /// let name = format!("/ipcring-doc-mq-try-recv-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let mut buffer = Vec::new();
+    /// assert!(matches!(receiver.try_recv_with_priority(&mut buffer), Err(Error::Empty)));
+    /// ```
+    pub fn try_recv_with_priority(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        self.endpoint.try_receive(buffer)
+    }
+
+    /// [`recv_with_priority`](MqReceiver::recv_with_priority) with a time limit
+    /// ([`Error::Timeout`]).
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver};
+    /// use ipcring::Error;
+    /// use std::time::Duration;
+    ///
+    /// let name = format!("/ipcring-doc-mq-timed-recv-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let result = receiver.recv_with_priority_timeout(&mut Vec::new(), Duration::from_millis(1));
+    /// assert!(matches!(result, Err(Error::Timeout)));
+    /// ```
+    pub fn recv_with_priority_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<u32> {
         self.endpoint.receive(buffer, deadline_after(timeout))
     }
 }
@@ -1278,6 +1422,63 @@ mod tests {
         receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
         assert_eq!(buffer, b"still here");
         assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_higher_priority_overtakes_queued_lower_ones() {
+        let (mut receiver, mut sender) = pair("priority-overtakes", 4, 16);
+        sender.send(b"low").unwrap();
+        sender.send_with_priority(b"middle", 3).unwrap();
+        sender.try_send_with_priority(b"high", 9).unwrap();
+        let mut buffer = Vec::new();
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            let priority = receiver.recv_with_priority(&mut buffer).unwrap();
+            received.push((priority, buffer.clone()));
+        }
+        assert_eq!(received, [(9, b"high".to_vec()), (3, b"middle".to_vec()), (0, b"low".to_vec())]);
+    }
+
+    #[test]
+    fn messages_of_one_priority_keep_their_order() {
+        let (mut receiver, mut sender) = pair("priority-order", 8, 16);
+        for index in 0..4u8 {
+            sender.send_with_priority(&[index], 2).unwrap();
+            sender.send_with_priority_timeout(&[100 + index], 1, PATIENCE).unwrap();
+        }
+        let mut buffer = Vec::new();
+        let mut received = Vec::new();
+        for _ in 0..8 {
+            let priority = receiver.recv_with_priority_timeout(&mut buffer, PATIENCE).unwrap();
+            received.push((priority, buffer[0]));
+        }
+        assert_eq!(received, [(2, 0), (2, 1), (2, 2), (2, 3), (1, 100), (1, 101), (1, 102), (1, 103)]);
+    }
+
+    #[test]
+    fn the_plain_send_uses_priority_zero() {
+        let (mut receiver, mut sender) = pair("priority-zero", 2, 16);
+        sender.send_with_priority(b"one", 1).unwrap();
+        sender.send(b"zero").unwrap();
+        let mut buffer = Vec::new();
+        assert_eq!(receiver.try_recv_with_priority(&mut buffer).unwrap(), 1);
+        assert_eq!(receiver.try_recv_with_priority(&mut buffer).unwrap(), 0);
+        assert_eq!(buffer, b"zero");
+    }
+
+    #[test]
+    fn a_priority_at_mq_prio_max_is_refused_naming_the_limit() {
+        let (mut receiver, mut sender) = pair("priority-limit", 2, 16);
+        let bound = MqLimits::priority_max();
+        assert_eq!(bound, 32_768, "Linux's MQ_PRIO_MAX");
+        sender.send_with_priority(b"highest", bound - 1).unwrap();
+        let error = sender.send_with_priority(b"above", bound).unwrap_err();
+        assert!(matches!(error, Error::SystemLimit { requested: 32_768, limit: 32_767, .. }), "{error:?}");
+        assert!(error.to_string().contains("MQ_PRIO_MAX"), "{error}");
+        assert!(matches!(sender.try_send_with_priority(b"above", u32::MAX), Err(Error::SystemLimit { .. })));
+        let mut buffer = Vec::new();
+        assert_eq!(receiver.try_recv_with_priority(&mut buffer).unwrap(), bound - 1);
+        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
     }
 
     #[test]
