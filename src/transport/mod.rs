@@ -43,6 +43,7 @@ pub(crate) mod fd;
 pub mod fd_passing;
 pub mod fifo;
 pub mod mq;
+pub(crate) mod peer_file;
 pub mod pipe;
 pub mod seqpacket;
 pub(crate) mod socket;

@@ -103,22 +103,19 @@
 //! what is queued before it reports [`Error::Disconnected`]: after seeing the senders gone it
 //! tries once more (a sender may have sent just before it left).
 
-use std::fs::File;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg};
 use nix::mqueue::{mq_attr_member_t, mq_close, mq_getattr, mq_open, mq_send, mq_unlink, MQ_OFlag, MqAttr, MqdT};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::stat::{fchmod, fstat, Mode};
 
+use super::peer_file::{PeerFile, PeerIdentity, PeerSide as Side};
 use crate::error::{Error, Result};
-use crate::lock::lock_record;
 use crate::segment::{normalize_name, SHM_DIR};
 
 /// The sysctl that bounds the largest message of a new queue.
@@ -131,8 +128,6 @@ pub(crate) const QUEUES_MAX_FILE: &str = "/proc/sys/fs/mqueue/queues_max";
 /// A handle tests its peer's liveness at most once per this interval; a blocked call waits in
 /// `poll` slices no longer than it, so that the test runs while it waits.
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
-/// Longest `open` waits for the creator of a queue to publish its peer file.
-pub(crate) const PUBLISH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The transport's name, as used by `--transport`.
 const TRANSPORT: crate::channel::Kind = crate::channel::Kind::Mq;
@@ -235,35 +230,11 @@ pub fn unlink(name: &str) -> Result<()> {
 
 // ---- the queue descriptor --------------------------------------------------------------------
 
-/// Which side a handle plays, and so which byte of the peer file is its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Sender,
-    Receiver,
-}
-
-impl Side {
-    /// Offset of this side's byte in the peer file.
-    fn offset(self) -> u64 {
-        match self {
-            Side::Receiver => 24,
-            Side::Sender => 25,
-        }
-    }
-
-    fn peer(self) -> Side {
-        match self {
-            Side::Receiver => Side::Sender,
-            Side::Sender => Side::Receiver,
-        }
-    }
-
-    /// How this side opens the queue.
-    fn access(self) -> MQ_OFlag {
-        match self {
-            Side::Receiver => MQ_OFlag::O_RDONLY,
-            Side::Sender => MQ_OFlag::O_WRONLY,
-        }
+/// How `side` opens the queue.
+fn access(side: Side) -> MQ_OFlag {
+    match side {
+        Side::Receiver => MQ_OFlag::O_RDONLY,
+        Side::Sender => MQ_OFlag::O_WRONLY,
     }
 }
 
@@ -279,6 +250,11 @@ impl QueueIdentity {
     fn of(fd: RawFd) -> nix::Result<QueueIdentity> {
         let stat = fstat(fd)?;
         Ok(QueueIdentity { device: stat.st_dev, inode: stat.st_ino, owner: stat.st_uid })
+    }
+
+    /// What the queue's peer file carries.
+    fn peer_identity(self) -> PeerIdentity {
+        PeerIdentity { magic: *PEER_MAGIC, first: self.device, second: self.inode, owner: self.owner }
     }
 }
 
@@ -375,149 +351,12 @@ fn check_options(options: &MqOptions) -> Result<()> {
 
 // ---- the peer file -----------------------------------------------------------------------------
 
-/// Magic at the start of a peer file.
+/// Magic at the start of a POSIX queue's peer file.
 const PEER_MAGIC: &[u8; 8] = b"ipcrmq01";
-/// Magic, queue device and queue inode.
-const PEER_HEADER_SIZE: usize = 24;
 
 fn peer_path(name: &str) -> String {
     // `name` is normalized: one leading '/', then no further '/'.
     format!("{SHM_DIR}/.ipcring-mq-{}", &name[1..])
-}
-
-fn peer_header(queue: QueueIdentity) -> [u8; PEER_HEADER_SIZE] {
-    let mut header = [0u8; PEER_HEADER_SIZE];
-    header[..8].copy_from_slice(PEER_MAGIC);
-    header[8..16].copy_from_slice(&queue.device.to_le_bytes());
-    header[16..].copy_from_slice(&queue.inode.to_le_bytes());
-    header
-}
-
-/// This handle's view of the peer file: its own lock, and the peer's byte and lock to test.
-#[derive(Debug)]
-struct PeerFile {
-    /// Open read-write; its open file description holds this handle's lock.
-    file: File,
-    path: String,
-    mine: Side,
-}
-
-impl PeerFile {
-    /// Makes the peer file of a queue this handle just created, attached as `mine`.
-    fn create(name: &str, queue: QueueIdentity, mine: Side, mode: u32) -> Result<PeerFile> {
-        let path = peer_path(name);
-        // A peer file left by an earlier queue of this name (its creator was killed, or the queue
-        // was removed by other means) is stale: this handle owns the name now.
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(Error::io(format!("removing the stale peer file {path}"), error)),
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|error| Error::io(format!("creating the peer file {path}"), error))?;
-        // Exact mode, independent of the umask.
-        fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode as libc::mode_t))
-            .map_err(|errno| Error::io(format!("setting the mode of {path}"), errno))?;
-        let peers = PeerFile { file, path, mine };
-        peers.attach()?;
-        // The header last: openers wait for it, so they find this side already attached.
-        peers
-            .file
-            .write_all_at(&peer_header(queue), 0)
-            .map_err(|error| Error::io(format!("writing the peer file {}", peers.path), error))?;
-        Ok(peers)
-    }
-
-    /// Opens the peer file of `queue` once its creator has published it, attached as `mine`.
-    fn open(name: &str, queue: QueueIdentity, mine: Side) -> Result<PeerFile> {
-        let path = peer_path(name);
-        let deadline = Instant::now() + PUBLISH_PATIENCE;
-        loop {
-            if let Some(file) = PeerFile::open_published(name, &path, queue)? {
-                let peers = PeerFile { file, path, mine };
-                peers.attach()?;
-                return Ok(peers);
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::io(
-                    format!(
-                        "opening message queue {name}: its peer file {path} is missing or belongs to another queue (the \
-                         queue was not created by ipcring, or its creator died while creating it)"
-                    ),
-                    io::Error::from(io::ErrorKind::NotFound),
-                ));
-            }
-            // The creator publishes within microseconds of creating the queue; this only waits
-            // out that window (or a creator that died in it).
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// The peer file if it is there and published for `queue`, else `None`.
-    fn open_published(name: &str, path: &str, queue: QueueIdentity) -> Result<Option<File>> {
-        let opened = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path);
-        let file = match opened {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-                let context = format!("message queue {name}: permission denied on its peer file {path}");
-                return Err(Error::io(context, error));
-            }
-            Err(error) => return Err(Error::io(format!("opening the peer file {path}"), error)),
-        };
-        let metadata = file.metadata().map_err(|error| Error::io(format!("reading the peer file {path}"), error))?;
-        let mut header = [0u8; PEER_HEADER_SIZE];
-        let length = file.read_at(&mut header, 0).map_err(|error| Error::io(format!("reading {path}"), error))?;
-        let published = metadata.is_file()
-            && metadata.uid() == queue.owner
-            && length == PEER_HEADER_SIZE
-            && header == peer_header(queue);
-        Ok(published.then_some(file))
-    }
-
-    /// Takes this handle's lock, then marks its side as attached (in that order: see
-    /// [`peer_gone`](PeerFile::peer_gone)).
-    fn attach(&self) -> Result<()> {
-        let offset = self.mine.offset();
-        fcntl(self.file.as_raw_fd(), FcntlArg::F_OFD_SETLK(&lock_record(libc::F_RDLCK, offset)))
-            .map_err(|errno| Error::io(format!("locking the peer file {}", self.path), errno))?;
-        self.file
-            .write_all_at(&[1], offset)
-            .map_err(|error| Error::io(format!("writing the peer file {}", self.path), error))
-    }
-
-    /// True if a peer attached once and none holds its lock now.
-    fn peer_gone(&self) -> Result<bool> {
-        let offset = self.mine.peer().offset();
-        // The byte first, the lock second: a peer locks before it sets the byte, so a set byte
-        // followed by a free lock means every peer that attached has released its lock.
-        let mut attached = [0u8; 1];
-        let length = self
-            .file
-            .read_at(&mut attached, offset)
-            .map_err(|error| Error::io(format!("reading the peer file {}", self.path), error))?;
-        if length == 0 || attached[0] == 0 {
-            return Ok(false);
-        }
-        let mut probe = lock_record(libc::F_WRLCK, offset);
-        fcntl(self.file.as_raw_fd(), FcntlArg::F_OFD_GETLK(&mut probe))
-            .map_err(|errno| Error::io(format!("testing the lock of the peer file {}", self.path), errno))?;
-        Ok(probe.l_type == libc::F_UNLCK as libc::c_short)
-    }
-
-    /// Removes the peer file's name if it still names this file.
-    fn remove_if_ours(&self) {
-        let (Ok(ours), Ok(named)) = (self.file.metadata(), std::fs::symlink_metadata(&self.path)) else { return };
-        if ours.dev() == named.dev() && ours.ino() == named.ino() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 // ---- the endpoint both handles share -----------------------------------------------------------
@@ -548,7 +387,7 @@ impl Endpoint {
             mq_attr_member_t::try_from(value).map_err(|_| Error::InvalidArgument(format!("{value} is too large")))
         };
         let attributes = MqAttr::new(0, size(options.depth)?, size(options.max_message_size)?, 0);
-        let flags = side.access() | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
+        let flags = access(side) | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
         let mode = Mode::from_bits_truncate(options.mode as libc::mode_t);
         let descriptor = mq_open(name.as_str(), flags, mode, Some(&attributes))
             .map_err(|errno| open_error(&name, errno, "creating"))?;
@@ -559,7 +398,7 @@ impl Endpoint {
             fchmod(queue.raw(), mode).map_err(|errno| Error::io(format!("setting the mode of queue {name}"), errno))?;
             let identity =
                 QueueIdentity::of(queue.raw()).map_err(|errno| Error::io(format!("fstat of queue {name}"), errno))?;
-            Ok::<_, Error>((identity, PeerFile::create(&name, identity, side, options.mode)?))
+            Ok::<_, Error>((identity, PeerFile::create(peer_path(&name), identity.peer_identity(), side, options.mode)?))
         };
         match setup() {
             Ok((identity, peers)) => Endpoint::new(name, queue, peers, Some(identity)),
@@ -572,13 +411,13 @@ impl Endpoint {
 
     fn open(name: &str, side: Side) -> Result<Endpoint> {
         let name = normalize_name(name)?;
-        let flags = side.access() | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
+        let flags = access(side) | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
         let descriptor =
             mq_open(name.as_str(), flags, Mode::empty(), None).map_err(|errno| open_error(&name, errno, "opening"))?;
         let queue = Queue { descriptor: ManuallyDrop::new(descriptor) };
         let identity =
             QueueIdentity::of(queue.raw()).map_err(|errno| Error::io(format!("fstat of queue {name}"), errno))?;
-        let peers = PeerFile::open(&name, identity, side)?;
+        let peers = PeerFile::open(&format!("message queue {name}"), peer_path(&name), identity.peer_identity(), side)?;
         Endpoint::new(name, queue, peers, None)
     }
 
@@ -1074,6 +913,7 @@ impl crate::channel::Receiver for MqReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// Bound on every blocking call that is expected to succeed or end with `Disconnected`.
