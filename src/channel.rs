@@ -65,12 +65,23 @@ pub enum Kind {
     Tcp,
     /// A POSIX message queue.
     Mq,
+    /// A System V message queue.
+    SysvMq,
 }
 
 impl Kind {
     /// Every transport, in the order of the tables.
-    pub const ALL: &'static [Kind] =
-        &[Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
+    pub const ALL: &'static [Kind] = &[
+        Kind::ShmSpsc,
+        Kind::ShmMpmc,
+        Kind::Pipe,
+        Kind::Fifo,
+        Kind::Unix,
+        Kind::Seqpacket,
+        Kind::Tcp,
+        Kind::Mq,
+        Kind::SysvMq,
+    ];
 
     /// The `--transport` name.
     ///
@@ -87,6 +98,7 @@ impl Kind {
             Kind::Seqpacket => "seqpacket",
             Kind::Tcp => "tcp",
             Kind::Mq => "mq",
+            Kind::SysvMq => "sysv-mq",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! | `seqpacket` | Unix seqpacket socket ([`seqpacket`]) | a path, or `@name` |
 //! | `tcp` | TCP, loopback by default ([`tcp`]) | `host:port` |
 //! | `mq` | POSIX message queue ([`mq`]) | a queue name |
+//! | `sysv-mq` | System V message queue ([`sysv_mq`]) | a key (`0x1f`, `31`), a name, or `id:N` |
 //!
 //! A shared-memory ring need not have a name at all: [`fd_passing`] hands an anonymous (memfd)
 //! ring to a peer as a file descriptor over a Unix socket (`SCM_RIGHTS`).
@@ -48,6 +49,7 @@ pub mod pipe;
 pub mod seqpacket;
 pub(crate) mod socket;
 pub(crate) mod stream;
+pub mod sysv_mq;
 pub mod tcp;
 pub mod unix;
 
@@ -121,6 +123,10 @@ fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_sender(address, max, timeout)?),
         (Kind::Mq, Side::Bind) => Box::new(mq::MqSender::create(address, &mq_options(options))?),
         (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqSender::open(address))?),
+        (Kind::SysvMq, Side::Bind) => Box::new(sysv_mq::SysvMqSender::create(address, &sysv_options(options))?),
+        (Kind::SysvMq, Side::Connect) => {
+            Box::new(retry_until_created(timeout, || sysv_mq::SysvMqSender::open(address))?)
+        }
     })
 }
 
@@ -148,6 +154,10 @@ fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_receiver(address, max, timeout)?),
         (Kind::Mq, Side::Bind) => Box::new(mq::MqReceiver::create(address, &mq_options(options))?),
         (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqReceiver::open(address))?),
+        (Kind::SysvMq, Side::Bind) => Box::new(sysv_mq::SysvMqReceiver::create(address, &sysv_options(options))?),
+        (Kind::SysvMq, Side::Connect) => {
+            Box::new(retry_until_created(timeout, || sysv_mq::SysvMqReceiver::open(address))?)
+        }
     })
 }
 
@@ -158,6 +168,16 @@ fn mq_options(options: &Options) -> mq::MqOptions {
         max_message_size: options.max_message_size,
         depth: usize::try_from(options.depth).unwrap_or(usize::MAX),
         ..mq::MqOptions::default()
+    }
+}
+
+/// A System V queue as large as `options` ask (depth times largest message at most the system's
+/// `msgmnb`, which [`sysv_mq::SysvMqReceiver::create`] reports if exceeded).
+fn sysv_options(options: &Options) -> sysv_mq::SysvMqOptions {
+    sysv_mq::SysvMqOptions {
+        max_message_size: options.max_message_size,
+        depth: usize::try_from(options.depth).unwrap_or(usize::MAX),
+        ..sysv_mq::SysvMqOptions::default()
     }
 }
 

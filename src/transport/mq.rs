@@ -398,7 +398,10 @@ impl Endpoint {
             fchmod(queue.raw(), mode).map_err(|errno| Error::io(format!("setting the mode of queue {name}"), errno))?;
             let identity =
                 QueueIdentity::of(queue.raw()).map_err(|errno| Error::io(format!("fstat of queue {name}"), errno))?;
-            Ok::<_, Error>((identity, PeerFile::create(peer_path(&name), identity.peer_identity(), side, options.mode)?))
+            Ok::<_, Error>((
+                identity,
+                PeerFile::create(peer_path(&name), identity.peer_identity(), side, options.mode)?,
+            ))
         };
         match setup() {
             Ok((identity, peers)) => Endpoint::new(name, queue, peers, Some(identity)),
