@@ -49,9 +49,10 @@
 //! messages: [`SysvMqOptions::depth`] times [`SysvMqOptions::max_message_size`] becomes its
 //! `msg_qbytes`. A largest message above `msgmax`, or a product above `msgmnb`, is refused with
 //! [`Error::SystemLimit`] naming the sysctl (raising `msg_qbytes` above `msgmnb` needs
-//! `CAP_SYS_RESOURCE`; ipcring does not, so a program behaves the same for every user). A message
-//! above the queue's largest is [`Error::MessageTooLarge`]. Buffers are sized once, for the
-//! queue's largest message, never for what a message claims.
+//! `CAP_SYS_RESOURCE`; ipcring does not, so a program behaves the same for every user). A queue
+//! records no largest message, so both ends take messages up to `msgmax` or the queue's byte
+//! capacity, whichever is smaller; a larger one is [`Error::MessageTooLarge`]. Buffers are sized
+//! once, for that largest message, never for what a message claims.
 //!
 //! # Message types
 //!
@@ -198,7 +199,9 @@ fn name_key(name: &str) -> i32 {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SysvMqOptions {
-    /// Largest message in bytes (default 1024; at most `/proc/sys/kernel/msgmax`).
+    /// Largest message in bytes the queue is sized for (default 1024; at most
+    /// `/proc/sys/kernel/msgmax`). A System V queue records no largest message: its ends take
+    /// any message up to `msgmax` that fits its byte capacity, which this times `depth` sets.
     pub max_message_size: usize,
     /// Largest messages the queue holds (default 8): the queue's byte capacity (`msg_qbytes`) is
     /// `depth * max_message_size`, at most `/proc/sys/kernel/msgmnb`. Smaller messages fit more.
@@ -345,6 +348,14 @@ fn msgget_error(address: SysvAddress, errno: Errno, doing: &str) -> Error {
     }
 }
 
+/// The largest message queue `current` takes, as the kernel enforces it: `msgmax`, and never
+/// more than the queue's byte capacity. (A queue records no size of its own, so this is what
+/// both ends agree on without asking each other.)
+fn largest_message(current: &libc::msqid_ds) -> Result<usize> {
+    let limit = read_limit(MSGMAX_FILE).map_err(|error| Error::io(format!("reading {MSGMAX_FILE}"), error))?;
+    Ok(limit.min(current.msg_qbytes as usize))
+}
+
 fn peer_path(id: i32) -> String {
     format!("{SHM_DIR}/.ipcring-sysvmq-{id}")
 }
@@ -447,7 +458,8 @@ impl Endpoint {
         };
         match setup() {
             Ok((current, peers)) => {
-                Ok(Endpoint::new(address, id, peers, options.max_message_size, &current, Some(current.msg_ctime)))
+                let max = largest_message(&current)?;
+                Ok(Endpoint::new(address, id, peers, max, &current, Some(current.msg_ctime)))
             }
             Err(error) => {
                 let _ = remove_id(id);
@@ -461,10 +473,7 @@ impl Endpoint {
         let current = status(id).map_err(|errno| msgget_error(address, errno, "opening"))?;
         let what = format!("System V message queue {address}");
         let peers = PeerFile::open(&what, peer_path(id), peer_identity(id, &current), side)?;
-        // The largest message is not recorded by the kernel; each queue admits up to msgmax, and
-        // never more than its byte capacity.
-        let limit = read_limit(MSGMAX_FILE).map_err(|error| Error::io(format!("reading {MSGMAX_FILE}"), error))?;
-        let max = limit.min(current.msg_qbytes as usize);
+        let max = largest_message(&current)?;
         Ok(Endpoint::new(address, id, peers, max, &current, None))
     }
 
@@ -810,10 +819,12 @@ pub fn remove_if_stale(address: &SysvAddress, idle: Duration, dry_run: bool) -> 
 /// let address = format!("ipcring-doc-sysv-sender-{}", std::process::id());
 /// let options = SysvMqOptions { max_message_size: 16, depth: 2, ..SysvMqOptions::default() };
 /// let mut sender = SysvMqSender::create(&address, &options).unwrap();
+/// assert_eq!(sender.queue_bytes(), 32);
 /// sender.send(&[1; 16]).unwrap();
 /// sender.send(&[2; 16]).unwrap(); // 32 bytes: the queue is full
 /// assert!(matches!(sender.try_send(b"three"), Err(Error::Full)));
-/// assert!(matches!(sender.send(&[0; 17]), Err(Error::MessageTooLarge { len: 17, max: 16 })));
+/// // No message is larger than the whole queue.
+/// assert!(matches!(sender.send(&[0; 33]), Err(Error::MessageTooLarge { len: 33, max: 32 })));
 /// let receiver = SysvMqReceiver::open(&address).unwrap(); // usually in another process
 /// drop(receiver);
 /// assert!(matches!(sender.send(b"three"), Err(Error::Disconnected)));
@@ -851,7 +862,7 @@ impl SysvMqSender {
         self.endpoint.id
     }
 
-    /// Largest message, in bytes.
+    /// Largest message, in bytes: `msgmax`, or the queue's byte capacity if smaller.
     pub fn max_message_size(&self) -> usize {
         self.endpoint.max_message_size
     }
@@ -999,7 +1010,7 @@ impl SysvMqReceiver {
         self.endpoint.id
     }
 
-    /// Largest message, in bytes.
+    /// Largest message, in bytes: `msgmax`, or the queue's byte capacity if smaller.
     pub fn max_message_size(&self) -> usize {
         self.endpoint.max_message_size
     }
@@ -1124,5 +1135,214 @@ impl crate::channel::Receiver for SysvMqReceiver {
 
     fn transport(&self) -> crate::channel::Kind {
         TRANSPORT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Bound on every blocking call that is expected to succeed or end with `Disconnected`.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn unique(what: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        format!("ipcring-test-sysv-{what}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn small(depth: usize, max_message_size: usize) -> SysvMqOptions {
+        SysvMqOptions { max_message_size, depth, ..SysvMqOptions::default() }
+    }
+
+    fn pair(what: &str, depth: usize, max_message_size: usize) -> (SysvMqReceiver, SysvMqSender) {
+        let address = unique(what);
+        let receiver = SysvMqReceiver::create(&address, &small(depth, max_message_size)).unwrap();
+        let sender = SysvMqSender::open(&address).unwrap();
+        (receiver, sender)
+    }
+
+    #[test]
+    fn keys_parse_as_hex_or_decimal_and_names_hash_to_fixed_keys() {
+        assert_eq!("0xdeadBEEF".parse::<SysvAddress>().unwrap(), SysvAddress::Key(0xdead_beef_u32 as i32));
+        assert_eq!("4294967295".parse::<SysvAddress>().unwrap(), SysvAddress::Key(-1));
+        assert_eq!("id:0".parse::<SysvAddress>().unwrap(), SysvAddress::Id(0));
+        // FNV-1a of "/jobs", fixed forever: two programs agree on it without a file.
+        assert_eq!("jobs".parse::<SysvAddress>().unwrap(), SysvAddress::Key(0xaabe_e1e6_u32 as i32));
+        assert_ne!("jobs".parse::<SysvAddress>().unwrap(), "jobs2".parse::<SysvAddress>().unwrap());
+        assert_eq!(SysvAddress::Key(31).to_string(), "0x0000001f");
+        assert_eq!("0x0000001f".parse::<SysvAddress>().unwrap(), SysvAddress::Key(31));
+        for bad in ["0", "0x0", "0x", "0x123456789", "0xg1", "4294967296", "id:-1", "id:x", "", "a b", "a/b"] {
+            assert!(bad.parse::<SysvAddress>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn a_message_round_trips_and_a_zero_byte_one_too() {
+        let (mut receiver, mut sender) = pair("round-trip", 4, 64);
+        sender.send(b"hello, queue").unwrap();
+        sender.send(b"").unwrap();
+        let mut buffer = b"previous".to_vec();
+        receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, b"hello, queue");
+        receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_message_size_above_msgmax_is_refused_naming_it() {
+        let limit = SysvMqLimits::read().unwrap().max_message_size;
+        let error = SysvMqReceiver::create(&unique("msgmax"), &small(1, limit + 1)).unwrap_err();
+        assert!(matches!(error, Error::SystemLimit { setting: MSGMAX_FILE, .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!("message size {} is above this system's limit {limit} (/proc/sys/kernel/msgmax)", limit + 1)
+        );
+    }
+
+    #[test]
+    fn a_capacity_above_msgmnb_is_refused_naming_it() {
+        let limits = SysvMqLimits::read().unwrap();
+        let depth = limits.queue_bytes / limits.max_message_size + 1;
+        let error = SysvMqReceiver::create(&unique("msgmnb"), &small(depth, limits.max_message_size)).unwrap_err();
+        assert!(matches!(error, Error::SystemLimit { setting: MSGMNB_FILE, .. }), "{error:?}");
+        assert!(error.to_string().contains(&format!("limit {}", limits.queue_bytes)), "{error}");
+    }
+
+    #[test]
+    fn the_queue_holds_depth_times_size_bytes_and_no_message_larger() {
+        let (mut receiver, mut sender) = pair("capacity", 3, 100);
+        assert_eq!((sender.max_message_size(), sender.queue_bytes()), (300, 300));
+        assert_eq!(receiver.max_message_size(), 300);
+        assert!(matches!(sender.send(&[0; 301]), Err(Error::MessageTooLarge { len: 301, max: 300 })));
+        for _ in 0..3 {
+            sender.try_send(&[1; 100]).unwrap();
+        }
+        assert!(matches!(sender.try_send(&[1; 100]), Err(Error::Full)));
+        assert!(matches!(sender.send_timeout(&[1; 100], Duration::from_millis(20)), Err(Error::Timeout)));
+        receiver.try_recv(&mut Vec::new()).unwrap();
+        sender.try_send(&[1; 100]).unwrap();
+    }
+
+    #[test]
+    fn types_select_exactly_or_lowest_up_to_a_bound_and_any_keeps_order() {
+        let (mut receiver, mut sender) = pair("types", 8, 16);
+        for (message, message_type) in [(b"c5", 5), (b"a2", 2), (b"b7", 7), (b"d2", 2)] {
+            sender.send_with_type(message, message_type).unwrap();
+        }
+        let mut buffer = Vec::new();
+        assert_eq!(receiver.try_recv_with_type(&mut buffer, TypeSelector::Exactly(7)).unwrap(), 7);
+        assert_eq!(buffer, b"b7");
+        assert!(matches!(receiver.try_recv_with_type(&mut buffer, TypeSelector::Exactly(3)), Err(Error::Empty)));
+        assert_eq!(receiver.try_recv_with_type(&mut buffer, TypeSelector::LowestUpTo(9)).unwrap(), 2);
+        assert_eq!(buffer, b"a2");
+        assert_eq!(receiver.try_recv_with_type(&mut buffer, TypeSelector::Any).unwrap(), 5);
+        assert_eq!(buffer, b"c5");
+        assert_eq!(receiver.recv_with_type_timeout(&mut buffer, TypeSelector::Any, PATIENCE).unwrap(), 2);
+        assert_eq!(buffer, b"d2");
+    }
+
+    #[test]
+    fn non_positive_types_are_refused() {
+        let (mut receiver, mut sender) = pair("bad-types", 2, 16);
+        assert!(matches!(sender.send_with_type(b"x", 0), Err(Error::InvalidArgument(_))));
+        assert!(matches!(sender.try_send_with_type(b"x", -3), Err(Error::InvalidArgument(_))));
+        let result = receiver.try_recv_with_type(&mut Vec::new(), TypeSelector::Exactly(0));
+        assert!(matches!(result, Err(Error::InvalidArgument(_))));
+        let result = receiver.try_recv_with_type(&mut Vec::new(), TypeSelector::LowestUpTo(-1));
+        assert!(matches!(result, Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn the_trait_send_uses_the_default_type() {
+        let (mut receiver, mut sender) = pair("default-type", 2, 16);
+        crate::channel::Sender::send(&mut sender, b"plain").unwrap();
+        assert_eq!(receiver.try_recv_with_type(&mut Vec::new(), TypeSelector::Any).unwrap(), DEFAULT_TYPE);
+    }
+
+    #[test]
+    fn a_new_queue_and_its_peer_file_have_mode_0600_or_the_mode_asked_for() {
+        let default = small(1, 8);
+        for (options, expected) in [(default.clone(), 0o600), (SysvMqOptions { mode: 0o660, ..default }, 0o660)] {
+            let receiver = SysvMqReceiver::create(&unique("mode"), &options).unwrap();
+            assert_eq!(u32::from(status(receiver.id()).unwrap().msg_perm.mode) & 0o777, expected);
+            assert_eq!(std::fs::metadata(peer_path(receiver.id())).unwrap().mode() & 0o777, expected);
+        }
+        let unreadable = SysvMqOptions { mode: 0o200, ..small(1, 8) };
+        assert!(matches!(SysvMqReceiver::create(&unique("mode"), &unreadable), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn creating_an_existing_key_is_in_use_and_opening_a_missing_one_not_found() {
+        let address = unique("exists");
+        assert!(matches!(SysvMqSender::open(&address), Err(Error::AddressNotFound { .. })));
+        let _receiver = SysvMqReceiver::create(&address, &small(1, 8)).unwrap();
+        assert!(matches!(SysvMqSender::create(&address, &small(1, 8)), Err(Error::AddressInUse { .. })));
+        assert!(matches!(SysvMqSender::create("id:3", &small(1, 8)), Err(Error::InvalidAddress { .. })));
+    }
+
+    #[test]
+    fn the_creator_removes_the_queue_and_its_peer_file_and_attached_handles_learn_it() {
+        let (receiver, mut sender) = pair("cleanup", 2, 16);
+        let id = receiver.id();
+        drop(receiver);
+        assert!(status(id).is_err(), "queue {id} is left behind");
+        assert!(!std::path::Path::new(&peer_path(id)).exists());
+        assert!(matches!(sender.try_send(b"into the void"), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_receiver_gets_disconnected_when_the_queue_is_removed_under_it() {
+        let address = unique("removed");
+        let mut receiver = SysvMqReceiver::open(&{
+            let sender = SysvMqSender::create(&address, &small(2, 16)).unwrap();
+            std::mem::forget(sender); // its creator "killed": nothing removes it
+            address.clone()
+        })
+        .unwrap();
+        remove(&address.parse().unwrap()).unwrap();
+        assert!(matches!(receiver.recv_timeout(&mut Vec::new(), PATIENCE), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_private_queue_is_opened_by_its_id() {
+        let mut receiver = SysvMqReceiver::create_private(&small(2, 16)).unwrap();
+        let SysvAddress::Id(id) = receiver.address() else { panic!("{:?}", receiver.address()) };
+        assert_eq!(status(id).unwrap().msg_perm.__key, libc::IPC_PRIVATE);
+        let mut sender = SysvMqSender::open(&format!("id:{id}")).unwrap();
+        sender.send(b"by id").unwrap();
+        let mut buffer = Vec::new();
+        receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
+        assert_eq!(buffer, b"by id");
+    }
+
+    #[test]
+    fn a_blocked_receiver_wakes_with_disconnected_when_the_sender_drops() {
+        let (mut receiver, sender) = pair("blocked", 2, 16);
+        let waiter = std::thread::spawn(move || receiver.recv_timeout(&mut Vec::new(), PATIENCE));
+        drop(sender);
+        assert!(matches!(waiter.join().unwrap(), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_queue_nobody_is_attached_to_is_stale_and_one_in_use_is_not() {
+        let address: SysvAddress = unique("stale").parse().unwrap();
+        let receiver = SysvMqReceiver::create(&address.to_string(), &small(2, 16)).unwrap();
+        assert_eq!(remove_if_stale(&address, Duration::ZERO, false).unwrap(), None);
+        assert!(list().unwrap().contains(&receiver.id()));
+        // Its creator "killed": the queue stays, its lock goes (the peer file's descriptor closes).
+        let id = receiver.id();
+        let endpoint = std::mem::ManuallyDrop::new(receiver.endpoint);
+        // SAFETY: `endpoint` is never dropped or used again, so `peers` is moved out of it once.
+        drop(unsafe { std::ptr::read(&endpoint.peers) });
+        let idle = remove_if_stale(&address, Duration::from_secs(3600), false).unwrap();
+        assert_eq!(idle, None, "idle for less than an hour");
+        let stale = remove_if_stale(&address, Duration::ZERO, true).unwrap().unwrap();
+        assert_eq!((stale.address, stale.messages), (SysvAddress::Id(id), 0));
+        assert!(status(id).is_ok(), "a dry run removed it");
+        remove_if_stale(&address, Duration::ZERO, false).unwrap().unwrap();
+        assert!(status(id).is_err());
+        assert!(!std::path::Path::new(&peer_path(id)).exists());
     }
 }
