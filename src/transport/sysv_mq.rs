@@ -583,7 +583,8 @@ impl Endpoint {
                 message_type.copy_from_slice(&self.scratch[..TYPE_SIZE]);
                 buffer.clear();
                 buffer.extend_from_slice(&self.scratch[TYPE_SIZE..TYPE_SIZE + length]);
-                return Ok(Some(libc::c_long::from_ne_bytes(message_type) as i64));
+                // `c_long` is `i64` on the 64-bit Linux targets ipcring builds for.
+                return Ok(Some(libc::c_long::from_ne_bytes(message_type)));
             }
             match Errno::last() {
                 Errno::ENOMSG | Errno::EAGAIN => return Ok(None),
@@ -1063,7 +1064,8 @@ impl SysvMqReceiver {
     ///
     /// let address = format!("ipcring-doc-sysv-try-recv-type-{}", std::process::id());
     /// let mut receiver = SysvMqReceiver::create(&address, &SysvMqOptions::default()).unwrap();
-    /// SysvMqSender::open(&address).unwrap().send_with_type(b"four", 4).unwrap();
+    /// let mut sender = SysvMqSender::open(&address).unwrap();
+    /// sender.send_with_type(b"four", 4).unwrap();
     /// let result = receiver.try_recv_with_type(&mut Vec::new(), TypeSelector::Exactly(3));
     /// assert!(matches!(result, Err(Error::Empty)));
     /// ```
