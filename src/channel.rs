@@ -67,6 +67,8 @@ pub enum Kind {
     Mq,
     /// Realtime signals (`sigqueue` to a `signalfd`), messages of at most 8 bytes.
     Signal,
+    /// A System V message queue.
+    SysvMq,
 }
 
 impl Kind {
@@ -81,6 +83,7 @@ impl Kind {
         Kind::Tcp,
         Kind::Mq,
         Kind::Signal,
+        Kind::SysvMq,
     ];
 
     /// The `--transport` name.
@@ -99,6 +102,7 @@ impl Kind {
             Kind::Tcp => "tcp",
             Kind::Mq => "mq",
             Kind::Signal => "signal",
+            Kind::SysvMq => "sysv-mq",
         }
     }
 }

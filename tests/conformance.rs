@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
-use ipcring::transport::{mq, open_receiver, open_sender, pipe, seqpacket, signal, Kind, Options, Side};
+use ipcring::transport::{mq, open_receiver, open_sender, pipe, seqpacket, signal, sysv_mq, Kind, Options, Side};
 
 /// Bound on every wait in these tests; far above what a run needs.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -29,13 +29,19 @@ fn max_size(kind: Kind) -> usize {
         Kind::Mq => MAX.min(mq::MqLimits::read().unwrap().max_message_size),
         // Caveat: one signal carries one `sigval`; every size below is cut to it.
         Kind::Signal => signal::MAX_MESSAGE_SIZE,
+        Kind::SysvMq => MAX.min(sysv_mq::SysvMqLimits::read().unwrap().max_message_size),
         _ => MAX,
     }
 }
 
 fn options(kind: Kind) -> Options {
     // A message queue may hold no more than the system's msg_max (10 by default).
-    let depth = if kind == Kind::Mq { 16.min(mq::MqLimits::read().unwrap().depth as u64) } else { 16 };
+    let depth = match kind {
+        Kind::Mq => 16.min(mq::MqLimits::read().unwrap().depth as u64),
+        // A System V queue holds at most msgmnb bytes (16 KiB by default).
+        Kind::SysvMq => 16.min(sysv_mq::SysvMqLimits::read().unwrap().queue_bytes / max_size(kind)).max(1) as u64,
+        _ => 16,
+    };
     Options { max_message_size: max_size(kind), depth, connect_timeout: PATIENCE, ..Options::default() }
 }
 
@@ -43,7 +49,7 @@ fn address(kind: Kind, tag: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let unique = format!("ipcring-conf-{}-{}-{}", tag, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
     match kind {
-        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::Signal => unique,
+        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::Signal | Kind::SysvMq => unique,
         Kind::Fifo => std::env::temp_dir().join(unique).display().to_string(),
         Kind::Unix | Kind::Seqpacket => format!("@{unique}"),
         Kind::Tcp => "127.0.0.1:0".to_string(),
@@ -451,4 +457,5 @@ conformance! {
     tcp => Kind::Tcp,
     mq_transport => Kind::Mq,
     signal_transport => Kind::Signal,
+    sysv_mq_transport => Kind::SysvMq,
 }

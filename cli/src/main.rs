@@ -57,6 +57,9 @@ pub fn run(command: Command) -> CliResult {
 /// The ring `name` as the library names it in what it reports: `/NAME` for a ring in /dev/shm
 /// (`jobs` and `/jobs` alike), a path ([`ipcring::is_path`]: a `/` after the first
 /// character) as given.
+/// What `rm` and `gc` take before the address of a System V message queue.
+const SYSV_MQ_PREFIX: &str = "sysv-mq:";
+
 fn ring_name(name: &str) -> Result<String, ipcring::Error> {
     if ipcring::is_path(name) {
         Ok(name.to_string())

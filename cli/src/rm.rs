@@ -1,6 +1,8 @@
 //! `ipcring rm`: unlink rings, by name (in /dev/shm) or by path (a ring in a file: the file is
 //! removed). Refuses files that do not start with the ipcring magic (another program's shared
-//! memory, or any other file) unless `--force`. Goes on after a failure and reports each one.
+//! memory, or any other file) unless `--force`. `sysv-mq:ADDRESS` names a System V message
+//! queue (a key, a name or `id:N`; see [`ipcring::transport::sysv_mq`]): the queue and its peer
+//! file go. Goes on after a failure and reports each one.
 
 use ipcring::__private::segment::Segment;
 
@@ -23,6 +25,10 @@ pub fn run(args: &RmArgs) -> CliResult {
 }
 
 fn remove(name: &str, force: bool) -> CliResult {
+    if let Some(address) = name.strip_prefix(super::SYSV_MQ_PREFIX) {
+        ipcring::transport::sysv_mq::remove(&address.parse()?)?;
+        return Ok(());
+    }
     let name = super::ring_name(name)?;
     if !force && !Segment::is_ring(&name)? {
         return Err(CliError::NotARing { name });

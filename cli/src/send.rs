@@ -221,7 +221,13 @@ fn read_error(path: &Path, source: std::io::Error) -> CliError {
 /// Which side `args` asks for, and the channel options (`send` and `recv` alike).
 pub(super) fn transport_options(args: &TransportArgs) -> (Side, Options) {
     let side = if args.bind { Side::Bind } else { Side::Connect };
-    (side, Options { max_message_size: args.max_size, ..Options::default() })
+    let mut options = Options { max_message_size: args.max_size, ..Options::default() };
+    if args.transport == Some(ipcring::transport::Kind::SysvMq) {
+        // A System V queue holds at most msgmnb bytes: as many largest messages as fit.
+        let bytes = ipcring::transport::sysv_mq::SysvMqLimits::read().map_or(16_384, |limits| limits.queue_bytes);
+        options.depth = (bytes / args.max_size.max(1)).max(1) as u64;
+    }
+    (side, options)
 }
 
 #[cfg(test)]

@@ -36,6 +36,11 @@ pub fn measure(args: &PingpongArgs, kind: Kind, warmup: u64) -> CliResult<(Histo
         // A queue holds at most the system's msg_max messages (10 by default); one is in flight.
         options.depth = options.depth.min(transport::mq::MqLimits::read()?.depth as u64);
     }
+    if kind == Kind::SysvMq {
+        // A System V queue holds at most msgmnb bytes (16 KiB by default).
+        let bytes = transport::sysv_mq::SysvMqLimits::read()?.queue_bytes;
+        options.depth = options.depth.min((bytes / options.max_message_size).max(1) as u64);
+    }
     let super::bound::BoundSender { mut sender, address: ping, inherited: ping_end } =
         super::bound::sender(kind, "ping", &options)?;
     let super::bound::BoundReceiver { mut receiver, address: pong, inherited: pong_end } =

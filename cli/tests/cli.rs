@@ -1112,3 +1112,53 @@ fn ls_info_and_gc_of_a_sparse_ring_claiming_a_gibibyte_allocate_nothing() {
     assert!(grown < 1 << 20, "{grown} bytes allocated");
     assert!(std::path::Path::new(&ring.path()).exists(), "gc removed a ring it could not judge");
 }
+
+/// A System V queue at a fresh name whose creator was "killed" (its process still runs, so the
+/// queue is made by a helper process that is then killed).
+fn sysv_queue_of_a_killed_creator(tag: &str) -> String {
+    let address = format!("ipcring-cli-sysv-{tag}-{}", std::process::id());
+    let helper = start(&["recv", "--transport", "sysv-mq", "--bind", "--max-size", "1024", &address], None);
+    // The helper's queue exists once a sender can open it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ipcring::transport::sysv_mq::SysvMqSender::open(&address).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the helper made no queue");
+        std::thread::sleep(std::time::Duration::from_millis(5)); // SLEEP-OK: polling for another process's queue
+    }
+    let pid = nix::unistd::Pid::from_raw(helper.pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    helper.wait(); // killed: its locks are gone, its queue stays
+    address
+}
+
+#[test]
+fn rm_removes_a_sysv_queue_named_by_its_address() {
+    let address = sysv_queue_of_a_killed_creator("rm");
+    let named = format!("sysv-mq:{address}");
+    assert_success(&run(&["rm", &named], None));
+    assert!(ipcring::transport::sysv_mq::SysvMqSender::open(&address).is_err(), "the queue is left");
+    assert_one_line_error(&run(&["rm", &named], None), "nothing listens or exists");
+}
+
+#[test]
+fn gc_removes_a_sysv_queue_nobody_is_attached_to_and_keeps_one_in_use() {
+    use ipcring::transport::sysv_mq::{SysvMqOptions, SysvMqReceiver};
+    let address = sysv_queue_of_a_killed_creator("gc");
+    let in_use_address = format!("ipcring-cli-sysv-in-use-{}", std::process::id());
+    let in_use = SysvMqReceiver::create(&in_use_address, &SysvMqOptions::default()).unwrap();
+    let (named, in_use_named) = (format!("sysv-mq:{address}"), format!("sysv-mq:{in_use_address}"));
+    let key = address.parse::<ipcring::transport::sysv_mq::SysvAddress>().unwrap().to_string();
+
+    let kept = run(&["gc", "--idle", "3600", &named], None);
+    assert_success(&kept);
+    assert_eq!(stdout(&kept), "", "idle for less than an hour");
+    let dry = run(&["gc", "--dry-run", "--idle", "0"], None);
+    assert_success(&dry);
+    assert!(stdout(&dry).contains(&format!("would remove sysv-mq:{key} (id:")), "{}", stdout(&dry));
+    assert!(!stdout(&dry).contains(&in_use.address().to_string()), "a queue in use is never stale");
+
+    let removed = run(&["gc", "--idle", "0", &named, &in_use_named], None);
+    assert_success(&removed);
+    assert!(stdout(&removed).starts_with(&format!("removed sysv-mq:{key} (id:")), "{}", stdout(&removed));
+    assert!(ipcring::transport::sysv_mq::SysvMqSender::open(&address).is_err(), "the queue is left");
+    assert!(ipcring::transport::sysv_mq::SysvMqSender::open(&in_use_address).is_ok());
+}

@@ -12,6 +12,7 @@
 //! | `tcp` | TCP, loopback by default ([`tcp`]) | `host:port` |
 //! | `mq` | POSIX message queue ([`mq`]) | a queue name |
 //! | `signal` | realtime signals to a `signalfd`, messages of at most 8 bytes ([`signal`]) | a name |
+//! | `sysv-mq` | System V message queue ([`sysv_mq`]) | a key (`0x1f`, `31`), a name, or `id:N` |
 //!
 //! A shared-memory ring need not have a name at all: [`fd_passing`] hands an anonymous (memfd)
 //! ring to a peer as a file descriptor over a Unix socket (`SCM_RIGHTS`).
@@ -44,11 +45,13 @@ pub(crate) mod fd;
 pub mod fd_passing;
 pub mod fifo;
 pub mod mq;
+pub(crate) mod peer_file;
 pub mod pipe;
 pub mod seqpacket;
 pub mod signal;
 pub(crate) mod socket;
 pub(crate) mod stream;
+pub mod sysv_mq;
 pub mod tcp;
 pub mod unix;
 
@@ -126,6 +129,10 @@ fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         (Kind::Signal, Side::Connect) => {
             Box::new(retry_until_created(timeout, || signal::SignalSender::connect(address, max, depth))?)
         }
+        (Kind::SysvMq, Side::Bind) => Box::new(sysv_mq::SysvMqSender::create(address, &sysv_options(options))?),
+        (Kind::SysvMq, Side::Connect) => {
+            Box::new(retry_until_created(timeout, || sysv_mq::SysvMqSender::open(address))?)
+        }
     })
 }
 
@@ -157,6 +164,10 @@ fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
         (Kind::Signal, Side::Connect) => {
             Box::new(retry_until_created(timeout, || signal::SignalReceiver::connect(address, max))?)
         }
+        (Kind::SysvMq, Side::Bind) => Box::new(sysv_mq::SysvMqReceiver::create(address, &sysv_options(options))?),
+        (Kind::SysvMq, Side::Connect) => {
+            Box::new(retry_until_created(timeout, || sysv_mq::SysvMqReceiver::open(address))?)
+        }
     })
 }
 
@@ -167,6 +178,16 @@ fn mq_options(options: &Options) -> mq::MqOptions {
         max_message_size: options.max_message_size,
         depth: usize::try_from(options.depth).unwrap_or(usize::MAX),
         ..mq::MqOptions::default()
+    }
+}
+
+/// A System V queue as large as `options` ask (depth times largest message at most the system's
+/// `msgmnb`, which [`sysv_mq::SysvMqReceiver::create`] reports if exceeded).
+fn sysv_options(options: &Options) -> sysv_mq::SysvMqOptions {
+    sysv_mq::SysvMqOptions {
+        max_message_size: options.max_message_size,
+        depth: usize::try_from(options.depth).unwrap_or(usize::MAX),
+        ..sysv_mq::SysvMqOptions::default()
     }
 }
 

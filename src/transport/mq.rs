@@ -39,6 +39,14 @@
 //! `SIGKILL` cannot remove anything: [`unlink`] does it (and `create` meanwhile reports
 //! [`Error::AddressInUse`]).
 //!
+//! # Priorities
+//!
+//! [`MqSender::send_with_priority`] sends at a priority from 0 up to `MQ_PRIO_MAX - 1`
+//! ([`MqLimits::priority_max`]; a higher one is [`Error::SystemLimit`]), and
+//! [`MqReceiver::recv_with_priority`] returns the priority of what it received. The kernel keeps a
+//! queue sorted: a receive takes the oldest message of the highest priority queued. The
+//! [`channel`](crate::channel) traits send at priority 0, so through them the queue is FIFO.
+//!
 //! # Waiting
 //!
 //! The descriptor is always non-blocking (`O_NONBLOCK`), so `try_send` and `try_recv` are one
@@ -95,22 +103,19 @@
 //! what is queued before it reports [`Error::Disconnected`]: after seeing the senders gone it
 //! tries once more (a sender may have sent just before it left).
 
-use std::fs::File;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg};
 use nix::mqueue::{mq_attr_member_t, mq_close, mq_getattr, mq_open, mq_send, mq_unlink, MQ_OFlag, MqAttr, MqdT};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::stat::{fchmod, fstat, Mode};
 
+use super::peer_file::{PeerFile, PeerIdentity, PeerSide as Side};
 use crate::error::{Error, Result};
-use crate::lock::lock_record;
 use crate::segment::{normalize_name, SHM_DIR};
 
 /// The sysctl that bounds the largest message of a new queue.
@@ -123,8 +128,6 @@ pub(crate) const QUEUES_MAX_FILE: &str = "/proc/sys/fs/mqueue/queues_max";
 /// A handle tests its peer's liveness at most once per this interval; a blocked call waits in
 /// `poll` slices no longer than it, so that the test runs while it waits.
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
-/// Longest `open` waits for the creator of a queue to publish its peer file.
-pub(crate) const PUBLISH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The transport's name, as used by `--transport`.
 const TRANSPORT: crate::channel::Kind = crate::channel::Kind::Mq;
@@ -169,6 +172,36 @@ impl MqLimits {
         let read = |file: &str| read_limit(file).map_err(|error| Error::io(format!("reading {file}"), error));
         Ok(MqLimits { max_message_size: read(MSGSIZE_MAX_FILE)?, depth: read(MSG_MAX_FILE)? })
     }
+
+    /// This system's `MQ_PRIO_MAX` (`sysconf(_SC_MQ_PRIO_MAX)`; 32768 on Linux): message
+    /// priorities run from 0 up to one less.
+    ///
+    /// ```
+    /// assert!(ipcring::transport::mq::MqLimits::priority_max() >= 32); // POSIX's minimum
+    /// ```
+    pub fn priority_max() -> u32 {
+        // SAFETY: `sysconf` only reads a configuration value.
+        let value = unsafe { libc::sysconf(libc::_SC_MQ_PRIO_MAX) };
+        // Linux's value, compiled into the kernel, if sysconf does not know (-1).
+        u32::try_from(value).ok().filter(|&value| value > 0).unwrap_or(LINUX_MQ_PRIO_MAX)
+    }
+}
+
+/// `MQ_PRIO_MAX` of Linux (`include/linux/mqueue.h`); `mq_send` refuses a priority at or above it.
+const LINUX_MQ_PRIO_MAX: u32 = 32_768;
+
+/// Refuses a priority the kernel would refuse (`EINVAL`), with an error that names the limit.
+fn check_priority(priority: u32) -> Result<()> {
+    let bound = MqLimits::priority_max();
+    if priority >= bound {
+        return Err(Error::SystemLimit {
+            what: "message priority",
+            requested: u64::from(priority),
+            limit: u64::from(bound - 1),
+            setting: "MQ_PRIO_MAX, sysconf(_SC_MQ_PRIO_MAX), less one",
+        });
+    }
+    Ok(())
 }
 
 fn read_limit(file: &str) -> io::Result<usize> {
@@ -197,35 +230,11 @@ pub fn unlink(name: &str) -> Result<()> {
 
 // ---- the queue descriptor --------------------------------------------------------------------
 
-/// Which side a handle plays, and so which byte of the peer file is its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Sender,
-    Receiver,
-}
-
-impl Side {
-    /// Offset of this side's byte in the peer file.
-    fn offset(self) -> u64 {
-        match self {
-            Side::Receiver => 24,
-            Side::Sender => 25,
-        }
-    }
-
-    fn peer(self) -> Side {
-        match self {
-            Side::Receiver => Side::Sender,
-            Side::Sender => Side::Receiver,
-        }
-    }
-
-    /// How this side opens the queue.
-    fn access(self) -> MQ_OFlag {
-        match self {
-            Side::Receiver => MQ_OFlag::O_RDONLY,
-            Side::Sender => MQ_OFlag::O_WRONLY,
-        }
+/// How `side` opens the queue.
+fn access(side: Side) -> MQ_OFlag {
+    match side {
+        Side::Receiver => MQ_OFlag::O_RDONLY,
+        Side::Sender => MQ_OFlag::O_WRONLY,
     }
 }
 
@@ -241,6 +250,11 @@ impl QueueIdentity {
     fn of(fd: RawFd) -> nix::Result<QueueIdentity> {
         let stat = fstat(fd)?;
         Ok(QueueIdentity { device: stat.st_dev, inode: stat.st_ino, owner: stat.st_uid })
+    }
+
+    /// What the queue's peer file carries.
+    fn peer_identity(self) -> PeerIdentity {
+        PeerIdentity { magic: *PEER_MAGIC, first: self.device, second: self.inode, owner: self.owner }
     }
 }
 
@@ -337,149 +351,12 @@ fn check_options(options: &MqOptions) -> Result<()> {
 
 // ---- the peer file -----------------------------------------------------------------------------
 
-/// Magic at the start of a peer file.
+/// Magic at the start of a POSIX queue's peer file.
 const PEER_MAGIC: &[u8; 8] = b"ipcrmq01";
-/// Magic, queue device and queue inode.
-const PEER_HEADER_SIZE: usize = 24;
 
 fn peer_path(name: &str) -> String {
     // `name` is normalized: one leading '/', then no further '/'.
     format!("{SHM_DIR}/.ipcring-mq-{}", &name[1..])
-}
-
-fn peer_header(queue: QueueIdentity) -> [u8; PEER_HEADER_SIZE] {
-    let mut header = [0u8; PEER_HEADER_SIZE];
-    header[..8].copy_from_slice(PEER_MAGIC);
-    header[8..16].copy_from_slice(&queue.device.to_le_bytes());
-    header[16..].copy_from_slice(&queue.inode.to_le_bytes());
-    header
-}
-
-/// This handle's view of the peer file: its own lock, and the peer's byte and lock to test.
-#[derive(Debug)]
-struct PeerFile {
-    /// Open read-write; its open file description holds this handle's lock.
-    file: File,
-    path: String,
-    mine: Side,
-}
-
-impl PeerFile {
-    /// Makes the peer file of a queue this handle just created, attached as `mine`.
-    fn create(name: &str, queue: QueueIdentity, mine: Side, mode: u32) -> Result<PeerFile> {
-        let path = peer_path(name);
-        // A peer file left by an earlier queue of this name (its creator was killed, or the queue
-        // was removed by other means) is stale: this handle owns the name now.
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(Error::io(format!("removing the stale peer file {path}"), error)),
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|error| Error::io(format!("creating the peer file {path}"), error))?;
-        // Exact mode, independent of the umask.
-        fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode as libc::mode_t))
-            .map_err(|errno| Error::io(format!("setting the mode of {path}"), errno))?;
-        let peers = PeerFile { file, path, mine };
-        peers.attach()?;
-        // The header last: openers wait for it, so they find this side already attached.
-        peers
-            .file
-            .write_all_at(&peer_header(queue), 0)
-            .map_err(|error| Error::io(format!("writing the peer file {}", peers.path), error))?;
-        Ok(peers)
-    }
-
-    /// Opens the peer file of `queue` once its creator has published it, attached as `mine`.
-    fn open(name: &str, queue: QueueIdentity, mine: Side) -> Result<PeerFile> {
-        let path = peer_path(name);
-        let deadline = Instant::now() + PUBLISH_PATIENCE;
-        loop {
-            if let Some(file) = PeerFile::open_published(name, &path, queue)? {
-                let peers = PeerFile { file, path, mine };
-                peers.attach()?;
-                return Ok(peers);
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::io(
-                    format!(
-                        "opening message queue {name}: its peer file {path} is missing or belongs to another queue (the \
-                         queue was not created by ipcring, or its creator died while creating it)"
-                    ),
-                    io::Error::from(io::ErrorKind::NotFound),
-                ));
-            }
-            // The creator publishes within microseconds of creating the queue; this only waits
-            // out that window (or a creator that died in it).
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// The peer file if it is there and published for `queue`, else `None`.
-    fn open_published(name: &str, path: &str, queue: QueueIdentity) -> Result<Option<File>> {
-        let opened = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path);
-        let file = match opened {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-                let context = format!("message queue {name}: permission denied on its peer file {path}");
-                return Err(Error::io(context, error));
-            }
-            Err(error) => return Err(Error::io(format!("opening the peer file {path}"), error)),
-        };
-        let metadata = file.metadata().map_err(|error| Error::io(format!("reading the peer file {path}"), error))?;
-        let mut header = [0u8; PEER_HEADER_SIZE];
-        let length = file.read_at(&mut header, 0).map_err(|error| Error::io(format!("reading {path}"), error))?;
-        let published = metadata.is_file()
-            && metadata.uid() == queue.owner
-            && length == PEER_HEADER_SIZE
-            && header == peer_header(queue);
-        Ok(published.then_some(file))
-    }
-
-    /// Takes this handle's lock, then marks its side as attached (in that order: see
-    /// [`peer_gone`](PeerFile::peer_gone)).
-    fn attach(&self) -> Result<()> {
-        let offset = self.mine.offset();
-        fcntl(self.file.as_raw_fd(), FcntlArg::F_OFD_SETLK(&lock_record(libc::F_RDLCK, offset)))
-            .map_err(|errno| Error::io(format!("locking the peer file {}", self.path), errno))?;
-        self.file
-            .write_all_at(&[1], offset)
-            .map_err(|error| Error::io(format!("writing the peer file {}", self.path), error))
-    }
-
-    /// True if a peer attached once and none holds its lock now.
-    fn peer_gone(&self) -> Result<bool> {
-        let offset = self.mine.peer().offset();
-        // The byte first, the lock second: a peer locks before it sets the byte, so a set byte
-        // followed by a free lock means every peer that attached has released its lock.
-        let mut attached = [0u8; 1];
-        let length = self
-            .file
-            .read_at(&mut attached, offset)
-            .map_err(|error| Error::io(format!("reading the peer file {}", self.path), error))?;
-        if length == 0 || attached[0] == 0 {
-            return Ok(false);
-        }
-        let mut probe = lock_record(libc::F_WRLCK, offset);
-        fcntl(self.file.as_raw_fd(), FcntlArg::F_OFD_GETLK(&mut probe))
-            .map_err(|errno| Error::io(format!("testing the lock of the peer file {}", self.path), errno))?;
-        Ok(probe.l_type == libc::F_UNLCK as libc::c_short)
-    }
-
-    /// Removes the peer file's name if it still names this file.
-    fn remove_if_ours(&self) {
-        let (Ok(ours), Ok(named)) = (self.file.metadata(), std::fs::symlink_metadata(&self.path)) else { return };
-        if ours.dev() == named.dev() && ours.ino() == named.ino() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 // ---- the endpoint both handles share -----------------------------------------------------------
@@ -510,7 +387,7 @@ impl Endpoint {
             mq_attr_member_t::try_from(value).map_err(|_| Error::InvalidArgument(format!("{value} is too large")))
         };
         let attributes = MqAttr::new(0, size(options.depth)?, size(options.max_message_size)?, 0);
-        let flags = side.access() | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
+        let flags = access(side) | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
         let mode = Mode::from_bits_truncate(options.mode as libc::mode_t);
         let descriptor = mq_open(name.as_str(), flags, mode, Some(&attributes))
             .map_err(|errno| open_error(&name, errno, "creating"))?;
@@ -521,7 +398,10 @@ impl Endpoint {
             fchmod(queue.raw(), mode).map_err(|errno| Error::io(format!("setting the mode of queue {name}"), errno))?;
             let identity =
                 QueueIdentity::of(queue.raw()).map_err(|errno| Error::io(format!("fstat of queue {name}"), errno))?;
-            Ok::<_, Error>((identity, PeerFile::create(&name, identity, side, options.mode)?))
+            Ok::<_, Error>((
+                identity,
+                PeerFile::create(peer_path(&name), identity.peer_identity(), side, options.mode)?,
+            ))
         };
         match setup() {
             Ok((identity, peers)) => Endpoint::new(name, queue, peers, Some(identity)),
@@ -534,13 +414,13 @@ impl Endpoint {
 
     fn open(name: &str, side: Side) -> Result<Endpoint> {
         let name = normalize_name(name)?;
-        let flags = side.access() | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
+        let flags = access(side) | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
         let descriptor =
             mq_open(name.as_str(), flags, Mode::empty(), None).map_err(|errno| open_error(&name, errno, "opening"))?;
         let queue = Queue { descriptor: ManuallyDrop::new(descriptor) };
         let identity =
             QueueIdentity::of(queue.raw()).map_err(|errno| Error::io(format!("fstat of queue {name}"), errno))?;
-        let peers = PeerFile::open(&name, identity, side)?;
+        let peers = PeerFile::open(&format!("message queue {name}"), peer_path(&name), identity.peer_identity(), side)?;
         Endpoint::new(name, queue, peers, None)
     }
 
@@ -604,10 +484,10 @@ impl Endpoint {
         Ok(())
     }
 
-    /// One non-blocking `mq_send`: `false` if the queue is full.
-    fn send_now(&mut self, message: &[u8]) -> Result<bool> {
+    /// One non-blocking `mq_send` at `priority`: `false` if the queue is full.
+    fn send_now(&mut self, message: &[u8], priority: u32) -> Result<bool> {
         loop {
-            match mq_send(&self.queue.descriptor, message, 0) {
+            match mq_send(&self.queue.descriptor, message, priority) {
                 Ok(()) => return Ok(true),
                 Err(Errno::EAGAIN) => return Ok(false),
                 Err(Errno::EINTR) => continue,
@@ -616,13 +496,14 @@ impl Endpoint {
         }
     }
 
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8], priority: u32) -> Result<()> {
         self.check_size(message)?;
+        check_priority(priority)?;
         // Before sending too: a queue whose receivers are gone takes no more messages.
         if self.peer_gone()? {
             return Err(Error::Disconnected);
         }
-        if self.send_now(message)? {
+        if self.send_now(message, priority)? {
             return Ok(());
         }
         if self.peer_gone()? {
@@ -631,13 +512,14 @@ impl Endpoint {
         Err(Error::Full)
     }
 
-    fn send(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send(&mut self, message: &[u8], priority: u32, deadline: Option<Instant>) -> Result<()> {
         self.check_size(message)?;
+        check_priority(priority)?;
         loop {
             if self.peer_gone()? {
                 return Err(Error::Disconnected);
             }
-            if self.send_now(message)? {
+            if self.send_now(message, priority)? {
                 return Ok(());
             }
             self.wait_slice(PollFlags::POLLOUT, deadline)?;
@@ -646,29 +528,30 @@ impl Endpoint {
 
     // ---- receiving ----
 
-    /// One non-blocking `mq_receive` into `buffer`: `false` (and `buffer` untouched) if the
-    /// queue is empty.
-    fn receive_now(&mut self, buffer: &mut Vec<u8>) -> Result<bool> {
+    /// One non-blocking `mq_receive` into `buffer`: the message's priority, or `None` (and
+    /// `buffer` untouched) if the queue is empty.
+    fn receive_now(&mut self, buffer: &mut Vec<u8>) -> Result<Option<u32>> {
         // `mq_receive` wants room for the largest message. The capacity is grown once and then
         // reused: the kernel writes into it directly, with no per-message allocation and no
         // zero-filling.
         if buffer.capacity() < self.max_message_size {
             buffer.reserve(self.max_message_size - buffer.len());
         }
+        let mut priority: libc::c_uint = 0;
         loop {
             // SAFETY: the pointer is valid for writes of `buffer.capacity()` bytes, at least
-            // `mq_msgsize`, and the kernel writes at most that many; a null priority is allowed.
+            // `mq_msgsize`, and the kernel writes at most that many; `priority` is a live local.
             let received = unsafe {
-                libc::mq_receive(self.queue.raw(), buffer.as_mut_ptr().cast(), buffer.capacity(), std::ptr::null_mut())
+                libc::mq_receive(self.queue.raw(), buffer.as_mut_ptr().cast(), buffer.capacity(), &mut priority)
             };
             if let Ok(length) = usize::try_from(received) {
                 // SAFETY: the kernel initialised the first `length` bytes, and `length` is at
                 // most `mq_msgsize`, so within the capacity.
                 unsafe { buffer.set_len(length) };
-                return Ok(true);
+                return Ok(Some(priority));
             }
             match Errno::last() {
-                Errno::EAGAIN => return Ok(false),
+                Errno::EAGAIN => return Ok(None),
                 Errno::EINTR => continue,
                 errno => return Err(Error::io(format!("receiving from message queue {}", self.name), errno)),
             }
@@ -677,17 +560,13 @@ impl Endpoint {
 
     /// After seeing the senders gone: a message sent just before the last one left is still
     /// delivered; otherwise [`Error::Disconnected`].
-    fn last_receive(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        if self.receive_now(buffer)? {
-            Ok(())
-        } else {
-            Err(Error::Disconnected)
-        }
+    fn last_receive(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        self.receive_now(buffer)?.ok_or(Error::Disconnected)
     }
 
-    fn try_receive(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        if self.receive_now(buffer)? {
-            return Ok(());
+    fn try_receive(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        if let Some(priority) = self.receive_now(buffer)? {
+            return Ok(priority);
         }
         if self.peer_gone()? {
             return self.last_receive(buffer);
@@ -695,10 +574,10 @@ impl Endpoint {
         Err(Error::Empty)
     }
 
-    fn receive(&mut self, buffer: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    fn receive(&mut self, buffer: &mut Vec<u8>, deadline: Option<Instant>) -> Result<u32> {
         loop {
-            if self.receive_now(buffer)? {
-                return Ok(());
+            if let Some(priority) = self.receive_now(buffer)? {
+                return Ok(priority);
             }
             if self.peer_gone()? {
                 return self.last_receive(buffer);
@@ -791,17 +670,73 @@ impl MqSender {
     /// Sends `message`, waiting while the queue is full; [`Error::Disconnected`] if the
     /// receivers are gone.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.endpoint.send(message, None)
+        self.endpoint.send(message, 0, None)
     }
 
     /// Sends `message` if the queue has room, else [`Error::Full`].
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        self.endpoint.try_send(message)
+        self.endpoint.try_send(message, 0)
     }
 
     /// [`send`](MqSender::send) with a time limit ([`Error::Timeout`]).
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.endpoint.send(message, deadline_after(timeout))
+        self.endpoint.send(message, 0, deadline_after(timeout))
+    }
+
+    /// [`send`](MqSender::send) at `priority`: a receiver gets every queued message of a higher
+    /// priority before this one, and this one before every later one of the same priority.
+    /// `priority` is below [`MqLimits::priority_max`] ([`Error::SystemLimit`] otherwise). The
+    /// plain sends use priority 0, the lowest.
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    ///
+    /// let name = format!("/ipcring-doc-mq-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions { depth: 3, ..MqOptions::default() }).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.send(b"routine").unwrap(); // priority 0
+    /// sender.send_with_priority(b"urgent", 7).unwrap();
+    /// let mut buffer = Vec::new();
+    /// assert_eq!(receiver.recv_with_priority(&mut buffer).unwrap(), 7);
+    /// assert_eq!(buffer, b"urgent");
+    /// assert_eq!(receiver.recv_with_priority(&mut buffer).unwrap(), 0);
+    /// assert_eq!(buffer, b"routine");
+    /// ```
+    pub fn send_with_priority(&mut self, message: &[u8], priority: u32) -> Result<()> {
+        self.endpoint.send(message, priority, None)
+    }
+
+    /// [`send_with_priority`](MqSender::send_with_priority) if the queue has room, else
+    /// [`Error::Full`].
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    /// use ipcring::Error;
+    ///
+    /// let name = format!("/ipcring-doc-mq-try-priority-{}", std::process::id());
+    /// let _receiver = MqReceiver::create(&name, &MqOptions { depth: 1, ..MqOptions::default() }).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.try_send_with_priority(b"first", 3).unwrap();
+    /// assert!(matches!(sender.try_send_with_priority(b"second", 9), Err(Error::Full)));
+    /// ```
+    pub fn try_send_with_priority(&mut self, message: &[u8], priority: u32) -> Result<()> {
+        self.endpoint.try_send(message, priority)
+    }
+
+    /// [`send_with_priority`](MqSender::send_with_priority) with a time limit
+    /// ([`Error::Timeout`]).
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    /// use std::time::Duration;
+    ///
+    /// let name = format!("/ipcring-doc-mq-timed-priority-{}", std::process::id());
+    /// let _receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.send_with_priority_timeout(b"soon", 1, Duration::from_secs(1)).unwrap();
+    /// ```
+    pub fn send_with_priority_timeout(&mut self, message: &[u8], priority: u32, timeout: Duration) -> Result<()> {
+        self.endpoint.send(message, priority, deadline_after(timeout))
     }
 }
 
@@ -869,16 +804,67 @@ impl MqReceiver {
     /// [`Error::Disconnected`] once the senders are gone and the queue is empty. `buffer` keeps
     /// a capacity of [`max_message_size`](MqReceiver::max_message_size): reuse it.
     pub fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.endpoint.receive(buffer, None)
+        self.endpoint.receive(buffer, None).map(drop)
     }
 
     /// Receives one message if one is queued, else [`Error::Empty`].
     pub fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<()> {
-        self.endpoint.try_receive(buffer)
+        self.endpoint.try_receive(buffer).map(drop)
     }
 
     /// [`recv`](MqReceiver::recv) with a time limit ([`Error::Timeout`]).
     pub fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+        self.endpoint.receive(buffer, deadline_after(timeout)).map(drop)
+    }
+
+    /// [`recv`](MqReceiver::recv), returning the message's priority. Every receive takes the
+    /// oldest message of the highest priority queued (see
+    /// [`MqSender::send_with_priority`]).
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    ///
+    /// let name = format!("/ipcring-doc-mq-recv-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let mut sender = MqSender::open(&name).unwrap();
+    /// sender.send_with_priority(b"flagged", 5).unwrap();
+    /// let mut buffer = Vec::new();
+    /// assert_eq!(receiver.recv_with_priority(&mut buffer).unwrap(), 5);
+    /// ```
+    pub fn recv_with_priority(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        self.endpoint.receive(buffer, None)
+    }
+
+    /// [`recv_with_priority`](MqReceiver::recv_with_priority) if a message is queued, else
+    /// [`Error::Empty`].
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver, MqSender};
+    /// use ipcring::Error;
+    ///
+    /// let name = format!("/ipcring-doc-mq-try-recv-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let mut buffer = Vec::new();
+    /// assert!(matches!(receiver.try_recv_with_priority(&mut buffer), Err(Error::Empty)));
+    /// ```
+    pub fn try_recv_with_priority(&mut self, buffer: &mut Vec<u8>) -> Result<u32> {
+        self.endpoint.try_receive(buffer)
+    }
+
+    /// [`recv_with_priority`](MqReceiver::recv_with_priority) with a time limit
+    /// ([`Error::Timeout`]).
+    ///
+    /// ```
+    /// use ipcring::transport::mq::{MqOptions, MqReceiver};
+    /// use ipcring::Error;
+    /// use std::time::Duration;
+    ///
+    /// let name = format!("/ipcring-doc-mq-timed-recv-priority-{}", std::process::id());
+    /// let mut receiver = MqReceiver::create(&name, &MqOptions::default()).unwrap();
+    /// let result = receiver.recv_with_priority_timeout(&mut Vec::new(), Duration::from_millis(1));
+    /// assert!(matches!(result, Err(Error::Timeout)));
+    /// ```
+    pub fn recv_with_priority_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<u32> {
         self.endpoint.receive(buffer, deadline_after(timeout))
     }
 }
@@ -930,6 +916,7 @@ impl crate::channel::Receiver for MqReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// Bound on every blocking call that is expected to succeed or end with `Disconnected`.
@@ -1278,6 +1265,63 @@ mod tests {
         receiver.recv_timeout(&mut buffer, PATIENCE).unwrap();
         assert_eq!(buffer, b"still here");
         assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_higher_priority_overtakes_queued_lower_ones() {
+        let (mut receiver, mut sender) = pair("priority-overtakes", 4, 16);
+        sender.send(b"low").unwrap();
+        sender.send_with_priority(b"middle", 3).unwrap();
+        sender.try_send_with_priority(b"high", 9).unwrap();
+        let mut buffer = Vec::new();
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            let priority = receiver.recv_with_priority(&mut buffer).unwrap();
+            received.push((priority, buffer.clone()));
+        }
+        assert_eq!(received, [(9, b"high".to_vec()), (3, b"middle".to_vec()), (0, b"low".to_vec())]);
+    }
+
+    #[test]
+    fn messages_of_one_priority_keep_their_order() {
+        let (mut receiver, mut sender) = pair("priority-order", 8, 16);
+        for index in 0..4u8 {
+            sender.send_with_priority(&[index], 2).unwrap();
+            sender.send_with_priority_timeout(&[100 + index], 1, PATIENCE).unwrap();
+        }
+        let mut buffer = Vec::new();
+        let mut received = Vec::new();
+        for _ in 0..8 {
+            let priority = receiver.recv_with_priority_timeout(&mut buffer, PATIENCE).unwrap();
+            received.push((priority, buffer[0]));
+        }
+        assert_eq!(received, [(2, 0), (2, 1), (2, 2), (2, 3), (1, 100), (1, 101), (1, 102), (1, 103)]);
+    }
+
+    #[test]
+    fn the_plain_send_uses_priority_zero() {
+        let (mut receiver, mut sender) = pair("priority-zero", 2, 16);
+        sender.send_with_priority(b"one", 1).unwrap();
+        sender.send(b"zero").unwrap();
+        let mut buffer = Vec::new();
+        assert_eq!(receiver.try_recv_with_priority(&mut buffer).unwrap(), 1);
+        assert_eq!(receiver.try_recv_with_priority(&mut buffer).unwrap(), 0);
+        assert_eq!(buffer, b"zero");
+    }
+
+    #[test]
+    fn a_priority_at_mq_prio_max_is_refused_naming_the_limit() {
+        let (mut receiver, mut sender) = pair("priority-limit", 2, 16);
+        let bound = MqLimits::priority_max();
+        assert_eq!(bound, 32_768, "Linux's MQ_PRIO_MAX");
+        sender.send_with_priority(b"highest", bound - 1).unwrap();
+        let error = sender.send_with_priority(b"above", bound).unwrap_err();
+        assert!(matches!(error, Error::SystemLimit { requested: 32_768, limit: 32_767, .. }), "{error:?}");
+        assert!(error.to_string().contains("MQ_PRIO_MAX"), "{error}");
+        assert!(matches!(sender.try_send_with_priority(b"above", u32::MAX), Err(Error::SystemLimit { .. })));
+        let mut buffer = Vec::new();
+        assert_eq!(receiver.try_recv_with_priority(&mut buffer).unwrap(), bound - 1);
+        assert!(matches!(receiver.try_recv(&mut buffer), Err(Error::Empty)));
     }
 
     #[test]

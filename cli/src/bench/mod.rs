@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ipcring::__private::layout::WaitStrategy;
-use ipcring::transport::{mq, seqpacket, Kind, Options};
+use ipcring::transport::{mq, seqpacket, sysv_mq, Kind, Options};
 
 use super::args::{BenchArgs, PingpongArgs, WaitArg};
 use super::error::{CliError, CliResult};
@@ -165,6 +165,7 @@ fn size_limit(kind: Kind) -> Option<usize> {
         Kind::Mq => mq::MqLimits::read().ok().map(|limits| limits.max_message_size),
         Kind::Seqpacket => Some(seqpacket::system_limit()),
         Kind::Signal => Some(ipcring::transport::signal::MAX_MESSAGE_SIZE),
+        Kind::SysvMq => sysv_mq::SysvMqLimits::read().ok().map(|limits| limits.max_message_size),
         _ => None,
     }
 }
@@ -181,7 +182,16 @@ fn options(subject: Subject, size: usize) -> Options {
     if subject.kind == Kind::Mq {
         options.depth = mq::MqLimits::read().map_or(10, |limits| limits.depth as u64);
     }
+    if subject.kind == Kind::SysvMq {
+        options.depth = sysv_depth(size);
+    }
     options
+}
+
+/// As many `size`-byte messages as a System V queue may hold (`msgmnb / size`, at least 1).
+pub(crate) fn sysv_depth(size: usize) -> u64 {
+    let bytes = sysv_mq::SysvMqLimits::read().map_or(16_384, |limits| limits.queue_bytes);
+    (bytes / size.max(8)).max(1) as u64
 }
 
 fn wait_arg(wait: Option<WaitStrategy>) -> WaitArg {
@@ -359,7 +369,7 @@ fn bytes_in_flight(subject: Subject, size: usize) -> Option<u64> {
     let options = options(subject, size);
     let queued = options.depth.saturating_mul(size as u64);
     match subject.kind {
-        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::Seqpacket => Some(queued),
+        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::SysvMq | Kind::Seqpacket => Some(queued),
         Kind::Pipe | Kind::Fifo => Some(pipe_capacity()),
         Kind::Unix | Kind::Tcp => socket_buffers(subject.kind),
         // The sender's depth, within the user's pending-signal limit.

@@ -152,6 +152,9 @@ fn options(kind: Kind, wait: Option<WaitStrategy>, size: usize) -> Options {
     if kind == Kind::Mq {
         options.depth = ipcring::transport::mq::MqLimits::read().map_or(10, |limits| limits.depth as u64);
     }
+    if kind == Kind::SysvMq {
+        options.depth = options.depth.min(super::sysv_depth(options.max_message_size));
+    }
     options
 }
 
