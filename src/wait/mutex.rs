@@ -14,7 +14,7 @@
 //! itself in `waiters` under the mutex, and the waker, after publishing, issues a `SeqCst` fence
 //! and locks only if `waiters` is not zero (the eventcount's Dekker argument). The loom model
 //! `mutex_strategy_never_loses_a_wakeup` (`tests/loom.rs`) checks it on this code, with
-//! [`LoomMutex`] standing in for the pthread mutex.
+//! `LoomMutex` standing in for the pthread mutex.
 
 use std::time::Duration;
 
