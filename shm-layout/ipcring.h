@@ -110,6 +110,15 @@ extern "C" {
 #define IPCRING_WAIT_FUTEX 1u     /* spin briefly, then sleep on the futex eventcount */
 #define IPCRING_WAIT_SPIN 2u      /* busy-poll only; nobody sleeps, nobody needs waking */
 #define IPCRING_WAIT_SEMAPHORE 3u /* sleep in sem_timedwait on the sem_t of the wait block */
+#define IPCRING_WAIT_MUTEX 4u     /* glibc only: a robust pthread mutex per wait block guards a
+                                     condition variable on `futex` (LAYOUT.md 9.2) */
+
+/* Mutex strategy: where the wait block holds the mutex_abi tag (u64, in reserved0[0]) and the
+ * robust process-shared pthread_mutex_t (glibc 64-bit: 40 bytes, in reserved0[1..6]), and the
+ * room the mutex may take (up to the semaphore field). */
+#define IPCRING_MUTEX_ABI_OFFSET 8u
+#define IPCRING_MUTEX_OFFSET 16u
+#define IPCRING_MUTEX_ROOM 48u
 
 /* Size of the glibc sem_t (x86-64, aarch64) in ipcring_wait_block.semaphore. */
 #define IPCRING_SEMAPHORE_SIZE 32u
@@ -191,7 +200,8 @@ struct ipcring_position_block {
 };
 
 /* Where one side sleeps. Futex strategy: an eventcount (shared futex: no FUTEX_PRIVATE_FLAG) on
- * the first cache line. Semaphore strategy: a process-shared POSIX semaphore on the second. */
+ * the first cache line. Semaphore strategy: a process-shared POSIX semaphore on the second. Mutex
+ * strategy: the same two words, a mutex_abi tag at 8 and a robust pthread_mutex_t at 16. */
 struct ipcring_wait_block {
     uint32_t futex;        /* 0: the epoch: the futex word, bumped (release) by wakers */
     uint32_t waiters;      /* 4: number of registered sleepers */
@@ -374,6 +384,9 @@ IPCRING_STATIC_ASSERT(IPCRING_LOCK_RECORDS + IPCRING_MAX_LOCK_RECORDS <= IPCRING
 IPCRING_STATIC_ASSERT(IPCRING_MAX_SEGMENT_SIZE <= IPCRING_LOCK_MAP_OFFSET, "the lock map lies past any segment");
 IPCRING_STATIC_ASSERT(IPCRING_ABANDONED_BIT == IPCRING_MAX_POSITION, "the abandoned bit is the first impossible position bit");
 
+#ifdef _PTHREAD_H /* glibc <pthread.h> was included first: the mutex strategy's mutex must fit */
+IPCRING_STATIC_ASSERT(sizeof(pthread_mutex_t) <= IPCRING_MUTEX_ROOM, "pthread_mutex_t fits its room in the wait block");
+#endif
 #ifdef _SEMAPHORE_H /* glibc <semaphore.h> was included first: check the sem_t this peer will use */
 IPCRING_STATIC_ASSERT(sizeof(sem_t) == IPCRING_SEMAPHORE_SIZE, "sem_t fits ipcring_wait_block.semaphore exactly");
 #endif

@@ -186,6 +186,10 @@ pub enum WaitStrategy {
     /// Process-shared POSIX semaphores in the segment count used and free slots; a blocked side
     /// sleeps in `sem_timedwait` (`3`).
     Semaphore,
+    /// A robust process-shared `pthread_mutex_t` in each wait block guards a condition variable
+    /// on the block's sequence word; a blocked side sleeps under it (`4`). glibc only: every
+    /// process must use glibc's `pthread_mutex_t` (LAYOUT.md §9.2).
+    Mutex,
 }
 
 impl WaitStrategy {
@@ -196,6 +200,7 @@ impl WaitStrategy {
             WaitStrategy::Futex => 1,
             WaitStrategy::Spin => 2,
             WaitStrategy::Semaphore => 3,
+            WaitStrategy::Mutex => 4,
         }
     }
 
@@ -206,6 +211,7 @@ impl WaitStrategy {
             1 => Some(WaitStrategy::Futex),
             2 => Some(WaitStrategy::Spin),
             3 => Some(WaitStrategy::Semaphore),
+            4 => Some(WaitStrategy::Mutex),
             _ => None,
         }
     }
@@ -216,6 +222,7 @@ impl WaitStrategy {
             WaitStrategy::Futex => "futex",
             WaitStrategy::Spin => "spin",
             WaitStrategy::Semaphore => "semaphore",
+            WaitStrategy::Mutex => "mutex",
         }
     }
 }
@@ -473,6 +480,20 @@ const _: () = {
     assert!(size_of::<RolesBlock>() == BLOCK_SIZE as usize);
     assert!(size_of::<StatsBlock>() == BLOCK_SIZE as usize);
     assert!(size_of::<SlotHeader>() == 8);
+};
+
+/// Mutex strategy: offset in a [`WaitBlock`] of the `mutex_abi` tag (a u64 in `reserved0[0]`,
+/// LAYOUT.md §9.2).
+pub const MUTEX_ABI_OFFSET: u64 = 8;
+/// Mutex strategy: offset in a [`WaitBlock`] of the `pthread_mutex_t` (`reserved0[1..6]`).
+pub const MUTEX_OFFSET: u64 = 16;
+/// Mutex strategy: room for the `pthread_mutex_t` (glibc 64-bit: 40 bytes), up to the second
+/// cache line.
+pub const MUTEX_ROOM: u64 = 48;
+
+const _: () = {
+    assert!(MUTEX_ABI_OFFSET as usize == std::mem::offset_of!(WaitBlock, reserved0));
+    assert!(MUTEX_OFFSET + MUTEX_ROOM == std::mem::offset_of!(WaitBlock, semaphore) as u64);
 };
 
 /// The control blocks of a version-1 SPSC segment, in the order the creator places them.

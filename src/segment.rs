@@ -466,6 +466,9 @@ impl Segment {
             let free = u32::try_from(geometry.slot_count).unwrap_or(u32::MAX);
             segment.init_semaphore(Block::NotFull, free)?;
         }
+        if geometry.wait == WaitStrategy::Mutex {
+            segment.init_mutexes()?;
+        }
         if geometry.kind == RingKind::Mpmc {
             segment.init_sequences();
         }
@@ -908,6 +911,72 @@ impl Segment {
                 unsafe { self.semaphore(block) }.reset(value);
             }
         }
+        if self.geometry.wait == WaitStrategy::Mutex {
+            // Nobody is attached (see above): a mutex a dead process held, or left with garbage,
+            // starts anew. A failure leaves the tags, and the next attach reports the mutex.
+            let _ = self.init_mutexes();
+        }
+    }
+
+    /// The `pthread_mutex_t` bytes of the wait block `block` (mutex strategy).
+    fn mutex_ptr(&self, block: Block) -> *mut libc::pthread_mutex_t {
+        let offset = self.geometry.block_offset(block) + crate::layout::MUTEX_OFFSET;
+        const _: () = assert!(size_of::<libc::pthread_mutex_t>() as u64 <= crate::layout::MUTEX_ROOM);
+        self.check_span(offset, size_of::<libc::pthread_mutex_t>() as u64, 8).cast()
+    }
+
+    /// The `mutex_abi` tag of the wait block `block`.
+    fn mutex_abi(&self, block: Block) -> &std::sync::atomic::AtomicU64 {
+        self.atomic_u64(self.geometry.block_offset(block) + crate::layout::MUTEX_ABI_OFFSET)
+    }
+
+    /// Initialises both wait blocks' robust mutexes and writes their `mutex_abi` tags (creator,
+    /// before the magic; and a reuse, with nobody attached). Refused where the C library is not
+    /// glibc.
+    fn init_mutexes(&self) -> Result<(), Error> {
+        let abi = crate::wait::expected_abi();
+        if abi == 0 {
+            return Err(Error::InvalidArgument("the mutex wait strategy needs glibc".into()));
+        }
+        for block in [Block::NotEmpty, Block::NotFull] {
+            // SAFETY: the mutex lies inside the mapping (checked), 8-byte aligned, and nobody
+            // else uses it (before the magic, or a reuse with every role held here); the value
+            // is dropped at once.
+            unsafe { crate::wait::ShmMutex::init(self.mutex_ptr(block)) }
+                .map(drop)
+                .map_err(|error| Error::io(format!("initialising the mutexes of {}", self.name), error))?;
+            // Relaxed: published by the release store of the magic (or the reuse's lock).
+            self.mutex_abi(block).store(abi, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Checks that both wait blocks hold mutexes of this build's C library ABI
+    /// ([`Error::ForeignAbi`] otherwise) and of the kind their creator gave them
+    /// ([`Error::Corrupted`]): what an attacher of a mutex-strategy ring checks.
+    pub(crate) fn check_mutexes(&self) -> Result<(), Error> {
+        let expected = crate::wait::expected_abi();
+        for block in [Block::NotEmpty, Block::NotFull] {
+            let found = self.mutex_abi(block).load(Ordering::Relaxed);
+            if found != expected || expected == 0 {
+                return Err(Error::ForeignAbi { what: "wait mutex", found, expected });
+            }
+            // SAFETY: inside the mapping; the value is dropped at once.
+            if !unsafe { self.mutex(block) }.valid() {
+                return Err(Error::Corrupted { field: "wait_mutex", value: found });
+            }
+        }
+        Ok(())
+    }
+
+    /// The robust mutex in the wait block `block` (mutex strategy).
+    ///
+    /// # Safety
+    /// The returned value points into this segment's mapping: it must not outlive `self`.
+    pub(crate) unsafe fn mutex(&self, block: Block) -> crate::wait::ShmMutex {
+        // SAFETY: inside the mapping and aligned (mutex_ptr checks); lifetime forwarded to the
+        // caller.
+        unsafe { crate::wait::ShmMutex::attach(self.mutex_ptr(block)) }
     }
 
     /// The `sem_t` bytes of the wait block `block`.
@@ -1369,7 +1438,8 @@ mod tests {
     #[test]
     fn anonymous_segment_validates_like_a_named_one() {
         let cases = [RingKind::Spsc, RingKind::Mpmc].into_iter().flat_map(|kind| {
-            [WaitStrategy::Futex, WaitStrategy::Spin, WaitStrategy::Semaphore].map(|wait| (kind, wait))
+            [WaitStrategy::Futex, WaitStrategy::Spin, WaitStrategy::Semaphore, WaitStrategy::Mutex]
+                .map(|wait| (kind, wait))
         });
         for (kind, wait) in cases {
             let options = CreateOptions { kind, wait, slot_count: 8, slot_size: 64, ..CreateOptions::default() };

@@ -17,7 +17,8 @@ use ipcring::__private::layout::{
     COMPAT_LATE_WAKES, COMPAT_SLEEPER_CLAIMS, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, INCOMPAT_OFD_LOCKS,
     KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, LOCK_MAP_OFFSET, LOCK_MAP_SIZE, LOCK_OPEN, LOCK_RECORDS,
     LOCK_SUBSCRIBERS, LOCK_WAITERS, MAGIC, MAX_ENDPOINTS, MAX_LOCK_RECORDS, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT,
-    MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, OLDEST_READABLE_VERSION, SLOT_ALIGN, SLOT_HEADER_SIZE,
+    MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, MUTEX_ABI_OFFSET, MUTEX_OFFSET, MUTEX_ROOM, OLDEST_READABLE_VERSION,
+    SLOT_ALIGN, SLOT_HEADER_SIZE,
 };
 
 /// One field of a struct, as Rust lays it out.
@@ -164,6 +165,10 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_WAIT_FUTEX", WaitStrategy::Futex.to_raw().into()),
         ("IPCRING_WAIT_SPIN", WaitStrategy::Spin.to_raw().into()),
         ("IPCRING_WAIT_SEMAPHORE", WaitStrategy::Semaphore.to_raw().into()),
+        ("IPCRING_WAIT_MUTEX", WaitStrategy::Mutex.to_raw().into()),
+        ("IPCRING_MUTEX_ABI_OFFSET", MUTEX_ABI_OFFSET),
+        ("IPCRING_MUTEX_OFFSET", MUTEX_OFFSET),
+        ("IPCRING_MUTEX_ROOM", MUTEX_ROOM),
         // The semaphore field holds the platform's sem_t exactly (C: <semaphore.h>, Rust: libc).
         ("IPCRING_SEMAPHORE_SIZE", size_of_val(&wait_block.semaphore) as u64),
         ("sizeof(sem_t)", size_of::<libc::sem_t>() as u64),
@@ -215,7 +220,7 @@ fn c_values() -> &'static BTreeMap<String, u64> {
         // <semaphore.h> first: sizeof(sem_t) is printed, and ipcring.h checks it too. <fcntl.h>
         // with _GNU_SOURCE first: the lock helpers are compiled (under -Werror) as well.
         let mut source = String::from(
-            "#define _GNU_SOURCE\n#include <fcntl.h>\n#include <semaphore.h>\n#include <stddef.h>\n#include <stdio.h>\n\
+            "#define _GNU_SOURCE\n#include <fcntl.h>\n#include <pthread.h>\n#include <semaphore.h>\n#include <stddef.h>\n#include <stdio.h>\n\
              #include \"ipcring.h\"\n\nint main(void) {\n",
         );
         for (name, expression, _) in expectations() {

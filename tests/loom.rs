@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use ipcring::__private::ring::spsc::{Consumer, Producer};
 use ipcring::__private::sync::{AtomicU32, Ordering};
-use ipcring::__private::wait::{notify, sleep, LoomFutex, Sleep, WaitStrategy, WaitWords};
+use ipcring::__private::wait::{
+    notify, notify_locked, sleep, sleep_locked, LoomFutex, LoomMutex, Sleep, WaitStrategy, WaitWords,
+};
 use ipcring::spsc::{HeapMemory, Receiver, Sender};
 use loom::thread;
 
@@ -104,6 +106,32 @@ fn eventcount_never_loses_a_wakeup() {
         while flag.load(Ordering::Acquire) == 0 {
             let outcome = sleep(words, futex, || flag.load(Ordering::Acquire) == 1, None);
             assert_ne!(outcome, Sleep::TimedOut);
+        }
+        waker.join().unwrap();
+        assert_eq!(words.waiters.load(Ordering::Relaxed), 0, "the waiter deregistered");
+    });
+}
+
+/// The mutex strategy's protocol: the waker locks and signals only if it sees a registered
+/// waiter. Removing either `SeqCst` fence, or loading the waiter count before publishing, makes
+/// loom report a deadlock here.
+#[test]
+fn mutex_strategy_never_loses_a_wakeup() {
+    loom::model(|| {
+        let state = Arc::new((AtomicU32::new(0), WaitWords::new(), LoomFutex::default(), LoomMutex::default()));
+        let waker = {
+            let state = state.clone();
+            thread::spawn(move || {
+                let (flag, words, futex, mutex) = &*state;
+                flag.store(1, Ordering::Release);
+                notify_locked(words, futex, mutex, None);
+            })
+        };
+        let (flag, words, futex, mutex) = &*state;
+        // Unbounded sleeps and locks: if the wakeup were lost, loom would report a deadlock.
+        while flag.load(Ordering::Acquire) == 0 {
+            let outcome = sleep_locked(words, futex, mutex, || flag.load(Ordering::Acquire) == 1, None, None);
+            assert_ne!(outcome.unwrap(), Sleep::TimedOut);
         }
         waker.join().unwrap();
         assert_eq!(words.waiters.load(Ordering::Relaxed), 0, "the waiter deregistered");

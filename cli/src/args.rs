@@ -289,6 +289,8 @@ pub enum WaitArg {
     Spin,
     /// Sleep on process-shared POSIX semaphores counting used and free slots.
     Semaphore,
+    /// Sleep on a condition variable under a robust process-shared pthread mutex (glibc only).
+    Mutex,
 }
 
 impl From<WaitArg> for WaitStrategy {
@@ -297,6 +299,7 @@ impl From<WaitArg> for WaitStrategy {
             WaitArg::Futex => WaitStrategy::Futex,
             WaitArg::Spin => WaitStrategy::Spin,
             WaitArg::Semaphore => WaitStrategy::Semaphore,
+            WaitArg::Mutex => WaitStrategy::Mutex,
         }
     }
 }

@@ -148,6 +148,11 @@ fn sleeps(counters: &SideCounters, strategy: WaitStrategy) -> String {
             format!("{} (futex waits {}, futex wakes {})", counters.waits, counters.futex_waits, counters.futex_wakes)
         }
         WaitStrategy::Semaphore => format!("{} (semaphore waits {})", counters.waits, counters.semaphore_waits),
+        // The condition variable is a futex sequence word: its waits and signals are counted
+        // as futex waits and wakes (LAYOUT.md §9.2).
+        WaitStrategy::Mutex => {
+            format!("{} (condition waits {}, signals {})", counters.waits, counters.futex_waits, counters.futex_wakes)
+        }
         // Spin, and strategies of a later layout: no sleep to count.
         _ => counters.waits.to_string(),
     }

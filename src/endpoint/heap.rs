@@ -23,6 +23,13 @@ pub type HeapSemaphore = crate::wait::LocalSemaphore;
 #[cfg(loom)]
 pub type HeapSemaphore = crate::wait::LoomSemaphore;
 
+/// The wait mutex of the heap backends: a robust pthread mutex (a loom model under `cfg(loom)`).
+#[cfg(not(loom))]
+pub type HeapMutex = crate::wait::LocalMutex;
+/// The wait mutex of the heap backends: a robust pthread mutex (a loom model under `cfg(loom)`).
+#[cfg(loom)]
+pub type HeapMutex = crate::wait::LoomMutex;
+
 /// The parts of a heap ring every kind has, each hot word on its own cache line as in the shared
 /// layout.
 pub struct HeapControl {
@@ -33,6 +40,8 @@ pub struct HeapControl {
     not_full: CachePadded<WaitWords>,
     used_slots: HeapSemaphore,
     free_slots: HeapSemaphore,
+    not_empty_mutex: HeapMutex,
+    not_full_mutex: HeapMutex,
     futex: HeapFutex,
     strategy: WaitStrategy,
     /// Longest sleep between two liveness checks (`cfg(loom)`: none, the models have no clock).
@@ -60,6 +69,8 @@ impl HeapControl {
             not_full: CachePadded::new(WaitWords::new()),
             used_slots: HeapSemaphore::new(0),
             free_slots: HeapSemaphore::new(u32::try_from(slot_count).unwrap_or(u32::MAX)),
+            not_empty_mutex: HeapMutex::default(),
+            not_full_mutex: HeapMutex::default(),
             futex: HeapFutex::default(),
             strategy,
             liveness_interval,
@@ -101,6 +112,7 @@ unsafe impl RingCore for HeapControl {
 impl WaitSite for HeapControl {
     type Futex = HeapFutex;
     type Semaphore = HeapSemaphore;
+    type Mutex = HeapMutex;
 
     fn futex(&self) -> &HeapFutex {
         &self.futex
@@ -121,6 +133,13 @@ impl WaitSite for HeapControl {
         match sleeper {
             Role::Consumer => &self.used_slots,
             Role::Producer => &self.free_slots,
+        }
+    }
+
+    fn mutex(&self, sleeper: Role) -> &HeapMutex {
+        match sleeper {
+            Role::Consumer => &self.not_empty_mutex,
+            Role::Producer => &self.not_full_mutex,
         }
     }
 

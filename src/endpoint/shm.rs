@@ -13,7 +13,7 @@ use crate::lock::LockFile;
 use crate::ring::{RingCore, SlotAccess};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait::{Counter, SharedFutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords};
+use crate::wait::{Counter, SharedFutex, ShmMutex, ShmSemaphore, WaitSite, WaitStrategy, WaitWords};
 
 /// The control blocks of a ring in a mapped segment, common to every ring kind. The pointers are
 /// computed once, at construction, from the validated geometry and checked against the mapping;
@@ -41,6 +41,8 @@ pub struct ShmControl {
     not_full: NonNull<WaitWords>,
     used_slots: ShmSemaphore,
     free_slots: ShmSemaphore,
+    not_empty_mutex: ShmMutex,
+    not_full_mutex: ShmMutex,
     strategy: WaitStrategy,
     liveness_interval: Duration,
 }
@@ -87,6 +89,12 @@ impl ShmControl {
         // cannot outlive it. (For the futex and spin strategies they are never used.)
         let (used_slots, free_slots) =
             unsafe { (segment.semaphore(Block::NotEmpty), segment.semaphore(Block::NotFull)) };
+        // SAFETY: as for the semaphores. (For the other strategies they are never used.)
+        let (not_empty_mutex, not_full_mutex) =
+            unsafe { (segment.mutex(Block::NotEmpty), segment.mutex(Block::NotFull)) };
+        if geometry.wait == WaitStrategy::Mutex {
+            segment.check_mutexes()?;
+        }
         Ok(ShmControl {
             producer_position: u64_at(Block::Producer),
             consumer_position: u64_at(Block::Consumer),
@@ -101,6 +109,8 @@ impl ShmControl {
             not_full: words_at(Block::NotFull),
             used_slots,
             free_slots,
+            not_empty_mutex,
+            not_full_mutex,
             strategy: geometry.wait,
             liveness_interval: segment.liveness_interval(),
             segment,
@@ -259,6 +269,7 @@ pub(crate) fn counter_field(counter: Counter) -> usize {
 impl WaitSite for ShmControl {
     type Futex = SharedFutex;
     type Semaphore = ShmSemaphore;
+    type Mutex = ShmMutex;
 
     #[inline]
     fn futex(&self) -> &SharedFutex {
@@ -287,6 +298,14 @@ impl WaitSite for ShmControl {
         match sleeper {
             Role::Consumer => &self.used_slots,
             Role::Producer => &self.free_slots,
+        }
+    }
+
+    #[inline]
+    fn mutex(&self, sleeper: Role) -> &ShmMutex {
+        match sleeper {
+            Role::Consumer => &self.not_empty_mutex,
+            Role::Producer => &self.not_full_mutex,
         }
     }
 

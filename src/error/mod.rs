@@ -134,6 +134,17 @@ pub enum Error {
         /// The value found.
         value: u64,
     },
+    /// The ring holds an object whose layout belongs to another C library ABI than this build's
+    /// (the mutex wait strategy's `pthread_mutex_t`: glibc only, LAYOUT.md §9.2).
+    #[error("ring's {what} was made for another C library ABI (tag 0x{found:x}, this build 0x{expected:x})")]
+    ForeignAbi {
+        /// The object.
+        what: &'static str,
+        /// The ABI tag in the segment.
+        found: u64,
+        /// The tag this build writes (0: this build cannot use the object at all).
+        expected: u64,
+    },
     /// A requested size is above the limit.
     #[error("{what} {requested} is above the limit of {limit}")]
     TooLarge {

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use super::eventcount::{sleep_registered, Sleep, WaitWords};
 use super::futex::Futex;
+use super::mutex::{sleep_locked, WaitMutex};
 use super::semaphore::Semaphore;
 use super::site::Counter;
+use crate::error::Error;
 use crate::layout::WaitStrategy;
 use crate::sync::{spin_hint, AtomicU64, SPIN_ROUNDS};
 
@@ -32,7 +34,7 @@ pub enum Blocked {
 }
 
 /// Where and how to wait (usually built by [`super::block_on`]).
-pub struct BlockOn<'a, F: Futex, S: Semaphore> {
+pub struct BlockOn<'a, F: Futex, S: Semaphore, M: WaitMutex> {
     /// Spin only, spin then sleep on the futex, or spin then sleep on the semaphore.
     pub strategy: WaitStrategy,
     /// The eventcount the peer notifies (futex strategy).
@@ -41,6 +43,8 @@ pub struct BlockOn<'a, F: Futex, S: Semaphore> {
     pub futex: &'a F,
     /// The semaphore the peer posts (semaphore strategy).
     pub semaphore: &'a S,
+    /// The mutex guarding the condition variable on `words` (mutex strategy).
+    pub mutex: &'a M,
     /// Longest single sleep (futex) or poll stretch (spin) before the peer is checked thoroughly;
     /// `None` sleeps without limit (used by the loom models, which have no clock).
     pub slice: Option<Duration>,
@@ -119,9 +123,10 @@ const POLLS_PER_CLOCK_READ: u32 = 256;
 /// (checked again with `ready` first, so a message committed just before the peer died is not
 /// missed). `count` is told of each futex or semaphore sleep before it starts
 /// ([`Counter::sleep_of`] the strategy) and of each sleep that timed out although `ready` held
-/// right after ([`Counter::LateWake`]), for statistics.
-pub fn block<F: Futex, S: Semaphore, E>(
-    on: &BlockOn<'_, F, S>,
+/// right after ([`Counter::LateWake`]), for statistics. A wait mutex that cannot be used (mutex
+/// strategy) ends the wait with its [`Error`].
+pub fn block<F: Futex, S: Semaphore, M: WaitMutex, E: From<Error>>(
+    on: &BlockOn<'_, F, S, M>,
     deadline: Option<Instant>,
     mut ready: impl FnMut() -> Result<bool, E>,
     mut peer_gone: impl FnMut(PeerCheck) -> bool,
@@ -205,6 +210,33 @@ pub fn block<F: Futex, S: Semaphore, E>(
                     return Ok(Blocked::Ready);
                 }
             }
+            WaitStrategy::Mutex => {
+                let timeout = sleep_timeout(now, deadline, on.slice);
+                let mut error = None;
+                count(Counter::sleep_of(on.strategy));
+                // As the futex arm: the condition includes the quick peer check.
+                let slept = sleep_locked(
+                    on.words,
+                    on.futex,
+                    on.mutex,
+                    || match ready() {
+                        Ok(is_ready) => is_ready || peer_gone(PeerCheck::Quick),
+                        Err(failure) => {
+                            error = Some(failure);
+                            true
+                        }
+                    },
+                    timeout,
+                    on.record,
+                )?;
+                if let Some(failure) = error {
+                    return Err(failure);
+                }
+                if slept == Sleep::TimedOut && ready()? {
+                    count(Counter::LateWake);
+                    return Ok(Blocked::Ready);
+                }
+            }
             WaitStrategy::Futex => {
                 let timeout = sleep_timeout(now, deadline, on.slice);
                 let mut error = None;
@@ -256,7 +288,17 @@ mod tests {
 
     use super::*;
     use crate::wait::futex::SharedFutex;
-    use crate::wait::LocalSemaphore;
+    use crate::wait::{LocalMutex, LocalSemaphore};
+
+    /// The error type of the test conditions (comparable, unlike [`Error`]).
+    #[derive(Debug, PartialEq)]
+    struct TestError;
+
+    impl From<Error> for TestError {
+        fn from(_: Error) -> TestError {
+            TestError
+        }
+    }
 
     /// Where a test waits: `words` and `semaphore` with `strategy`, slices of `slice`.
     fn waiting_on<'a>(
@@ -265,8 +307,19 @@ mod tests {
         semaphore: &'a LocalSemaphore,
         slice: Duration,
         record: Option<(&'a crate::sync::AtomicU64, u64)>,
-    ) -> BlockOn<'a, SharedFutex, LocalSemaphore> {
-        BlockOn { strategy, words, futex: &SharedFutex, semaphore, slice: Some(slice), record, liveness_clock: None }
+    ) -> BlockOn<'a, SharedFutex, LocalSemaphore, LocalMutex> {
+        static MUTEX: std::sync::OnceLock<LocalMutex> = std::sync::OnceLock::new();
+        let mutex = MUTEX.get_or_init(LocalMutex::new);
+        BlockOn {
+            strategy,
+            words,
+            futex: &SharedFutex,
+            semaphore,
+            mutex,
+            slice: Some(slice),
+            record,
+            liveness_clock: None,
+        }
     }
 
     /// Waits with `strategy` on a condition that turns true during the first sleep, after the
@@ -284,7 +337,7 @@ mod tests {
             &on,
             Some(Instant::now() + Duration::from_secs(10)),
             || {
-                Ok::<_, ()>(match looks_left.get() {
+                Ok::<_, TestError>(match looks_left.get() {
                     None => false,
                     Some(0) => true,
                     Some(left) => {
@@ -296,7 +349,7 @@ mod tests {
             |_| false,
             |counter| {
                 if counter == Counter::sleep_of(strategy) && looks_left.get().is_none() {
-                    looks_left.set(Some(u32::from(strategy == WaitStrategy::Futex)));
+                    looks_left.set(Some(u32::from(strategy != WaitStrategy::Semaphore)));
                 }
                 counted.push(counter);
             },
@@ -307,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_sleep_that_times_out_with_its_condition_met_counts_as_a_late_wake() {
-        for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore] {
+        for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore, WaitStrategy::Mutex] {
             assert_eq!(
                 counted_with_a_lost_wakeup(strategy),
                 [Counter::sleep_of(strategy), Counter::LateWake],
@@ -318,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_sleep_that_times_out_with_its_condition_unmet_counts_no_late_wake() {
-        for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore] {
+        for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore, WaitStrategy::Mutex] {
             let words = WaitWords::new();
             let semaphore = LocalSemaphore::new(0);
             let on = waiting_on(strategy, &words, &semaphore, Duration::from_millis(2), None);
@@ -326,7 +379,7 @@ mod tests {
             let outcome = block(
                 &on,
                 Some(Instant::now() + Duration::from_millis(20)),
-                || Ok::<_, ()>(false),
+                || Ok::<_, TestError>(false),
                 |_| false,
                 |counter| counted.push(counter),
             );
@@ -350,7 +403,7 @@ mod tests {
         let outcome = block(
             &on,
             Some(Instant::now() + Duration::from_secs(10)),
-            || Ok::<_, ()>(slept.get()),
+            || Ok::<_, TestError>(slept.get()),
             |_| false,
             |counter| {
                 slept.set(true);
@@ -381,7 +434,7 @@ mod tests {
             let outcome = block(
                 &on,
                 Some(Instant::now() + Duration::from_secs(10)),
-                || Ok::<_, ()>(published.load(std::sync::atomic::Ordering::Acquire)),
+                || Ok::<_, TestError>(published.load(std::sync::atomic::Ordering::Acquire)),
                 |_| false,
                 |counter| counted.push(counter),
             );

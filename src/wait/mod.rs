@@ -7,6 +7,7 @@
 pub mod block;
 pub mod eventcount;
 pub mod futex;
+pub mod mutex;
 pub mod semaphore;
 pub mod site;
 
@@ -18,6 +19,11 @@ pub use futex::LoomFutex;
 #[cfg(not(loom))]
 pub use futex::SharedFutex;
 pub use futex::{Futex, FutexWait};
+#[cfg(loom)]
+pub use mutex::LoomMutex;
+#[cfg(not(loom))]
+pub use mutex::{expected_abi, LocalMutex, ShmMutex};
+pub use mutex::{notify_locked, sleep_locked, Lock, WaitMutex};
 #[cfg(loom)]
 pub use semaphore::LoomSemaphore;
 pub use semaphore::Semaphore;

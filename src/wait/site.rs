@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::block::BlockOn;
 use super::eventcount::{notify, WaitWords};
 use super::futex::Futex;
+use super::mutex::{notify_locked, WaitMutex};
 use super::semaphore::Semaphore;
 use crate::error::{Error, Role};
 use crate::layout::WaitStrategy;
@@ -16,9 +17,9 @@ use crate::layout::WaitStrategy;
 pub enum Counter {
     /// A blocking call found the ring full (producer) or empty (consumer).
     Wait,
-    /// A `FUTEX_WAIT` call.
+    /// A `FUTEX_WAIT` call (mutex strategy: a condition-variable wait, which is one).
     FutexWait,
-    /// A `FUTEX_WAKE` call.
+    /// A `FUTEX_WAKE` call (mutex strategy: a condition-variable signal).
     FutexWake,
     /// A `sem_timedwait` call.
     SemaphoreWait,
@@ -48,6 +49,8 @@ pub trait WaitSite {
     type Futex: Futex;
     /// The semaphore implementation of the semaphore strategy.
     type Semaphore: Semaphore;
+    /// The mutex implementation of the mutex strategy.
+    type Mutex: WaitMutex;
     /// The futex.
     fn futex(&self) -> &Self::Futex;
     /// The wait strategy chosen at creation.
@@ -56,6 +59,9 @@ pub trait WaitSite {
     fn wait_words(&self, sleeper: Role) -> &WaitWords;
     /// The semaphore `sleeper` sleeps on: "used slots" for consumers, "free slots" for producers.
     fn semaphore(&self, sleeper: Role) -> &Self::Semaphore;
+    /// The mutex `sleeper`'s condition variable is guarded by (mutex strategy): the one in its
+    /// wait block.
+    fn mutex(&self, sleeper: Role) -> &Self::Mutex;
     /// Longest sleep between two thorough liveness checks of the peers (`None`: no limit).
     fn liveness_interval(&self) -> Option<Duration>;
     /// Counts an event of `role` (no-op by default).
@@ -103,6 +109,12 @@ pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
                 theirs.post();
             }
         }
+        WaitStrategy::Mutex => {
+            // The lock waits at most one liveness slice: a waker never hangs on a stopped holder.
+            if notify_locked(site.wait_words(sleeper), site.futex(), site.mutex(sleeper), site.liveness_interval()) {
+                site.count(peer_of(sleeper), Counter::FutexWake);
+            }
+        }
         WaitStrategy::Spin => {}
     }
 }
@@ -136,19 +148,20 @@ pub fn take<W: WaitSite + ?Sized>(site: &W, taker: Role, count: u64, still_ready
 /// it). Semaphore: one surplus token, dropped by whoever takes it.
 pub fn alert<W: WaitSite + ?Sized>(site: &W, sleeper: Role) {
     match site.strategy() {
-        WaitStrategy::Futex => wake(site, sleeper, 1),
+        WaitStrategy::Futex | WaitStrategy::Mutex => wake(site, sleeper, 1),
         WaitStrategy::Semaphore => site.semaphore(sleeper).post(),
         WaitStrategy::Spin => {}
     }
 }
 
 /// Where `sleeper` blocks on `site`.
-pub fn block_on<W: WaitSite + ?Sized>(site: &W, sleeper: Role) -> BlockOn<'_, W::Futex, W::Semaphore> {
+pub fn block_on<W: WaitSite + ?Sized>(site: &W, sleeper: Role) -> BlockOn<'_, W::Futex, W::Semaphore, W::Mutex> {
     BlockOn {
         strategy: site.strategy(),
         words: site.wait_words(sleeper),
         futex: site.futex(),
         semaphore: site.semaphore(sleeper),
+        mutex: site.mutex(sleeper),
         slice: site.liveness_interval(),
         record: None,
         liveness_clock: None,

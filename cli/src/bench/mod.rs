@@ -44,9 +44,16 @@ use report::{Machine, Report, Row};
 /// Sizes of the quick suite and of `--full`.
 const QUICK_SIZES: [usize; 2] = [64, 4096];
 const FULL_SIZES: [usize; 6] = [8, 64, 512, 4096, 65_536, 1_048_576];
-/// Transports of the quick suite (every wait strategy of the rings); `--full` and
-/// `--transports` measure any.
+/// Transports of the quick suite (the rings with [`QUICK_WAITS`]); `--full` and `--transports`
+/// measure any.
 const QUICK_TRANSPORTS: [&str; 4] = ["shm-spsc", "shm-mpmc", "pipe", "unix"];
+/// Wait strategies of the rings in the quick suite: all but `mutex`, which `--full` and
+/// `--transports shm-spsc:mutex` measure (it would take the quick run past two minutes).
+const QUICK_WAITS: [WaitStrategy; 3] = [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Semaphore];
+/// Every wait strategy of the rings.
+const ALL_WAITS: [WaitStrategy; 4] =
+    [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Semaphore, WaitStrategy::Mutex];
+
 /// Bytes in flight every queue of a row is given where its transport lets the bench choose (the
 /// rings, the plain ring, seqpacket): the capacity of a new pipe on Linux (16 pages), so that a
 /// ring does not win by buffering more than a pipe. A queue holds at least 2 and at most 1024
@@ -87,11 +94,15 @@ impl Subject {
 /// Expands `--transports` (default: all, the rings in /dev/shm with every wait strategy, and the
 /// SPSC ring in a file with the default one, futex).
 fn subjects(list: Option<&[String]>) -> CliResult<Vec<Subject>> {
-    let all_waits = [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Semaphore];
+    subjects_waiting(list, &ALL_WAITS)
+}
+
+/// [`subjects`], a ring named without a wait strategy expanded to `waits`.
+fn subjects_waiting(list: Option<&[String]>, waits: &[WaitStrategy]) -> CliResult<Vec<Subject>> {
     let expand = |kind: Kind, wait: Option<WaitStrategy>| -> Vec<Subject> {
         match (kind, wait) {
             (Kind::ShmSpsc | Kind::ShmMpmc, None) => {
-                all_waits.iter().map(|wait| Subject { kind, wait: Some(*wait), in_file: false }).collect()
+                waits.iter().map(|wait| Subject { kind, wait: Some(*wait), in_file: false }).collect()
             }
             (Kind::ShmSpsc | Kind::ShmMpmc, wait) => vec![Subject { kind, wait, in_file: false }],
             (kind, _) => vec![Subject { kind, wait: None, in_file: false }],
@@ -112,8 +123,10 @@ fn subjects(list: Option<&[String]>) -> CliResult<Vec<Subject>> {
     for item in list {
         let (name, wait) = match item.split_once(':') {
             Some((name, wait)) => {
-                let wait = all_waits.into_iter().find(|strategy| strategy.name() == wait).ok_or_else(|| {
-                    CliError::Usage(format!("unknown wait strategy {wait:?} in {item:?}; use spin, futex or semaphore"))
+                let wait = ALL_WAITS.into_iter().find(|strategy| strategy.name() == wait).ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "unknown wait strategy {wait:?} in {item:?}; use spin, futex, semaphore or mutex"
+                    ))
                 })?;
                 (name, Some(wait))
             }
@@ -198,6 +211,7 @@ fn wait_arg(wait: Option<WaitStrategy>) -> WaitArg {
     match wait {
         Some(WaitStrategy::Futex) => WaitArg::Futex,
         Some(WaitStrategy::Semaphore) => WaitArg::Semaphore,
+        Some(WaitStrategy::Mutex) => WaitArg::Mutex,
         _ => WaitArg::Spin,
     }
 }
@@ -524,7 +538,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let cpus = placement.map(|placement| (placement.mine, placement.theirs));
     let subjects = match (&args.transports, args.full) {
         // The quick default fits about two minutes: the rings and two kernel transports.
-        (None, false) => subjects(Some(&QUICK_TRANSPORTS.map(String::from)))?,
+        (None, false) => subjects_waiting(Some(&QUICK_TRANSPORTS.map(String::from)), &QUICK_WAITS)?,
         (list, _) => subjects(list.as_deref())?,
     };
     // Built before this process is pinned: cargo's compilers inherit its CPUs.
@@ -758,6 +772,21 @@ mod tests {
         assert_eq!(all[at - 1].transport_name(), "shm-spsc");
         assert_eq!(all[at + 1].transport_name(), "shm-mpmc");
         assert_eq!(all.iter().filter(|subject| subject.in_file).count(), 1);
+    }
+
+    #[test]
+    fn the_mutex_strategy_is_measured_by_full_and_by_name_not_by_the_quick_suite() {
+        let waits = |subjects: Vec<Subject>| -> Vec<&'static str> {
+            subjects
+                .into_iter()
+                .filter(|subject| subject.transport_name() == "shm-spsc")
+                .map(Subject::wait_name)
+                .collect()
+        };
+        assert_eq!(waits(subjects(None).unwrap()), ["spin", "futex", "semaphore", "mutex"]);
+        let quick = subjects_waiting(Some(&QUICK_TRANSPORTS.map(String::from)), &QUICK_WAITS).unwrap();
+        assert_eq!(waits(quick), ["spin", "futex", "semaphore"]);
+        assert_eq!(waits(subjects(Some(&["shm-spsc:mutex".to_string()])).unwrap()), ["mutex"]);
     }
 
     #[test]

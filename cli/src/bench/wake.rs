@@ -92,6 +92,7 @@ impl SleepCounter {
         let segment = Segment::open(address)?;
         let field = match segment.geometry().wait {
             WaitStrategy::Semaphore => std::mem::offset_of!(StatsBlock, semaphore_waits),
+            // Futex, and the mutex strategy, whose condition waits are futex waits.
             _ => std::mem::offset_of!(StatsBlock, futex_waits),
         };
         let offset = segment.geometry().block_offset(Block::ConsumerStats) + field as u64;
