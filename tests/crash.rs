@@ -848,7 +848,8 @@ impl Ring {
     /// How often `side` started to wait in the way this ring's strategy waits.
     fn waits(&self, side: Side) -> u64 {
         let field = match self.segment.geometry().wait {
-            WaitStrategy::Futex => offset_of!(StatsBlock, futex_waits),
+            // The mutex strategy counts its condition waits as futex waits (LAYOUT.md §9.2).
+            WaitStrategy::Futex | WaitStrategy::Mutex => offset_of!(StatsBlock, futex_waits),
             WaitStrategy::Semaphore => offset_of!(StatsBlock, semaphore_waits),
             _ => offset_of!(StatsBlock, waits),
         };
@@ -1395,6 +1396,10 @@ fn kill_9_at_random_and_directed_points_loses_nothing() {
         (RingKind::Mpmc, WaitStrategy::Futex, 8, 2),
         (RingKind::Mpmc, WaitStrategy::Semaphore, 4, 2),
         (RingKind::Mpmc, WaitStrategy::Spin, 8, 1),
+        // Issue #15: kills at random points include a holder of the robust mutex and a sleeper
+        // on its condition (tests/mutex_crash.rs aims at both directly).
+        (RingKind::Spsc, WaitStrategy::Mutex, 8, 1),
+        (RingKind::Mpmc, WaitStrategy::Mutex, 8, 1),
     ];
     run_plan(&plan, false, seed, total);
 }
@@ -1407,6 +1412,8 @@ fn kill_9_with_each_peer_in_its_own_pid_namespace_loses_nothing() {
     let seed = env_or("IPCRING_CRASH_SEED", DEFAULT_SEED);
     let total: usize = env_or("IPCRING_CRASH_NS_KILLS", DEFAULT_NAMESPACED_KILLS);
     println!("namespaced crash test: IPCRING_CRASH_SEED={seed} IPCRING_CRASH_NS_KILLS={total}");
+    // Not the mutex strategy: its owner is a thread id, meaningful in one PID namespace only
+    // (LAYOUT.md §9.2).
     let plan = [
         (RingKind::Spsc, WaitStrategy::Futex, 8, 1),
         (RingKind::Spsc, WaitStrategy::Semaphore, 4, 1),
