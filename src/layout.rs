@@ -188,7 +188,10 @@ pub enum WaitStrategy {
     Semaphore,
     /// A robust process-shared `pthread_mutex_t` in each wait block guards a condition variable
     /// on the block's sequence word; a blocked side sleeps under it (`4`). glibc only: every
-    /// process must use glibc's `pthread_mutex_t` (LAYOUT.md §9.2).
+    /// process must use glibc's `pthread_mutex_t` (LAYOUT.md §9.2). **Trusts every process that
+    /// can write the segment**: glibc keeps pointers and the mutex kind in the shared bytes, so a
+    /// hostile writer can make it corrupt a process that holds the mutex; the other strategies
+    /// treat the segment as untrusted.
     Mutex,
 }
 

@@ -114,7 +114,9 @@ fn eventcount_never_loses_a_wakeup() {
 
 /// The mutex strategy's protocol: the waker locks and signals only if it sees a registered
 /// waiter. Removing either `SeqCst` fence, or loading the waiter count before publishing, makes
-/// loom report a deadlock here.
+/// loom report a deadlock here. The waker only tries the mutex, as in production (`wait::wake`
+/// passes a zero timeout): loom explores both the waker that gets it and the one that bumps and
+/// wakes without it while the waiter holds it.
 #[test]
 fn mutex_strategy_never_loses_a_wakeup() {
     loom::model(|| {
@@ -124,7 +126,7 @@ fn mutex_strategy_never_loses_a_wakeup() {
             thread::spawn(move || {
                 let (flag, words, futex, mutex) = &*state;
                 flag.store(1, Ordering::Release);
-                notify_locked(words, futex, mutex, None);
+                notify_locked(words, futex, mutex, Some(std::time::Duration::ZERO));
             })
         };
         let (flag, words, futex, mutex) = &*state;

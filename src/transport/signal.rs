@@ -260,6 +260,19 @@ fn disposition(signal: i32) -> Result<libc::sighandler_t> {
     Ok(current.sa_sigaction)
 }
 
+/// Whether the calling thread blocks `signal` now.
+fn blocked_in_this_thread(signal: i32) -> Result<bool> {
+    // SAFETY: an all-zero `sigset_t` is a valid out-parameter for the current mask.
+    let mut current: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new set only reads the mask into `current`, which lives through the call.
+    let result = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current) };
+    if result != 0 {
+        return Err(Error::io("reading the signal mask", io::Error::from_raw_os_error(result)));
+    }
+    // SAFETY: `current` was filled by pthread_sigmask; `signal` is a valid signal number.
+    Ok(unsafe { libc::sigismember(&current, signal) } == 1)
+}
+
 /// A realtime signal claimed and blocked in the receiving thread, and its `signalfd`.
 #[derive(Debug)]
 struct Claim {
@@ -280,6 +293,12 @@ impl Claim {
         let mut chosen = None;
         for signal in (low..=high).rev() {
             if claims.held.contains(&(thread, signal)) {
+                continue;
+            }
+            if blocked_in_this_thread(signal)? {
+                // Blocked here, yet not by a claim of this thread (those were skipped above):
+                // the program's own `sigwait`/`signalfd` (or a POSIX timer's) signal. Taking it
+                // would swallow the program's signals.
                 continue;
             }
             let handler = disposition(signal)?;
@@ -624,6 +643,12 @@ struct Liveness {
 }
 
 impl Liveness {
+    /// [`Liveness::peer_gone`] asked now, whenever it was last asked.
+    fn peer_gone_now(&mut self, rendezvous: &Rendezvous, peer: Role) -> Result<bool> {
+        self.last_check = None;
+        self.peer_gone(rendezvous, peer)
+    }
+
     fn peer_gone(&mut self, rendezvous: &Rendezvous, peer: Role) -> Result<bool> {
         let now = Instant::now();
         if self.gone || self.last_check.is_some_and(|last| now.duration_since(last) < LIVENESS_INTERVAL) {
@@ -994,7 +1019,13 @@ impl SignalSender {
         let mut pause = Duration::from_micros(50);
         loop {
             if let Some(target) = self.target()? {
-                if self.liveness.peer_gone(&self.rendezvous, Role::Receiver)? {
+                // Checked right before every signal, not once per liveness interval: a signal
+                // goes to a pid and thread id, and only the receiver's held lock vouches that
+                // they are still its own (a dead receiver's ids can be reused by any process of
+                // this user, which the signal's default action would end). The lock query costs
+                // one system call per message; what is left is the instant between the query
+                // and the signal.
+                if self.liveness.peer_gone_now(&self.rendezvous, Role::Receiver)? {
                     return Err(Error::Disconnected);
                 }
                 let (code, value) = encode(target.tag, message);
@@ -1152,6 +1183,23 @@ mod tests {
         let receiver = SignalReceiver::bind(&name, 8).unwrap();
         let sender = SignalSender::connect(&name, 8, depth).unwrap();
         (receiver, sender)
+    }
+
+    #[test]
+    fn a_signal_the_thread_blocks_for_its_own_sigwait_is_never_claimed() {
+        // Run in a thread of its own: the mask changes stay there.
+        std::thread::spawn(|| {
+            let own = libc::SIGRTMAX();
+            let set = signal_set(own);
+            // SAFETY: `set` is initialised; the old mask is not wanted.
+            assert_eq!(unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) }, 0);
+            let receiver = SignalReceiver::bind(&unique("own-sigwait"), 8).unwrap();
+            assert_ne!(receiver.claim.signal, own, "took the program's blocked signal");
+            // SAFETY: as above.
+            unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -37,8 +37,10 @@
 //! `create` calls `msgget(key, IPC_CREAT | IPC_EXCL | mode)`: mode 0600 (owner only) by default
 //! ([`SysvMqOptions::mode`]). The handle that created a queue removes it (`IPC_RMID`) and its
 //! peer file when dropped. Unlike a POSIX queue, whose name alone goes, `IPC_RMID` destroys the
-//! queue at once: messages still queued are lost, and the handles still attached get
-//! [`Error::Disconnected`] (`EIDRM`, `EINVAL`). A queue whose creator was killed stays until
+//! queue at once: messages still queued would be lost, and the handles still attached get
+//! [`Error::Disconnected`] (`EIDRM`, `EINVAL`). So a *sending* creator whose messages are still
+//! queued for a live receiver leaves the queue to it: the receiver removes the queue once it has
+//! drained it and found the sender gone. A queue whose creator was killed stays until
 //! [`remove`] or [`remove_if_stale`] (`ipcring rm` and `ipcring gc`, address `sysv-mq:ADDRESS`).
 //!
 //! # Limits
@@ -424,6 +426,8 @@ struct Endpoint {
     queue_bytes: usize,
     /// Set if this handle created the queue, and so removes it on drop: its creation time.
     created: Option<i64>,
+    /// Which side this handle is.
+    side: Side,
     /// `mtype` then the payload; `TYPE_SIZE + max_message_size + 1` bytes, allocated once (the
     /// extra byte shows a message longer than this queue's largest).
     scratch: Vec<u8>,
@@ -459,7 +463,7 @@ impl Endpoint {
         match setup() {
             Ok((current, peers)) => {
                 let max = largest_message(&current)?;
-                Ok(Endpoint::new(address, id, peers, max, &current, Some(current.msg_ctime)))
+                Ok(Endpoint::new(address, id, peers, max, &current, Some(current.msg_ctime), side))
             }
             Err(error) => {
                 let _ = remove_id(id);
@@ -474,7 +478,7 @@ impl Endpoint {
         let what = format!("System V message queue {address}");
         let peers = PeerFile::open(&what, peer_path(id), peer_identity(id, &current), side)?;
         let max = largest_message(&current)?;
-        Ok(Endpoint::new(address, id, peers, max, &current, None))
+        Ok(Endpoint::new(address, id, peers, max, &current, None, side))
     }
 
     fn new(
@@ -484,6 +488,7 @@ impl Endpoint {
         max_message_size: usize,
         current: &libc::msqid_ds,
         created: Option<i64>,
+        side: Side,
     ) -> Endpoint {
         Endpoint {
             address,
@@ -492,6 +497,7 @@ impl Endpoint {
             max_message_size,
             queue_bytes: current.msg_qbytes as usize,
             created,
+            side,
             scratch: vec![0; TYPE_SIZE + max_message_size + 1],
             last_check: None,
             peer_was_gone: false,
@@ -506,6 +512,17 @@ impl Endpoint {
         self.peer_was_gone = self.peers.peer_gone()?;
         self.last_check = Some(now);
         Ok(self.peer_was_gone)
+    }
+
+    /// A receiver that did not create the queue, finding it drained and its sender gone, removes
+    /// it: its creator was the sender, which left it for this receiver to drain (see `Drop`).
+    fn remove_if_handed_over(&mut self) {
+        if self.created.is_some() || self.side != Side::Receiver {
+            return;
+        }
+        if status(self.id).is_ok_and(|current| current.msg_qnum == 0) {
+            let _ = remove(&self.address);
+        }
     }
 
     // ---- sending ----
@@ -606,7 +623,11 @@ impl Endpoint {
             }
             if self.peer_gone()? {
                 // A message sent just before the last sender left is still delivered.
-                return self.receive_now(buffer, selector)?.ok_or(Error::Disconnected);
+                if let Some(message_type) = self.receive_now(buffer, selector)? {
+                    return Ok(message_type);
+                }
+                self.remove_if_handed_over();
+                return Err(Error::Disconnected);
             }
             pause.wait(deadline, Error::Empty)?;
         }
@@ -616,9 +637,18 @@ impl Endpoint {
 impl Drop for Endpoint {
     fn drop(&mut self) {
         let Some(created) = self.created else { return };
-        self.peers.remove_if_ours();
         // Only the queue this handle created: the id may have been removed and reused meanwhile.
-        if status(self.id).is_ok_and(|current| current.msg_ctime == created) {
+        let ours = status(self.id).ok().filter(|current| current.msg_ctime == created);
+        // `IPC_RMID` destroys the messages with the queue. A sending creator whose messages are
+        // still queued for a live receiver hands the queue over instead: the receiver removes it
+        // once it has drained it and found the sender gone (`receive`); `gc` removes it if the
+        // receiver dies first.
+        let unread = ours.is_some_and(|current| current.msg_qnum > 0);
+        if self.side == Side::Sender && unread && self.peers.peer_gone().is_ok_and(|gone| !gone) {
+            return;
+        }
+        self.peers.remove_if_ours();
+        if ours.is_some() {
             let _ = remove_id(self.id);
         }
     }
@@ -1282,6 +1312,26 @@ mod tests {
         let _receiver = SysvMqReceiver::create(&address, &small(1, 8)).unwrap();
         assert!(matches!(SysvMqSender::create(&address, &small(1, 8)), Err(Error::AddressInUse { .. })));
         assert!(matches!(SysvMqSender::create("id:3", &small(1, 8)), Err(Error::InvalidAddress { .. })));
+    }
+
+    #[test]
+    fn a_sending_creator_leaves_its_unread_messages_to_the_receiver_which_removes_the_queue() {
+        let address = unique("handover");
+        let mut sender = SysvMqSender::create(&address, &small(4, 16)).unwrap();
+        let mut receiver = SysvMqReceiver::open(&address).unwrap();
+        let id = receiver.id();
+        for message in [&b"one"[..], b"two", b"three"] {
+            sender.send(message).unwrap();
+        }
+        drop(sender);
+        let mut buffer = Vec::new();
+        for expected in [&b"one"[..], b"two", b"three"] {
+            receiver.recv_timeout(&mut buffer, Duration::from_secs(10)).unwrap();
+            assert_eq!(buffer, expected);
+        }
+        assert!(matches!(receiver.recv_timeout(&mut buffer, Duration::from_secs(10)), Err(Error::Disconnected)));
+        assert!(status(id).is_err(), "the drained queue {id} is left behind");
+        assert!(!std::path::Path::new(&peer_path(id)).exists());
     }
 
     #[test]

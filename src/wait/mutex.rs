@@ -319,6 +319,16 @@ mod shm {
         }
     }
 
+    extern "C" {
+        /// glibc 2.30 and later (the `libc` crate does not declare it): `pthread_mutex_timedlock`
+        /// with a deadline on the given clock.
+        fn pthread_mutex_clocklock(
+            mutex: *mut libc::pthread_mutex_t,
+            clock: libc::clockid_t,
+            deadline: *const libc::timespec,
+        ) -> libc::c_int;
+    }
+
     impl WaitMutex for ShmMutex {
         fn lock(&self, timeout: Option<Duration>) -> Lock {
             if !self.valid() {
@@ -328,11 +338,11 @@ mod shm {
                 // SAFETY: a valid mutex in live shared memory (constructor contract).
                 None => unsafe { libc::pthread_mutex_lock(self.mutex.as_ptr()) },
                 Some(timeout) => {
-                    // pthread_mutex_timedlock takes a CLOCK_REALTIME deadline: a clock step can
-                    // stretch or cut one bounded wait, never make it unbounded.
+                    // A CLOCK_MONOTONIC deadline (`pthread_mutex_clocklock`, glibc 2.30 or
+                    // later): a step of the wall clock neither stretches nor cuts the wait.
                     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
                     // SAFETY: `now` is a valid timespec.
-                    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+                    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
                     let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
                     let seconds = (now.tv_sec as u64)
                         .saturating_add(timeout.as_secs())
@@ -341,7 +351,7 @@ mod shm {
                     let deadline =
                         libc::timespec { tv_sec: seconds as libc::time_t, tv_nsec: (nanos % 1_000_000_000) as _ };
                     // SAFETY: as above; `deadline` lives on this frame.
-                    unsafe { libc::pthread_mutex_timedlock(self.mutex.as_ptr(), &deadline) }
+                    unsafe { pthread_mutex_clocklock(self.mutex.as_ptr(), libc::CLOCK_MONOTONIC, &deadline) }
                 }
             };
             match code {

@@ -110,8 +110,10 @@ pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
             }
         }
         WaitStrategy::Mutex => {
-            // The lock waits at most one liveness slice: a waker never hangs on a stopped holder.
-            if notify_locked(site.wait_words(sleeper), site.futex(), site.mutex(sleeper), site.liveness_interval()) {
+            // The waker only tries the mutex (a zero timeout): a holder that is stopped or
+            // slow must not make every publication wait for it; without the mutex the bump
+            // and wake stay correct (see `notify_locked`).
+            if notify_locked(site.wait_words(sleeper), site.futex(), site.mutex(sleeper), Some(Duration::ZERO)) {
                 site.count(peer_of(sleeper), Counter::FutexWake);
             }
         }
