@@ -3,9 +3,12 @@
 //! `bytemuck::Pod` values on top of the zero-copy pair.
 //!
 //! The shared-memory rings implement all four; every fallback transport (pipe, FIFO, Unix stream
-//! and seqpacket sockets, TCP, POSIX message queues) implements the copying pair. So code, the
-//! conformance suite and `ipcring bench` are written once. Messages are byte strings from 0 bytes
-//! up to [`Sender::max_message_size`], delivered whole and in order.
+//! and seqpacket sockets, TCP, POSIX message queues, UDP and Unix datagram sockets) implements
+//! the copying pair. So code, the conformance suite and `ipcring bench` are written once.
+//! Messages are byte strings from 0 bytes up to [`Sender::max_message_size`], delivered whole and
+//! in order. The datagram transports (`udp`, `unix-dgram`) number their messages, and a receiver
+//! that finds one missing or out of order says so ([`RecvError::Lost`],
+//! [`RecvError::OutOfOrder`]) rather than deliver out of order.
 //!
 //! ```
 //! use ipcring::channel::{Receiver, Sender};
@@ -65,12 +68,26 @@ pub enum Kind {
     Tcp,
     /// A POSIX message queue.
     Mq,
+    /// UDP datagrams, on loopback by default.
+    Udp,
+    /// Unix datagram sockets.
+    UnixDgram,
 }
 
 impl Kind {
     /// Every transport, in the order of the tables.
-    pub const ALL: &'static [Kind] =
-        &[Kind::ShmSpsc, Kind::ShmMpmc, Kind::Pipe, Kind::Fifo, Kind::Unix, Kind::Seqpacket, Kind::Tcp, Kind::Mq];
+    pub const ALL: &'static [Kind] = &[
+        Kind::ShmSpsc,
+        Kind::ShmMpmc,
+        Kind::Pipe,
+        Kind::Fifo,
+        Kind::Unix,
+        Kind::Seqpacket,
+        Kind::Tcp,
+        Kind::Mq,
+        Kind::Udp,
+        Kind::UnixDgram,
+    ];
 
     /// The `--transport` name.
     ///
@@ -87,6 +104,8 @@ impl Kind {
             Kind::Seqpacket => "seqpacket",
             Kind::Tcp => "tcp",
             Kind::Mq => "mq",
+            Kind::Udp => "udp",
+            Kind::UnixDgram => "unix-dgram",
         }
     }
 }

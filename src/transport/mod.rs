@@ -11,6 +11,13 @@
 //! | `seqpacket` | Unix seqpacket socket ([`seqpacket`]) | a path, or `@name` |
 //! | `tcp` | TCP, loopback by default ([`tcp`]) | `host:port` |
 //! | `mq` | POSIX message queue ([`mq`]) | a queue name |
+//! | `udp` | UDP datagrams, loopback by default ([`udp`]) | `host:port` |
+//! | `unix-dgram` | Unix datagram socket ([`unix_dgram`]) | a path, or `@name` |
+//!
+//! The two datagram transports number their messages and report a gap or an out-of-order
+//! message as an error ([`datagram`]); on one host `unix-dgram` loses nothing, and `udp` loses
+//! nothing as long as both sides are ipcring's, opened with the same options (its receiver
+//! grants credit).
 //!
 //! A shared-memory ring need not have a name at all: [`fd_passing`] hands an anonymous (memfd)
 //! ring to a peer as a file descriptor over a Unix socket (`SCM_RIGHTS`).
@@ -23,7 +30,7 @@
 //! ```
 //! use ipcring::transport::{open_receiver, open_sender, Kind, Options, Side};
 //!
-//! for kind in [Kind::ShmSpsc, Kind::Unix, Kind::Seqpacket] {
+//! for kind in [Kind::ShmSpsc, Kind::Unix, Kind::Seqpacket, Kind::UnixDgram] {
 //!     let address = match kind {
 //!         Kind::ShmSpsc => format!("ipcring-doc-registry-{}", std::process::id()),
 //!         _ => format!("@ipcring-doc-registry-{kind}-{}", std::process::id()),
@@ -39,6 +46,7 @@
 //! }
 //! ```
 
+pub mod datagram;
 pub(crate) mod fd;
 pub mod fd_passing;
 pub mod fifo;
@@ -48,7 +56,9 @@ pub mod seqpacket;
 pub(crate) mod socket;
 pub(crate) mod stream;
 pub mod tcp;
+pub mod udp;
 pub mod unix;
+pub mod unix_dgram;
 
 use std::time::Duration;
 
@@ -74,9 +84,11 @@ pub enum Side {
 pub struct Options {
     /// Largest message in bytes (default 1024). Rings: the slot size.
     pub max_message_size: usize,
-    /// Messages in flight (rings: slots, a power of two; default 1024). Seqpacket: largest
-    /// messages its send buffer is sized for, as far as `wmem_max` allows. Ignored by the byte
-    /// stream transports, whose capacity is the kernel's buffer.
+    /// Messages in flight (rings: slots, a power of two; default 1024). Seqpacket and
+    /// unix-dgram: largest messages the sender's send buffer is sized for, as far as `wmem_max`
+    /// allows. UDP: largest messages the receiver's buffer is sized for, as far as `rmem_max`
+    /// allows, and the sender's credit window ([`udp::window`]). Ignored by the byte stream
+    /// transports, whose capacity is the kernel's buffer.
     pub depth: u64,
     /// How a ring's blocked calls wait (default futex); rings only.
     pub wait: WaitStrategy,
@@ -120,6 +132,10 @@ fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_sender(address, max, timeout)?),
         (Kind::Mq, Side::Bind) => Box::new(mq::MqSender::create(address, &mq_options(options))?),
         (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqSender::open(address))?),
+        (Kind::Udp, Side::Bind) => Box::new(udp::bind_sender(address, max, depth)?),
+        (Kind::Udp, Side::Connect) => Box::new(udp::connect_sender(address, max, depth, timeout)?),
+        (Kind::UnixDgram, Side::Bind) => Box::new(unix_dgram::bind_sender(address, max, depth)?),
+        (Kind::UnixDgram, Side::Connect) => Box::new(unix_dgram::connect_sender(address, max, depth, timeout)?),
     })
 }
 
@@ -130,6 +146,7 @@ pub fn open_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
 
 fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedReceiver> {
     let max = options.max_message_size;
+    let depth = usize::try_from(options.depth).unwrap_or(usize::MAX);
     let timeout = options.connect_timeout;
     Ok(match (kind, side) {
         (Kind::ShmSpsc | Kind::ShmMpmc, _) => {
@@ -147,6 +164,10 @@ fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
         (Kind::Tcp, Side::Connect) => Box::new(tcp::connect_receiver(address, max, timeout)?),
         (Kind::Mq, Side::Bind) => Box::new(mq::MqReceiver::create(address, &mq_options(options))?),
         (Kind::Mq, Side::Connect) => Box::new(retry_until_created(timeout, || mq::MqReceiver::open(address))?),
+        (Kind::Udp, Side::Bind) => Box::new(udp::bind_receiver(address, max, depth)?),
+        (Kind::Udp, Side::Connect) => Box::new(udp::connect_receiver(address, max, depth, timeout)?),
+        (Kind::UnixDgram, Side::Bind) => Box::new(unix_dgram::bind_receiver(address, max)?),
+        (Kind::UnixDgram, Side::Connect) => Box::new(unix_dgram::connect_receiver(address, max, timeout)?),
     })
 }
 
