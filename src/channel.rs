@@ -3,9 +3,12 @@
 //! `bytemuck::Pod` values on top of the zero-copy pair.
 //!
 //! The shared-memory rings implement all four; every fallback transport (pipe, FIFO, Unix stream
-//! and seqpacket sockets, TCP, POSIX message queues) implements the copying pair. So code, the
-//! conformance suite and `ipcring bench` are written once. Messages are byte strings from 0 bytes
-//! up to [`Sender::max_message_size`], delivered whole and in order.
+//! and seqpacket sockets, TCP, POSIX message queues, UDP and Unix datagram sockets) implements
+//! the copying pair. So code, the conformance suite and `ipcring bench` are written once.
+//! Messages are byte strings from 0 bytes up to [`Sender::max_message_size`], delivered whole and
+//! in order. The datagram transports (`udp`, `unix-dgram`) number their messages, and a receiver
+//! that finds one missing or out of order says so ([`RecvError::Lost`],
+//! [`RecvError::OutOfOrder`]) rather than deliver out of order.
 //!
 //! ```
 //! use ipcring::channel::{Receiver, Sender};
@@ -69,6 +72,10 @@ pub enum Kind {
     Signal,
     /// A System V message queue.
     SysvMq,
+    /// UDP datagrams, on loopback by default.
+    Udp,
+    /// Unix datagram sockets.
+    UnixDgram,
 }
 
 impl Kind {
@@ -84,6 +91,8 @@ impl Kind {
         Kind::Mq,
         Kind::Signal,
         Kind::SysvMq,
+        Kind::Udp,
+        Kind::UnixDgram,
     ];
 
     /// The `--transport` name.
@@ -103,6 +112,8 @@ impl Kind {
             Kind::Mq => "mq",
             Kind::Signal => "signal",
             Kind::SysvMq => "sysv-mq",
+            Kind::Udp => "udp",
+            Kind::UnixDgram => "unix-dgram",
         }
     }
 }

@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
-use ipcring::transport::{mq, open_receiver, open_sender, pipe, seqpacket, signal, sysv_mq, Kind, Options, Side};
+use ipcring::transport::{
+    mq, open_receiver, open_sender, pipe, seqpacket, signal, sysv_mq, udp, unix_dgram, Kind, Options, Side,
+};
 
 /// Bound on every wait in these tests; far above what a run needs.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -30,6 +32,8 @@ fn max_size(kind: Kind) -> usize {
         // Caveat: one signal carries one `sigval`; every size below is cut to it.
         Kind::Signal => signal::MAX_MESSAGE_SIZE,
         Kind::SysvMq => MAX.min(sysv_mq::SysvMqLimits::read().unwrap().max_message_size),
+        Kind::Udp => MAX.min(udp::system_limit()),
+        Kind::UnixDgram => MAX.min(unix_dgram::system_limit()),
         _ => MAX,
     }
 }
@@ -51,8 +55,8 @@ fn address(kind: Kind, tag: &str) -> String {
     match kind {
         Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::Signal | Kind::SysvMq => unique,
         Kind::Fifo => std::env::temp_dir().join(unique).display().to_string(),
-        Kind::Unix | Kind::Seqpacket => format!("@{unique}"),
-        Kind::Tcp => "127.0.0.1:0".to_string(),
+        Kind::Unix | Kind::Seqpacket | Kind::UnixDgram => format!("@{unique}"),
+        Kind::Tcp | Kind::Udp => "127.0.0.1:0".to_string(),
         Kind::Pipe => unreachable!("pipes have no address"),
         other => unimplemented!("no conformance address for {other}"),
     }
@@ -70,12 +74,18 @@ fn pair(kind: Kind, tag: &str) -> (BoxedSender, BoxedReceiver) {
     (sender, receiver)
 }
 
-/// A bound receiver and the address a sender connects to (for TCP: the port the kernel chose).
+/// A bound receiver and the address a sender connects to (for TCP and UDP: the port the kernel
+/// chose).
 fn bind_receiver(kind: Kind, tag: &str, options: &Options) -> (BoxedReceiver, String) {
     let address = address(kind, tag);
     if kind == Kind::Tcp {
         let receiver = ipcring::transport::tcp::bind_receiver(&address, options.max_message_size).unwrap();
         let bound = ipcring::transport::tcp::local_address(&receiver).unwrap().to_string();
+        return (Box::new(receiver), bound);
+    }
+    if kind == Kind::Udp {
+        let receiver = udp::bind_receiver(&address, options.max_message_size, options.depth as usize).unwrap();
+        let bound = udp::local_address(&receiver).unwrap().to_string();
         return (Box::new(receiver), bound);
     }
     (open_receiver(kind, &address, Side::Bind, options).unwrap(), address)
@@ -380,12 +390,18 @@ fn a_killed_sender_gives_disconnected(kind: Kind) {
     assert!(matches!(receiver.recv_timeout(&mut buffer, PATIENCE), Err(ipcring::RecvError::Disconnected)));
 }
 
-/// A bound sender and the address a receiver connects to (for TCP: the port the kernel chose).
+/// A bound sender and the address a receiver connects to (for TCP and UDP: the port the kernel
+/// chose).
 fn bind_sender(kind: Kind, tag: &str, options: &Options) -> (BoxedSender, String) {
     let address = address(kind, tag);
     if kind == Kind::Tcp {
         let sender = ipcring::transport::tcp::bind_sender(&address, options.max_message_size).unwrap();
         let bound = ipcring::transport::tcp::local_address(&sender).unwrap().to_string();
+        return (Box::new(sender), bound);
+    }
+    if kind == Kind::Udp {
+        let sender = udp::bind_sender(&address, options.max_message_size, options.depth as usize).unwrap();
+        let bound = udp::local_address(&sender).unwrap().to_string();
         return (Box::new(sender), bound);
     }
     (open_sender(kind, &address, Side::Bind, options).unwrap(), address)
@@ -458,4 +474,6 @@ conformance! {
     mq_transport => Kind::Mq,
     signal_transport => Kind::Signal,
     sysv_mq_transport => Kind::SysvMq,
+    udp_transport => Kind::Udp,
+    unix_dgram_transport => Kind::UnixDgram,
 }

@@ -74,7 +74,7 @@ pub struct BenchArgs {
     /// Transports to measure, comma-separated: shm-spsc, shm-mpmc (each with every wait
     /// strategy; `shm-spsc:spin` picks one), shm-spsc-file (an SPSC ring in a file on a disk file
     /// system rather than in /dev/shm; futex unless a wait strategy is given), pipe, fifo, unix,
-    /// seqpacket, tcp, mq.
+    /// seqpacket, tcp, mq, udp, unix-dgram.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub transports: Option<Vec<String>>,
     /// Message sizes in bytes, comma-separated (default 64,4096; --full: 8 to 1048576).
@@ -145,8 +145,8 @@ pub struct BenchPeerArgs {
     /// How long to send, in seconds.
     #[arg(long, value_parser = parse_seconds)]
     pub duration: Seconds,
-    /// Messages in flight the sending side sizes its queue for (seqpacket: its send buffer), as
-    /// the receiving side's.
+    /// Messages in flight the sending side sizes its queue for (seqpacket, unix-dgram: its send
+    /// buffer; udp: its credit window), as the receiving side's.
     #[arg(long, default_value_t = 1024)]
     pub depth: u64,
     /// CPU to pin to.
@@ -385,8 +385,8 @@ pub struct RmArgs {
 /// Which transport `send`, `recv` and `pingpong` use, and how.
 #[derive(Clone, Debug, Args)]
 pub struct TransportArgs {
-    /// Transport: shm-spsc, shm-mpmc, pipe, fifo, unix, seqpacket or tcp. Without it, NAME is an
-    /// existing ring of either kind (see `ipcring create`).
+    /// Transport: shm-spsc, shm-mpmc, pipe, fifo, unix, seqpacket, tcp, mq, udp or unix-dgram.
+    /// Without it, NAME is an existing ring of either kind (see `ipcring create`).
     #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<ipcring::transport::Kind>,
     /// This side creates the ring or FIFO, or listens on the socket (and removes what it named

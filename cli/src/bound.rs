@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use ipcring::__private::attach::{BoxedReceiver, BoxedSender};
-use ipcring::transport::{self, pipe, tcp, Kind, Options, Side};
+use ipcring::transport::{self, pipe, tcp, udp, Kind, Options, Side};
 
 use super::error::CliResult;
 
@@ -31,17 +31,22 @@ pub struct BoundReceiver {
     pub inherited: Option<OwnedFd>,
 }
 
-/// An address for channel `which` of this process (TCP: any free loopback port); a ring is a
+/// An address for channel `which` of this process (TCP, UDP: any free loopback port); a ring is a
 /// file in `directory` when given (a path, [`ipcring::is_path`]), else in /dev/shm.
 fn address(kind: Kind, which: &str, directory: Option<&Path>) -> String {
     let unique = format!("ipcring-{}-{which}", std::process::id());
     match (kind, directory) {
         (Kind::ShmSpsc | Kind::ShmMpmc, Some(directory)) => directory.join(unique).display().to_string(),
         (Kind::Fifo, _) => std::env::temp_dir().join(unique).display().to_string(),
-        (Kind::Unix | Kind::Seqpacket, _) => format!("@{unique}"),
-        (Kind::Tcp, _) => "127.0.0.1:0".to_string(),
+        (Kind::Unix | Kind::Seqpacket | Kind::UnixDgram, _) => format!("@{unique}"),
+        (Kind::Tcp | Kind::Udp, _) => "127.0.0.1:0".to_string(),
         _ => unique,
     }
+}
+
+/// `options.depth` as a count.
+fn depth(options: &Options) -> usize {
+    usize::try_from(options.depth).unwrap_or(usize::MAX)
 }
 
 fn fd_address(fd: &OwnedFd) -> String {
@@ -61,6 +66,11 @@ pub fn sender(kind: Kind, which: &str, options: &Options) -> CliResult<BoundSend
         Kind::Tcp => {
             let sender = tcp::bind_sender(&address(kind, which, None), max)?;
             let address = tcp::local_address(&sender)?.to_string();
+            BoundSender { sender: Box::new(sender), address, inherited: None }
+        }
+        Kind::Udp => {
+            let sender = udp::bind_sender(&address(kind, which, None), max, depth(options))?;
+            let address = udp::local_address(&sender)?.to_string();
             BoundSender { sender: Box::new(sender), address, inherited: None }
         }
         _ => {
@@ -85,6 +95,11 @@ pub fn receiver(kind: Kind, which: &str, directory: Option<&Path>, options: &Opt
         Kind::Tcp => {
             let receiver = tcp::bind_receiver(&address(kind, which, None), max)?;
             let address = tcp::local_address(&receiver)?.to_string();
+            BoundReceiver { receiver: Box::new(receiver), address, inherited: None }
+        }
+        Kind::Udp => {
+            let receiver = udp::bind_receiver(&address(kind, which, None), max, depth(options))?;
+            let address = udp::local_address(&receiver)?.to_string();
             BoundReceiver { receiver: Box::new(receiver), address, inherited: None }
         }
         _ => {

@@ -53,6 +53,13 @@ pub fn run(args: &RecvArgs) -> CliResult {
         match next {
             Ok(()) => {}
             Err(RecvError::Disconnected) => break,
+            // A datagram transport's sequence numbers show a gap, or a duplicated or late
+            // message (dropped): said on standard error; the next message follows.
+            Err(error @ (RecvError::Lost { .. } | RecvError::OutOfOrder { .. })) => {
+                output.flush().map_err(write_error)?;
+                eprintln!("ipcring recv: {error}");
+                continue;
+            }
             Err(RecvError::Timeout) => {
                 output.flush().map_err(write_error)?;
                 let seconds = args.timeout.map_or(0.0, |timeout| timeout.value);

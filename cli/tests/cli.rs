@@ -531,12 +531,14 @@ fn pingpong_baseline_reports_both_placements_and_ratios() {
 
 #[test]
 fn send_and_recv_work_over_every_socket_and_fifo_transport() {
-    for transport in ["unix", "seqpacket", "fifo", "shm-mpmc"] {
+    for transport in ["unix", "seqpacket", "fifo", "shm-mpmc", "udp", "unix-dgram"] {
         // The binding `recv` removes what it named; the guard covers a failed run.
         let ring = Ring::new();
         let address = match transport {
             "fifo" => std::env::temp_dir().join(ring.name()).display().to_string(),
             "shm-mpmc" => ring.name().to_string(),
+            // A port free a moment ago; `send` retries until `recv` has bound it.
+            "udp" => std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string(),
             _ => format!("@{}", ring.name()),
         };
         let receiver = start(&["recv", "--transport", transport, "--bind", &address, "--verbose"], None);
@@ -701,15 +703,47 @@ fn bench_wake_rows_find_every_receiver_asleep_and_no_wakeup_lost() {
         let in_pass = row["pattern"] != "load";
         assert_eq!(row["syscalls_per_msg"].is_number(), counted && in_pass, "{row}");
         if row["transport"] == "unix" && counted && in_pass {
-            // A read and a write per message at least, on one side or the other.
+            // A write per message on the sending side, and reads: about one or more per message,
+            // but not quite, since the count starts with the first message received, after the
+            // sender filled the socket buffer uncounted.
             let calls = row["syscalls_per_msg"].as_f64().unwrap();
-            assert!(calls >= 1.0, "{row}");
+            assert!(calls >= 0.5, "{row}");
         }
         if row["transport"] != "unix" {
             assert_eq!(row["late_wakes"], 0, "{row}");
         }
     }
     assert!(stdout(&output).contains("wake latency"), "{}", stdout(&output));
+}
+
+#[test]
+fn bench_measures_the_datagram_transports_with_their_losses_counted_and_wake_rows() {
+    let _one_at_a_time = PINGPONG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let directory = Directory::new();
+    let json_path = directory.file("bench.json");
+    let arguments = ["--transports", "udp,unix-dgram", "--sizes", "64,4096", "--rounds", "1"];
+    let output =
+        run(&[&["bench", "--duration", "0.1", "--count", "1000", "--json", &json_path], &arguments[..]].concat(), None);
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    for transport in ["udp", "unix-dgram"] {
+        for size in [64, 4096] {
+            let row = |pattern: &str| {
+                results
+                    .iter()
+                    .find(|row| row["transport"] == transport && row["msg_size"] == size && row["pattern"] == pattern)
+                    .unwrap_or_else(|| panic!("no {pattern} row of {transport} at {size} B: {results:?}"))
+            };
+            let throughput = row("throughput");
+            // Counted apart from the rate: none lost on one host (UDP: the sender waits for credit).
+            assert_eq!(throughput["lost"], 0, "{throughput}");
+            assert!(throughput["msgs_per_sec"].as_f64().unwrap() > 0.0, "{throughput}");
+            assert!(row("latency")["p50_ns"].as_u64().unwrap() > 0);
+            assert!(row("wake_latency")["p50_ns"].as_u64().unwrap() > 0);
+        }
+    }
+    assert!(!stdout(&output).contains("LOST MESSAGES"), "{}", stdout(&output));
 }
 
 #[test]

@@ -199,6 +199,24 @@ pub enum Error {
     /// `truncation` (the SIGBUS policy).
     #[error("the ring's file was truncated while attached; its contents are lost")]
     Truncated,
+    /// A datagram transport (`udp`, `unix-dgram`) found a gap in the sequence numbers: `count`
+    /// messages were sent and never arrived (on UDP, a full receive buffer drops datagrams
+    /// silently). The receiver has resynchronised: its next receive continues after the gap.
+    #[error("{count} messages were lost (a gap in the datagram sequence numbers)")]
+    Lost {
+        /// How many messages are missing.
+        count: u64,
+    },
+    /// A datagram transport received a message numbered below the next one it expected: a
+    /// duplicate, or a message that arrived after later ones (reordered, perhaps counted in an
+    /// earlier [`Error::Lost`]). It was dropped, not delivered.
+    #[error("datagram {sequence} arrived when {expected} was expected next (duplicated or reordered); it was dropped")]
+    OutOfOrder {
+        /// The datagram's sequence number.
+        sequence: u64,
+        /// The sequence number the receiver expected next.
+        expected: u64,
+    },
     /// `try_send` found no free slot.
     #[error("the ring is full")]
     Full,

@@ -165,6 +165,24 @@ pub enum RecvError {
         /// The buffer length.
         buffer: usize,
     },
+    /// A datagram transport (`udp`, `unix-dgram`) found a gap in the sequence numbers: `count`
+    /// messages were sent and never arrived. Not a fault: the receiver has resynchronised, and
+    /// the message that revealed the gap is delivered by the next receive.
+    #[error("{count} messages were lost (a gap in the datagram sequence numbers)")]
+    Lost {
+        /// How many messages are missing.
+        count: u64,
+    },
+    /// A datagram transport received a message numbered below the next one it expected (a
+    /// duplicate, or a late one already counted in a [`RecvError::Lost`]); it was dropped, not
+    /// delivered. Not a fault: the next receive continues.
+    #[error("datagram {sequence} arrived when {expected} was expected next (duplicated or reordered); it was dropped")]
+    OutOfOrder {
+        /// The datagram's sequence number.
+        sequence: u64,
+        /// The sequence number the receiver expected next.
+        expected: u64,
+    },
     /// A typed receive found a message of another length than the type; the message was
     /// consumed.
     #[error("message of {len} bytes is not the {expected}-byte value asked for")]
@@ -201,6 +219,8 @@ impl From<Error> for RecvError {
             Error::Disconnected => RecvError::Disconnected,
             Error::BufferTooSmall { len, buffer } => RecvError::BufferTooSmall { len, buffer },
             Error::SizeMismatch { len, expected } => RecvError::SizeMismatch { len, expected },
+            Error::Lost { count } => RecvError::Lost { count },
+            Error::OutOfOrder { sequence, expected } => RecvError::OutOfOrder { sequence, expected },
             other => RecvError::Fault(other.into()),
         }
     }
@@ -214,6 +234,8 @@ impl From<RecvError> for Error {
             RecvError::Disconnected => Error::Disconnected,
             RecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
             RecvError::SizeMismatch { len, expected } => Error::SizeMismatch { len, expected },
+            RecvError::Lost { count } => Error::Lost { count },
+            RecvError::OutOfOrder { sequence, expected } => Error::OutOfOrder { sequence, expected },
             RecvError::Fault(fault) => fault.into(),
         }
     }

@@ -13,6 +13,13 @@
 //! | `mq` | POSIX message queue ([`mq`]) | a queue name |
 //! | `signal` | realtime signals to a `signalfd`, messages of at most 8 bytes ([`signal`]) | a name |
 //! | `sysv-mq` | System V message queue ([`sysv_mq`]) | a key (`0x1f`, `31`), a name, or `id:N` |
+//! | `udp` | UDP datagrams, loopback by default ([`udp`]) | `host:port` |
+//! | `unix-dgram` | Unix datagram socket ([`unix_dgram`]) | a path, or `@name` |
+//!
+//! The two datagram transports number their messages and report a gap or an out-of-order
+//! message as an error ([`datagram`]); on one host `unix-dgram` loses nothing, and `udp` loses
+//! nothing as long as both sides are ipcring's, opened with the same options (its receiver
+//! grants credit).
 //!
 //! A shared-memory ring need not have a name at all: [`fd_passing`] hands an anonymous (memfd)
 //! ring to a peer as a file descriptor over a Unix socket (`SCM_RIGHTS`).
@@ -25,7 +32,7 @@
 //! ```
 //! use ipcring::transport::{open_receiver, open_sender, Kind, Options, Side};
 //!
-//! for kind in [Kind::ShmSpsc, Kind::Unix, Kind::Seqpacket] {
+//! for kind in [Kind::ShmSpsc, Kind::Unix, Kind::Seqpacket, Kind::UnixDgram] {
 //!     let address = match kind {
 //!         Kind::ShmSpsc => format!("ipcring-doc-registry-{}", std::process::id()),
 //!         _ => format!("@ipcring-doc-registry-{kind}-{}", std::process::id()),
@@ -41,6 +48,7 @@
 //! }
 //! ```
 
+pub mod datagram;
 pub(crate) mod fd;
 pub mod fd_passing;
 pub mod fifo;
@@ -53,7 +61,9 @@ pub(crate) mod socket;
 pub(crate) mod stream;
 pub mod sysv_mq;
 pub mod tcp;
+pub mod udp;
 pub mod unix;
+pub mod unix_dgram;
 
 use std::time::Duration;
 
@@ -79,9 +89,11 @@ pub enum Side {
 pub struct Options {
     /// Largest message in bytes (default 1024). Rings: the slot size.
     pub max_message_size: usize,
-    /// Messages in flight (rings: slots, a power of two; default 1024). Seqpacket: largest
-    /// messages its send buffer is sized for, as far as `wmem_max` allows. Ignored by the byte
-    /// stream transports, whose capacity is the kernel's buffer.
+    /// Messages in flight (rings: slots, a power of two; default 1024). Seqpacket and
+    /// unix-dgram: largest messages the sender's send buffer is sized for, as far as `wmem_max`
+    /// allows. UDP: largest messages the receiver's buffer is sized for, as far as `rmem_max`
+    /// allows, and the sender's credit window ([`udp::window`]). Ignored by the byte stream
+    /// transports, whose capacity is the kernel's buffer.
     pub depth: u64,
     /// How a ring's blocked calls wait (default futex); rings only.
     pub wait: WaitStrategy,
@@ -133,6 +145,10 @@ fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
         (Kind::SysvMq, Side::Connect) => {
             Box::new(retry_until_created(timeout, || sysv_mq::SysvMqSender::open(address))?)
         }
+        (Kind::Udp, Side::Bind) => Box::new(udp::bind_sender(address, max, depth)?),
+        (Kind::Udp, Side::Connect) => Box::new(udp::connect_sender(address, max, depth, timeout)?),
+        (Kind::UnixDgram, Side::Bind) => Box::new(unix_dgram::bind_sender(address, max, depth)?),
+        (Kind::UnixDgram, Side::Connect) => Box::new(unix_dgram::connect_sender(address, max, depth, timeout)?),
     })
 }
 
@@ -143,6 +159,7 @@ pub fn open_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
 
 fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -> Result<BoxedReceiver> {
     let max = options.max_message_size;
+    let depth = usize::try_from(options.depth).unwrap_or(usize::MAX);
     let timeout = options.connect_timeout;
     Ok(match (kind, side) {
         (Kind::ShmSpsc | Kind::ShmMpmc, _) => {
@@ -168,6 +185,10 @@ fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
         (Kind::SysvMq, Side::Connect) => {
             Box::new(retry_until_created(timeout, || sysv_mq::SysvMqReceiver::open(address))?)
         }
+        (Kind::Udp, Side::Bind) => Box::new(udp::bind_receiver(address, max, depth)?),
+        (Kind::Udp, Side::Connect) => Box::new(udp::connect_receiver(address, max, depth, timeout)?),
+        (Kind::UnixDgram, Side::Bind) => Box::new(unix_dgram::bind_receiver(address, max)?),
+        (Kind::UnixDgram, Side::Connect) => Box::new(unix_dgram::connect_receiver(address, max, timeout)?),
     })
 }
 

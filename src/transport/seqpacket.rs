@@ -72,13 +72,14 @@ use crate::error::{Error, Result};
 /// The transport's name.
 pub const NAME: crate::channel::Kind = crate::channel::Kind::Seqpacket;
 
-/// Kernel bookkeeping subtracted from the send buffer for one message (`unix_dgram_sendmsg`).
-const KERNEL_OVERHEAD: usize = 32;
+/// Kernel bookkeeping subtracted from the send buffer for one message (`unix_dgram_sendmsg`,
+/// which also carries `unix-dgram`'s datagrams).
+pub(crate) const KERNEL_OVERHEAD: usize = 32;
 /// The tag byte in front of every message.
 const TAG: [u8; 1] = [1];
 
 /// The largest `SO_SNDBUF` an unprivileged process may ask for (the kernel grants twice it).
-fn wmem_max() -> usize {
+pub(crate) fn wmem_max() -> usize {
     std::fs::read_to_string("/proc/sys/net/core/wmem_max")
         .ok()
         .and_then(|text| text.trim().parse::<usize>().ok())
@@ -97,8 +98,9 @@ pub fn system_limit() -> usize {
 /// fragments (at most 17, `MAX_SKB_FRAGS`); the linear part is cache-line aligned, gets 320
 /// bytes of `skb_shared_info` and is rounded up to a power of two by the allocator, and the
 /// `sk_buff` itself adds 256. This is x86-64 on Linux 6.x; it matched the count of messages that
-/// fit for every length tried on this machine (docs/transports.md).
-fn charge(len: usize) -> usize {
+/// fit for every length tried on this machine (docs/transports.md). `unix-dgram` goes through the
+/// same `unix_dgram_sendmsg` and is charged the same.
+pub(crate) fn charge(len: usize) -> usize {
     const SKB_MAX_ALLOC: usize = 4 * PAGE - SHARED_INFO;
     const PAGE: usize = 4096;
     const MAX_FRAGMENTS: usize = 17;
@@ -115,7 +117,8 @@ fn new_socket() -> Result<OwnedFd> {
         .map_err(|errno| Error::io("socket(AF_UNIX, SOCK_SEQPACKET)", errno))
 }
 
-fn unix_address(address: &str) -> Result<(UnixAddr, Option<std::path::PathBuf>)> {
+/// A Unix socket address, `@name` (abstract) or a path (also returned, to chmod and remove).
+pub(crate) fn unix_address(address: &str) -> Result<(UnixAddr, Option<std::path::PathBuf>)> {
     let invalid = |reason: &str| Error::InvalidAddress { address: address.to_string(), reason: reason.to_string() };
     if address.is_empty() {
         return Err(invalid("an empty socket address"));
@@ -280,7 +283,13 @@ impl SeqpacketSender {
 /// `wmem_max` (the kernel doubles the value asked for and caps the request at `wmem_max`
 /// without `CAP_NET_ADMIN`).
 fn size_send_buffer(fd: BorrowedFd<'_>, max_message_size: usize, depth: usize) -> Result<usize> {
-    let one = charge(max_message_size + TAG.len()).max(max_message_size + TAG.len() + KERNEL_OVERHEAD);
+    size_send_buffer_for(fd, max_message_size + TAG.len(), depth)
+}
+
+/// [`size_send_buffer`] for messages of at most `framed` bytes as the kernel sees them (what the
+/// transport puts in front of the payload included): `unix-dgram` sizes its sender with it.
+pub(crate) fn size_send_buffer_for(fd: BorrowedFd<'_>, framed: usize, depth: usize) -> Result<usize> {
+    let one = charge(framed).max(framed + KERNEL_OVERHEAD);
     let wanted = one.saturating_mul(depth).div_ceil(2).min(wmem_max());
     setsockopt(&fd, sockopt::SndBuf, &wanted).map_err(|errno| Error::io("setsockopt(SO_SNDBUF)", errno))?;
     getsockopt(&fd, sockopt::SndBuf).map_err(|errno| Error::io("getsockopt(SO_SNDBUF)", errno))

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ipcring::__private::layout::WaitStrategy;
-use ipcring::transport::{mq, seqpacket, sysv_mq, Kind, Options};
+use ipcring::transport::{mq, seqpacket, sysv_mq, udp, unix_dgram, Kind, Options};
 
 use super::args::{BenchArgs, PingpongArgs, WaitArg};
 use super::error::{CliError, CliResult};
@@ -179,6 +179,8 @@ fn size_limit(kind: Kind) -> Option<usize> {
         Kind::Seqpacket => Some(seqpacket::system_limit()),
         Kind::Signal => Some(ipcring::transport::signal::MAX_MESSAGE_SIZE),
         Kind::SysvMq => sysv_mq::SysvMqLimits::read().ok().map(|limits| limits.max_message_size),
+        Kind::Udp => Some(udp::system_limit()),
+        Kind::UnixDgram => Some(unix_dgram::system_limit()),
         _ => None,
     }
 }
@@ -259,6 +261,7 @@ fn stream_row(
         sleeps_per_msg: measured.ring.map(|ring| per_message(ring.sleeps)),
         late_wakes: measured.ring.and_then(|ring| ring.late_wakes),
         bytes_in_flight: bytes_in_flight(subject, size),
+        lost: matches!(subject.kind, Kind::Udp | Kind::UnixDgram).then_some(measured.lost),
         ..Row::default()
     }
 }
@@ -377,13 +380,18 @@ fn has_wake(subject: Subject) -> bool {
 }
 
 /// Bytes the transport holds between the two sides as the row configures it: the ring's or
-/// queue's depth times the message size; for the kernel byte streams, the kernel's buffer (a
-/// pipe's 64 KiB default capacity, a socket's default send and receive buffers).
+/// queue's depth times the message size (UDP: its credit window, as many of those messages as
+/// the receive buffer holds); for the kernel byte streams, the kernel's buffer (a pipe's 64 KiB
+/// default capacity, a socket's default send and receive buffers).
 fn bytes_in_flight(subject: Subject, size: usize) -> Option<u64> {
     let options = options(subject, size);
     let queued = options.depth.saturating_mul(size as u64);
     match subject.kind {
-        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::SysvMq | Kind::Seqpacket => Some(queued),
+        Kind::ShmSpsc | Kind::ShmMpmc | Kind::Mq | Kind::SysvMq | Kind::Seqpacket | Kind::UnixDgram => Some(queued),
+        Kind::Udp => {
+            let window = udp::window(options.max_message_size, usize::try_from(options.depth).unwrap_or(usize::MAX));
+            Some(window.saturating_mul(size as u64))
+        }
         Kind::Pipe | Kind::Fifo => Some(pipe_capacity()),
         Kind::Unix | Kind::Tcp => socket_buffers(subject.kind),
         // The sender's depth, within the user's pending-signal limit.
@@ -720,6 +728,18 @@ pub fn run(args: &BenchArgs) -> CliResult {
             row.msg_size,
             row.pattern,
             row.late_wakes.unwrap_or(0)
+        ));
+    }
+    // The datagram transports' losses (see `stream`): they must read 0 on one host.
+    for row in results.iter().filter(|row| row.lost.is_some_and(|lost| lost > 0)) {
+        notes.push(format!(
+            "LOST MESSAGES: {} {} {} B {}: {} messages sent and never received (the rate counts the {} delivered)",
+            row.transport,
+            row.wait,
+            row.msg_size,
+            row.pattern,
+            row.lost.unwrap_or(0),
+            row.messages
         ));
     }
     notes.extend(shapes::note(&results, placement));

@@ -116,6 +116,12 @@ pub struct Row {
     /// wakeup), summed over the rounds; it must read 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_wakes: Option<u64>,
+    /// Throughput rows of the datagram transports (`udp`, `unix-dgram`): messages the receiver's
+    /// sequence numbers show were sent and never received, summed over the rounds. They are not
+    /// in `messages`, and the rate counts only the messages delivered; a note names every row
+    /// whose count is not 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
     /// Bytes the transport holds in flight between the two sides (queue depth times message
     /// size, or the socket or pipe buffer), as configured for the row.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -74,6 +74,7 @@ pub fn combine(samples: &[Row], ceilings: &[f64]) -> Option<Row> {
     row.sleeps_per_msg = median_of(|sample| sample.sleeps_per_msg);
     row.offered_msgs_per_sec = median_of(|sample| sample.offered_msgs_per_sec);
     row.late_wakes = samples.iter().filter_map(|sample| sample.late_wakes).reduce(u64::saturating_add);
+    row.lost = samples.iter().filter_map(|sample| sample.lost).reduce(u64::saturating_add);
     row.failed = samples.iter().filter_map(|sample| sample.failed).reduce(|one, other| one || other);
     row.messages = samples.iter().map(|sample| sample.messages).sum();
     Some(row)

@@ -118,7 +118,7 @@ pub(super) fn row(
     let messages = tally::reconcile(&collected.sent, &collected.tallies).map_err(CliError::Peer)?;
     let elapsed = tally::window(&collected.tallies)
         .ok_or_else(|| CliError::Peer("no consumer received a message".to_string()))?;
-    let measured = Throughput { messages, elapsed, ring: collected.ring };
+    let measured = Throughput { messages, elapsed, ring: collected.ring, lost: 0 };
     Ok(Row {
         producers: u32::from(shape.producers),
         consumers: u32::from(shape.consumers),

@@ -4,6 +4,14 @@
 //! and `Disconnected`, divided by that time. Every message carries the work of [`super::work`]:
 //! the helper writes every byte (a sequence number and a pattern), this process reads every byte
 //! and checks the sequence and the checksum.
+//!
+//! **Losses.** A datagram transport's receiver reports messages that never arrived
+//! (`RecvError::Lost`, from its sequence numbers; on `udp` with another sender than ipcring's,
+//! or a receive buffer overrun). They are counted apart ([`Throughput::lost`], the row's `lost`)
+//! and are not in the rate, which counts the messages delivered: a loss neither inflates the
+//! rate nor hides in it. ipcring's own UDP sender waits for the receiver's credit, so on loopback
+//! the count is 0 unless something is wrong; a datagram dropped as a duplicate or as late
+//! (`RecvError::OutOfOrder`, already counted lost when its gap was found) is not counted again.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,6 +38,9 @@ pub struct Throughput {
     /// Rings: their own counters over the row (how often the fast path was left for the
     /// kernel).
     pub ring: Option<RingCounters>,
+    /// Datagram transports: messages sent and never received (gaps in the sequence numbers),
+    /// not in `messages`.
+    pub lost: u64,
 }
 
 impl Throughput {
@@ -72,25 +83,9 @@ pub fn measure(
     let first = Instant::now();
     super::syscalls::resume();
     work.check(0, &buffer).map_err(CliError::Peer)?;
-    let mut messages = 1u64;
     // The helper sends for `duration`; allow it generous slack before calling it stuck.
-    let limit = duration * 4 + Duration::from_secs(10);
-    loop {
-        // try_recv first: a timed receive reads the clock, which costs as much as a message.
-        let received = match receiver.try_recv(&mut buffer) {
-            Err(RecvError::Empty) => receiver.recv_timeout(&mut buffer, limit),
-            other => other,
-        };
-        match received {
-            Ok(()) => {
-                work.check(messages, &buffer).map_err(CliError::Peer)?;
-                messages += 1;
-            }
-            Err(RecvError::Disconnected) => break,
-            Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process stalled".to_string())),
-            Err(error) => return Err(error.into()),
-        }
-    }
+    let Received { messages, lost } =
+        receive_rest(&mut receiver, &mut buffer, &work, duration * 4 + Duration::from_secs(10))?;
     // End of stream comes right after the last message (the helper closes as it finishes).
     let elapsed = first.elapsed();
     super::syscalls::pause();
@@ -98,7 +93,53 @@ pub fn measure(
     // The ring still has its name (this process bound it and removes it when `receiver` drops).
     let ring = RingCounters::read(kind, &address);
     drop(receiver);
-    Ok(Throughput { messages, elapsed, ring })
+    Ok(Throughput { messages, elapsed, ring, lost })
+}
+
+/// What [`receive_rest`] counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Received {
+    /// Messages delivered, the first one (received before) included.
+    messages: u64,
+    /// Messages the receiver's sequence numbers show were never received.
+    lost: u64,
+}
+
+/// Receives and checks the stream after its first message (number 0, received already) until
+/// `Disconnected`; stuck if nothing comes for `limit`. A gap reported by a datagram transport
+/// counts its messages lost and moves the expected number past them; a message dropped as out
+/// of order (a duplicate, or one already counted lost) counts as nothing.
+fn receive_rest(
+    receiver: &mut BoxedReceiver,
+    buffer: &mut Vec<u8>,
+    work: &Work,
+    limit: Duration,
+) -> CliResult<Received> {
+    let mut counted = Received { messages: 1, lost: 0 };
+    // Delivered and lost: the number of the next message.
+    let mut next = 1u64;
+    loop {
+        // try_recv first: a timed receive reads the clock, which costs as much as a message.
+        let received = match receiver.try_recv(buffer) {
+            Err(RecvError::Empty) => receiver.recv_timeout(buffer, limit),
+            other => other,
+        };
+        match received {
+            Ok(()) => {
+                work.check(next, buffer).map_err(CliError::Peer)?;
+                counted.messages += 1;
+                next += 1;
+            }
+            Err(RecvError::Lost { count }) => {
+                counted.lost += count;
+                next += count;
+            }
+            Err(RecvError::OutOfOrder { .. }) => {}
+            Err(RecvError::Disconnected) => return Ok(counted),
+            Err(RecvError::Timeout) => return Err(CliError::Peer("the sending process stalled".to_string())),
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// The command line of a streaming helper (`ipcring bench-peer`) sending `size`-byte messages for
@@ -158,4 +199,42 @@ pub fn run_peer(args: &BenchPeerArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+
+    use ipcring::transport::udp;
+
+    use super::*;
+
+    /// What the receiver's side of a UDP throughput row counts when datagrams are lost: a raw
+    /// socket plays a sender that ignores credit and whose datagrams 3, 4 and 7 never arrive,
+    /// and whose datagram 5 comes twice.
+    #[test]
+    fn lost_udp_messages_are_counted_apart_and_not_as_delivered() {
+        let receiver = udp::bind_receiver("127.0.0.1:0", 64, 16).unwrap();
+        let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+        raw.connect(udp::local_address(&receiver).unwrap()).unwrap();
+        let mut receiver: BoxedReceiver = Box::new(receiver);
+        let mut work = Work::new(64);
+        let datagram = |tag: u8, value: u64, payload: &[u8]| {
+            let mut bytes = vec![tag];
+            bytes.extend_from_slice(&value.to_le_bytes());
+            bytes.extend_from_slice(payload);
+            bytes
+        };
+        for sequence in [0u64, 1, 2, 5, 6, 5, 8] {
+            raw.send(&datagram(0xd1, sequence, work.message(sequence))).unwrap();
+        }
+        // The bye: 9 sent.
+        raw.send(&datagram(0xd4, 9, b"")).unwrap();
+        let mut buffer = Vec::new();
+        receiver.recv(&mut buffer).unwrap();
+        work.check(0, &buffer).unwrap();
+        let counted = receive_rest(&mut receiver, &mut buffer, &work, Duration::from_secs(10)).unwrap();
+        // Of the 9 sent: 0, 1, 2, 5, 6 and 8 delivered (the second 5 dropped), 3, 4 and 7 lost.
+        assert_eq!(counted, Received { messages: 6, lost: 3 });
+    }
 }

@@ -107,7 +107,7 @@ fn stream<R: ZeroCopyReceiver>(
     let elapsed = first.elapsed();
     super::syscalls::pause();
     peer.finish(super::super::pingpong::EXIT_LIMIT)?;
-    Ok(Throughput { messages, elapsed, ring: RingCounters::read(kind, name) })
+    Ok(Throughput { messages, elapsed, ring: RingCounters::read(kind, name), lost: 0 })
 }
 
 /// The sending helper of a zero-copy row: reserve, write in place, commit, for `--duration`.
