@@ -164,7 +164,9 @@ pub(crate) enum Verdict {
 impl Sequence {
     /// Checks a message's sequence number; after a gap the sequence continues after it.
     pub(crate) fn check(&mut self, sequence: u64) -> Verdict {
-        if sequence < self.expected {
+        // No sender numbers 2^64 messages: the last number would pin `expected` and let every
+        // later datagram numbered so pass as the next one.
+        if sequence < self.expected || sequence == u64::MAX {
             return Verdict::Old { expected: self.expected };
         }
         let lost = sequence - self.expected;
@@ -679,7 +681,10 @@ impl DatagramReceiver {
             },
             // Queued before this side connected to its peer, from another socket: ignored.
             (Some(peer), Some(from)) if peer != from => return Ok(None),
-            (None, None) => return Ok(None),
+            // From a socket with no name (a Unix datagram socket never bound): never the peer,
+            // whose address was adopted or connected to. Queued before the connect, it would
+            // otherwise pass for the peer's (any local process can send to an abstract name).
+            (Some(_), None) | (None, None) => return Ok(None),
             _ => {}
         }
         let (tag, value) = datagram.parse()?;

@@ -235,6 +235,27 @@ mod tests {
     }
 
     #[test]
+    fn a_datagram_from_a_nameless_socket_never_passes_for_the_peers() {
+        let name = unique("forged");
+        let mut receiver = bind_receiver(&format!("@{name}"), 1024).unwrap();
+        let target = SocketAddr::from_abstract_name(&name).unwrap();
+        let raw = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(unique("real-sender")).unwrap()).unwrap();
+        raw.connect_addr(&target).unwrap();
+        raw.send(&header(Tag::SenderHello, 0)).unwrap();
+        // Queued behind the real sender's hello, before the receiver adopts and connects to it.
+        let stranger = UnixDatagram::unbound().unwrap();
+        stranger.send_to_addr(&[&header(Tag::Data, 0)[..], b"forged"].concat(), &target).unwrap();
+        stranger.send_to_addr(&[&header(Tag::Data, u64::MAX)[..], b"pinned"].concat(), &target).unwrap();
+        data(&raw, 0, b"real");
+        let mut buffer = Vec::new();
+        recv(&mut receiver, &mut buffer).unwrap();
+        assert_eq!(buffer, b"real");
+        data(&raw, 1, b"next");
+        recv(&mut receiver, &mut buffer).unwrap();
+        assert_eq!(buffer, b"next");
+    }
+
+    #[test]
     fn a_sender_closed_without_a_bye_is_found_gone_by_the_probe() {
         let (mut receiver, raw) = receiver_and_raw_sender();
         data(&raw, 0, b"last words");
