@@ -532,11 +532,11 @@ impl Endpoint {
         self.scratch[..TYPE_SIZE].copy_from_slice(&(message_type as libc::c_long).to_ne_bytes());
         self.scratch[TYPE_SIZE..TYPE_SIZE + message.len()].copy_from_slice(message);
         loop {
+            let typed_message = self.scratch.as_ptr().cast();
             // SAFETY: `scratch` holds a `long` type followed by `message.len()` payload bytes, and
             // msgsnd reads exactly that; `scratch` comes from a `Vec<u8>`, whose allocation is
             // aligned enough for the kernel, which copies it byte by byte.
-            let result =
-                unsafe { libc::msgsnd(self.id, self.scratch.as_ptr().cast(), message.len(), libc::IPC_NOWAIT) };
+            let result = unsafe { libc::msgsnd(self.id, typed_message, message.len(), libc::IPC_NOWAIT) };
             if result == 0 {
                 return Ok(true);
             }

@@ -210,53 +210,25 @@ pub fn block<F: Futex, S: Semaphore, M: WaitMutex, E: From<Error>>(
                     return Ok(Blocked::Ready);
                 }
             }
-            WaitStrategy::Mutex => {
-                let timeout = sleep_timeout(now, deadline, on.slice);
-                let mut error = None;
-                count(Counter::sleep_of(on.strategy));
-                // As the futex arm: the condition includes the quick peer check.
-                let slept = sleep_locked(
-                    on.words,
-                    on.futex,
-                    on.mutex,
-                    || match ready() {
-                        Ok(is_ready) => is_ready || peer_gone(PeerCheck::Quick),
-                        Err(failure) => {
-                            error = Some(failure);
-                            true
-                        }
-                    },
-                    timeout,
-                    on.record,
-                )?;
-                if let Some(failure) = error {
-                    return Err(failure);
-                }
-                if slept == Sleep::TimedOut && ready()? {
-                    count(Counter::LateWake);
-                    return Ok(Blocked::Ready);
-                }
-            }
-            WaitStrategy::Futex => {
+            WaitStrategy::Futex | WaitStrategy::Mutex => {
                 let timeout = sleep_timeout(now, deadline, on.slice);
                 let mut error = None;
                 count(Counter::sleep_of(on.strategy));
                 // The sleep condition includes the quick peer check: a peer that detaches
                 // publishes that (release store) and then notifies, so the same Dekker argument
                 // that covers messages covers disconnection.
-                let slept = sleep_registered(
-                    on.words,
-                    on.futex,
-                    || match ready() {
-                        Ok(is_ready) => is_ready || peer_gone(PeerCheck::Quick),
-                        Err(failure) => {
-                            error = Some(failure);
-                            true
-                        }
-                    },
-                    timeout,
-                    on.record,
-                );
+                let condition = || match ready() {
+                    Ok(is_ready) => is_ready || peer_gone(PeerCheck::Quick),
+                    Err(failure) => {
+                        error = Some(failure);
+                        true
+                    }
+                };
+                let slept = if on.strategy == WaitStrategy::Mutex {
+                    sleep_locked(on.words, on.futex, on.mutex, condition, timeout, on.record)?
+                } else {
+                    sleep_registered(on.words, on.futex, condition, timeout, on.record)
+                };
                 if let Some(failure) = error {
                     return Err(failure);
                 }
