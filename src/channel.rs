@@ -8,7 +8,8 @@
 //! Messages are byte strings from 0 bytes up to [`Sender::max_message_size`], delivered whole and
 //! in order. The datagram transports (`udp`, `unix-dgram`) number their messages, and a receiver
 //! that finds one missing or out of order says so ([`RecvError::Lost`],
-//! [`RecvError::OutOfOrder`]) rather than deliver out of order.
+//! [`RecvError::OutOfOrder`]) rather than deliver out of order, and one longer than the
+//! receiver takes is reported ([`RecvError::TooLarge`]) rather than cut short.
 //!
 //! ```
 //! use ipcring::channel::{Receiver, Sender};

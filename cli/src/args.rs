@@ -377,7 +377,8 @@ pub struct RmArgs {
     /// Names of the rings to remove, or paths of their files.
     #[arg(required = true)]
     pub names: Vec<String>,
-    /// Remove the files even if they are not ipcring rings.
+    /// Remove the files even if they are not ipcring rings; remove a System V queue even if it
+    /// is in use or not ipcring's.
     #[arg(long)]
     pub force: bool,
 }

@@ -75,6 +75,12 @@ pub enum CliError {
         /// The name.
         name: String,
     },
+    /// `rm` of a System V queue that a process has open through ipcring.
+    #[error("{name} is open in a live process (removing it would end it for them); use --force to remove it anyway")]
+    QueueInUse {
+        /// The name given.
+        name: String,
+    },
     /// A helper process (of `pingpong` or `bench`) misbehaved.
     #[error("helper process: {0}")]
     Peer(String),

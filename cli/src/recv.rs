@@ -54,8 +54,9 @@ pub fn run(args: &RecvArgs) -> CliResult {
             Ok(()) => {}
             Err(RecvError::Disconnected) => break,
             // A datagram transport's sequence numbers show a gap, or a duplicated or late
-            // message (dropped): said on standard error; the next message follows.
-            Err(error @ (RecvError::Lost { .. } | RecvError::OutOfOrder { .. })) => {
+            // message (dropped), or a message longer than this receiver takes (dropped): said on
+            // standard error; the next message follows.
+            Err(error @ (RecvError::Lost { .. } | RecvError::OutOfOrder { .. } | RecvError::TooLarge { .. })) => {
                 output.flush().map_err(write_error)?;
                 eprintln!("ipcring recv: {error}");
                 continue;

@@ -2,7 +2,9 @@
 //! removed). Refuses files that do not start with the ipcring magic (another program's shared
 //! memory, or any other file) unless `--force`. `sysv-mq:ADDRESS` names a System V message
 //! queue (a key, a name or `id:N`; see [`ipcring::transport::sysv_mq`]): the queue and its peer
-//! file go. Goes on after a failure and reports each one.
+//! file go, unless a process has it open through ipcring or it has no ipcring peer file (without
+//! `--force`: removing a queue ends it for its users, unlike a ring's name). Goes on after a
+//! failure and reports each one.
 
 use ipcring::__private::segment::Segment;
 
@@ -26,7 +28,15 @@ pub fn run(args: &RmArgs) -> CliResult {
 
 fn remove(name: &str, force: bool) -> CliResult {
     if let Some(address) = name.strip_prefix(super::SYSV_MQ_PREFIX) {
-        ipcring::transport::sysv_mq::remove(&address.parse()?)?;
+        let address = address.parse()?;
+        if !force {
+            match ipcring::transport::sysv_mq::attached(&address)? {
+                Some(false) => {}
+                Some(true) => return Err(CliError::QueueInUse { name: name.to_string() }),
+                None => return Err(CliError::NotARing { name: name.to_string() }),
+            }
+        }
+        ipcring::transport::sysv_mq::remove(&address)?;
         return Ok(());
     }
     let name = super::ring_name(name)?;

@@ -1174,6 +1174,19 @@ fn rm_removes_a_sysv_queue_named_by_its_address() {
 }
 
 #[test]
+fn rm_refuses_a_sysv_queue_in_use_unless_forced() {
+    use ipcring::transport::sysv_mq::{SysvMqOptions, SysvMqReceiver};
+    let address = format!("ipcring-cli-sysv-rm-in-use-{}", std::process::id());
+    let receiver = SysvMqReceiver::create(&address, &SysvMqOptions::default()).unwrap();
+    let named = format!("sysv-mq:{address}");
+    assert_one_line_error(&run(&["rm", &named], None), "is open in a live process");
+    assert!(ipcring::transport::sysv_mq::SysvMqSender::open(&address).is_ok(), "refused, so kept");
+    assert_success(&run(&["rm", "--force", &named], None));
+    assert!(ipcring::transport::sysv_mq::SysvMqSender::open(&address).is_err(), "forced, so gone");
+    drop(receiver);
+}
+
+#[test]
 fn gc_removes_a_sysv_queue_nobody_is_attached_to_and_keeps_one_in_use() {
     use ipcring::transport::sysv_mq::{SysvMqOptions, SysvMqReceiver};
     let address = sysv_queue_of_a_killed_creator("gc");

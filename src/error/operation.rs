@@ -183,6 +183,16 @@ pub enum RecvError {
         /// The sequence number the receiver expected next.
         expected: u64,
     },
+    /// A datagram transport received a message longer than its largest (the sender was opened
+    /// with a larger one): the kernel cut it short, and it was consumed, not delivered. Not a
+    /// fault: the next receive continues.
+    #[error("a {len}-byte message arrived, longer than the {max} bytes this receiver takes; it was dropped")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The receiver's largest message.
+        max: usize,
+    },
     /// A typed receive found a message of another length than the type; the message was
     /// consumed.
     #[error("message of {len} bytes is not the {expected}-byte value asked for")]
@@ -221,6 +231,7 @@ impl From<Error> for RecvError {
             Error::SizeMismatch { len, expected } => RecvError::SizeMismatch { len, expected },
             Error::Lost { count } => RecvError::Lost { count },
             Error::OutOfOrder { sequence, expected } => RecvError::OutOfOrder { sequence, expected },
+            Error::MessageTooLarge { len, max } => RecvError::TooLarge { len, max },
             other => RecvError::Fault(other.into()),
         }
     }
@@ -236,6 +247,7 @@ impl From<RecvError> for Error {
             RecvError::SizeMismatch { len, expected } => Error::SizeMismatch { len, expected },
             RecvError::Lost { count } => Error::Lost { count },
             RecvError::OutOfOrder { sequence, expected } => Error::OutOfOrder { sequence, expected },
+            RecvError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
             RecvError::Fault(fault) => fault.into(),
         }
     }

@@ -47,9 +47,9 @@
 //! loopback it arrives before `sendmsg` returns). A receiver cannot learn it from the kernel, so
 //! it is told: a sender sends a bye when dropped (reliable on Unix datagram sockets, where the
 //! drop waits at most [`BYE_PATIENCE`] for room; on UDP it can be lost like any datagram), and a
-//! receiver that waits checks its sender at most once per [`LIVENESS_INTERVAL`] (UDP: a credit
-//! sent to it, which a closed port refuses; Unix: `connect` of a probe socket to the sender's
-//! address, which fails with `ECONNREFUSED` once its socket is closed). So a sender killed with
+//! receiver that waits checks its sender at most once per [`LIVENESS_INTERVAL`] by sending it a
+//! credit on its connected socket (UDP: a closed port refuses it; Unix: the kernel refuses it
+//! with `ECONNREFUSED` once the sender's socket itself is closed). So a sender killed with
 //! `SIGKILL` is noticed within about two intervals. [`Error::Disconnected`] comes once everything
 //! the sender sent before it went has been received.
 
@@ -75,6 +75,16 @@ pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 pub const BYE_PATIENCE: Duration = Duration::from_secs(1);
 /// Room for a control datagram (longer ones are not from this protocol).
 const CONTROL_ROOM: usize = 64;
+/// The most probes a UDP sender has in its receiver's buffer at once: each waits there beside a
+/// full window until the receiver reads on, in the room [`udp`](super::udp) keeps for control
+/// datagrams. A receiver on loopback is then checked in `/proc/net/udp` instead; one elsewhere
+/// is probed on, at the longest interval.
+pub(crate) const MAX_PROBES: u32 = 4;
+/// The largest credit window a sender's hello may claim.
+const MAX_WINDOW: u64 = 1 << 20;
+/// A Unix sender reads (and drops) the liveness checks its receiver sent it once per this many
+/// sends, and whenever it waits for room.
+const DRAIN_EVERY: u32 = 1024;
 
 /// What a datagram is ([`HEADER_LEN`] bytes: the tag, then a `u64`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +200,18 @@ impl Sequence {
     pub(crate) fn expected(&self) -> u64 {
         self.expected
     }
+}
+
+/// What a receive returns after the [`Error::Lost`] of a gap: the datagram that revealed it.
+#[derive(Debug)]
+enum Held {
+    /// Its message.
+    Message(Vec<u8>),
+    /// It was longer than the receiver's largest message: its length.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+    },
 }
 
 /// One datagram as received: its length (the whole datagram, even if it did not fit), its
@@ -346,6 +368,14 @@ pub struct DatagramSender {
     gone: bool,
     /// Unix: the send buffer the kernel granted.
     send_buffer: Option<usize>,
+    /// UDP: probes sent that the receiver may not have read yet (each one waits in its receive
+    /// buffer, beside a full window, until it reads on), at most [`MAX_PROBES`].
+    probes: u32,
+    /// UDP: messages sent when the latest probe went: a credit for that many means the receiver
+    /// has read up to it.
+    probe_value: u64,
+    /// Unix: sends since the receiver's liveness checks were last drained.
+    sends_since_drain: u32,
 }
 
 impl DatagramSender {
@@ -360,6 +390,9 @@ impl DatagramSender {
             consumed: 0,
             gone: false,
             send_buffer,
+            probes: 0,
+            probe_value: 0,
+            sends_since_drain: 0,
         }
     }
 
@@ -421,12 +454,20 @@ impl DatagramSender {
             ) {
                 Ok(_) => {
                     self.next += 1;
+                    if self.socket.family == Family::Unix {
+                        self.sends_since_drain += 1;
+                        if self.sends_since_drain >= DRAIN_EVERY {
+                            self.read_control()?;
+                        }
+                    }
                     return Ok(());
                 }
                 Err(Errno::EINTR) => {}
                 // Unix: the unread messages fill the send buffer. The receiver's close frees it,
                 // which wakes this wait too (the next send then fails).
                 Err(Errno::EAGAIN) => {
+                    self.read_control()?;
+                    let fd = self.socket.fd();
                     if deadline == Deadline::Now || !wait(fd, Ready::Writable, deadline)? {
                         return Err(would_block(deadline, Error::Full));
                     }
@@ -475,13 +516,22 @@ impl DatagramSender {
     }
 
     /// Reads what the receiver sent, without waiting: credits, its bye, the kernel's report
-    /// that it is gone.
+    /// that it is gone (Unix: the receiver's liveness checks, dropped).
     fn read_control(&mut self) -> Result<()> {
+        self.sends_since_drain = 0;
         let mut scratch = Vec::with_capacity(CONTROL_ROOM);
         loop {
             match receive(self.socket.fd(), &mut scratch, CONTROL_ROOM) {
+                // Queued before this side connected to its receiver, from another socket.
+                Ok(datagram) if datagram.from.is_none() || datagram.from != self.socket.peer => {}
                 Ok(datagram) => match datagram.parse() {
-                    Ok((Tag::Credit, consumed)) => self.consumed = self.consumed.max(consumed.min(self.next)),
+                    Ok((Tag::Credit, consumed)) => {
+                        self.consumed = self.consumed.max(consumed.min(self.next));
+                        if self.consumed >= self.probe_value {
+                            // The receiver has read up to the latest probe: none waits unread.
+                            self.probes = 0;
+                        }
+                    }
                     Ok((Tag::Bye, _)) => self.gone = true,
                     // A repeated hello, or anything else: nothing to do.
                     _ => {}
@@ -497,28 +547,58 @@ impl DatagramSender {
         }
     }
 
-    /// UDP, window full: waits until `deadline` for something from the receiver; after each
-    /// [`LIVENESS_INTERVAL`] without, sends a probe (the receiver answers with a credit, and
-    /// counts messages that never arrived; a closed port answers with an ICMP error). `false`
-    /// once the deadline passed.
+    /// UDP, window full: waits until `deadline` for something from the receiver, checking after
+    /// each interval without that it is still there. `false` once the deadline passed.
     fn await_credit(&mut self, deadline: Deadline) -> Result<bool> {
         if deadline == Deadline::Now {
             return Ok(false);
         }
         loop {
-            if wait_slice(self.socket.fd(), Ready::Readable, deadline, Some(LIVENESS_INTERVAL))? {
+            if wait_slice(self.socket.fd(), Ready::Readable, deadline, Some(self.check_interval()))? {
                 return Ok(true);
             }
             if deadline.passed() {
                 return Ok(false);
             }
-            if let Err(errno) = self.socket.send_control(Tag::Probe, self.next) {
-                if peer_gone(errno) {
-                    self.gone = true;
-                    return Ok(true);
-                }
+            self.check_receiver()?;
+            if self.gone {
+                return Ok(true);
             }
         }
+    }
+
+    /// How long a sender waiting for credit waits between checks of its receiver: a
+    /// [`LIVENESS_INTERVAL`], doubled for every probe that may still be unread (100 ms, 200,
+    /// 400, then 800 ms).
+    fn check_interval(&self) -> Duration {
+        LIVENESS_INTERVAL * (1 << self.probes.min(MAX_PROBES - 1))
+    }
+
+    /// UDP: is the receiver still there, and has a credit been lost? A probe answers both (the
+    /// receiver answers it with a credit when it reads it, and counts as lost what was sent
+    /// before it and never arrived; a closed port refuses it with an ICMP error, which shows as
+    /// `ECONNREFUSED`). A stalled receiver reads none, and each waits in its receive buffer, so
+    /// at most [`MAX_PROBES`] are sent until it reads on; from then on a receiver on this host
+    /// is looked up in `/proc/net/udp` instead (its socket, connected to this one, is listed
+    /// while it lives), and one elsewhere is probed at the longest interval (its buffer may then
+    /// overflow, and the receiver counts what it lost).
+    fn check_receiver(&mut self) -> Result<()> {
+        if self.probes >= MAX_PROBES {
+            if let Some(listed) = super::udp::receiver_listed(self.socket.fd(), self.socket.peer.as_ref()) {
+                self.gone = !listed;
+                return Ok(());
+            }
+        }
+        match self.socket.send_control(Tag::Probe, self.next) {
+            Ok(()) => {
+                self.probes = (self.probes + 1).min(MAX_PROBES);
+                self.probe_value = self.next;
+            }
+            Err(errno) if peer_gone(errno) => self.gone = true,
+            // No room in this side's buffer: the next check tries again.
+            Err(_) => {}
+        }
+        Ok(())
     }
 }
 
@@ -573,8 +653,8 @@ pub struct DatagramReceiver {
     socket: Socket,
     max_message_size: usize,
     sequence: Sequence,
-    /// The message that revealed a gap, delivered by the next receive.
-    held: Option<Vec<u8>>,
+    /// What the datagram that revealed a gap brought, which the next receive returns.
+    held: Option<Held>,
     /// UDP: the sender's credit window (from its hello; this side's own until then).
     sender_window: u64,
     /// UDP: messages consumed as of the last credit sent.
@@ -616,9 +696,16 @@ impl DatagramReceiver {
     }
 
     fn recv_until(&mut self, buffer: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-        if let Some(mut held) = self.held.take() {
-            std::mem::swap(buffer, &mut held);
-            return Ok(());
+        match self.held.take() {
+            Some(Held::Message(mut held)) => {
+                std::mem::swap(buffer, &mut held);
+                return Ok(());
+            }
+            Some(Held::TooLarge { len }) => {
+                buffer.clear();
+                return Err(Error::MessageTooLarge { len, max: self.max_message_size });
+            }
+            None => {}
         }
         buffer.clear();
         buffer.reserve(self.max_message_size);
@@ -689,29 +776,44 @@ impl DatagramReceiver {
         }
         let (tag, value) = datagram.parse()?;
         match tag {
-            Tag::Data if datagram.length > HEADER_LEN + self.max_message_size => {
-                // Cut short by the kernel: the sender's largest message is larger than this
-                // receiver's. Consumed; reported.
-                let _ = self.sequence.skip_to(value.saturating_add(1));
-                Ok(Some(Err(Error::MessageTooLarge { len: datagram.length - HEADER_LEN, max: self.max_message_size })))
+            Tag::Data => {
+                // Longer than this receiver's largest message (the sender's is larger): cut
+                // short by the kernel, consumed like any message and reported in its place.
+                let cut = datagram.length > HEADER_LEN + self.max_message_size;
+                let outcome = |buffer: &mut Vec<u8>| {
+                    if cut {
+                        buffer.clear();
+                        Held::TooLarge { len: datagram.length - HEADER_LEN }
+                    } else {
+                        Held::Message(std::mem::take(buffer))
+                    }
+                };
+                Ok(Some(match self.sequence.check(value) {
+                    Verdict::Next => {
+                        self.consumed_one();
+                        match outcome(buffer) {
+                            Held::Message(message) => {
+                                *buffer = message;
+                                Ok(())
+                            }
+                            Held::TooLarge { len } => Err(Error::MessageTooLarge { len, max: self.max_message_size }),
+                        }
+                    }
+                    Verdict::Gap { lost } => {
+                        self.held = Some(outcome(buffer));
+                        self.consumed_one();
+                        Err(Error::Lost { count: lost })
+                    }
+                    Verdict::Old { expected } => {
+                        buffer.clear();
+                        Err(Error::OutOfOrder { sequence: value, expected })
+                    }
+                }))
             }
-            Tag::Data => Ok(Some(match self.sequence.check(value) {
-                Verdict::Next => {
-                    self.consumed_one();
-                    Ok(())
-                }
-                Verdict::Gap { lost } => {
-                    self.held = Some(std::mem::take(buffer));
-                    self.consumed_one();
-                    Err(Error::Lost { count: lost })
-                }
-                Verdict::Old { expected } => {
-                    buffer.clear();
-                    Err(Error::OutOfOrder { sequence: value, expected })
-                }
-            })),
             Tag::SenderHello => {
-                self.sender_window = value.max(1);
+                // Bounded, so that a peer's claim cannot stop the credits (one is sent every
+                // half window).
+                self.sender_window = value.clamp(1, MAX_WINDOW);
                 Ok(None)
             }
             Tag::Bye => {
@@ -756,18 +858,14 @@ impl DatagramReceiver {
         self.socket.peer.is_some() && self.checked.map_or(true, |at| at.elapsed() >= LIVENESS_INTERVAL)
     }
 
-    /// Is the sender still there? UDP: a credit sent to it (a closed port refuses it, and the
-    /// refusal shows on this socket). Unix: a probe socket's `connect` to its address.
+    /// Is the sender still there? A credit sent to it through this socket, connected to the
+    /// sender's socket itself: UDP, a closed port refuses it (the refusal shows on this socket);
+    /// Unix, the kernel refuses it with `ECONNREFUSED` once that socket is closed, even if
+    /// another has been bound at its address since (a Unix sender drops what it reads).
     fn check_liveness(&mut self) -> Result<()> {
         self.checked = Some(Instant::now());
-        match (self.socket.family, &self.socket.peer) {
-            (Family::Udp, Some(_)) => self.send_credit(),
-            (Family::Unix, Some(peer)) => {
-                if !super::unix_dgram::peer_alive(peer)? {
-                    self.gone = true;
-                }
-            }
-            (_, None) => {}
+        if self.socket.peer.is_some() {
+            self.send_credit();
         }
         Ok(())
     }

@@ -742,6 +742,27 @@ fn remove_peer_file(id: i32) -> Result<()> {
     }
 }
 
+/// Whether a process has the queue open through ipcring: `Some(true)` while a sender or
+/// receiver holds its lock in the queue's peer file (the kernel drops it when the holder dies),
+/// `Some(false)` when nobody does, `None` when the queue has no ipcring peer file (not created
+/// by ipcring). `ipcring rm` refuses a queue in use, or another program's, without `--force`:
+/// unlike a ring's name, removing a queue ends it for everyone who has it open.
+///
+/// ```
+/// use ipcring::transport::sysv_mq::{attached, remove, SysvMqOptions, SysvMqReceiver};
+///
+/// let address = format!("ipcring-doc-sysv-attached-{}", std::process::id());
+/// let receiver = SysvMqReceiver::create(&address, &SysvMqOptions::default()).unwrap();
+/// assert_eq!(attached(&address.parse().unwrap()).unwrap(), Some(true));
+/// # drop(receiver);
+/// # remove(&address.parse().unwrap()).unwrap();
+/// ```
+pub fn attached(address: &SysvAddress) -> Result<Option<bool>> {
+    let id = find(*address)?;
+    let current = status(id).map_err(|errno| msgget_error(*address, errno, "reading"))?;
+    anyone_attached(&format!("System V message queue {address}"), &peer_path(id), peer_identity(id, &current))
+}
+
 /// A System V queue that [`remove_if_stale`] found unused.
 ///
 /// ```

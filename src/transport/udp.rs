@@ -22,6 +22,9 @@
 //!   loses messages, and the receiver counts them. A sender that waited a
 //!   [`LIVENESS_INTERVAL`](super::datagram::LIVENESS_INTERVAL) for credit sends a probe; the
 //!   receiver answers it, and counts as lost what the sender sent before it and never arrived.
+//!   A receiver that stopped reading keeps its probes in its buffer, so they are spaced out and
+//!   at most four wait there unread; then a receiver on loopback is looked up in
+//!   `/proc/net/udp` instead (listed while its socket is open), one elsewhere probed every 800 ms.
 //!
 //! **Sizes.** A UDP datagram carries at most 65507 bytes over IPv4 ([`MAX_PAYLOAD`]: 65535 less
 //! the IP and UDP headers), so a message at most 65498 ([`system_limit`], less the 9-byte
@@ -64,6 +67,8 @@ use nix::sys::socket::{
     SockaddrStorage,
 };
 
+#[cfg(test)]
+use super::datagram::MAX_PROBES;
 use super::datagram::{DatagramReceiver, DatagramSender, Family, Socket, Tag, HEADER_LEN};
 use super::fd::Deadline;
 use super::socket::CONNECT_RETRY;
@@ -278,17 +283,67 @@ pub fn connect_receiver(
     Ok(DatagramReceiver::new(socket, max_message_size, window(max_message_size, depth)))
 }
 
+/// Is the UDP socket at `peer` that is connected to `own`'s address still open? Looked up in
+/// `/proc/net/udp` (or `udp6`), which lists every UDP socket of this network namespace with its
+/// local and remote address: the kernel's own word, and no datagram to queue. `None` where it
+/// cannot tell: `peer` is not a loopback address (its socket may be on another host), or the
+/// table is not readable.
+pub(crate) fn receiver_listed(own: BorrowedFd<'_>, peer: Option<&SockaddrStorage>) -> Option<bool> {
+    let peer = internet_address(peer?)?;
+    if !peer.ip().is_loopback() {
+        return None;
+    }
+    let own = internet_address(&getsockname::<SockaddrStorage>(own.as_raw_fd()).ok()?)?;
+    let table = if peer.is_ipv4() { "/proc/net/udp" } else { "/proc/net/udp6" };
+    let text = std::fs::read_to_string(table).ok()?;
+    Some(lists(&text, &peer, &own))
+}
+
+/// Does a `/proc/net/udp` table list a socket at `local` connected to `remote` (any address of
+/// `remote`'s port if `remote`'s address is unspecified: a socket bound to every address)?
+fn lists(table: &str, local: &SocketAddr, remote: &SocketAddr) -> bool {
+    let local = proc_address(local.ip(), local.port());
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (Some(listed_local), Some(listed_remote)) = (fields.next(), fields.next()) else {
+            return false;
+        };
+        listed_local.eq_ignore_ascii_case(&local)
+            && if remote.ip().is_unspecified() {
+                listed_remote.rsplit(':').next().and_then(|port| u16::from_str_radix(port, 16).ok())
+                    == Some(remote.port())
+            } else {
+                listed_remote.eq_ignore_ascii_case(&proc_address(remote.ip(), remote.port()))
+            }
+    })
+}
+
+/// An address as `/proc/net/udp` prints it: the address's 32-bit words in host order, each in
+/// 8 hex digits, a colon, the port in 4.
+fn proc_address(ip: std::net::IpAddr, port: u16) -> String {
+    let octets = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    let words: String = octets
+        .chunks(4)
+        .map(|word| format!("{:08X}", u32::from_ne_bytes([word[0], word[1], word[2], word[3]])))
+        .collect();
+    format!("{words}:{port:04X}")
+}
+
+fn internet_address(address: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    address.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
 /// The address an endpoint's socket is bound to (for port 0: the port the kernel chose).
 pub fn local_address(endpoint: &impl DatagramSocket) -> Result<SocketAddr> {
     let address: SockaddrStorage =
         getsockname(endpoint.datagram_fd().as_raw_fd()).map_err(|errno| Error::io("getsockname", errno))?;
-    if let Some(v4) = address.as_sockaddr_in() {
-        return Ok(SocketAddr::from((v4.ip(), v4.port())));
-    }
-    if let Some(v6) = address.as_sockaddr_in6() {
-        return Ok(SocketAddr::from((v6.ip(), v6.port())));
-    }
-    Err(Error::io("getsockname", std::io::Error::other("not an internet address")))
+    internet_address(&address).ok_or_else(|| Error::io("getsockname", std::io::Error::other("not an internet address")))
 }
 
 #[cfg(test)]
@@ -354,6 +409,76 @@ mod tests {
         assert!(matches!(late, Err(RecvError::OutOfOrder { sequence: 1, expected: 3 })), "{late:?}");
         recv(&mut receiver, &mut buffer).unwrap();
         assert_eq!(buffer, b"d");
+    }
+
+    #[test]
+    fn a_message_cut_short_after_a_gap_reports_the_gap_then_its_size_and_is_credited() {
+        let (mut receiver, raw) = receiver_and_raw_sender();
+        let mut buffer = Vec::new();
+        data(&raw, 0, b"zero");
+        data(&raw, 3, &[7u8; 2000]);
+        data(&raw, 4, b"four");
+        recv(&mut receiver, &mut buffer).unwrap();
+        assert!(matches!(recv(&mut receiver, &mut buffer), Err(RecvError::Lost { count: 2 })));
+        let cut = recv(&mut receiver, &mut buffer);
+        assert!(matches!(cut, Err(RecvError::TooLarge { len: 2000, max: 1024 })), "{cut:?}");
+        assert!(buffer.is_empty());
+        recv(&mut receiver, &mut buffer).unwrap();
+        assert_eq!(buffer, b"four");
+        assert_eq!(receiver.expected(), 5, "the cut message is consumed like any other");
+    }
+
+    /// A sender connected to a raw socket that plays a receiver which never reads, with a full
+    /// window.
+    fn sender_with_a_stalled_receiver() -> (UdpSender, UdpSocket) {
+        let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = raw.local_addr().unwrap().to_string();
+        let mut sender = connect_sender(&address, 64, 4, Duration::from_secs(5)).unwrap();
+        raw.connect(local_address(&sender).unwrap()).unwrap();
+        for _ in 0..sender.window() {
+            sender.try_send(b"in the window").unwrap();
+        }
+        assert!(matches!(sender.try_send(b"one more"), Err(SendError::Full)));
+        (sender, raw)
+    }
+
+    #[test]
+    fn a_stalled_receiver_gets_a_bounded_number_of_probes_and_its_death_is_still_noticed() {
+        let (mut sender, raw) = sender_with_a_stalled_receiver();
+        // Long enough for more than MAX_PROBES checks (100 + 200 + 400 + 800 + 800 ms ...).
+        let stalled = sender.send_timeout(b"one more", Duration::from_millis(2500));
+        assert!(matches!(stalled, Err(SendError::Timeout)), "{stalled:?}");
+        raw.set_nonblocking(true).unwrap();
+        let mut datagram = [0u8; 128];
+        let mut probes = 0;
+        while let Ok(length) = raw.recv(&mut datagram) {
+            if length == HEADER_LEN && datagram[0] == Tag::Probe as u8 {
+                probes += 1;
+            }
+        }
+        assert!((1..=MAX_PROBES).contains(&probes), "{probes} probes waited in the stalled receiver's buffer");
+        // Killed while stalled: found gone in /proc/net/udp, with no probe to refuse.
+        drop(raw);
+        let started = std::time::Instant::now();
+        let gone = sender.send_timeout(b"one more", Duration::from_secs(10));
+        assert!(matches!(gone, Err(SendError::Disconnected)), "{gone:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_udp_table_is_read_as_the_kernel_writes_it() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+                     \x20 12: 0100007F:A0D1 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 2 0000 0\n\
+                     \x20 13: 00000000:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000 0\n";
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(lists(table, &at("127.0.0.1:41169"), &at("127.0.0.1:40000")));
+        assert!(lists(table, &at("127.0.0.1:41169"), &at("0.0.0.0:40000")), "bound to every address");
+        assert!(!lists(table, &at("127.0.0.1:41169"), &at("127.0.0.1:40001")), "connected elsewhere");
+        assert!(!lists(table, &at("127.0.0.1:41170"), &at("127.0.0.1:40000")));
+        assert_eq!(
+            proc_address("::1".parse().unwrap(), 80),
+            format!("{}:0050", "0".repeat(24) + &format!("{:08X}", u32::from_ne_bytes([0, 0, 0, 1])))
+        );
     }
 
     #[test]

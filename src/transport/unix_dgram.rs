@@ -26,9 +26,10 @@
 //! nothing when its sender closes, so the sender's drop sends a bye (waiting at most
 //! [`BYE_PATIENCE`](super::datagram::BYE_PATIENCE) for room), and a receiver that waits checks
 //! at most once per [`LIVENESS_INTERVAL`](super::datagram::LIVENESS_INTERVAL) that its sender's
-//! address still has a socket: a probe socket's `connect` to it fails with `ECONNREFUSED` once
-//! it is closed (`EPERM` while it lives: it is connected to this receiver), so a killed sender is
-//! noticed too. [`peer_credentials`](crate::channel::Receiver::peer_credentials) is `None`:
+//! socket is still open: it sends it a credit (which the sender drops) through its own socket,
+//! connected to the sender's socket itself, and the kernel refuses it with `ECONNREFUSED` once
+//! that socket is closed, even if another socket has been bound at the sender's address since;
+//! so a killed sender is noticed too. [`peer_credentials`](crate::channel::Receiver::peer_credentials) is `None`:
 //! `SO_PEERCRED` describes a stream or seqpacket peer only.
 //!
 //! ```
@@ -54,7 +55,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage, UnixAddr};
+use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 
 use super::datagram::{DatagramReceiver, DatagramSender, Family, Socket, Tag, HEADER_LEN};
 use super::fd::{wait, Deadline, Ready};
@@ -166,18 +167,6 @@ pub fn connect_receiver(address: &str, max_message_size: usize, timeout: Duratio
     Ok(DatagramReceiver::new(connect_to(address, timeout, Tag::ReceiverHello)?, max_message_size, 1))
 }
 
-/// Whether a socket is still bound at `peer`: a new socket's `connect` to it succeeds, or is
-/// refused with `EPERM` because the peer is connected to another socket (its own peer); once the
-/// peer's socket is closed it fails with `ECONNREFUSED` (or `ENOENT`: its file was removed).
-pub(crate) fn peer_alive(peer: &SockaddrStorage) -> Result<bool> {
-    let probe = new_socket()?;
-    match connect(probe.as_raw_fd(), peer) {
-        Ok(()) | Err(Errno::EPERM | Errno::EINTR) => Ok(true),
-        Err(Errno::ECONNREFUSED | Errno::ENOENT) => Ok(false),
-        Err(errno) => Err(Error::io(format!("unix-dgram: probing the peer {peer}"), errno)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::linux::net::SocketAddrExt;
@@ -264,6 +253,25 @@ mod tests {
         recv(&mut receiver, &mut buffer).unwrap();
         assert_eq!(buffer, b"last words");
         assert!(matches!(recv(&mut receiver, &mut buffer), Err(RecvError::Disconnected)));
+    }
+
+    #[test]
+    fn a_sender_killed_and_replaced_at_its_address_is_still_found_gone() {
+        let name = unique("rebound");
+        let receiver_address = format!("@{name}");
+        let mut receiver = bind_receiver(&receiver_address, 1024).unwrap();
+        let sender_name = format!("{name}-sender");
+        let raw = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(sender_name.as_bytes()).unwrap()).unwrap();
+        raw.connect_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        data(&raw, 0, b"last words");
+        let mut buffer = Vec::new();
+        recv(&mut receiver, &mut buffer).unwrap();
+        drop(raw);
+        // Another socket at the dead sender's address, as a restarted process would bind it.
+        let _impostor =
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(sender_name.as_bytes()).unwrap()).unwrap();
+        let gone = receiver.recv_timeout(&mut buffer, Duration::from_secs(10));
+        assert!(matches!(gone, Err(RecvError::Disconnected)), "{gone:?}");
     }
 
     #[test]

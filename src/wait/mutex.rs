@@ -126,6 +126,9 @@ pub fn sleep_locked<F: Futex, M: WaitMutex>(
     timeout: Option<Duration>,
     record: Option<(&AtomicU64, u64)>,
 ) -> Result<Sleep, Error> {
+    // One deadline for the lock, the sleep and the relock, so that a timed wait ends on time.
+    let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
+    let remaining = || deadline.map(|deadline| deadline.saturating_duration_since(std::time::Instant::now()));
     match mutex.lock(timeout) {
         Lock::Acquired => {}
         Lock::Recovered => recovered(words, futex),
@@ -150,11 +153,12 @@ pub fn sleep_locked<F: Futex, M: WaitMutex>(
     // The condition-variable wait: unlock, then sleep on the sequence read under the lock. A
     // signal after the unlock changes the sequence, so FUTEX_WAIT returns at once or is woken.
     mutex.unlock();
-    let result = futex.wait(&words.epoch, sequence, timeout);
+    let result = futex.wait(&words.epoch, sequence, remaining());
     let woken = words.epoch.load(Ordering::Acquire) != sequence;
-    // Take the mutex back, as pthread_cond_wait does, to deregister under it. The count is
-    // atomic, so a relock that fails (timed out, unusable) still deregisters.
-    let relock = mutex.lock(timeout);
+    // Take the mutex back, as pthread_cond_wait does, to deregister under it (past the
+    // deadline, only if it is free at once). The count is atomic, so a relock that fails (timed
+    // out, unusable) still deregisters.
+    let relock = mutex.lock(remaining());
     if relock == Lock::Recovered {
         recovered(words, futex);
     }
