@@ -74,7 +74,8 @@ pub struct BenchArgs {
     /// Transports to measure, comma-separated: shm-spsc, shm-mpmc (each with every wait
     /// strategy; `shm-spsc:spin` picks one), shm-spsc-file (an SPSC ring in a file on a disk file
     /// system rather than in /dev/shm; futex unless a wait strategy is given), pipe, fifo, unix,
-    /// seqpacket, tcp, mq, udp, unix-dgram.
+    /// seqpacket, tcp, mq, sysv-mq, udp, unix-dgram, signal. Default: every one but
+    /// shm-spsc-file.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub transports: Option<Vec<String>>,
     /// Message sizes in bytes, comma-separated (default 64,4096; --full: 8 to 1048576).
@@ -386,7 +387,8 @@ pub struct RmArgs {
 /// Which transport `send`, `recv` and `pingpong` use, and how.
 #[derive(Clone, Debug, Args)]
 pub struct TransportArgs {
-    /// Transport: shm-spsc, shm-mpmc, pipe, fifo, unix, seqpacket, tcp, mq, udp or unix-dgram.
+    /// Transport: shm-spsc, shm-mpmc, pipe, fifo, unix, seqpacket, tcp, mq, sysv-mq, udp,
+    /// unix-dgram or signal.
     /// Without it, NAME is an existing ring of either kind (see `ipcring create`).
     #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<ipcring::transport::Kind>,
