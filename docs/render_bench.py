@@ -3,7 +3,8 @@
 never typed by hand.
 
     cargo run --release -- bench --json docs/bench-quick.json --plot docs/bench-quick.svg
-    python3 docs/render_bench.py            # rewrites the marked parts of both files
+    cargo run --release -- bench --sizes 8,64 --json docs/bench-classic.json --plot docs/bench-classic.svg
+    python3 docs/render_bench.py            # rewrites the marked parts of the files
     python3 docs/render_bench.py check      # fails if they differ from what it would write
 """
 
@@ -13,10 +14,13 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "docs", "bench-quick.json")
+# Every transport at 8 and 64 bytes in one run: the comparison of docs/transports.md.
+CLASSIC = os.path.join(ROOT, "docs", "bench-classic.json")
 TARGETS = [
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-quick"),
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-load"),
     (os.path.join(ROOT, "README.md"), "bench-brief"),
+    (os.path.join(ROOT, "docs", "transports.md"), "bench-classic"),
 ]
 
 
@@ -197,6 +201,51 @@ def brief(report):
                nanos(pipe_trip["p50_ns"])))
 
 
+def classic(report):
+    """One line a transport and wait strategy (copying API): the round trip at 8 B, the stream at 64 B
+    (8 B where the transport takes no more), the wake latency, each against its limit in the same run."""
+    limits = report["limits"]
+    floor = limits.get("futex_asleep", {}).get("p50_ns")
+    lines = [header(report), "",
+             "| transport | wait | rtt p50, 8 B | vs limit | msgs/s, 64 B | x plain ring | sys/msg | cpu/msg | "
+             "wake rtt p50 | x raw futex |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    keys = []
+    for row in report["results"]:
+        key = (row["transport"], row["wait"])
+        if row.get("api", "copy") == "copy" and shape(row) == (1, 1) and key not in keys:
+            keys.append(key)
+    for transport, wait in keys:
+        trip = find(report, transport, wait, 8, "latency")
+        stream = find(report, transport, wait, 64, "throughput")
+        stream_size = 64
+        if stream is None:
+            stream, stream_size = find(report, transport, wait, 8, "throughput"), 8
+        wake = find(report, transport, wait, 64, "wake_latency") or find(report, transport, wait, 8, "wake_latency")
+        cells = [transport, wait]
+        if trip:
+            limit, name = latency_limit(report, trip)
+            cells += [nanos(trip["p50_ns"]), "%.2fx %s" % (trip["p50_ns"] / limit, name) if limit else "-"]
+        else:
+            cells += ["-", "-"]
+        if stream:
+            calls = stream.get("syscalls_per_msg")
+            cells += [rate(stream["msgs_per_sec"]) + ("" if stream_size == 64 else " (8 B)"),
+                      "%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",
+                      "%.4f" % calls if calls is not None else "-",
+                      nanos(round(stream["cpu_ns_per_msg"])) if stream.get("cpu_ns_per_msg") else "-"]
+        else:
+            cells += ["-"] * 4
+        if wake:
+            cells += [nanos(wake["p50_ns"]), "%.2fx" % (wake["p50_ns"] / floor) if floor else "-"]
+        else:
+            cells += ["-", "-"]
+        lines.append("| %s |" % " | ".join(cells))
+    for note in report.get("notes", []):
+        lines += ["", "Note: %s" % note]
+    return "\n".join(lines)
+
+
 def rendered(text, marker, body):
     begin = "<!-- %s:begin (python3 docs/render_bench.py) -->" % marker
     end = "<!-- %s:end -->" % marker
@@ -206,7 +255,8 @@ def rendered(text, marker, body):
 
 def main():
     report = json.load(open(RUN))
-    bodies = {"bench-quick": quick(report), "bench-load": load(report), "bench-brief": brief(report)}
+    bodies = {"bench-quick": quick(report), "bench-load": load(report), "bench-brief": brief(report),
+              "bench-classic": classic(json.load(open(CLASSIC)))}
     check = len(sys.argv) > 1 and sys.argv[1] == "check"
     for path in dict.fromkeys(path for path, _ in TARGETS):
         text = open(path).read()
@@ -214,7 +264,7 @@ def main():
         for marker in (marker for target, marker in TARGETS if target == path):
             new = rendered(new, marker, bodies[marker])
         if check and new != text:
-            sys.exit("%s is not rendered from docs/bench-quick.json: run python3 docs/render_bench.py" % path)
+            sys.exit("%s is not rendered from the stored runs: run python3 docs/render_bench.py" % path)
         if not check:
             open(path, "w").write(new)
 
