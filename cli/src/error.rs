@@ -75,6 +75,12 @@ pub enum CliError {
         /// The name.
         name: String,
     },
+    /// `rm` of a System V queue without an ipcring peer file.
+    #[error("{name} has no ipcring peer file (not created by ipcring, or its creator died before writing it); use --force to remove it anyway")]
+    NoPeerFile {
+        /// The name given.
+        name: String,
+    },
     /// `rm` of a System V queue that a process has open through ipcring.
     #[error("{name} is open in a live process (removing it would end it for them); use --force to remove it anyway")]
     QueueInUse {

@@ -33,7 +33,7 @@ fn remove(name: &str, force: bool) -> CliResult {
             match ipcring::transport::sysv_mq::attached(&address)? {
                 Some(false) => {}
                 Some(true) => return Err(CliError::QueueInUse { name: name.to_string() }),
-                None => return Err(CliError::NotARing { name: name.to_string() }),
+                None => return Err(CliError::NoPeerFile { name: name.to_string() }),
             }
         }
         ipcring::transport::sysv_mq::remove(&address)?;

@@ -527,8 +527,11 @@ impl DatagramSender {
                 Ok(datagram) => match datagram.parse() {
                     Ok((Tag::Credit, consumed)) => {
                         self.consumed = self.consumed.max(consumed.min(self.next));
-                        if self.consumed >= self.probe_value {
-                            // The receiver has read up to the latest probe: none waits unread.
+                        if self.consumed > self.probe_value {
+                            // The receiver has read a message sent after the latest probe, so
+                            // every probe before it (datagrams from one socket arrive in order):
+                            // none waits unread. A credit for exactly `probe_value` may come
+                            // from the message just before the probes, still queued.
                             self.probes = 0;
                         }
                     }

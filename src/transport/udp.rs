@@ -294,27 +294,47 @@ pub(crate) fn receiver_listed(own: BorrowedFd<'_>, peer: Option<&SockaddrStorage
         return None;
     }
     let own = internet_address(&getsockname::<SockaddrStorage>(own.as_raw_fd()).ok()?)?;
-    let table = if peer.is_ipv4() { "/proc/net/udp" } else { "/proc/net/udp6" };
-    let text = std::fs::read_to_string(table).ok()?;
-    Some(lists(&text, &peer, &own))
+    let read = |table: &str| std::fs::read_to_string(table).ok();
+    Some(match (peer, own) {
+        // An IPv4 receiver may be an IPv6 socket bound to every address (dual stack), listed in
+        // udp6 with its IPv4-mapped address.
+        (SocketAddr::V4(peer_v4), SocketAddr::V4(own_v4)) => {
+            let mapped = |address: std::net::SocketAddrV4| {
+                SocketAddr::from((address.ip().to_ipv6_mapped(), address.port()))
+            };
+            read("/proc/net/udp").is_some_and(|text| lists(&text, &peer, &own))
+                || read("/proc/net/udp6").is_some_and(|text| lists(&text, &mapped(peer_v4), &mapped(own_v4)))
+        }
+        _ => lists(&read("/proc/net/udp6")?, &peer, &own),
+    })
 }
 
 /// Does a `/proc/net/udp` table list a socket at `local` connected to `remote` (any address of
-/// `remote`'s port if `remote`'s address is unspecified: a socket bound to every address)?
+/// `remote`'s port if `remote`'s address is unspecified: a socket bound to every address), or
+/// at `local` (or at every address of its port) and connected to nobody yet (a bound receiver
+/// connects to its sender only when it reads its first datagram)?
 fn lists(table: &str, local: &SocketAddr, remote: &SocketAddr) -> bool {
+    let local_port = local.port();
     let local = proc_address(local.ip(), local.port());
     table.lines().skip(1).any(|line| {
         let mut fields = line.split_whitespace().skip(1);
         let (Some(listed_local), Some(listed_remote)) = (fields.next(), fields.next()) else {
             return false;
         };
-        listed_local.eq_ignore_ascii_case(&local)
-            && if remote.ip().is_unspecified() {
-                listed_remote.rsplit(':').next().and_then(|port| u16::from_str_radix(port, 16).ok())
-                    == Some(remote.port())
-            } else {
-                listed_remote.eq_ignore_ascii_case(&proc_address(remote.ip(), remote.port()))
-            }
+        let zeros = |address: &str| address.bytes().all(|digit| digit == b'0');
+        let (remote_address, remote_port) = listed_remote.rsplit_once(':').unwrap_or((listed_remote, ""));
+        let unconnected = remote_port == "0000" && zeros(remote_address);
+        // Bound to every address of the port (unconnected: connecting fixes the address).
+        let any_address = listed_local.rsplit_once(':').is_some_and(|(address, port)| {
+            zeros(address) && u16::from_str_radix(port, 16).ok() == Some(local_port)
+        });
+        (listed_local.eq_ignore_ascii_case(&local) || any_address && unconnected)
+            && (unconnected
+                || if remote.ip().is_unspecified() {
+                    u16::from_str_radix(remote_port, 16).ok() == Some(remote.port())
+                } else {
+                    listed_remote.eq_ignore_ascii_case(&proc_address(remote.ip(), remote.port()))
+                })
     })
 }
 
@@ -325,10 +345,8 @@ fn proc_address(ip: std::net::IpAddr, port: u16) -> String {
         std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
         std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
     };
-    let words: String = octets
-        .chunks(4)
-        .map(|word| format!("{:08X}", u32::from_ne_bytes([word[0], word[1], word[2], word[3]])))
-        .collect();
+    let words: String =
+        octets.chunks(4).map(|word| format!("{:08X}", u32::from_ne_bytes([word[0], word[1], word[2], word[3]]))).collect();
     format!("{words}:{port:04X}")
 }
 
@@ -466,19 +484,92 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_endian = "little")]
     fn the_udp_table_is_read_as_the_kernel_writes_it() {
+        // Lines as Linux prints them on x86-64 (`%08X` of each 32-bit word in host order).
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
                      \x20 12: 0100007F:A0D1 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 2 0000 0\n\
-                     \x20 13: 00000000:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000 0\n";
+                     \x20 13: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000 0\n";
         let at = |text: &str| text.parse::<SocketAddr>().unwrap();
         assert!(lists(table, &at("127.0.0.1:41169"), &at("127.0.0.1:40000")));
         assert!(lists(table, &at("127.0.0.1:41169"), &at("0.0.0.0:40000")), "bound to every address");
         assert!(!lists(table, &at("127.0.0.1:41169"), &at("127.0.0.1:40001")), "connected elsewhere");
         assert!(!lists(table, &at("127.0.0.1:41170"), &at("127.0.0.1:40000")));
-        assert_eq!(
-            proc_address("::1".parse().unwrap(), 80),
-            format!("{}:0050", "0".repeat(24) + &format!("{:08X}", u32::from_ne_bytes([0, 0, 0, 1])))
-        );
+        assert!(lists(table, &at("127.0.0.1:8080"), &at("127.0.0.1:40000")), "bound, connected to nobody yet");
+        let any = "sl local rem\n 1: 00000000:1F91 00000000:0000 07\n 2: 00000000:1F92 0100007F:9C40 01\n";
+        assert!(lists(any, &at("127.0.0.1:8081"), &at("127.0.0.1:40000")), "bound to every address, unconnected");
+        assert!(!lists(any, &at("127.0.0.1:8082"), &at("127.0.0.1:40000")), "connected, so its address is fixed");
+        let table6 = "  sl  local_address                         remote_address                        st\n\
+                      \x20 1: 00000000000000000000000001000000:0050 0000000000000000FFFF00000100007F:9C40 01\n";
+        assert!(lists(table6, &at("[::1]:80"), &at("[::ffff:127.0.0.1]:40000")));
+        assert_eq!(proc_address("::1".parse().unwrap(), 80), "00000000000000000000000001000000:0050");
+    }
+
+    #[test]
+    fn a_receiver_that_never_read_is_not_taken_for_gone_during_a_stall() {
+        let mut receiver = bind_receiver("127.0.0.1:0", 64, 4).unwrap();
+        let address = local_address(&receiver).unwrap().to_string();
+        let mut sender = connect_sender(&address, 64, 4, Duration::from_secs(5)).unwrap();
+        for _ in 0..sender.window() {
+            sender.try_send(b"in the window").unwrap();
+        }
+        // Past MAX_PROBES checks: the receiver, bound and connected to nobody yet, is listed.
+        let stalled = sender.send_timeout(b"one more", Duration::from_millis(2500));
+        assert!(matches!(stalled, Err(SendError::Timeout)), "{stalled:?}");
+        let mut buffer = Vec::new();
+        recv(&mut receiver, &mut buffer).unwrap();
+        assert_eq!(buffer, b"in the window");
+    }
+
+    #[test]
+    fn a_dual_stack_receiver_is_found_in_the_ipv6_table() {
+        let Ok(mut receiver) = bind_receiver("[::]:0", 64, 4) else {
+            return; // no IPv6 on this machine
+        };
+        let port = local_address(&receiver).unwrap().port();
+        let mut sender = connect_sender(&format!("127.0.0.1:{port}"), 64, 4, Duration::from_secs(5)).unwrap();
+        for _ in 0..sender.window() {
+            sender.try_send(b"in the window").unwrap();
+        }
+        let stalled = sender.send_timeout(b"one more", Duration::from_millis(2500));
+        assert!(matches!(stalled, Err(SendError::Timeout)), "{stalled:?}");
+        let mut buffer = Vec::new();
+        recv(&mut receiver, &mut buffer).unwrap();
+        assert_eq!(buffer, b"in the window");
+    }
+
+    #[test]
+    fn probes_stay_bounded_over_several_stalls() {
+        let (mut sender, raw) = sender_with_a_stalled_receiver();
+        raw.set_nonblocking(true).unwrap();
+        let mut datagram = [0u8; 128];
+        let mut probes = 0;
+        let mut consumed = 0u64;
+        for _ in 0..2 {
+            let stalled = sender.send_timeout(b"one more", Duration::from_millis(1700));
+            assert!(matches!(stalled, Err(SendError::Timeout)), "{stalled:?}");
+            // Read the data only, as a receiver does, crediting every message but leaving the
+            // probes queued behind them (the credit lands exactly on the probes' value).
+            while let Ok(length) = raw.peek(&mut datagram) {
+                if datagram[0] != Tag::Data as u8 {
+                    break;
+                }
+                raw.recv(&mut datagram[..length]).unwrap();
+                consumed += 1;
+            }
+            raw.send(&header(Tag::Credit, consumed)).unwrap();
+            for _ in 0..sender.window() {
+                if sender.try_send(b"in the window").is_err() {
+                    break;
+                }
+            }
+        }
+        while let Ok(length) = raw.recv(&mut datagram) {
+            if length == HEADER_LEN && datagram[0] == Tag::Probe as u8 {
+                probes += 1;
+            }
+        }
+        assert!(probes <= MAX_PROBES, "{probes} probes unread at once");
     }
 
     #[test]

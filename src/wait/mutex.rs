@@ -127,8 +127,12 @@ pub fn sleep_locked<F: Futex, M: WaitMutex>(
     record: Option<(&AtomicU64, u64)>,
 ) -> Result<Sleep, Error> {
     // One deadline for the lock, the sleep and the relock, so that a timed wait ends on time.
-    let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
-    let remaining = || deadline.map(|deadline| deadline.saturating_duration_since(std::time::Instant::now()));
+    // (A timeout too long for the clock is no deadline: the wait is unbounded, as `None`.)
+    let deadline = timeout.and_then(|timeout| std::time::Instant::now().checked_add(timeout));
+    let remaining = || match deadline {
+        Some(deadline) => Some(deadline.saturating_duration_since(std::time::Instant::now())),
+        None => timeout,
+    };
     match mutex.lock(timeout) {
         Lock::Acquired => {}
         Lock::Recovered => recovered(words, futex),
