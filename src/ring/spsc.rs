@@ -42,6 +42,7 @@
 //! assert!(consumer.peek().unwrap().is_none());
 //! ```
 
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 
 use super::memory::SpscMemory;
@@ -426,7 +427,7 @@ impl<M: SpscMemory> Consumer<M> {
         // acquire load of the position or of the stamp) and not released until the guard drops;
         // the guard keeps `slot` alive.
         let message = unsafe { message(&slot, self.memory.slot_size())? };
-        Ok(ReadGuard { message, slot: Some(slot), memory: &self.memory, state: &mut self.state, keep: false })
+        Ok(ReadGuard { message, slot: ManuallyDrop::new(slot), memory: &self.memory, state: &mut self.state })
     }
 
     /// Up to `max` messages borrowed in place, released together (one position store, one
@@ -471,7 +472,7 @@ fn refresh_producer<M: SpscMemory>(memory: &M, state: &mut ConsumerState) -> Res
     Ok(producer - state.position)
 }
 
-#[inline]
+#[inline(always)]
 fn release<M: SpscMemory>(memory: &M, state: &mut ConsumerState, count: u64) {
     state.position += count;
     // Release: pairs with the producer's acquire load in `free_slots`; our reads of the released
@@ -487,17 +488,19 @@ fn release<M: SpscMemory>(memory: &M, state: &mut ConsumerState, count: u64) {
 /// copy first if you must validate content against such a peer.
 pub struct ReadGuard<'a, M: SpscMemory + 'a> {
     message: &'a [u8],
-    slot: Option<crate::ring::SlotRef<'a, M::Core>>,
+    /// Dropped exactly once: by `drop` before the release, or by `keep` (no release).
+    slot: ManuallyDrop<crate::ring::SlotRef<'a, M::Core>>,
     memory: &'a M,
     state: &'a mut ConsumerState,
-    /// Set by [`ReadGuard::keep`]: drop without releasing.
-    keep: bool,
 }
 
 impl<M: SpscMemory> ReadGuard<'_, M> {
     /// Ends the borrow without releasing the slot: the same message is read again next time.
-    pub fn keep(mut self) {
-        self.keep = true;
+    pub fn keep(self) {
+        // The guard's own drop (the release) never runs; only the slot access ends.
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so this is the slot's only drop.
+        unsafe { ManuallyDrop::drop(&mut this.slot) };
     }
 
     /// Releases the slot, as dropping the guard does, and reports whether what was read can be
@@ -520,13 +523,12 @@ impl<M: SpscMemory> Deref for ReadGuard<'_, M> {
 }
 
 impl<M: SpscMemory> Drop for ReadGuard<'_, M> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // End the slot access before releasing, so loom sees it ordered before the store.
-        drop(self.slot.take());
-        if !self.keep {
-            release(self.memory, self.state, 1);
-        }
+        // SAFETY: the guard is being dropped (so `keep` did not run): the slot's only drop.
+        unsafe { ManuallyDrop::drop(&mut self.slot) };
+        release(self.memory, self.state, 1);
     }
 }
 

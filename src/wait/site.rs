@@ -97,12 +97,22 @@ pub fn peer_of(role: Role) -> Role {
 /// Semaphore: one post per slot.
 #[inline]
 pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
+    // The two common strategies inline, the others out of line: this runs on every message.
     match site.strategy() {
+        WaitStrategy::Spin => {}
         WaitStrategy::Futex => {
             if notify(site.wait_words(sleeper), site.futex()) {
                 site.count(peer_of(sleeper), Counter::FutexWake);
             }
         }
+        _ => wake_slow(site, sleeper, count),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wake_slow<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
+    match site.strategy() {
         WaitStrategy::Semaphore => {
             let theirs = site.semaphore(sleeper);
             for _ in 0..count {
@@ -117,7 +127,7 @@ pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
                 site.count(peer_of(sleeper), Counter::FutexWake);
             }
         }
-        WaitStrategy::Spin => {}
+        WaitStrategy::Futex | WaitStrategy::Spin => {}
     }
 }
 
@@ -136,13 +146,19 @@ pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
 #[inline]
 pub fn take<W: WaitSite + ?Sized>(site: &W, taker: Role, count: u64, still_ready: impl FnOnce() -> bool) {
     if site.strategy() == WaitStrategy::Semaphore {
-        let own = site.semaphore(taker);
-        for _ in 0..count {
-            own.try_wait();
-        }
-        if own.value() == 0 && still_ready() {
-            own.post();
-        }
+        take_tokens(site, taker, count, still_ready);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn take_tokens<W: WaitSite + ?Sized>(site: &W, taker: Role, count: u64, still_ready: impl FnOnce() -> bool) {
+    let own = site.semaphore(taker);
+    for _ in 0..count {
+        own.try_wait();
+    }
+    if own.value() == 0 && still_ready() {
+        own.post();
     }
 }
 
