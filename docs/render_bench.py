@@ -112,9 +112,15 @@ def quick(report):
     lines += ["", "Cache-line ping-pong p50: one line %s, two lines %s; raw futex ping-pong p50 %s%s." % (
         nanos(limits["cache_line_same_line"]["p50_ns"]), nanos(limits["cache_line_two_lines"]["p50_ns"]),
         nanos(limits["futex"]["p50_ns"]), asleep), ""]
-    lines.append("| transport | wait | api | size | msgs/s | min-max | x plain ring | sys/msg | cpu/msg | rtt p50 | "
-                 "min-max | p99 | p50 vs limit | rtt sleeps |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for mechanism in ("pipe", "unix", "mq"):
+        floors = [floor for floor in limits.get("bare_loops", []) if floor["mechanism"] == mechanism]
+        if floors:
+            lines.insert(len(lines) - 1, "| bare %s loop, msgs/s | %s |" % (mechanism, " | ".join(
+                next((rate(floor["msgs_per_sec"]) for floor in floors if floor["msg_size"] == ring["msg_size"]), "-")
+                for ring in limits["plain_ring"])))
+    lines.append("| transport | wait | api | size | msgs/s | min-max | x plain ring | x bare loop | sys/msg | cpu/msg | "
+                 "rtt p50 | min-max | p99 | p50 vs limit | rtt sleeps |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     keys = []
     for row in report["results"]:
         if row["pattern"] not in ("throughput", "latency"):
@@ -131,10 +137,11 @@ def quick(report):
             cells += [rate(stream["msgs_per_sec"]),
                       spread(stream.get("msgs_per_sec_min"), stream.get("msgs_per_sec_max"), rate),
                       "%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",
+                      "%.2fx" % stream["x_bare_loop"] if stream.get("x_bare_loop") else "-",
                       "%.4f" % calls if calls is not None else "-",
                       nanos(round(stream["cpu_ns_per_msg"])) if stream.get("cpu_ns_per_msg") else "-"]
         else:
-            cells += ["-"] * 5
+            cells += ["-"] * 6
         if trip:
             limit, name = latency_limit(report, trip)
             sleeps = trip.get("sleeps_per_msg")
@@ -207,9 +214,9 @@ def classic(report):
     limits = report["limits"]
     floor = limits.get("futex_asleep", {}).get("p50_ns")
     lines = [header(report), "",
-             "| transport | wait | rtt p50, 8 B | vs limit | msgs/s, 64 B | x plain ring | sys/msg | cpu/msg | "
-             "wake rtt p50 | x raw futex |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| transport | wait | rtt p50, 8 B | vs limit | msgs/s, 64 B | x plain ring | x bare loop | sys/msg | "
+             "cpu/msg | wake rtt p50 | x raw futex |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = []
     for row in report["results"]:
         key = (row["transport"], row["wait"])
@@ -232,10 +239,11 @@ def classic(report):
             calls = stream.get("syscalls_per_msg")
             cells += [rate(stream["msgs_per_sec"]) + ("" if stream_size == 64 else " (8 B)"),
                       "%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",
+                      "%.2fx" % stream["x_bare_loop"] if stream.get("x_bare_loop") else "-",
                       "%.4f" % calls if calls is not None else "-",
                       nanos(round(stream["cpu_ns_per_msg"])) if stream.get("cpu_ns_per_msg") else "-"]
         else:
-            cells += ["-"] * 4
+            cells += ["-"] * 5
         if wake:
             cells += [nanos(wake["p50_ns"]), "%.2fx" % (wake["p50_ns"] / floor) if floor else "-"]
         else:

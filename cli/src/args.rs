@@ -56,6 +56,9 @@ pub enum Command {
     /// The producer of `bench`'s plain-ring ceiling (started by it, not by hand).
     #[command(hide = true)]
     BenchPlainPeer(BenchPlainPeerArgs),
+    /// The writer of `bench`'s bare system-call loops (started by it, not by hand).
+    #[command(hide = true)]
+    BenchBarePeer(BenchBarePeerArgs),
     /// The helper of the wake-latency rows.
     #[command(hide = true)]
     BenchWakePeer(BenchWakePeerArgs),
@@ -201,6 +204,23 @@ impl WakeRaw {
             WakeRaw::Signal => "signal",
         }
     }
+}
+
+/// `ipcring bench-bare-peer` (hidden).
+#[derive(Debug, Args)]
+pub struct BenchBarePeerArgs {
+    /// `pipe`, `unix` or `mq`.
+    pub mechanism: String,
+    /// `fd:N` (an inherited pipe or socket) or a POSIX queue's name.
+    pub address: String,
+    /// Message size.
+    pub size: usize,
+    /// How long to send, in seconds.
+    #[arg(value_parser = parse_seconds)]
+    pub duration: Seconds,
+    /// Pin the helper to this CPU.
+    #[arg(long)]
+    pub pin: Option<usize>,
 }
 
 /// `ipcring bench-plain-peer` (hidden).

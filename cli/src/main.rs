@@ -49,6 +49,7 @@ pub fn run(command: Command) -> CliResult {
         Command::BenchPeer(args) => bench::stream::run_peer(&args),
         Command::BenchFutexPeer(args) => bench::limits::run_futex_peer(&args),
         Command::BenchPlainPeer(args) => bench::plain_ring::run_peer(&args),
+        Command::BenchBarePeer(args) => bench::bare_loop::run_peer(&args),
         Command::BenchWakePeer(args) => bench::wake::run_peer(&args),
         Command::BenchShapePeer(args) => bench::shapes::run_peer(&args),
     }

@@ -618,6 +618,15 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
         })
         .collect();
     assert_eq!(plain, [(64, true), (16384, true)]);
+    // The bare system-call loops of the kernel transports run: pipe at both sizes, mq at 64 B.
+    let floors: Vec<(&str, u64)> = report["limits"]["bare_loops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|floor| floor["msgs_per_sec"].as_f64().unwrap() > 0.0)
+        .map(|floor| (floor["mechanism"].as_str().unwrap(), floor["msg_size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(floors, [("mq", 64), ("pipe", 64), ("pipe", 16384)]);
     let results = report["results"].as_array().unwrap();
     // shm-spsc and pipe at both sizes, mq only at 64 B (16 KiB is above msgsize_max): two rows
     // each, shm-spsc a zero-copy and a batch throughput row at each size, pipe and mq (whose
@@ -651,6 +660,9 @@ fn bench_measures_the_chosen_transports_against_the_limits_and_writes_json_markd
                     ["msgs_per_sec_min", "msgs_per_sec", "msgs_per_sec_max"].map(|key| row[key].as_f64().unwrap());
                 assert!(0.0 < rates[0] && rates[0] <= rates[1] && rates[1] <= rates[2], "{row}");
                 assert!(row["x_plain_ring"].as_f64().unwrap() > 0.0);
+                // Against the bare loop: the kernel transports' copying rows, and only those.
+                let kernel = row["transport"] != "shm-spsc";
+                assert_eq!(row["x_bare_loop"].as_f64().is_some_and(|ratio| ratio > 0.0), kernel, "{row}");
                 assert!(row["cpu_ns_per_msg"].as_f64().unwrap() > 0.0);
                 assert!(row["p50_ns"].is_null());
             }

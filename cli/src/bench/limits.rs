@@ -40,6 +40,10 @@ pub struct Limits {
     /// The plain SPSC ring between two processes at each message size: the ceiling of the
     /// throughput rows (`copy`) and of zero-copy rows (`in place`).
     pub plain_ring: Vec<super::plain_ring::PlainRing>,
+    /// Bare loops of the system calls of `pipe`, `unix` and `mq` at each message size (only
+    /// those of the transports measured): the floor of those rows ([`super::bare_loop`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bare_loops: Vec<super::bare_loop::BareLoop>,
     /// Single-thread `memcpy` bandwidth, bytes per second, per message size (a reference).
     pub memcpy_bytes_per_sec: Vec<(usize, f64)>,
 }
@@ -63,6 +67,7 @@ pub fn measure(count: u64, sizes: &[usize], cpus: Option<(usize, usize)>) -> Cli
     };
     Ok(Limits {
         plain_ring: Vec::new(),
+        bare_loops: Vec::new(),
         cache_line_same_line: Summary::of(&baseline::measure(CounterPlacement::SameLine, count, warmup)?),
         cache_line_two_lines: Summary::of(&baseline::measure(CounterPlacement::SeparateBlocks, count, warmup)?),
         futex: Summary::of(&futex_pingpong(count.min(20_000), warmup.min(2000), cpus)?),

@@ -6,6 +6,7 @@
 //! Beside the rings in /dev/shm, `shm-spsc-file` measures the same SPSC ring in a file on a disk
 //! file system ([`disk_directory`]): the `shm-spsc` transport given a path for its address.
 
+pub mod bare_loop;
 mod batch;
 mod cpu;
 pub mod cpus;
@@ -571,8 +572,17 @@ pub fn run(args: &BenchArgs) -> CliResult {
         .iter()
         .flat_map(|subject| sizes.iter().filter(|size| load::applies(*subject, **size, &sizes, args.full)))
         .count();
-    let steps =
-        rounds * (1 + sizes.len() + (per_size + usize::from(args.peers)) * sizes.len() + shape_rows + load_steps);
+    // The bare system-call loops of the kernel transports measured (pipe and fifo share one).
+    let mut mechanisms: Vec<&'static str> =
+        subjects.iter().filter_map(|subject| bare_loop::mechanism(subject.kind)).collect();
+    mechanisms.dedup();
+    mechanisms.sort_unstable();
+    mechanisms.dedup();
+    let steps = rounds
+        * (1 + sizes.len() * (1 + mechanisms.len())
+            + (per_size + usize::from(args.peers)) * sizes.len()
+            + shape_rows
+            + load_steps);
     let bar = progress(steps as u64);
     let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
@@ -606,6 +616,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
     // changes speed within a run).
     let mut round_limits = Vec::new();
     let mut ceilings: Vec<Vec<plain_ring::PlainRing>> = vec![Vec::new(); sizes.len()];
+    // Per size, per mechanism: the bare loop's rate in each round.
+    let mut floors: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); mechanisms.len()]; sizes.len()];
     let mut samples: Vec<Vec<Row>> = Vec::new();
     for round in 1..=rounds {
         super::signals::check()?;
@@ -618,6 +630,20 @@ pub fn run(args: &BenchArgs) -> CliResult {
             bar.set_message(format!("round {round}/{rounds}: plain ring {size} B"));
             ceilings[size_index].push(plain_ring::measure(size, duration, count)?);
             bar.inc(1);
+            for (index, mechanism) in mechanisms.iter().enumerate() {
+                super::signals::check()?;
+                bar.set_message(format!("round {round}/{rounds}: bare {mechanism} loop {size} B"));
+                let peer_cpu = placement.map(|placement| placement.theirs);
+                // Only where a transport of this mechanism takes the size (mq: up to its largest
+                // message); 0 marks a size not measured.
+                let applies = subjects.iter().any(|subject| {
+                    bare_loop::mechanism(subject.kind) == Some(*mechanism)
+                        && size_limit(subject.kind).map_or(true, |limit| size <= limit)
+                });
+                let rate = if applies { bare_loop::measure(mechanism, size, duration, peer_cpu)? } else { 0.0 };
+                floors[size_index][index].push(rate);
+                bar.inc(1);
+            }
             for subject in &subjects {
                 let directory = match (subject.in_file, &disk) {
                     (false, _) => None,
@@ -701,7 +727,24 @@ pub fn run(args: &BenchArgs) -> CliResult {
     };
     let plain: Vec<plain_ring::PlainRing> =
         ceilings.iter().filter_map(|rounds| rounds::combine_plain(rounds)).collect();
-    let (limits, moved) = rounds::combine_limits(&round_limits, plain);
+    let bare_loops = sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(size_index, &size)| {
+            let floors = &floors;
+            mechanisms.iter().enumerate().filter_map(move |(index, mechanism)| {
+                let rates = &floors[size_index][index];
+                rates.iter().any(|rate| *rate > 0.0).then(|| bare_loop::BareLoop {
+                    mechanism,
+                    msg_size: size,
+                    msgs_per_sec: rounds::median(rates),
+                    msgs_per_sec_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+                    msgs_per_sec_max: rates.iter().copied().fold(0.0, f64::max),
+                })
+            })
+        })
+        .collect();
+    let (limits, moved) = rounds::combine_limits(&round_limits, plain, bare_loops);
     notes.extend(moved);
     let mut results: Vec<Row> = samples
         .iter()
@@ -713,7 +756,23 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 .iter()
                 .map(|ring| if in_place { ring.in_place_msgs_per_sec } else { ring.msgs_per_sec })
                 .collect();
-            rounds::combine(rounds_of_row, &ceilings)
+            let mut row = rounds::combine(rounds_of_row, &ceilings)?;
+            // The kernel transports' copying rows against the bare loop of their system calls,
+            // round by round.
+            let mechanism = subjects
+                .iter()
+                .find(|subject| subject.transport_name() == row.transport)
+                .and_then(|subject| bare_loop::mechanism(subject.kind));
+            if let (Some(mechanism), "throughput", "copy") = (mechanism, row.pattern.as_str(), row.api.as_str()) {
+                let index = mechanisms.iter().position(|candidate| *candidate == mechanism)?;
+                let ratios: Vec<f64> = rounds_of_row
+                    .iter()
+                    .zip(&floors[size_index][index])
+                    .filter_map(|(sample, floor)| sample.msgs_per_sec.filter(|_| *floor > 0.0).map(|rate| rate / floor))
+                    .collect();
+                row.x_bare_loop = (!ratios.is_empty()).then(|| rounds::median(&ratios));
+            }
+            Some(row)
         })
         .collect();
     for row in &mut results {

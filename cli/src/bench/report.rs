@@ -76,6 +76,11 @@ pub struct Row {
     /// ring's rate at its size in the same round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_plain_ring: Option<f64>,
+    /// Copying throughput rows of `pipe`, `fifo`, `unix` and `mq`: the median over the rounds
+    /// of this row's rate divided by the rate of a bare loop of the same system calls at its
+    /// size in the same round ([`super::bare_loop`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_bare_loop: Option<f64>,
     /// Throughput rows.
     pub bytes_per_sec: Option<f64>,
     /// Latency rows: round-trip percentiles in nanoseconds (the median of the rounds).
@@ -317,12 +322,15 @@ fn rate_range(low: Option<f64>, high: Option<f64>) -> String {
 }
 
 /// The cells of every line: transport, wait, size, msgs/s (median of the rounds), its spread, MB/s,
-/// messages per second against the plain ring's, wait calls per message, p50 (median), its
+/// messages per second against the plain ring's and against a bare loop of the same system
+/// calls, wait calls per message, p50 (median), its
 /// spread, p99, p99.9, max, p50 over its limit.
-fn cells(report: &Report) -> Vec<[String; 16]> {
+fn cells(report: &Report) -> Vec<[String; 17]> {
     lines(&report.results)
         .into_iter()
         .map(|(transport, wait, size, line)| {
+            let of_bare =
+                line.throughput.and_then(|row| row.x_bare_loop).map_or("-".to_string(), |ratio| format!("{ratio:.2}x"));
             let (messages, rate_spread, bytes, of_ceiling, calls, cpu) = match line.throughput {
                 Some(row) => {
                     let bytes = row.bytes_per_sec.unwrap_or(0.0);
@@ -368,6 +376,7 @@ fn cells(report: &Report) -> Vec<[String; 16]> {
                 rate_spread,
                 bytes,
                 of_ceiling,
+                of_bare,
                 calls,
                 cpu,
                 p50,
@@ -382,7 +391,7 @@ fn cells(report: &Report) -> Vec<[String; 16]> {
         .collect()
 }
 
-const HEADINGS: [&str; 16] = [
+const HEADINGS: [&str; 17] = [
     "transport",
     "wait",
     "size",
@@ -390,6 +399,7 @@ const HEADINGS: [&str; 16] = [
     "min-max",
     "MB/s",
     "x plain ring",
+    "x bare loop",
     "sys/msg",
     "cpu/msg",
     "rtt p50",
@@ -530,6 +540,18 @@ pub fn limits_text(limits: &Limits) -> String {
         .map(|ring| format!("{} B: p50 {}", ring.msg_size, nanos(Some(ring.pingpong.p50_ns))))
         .collect();
     let _ = writeln!(text, "  plain-ring ping-pong:                 {}", round_trips.join(", "));
+    for mechanism in ["pipe", "unix", "mq"] {
+        let floors: Vec<String> = limits
+            .bare_loops
+            .iter()
+            .filter(|floor| floor.mechanism == mechanism)
+            .map(|floor| format!("{} B: {}", floor.msg_size, rate(floor.msgs_per_sec)))
+            .collect();
+        if !floors.is_empty() {
+            let label = format!("bare {mechanism} loop, msgs/s:");
+            let _ = writeln!(text, "  {label:<37} {}", floors.join(", "));
+        }
+    }
     let bandwidth: Vec<String> =
         limits.memcpy_bytes_per_sec.iter().map(|(size, rate)| format!("{size} B: {:.1} GB/s", rate / 1e9)).collect();
     let _ = writeln!(text, "  memcpy, one thread (reference):       {}", bandwidth.join(", "));

@@ -105,7 +105,11 @@ fn median_summary(rounds: &[Summary]) -> Summary {
 
 /// The limits from their rounds (the median round of each ping-pong; the median `memcpy` rate at
 /// each size), and a note for every round whose ping-pong limits moved more than [`MOVED`].
-pub fn combine_limits(rounds: &[Limits], plain_ring: Vec<PlainRing>) -> (Limits, Vec<String>) {
+pub fn combine_limits(
+    rounds: &[Limits],
+    plain_ring: Vec<PlainRing>,
+    bare_loops: Vec<super::bare_loop::BareLoop>,
+) -> (Limits, Vec<String>) {
     let pick =
         |field: fn(&Limits) -> &Summary| median_summary(&rounds.iter().map(|round| *field(round)).collect::<Vec<_>>());
     let combined = Limits {
@@ -116,6 +120,7 @@ pub fn combine_limits(rounds: &[Limits], plain_ring: Vec<PlainRing>) -> (Limits,
         eventfd_asleep: pick(|limits| &limits.eventfd_asleep),
         signal_asleep: pick(|limits| &limits.signal_asleep),
         plain_ring,
+        bare_loops,
         memcpy_bytes_per_sec: rounds
             .first()
             .map(|first| {
