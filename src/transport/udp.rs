@@ -299,9 +299,8 @@ pub(crate) fn receiver_listed(own: BorrowedFd<'_>, peer: Option<&SockaddrStorage
         // An IPv4 receiver may be an IPv6 socket bound to every address (dual stack), listed in
         // udp6 with its IPv4-mapped address.
         (SocketAddr::V4(peer_v4), SocketAddr::V4(own_v4)) => {
-            let mapped = |address: std::net::SocketAddrV4| {
-                SocketAddr::from((address.ip().to_ipv6_mapped(), address.port()))
-            };
+            let mapped =
+                |address: std::net::SocketAddrV4| SocketAddr::from((address.ip().to_ipv6_mapped(), address.port()));
             read("/proc/net/udp").is_some_and(|text| lists(&text, &peer, &own))
                 || read("/proc/net/udp6").is_some_and(|text| lists(&text, &mapped(peer_v4), &mapped(own_v4)))
         }
@@ -325,9 +324,9 @@ fn lists(table: &str, local: &SocketAddr, remote: &SocketAddr) -> bool {
         let (remote_address, remote_port) = listed_remote.rsplit_once(':').unwrap_or((listed_remote, ""));
         let unconnected = remote_port == "0000" && zeros(remote_address);
         // Bound to every address of the port (unconnected: connecting fixes the address).
-        let any_address = listed_local.rsplit_once(':').is_some_and(|(address, port)| {
-            zeros(address) && u16::from_str_radix(port, 16).ok() == Some(local_port)
-        });
+        let any_address = listed_local
+            .rsplit_once(':')
+            .is_some_and(|(address, port)| zeros(address) && u16::from_str_radix(port, 16).ok() == Some(local_port));
         (listed_local.eq_ignore_ascii_case(&local) || any_address && unconnected)
             && (unconnected
                 || if remote.ip().is_unspecified() {
@@ -345,8 +344,10 @@ fn proc_address(ip: std::net::IpAddr, port: u16) -> String {
         std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
         std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
     };
-    let words: String =
-        octets.chunks(4).map(|word| format!("{:08X}", u32::from_ne_bytes([word[0], word[1], word[2], word[3]]))).collect();
+    let words: String = octets
+        .chunks(4)
+        .map(|word| format!("{:08X}", u32::from_ne_bytes([word[0], word[1], word[2], word[3]])))
+        .collect();
     format!("{words}:{port:04X}")
 }
 
