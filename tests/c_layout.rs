@@ -310,7 +310,7 @@ fn placement_quoted_in_layout_md_is_what_the_creator_plans() {
     // LAYOUT.md section 5: the seven blocks from 256, slots after them; the MPMC endpoint table
     // (4096 bytes) at roles_offset pushes the two stats blocks and the slots back.
     let cases = [
-        (RingKind::Spsc, [256, 384, 512, 640, 768, 896, 1024], 1152, 112, 2048),
+        (RingKind::Spsc, [256, 384, 512, 640, 768, 896, 1024], 1152, 128, 2176),
         (RingKind::Mpmc, [256, 384, 512, 640, 768, 4864, 4992], 5120, 128, 6144),
     ];
     for (kind, blocks, slots_offset, stride, total_size) in cases {

@@ -754,8 +754,8 @@ fn remove_peer_file(id: i32) -> Result<()> {
 /// let address = format!("ipcring-doc-sysv-attached-{}", std::process::id());
 /// let receiver = SysvMqReceiver::create(&address, &SysvMqOptions::default()).unwrap();
 /// assert_eq!(attached(&address.parse().unwrap()).unwrap(), Some(true));
-/// # drop(receiver);
-/// # remove(&address.parse().unwrap()).unwrap();
+/// drop(receiver); // the creator removes the queue
+/// assert!(remove(&address.parse().unwrap()).is_err());
 /// ```
 pub fn attached(address: &SysvAddress) -> Result<Option<bool>> {
     let id = find(*address)?;
