@@ -93,6 +93,15 @@ def header(report):
                               report["clock_read_ns"]))
 
 
+def stream_cells(stream):
+    """A throughput row's ratios and costs: x plain ring, x bare loop, sys/msg, cpu/msg."""
+    calls = stream.get("syscalls_per_msg")
+    return ["%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",
+            "%.2fx" % stream["x_bare_loop"] if stream.get("x_bare_loop") else "-",
+            "%.4f" % calls if calls is not None else "-",
+            nanos(round(stream["cpu_ns_per_msg"])) if stream.get("cpu_ns_per_msg") else "-"]
+
+
 def quick(report):
     limits = report["limits"]
     lines = [header(report), "", "Limits, the median round:", ""]
@@ -133,13 +142,9 @@ def quick(report):
         trip = find(report, transport, wait, size, "latency", api, producers, consumers)
         cells = [transport, wait, api_cell(stream or trip), str(size)]
         if stream:
-            calls = stream.get("syscalls_per_msg")
             cells += [rate(stream["msgs_per_sec"]),
-                      spread(stream.get("msgs_per_sec_min"), stream.get("msgs_per_sec_max"), rate),
-                      "%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",
-                      "%.2fx" % stream["x_bare_loop"] if stream.get("x_bare_loop") else "-",
-                      "%.4f" % calls if calls is not None else "-",
-                      nanos(round(stream["cpu_ns_per_msg"])) if stream.get("cpu_ns_per_msg") else "-"]
+                      spread(stream.get("msgs_per_sec_min"), stream.get("msgs_per_sec_max"), rate)]
+            cells += stream_cells(stream)
         else:
             cells += ["-"] * 6
         if trip:
@@ -236,12 +241,8 @@ def classic(report):
         else:
             cells += ["-", "-"]
         if stream:
-            calls = stream.get("syscalls_per_msg")
-            cells += [rate(stream["msgs_per_sec"]) + ("" if stream_size == 64 else " (8 B)"),
-                      "%.2fx" % stream["x_plain_ring"] if stream.get("x_plain_ring") else "-",
-                      "%.2fx" % stream["x_bare_loop"] if stream.get("x_bare_loop") else "-",
-                      "%.4f" % calls if calls is not None else "-",
-                      nanos(round(stream["cpu_ns_per_msg"])) if stream.get("cpu_ns_per_msg") else "-"]
+            cells += [rate(stream["msgs_per_sec"]) + ("" if stream_size == 64 else " (8 B)")]
+            cells += stream_cells(stream)
         else:
             cells += ["-"] * 5
         if wake:

@@ -506,20 +506,27 @@ mod tests {
         assert_eq!(proc_address("::1".parse().unwrap(), 80), "00000000000000000000000001000000:0050");
     }
 
-    #[test]
-    fn a_receiver_that_never_read_is_not_taken_for_gone_during_a_stall() {
-        let mut receiver = bind_receiver("127.0.0.1:0", 64, 4).unwrap();
-        let address = local_address(&receiver).unwrap().to_string();
-        let mut sender = connect_sender(&address, 64, 4, Duration::from_secs(5)).unwrap();
+    /// Fills the sender's window, stalls past MAX_PROBES checks (the receiver is then looked up
+    /// in /proc), and checks that the sender never took the receiver for gone and that the
+    /// receiver still gets the window's first message.
+    fn stall_past_the_probes_then_read(receiver: &mut UdpReceiver, sender: &mut UdpSender) {
         for _ in 0..sender.window() {
             sender.try_send(b"in the window").unwrap();
         }
-        // Past MAX_PROBES checks: the receiver, bound and connected to nobody yet, is listed.
         let stalled = sender.send_timeout(b"one more", Duration::from_millis(2500));
         assert!(matches!(stalled, Err(SendError::Timeout)), "{stalled:?}");
         let mut buffer = Vec::new();
-        recv(&mut receiver, &mut buffer).unwrap();
+        recv(receiver, &mut buffer).unwrap();
         assert_eq!(buffer, b"in the window");
+    }
+
+    #[test]
+    fn a_receiver_that_never_read_is_not_taken_for_gone_during_a_stall() {
+        // Bound, and connected to nobody yet: listed with an unconnected remote address.
+        let mut receiver = bind_receiver("127.0.0.1:0", 64, 4).unwrap();
+        let address = local_address(&receiver).unwrap().to_string();
+        let mut sender = connect_sender(&address, 64, 4, Duration::from_secs(5)).unwrap();
+        stall_past_the_probes_then_read(&mut receiver, &mut sender);
     }
 
     #[test]
@@ -529,14 +536,7 @@ mod tests {
         };
         let port = local_address(&receiver).unwrap().port();
         let mut sender = connect_sender(&format!("127.0.0.1:{port}"), 64, 4, Duration::from_secs(5)).unwrap();
-        for _ in 0..sender.window() {
-            sender.try_send(b"in the window").unwrap();
-        }
-        let stalled = sender.send_timeout(b"one more", Duration::from_millis(2500));
-        assert!(matches!(stalled, Err(SendError::Timeout)), "{stalled:?}");
-        let mut buffer = Vec::new();
-        recv(&mut receiver, &mut buffer).unwrap();
-        assert_eq!(buffer, b"in the window");
+        stall_past_the_probes_then_read(&mut receiver, &mut sender);
     }
 
     #[test]
