@@ -674,6 +674,29 @@ impl Geometry {
         })
     }
 
+    /// This plan as SPSC creators laid it out before issue #16: slots packed 8 bytes apart
+    /// (`round_up(slot_payload_offset + slot_size, 8)`), the total size following. A segment
+    /// of this plan is as valid as any (LAYOUT.md §5); `None` if it would be too large.
+    ///
+    /// ```
+    /// use ipcring::__private::layout::{Geometry, RingKind, WaitStrategy};
+    /// let plan = Geometry::new(RingKind::Spsc, WaitStrategy::Spin, 8, 64).unwrap();
+    /// assert_eq!(plan.slot_stride, 128);
+    /// let packed = plan.packed().unwrap();
+    /// assert_eq!(packed.slot_stride, 72);
+    /// assert_eq!(packed.total_size, (packed.slots_offset + 8 * 72).next_multiple_of(128));
+    /// ```
+    #[doc(hidden)]
+    pub fn packed(&self) -> Option<Geometry> {
+        let slot_stride = (self.slot_payload_offset + self.slot_size).next_multiple_of(SLOT_ALIGN);
+        let total_size = u64::from(slot_stride)
+            .checked_mul(self.slot_count)
+            .and_then(|bytes| bytes.checked_add(self.slots_offset))
+            .map(|bytes| bytes.next_multiple_of(BLOCK_SIZE))
+            .filter(|bytes| *bytes <= MAX_SEGMENT_SIZE)?;
+        Some(Geometry { slot_stride, total_size, ..*self })
+    }
+
     /// The header a creator writes for this geometry (with `magic` set; the creator stores the
     /// magic last, see `segment`).
     pub fn header(&self, creator_pid: u32, creator_uid: u32, created_at_ns: u64) -> Header {

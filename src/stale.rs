@@ -256,13 +256,15 @@ pub fn create_or_reuse(name: &str, options: &CreateOptions) -> Result<Segment, E
         created => return created,
     };
     let segment = Segment::open(name)?;
-    let wanted = segment.sized_like_created(Geometry::new(
-        options.kind,
-        options.wait,
-        options.slot_count,
-        options.slot_size,
-    )?)?;
-    if *segment.geometry() != wanted || segment.mode() != options.mode {
+    let plan = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
+    let wanted = segment.sized_like_created(plan)?;
+    // An SPSC ring created before issue #16 has its slots packed 8 bytes apart: the same ring.
+    let packed = match plan.packed().filter(|_| options.kind == RingKind::Spsc) {
+        Some(packed) => Some(segment.sized_like_created(packed)?),
+        None => None,
+    };
+    let same_plan = *segment.geometry() == wanted || Some(*segment.geometry()) == packed;
+    if !same_plan || segment.mode() != options.mode {
         return Err(exists);
     }
     // Judged before the roles are taken: a dead consumer's held positions count as pending only
@@ -336,6 +338,28 @@ mod tests {
 
     fn exists(name: &str) -> bool {
         std::path::Path::new(&format!("/dev/shm{name}")).exists()
+    }
+
+    #[test]
+    fn an_spsc_ring_laid_out_before_issue_16_is_still_reused() {
+        use std::os::unix::fs::FileExt;
+        let name = unique("packed");
+        let _cleanup = Cleanup(name.clone());
+        let options = CreateOptions { slot_count: 8, slot_size: 64, ..CreateOptions::default() };
+        let plan = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size).unwrap();
+        let packed = plan.packed().unwrap();
+        drop(Segment::create(&name, &options).unwrap());
+        // Rewrite it as an older creator laid it out: slots 72 bytes apart, the file shorter.
+        let file = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm{name}")).unwrap();
+        let header = |field: usize| field as u64;
+        file.write_all_at(&packed.slot_stride.to_le_bytes(), header(offset_of!(crate::layout::Header, slot_stride)))
+            .unwrap();
+        file.write_all_at(&packed.total_size.to_le_bytes(), header(offset_of!(crate::layout::Header, total_size)))
+            .unwrap();
+        file.set_len(packed.total_size).unwrap();
+        assert_eq!(Segment::open(&name).unwrap().geometry().slot_stride, 72, "valid as it is");
+        let reused = create_or_reuse(&name, &options).unwrap();
+        assert_eq!(reused.geometry().slot_stride, 72, "reused, not recreated");
     }
 
     #[test]

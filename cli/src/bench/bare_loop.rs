@@ -9,7 +9,7 @@
 //!   this process `read`s exactly one message per call.
 //! - `unix` (the floor of `unix`): a `socketpair(AF_UNIX, SOCK_STREAM)`, `write` and `read`
 //!   likewise.
-//! - `mq` (the floor of `mq`): a POSIX queue as deep as the system's default (as the `mq` rows),
+//! - `mq` (the floor of `mq`): a POSIX queue as deep as the `mq` rows' (`msg_max`),
 //!   non-blocking as the transport's, one `mq_send` and one `mq_receive` per message, and a
 //!   `poll` of the queue's descriptor when it is full or empty (as the transport waits; blocking
 //!   calls were measured at half the rate: every message then costs a hand-over between the
@@ -70,7 +70,7 @@ fn os_error(what: &str, errno: nix::errno::Errno) -> CliError {
     CliError::io(what, std::io::Error::from(errno))
 }
 
-/// The depth of the `mq` rows' queues: the system's default.
+/// The depth of the `mq` rows' queues (`msg_max`).
 fn mq_depth() -> i64 {
     ipcring::transport::mq::MqLimits::read().map_or(10, |limits| limits.depth as i64)
 }
@@ -114,7 +114,7 @@ pub fn measure(mechanism: &str, size: usize, duration: Duration, peer_cpu: Optio
     if let Some(cpu) = peer_cpu {
         arguments.extend(["--pin".to_string(), cpu.to_string()]);
     }
-    let peer = Peer::spawn(&arguments)?;
+    let mut peer = Peer::spawn(&arguments)?;
     drop(inherited);
     let work = Work::new(size);
     let mut buffer = vec![0u8; size.max(1)];
@@ -124,8 +124,26 @@ pub fn measure(mechanism: &str, size: usize, duration: Duration, peer_cpu: Optio
     let mut messages = 0u64;
     loop {
         let received = match (&reader, &queue) {
+            // A helper that dies closes its end: end of file, which ends the loop.
             (Some(fd), _) => read_exact(fd.as_raw_fd(), &mut buffer[..size])?,
-            (None, Some(queue)) => queue.receive(&mut buffer)? == size,
+            (None, Some(queue)) => loop {
+                // A queue outlives its writer: between waits, look at the helper, the signals
+                // and the time.
+                match queue.receive(&mut buffer)? {
+                    Some(0) => break false,
+                    Some(length) if length == size => break true,
+                    Some(length) => {
+                        return Err(CliError::Peer(format!("the mq bare loop got {length} bytes, not {size}")))
+                    }
+                    None => {
+                        peer.check_running()?;
+                        super::super::signals::check()?;
+                        if started.elapsed() > limit {
+                            return Err(CliError::Peer(format!("the {mechanism} bare loop's writer stalled")));
+                        }
+                    }
+                }
+            },
             (None, None) => unreachable!("every mechanism has a descriptor or a queue"),
         };
         if !received {
@@ -155,12 +173,10 @@ fn read_exact(fd: RawFd, buffer: &mut [u8]) -> CliResult<bool> {
             0 if filled == 0 => return Ok(false),
             0 => return Err(CliError::Peer("the bare loop's stream ended inside a message".to_string())),
             count if count > 0 => filled += count as usize,
-            _ => {
-                let errno = nix::errno::Errno::last();
-                if errno != nix::errno::Errno::EINTR {
-                    return Err(os_error("read", errno));
-                }
-            }
+            _ => match nix::errno::Errno::last() {
+                nix::errno::Errno::EINTR => super::super::signals::check()?,
+                errno => return Err(os_error("read", errno)),
+            },
         }
     }
     Ok(true)
@@ -184,6 +200,9 @@ fn write_all(fd: RawFd, bytes: &[u8]) -> CliResult {
     }
     Ok(())
 }
+
+/// Longest the writer waits for room in the queue.
+const SEND_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A non-blocking POSIX queue, unlinked (by its creator) and closed on drop.
 struct BareQueue {
@@ -228,8 +247,10 @@ impl BareQueue {
         Ok(BareQueue { name: name.to_string(), descriptor, created: false })
     }
 
-    /// One `mq_receive` (waiting while the queue is empty) into `buffer` (at least the queue's message size): its length.
-    fn receive(&self, buffer: &mut [u8]) -> CliResult<usize> {
+    /// One `mq_receive` into `buffer` (at least the queue's message size): its length, or
+    /// `None` after waiting up to 100 ms for a message that did not come.
+    fn receive(&self, buffer: &mut [u8]) -> CliResult<Option<usize>> {
+        let mut waited = false;
         loop {
             // SAFETY: `buffer` is writable for its length, which is at least the queue's message
             // size; the priority pointer may be null.
@@ -237,18 +258,24 @@ impl BareQueue {
                 libc::mq_receive(self.descriptor, buffer.as_mut_ptr().cast(), buffer.len(), std::ptr::null_mut())
             };
             if count >= 0 {
-                return Ok(count as usize);
+                return Ok(Some(count as usize));
             }
             match nix::errno::Errno::last() {
-                nix::errno::Errno::EINTR => {}
-                nix::errno::Errno::EAGAIN => self.wait(libc::POLLIN)?,
+                nix::errno::Errno::EINTR => return Ok(None),
+                nix::errno::Errno::EAGAIN if waited => return Ok(None),
+                nix::errno::Errno::EAGAIN => {
+                    self.wait(libc::POLLIN, 100)?;
+                    waited = true;
+                }
                 errno => return Err(os_error("mq_receive", errno)),
             }
         }
     }
 
-    /// One `mq_send` of `bytes` (waiting while the queue is full).
+    /// One `mq_send` of `bytes`, waiting while the queue is full (at most [`SEND_PATIENCE`]:
+    /// a reader that is gone never empties it).
     fn send(&self, bytes: &[u8]) -> CliResult {
+        let started = Instant::now();
         loop {
             // SAFETY: `bytes` is readable for its length; mq_send copies it.
             if unsafe { libc::mq_send(self.descriptor, bytes.as_ptr().cast(), bytes.len(), 0) } == 0 {
@@ -256,17 +283,20 @@ impl BareQueue {
             }
             match nix::errno::Errno::last() {
                 nix::errno::Errno::EINTR => {}
-                nix::errno::Errno::EAGAIN => self.wait(libc::POLLOUT)?,
+                nix::errno::Errno::EAGAIN if started.elapsed() > SEND_PATIENCE => {
+                    return Err(CliError::Peer("the mq bare loop's reader stopped reading".to_string()))
+                }
+                nix::errno::Errno::EAGAIN => self.wait(libc::POLLOUT, 1000)?,
                 errno => return Err(os_error("mq_send", errno)),
             }
         }
     }
 
-    /// Waits (at most a second, then the caller tries again) until the queue is `events`.
-    fn wait(&self, events: libc::c_short) -> CliResult {
+    /// Waits (at most `milliseconds`, then the caller tries again) until the queue is `events`.
+    fn wait(&self, events: libc::c_short, milliseconds: libc::c_int) -> CliResult {
         let mut poll = libc::pollfd { fd: self.descriptor, events, revents: 0 };
         // SAFETY: one pollfd on this frame; on Linux a queue descriptor is a file descriptor.
-        if unsafe { libc::poll(&mut poll, 1, 1000) } < 0 {
+        if unsafe { libc::poll(&mut poll, 1, milliseconds) } < 0 {
             let errno = nix::errno::Errno::last();
             if errno != nix::errno::Errno::EINTR {
                 return Err(os_error("poll", errno));
@@ -294,7 +324,6 @@ impl Drop for BareQueue {
 pub fn run_peer(args: &BenchBarePeerArgs) -> CliResult {
     super::pin(args.pin)?;
     let mut work = Work::new(args.size);
-    let mut buffer = vec![0u8; args.size];
     let started = Instant::now();
     let mut sequence = 0u64;
     let (fd, queue) = match args.address.strip_prefix("fd:") {
@@ -309,10 +338,11 @@ pub fn run_peer(args: &BenchBarePeerArgs) -> CliResult {
     while started.elapsed() < args.duration.duration {
         // Look at the clock once per 256 messages: it is not free.
         for _ in 0..256 {
-            work.write(sequence, &mut buffer);
+            // As the rows' helpers send: the message as `Work` makes it, no copy of our own.
+            let message = work.message(sequence);
             match (&fd, &queue) {
-                (Some(fd), _) => write_all(fd.as_raw_fd(), &buffer)?,
-                (None, Some(queue)) => queue.send(&buffer)?,
+                (Some(fd), _) => write_all(fd.as_raw_fd(), message)?,
+                (None, Some(queue)) => queue.send(message)?,
                 (None, None) => unreachable!("a descriptor or a queue"),
             }
             sequence += 1;

@@ -635,11 +635,13 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 bar.set_message(format!("round {round}/{rounds}: bare {mechanism} loop {size} B"));
                 let peer_cpu = placement.map(|placement| placement.theirs);
                 // Only where a transport of this mechanism takes the size (mq: up to its largest
-                // message); 0 marks a size not measured.
-                let applies = subjects.iter().any(|subject| {
-                    bare_loop::mechanism(subject.kind) == Some(*mechanism)
-                        && size_limit(subject.kind).map_or(true, |limit| size <= limit)
-                });
+                // message; none at 0 bytes, where a message is no different from the end of the
+                // stream); 0 marks a size not measured.
+                let applies = size > 0
+                    && subjects.iter().any(|subject| {
+                        bare_loop::mechanism(subject.kind) == Some(*mechanism)
+                            && size_limit(subject.kind).map_or(true, |limit| size <= limit)
+                    });
                 let rate = if applies { bare_loop::measure(mechanism, size, duration, peer_cpu)? } else { 0.0 };
                 floors[size_index][index].push(rate);
                 bar.inc(1);
