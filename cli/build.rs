@@ -17,8 +17,10 @@ fn main() {
         "cargo:rustc-env=IPCRING_RUSTC={}",
         output(&rustc, &["--version"]).unwrap_or_else(|| "unknown".to_string())
     );
-    // Rebuild when the commit changes (HEAD moves, or the branch it names does).
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/index");
-    println!("cargo:rerun-if-changed=build.rs");
+    // Rebuild when the commit changes (HEAD moves, or the branch it names does), and when a
+    // source file changes, so that the dirty flag is true of the tree that was built (an edit
+    // after the last commit touches neither HEAD nor the index).
+    for path in ["../.git/HEAD", "../.git/index", "../.git/refs/heads", "build.rs", "src", "../src", "../benches"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
 }
