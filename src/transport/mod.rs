@@ -48,6 +48,73 @@
 //! }
 //! ```
 
+/// A number from a `/proc/sys` file (a kernel limit), as the kernel writes it: decimal, one line.
+pub(crate) fn read_limit(file: &str) -> std::io::Result<usize> {
+    let text = std::fs::read_to_string(file)?;
+    text.trim()
+        .parse()
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{text:?} is not a number")))
+}
+
+/// The channel traits of an endpoint pair whose inherent methods already have the traits'
+/// names and shapes (returning [`crate::Error`]): each trait method calls the inherent one and
+/// converts the error. `transport_channel_traits!(Sender, Receiver, KIND)`.
+macro_rules! transport_channel_traits {
+    ($sender:ty, $receiver:ty, $kind:expr) => {
+        impl crate::channel::Sender for $sender {
+            fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+                <$sender>::send(self, message).map_err(Into::into)
+            }
+
+            fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+                <$sender>::try_send(self, message).map_err(Into::into)
+            }
+
+            fn send_timeout(
+                &mut self,
+                message: &[u8],
+                timeout: std::time::Duration,
+            ) -> Result<(), crate::error::SendError> {
+                <$sender>::send_timeout(self, message, timeout).map_err(Into::into)
+            }
+
+            fn max_message_size(&self) -> usize {
+                <$sender>::max_message_size(self)
+            }
+
+            fn transport(&self) -> crate::channel::Kind {
+                $kind
+            }
+        }
+
+        impl crate::channel::Receiver for $receiver {
+            fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+                <$receiver>::recv(self, buffer).map_err(Into::into)
+            }
+
+            fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+                <$receiver>::try_recv(self, buffer).map_err(Into::into)
+            }
+
+            fn recv_timeout(
+                &mut self,
+                buffer: &mut Vec<u8>,
+                timeout: std::time::Duration,
+            ) -> Result<(), crate::error::RecvError> {
+                <$receiver>::recv_timeout(self, buffer, timeout).map_err(Into::into)
+            }
+
+            fn max_message_size(&self) -> usize {
+                <$receiver>::max_message_size(self)
+            }
+
+            fn transport(&self) -> crate::channel::Kind {
+                $kind
+            }
+        }
+    };
+}
+
 pub mod datagram;
 pub(crate) mod fd;
 pub mod fd_passing;

@@ -115,6 +115,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::stat::{fchmod, fstat, Mode};
 
 use super::peer_file::{PeerFile, PeerIdentity, PeerSide as Side};
+use super::read_limit;
 use crate::error::{Error, Result};
 use crate::segment::{normalize_name, SHM_DIR};
 
@@ -202,11 +203,6 @@ fn check_priority(priority: u32) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn read_limit(file: &str) -> io::Result<usize> {
-    let text = std::fs::read_to_string(file)?;
-    text.trim().parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{text:?} is not a number")))
 }
 
 /// Removes the queue `name` and its peer file. Handles still attached keep working on the
@@ -869,49 +865,7 @@ impl MqReceiver {
     }
 }
 
-impl crate::channel::Sender for MqSender {
-    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        MqSender::send(self, message).map_err(Into::into)
-    }
-
-    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        MqSender::try_send(self, message).map_err(Into::into)
-    }
-
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
-        MqSender::send_timeout(self, message, timeout).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        MqSender::max_message_size(self)
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        TRANSPORT
-    }
-}
-
-impl crate::channel::Receiver for MqReceiver {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        MqReceiver::recv(self, buffer).map_err(Into::into)
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        MqReceiver::try_recv(self, buffer).map_err(Into::into)
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
-        MqReceiver::recv_timeout(self, buffer, timeout).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        MqReceiver::max_message_size(self)
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        TRANSPORT
-    }
-}
+transport_channel_traits!(MqSender, MqReceiver, TRANSPORT);
 
 #[cfg(test)]
 mod tests {

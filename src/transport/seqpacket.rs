@@ -80,10 +80,7 @@ const TAG: [u8; 1] = [1];
 
 /// The largest `SO_SNDBUF` an unprivileged process may ask for (the kernel grants twice it).
 pub(crate) fn wmem_max() -> usize {
-    std::fs::read_to_string("/proc/sys/net/core/wmem_max")
-        .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok())
-        .unwrap_or(212_992)
+    super::read_limit("/proc/sys/net/core/wmem_max").unwrap_or(212_992)
 }
 
 /// The largest message this system allows on a seqpacket socket: twice `wmem_max`, less the

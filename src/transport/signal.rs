@@ -1121,49 +1121,7 @@ impl Drop for SignalSender {
     }
 }
 
-impl crate::channel::Sender for SignalSender {
-    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        SignalSender::send(self, message).map_err(Into::into)
-    }
-
-    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        SignalSender::try_send(self, message).map_err(Into::into)
-    }
-
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
-        SignalSender::send_timeout(self, message, timeout).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        SignalSender::max_message_size(self)
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        TRANSPORT
-    }
-}
-
-impl crate::channel::Receiver for SignalReceiver {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        SignalReceiver::recv(self, buffer).map_err(Into::into)
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        SignalReceiver::try_recv(self, buffer).map_err(Into::into)
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
-        SignalReceiver::recv_timeout(self, buffer, timeout).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        SignalReceiver::max_message_size(self)
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        TRANSPORT
-    }
-}
+transport_channel_traits!(SignalSender, SignalReceiver, TRANSPORT);
 
 #[cfg(test)]
 mod tests {

@@ -90,6 +90,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::errno::Errno;
 
 use super::peer_file::{anyone_attached, PeerFile, PeerIdentity, PeerSide as Side};
+use super::read_limit;
 use crate::error::{Error, Result};
 use crate::segment::{normalize_name, SHM_DIR};
 
@@ -245,11 +246,6 @@ impl SysvMqLimits {
             queues: read(MSGMNI_FILE)?,
         })
     }
-}
-
-fn read_limit(file: &str) -> io::Result<usize> {
-    let text = std::fs::read_to_string(file)?;
-    text.trim().parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{text:?} is not a number")))
 }
 
 /// Refuses options the kernel would refuse or cut, with errors that name the limit.
@@ -1147,49 +1143,7 @@ impl SysvMqReceiver {
     }
 }
 
-impl crate::channel::Sender for SysvMqSender {
-    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        SysvMqSender::send(self, message).map_err(Into::into)
-    }
-
-    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        SysvMqSender::try_send(self, message).map_err(Into::into)
-    }
-
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
-        SysvMqSender::send_timeout(self, message, timeout).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        SysvMqSender::max_message_size(self)
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        TRANSPORT
-    }
-}
-
-impl crate::channel::Receiver for SysvMqReceiver {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        SysvMqReceiver::recv(self, buffer).map_err(Into::into)
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        SysvMqReceiver::try_recv(self, buffer).map_err(Into::into)
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
-        SysvMqReceiver::recv_timeout(self, buffer, timeout).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        SysvMqReceiver::max_message_size(self)
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        TRANSPORT
-    }
-}
+transport_channel_traits!(SysvMqSender, SysvMqReceiver, TRANSPORT);
 
 #[cfg(test)]
 mod tests {

@@ -37,7 +37,8 @@ pub type TcpSender = StreamSender<SocketLink>;
 /// The receiving end of a TCP connection.
 pub type TcpReceiver = StreamReceiver<SocketLink>;
 
-fn resolve(address: &str) -> Result<SocketAddr> {
+/// `host:port` as a socket address (the first it resolves to): TCP's and UDP's addresses.
+pub(crate) fn resolve(address: &str) -> Result<SocketAddr> {
     let invalid = |reason: &str| Error::InvalidAddress { address: address.to_string(), reason: reason.to_string() };
     address
         .to_socket_addrs()

@@ -57,7 +57,7 @@
 //! assert!(matches!(receiver.recv(&mut buffer), Err(ipcring::RecvError::Disconnected)));
 //! ```
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
@@ -72,6 +72,7 @@ use super::datagram::MAX_PROBES;
 use super::datagram::{DatagramReceiver, DatagramSender, Family, Socket, Tag, HEADER_LEN};
 use super::fd::Deadline;
 use super::socket::CONNECT_RETRY;
+use super::tcp::resolve;
 use crate::error::{Error, Result};
 
 pub use super::datagram::DatagramSocket;
@@ -127,10 +128,7 @@ fn control_slack() -> usize {
 
 /// The largest `SO_RCVBUF` an unprivileged process may ask for (the kernel grants twice it).
 fn rmem_max() -> usize {
-    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-        .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok())
-        .unwrap_or(212_992)
+    super::read_limit("/proc/sys/net/core/rmem_max").unwrap_or(212_992)
 }
 
 /// The bytes of a receive buffer of `buffer` bytes that a window of messages may take: the
@@ -169,15 +167,6 @@ pub fn window(max_message_size: usize, depth: usize) -> u64 {
     let buffer = (2 * receive_buffer_request(max_message_size, depth)).max(MIN_RECEIVE_BUFFER);
     let one = charge(max_message_size.min(system_limit()) + HEADER_LEN);
     (usable(buffer) / one).clamp(1, depth.max(1)) as u64
-}
-
-fn resolve(address: &str) -> Result<SocketAddr> {
-    let invalid = |reason: &str| Error::InvalidAddress { address: address.to_string(), reason: reason.to_string() };
-    address
-        .to_socket_addrs()
-        .map_err(|_| invalid("not a host:port address"))?
-        .next()
-        .ok_or_else(|| invalid("resolves to no address"))
 }
 
 fn new_socket(address: &SocketAddr) -> Result<OwnedFd> {

@@ -54,6 +54,24 @@ impl WaitWords {
     pub fn forget_one(&self) {
         let _ = self.waiters.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| count.checked_sub(1));
     }
+
+    /// Takes a sleeper's own registration back (the one its `sleep` added), clearing its
+    /// record first if it keeps one (MPMC, see [`sleep_registered`]).
+    pub(crate) fn deregister(&self, record: Option<(&AtomicU64, u64)>) {
+        match record {
+            Some((word, _)) => {
+                word.store(0, Ordering::Relaxed);
+                // Saturating: MPMC counts are never reset, and a wrong repair must not wrap one
+                // to 2^32 - 1, which would cost every later publication a wake call.
+                self.forget_one();
+            }
+            // Wrapping: if a peer zeroed the count under us, this leaves garbage that only costs
+            // the waker wasted wake calls, and the next claim of this SPSC role resets it.
+            None => {
+                self.waiters.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// What one [`sleep`] ended with.
@@ -152,18 +170,6 @@ pub fn sleep_registered<F: Futex>(
             }
         }
     };
-    match record {
-        Some((word, _)) => {
-            word.store(0, Ordering::Relaxed);
-            // Saturating: MPMC counts are never reset, and a wrong repair must not wrap one to
-            // 2^32 - 1, which would cost every later publication a wake call.
-            words.forget_one();
-        }
-        // Wrapping: if a peer zeroed the count under us, this leaves garbage that only costs the
-        // waker wasted wake calls, and the next claim of this SPSC role resets it.
-        None => {
-            words.waiters.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
+    words.deregister(record);
     outcome
 }

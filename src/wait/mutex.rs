@@ -150,7 +150,7 @@ pub fn sleep_locked<F: Futex, M: WaitMutex>(
     // Acquire: pairs with the release bump in `signal`.
     let sequence = words.epoch.load(Ordering::Acquire);
     if ready() {
-        deregister(words, record);
+        words.deregister(record);
         mutex.unlock();
         return Ok(Sleep::Ready);
     }
@@ -166,7 +166,7 @@ pub fn sleep_locked<F: Futex, M: WaitMutex>(
     if relock == Lock::Recovered {
         recovered(words, futex);
     }
-    deregister(words, record);
+    words.deregister(record);
     if relock.held() {
         mutex.unlock();
     }
@@ -186,19 +186,6 @@ fn recovered<F: Futex>(words: &WaitWords, futex: &F) {
     // Release: as in `signal`.
     words.epoch.fetch_add(1, Ordering::Release);
     futex.wake_all(&words.epoch);
-}
-
-fn deregister(words: &WaitWords, record: Option<(&AtomicU64, u64)>) {
-    match record {
-        Some((word, _)) => {
-            word.store(0, Ordering::Relaxed);
-            words.forget_one();
-        }
-        // As in the eventcount: wrapping, and the next claim of this SPSC role resets the count.
-        None => {
-            words.waiters.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
 }
 
 fn unusable(code: i32) -> Error {
