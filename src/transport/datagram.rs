@@ -627,27 +627,7 @@ impl DatagramSocket for DatagramSender {
     }
 }
 
-impl crate::channel::Sender for DatagramSender {
-    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::Never).map_err(Into::into)
-    }
-
-    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::Now).map_err(Into::into)
-    }
-
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::after(timeout)).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max_message_size
-    }
-
-    fn transport(&self) -> Kind {
-        self.socket.family.kind()
-    }
-}
+deadline_channel_trait!([] Sender for DatagramSender, |this| this.socket.family.kind());
 
 /// The receiving end of a datagram transport ([`udp::UdpReceiver`](super::udp::UdpReceiver),
 /// [`unix_dgram::UnixDgramReceiver`](super::unix_dgram::UnixDgramReceiver)).
@@ -891,27 +871,7 @@ impl DatagramSocket for DatagramReceiver {
     }
 }
 
-impl crate::channel::Receiver for DatagramReceiver {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::Never).map_err(Into::into)
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::Now).map_err(Into::into)
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::after(timeout)).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max_message_size
-    }
-
-    fn transport(&self) -> Kind {
-        self.socket.family.kind()
-    }
-}
+deadline_channel_trait!([] Receiver for DatagramReceiver, |this| this.socket.family.kind());
 
 #[cfg(test)]
 mod tests {

@@ -115,6 +115,74 @@ macro_rules! transport_channel_traits {
     };
 }
 
+/// The channel traits of an endpoint whose `send_until` / `recv_until` take a
+/// [`fd::Deadline`]: `send` waits without end, `try_send` not at all, `send_timeout` until the
+/// timeout. `deadline_channel_trait!(Sender for Type, |this| kind expression)`, with generics
+/// in brackets before `Sender` (`[L: Link] Sender for StreamSender<L>`) and further trait
+/// methods in braces after the kind.
+macro_rules! deadline_channel_trait {
+    ([$($generics:tt)*] Sender for $type:ty, |$this:ident| $kind:expr $(, { $($extra:item)* })?) => {
+        impl<$($generics)*> crate::channel::Sender for $type {
+            fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+                self.send_until(message, crate::transport::fd::Deadline::Never).map_err(Into::into)
+            }
+
+            fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
+                self.send_until(message, crate::transport::fd::Deadline::Now).map_err(Into::into)
+            }
+
+            fn send_timeout(
+                &mut self,
+                message: &[u8],
+                timeout: std::time::Duration,
+            ) -> Result<(), crate::error::SendError> {
+                self.send_until(message, crate::transport::fd::Deadline::after(timeout)).map_err(Into::into)
+            }
+
+            fn max_message_size(&self) -> usize {
+                self.max_message_size
+            }
+
+            fn transport(&self) -> crate::channel::Kind {
+                let $this = self;
+                $kind
+            }
+
+            $($($extra)*)?
+        }
+    };
+    ([$($generics:tt)*] Receiver for $type:ty, |$this:ident| $kind:expr $(, { $($extra:item)* })?) => {
+        impl<$($generics)*> crate::channel::Receiver for $type {
+            fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+                self.recv_until(buffer, crate::transport::fd::Deadline::Never).map_err(Into::into)
+            }
+
+            fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
+                self.recv_until(buffer, crate::transport::fd::Deadline::Now).map_err(Into::into)
+            }
+
+            fn recv_timeout(
+                &mut self,
+                buffer: &mut Vec<u8>,
+                timeout: std::time::Duration,
+            ) -> Result<(), crate::error::RecvError> {
+                self.recv_until(buffer, crate::transport::fd::Deadline::after(timeout)).map_err(Into::into)
+            }
+
+            fn max_message_size(&self) -> usize {
+                self.max_message_size
+            }
+
+            fn transport(&self) -> crate::channel::Kind {
+                let $this = self;
+                $kind
+            }
+
+            $($($extra)*)?
+        }
+    };
+}
+
 pub mod datagram;
 pub(crate) mod fd;
 pub mod fd_passing;

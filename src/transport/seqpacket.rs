@@ -346,53 +346,13 @@ fn receive(fd: BorrowedFd<'_>, buffer: &mut Vec<u8>, max: usize) -> std::result:
     Ok(Some(()))
 }
 
-impl crate::channel::Sender for SeqpacketSender {
-    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::Never).map_err(Into::into)
-    }
+deadline_channel_trait!([] Sender for SeqpacketSender, |_this| NAME);
 
-    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::Now).map_err(Into::into)
-    }
-
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::after(timeout)).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max_message_size
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        NAME
-    }
-}
-
-impl crate::channel::Receiver for SeqpacketReceiver {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::Never).map_err(Into::into)
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::Now).map_err(Into::into)
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::after(timeout)).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max_message_size
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        NAME
-    }
-
+deadline_channel_trait!([] Receiver for SeqpacketReceiver, |_this| NAME, {
     fn peer_credentials(&self) -> Option<crate::channel::Credentials> {
         self.link.peer_credentials()
     }
-}
+});
 
 #[cfg(test)]
 mod tests {

@@ -365,53 +365,13 @@ pub(crate) fn would_block(deadline: Deadline, now_error: Error) -> Error {
     }
 }
 
-impl<L: Link> crate::channel::Sender for StreamSender<L> {
-    fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::Never).map_err(Into::into)
-    }
+deadline_channel_trait!([L: Link] Sender for StreamSender<L>, |this| this.name);
 
-    fn try_send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::Now).map_err(Into::into)
-    }
-
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), crate::error::SendError> {
-        self.send_until(message, Deadline::after(timeout)).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max_message_size
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        self.name
-    }
-}
-
-impl<L: Link> crate::channel::Receiver for StreamReceiver<L> {
-    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::Never).map_err(Into::into)
-    }
-
-    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::Now).map_err(Into::into)
-    }
-
-    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), crate::error::RecvError> {
-        self.recv_until(buffer, Deadline::after(timeout)).map_err(Into::into)
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max_message_size
-    }
-
-    fn transport(&self) -> crate::channel::Kind {
-        self.name
-    }
-
+deadline_channel_trait!([L: Link] Receiver for StreamReceiver<L>, |this| this.name, {
     fn peer_credentials(&self) -> Option<crate::channel::Credentials> {
         self.link.peer_credentials()
     }
-}
+});
 
 #[cfg(test)]
 mod tests {
