@@ -26,6 +26,7 @@ MODES = [
     ("zero-copy", "ipcring SPSC zero-copy (reserve, fill in place, commit; `recv_ref`)"),
     ("copy", "ipcring SPSC copying (`send` from a buffer, `recv_into` a buffer)"),
     ("zero-copy-futex", "ipcring SPSC zero-copy on a futex ring (adds the wakeup check)"),
+    ("zero-copy-membarrier", "ipcring SPSC zero-copy on a membarrier ring (the check without the fence)"),
     ("array-queue", "crossbeam `ArrayQueue` (`[u8; 64]` moved in and out)"),
     ("mpmc-ring", "ipcring MPMC bare ring (`Producer::try_push`, `Consumer::try_peek`)"),
     ("mpmc-endpoints", "ipcring MPMC endpoints (`try_send`, `try_recv` into a `Vec`)"),

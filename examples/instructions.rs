@@ -4,14 +4,15 @@
 //! One thread pushes 512 messages of 64 bytes, then pops them, 2000 times (no spinning, so every
 //! instruction counted is path cost). Modes: `rtrb` (the baseline: moves `[u8; 64]` values),
 //! `zero-copy` (reserve, fill in place, commit; read in place), `copy` (`send` from a buffer,
-//! `recv_into` a buffer), `zero-copy-futex` (as zero-copy on a futex ring: adds the wakeup check).
+//! `recv_into` a buffer), `zero-copy-futex` (as zero-copy on a futex ring: adds the wakeup check),
+//! `zero-copy-membarrier` (the same check without the fence: the membarrier strategy).
 //! MPMC: `array-queue` (the baseline: `crossbeam_queue::ArrayQueue` moving `[u8; 64]` values),
 //! `mpmc-ring` (the bare ring: `try_push`, `try_peek`), `mpmc-endpoints` (`Sender::try_send`,
 //! `Receiver::try_recv` into a reused `Vec`).
 //!
 //! ```sh
 //! cargo build --release --example instructions
-//! for mode in rtrb zero-copy copy zero-copy-futex array-queue mpmc-ring mpmc-endpoints; do
+//! for mode in rtrb zero-copy copy zero-copy-futex zero-copy-membarrier array-queue mpmc-ring mpmc-endpoints; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/instructions $mode 2>&1 | grep Collected
 //! done   # divide by 1,024,000 messages
@@ -143,11 +144,12 @@ fn main() {
         Some("zero-copy") => ipcring(false, WaitStrategy::Spin),
         Some("copy") => ipcring(true, WaitStrategy::Spin),
         Some("zero-copy-futex") => ipcring(false, WaitStrategy::Futex),
+        Some("zero-copy-membarrier") => ipcring(false, WaitStrategy::Membarrier),
         Some("array-queue") => array_queue(),
         Some("mpmc-ring") => mpmc(false),
         Some("mpmc-endpoints") => mpmc(true),
         _ => {
-            eprintln!("usage: instructions rtrb|zero-copy|copy|zero-copy-futex|array-queue|mpmc-ring|mpmc-endpoints");
+            eprintln!("usage: instructions rtrb|zero-copy|copy|zero-copy-futex|zero-copy-membarrier|array-queue|mpmc-ring|mpmc-endpoints");
             std::process::exit(2);
         }
     }

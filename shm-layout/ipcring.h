@@ -112,6 +112,9 @@ extern "C" {
 #define IPCRING_WAIT_SEMAPHORE 3u /* sleep in sem_timedwait on the sem_t of the wait block */
 #define IPCRING_WAIT_MUTEX 4u     /* glibc only: a robust pthread mutex per wait block guards a
                                      condition variable on `futex` (LAYOUT.md 9.2) */
+#define IPCRING_WAIT_MEMBARRIER 5u /* the futex eventcount with asymmetric barriers: wakers a
+                                      compiler barrier, sleepers membarrier(GLOBAL_EXPEDITED);
+                                      every process registers first (LAYOUT.md 8.2) */
 
 /* Mutex strategy: where the wait block holds the mutex_abi tag (u64, in reserved0[0]) and the
  * robust process-shared pthread_mutex_t (glibc 64-bit: 40 bytes, in reserved0[1..6]), and the
@@ -199,8 +202,8 @@ struct ipcring_position_block {
     uint64_t reserved[15]; /* 8: zero */
 };
 
-/* Where one side sleeps. Futex strategy: an eventcount (shared futex: no FUTEX_PRIVATE_FLAG) on
- * the first cache line. Semaphore strategy: a process-shared POSIX semaphore on the second. Mutex
+/* Where one side sleeps. Futex and membarrier strategies: an eventcount (shared futex: no
+ * FUTEX_PRIVATE_FLAG) on the first cache line. Semaphore strategy: a process-shared POSIX semaphore on the second. Mutex
  * strategy: the same two words, a mutex_abi tag at 8 and a robust pthread_mutex_t at 16. */
 struct ipcring_wait_block {
     uint32_t futex;        /* 0: the epoch: the futex word, bumped (release) by wakers */
@@ -434,6 +437,36 @@ static inline int ipcring_eventcount_prepare_wake(struct ipcring_wait_block *blo
     __atomic_fetch_add(&block->futex, 1u, __ATOMIC_RELEASE);
     return 1;
 }
+
+/* Membarrier strategy (LAYOUT.md 8.2): the same waker's half with only a compiler barrier, which
+ * is enough because every sleeper calls membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) between its
+ * registration and its re-check. Valid only in a process that has called
+ * ipcring_membarrier_register() successfully before it attached (then a sleeper's membarrier makes
+ * this thread run a full barrier); returns as ipcring_eventcount_prepare_wake. */
+static inline int ipcring_eventcount_prepare_wake_light(struct ipcring_wait_block *block) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&block->waiters, __ATOMIC_RELAXED) == 0) {
+        return 0;
+    }
+    __atomic_fetch_add(&block->futex, 1u, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* Membarrier strategy: every process registers once, before it attaches (LAYOUT.md 8.2). Returns
+ * 0, or -1 with errno set (ENOSYS/EINVAL before Linux 4.16; EPERM under a seccomp filter): then the
+ * process MUST NOT attach to a ring of this strategy. Needs <sys/syscall.h> and <unistd.h>. */
+#ifdef SYS_membarrier
+static inline int ipcring_membarrier_register(void) {
+    return (int)syscall(SYS_membarrier, 1 << 2 /* MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED */, 0, 0);
+}
+
+/* Membarrier strategy: the sleeper's barrier, between its registration (the waiters increment)
+ * and its load of the epoch, in place of the futex strategy's seq_cst fence. If it fails, the
+ * caller MUST NOT sleep (poll instead). */
+static inline int ipcring_membarrier_sleeper_barrier(void) {
+    return (int)syscall(SYS_membarrier, 1 << 1 /* MEMBARRIER_CMD_GLOBAL_EXPEDITED */, 0, 0);
+}
+#endif
 
 /* ---- MPMC (LAYOUT.md sections 14-17) ---------------------------------------------------- */
 

@@ -184,7 +184,8 @@ impl fmt::Display for RingKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum WaitStrategy {
-    /// Spin briefly, then sleep on the shared futex eventcount (`1`, the default).
+    /// Spin briefly, then sleep on the shared futex eventcount (`1`, the default). Every
+    /// publication pays a full fence (`mfence`-class) for the wakeup check.
     #[default]
     Futex,
     /// Busy-poll only: lowest latency, one core per waiting side (`2`).
@@ -199,6 +200,14 @@ pub enum WaitStrategy {
     /// hostile writer can make it corrupt a process that holds the mutex; the other strategies
     /// treat the segment as untrusted.
     Mutex,
+    /// The futex eventcount with asymmetric barriers (`5`): a publication pays only a compiler
+    /// barrier, and a side about to sleep pays a `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
+    /// system call instead (LAYOUT.md §8.2). Streaming as fast as [`WaitStrategy::Spin`] while
+    /// nobody sleeps, sleeping like [`WaitStrategy::Futex`]. Every process that attaches
+    /// registers for membarrier (Linux 4.16 or later; [`crate::Error::MembarrierUnavailable`]
+    /// where a seccomp profile refuses it), and every peer must know this value (builds that
+    /// do not refuse the ring, so the protocol is never half-followed).
+    Membarrier,
 }
 
 impl WaitStrategy {
@@ -210,6 +219,7 @@ impl WaitStrategy {
             WaitStrategy::Spin => 2,
             WaitStrategy::Semaphore => 3,
             WaitStrategy::Mutex => 4,
+            WaitStrategy::Membarrier => 5,
         }
     }
 
@@ -221,6 +231,7 @@ impl WaitStrategy {
             2 => Some(WaitStrategy::Spin),
             3 => Some(WaitStrategy::Semaphore),
             4 => Some(WaitStrategy::Mutex),
+            5 => Some(WaitStrategy::Membarrier),
             _ => None,
         }
     }
@@ -232,6 +243,7 @@ impl WaitStrategy {
             WaitStrategy::Spin => "spin",
             WaitStrategy::Semaphore => "semaphore",
             WaitStrategy::Mutex => "mutex",
+            WaitStrategy::Membarrier => "membarrier",
         }
     }
 }

@@ -1438,8 +1438,14 @@ mod tests {
     #[test]
     fn anonymous_segment_validates_like_a_named_one() {
         let cases = [RingKind::Spsc, RingKind::Mpmc].into_iter().flat_map(|kind| {
-            [WaitStrategy::Futex, WaitStrategy::Spin, WaitStrategy::Semaphore, WaitStrategy::Mutex]
-                .map(|wait| (kind, wait))
+            [
+                WaitStrategy::Futex,
+                WaitStrategy::Spin,
+                WaitStrategy::Semaphore,
+                WaitStrategy::Mutex,
+                WaitStrategy::Membarrier,
+            ]
+            .map(|wait| (kind, wait))
         });
         for (kind, wait) in cases {
             let options = CreateOptions { kind, wait, slot_count: 8, slot_size: 64, ..CreateOptions::default() };

@@ -284,8 +284,17 @@ fn check_stream(producer: mpsc::Receiver<Result<(), Error>>, consumer: ConsumerP
 
 #[test]
 fn c_consumer_receives_every_message_in_order_and_wakes_the_futex_sleeping_producer() {
+    wakes_the_sleeping_producer(WaitStrategy::Futex);
+}
+
+#[test]
+fn c_consumer_wakes_the_sleeping_producer_under_the_membarrier_strategy() {
+    wakes_the_sleeping_producer(WaitStrategy::Membarrier);
+}
+
+fn wakes_the_sleeping_producer(strategy: WaitStrategy) {
     let _alone = STREAMING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let ring = TestRing::create(WaitStrategy::Futex);
+    let ring = TestRing::create(strategy);
     let producer = start_producer(&ring.name, MESSAGE_COUNT, Attach::OnlyWakeupsEndSleeps);
     // Start the consumer only once the producer has filled the ring and registered as a sleeper
     // on "not full", so the first slot the C side frees must wake it.

@@ -166,6 +166,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_WAIT_SPIN", WaitStrategy::Spin.to_raw().into()),
         ("IPCRING_WAIT_SEMAPHORE", WaitStrategy::Semaphore.to_raw().into()),
         ("IPCRING_WAIT_MUTEX", WaitStrategy::Mutex.to_raw().into()),
+        ("IPCRING_WAIT_MEMBARRIER", WaitStrategy::Membarrier.to_raw().into()),
         ("IPCRING_MUTEX_ABI_OFFSET", MUTEX_ABI_OFFSET),
         ("IPCRING_MUTEX_OFFSET", MUTEX_OFFSET),
         ("IPCRING_MUTEX_ROOM", MUTEX_ROOM),

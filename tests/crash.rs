@@ -849,7 +849,7 @@ impl Ring {
     fn waits(&self, side: Side) -> u64 {
         let field = match self.segment.geometry().wait {
             // The mutex strategy counts its condition waits as futex waits (LAYOUT.md §9.2).
-            WaitStrategy::Futex | WaitStrategy::Mutex => offset_of!(StatsBlock, futex_waits),
+            WaitStrategy::Futex | WaitStrategy::Membarrier | WaitStrategy::Mutex => offset_of!(StatsBlock, futex_waits),
             WaitStrategy::Semaphore => offset_of!(StatsBlock, semaphore_waits),
             _ => offset_of!(StatsBlock, waits),
         };
@@ -1400,6 +1400,9 @@ fn kill_9_at_random_and_directed_points_loses_nothing() {
         // on its condition (tests/mutex_crash.rs aims at both directly).
         (RingKind::Spsc, WaitStrategy::Mutex, 8, 1),
         (RingKind::Mpmc, WaitStrategy::Mutex, 8, 1),
+        // Issue #16: the asymmetric barriers of the membarrier strategy.
+        (RingKind::Spsc, WaitStrategy::Membarrier, 8, 1),
+        (RingKind::Mpmc, WaitStrategy::Membarrier, 8, 1),
     ];
     run_plan(&plan, false, seed, total);
 }
@@ -1419,6 +1422,8 @@ fn kill_9_with_each_peer_in_its_own_pid_namespace_loses_nothing() {
         (RingKind::Spsc, WaitStrategy::Semaphore, 4, 1),
         (RingKind::Mpmc, WaitStrategy::Futex, 8, 1),
         (RingKind::Mpmc, WaitStrategy::Semaphore, 4, 1),
+        // membarrier is not namespaced: a sleeper's barrier reaches peers in other namespaces.
+        (RingKind::Spsc, WaitStrategy::Membarrier, 8, 1),
     ];
     run_plan(&plan, true, seed, total);
 }

@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use ipcring::__private::ring::spsc::{Consumer, Producer};
 use ipcring::__private::sync::{AtomicU32, Ordering};
+use ipcring::__private::wait::eventcount::sleep_registered;
 use ipcring::__private::wait::{
-    notify, notify_locked, sleep, sleep_locked, LoomFutex, LoomMutex, Sleep, WaitStrategy, WaitWords,
+    notify, notify_locked, notify_with, sleep, sleep_locked, Barriers, LoomFutex, LoomMutex, Sleep, WaitStrategy,
+    WaitWords,
 };
 use ipcring::spsc::{HeapMemory, Receiver, Sender};
 use loom::thread;
@@ -109,6 +111,56 @@ fn eventcount_never_loses_a_wakeup() {
         }
         waker.join().unwrap();
         assert_eq!(words.waiters.load(Ordering::Relaxed), 0, "the waiter deregistered");
+    });
+}
+
+/// The membarrier strategy's protocol (LAYOUT.md §8.2): the waker's compiler barrier and the
+/// sleeper's membarrier are both `fence(SeqCst)` here, the pairing the kernel guarantees (loom
+/// cannot model a barrier imposed on another thread). Removing the sleeper's barrier makes loom
+/// report a deadlock; `tests/wake_stress.rs` catches the same mutation across real processes.
+#[test]
+fn membarrier_eventcount_never_loses_a_wakeup() {
+    loom::model(|| {
+        let state = Arc::new((AtomicU32::new(0), WaitWords::new(), LoomFutex::default()));
+        let waker = {
+            let state = state.clone();
+            thread::spawn(move || {
+                let (flag, words, futex) = &*state;
+                flag.store(1, Ordering::Release);
+                notify_with(words, futex, Barriers::Membarrier);
+            })
+        };
+        let (flag, words, futex) = &*state;
+        // Unbounded sleeps: if the wakeup were lost, loom would report a deadlock.
+        while flag.load(Ordering::Acquire) == 0 {
+            let ready = || flag.load(Ordering::Acquire) == 1;
+            let outcome = sleep_registered(words, futex, ready, None, None, Barriers::Membarrier);
+            assert_ne!(outcome, Sleep::TimedOut);
+        }
+        waker.join().unwrap();
+        assert_eq!(words.waiters.load(Ordering::Relaxed), 0, "the waiter deregistered");
+    });
+}
+
+/// The blocking endpoints of a membarrier ring, both sides sleeping (as the futex model below).
+#[test]
+fn membarrier_ring_blocking_send_and_recv_never_lose_a_wakeup() {
+    loom::model(|| {
+        let memory = Arc::new(HeapMemory::new(1, 3, WaitStrategy::Membarrier));
+        let mut sender = Sender::attach(memory.clone()).unwrap();
+        let mut receiver = Receiver::attach(memory).unwrap();
+        let writer = thread::spawn(move || {
+            for index in 0..2 {
+                sender.send(&message(index)).unwrap();
+            }
+            sender
+        });
+        let mut buffer = Vec::new();
+        for index in 0..2 {
+            receiver.recv(&mut buffer).unwrap();
+            assert_eq!(buffer, message(index));
+        }
+        drop(writer.join().unwrap());
     });
 }
 

@@ -312,6 +312,9 @@ pub enum WaitArg {
     Semaphore,
     /// Sleep on a condition variable under a robust process-shared pthread mutex (glibc only).
     Mutex,
+    /// Futex sleeps with asymmetric barriers: senders pay no fence, sleepers call membarrier
+    /// (Linux 4.16+; every peer must know this strategy).
+    Membarrier,
 }
 
 impl From<WaitArg> for WaitStrategy {
@@ -321,6 +324,7 @@ impl From<WaitArg> for WaitStrategy {
             WaitArg::Spin => WaitStrategy::Spin,
             WaitArg::Semaphore => WaitStrategy::Semaphore,
             WaitArg::Mutex => WaitStrategy::Mutex,
+            WaitArg::Membarrier => WaitStrategy::Membarrier,
         }
     }
 }

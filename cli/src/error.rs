@@ -171,6 +171,9 @@ fn advice(error: &ipcring::Error) -> String {
         Error::AddressInUse { .. } => "; use another or remove it".to_string(),
         Error::AddressNotFound { .. } => "; start the side that creates it first".to_string(),
         Error::RoleTaken { .. } => "; stop that process or use another ring".to_string(),
+        Error::MembarrierUnavailable { .. } => {
+            "; create the ring with `--wait futex`, or allow membarrier in this container's seccomp profile".to_string()
+        }
         _ => String::new(),
     }
 }

@@ -144,7 +144,7 @@ fn waits(counters: &SideCounters, strategy: WaitStrategy) -> String {
 
 fn sleeps(counters: &SideCounters, strategy: WaitStrategy) -> String {
     match strategy {
-        WaitStrategy::Futex => {
+        WaitStrategy::Futex | WaitStrategy::Membarrier => {
             format!("{} (futex waits {}, futex wakes {})", counters.waits, counters.futex_waits, counters.futex_wakes)
         }
         WaitStrategy::Semaphore => format!("{} (semaphore waits {})", counters.waits, counters.semaphore_waits),

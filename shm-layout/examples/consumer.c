@@ -14,7 +14,7 @@
  * when the process exits, however it exits, so no pid is ever checked.
  *
  * It busy-polls for messages (never sleeps on the futex), but wakes a sleeping producer exactly
- * as the Rust side does, so it works under both wait strategies.
+ * as the Rust side does, so it works under the futex, membarrier and spin wait strategies.
  *
  * Build: cc -std=c11 -O2 -Wall -Wextra -Werror -o consumer consumer.c   (tests/c_consumer.rs)
  */
@@ -203,7 +203,8 @@ static void validate(const struct ipcring_header *header, uint64_t file_size, st
     if (header->ring_kind != IPCRING_RING_KIND_SPSC) {
         corrupted("ring_kind", header->ring_kind);
     }
-    if (header->wait_strategy != IPCRING_WAIT_FUTEX && header->wait_strategy != IPCRING_WAIT_SPIN) {
+    if (header->wait_strategy != IPCRING_WAIT_FUTEX && header->wait_strategy != IPCRING_WAIT_SPIN &&
+        header->wait_strategy != IPCRING_WAIT_MEMBARRIER) {
         corrupted("wait_strategy", header->wait_strategy);
     }
     if (header->total_size != file_size || file_size > IPCRING_MAX_SEGMENT_SIZE) {
@@ -280,9 +281,21 @@ static void validate(const struct ipcring_header *header, uint64_t file_size, st
 
 /* ---- Roles and wakeups ------------------------------------------------------------------ */
 
-/* The waker's half of the eventcount on "not full", under the futex strategy only. */
+/* The waker's half of the eventcount on "not full", under the futex and membarrier strategies. */
 static void wake_producer(void) {
-    if (state.wait_strategy != IPCRING_WAIT_FUTEX || !ipcring_eventcount_prepare_wake(state.not_full)) {
+    int wake;
+    switch (state.wait_strategy) {
+    case IPCRING_WAIT_FUTEX:
+        wake = ipcring_eventcount_prepare_wake(state.not_full);
+        break;
+    case IPCRING_WAIT_MEMBARRIER:
+        /* Registered before attaching (main): the producer's membarrier orders this side. */
+        wake = ipcring_eventcount_prepare_wake_light(state.not_full);
+        break;
+    default:
+        wake = 0;
+    }
+    if (!wake) {
         return;
     }
     /* Shared futex (no FUTEX_PRIVATE_FLAG): the sleeper is another process. */
@@ -507,6 +520,9 @@ int main(int argc, char **argv) {
     state.not_full = (void *)(base + geometry.block_offsets[3]);
     state.stats = (void *)(base + geometry.block_offsets[6]);
     state.wait_strategy = geometry.wait_strategy;
+    if (state.wait_strategy == IPCRING_WAIT_MEMBARRIER && ipcring_membarrier_register() != 0) {
+        fail("membarrier registration refused (the membarrier wait strategy needs it): %s", strerror(errno));
+    }
 
     claim_role(&roles->consumer, not_empty);
     /* Positions are read only after the claim: a predecessor may have released until then. */

@@ -95,6 +95,11 @@ impl ShmControl {
         if geometry.wait == WaitStrategy::Mutex {
             segment.check_mutexes()?;
         }
+        if geometry.wait == WaitStrategy::Membarrier {
+            // Before this endpoint first wakes a peer with only a compiler barrier: a sleeper's
+            // membarrier reaches registered processes only (LAYOUT.md §8.2).
+            crate::wait::barrier::register()?;
+        }
         Ok(ShmControl {
             producer_position: u64_at(Block::Producer),
             consumer_position: u64_at(Block::Consumer),

@@ -145,6 +145,15 @@ pub enum Error {
         /// The tag this build writes (0: this build cannot use the object at all).
         expected: u64,
     },
+    /// The kernel refused to register this process for `membarrier` (Linux before 4.16, or a
+    /// seccomp profile that does not allow it), which the membarrier wait strategy needs in every
+    /// process that attaches (LAYOUT.md §8.2).
+    #[error("membarrier registration (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) refused: {source}")]
+    MembarrierUnavailable {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// A requested size is above the limit.
     #[error("{what} {requested} is above the limit of {limit}")]
     TooLarge {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::eventcount::{sleep_registered, Sleep, WaitWords};
+use super::eventcount::{sleep_registered, Barriers, Sleep, WaitWords};
 use super::futex::Futex;
 use super::mutex::{sleep_locked, WaitMutex};
 use super::semaphore::Semaphore;
@@ -210,7 +210,7 @@ pub fn block<F: Futex, S: Semaphore, M: WaitMutex, E: From<Error>>(
                     return Ok(Blocked::Ready);
                 }
             }
-            WaitStrategy::Futex | WaitStrategy::Mutex => {
+            WaitStrategy::Futex | WaitStrategy::Membarrier | WaitStrategy::Mutex => {
                 let timeout = sleep_timeout(now, deadline, on.slice);
                 let mut error = None;
                 count(Counter::sleep_of(on.strategy));
@@ -227,7 +227,11 @@ pub fn block<F: Futex, S: Semaphore, M: WaitMutex, E: From<Error>>(
                 let slept = if on.strategy == WaitStrategy::Mutex {
                     sleep_locked(on.words, on.futex, on.mutex, condition, timeout, on.record)?
                 } else {
-                    sleep_registered(on.words, on.futex, condition, timeout, on.record)
+                    let barriers = match on.strategy {
+                        WaitStrategy::Membarrier => Barriers::Membarrier,
+                        _ => Barriers::Fences,
+                    };
+                    sleep_registered(on.words, on.futex, condition, timeout, on.record, barriers)
                 };
                 if let Some(failure) = error {
                     return Err(failure);
@@ -332,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_sleep_that_times_out_with_its_condition_met_counts_as_a_late_wake() {
-        for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore, WaitStrategy::Mutex] {
+        for strategy in [WaitStrategy::Futex, WaitStrategy::Membarrier, WaitStrategy::Semaphore, WaitStrategy::Mutex] {
             assert_eq!(
                 counted_with_a_lost_wakeup(strategy),
                 [Counter::sleep_of(strategy), Counter::LateWake],
@@ -343,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_sleep_that_times_out_with_its_condition_unmet_counts_no_late_wake() {
-        for strategy in [WaitStrategy::Futex, WaitStrategy::Semaphore, WaitStrategy::Mutex] {
+        for strategy in [WaitStrategy::Futex, WaitStrategy::Membarrier, WaitStrategy::Semaphore, WaitStrategy::Mutex] {
             let words = WaitWords::new();
             let semaphore = LocalSemaphore::new(0);
             let on = waiting_on(strategy, &words, &semaphore, Duration::from_millis(2), None);
@@ -388,9 +392,17 @@ mod tests {
 
     #[test]
     fn a_sleep_that_is_woken_counts_no_late_wake() {
+        for (strategy, barriers) in
+            [(WaitStrategy::Futex, Barriers::Fences), (WaitStrategy::Membarrier, Barriers::Membarrier)]
+        {
+            woken_sleep_counts_no_late_wake(strategy, barriers);
+        }
+    }
+
+    fn woken_sleep_counts_no_late_wake(strategy: WaitStrategy, barriers: Barriers) {
         let words = WaitWords::new();
         let semaphore = LocalSemaphore::new(0);
-        let on = waiting_on(WaitStrategy::Futex, &words, &semaphore, Duration::from_secs(10), None);
+        let on = waiting_on(strategy, &words, &semaphore, Duration::from_secs(10), None);
         let published = std::sync::atomic::AtomicBool::new(false);
         let mut counted = Vec::new();
         std::thread::scope(|scope| {
@@ -401,7 +413,7 @@ mod tests {
                     std::hint::spin_loop();
                 }
                 published.store(true, std::sync::atomic::Ordering::Release);
-                crate::wait::eventcount::notify(&words, &SharedFutex);
+                crate::wait::eventcount::notify_with(&words, &SharedFutex, barriers);
             });
             let outcome = block(
                 &on,

@@ -95,9 +95,36 @@ pub enum Sleep {
 /// ```
 #[inline]
 pub fn notify<F: Futex>(words: &WaitWords, futex: &F) -> bool {
-    // Pairs with the fence in `sleep`: orders the caller's earlier publication (a release store
-    // of a position) before the load of the waiter count (Dekker).
-    fence(Ordering::SeqCst);
+    notify_with(words, futex, Barriers::Fences)
+}
+
+/// Which barriers order a waker's publication against a sleeper's registration (the Dekker
+/// check): a full fence on each side, or the membarrier strategy's asymmetric pair
+/// ([`super::barrier`]). Every side of a ring must use the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barriers {
+    /// `fence(SeqCst)` in the waker and in the sleeper (the futex strategy).
+    Fences,
+    /// A compiler barrier in the waker, `membarrier` in the sleeper (the membarrier strategy).
+    Membarrier,
+}
+
+/// [`notify`] with the given barriers.
+///
+/// ```
+/// use ipcring::__private::wait::eventcount::{notify_with, Barriers};
+/// use ipcring::__private::wait::{SharedFutex, WaitWords};
+/// let words = WaitWords::new();
+/// assert!(!notify_with(&words, &SharedFutex, Barriers::Membarrier)); // no waiter: no syscall
+/// ```
+#[inline(always)]
+pub fn notify_with<F: Futex>(words: &WaitWords, futex: &F, barriers: Barriers) -> bool {
+    // Pairs with the sleeper's barrier in `sleep_registered`: orders the caller's earlier
+    // publication (a release store of a position) before the load of the waiter count (Dekker).
+    match barriers {
+        Barriers::Fences => fence(Ordering::SeqCst),
+        Barriers::Membarrier => super::barrier::light(),
+    }
     if words.waiters.load(Ordering::Relaxed) == 0 {
         return false;
     }
@@ -127,7 +154,7 @@ fn wake_sleepers<F: Futex>(words: &WaitWords, futex: &F) {
 /// assert_eq!(words.waiters.load(Ordering::Relaxed), 0); // the waiter deregistered
 /// ```
 pub fn sleep<F: Futex>(words: &WaitWords, futex: &F, ready: impl FnOnce() -> bool, timeout: Option<Duration>) -> Sleep {
-    sleep_registered(words, futex, ready, timeout, None)
+    sleep_registered(words, futex, ready, timeout, None, Barriers::Fences)
 }
 
 /// [`sleep`], also recording the registration in `record` (a word the sleeper owns, and its
@@ -135,21 +162,36 @@ pub fn sleep<F: Futex>(words: &WaitWords, futex: &F, ready: impl FnOnce() -> boo
 /// cleared before the decrement, so a nonzero record always means a registration in `waiters`.
 /// A survivor that finds the record's claim dead takes the registration back (MPMC, LAYOUT.md
 /// §16.6); a process killed between the two steps leaves at most one registration unrecorded.
+/// `barriers` must be what the wakers use ([`notify_with`]).
 pub fn sleep_registered<F: Futex>(
     words: &WaitWords,
     futex: &F,
     ready: impl FnOnce() -> bool,
     timeout: Option<Duration>,
     record: Option<(&AtomicU64, u64)>,
+    barriers: Barriers,
 ) -> Sleep {
     words.waiters.fetch_add(1, Ordering::Relaxed);
     if let Some((word, claim)) = record {
         // Release: whoever loads the claim with acquire also sees the increment above.
         word.store(claim, Ordering::Release);
     }
-    // Pairs with the fence in `notify` (Dekker): either the waker sees our registration, or our
-    // re-check below sees its publication.
-    fence(Ordering::SeqCst);
+    // Pairs with the waker's barrier in `notify_with` (Dekker): either the waker sees our
+    // registration, or our re-check below sees its publication.
+    let ordered = match barriers {
+        Barriers::Fences => {
+            fence(Ordering::SeqCst);
+            true
+        }
+        Barriers::Membarrier => super::barrier::heavy(),
+    };
+    if !ordered {
+        // The kernel refused the barrier (it accepted this process's registration, so this is
+        // not expected): nothing orders our check against a waker, so do not sleep; the caller
+        // re-checks and comes back, polling.
+        words.deregister(record);
+        return Sleep::Woken;
+    }
     // Acquire: pairs with the release bump in `wake_sleepers`.
     let epoch = words.epoch.load(Ordering::Acquire);
     let outcome = if ready() {

@@ -1,9 +1,11 @@
 //! Sleeping and waking across processes.
 //!
 //! [`eventcount`] is the lost-wakeup-free protocol over one 32-bit futex word, [`futex`] the
-//! system call (and its loom model), and [`block()`] the loop every blocking ring call runs: spin,
+//! system call (and its loom model), [`barrier`] the membarrier strategy's asymmetric barriers,
+//! and [`block()`] the loop every blocking ring call runs: spin,
 //! then sleep in bounded slices, checking the deadline and the peer's liveness in between.
 
+pub mod barrier;
 pub mod block;
 pub mod eventcount;
 pub mod futex;
@@ -13,7 +15,7 @@ pub mod site;
 
 pub use crate::layout::WaitStrategy;
 pub use block::{block, BlockOn, Blocked, LivenessClock, PeerCheck};
-pub use eventcount::{notify, sleep, Sleep, WaitWords};
+pub use eventcount::{notify, notify_with, sleep, Barriers, Sleep, WaitWords};
 #[cfg(loom)]
 pub use futex::LoomFutex;
 #[cfg(not(loom))]

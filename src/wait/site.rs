@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::block::BlockOn;
-use super::eventcount::{notify, WaitWords};
+use super::eventcount::{notify, notify_with, Barriers, WaitWords};
 use super::futex::Futex;
 use super::mutex::{notify_locked, WaitMutex};
 use super::semaphore::Semaphore;
@@ -93,7 +93,8 @@ pub fn peer_of(role: Role) -> Role {
 
 /// Tells `sleeper`'s side that `count` slots changed hands: called by its peer after it
 /// published `count` messages (a producer waking consumers) or released `count` slots (a
-/// consumer waking producers). Futex: one eventcount notify (no syscall unless someone sleeps).
+/// consumer waking producers). Futex and membarrier: one eventcount notify (no syscall unless
+/// someone sleeps).
 /// Semaphore: one post per slot.
 #[inline]
 pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
@@ -102,6 +103,11 @@ pub fn wake<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
         WaitStrategy::Spin => {}
         WaitStrategy::Futex => {
             if notify(site.wait_words(sleeper), site.futex()) {
+                site.count(peer_of(sleeper), Counter::FutexWake);
+            }
+        }
+        WaitStrategy::Membarrier => {
+            if notify_with(site.wait_words(sleeper), site.futex(), Barriers::Membarrier) {
                 site.count(peer_of(sleeper), Counter::FutexWake);
             }
         }
@@ -127,7 +133,7 @@ fn wake_slow<W: WaitSite + ?Sized>(site: &W, sleeper: Role, count: u64) {
                 site.count(peer_of(sleeper), Counter::FutexWake);
             }
         }
-        WaitStrategy::Futex | WaitStrategy::Spin => {}
+        WaitStrategy::Futex | WaitStrategy::Membarrier | WaitStrategy::Spin => {}
     }
 }
 
@@ -166,7 +172,7 @@ fn take_tokens<W: WaitSite + ?Sized>(site: &W, taker: Role, count: u64, still_re
 /// it). Semaphore: one surplus token, dropped by whoever takes it.
 pub fn alert<W: WaitSite + ?Sized>(site: &W, sleeper: Role) {
     match site.strategy() {
-        WaitStrategy::Futex | WaitStrategy::Mutex => wake(site, sleeper, 1),
+        WaitStrategy::Futex | WaitStrategy::Membarrier | WaitStrategy::Mutex => wake(site, sleeper, 1),
         WaitStrategy::Semaphore => site.semaphore(sleeper).post(),
         WaitStrategy::Spin => {}
     }

@@ -50,10 +50,11 @@ const FULL_SIZES: [usize; 6] = [8, 64, 512, 4096, 65_536, 1_048_576];
 const QUICK_TRANSPORTS: [&str; 4] = ["shm-spsc", "shm-mpmc", "pipe", "unix"];
 /// Wait strategies of the rings in the quick suite: all but `mutex`, which `--full` and
 /// `--transports shm-spsc:mutex` measure (it would take the quick run past two minutes).
-const QUICK_WAITS: [WaitStrategy; 3] = [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Semaphore];
+const QUICK_WAITS: [WaitStrategy; 4] =
+    [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Membarrier, WaitStrategy::Semaphore];
 /// Every wait strategy of the rings.
-const ALL_WAITS: [WaitStrategy; 4] =
-    [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Semaphore, WaitStrategy::Mutex];
+const ALL_WAITS: [WaitStrategy; 5] =
+    [WaitStrategy::Spin, WaitStrategy::Futex, WaitStrategy::Membarrier, WaitStrategy::Semaphore, WaitStrategy::Mutex];
 
 /// Bytes in flight every queue of a row is given where its transport lets the bench choose (the
 /// rings, the plain ring, seqpacket): the capacity of a new pipe on Linux (16 pages), so that a
@@ -215,6 +216,7 @@ fn wait_arg(wait: Option<WaitStrategy>) -> WaitArg {
         Some(WaitStrategy::Futex) => WaitArg::Futex,
         Some(WaitStrategy::Semaphore) => WaitArg::Semaphore,
         Some(WaitStrategy::Mutex) => WaitArg::Mutex,
+        Some(WaitStrategy::Membarrier) => WaitArg::Membarrier,
         _ => WaitArg::Spin,
     }
 }
@@ -864,9 +866,9 @@ mod tests {
                 .map(Subject::wait_name)
                 .collect()
         };
-        assert_eq!(waits(subjects(None).unwrap()), ["spin", "futex", "semaphore", "mutex"]);
+        assert_eq!(waits(subjects(None).unwrap()), ["spin", "futex", "membarrier", "semaphore", "mutex"]);
         let quick = subjects_waiting(Some(&QUICK_TRANSPORTS.map(String::from)), &QUICK_WAITS).unwrap();
-        assert_eq!(waits(quick), ["spin", "futex", "semaphore"]);
+        assert_eq!(waits(quick), ["spin", "futex", "membarrier", "semaphore"]);
         assert_eq!(waits(subjects(Some(&["shm-spsc:mutex".to_string()])).unwrap()), ["mutex"]);
     }
 
