@@ -183,23 +183,26 @@ impl fmt::Display for RingKind {
 /// honours the value chosen at creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
+// The discriminants are not the header values (`to_raw`): they are chosen for the hot path's
+// dispatch (`wait::wake`), where `spin` is one compare and the two eventcount strategies one range.
+#[repr(u8)]
 pub enum WaitStrategy {
     /// Spin briefly, then sleep on the shared futex eventcount (`1`, the default). Every
     /// publication pays a full fence (`mfence`-class) for the wakeup check.
     #[default]
-    Futex,
+    Futex = 1,
     /// Busy-poll only: lowest latency, one core per waiting side (`2`).
-    Spin,
+    Spin = 0,
     /// Process-shared POSIX semaphores in the segment count used and free slots; a blocked side
     /// sleeps in `sem_timedwait` (`3`).
-    Semaphore,
+    Semaphore = 3,
     /// A robust process-shared `pthread_mutex_t` in each wait block guards a condition variable
     /// on the block's sequence word; a blocked side sleeps under it (`4`). glibc only: every
     /// process must use glibc's `pthread_mutex_t` (LAYOUT.md §9.2). **Trusts every process that
     /// can write the segment**: glibc keeps pointers and the mutex kind in the shared bytes, so a
     /// hostile writer can make it corrupt a process that holds the mutex; the other strategies
     /// treat the segment as untrusted.
-    Mutex,
+    Mutex = 4,
     /// The futex eventcount with asymmetric barriers (`5`): a publication pays only a compiler
     /// barrier, and a side about to sleep pays a `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
     /// system call instead (LAYOUT.md §8.2). Streaming as fast as [`WaitStrategy::Spin`] while
@@ -207,7 +210,7 @@ pub enum WaitStrategy {
     /// registers for membarrier (Linux 4.16 or later; [`crate::Error::MembarrierUnavailable`]
     /// where a seccomp profile refuses it), and every peer must know this value (builds that
     /// do not refuse the ring, so the protocol is never half-followed).
-    Membarrier,
+    Membarrier = 2,
 }
 
 impl WaitStrategy {
