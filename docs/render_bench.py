@@ -4,6 +4,8 @@ never typed by hand.
 
     cargo run --release -- bench --json docs/bench-quick.json --plot docs/bench-quick.svg
     cargo run --release -- bench --sizes 8,64 --json docs/bench-classic.json --plot docs/bench-classic.svg
+    cargo run --release -- bench --transports shm-spsc:spin,shm-spsc:futex,shm-spsc:membarrier,shm-mpmc:spin,pipe,unix,mq \
+        --sizes 8,64 --rounds 5 --json docs/bench-small.json --plot docs/bench-small.svg
     python3 docs/render_bench.py            # rewrites the marked parts of the files
     python3 docs/render_bench.py check      # fails if they differ from what it would write
 """
@@ -16,11 +18,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "docs", "bench-quick.json")
 # Every transport at 8 and 64 bytes in one run: the comparison of docs/transports.md.
 CLASSIC = os.path.join(ROOT, "docs", "bench-classic.json")
+# Small messages at the hardware limit (issue #16): its targets, after (this run) and before (the
+# stored quick run of commit 58cfdfe and the instruction counts of commit 2305157, kept in
+# docs/before-16/).
+SMALL = os.path.join(ROOT, "docs", "bench-small.json")
+BEFORE_16 = os.path.join(ROOT, "docs", "before-16", "bench-quick.json")
+INSTRUCTIONS = os.path.join(ROOT, "docs", "instructions-run.json")
+INSTRUCTIONS_BEFORE_16 = os.path.join(ROOT, "docs", "before-16", "instructions-run.json")
 TARGETS = [
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-quick"),
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-load"),
     (os.path.join(ROOT, "README.md"), "bench-brief"),
     (os.path.join(ROOT, "docs", "transports.md"), "bench-classic"),
+    (os.path.join(ROOT, "docs", "performance.md"), "targets-16"),
 ]
 
 
@@ -255,6 +265,83 @@ def classic(report):
     return "\n".join(lines)
 
 
+def small_figures(report, instructions):
+    """Issue #16's measures in one run (None where the run lacks them), with the instruction
+    counts of the same code: {measure: (value, detail)}."""
+    figures = {}
+
+    def ratio(numerator, denominator):
+        return numerator / denominator if numerator and denominator else None
+
+    for api, key in (("copy", "copy"), ("zero_copy", "zero-copy")):
+        row = find(report, "shm-spsc", "spin", 64, "throughput", api)
+        figures["stream " + key] = (row.get("x_plain_ring") if row else None, "")
+    two_lines = report["limits"].get("cache_line_two_lines", {}).get("p50_ns")
+    for size in (8, 64):
+        trip = find(report, "shm-spsc", "spin", size, "latency")
+        if trip:
+            limit, _ = latency_limit(report, trip)
+            figures["rtt %d" % size] = (ratio(trip["p50_ns"], limit), "%s" % nanos(trip["p50_ns"]))
+            if size == 8:
+                figures["rtt 8 lines"] = (ratio(trip["p50_ns"], two_lines), "")
+        else:
+            figures["rtt %d" % size] = (None, "")
+            figures.setdefault("rtt 8 lines", (None, ""))
+    spin = find(report, "shm-spsc", "spin", 64, "throughput")
+    for wait in ("futex", "membarrier"):
+        row = find(report, "shm-spsc", wait, 64, "throughput")
+        figures["sleepable " + wait] = (ratio(row and row["msgs_per_sec"], spin and spin["msgs_per_sec"]), "")
+    mpmc = find(report, "shm-mpmc", "spin", 64, "throughput")
+    figures["mpmc"] = (ratio(mpmc and mpmc["msgs_per_sec"], spin and spin["msgs_per_sec"]), "")
+    for transport in ("pipe", "unix", "mq"):
+        row = find(report, transport, "block", 64, "throughput")
+        figures["bare " + transport] = (row.get("x_bare_loop") if row else None, "")
+    counts = instructions["instructions"]
+    for mode in ("copy", "zero-copy"):
+        figures["instructions " + mode] = (ratio(counts.get(mode), counts.get("rtrb")),
+                                           "%.1f" % (counts[mode] / instructions["messages"]))
+    return figures
+
+
+MEASURES_16 = [
+    ("stream copy", "shm-spsc 64 B stream, copying API, spin (x plain ring)", ">= 0.9x", ">="),
+    ("stream zero-copy", "shm-spsc 64 B stream, zero-copy API, spin (x plain ring in place)", ">= 1.0x", ">="),
+    ("rtt 8", "spin round trip 8 B (x plain-ring ping-pong)", "<= 1.15x", "<="),
+    ("rtt 64", "spin round trip 64 B (x plain-ring ping-pong)", "<= 1.15x", "<="),
+    ("rtt 8 lines", "spin round trip 8 B (x two-line cache ping-pong)", "<= 1.3x", "<="),
+    ("sleepable futex", "futex strategy 64 B stream, nobody asleep (x spin)", ">= 0.9x", ">="),
+    ("sleepable membarrier", "membarrier strategy 64 B stream, nobody asleep (x spin)", ">= 0.9x", ">="),
+    ("mpmc", "MPMC 1P1C 64 B stream, spin (x SPSC)", ">= 0.75x", ">="),
+    ("bare pipe", "pipe 64 B stream (x bare loop)", ">= 0.9x", ">="),
+    ("bare unix", "unix 64 B stream (x bare loop)", ">= 0.9x", ">="),
+    ("bare mq", "mq 64 B stream (x bare loop)", ">= 0.9x", ">="),
+    ("instructions copy", "instructions per message, copying (x rtrb)", "<= 1.2x", "<="),
+    ("instructions zero-copy", "instructions per message, zero-copy (x rtrb)", "<= 1.2x", "<="),
+]
+
+
+def targets_16(after, before, instructions, instructions_before):
+    """Issue #16's targets: the figure before (docs/before-16/) and after (the stored small run)."""
+    now, then = small_figures(after, instructions), small_figures(before, instructions_before)
+
+    def cell(figure):
+        value, detail = figure
+        if value is None:
+            return "not measured"
+        return "%.2fx" % value + (" (%s)" % detail if detail else "")
+
+    lines = ["After: " + header(after) + " Instructions: commit `%s`. Before: the stored quick run and "
+             "instruction counts of commit `%s` (`docs/before-16/`), which measured 64 B only and had no bare "
+             "loops or membarrier strategy yet." % (instructions["git_sha"][:12], before["git_sha"][:12]), "",
+             "| measure | target | before | after | met |", "|---|---|---:|---:|---|"]
+    for key, label, target, sense in MEASURES_16:
+        value = now[key][0]
+        bound = float(target.split()[1].rstrip("x"))
+        met = "-" if value is None else ("yes" if (value >= bound if sense == ">=" else value <= bound) else "no")
+        lines.append("| %s | %s | %s | %s | %s |" % (label, target, cell(then[key]), cell(now[key]), met))
+    return "\n".join(lines)
+
+
 def rendered(text, marker, body):
     begin = "<!-- %s:begin (python3 docs/render_bench.py) -->" % marker
     end = "<!-- %s:end -->" % marker
@@ -265,7 +352,9 @@ def rendered(text, marker, body):
 def main():
     report = json.load(open(RUN))
     bodies = {"bench-quick": quick(report), "bench-load": load(report), "bench-brief": brief(report),
-              "bench-classic": classic(json.load(open(CLASSIC)))}
+              "bench-classic": classic(json.load(open(CLASSIC))),
+              "targets-16": targets_16(json.load(open(SMALL)), json.load(open(BEFORE_16)),
+                                       json.load(open(INSTRUCTIONS)), json.load(open(INSTRUCTIONS_BEFORE_16)))}
     check = len(sys.argv) > 1 and sys.argv[1] == "check"
     for path in dict.fromkeys(path for path, _ in TARGETS):
         text = open(path).read()

@@ -41,6 +41,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 #endif
+#ifdef __linux__ /* SYS_membarrier, for the membarrier strategy's helpers */
+#include <sys/syscall.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -454,15 +457,17 @@ static inline int ipcring_eventcount_prepare_wake_light(struct ipcring_wait_bloc
 
 /* Membarrier strategy: every process registers once, before it attaches (LAYOUT.md 8.2). Returns
  * 0, or -1 with errno set (ENOSYS/EINVAL before Linux 4.16; EPERM under a seccomp filter): then the
- * process MUST NOT attach to a ring of this strategy. Needs <sys/syscall.h> and <unistd.h>. */
-#ifdef SYS_membarrier
+ * process MUST NOT attach to a ring of this strategy. syscall() is declared by <unistd.h> only with
+ * _GNU_SOURCE or _DEFAULT_SOURCE defined before the first system header (as consumer.c does). */
+#if defined(SYS_membarrier) && (defined(_GNU_SOURCE) || defined(_DEFAULT_SOURCE))
+#include <unistd.h>
 static inline int ipcring_membarrier_register(void) {
     return (int)syscall(SYS_membarrier, 1 << 2 /* MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED */, 0, 0);
 }
 
 /* Membarrier strategy: the sleeper's barrier, between its registration (the waiters increment)
  * and its load of the epoch, in place of the futex strategy's seq_cst fence. If it fails, the
- * caller MUST NOT sleep (poll instead). */
+ * caller MUST NOT sleep: it decrements waiters again and polls. */
 static inline int ipcring_membarrier_sleeper_barrier(void) {
     return (int)syscall(SYS_membarrier, 1 << 1 /* MEMBARRIER_CMD_GLOBAL_EXPEDITED */, 0, 0);
 }

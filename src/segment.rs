@@ -345,6 +345,16 @@ fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
 
+/// Refuses to create a ring of a strategy this process cannot take part in (membarrier: the
+/// kernel must accept this process's registration), so that no ring is left that nobody here can
+/// attach to.
+fn check_wait_strategy(wait: WaitStrategy) -> Result<(), Error> {
+    if wait == WaitStrategy::Membarrier {
+        crate::wait::barrier::register()?;
+    }
+    Ok(())
+}
+
 /// Removes a half-created segment if creation fails midway.
 struct RemoveOnError<'a>(Option<&'a Location>);
 
@@ -383,6 +393,7 @@ impl Segment {
         let name = location.name();
         let geometry = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
         check_mode(options.mode)?;
+        check_wait_strategy(options.wait)?;
         let file = location.create()?;
         let mut cleanup = RemoveOnError(Some(&location));
         let geometry = sized_for(&file, geometry, name)?;
@@ -418,6 +429,7 @@ impl Segment {
     pub fn create_anonymous(options: &CreateOptions) -> Result<Segment, Error> {
         let geometry = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
         check_mode(options.mode)?;
+        check_wait_strategy(options.wait)?;
         let fd = memfd_create(c"ipcring", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
             .map_err(|errno| Error::io("creating an anonymous ring (memfd_create)", std::io::Error::from(errno)))?;
         let name = format!("memfd:{}", fd.as_raw_fd());

@@ -72,7 +72,7 @@ impl HeapControl {
             not_empty_mutex: HeapMutex::default(),
             not_full_mutex: HeapMutex::default(),
             futex: HeapFutex::default(),
-            strategy,
+            strategy: crate::wait::barrier::in_process(strategy),
             liveness_interval,
         }
     }

@@ -14,10 +14,12 @@
 //! the sleeper's re-check): the two full fences of the Dekker argument, paid by one side.
 //!
 //! Every process that wakes a membarrier ring must have registered before its peer's heavy
-//! barrier, or that barrier skips it: endpoints of shared rings register when they attach and
-//! fail with [`Error::MembarrierUnavailable`] if the kernel refuses (before Linux 4.16, or a
-//! seccomp profile without `membarrier`). Registration belongs to the address space: a forked
-//! child shares its parent's state, `exec` clears it (and the new program attaches anew).
+//! barrier, or that barrier skips it: endpoints of shared rings register when they attach (and
+//! creators when they create) and fail with [`Error::MembarrierUnavailable`] if the kernel
+//! refuses (before Linux 4.16, or a seccomp profile without `membarrier`); in-process rings
+//! register when they are made and fall back to the futex strategy's fences if refused
+//! ([`in_process`]). Registration belongs to the address space: a forked child inherits it,
+//! `exec` clears it (and the new program attaches anew).
 //!
 //! Under `cfg(loom)` both barriers are `fence(SeqCst)`: loom cannot model a barrier that one
 //! thread imposes on others, so the models check the protocol given that pairing, which is the
@@ -25,7 +27,7 @@
 
 use crate::error::Error;
 #[cfg(not(loom))]
-use std::sync::atomic::{compiler_fence, AtomicU32, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, Ordering};
 
 /// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (`linux/membarrier.h`).
 #[cfg(not(loom))]
@@ -34,10 +36,11 @@ const GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
 #[cfg(not(loom))]
 const REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
 
-/// The pid of the process that registered last (0: none): a forked child that creates
-/// endpoints registers again (harmless if it inherited the registration).
+/// True once this process has registered. The kernel keeps a registration across `fork` (the
+/// child's address space is a copy, its membarrier state included) and clears it at `execve`,
+/// which starts this flag anew too.
 #[cfg(not(loom))]
-static REGISTERED_PID: AtomicU32 = AtomicU32::new(0);
+static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// One `membarrier` call.
 #[cfg(not(loom))]
@@ -51,8 +54,10 @@ fn membarrier(command: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Registers this process for the sleepers' heavy barriers: call it before this process first
-/// wakes a ring of the membarrier strategy. Cheap after the first call (one `getpid`).
+/// Registers this process for the sleepers' heavy barriers, and checks that it may issue one
+/// itself (a seccomp filter could allow the one command and not the other): call it before this
+/// process first wakes a ring of the membarrier strategy. Free after the first success; two
+/// threads that race both register, which is harmless.
 ///
 /// ```
 /// // Linux 4.16 or later, and no seccomp filter that refuses membarrier:
@@ -61,14 +66,33 @@ fn membarrier(command: libc::c_int) -> std::io::Result<()> {
 pub fn register() -> Result<(), Error> {
     #[cfg(not(loom))]
     {
-        let pid = std::process::id();
-        if REGISTERED_PID.load(Ordering::Relaxed) == pid {
+        if REGISTERED.load(Ordering::Relaxed) {
             return Ok(());
         }
-        membarrier(REGISTER_GLOBAL_EXPEDITED).map_err(|source| Error::MembarrierUnavailable { source })?;
-        REGISTERED_PID.store(pid, Ordering::Relaxed);
+        membarrier(REGISTER_GLOBAL_EXPEDITED)
+            .and_then(|()| membarrier(GLOBAL_EXPEDITED))
+            .map_err(|source| Error::MembarrierUnavailable { source })?;
+        REGISTERED.store(true, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// The strategy an in-process ring of `strategy` runs with: the futex strategy's fences in place
+/// of membarrier's barriers where this process cannot register (both give the same wakeups; the
+/// fences cost every publication a full barrier). Shared rings refuse instead
+/// ([`Error::MembarrierUnavailable`]), since their peers must all follow one protocol.
+///
+/// ```
+/// use ipcring::__private::wait::barrier::in_process;
+/// use ipcring::WaitStrategy;
+/// assert_eq!(in_process(WaitStrategy::Spin), WaitStrategy::Spin);
+/// ```
+pub fn in_process(strategy: crate::layout::WaitStrategy) -> crate::layout::WaitStrategy {
+    use crate::layout::WaitStrategy;
+    match strategy {
+        WaitStrategy::Membarrier if register().is_err() => WaitStrategy::Futex,
+        other => other,
+    }
 }
 
 /// The waker's half: keeps the compiler from moving the caller's publication after its load of
@@ -83,12 +107,12 @@ pub fn light() {
 }
 
 /// The sleeper's half: a full barrier on every running thread of every registered process, this
-/// one included (registering it first if needed). False if the kernel refused: then nothing is
-/// ordered, and the caller must not sleep.
+/// one included. False if the kernel refused (registration checked that it would not, so only a
+/// filter installed since could): then nothing is ordered, and the caller must not sleep.
 pub fn heavy() -> bool {
     #[cfg(not(loom))]
     {
-        register().is_ok() && membarrier(GLOBAL_EXPEDITED).is_ok()
+        membarrier(GLOBAL_EXPEDITED).is_ok()
     }
     #[cfg(loom)]
     {

@@ -229,7 +229,9 @@ pub fn block<F: Futex, S: Semaphore, M: WaitMutex, E: From<Error>>(
                 } else {
                     let barriers = match on.strategy {
                         WaitStrategy::Membarrier => Barriers::Membarrier,
-                        _ => Barriers::Fences,
+                        WaitStrategy::Futex | WaitStrategy::Spin | WaitStrategy::Semaphore | WaitStrategy::Mutex => {
+                            Barriers::Fences
+                        }
                     };
                     sleep_registered(on.words, on.futex, condition, timeout, on.record, barriers)
                 };

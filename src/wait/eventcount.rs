@@ -186,10 +186,12 @@ pub fn sleep_registered<F: Futex>(
         Barriers::Membarrier => super::barrier::heavy(),
     };
     if !ordered {
-        // The kernel refused the barrier (it accepted this process's registration, so this is
-        // not expected): nothing orders our check against a waker, so do not sleep; the caller
-        // re-checks and comes back, polling.
+        // The kernel refused the barrier (registration checked that it would not, so only a
+        // seccomp filter installed since could): nothing orders our check against a waker, so
+        // do not sleep; offer the core and let the caller re-check, polling.
         words.deregister(record);
+        #[cfg(not(loom))]
+        std::thread::yield_now();
         return Sleep::Woken;
     }
     // Acquire: pairs with the release bump in `wake_sleepers`.

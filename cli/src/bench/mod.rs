@@ -127,7 +127,7 @@ fn subjects_waiting(list: Option<&[String]>, waits: &[WaitStrategy]) -> CliResul
             Some((name, wait)) => {
                 let wait = ALL_WAITS.into_iter().find(|strategy| strategy.name() == wait).ok_or_else(|| {
                     CliError::Usage(format!(
-                        "unknown wait strategy {wait:?} in {item:?}; use spin, futex, semaphore or mutex"
+                        "unknown wait strategy {wait:?} in {item:?}; use spin, futex, membarrier, semaphore or mutex"
                     ))
                 })?;
                 (name, Some(wait))
