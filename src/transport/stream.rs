@@ -12,7 +12,8 @@
 //! are copied once into the frame being assembled, and a payload larger than what is buffered is
 //! read straight into it. The frame is assembled in a `Vec` owned by the receiver and swapped
 //! with the caller's buffer when complete: no allocation per message once both have grown, and a
-//! `try_recv` that finds half a frame keeps it for the next call.
+//! `try_recv` that finds half a frame keeps it for the next call. A waiting receive that follows
+//! a `try_recv` which found nothing polls before it reads (the read would only fail again).
 //!
 //! **Peer gone**: end of file (`read` returns 0) or `EPIPE`/`ECONNRESET` give
 //! [`Error::Disconnected`]; half a frame at end of file is dropped (its sender died mid-message).
@@ -218,6 +219,10 @@ pub struct StreamReceiver<L: Link> {
     /// The frame being assembled: its length once the header is in, and the payload so far.
     expected: Option<usize>,
     frame: Vec<u8>,
+    /// The last read found nothing (`EAGAIN`) and no wait has happened since: a waiting call
+    /// goes straight to `poll` instead of reading again first (a `try_recv` that found nothing,
+    /// followed by a timed receive, is the common pattern of a receiver faster than its sender).
+    drained: bool,
     name: crate::channel::Kind,
 }
 
@@ -233,6 +238,7 @@ impl<L: Link> StreamReceiver<L> {
             end: 0,
             expected: None,
             frame: Vec::new(),
+            drained: false,
             name,
         }
     }
@@ -293,6 +299,10 @@ impl<L: Link> StreamReceiver<L> {
         }
         let missing = self.expected.map_or(0, |length| length - self.frame.len());
         let direct = missing >= READ_AHEAD / 2;
+        if self.drained && deadline != Deadline::Now {
+            self.drained = false;
+            self.wait_readable(deadline)?;
+        }
         loop {
             let Some(fd) = self.link.connected(deadline)? else {
                 return Err(would_block(deadline, Error::Empty));
@@ -330,6 +340,10 @@ impl<L: Link> StreamReceiver<L> {
                     return Ok(());
                 }
                 Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) if deadline == Deadline::Now => {
+                    self.drained = true;
+                    return Err(Error::Empty);
+                }
                 Err(Errno::EAGAIN) => self.wait_readable(deadline)?,
                 Err(Errno::ECONNRESET) => return Err(Error::Disconnected),
                 Err(errno) => return Err(Error::io(format!("{}: read", self.name), errno)),
@@ -384,6 +398,24 @@ mod tests {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         super::super::fd::set_nonblocking(&read).unwrap();
         (std::fs::File::from(write), StreamReceiver::new(Connected::new(read, false), max, crate::channel::Kind::Pipe))
+    }
+
+    #[test]
+    fn a_timed_receive_after_an_empty_try_recv_gets_what_came_in_between() {
+        // The empty try_recv marks the receiver drained: the timed receive polls first instead
+        // of reading, and must still see the bytes written in between at once.
+        let (mut writer, mut receiver) = raw_pipe(64);
+        let mut buffer = Vec::new();
+        assert!(matches!(receiver.try_recv(&mut buffer).map_err(crate::Error::from), Err(Error::Empty)));
+        writer.write_all(&[2, 0, 0, 0, b'h', b'i']).unwrap();
+        receiver.recv_timeout(&mut buffer, Duration::from_secs(10)).unwrap();
+        assert_eq!(buffer, b"hi");
+        assert!(matches!(receiver.try_recv(&mut buffer).map_err(crate::Error::from), Err(Error::Empty)));
+        drop(writer);
+        assert!(matches!(
+            receiver.recv_timeout(&mut buffer, Duration::from_secs(10)).map_err(crate::Error::from),
+            Err(Error::Disconnected)
+        ));
     }
 
     #[test]
