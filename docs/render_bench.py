@@ -330,9 +330,10 @@ def targets_16(after, before, instructions, instructions_before):
             return "not measured"
         return "%.2fx" % value + (" (%s)" % detail if detail else "")
 
-    lines = ["After: " + header(after) + " Instructions: commit `%s`. Before: the stored quick run and "
-             "instruction counts of commit `%s` (`docs/before-16/`), which measured 64 B only and had no bare "
-             "loops or membarrier strategy yet." % (instructions["git_sha"][:12], before["git_sha"][:12]), "",
+    lines = ["After: " + header(after) + " Instructions: commit `%s`. Before: the stored quick run of commit "
+             "`%s` and the instruction counts of commit `%s` (`docs/before-16/`); that run measured 64 B only and "
+             "had no bare loops or membarrier strategy yet." % (instructions["git_sha"][:12], before["git_sha"][:12],
+                                                               instructions_before["git_sha"][:12]), "",
              "| measure | target | before | after | met |", "|---|---|---:|---:|---|"]
     for key, label, target, sense in MEASURES_16:
         value = now[key][0]
