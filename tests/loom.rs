@@ -15,8 +15,7 @@ use ipcring::__private::ring::spsc::{Consumer, Producer};
 use ipcring::__private::sync::{AtomicU32, Ordering};
 use ipcring::__private::wait::eventcount::sleep_registered;
 use ipcring::__private::wait::{
-    notify, notify_locked, notify_with, sleep, sleep_locked, Barriers, LoomFutex, LoomMutex, Sleep, WaitStrategy,
-    WaitWords,
+    notify_locked, notify_with, sleep_locked, Barriers, LoomFutex, LoomMutex, Sleep, WaitStrategy, WaitWords,
 };
 use ipcring::spsc::{HeapMemory, Receiver, Sender};
 use loom::thread;
@@ -93,25 +92,7 @@ fn zero_copy_batches_publish_and_release_together() {
 
 #[test]
 fn eventcount_never_loses_a_wakeup() {
-    loom::model(|| {
-        let state = Arc::new((AtomicU32::new(0), WaitWords::new(), LoomFutex::default()));
-        let waker = {
-            let state = state.clone();
-            thread::spawn(move || {
-                let (flag, words, futex) = &*state;
-                flag.store(1, Ordering::Release);
-                notify(words, futex);
-            })
-        };
-        let (flag, words, futex) = &*state;
-        // Unbounded sleeps: if the wakeup were lost, loom would report a deadlock.
-        while flag.load(Ordering::Acquire) == 0 {
-            let outcome = sleep(words, futex, || flag.load(Ordering::Acquire) == 1, None);
-            assert_ne!(outcome, Sleep::TimedOut);
-        }
-        waker.join().unwrap();
-        assert_eq!(words.waiters.load(Ordering::Relaxed), 0, "the waiter deregistered");
-    });
+    eventcount_model(Barriers::Fences);
 }
 
 /// The membarrier strategy's protocol (LAYOUT.md §8.2): the waker's compiler barrier and the
@@ -120,21 +101,26 @@ fn eventcount_never_loses_a_wakeup() {
 /// report a deadlock; `tests/wake_stress.rs` catches the same mutation across real processes.
 #[test]
 fn membarrier_eventcount_never_loses_a_wakeup() {
-    loom::model(|| {
+    eventcount_model(Barriers::Membarrier);
+}
+
+/// One waker publishes a flag and notifies; the waiter sleeps without a timeout until it sees it.
+fn eventcount_model(barriers: Barriers) {
+    loom::model(move || {
         let state = Arc::new((AtomicU32::new(0), WaitWords::new(), LoomFutex::default()));
         let waker = {
             let state = state.clone();
             thread::spawn(move || {
                 let (flag, words, futex) = &*state;
                 flag.store(1, Ordering::Release);
-                notify_with(words, futex, Barriers::Membarrier);
+                notify_with(words, futex, barriers);
             })
         };
         let (flag, words, futex) = &*state;
         // Unbounded sleeps: if the wakeup were lost, loom would report a deadlock.
         while flag.load(Ordering::Acquire) == 0 {
             let ready = || flag.load(Ordering::Acquire) == 1;
-            let outcome = sleep_registered(words, futex, ready, None, None, Barriers::Membarrier);
+            let outcome = sleep_registered(words, futex, ready, None, None, barriers);
             assert_ne!(outcome, Sleep::TimedOut);
         }
         waker.join().unwrap();
@@ -145,23 +131,7 @@ fn membarrier_eventcount_never_loses_a_wakeup() {
 /// The blocking endpoints of a membarrier ring, both sides sleeping (as the futex model below).
 #[test]
 fn membarrier_ring_blocking_send_and_recv_never_lose_a_wakeup() {
-    loom::model(|| {
-        let memory = Arc::new(HeapMemory::new(1, 3, WaitStrategy::Membarrier));
-        let mut sender = Sender::attach(memory.clone()).unwrap();
-        let mut receiver = Receiver::attach(memory).unwrap();
-        let writer = thread::spawn(move || {
-            for index in 0..2 {
-                sender.send(&message(index)).unwrap();
-            }
-            sender
-        });
-        let mut buffer = Vec::new();
-        for index in 0..2 {
-            receiver.recv(&mut buffer).unwrap();
-            assert_eq!(buffer, message(index));
-        }
-        drop(writer.join().unwrap());
-    });
+    one_slot_ring_model(WaitStrategy::Membarrier);
 }
 
 /// The mutex strategy's protocol: the waker locks and signals only if it sees a registered
@@ -194,10 +164,14 @@ fn mutex_strategy_never_loses_a_wakeup() {
 
 #[test]
 fn blocking_send_and_recv_on_a_one_slot_ring_never_lose_a_wakeup() {
-    loom::model(|| {
+    one_slot_ring_model(WaitStrategy::Futex);
+}
+
+fn one_slot_ring_model(strategy: WaitStrategy) {
+    loom::model(move || {
         // One slot: the producer sleeps on "not full" and the consumer on "not empty", both
         // without timeouts.
-        let memory = Arc::new(HeapMemory::new(1, 3, WaitStrategy::Futex));
+        let memory = Arc::new(HeapMemory::new(1, 3, strategy));
         let mut sender = Sender::attach(memory.clone()).unwrap();
         let mut receiver = Receiver::attach(memory).unwrap();
         let writer = thread::spawn(move || {

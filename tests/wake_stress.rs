@@ -82,6 +82,19 @@ fn producer_process() {
     }
 }
 
+/// Waits (bounded by [`PATIENCE`]) for the child `what` to exit, and checks that it succeeded.
+fn exits_successfully(mut child: std::process::Child, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the {what} did not exit");
+        std::thread::yield_now();
+    };
+    assert!(status.success(), "the {what} failed: {status}");
+}
+
 /// Receives the next message into the buffer, from either kind of ring.
 type Receive = Box<dyn FnMut(&mut Vec<u8>)>;
 
@@ -116,7 +129,7 @@ fn stress(kind: RingKind, wait: WaitStrategy) -> [(u64, u64); 2] {
             })
         }
     };
-    let mut producer = Command::new(std::env::current_exe().unwrap())
+    let producer = Command::new(std::env::current_exe().unwrap())
         .args(["producer_process", "--exact", "--ignored", "--test-threads=1", "-q"])
         .env("IPCRING_STRESS_RING", &name)
         .env("IPCRING_STRESS_KIND", kind.name())
@@ -130,15 +143,7 @@ fn stress(kind: RingKind, wait: WaitStrategy) -> [(u64, u64); 2] {
         receive(&mut buffer);
         assert_eq!(buffer, sequence.to_le_bytes(), "message {sequence}");
     }
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = producer.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the producer did not exit");
-        std::thread::yield_now();
-    };
-    assert!(status.success());
+    exits_successfully(producer, "producer");
     let segment = Segment::open(&name).unwrap();
     let stat = |block, field: usize| {
         segment.atomic_u64(segment.geometry().block_offset(block) + field as u64).load(Ordering::Relaxed)
@@ -266,7 +271,7 @@ fn eventcount_turns(wait: WaitStrategy) -> (u64, u64) {
     if barriers == Barriers::Membarrier {
         ipcring::__private::wait::barrier::register().unwrap();
     }
-    let mut waker = Command::new(std::env::current_exe().unwrap())
+    let waker = Command::new(std::env::current_exe().unwrap())
         .args(["waker_process", "--exact", "--ignored", "--test-threads=1", "-q"])
         .env("IPCRING_STRESS_RING", &name)
         .stdout(Stdio::null())
@@ -303,15 +308,7 @@ fn eventcount_turns(wait: WaitStrategy) -> (u64, u64) {
             }
         }
     }
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = waker.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the waker did not exit");
-        std::thread::yield_now();
-    };
-    assert!(status.success());
+    exits_successfully(waker, "waker");
     (late, sleeps)
 }
 
