@@ -199,6 +199,12 @@ pub enum Error {
         /// Number of records.
         limit: usize,
     },
+    /// Every subscriber record of a broadcast ring is held by a live subscriber.
+    #[error("all {limit} subscriber records of the broadcast ring are held by live subscribers")]
+    SubscribersFull {
+        /// Number of records.
+        limit: usize,
+    },
     /// The peer is gone (dead or detached) and nothing is left to receive, or no room will ever
     /// be made.
     #[error("the peer disconnected")]

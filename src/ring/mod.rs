@@ -5,6 +5,7 @@
 //! multi-consumer one. The blocking, cross-process endpoints built on them are in
 //! [`crate::spsc`] and [`crate::mpmc`].
 
+pub mod broadcast;
 pub mod heap;
 pub mod memory;
 pub mod mpmc;
