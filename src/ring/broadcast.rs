@@ -283,6 +283,41 @@ impl<M: BroadcastMemory> Publisher<M> {
         lowest
     }
 
+    /// Retires the records of dead subscribers (their holders' liveness judged by the memory):
+    /// under block only those that hold the publisher back (a cursor `N` or more behind), under
+    /// overwrite any (a dead sleeper's registration would cost every publication a wake call).
+    /// Each is taken over (exactly one of the publisher and a joiner taking the same record at
+    /// the same time wins), its sleeper registration taken back, its cursor marked provisional,
+    /// and vacated. Returns how many were retired; a blocked publisher calls it once per
+    /// liveness interval, so a dead subscriber holds it back no longer than that.
+    pub fn retire_dead(&mut self) -> usize {
+        let slots = self.memory.slot_count();
+        let mut retired = 0;
+        for index in 0..self.memory.subscriber_count() {
+            let record = self.memory.subscriber(index);
+            let claim = record.claim.load(Ordering::Acquire);
+            if claim == 0 {
+                continue;
+            }
+            let cursor = record.cursor.load(Ordering::Acquire) & !PROVISIONAL;
+            let blocking = cursor.saturating_add(slots) <= self.next;
+            if (self.memory.overflow() == Overflow::Block && !blocking) || self.memory.is_alive(index, claim) {
+                continue;
+            }
+            let me = self.memory.identity();
+            if !self.memory.take_record(index, me) {
+                continue;
+            }
+            if record.sleeping.swap(0, Ordering::AcqRel) != 0 {
+                self.memory.on_dead_sleeper();
+            }
+            record.cursor.store(cursor | PROVISIONAL, Ordering::Relaxed);
+            self.memory.give_back_record(index, me);
+            retired += 1;
+        }
+        retired
+    }
+
     /// Publishes `message` if there is room (always under overwrite); `Ok(false)` if the
     /// slowest subscriber is a ring behind (block).
     pub fn try_publish(&mut self, message: &[u8]) -> Result<bool, SendError> {
@@ -420,6 +455,11 @@ impl<M: BroadcastMemory> Subscriber<M> {
     /// The record this subscriber holds.
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// The claim word this subscriber holds its record with.
+    pub fn claim(&self) -> u64 {
+        self.claim
     }
 
     /// The memory.
@@ -657,6 +697,42 @@ mod tests {
             assert!(matches!(read(&mut subscriber), Err(RecvError::Fault(crate::error::Fault::Corrupted { .. }))));
             assert_eq!(subscriber.cursor(), 0);
         }
+    }
+
+    #[test]
+    fn a_dead_subscriber_holding_a_block_publisher_back_is_retired_and_its_record_reused() {
+        let memory = ring(2, 1, Overflow::Block);
+        let mut publisher = Publisher::attach(memory.clone()).unwrap();
+        let dead = Subscriber::join(memory.clone(), Start::Next).unwrap();
+        assert!(publisher.try_publish(b"0").unwrap());
+        assert!(publisher.try_publish(b"1").unwrap());
+        assert!(!publisher.try_publish(b"2").unwrap());
+        assert_eq!(publisher.retire_dead(), 0, "its holder is alive");
+        memory.kill(dead.claim());
+        std::mem::forget(dead); // killed: no destructor runs
+        assert_eq!(publisher.retire_dead(), 1);
+        assert!(publisher.try_publish(b"2").unwrap());
+        let mut next = Subscriber::join(memory, Start::Next).unwrap();
+        assert_eq!(next.index(), 0, "the record is reused");
+        assert!(publisher.try_publish(b"3").unwrap());
+        assert_eq!(read(&mut next).unwrap(), (Read::Message, b"3".to_vec()));
+    }
+
+    #[test]
+    fn a_live_subscriber_is_never_retired_and_a_dead_one_only_when_it_blocks() {
+        let memory = ring(4, 2, Overflow::Block);
+        let mut publisher = Publisher::attach(memory.clone()).unwrap();
+        let live = Subscriber::join(memory.clone(), Start::Next).unwrap();
+        let dead = Subscriber::join(memory.clone(), Start::Next).unwrap();
+        memory.kill(dead.claim());
+        assert!(publisher.try_publish(b"0").unwrap());
+        assert_eq!(publisher.retire_dead(), 0, "not holding the publisher back yet");
+        for index in 1..4u8 {
+            assert!(publisher.try_publish(&[index]).unwrap());
+        }
+        assert_eq!(publisher.retire_dead(), 1, "the dead one; the live one stays");
+        assert_ne!(memory.subscriber(live.index()).claim.load(Ordering::Relaxed), 0);
+        std::mem::forget(dead);
     }
 
     #[test]
