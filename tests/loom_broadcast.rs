@@ -69,6 +69,43 @@ fn block_delivers_every_message_to_a_subscriber_in_order() {
     });
 }
 
+/// Block, zero-copy: the publisher fills reserved slots in place and the subscriber reads them
+/// borrowed, holding each borrow across the publisher's next steps. Loom tracks every access to
+/// the slot cells, so a publisher writing a slot still borrowed is a reported race.
+#[test]
+fn block_borrows_are_never_overwritten() {
+    loom::model(|| {
+        let ring = Arc::new(HeapBroadcast::new(2, 16, 1, Overflow::Block));
+        let mut subscriber = Subscriber::join(ring.clone(), Start::Next).unwrap();
+        let mut publisher = Publisher::attach(ring).unwrap();
+        let writer = thread::spawn(move || {
+            for position in 0..3 {
+                loop {
+                    if let Some(mut slot) = publisher.try_reserve().unwrap() {
+                        slot.payload()[..16].copy_from_slice(&message(position));
+                        slot.commit(16).unwrap();
+                        break;
+                    }
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut next = 0;
+        while next < 3 {
+            match subscriber.try_borrow() {
+                Ok(borrowed) => {
+                    thread::yield_now(); // the publisher runs while the slot is borrowed
+                    assert_eq!(position_of(&borrowed), next);
+                    next += 1;
+                }
+                Err(RecvError::Empty) => thread::yield_now(),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        writer.join().unwrap();
+    });
+}
+
 /// Block: a subscriber that joins at the oldest message while the publisher runs and another,
 /// settled subscriber advances gets every message from its start on, intact and in order. The
 /// shape a single gate scan gets wrong: the joiner takes record 0, which the publisher's scan

@@ -34,7 +34,8 @@
 //! ```
 
 use crate::error::{Error, RecvError, SendError};
-use crate::ring::memory::{RingCore as _, RingMemory};
+use crate::ring::memory::{RingCore as _, RingMemory, SlotAccess as _, SlotRef};
+use crate::ring::slot::payload_mut;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 mod heap;
@@ -311,7 +312,7 @@ impl<M: BroadcastMemory> Publisher<M> {
             if record.sleeping.swap(0, Ordering::AcqRel) != 0 {
                 self.memory.on_dead_sleeper();
             }
-            record.cursor.store(cursor | PROVISIONAL, Ordering::Relaxed);
+            record.cursor.store(cursor | PROVISIONAL, Ordering::Release);
             self.memory.give_back_record(index, me);
             retired += 1;
         }
@@ -331,16 +332,50 @@ impl<M: BroadcastMemory> Publisher<M> {
         if !self.has_room() {
             return Ok(false);
         }
-        let position = self.next;
-        let sequence = self.memory.sequence(position);
-        sequence.store(committed(position) - 1, Ordering::Relaxed);
-        // Release: a reader that sees any of the stores below, then loads the sequence again,
-        // sees at least the odd value (the seqlock's writer fence).
-        fence(Ordering::Release);
+        let position = self.begin_write();
         self.memory.length(position).store(message.len() as u64, Ordering::Relaxed);
-        store_words(self.memory.payload_words(position), message);
+        match self.memory.overflow() {
+            Overflow::Overwrite => store_words(self.memory.payload_words(position), message),
+            Overflow::Block => {
+                let slot = self.memory.slot_mut(position);
+                // SAFETY: the gate admitted `position`, so no subscriber reads its slot until the
+                // commit below (each is at or past `position + 1 - N`); the publisher role is
+                // this handle's alone; the payload spans slot_size >= message.len() bytes.
+                unsafe { payload_mut(&slot, message.len()) }.copy_from_slice(message);
+            }
+        }
         self.commit(position);
         Ok(true)
+    }
+
+    /// Reserves the next slot for writing in place, if there is room: a [`Reservation`] whose
+    /// payload the caller fills and then commits. Block policy only: under overwrite a lapped
+    /// subscriber may read the slot while it is written, which the atomic copies of
+    /// [`Publisher::try_publish`] allow and a `&mut [u8]` would not.
+    pub fn try_reserve(&mut self) -> Result<Option<Reservation<'_, M>>, SendError> {
+        if self.memory.overflow() == Overflow::Overwrite {
+            return Err(SendError::Fault(crate::error::Fault::Other(Box::new(Error::InvalidArgument(
+                "zero-copy reservation needs the block overflow policy".to_string(),
+            )))));
+        }
+        if self.next >= MAX_BROADCAST_POSITION - 1 {
+            return Err(SendError::Fault(crate::error::Fault::Corrupted { field: "tail", value: self.next }));
+        }
+        if !self.has_room() {
+            return Ok(None);
+        }
+        let position = self.begin_write();
+        Ok(Some(Reservation { publisher: self, position }))
+    }
+
+    /// Marks the slot of `next` as being written: `seq = 2p + 1`, then a release fence, so that
+    /// a reader that sees any later store to the slot, then loads the sequence again, sees at
+    /// least the odd value (the seqlock's writer half).
+    fn begin_write(&mut self) -> u64 {
+        let position = self.next;
+        self.memory.sequence(position).store(committed(position) - 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        position
     }
 
     /// Commits `position`: the sequence (release: the length and payload are visible to a reader
@@ -350,6 +385,37 @@ impl<M: BroadcastMemory> Publisher<M> {
         self.next = position + 1;
         self.memory.tail().store(self.next, Ordering::Release);
         self.memory.on_publish(1);
+    }
+}
+
+/// A slot reserved by [`Publisher::try_reserve`]: write the message into
+/// [`payload`](Reservation::payload), then [`commit`](Reservation::commit) its length. Dropped
+/// without a commit, it publishes nothing (the position is written again by the next publish).
+pub struct Reservation<'a, M: BroadcastMemory> {
+    publisher: &'a mut Publisher<M>,
+    position: u64,
+}
+
+impl<M: BroadcastMemory> Reservation<'_, M> {
+    /// The slot's payload: `slot_size` bytes, only this reservation's until it commits.
+    pub fn payload(&mut self) -> &mut [u8] {
+        let memory = &self.publisher.memory;
+        let slot = memory.slot_mut(self.position);
+        // SAFETY: the gate admitted this position (no subscriber reads the slot before the
+        // commit), the reservation borrows the publisher mutably, and the returned slice borrows
+        // the reservation: nobody else touches these slot_size bytes while it lives.
+        unsafe { payload_mut(&slot, memory.slot_size()) }
+    }
+
+    /// Publishes the first `length` bytes of the payload.
+    pub fn commit(self, length: usize) -> Result<(), SendError> {
+        let max = self.publisher.memory.slot_size();
+        if length > max {
+            return Err(SendError::TooLarge { len: length, max });
+        }
+        self.publisher.memory.length(self.position).store(length as u64, Ordering::Relaxed);
+        self.publisher.commit(self.position);
+        Ok(())
     }
 }
 
@@ -424,7 +490,10 @@ impl<M: BroadcastMemory> Subscriber<M> {
         Ok(Subscriber { memory, index, claim: me, cursor: begin })
     }
 
-    /// The lowest cursor of the other held records whose subscribers have settled.
+    /// The lowest cursor of the other held records whose subscribers have settled. Loaded after
+    /// the join fence: by C++20's rule for two `SeqCst` fences and one word read on each side
+    /// ([atomics.order]/4), none of these loads reads an older value than a gate scan ordered
+    /// before that fence (`Publisher::compute_gate`).
     fn oldest_settled(memory: &M, me: usize) -> Option<u64> {
         (0..memory.subscriber_count())
             .filter(|index| *index != me)
@@ -443,7 +512,10 @@ impl<M: BroadcastMemory> Subscriber<M> {
     fn vacate(memory: &M, index: usize, me: u64) {
         let record = memory.subscriber(index);
         let cursor = record.cursor.load(Ordering::Relaxed);
-        record.cursor.store(cursor | PROVISIONAL, Ordering::Relaxed);
+        // Release, like every cursor store: a publisher that loads this value (it still counts
+        // the cursor below the bit until the claim is gone) must see this subscriber's reads of
+        // the slots below it finished (loom found the relaxed store racing a rewrite).
+        record.cursor.store(cursor | PROVISIONAL, Ordering::Release);
         memory.give_back_record(index, me);
     }
 
@@ -497,10 +569,49 @@ impl<M: BroadcastMemory> Subscriber<M> {
             return Err(RecvError::Fault(crate::error::Fault::Corrupted { field: "slot length", value: length }));
         }
         if self.memory.overflow() == Overflow::Block {
-            load_words(self.memory.payload_words(position), length as usize, buffer);
+            let slot = self.memory.slot_ref(position);
+            // SAFETY: the gate keeps the publisher out of this slot until the cursor moves past
+            // it (below); length <= slot_size, so the payload spans it.
+            let bytes = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
+            buffer.clear();
+            buffer.extend_from_slice(bytes);
         }
         self.release(position + 1, 1);
         Ok(Read::Message)
+    }
+
+    /// Borrows the next message in place, if one is committed: a [`Borrowed`] guard that derefs
+    /// to its bytes and releases the slot when dropped. Block policy only (under overwrite the
+    /// slot could be rewritten under the borrow: use [`Subscriber::try_read`]);
+    /// [`RecvError::Empty`] and [`RecvError::Disconnected`] as for `try_read`.
+    pub fn try_borrow(&mut self) -> Result<Borrowed<'_, M>, RecvError> {
+        if self.memory.overflow() == Overflow::Overwrite {
+            return Err(RecvError::Fault(crate::error::Fault::Other(Box::new(Error::InvalidArgument(
+                "borrowing a message in place needs the block overflow policy".to_string(),
+            )))));
+        }
+        let position = self.cursor;
+        let sequence = self.memory.sequence(position).load(Ordering::Acquire);
+        if sequence < committed(position) {
+            return Err(self.nothing_new());
+        }
+        if sequence > committed(position) {
+            return self.lapped(sequence).map(|_| unreachable!("block reports a later lap as corrupted"));
+        }
+        let length = self.memory.length(position).load(Ordering::Relaxed);
+        if length > self.memory.slot_size() as u64 {
+            self.memory.subscriber(self.index).lagged.fetch_add(1, Ordering::Relaxed);
+            self.release(position + 1, 0);
+            return Err(RecvError::Fault(crate::error::Fault::Corrupted { field: "slot length", value: length }));
+        }
+        let Subscriber { memory, index, cursor, .. } = self;
+        let slot = memory.slot_ref(position);
+        // SAFETY: as in `try_read`: the gate keeps the publisher out of the slot until the guard
+        // releases it (it borrows this subscriber's cursor mutably, so the cursor cannot move
+        // first).
+        let bytes: &[u8] = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
+        let bytes: *const [u8] = bytes;
+        Ok(Borrowed { memory, index: *index, cursor, _slot: slot, bytes })
     }
 
     /// Nothing committed at the cursor: empty, or the end of the stream.
@@ -540,18 +651,51 @@ impl<M: BroadcastMemory> Subscriber<M> {
         Ok(Read::Lagged(skipped))
     }
 
-    /// Moves the cursor to `to` (release: the publisher may reuse the slots below), counting
-    /// `delivered` messages.
+    /// Moves the cursor to `to`, counting `delivered` messages ([`release_at`]).
     fn release(&mut self, to: u64, delivered: u64) {
-        let record = self.memory.subscriber(self.index);
-        if delivered > 0 {
-            record.received.fetch_add(delivered, Ordering::Relaxed);
-        }
-        let released = to - self.cursor;
-        self.cursor = to;
-        record.cursor.store(to, Ordering::Release);
-        self.memory.on_release(released);
+        release_at(&self.memory, self.index, &mut self.cursor, to, delivered);
     }
+}
+
+/// A message borrowed in place by [`Subscriber::try_borrow`]; its slot is released (the cursor
+/// moves past it) when the guard is dropped.
+pub struct Borrowed<'a, M: BroadcastMemory> {
+    memory: &'a M,
+    index: usize,
+    cursor: &'a mut u64,
+    /// The slot access the bytes point into (loom tracks the read for as long as it lives).
+    _slot: SlotRef<'a, M::Core>,
+    bytes: *const [u8],
+}
+
+impl<M: BroadcastMemory> std::ops::Deref for Borrowed<'_, M> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `bytes` points into the slot held by `_slot`, within its payload (checked
+        // length), and the gate keeps the publisher out of it until this guard drops.
+        unsafe { &*self.bytes }
+    }
+}
+
+impl<M: BroadcastMemory> Drop for Borrowed<'_, M> {
+    fn drop(&mut self) {
+        let next = *self.cursor + 1;
+        release_at(self.memory, self.index, self.cursor, next, 1);
+    }
+}
+
+/// Moves the cursor of subscriber record `index` (and the subscriber's private copy, `cursor`)
+/// to `to` (release: the publisher may reuse the slots below), counting `delivered` messages.
+fn release_at<M: BroadcastMemory>(memory: &M, index: usize, cursor: &mut u64, to: u64, delivered: u64) {
+    let record = memory.subscriber(index);
+    if delivered > 0 {
+        record.received.fetch_add(delivered, Ordering::Relaxed);
+    }
+    let released = to - *cursor;
+    *cursor = to;
+    record.cursor.store(to, Ordering::Release);
+    memory.on_release(released);
 }
 
 impl<M: BroadcastMemory> Drop for Subscriber<M> {
@@ -733,6 +877,33 @@ mod tests {
         assert_eq!(publisher.retire_dead(), 1, "the dead one; the live one stays");
         assert_ne!(memory.subscriber(live.index()).claim.load(Ordering::Relaxed), 0);
         std::mem::forget(dead);
+    }
+
+    #[test]
+    fn zero_copy_reservations_and_borrows_under_block() {
+        let memory = ring(2, 1, Overflow::Block);
+        let mut publisher = Publisher::attach(memory.clone()).unwrap();
+        let mut subscriber = Subscriber::join(memory.clone(), Start::Next).unwrap();
+        let mut slot = publisher.try_reserve().unwrap().unwrap();
+        slot.payload()[..5].copy_from_slice(b"hello");
+        slot.commit(5).unwrap();
+        // Reserved and never committed: nothing is published.
+        assert!(publisher.try_reserve().unwrap().is_some());
+        assert!(publisher.try_publish(b"world").unwrap());
+        {
+            let message = subscriber.try_borrow().unwrap();
+            assert_eq!(&*message, b"hello");
+            assert!(publisher.try_reserve().unwrap().is_none(), "its slot is borrowed");
+        }
+        let mut slot = publisher.try_reserve().unwrap().expect("released by the guard");
+        slot.payload()[..5].copy_from_slice(b"again");
+        slot.commit(5).unwrap();
+        assert_eq!(&*subscriber.try_borrow().unwrap(), b"world");
+        assert_eq!(&*subscriber.try_borrow().unwrap(), b"again");
+        assert!(matches!(subscriber.try_borrow().map(|_| ()), Err(RecvError::Empty)));
+        let overwrite = ring(2, 1, Overflow::Overwrite);
+        assert!(Publisher::attach(overwrite.clone()).unwrap().try_reserve().is_err());
+        assert!(Subscriber::join(overwrite, Start::Next).unwrap().try_borrow().is_err());
     }
 
     #[test]

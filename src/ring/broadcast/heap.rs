@@ -16,6 +16,8 @@ use crate::wait::WaitStrategy;
 
 /// A broadcast ring on the heap: `slot_count` slots of `slot_size` bytes and `subscribers`
 /// subscriber records, with the overflow policy chosen here. Its memory is `Arc<HeapBroadcast>`.
+/// The payload lives in the slot cells under block (loom checks every access to them) and in
+/// atomic words under overwrite (the only policy where a slot is read while it is rewritten).
 ///
 /// ```
 /// use ipcring::__private::ring::broadcast::{HeapBroadcast, Overflow, Publisher, Read, Start, Subscriber};
@@ -46,8 +48,11 @@ pub struct HeapBroadcast {
     dead: std::sync::Mutex<Vec<u64>>,
 }
 
-// SAFETY: the broadcast algorithm never touches the slot cells of `control` (its payload is the
-// atomic words of `payloads`); everything else is atomic, immutable, or behind a mutex.
+// SAFETY: the slot cells of `control` (the payload under the block policy) are only accessed
+// through the ring protocol, whose gate keeps the publisher out of every slot a subscriber may
+// still read (ordered by the release/acquire sequence and cursor stores and loads); under the
+// overwrite policy the payload is the atomic words of `payloads` instead. Everything else is
+// atomic, immutable, or behind a mutex.
 unsafe impl Sync for HeapBroadcast {}
 // SAFETY: as above; nothing in it is tied to a thread.
 unsafe impl Send for HeapBroadcast {}
