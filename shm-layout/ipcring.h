@@ -84,8 +84,11 @@ extern "C" {
  * section 10). Set in every version-2 segment; a reader that takes no such locks must refuse the
  * segment (its peers would take it for dead and take its role over). */
 #define IPCRING_INCOMPAT_OFD_LOCKS 1u
+/* incompatible_features bit: subscribers_offset, subscriber_count and overflow are meaningful (a
+ * broadcast ring: set in every one, refused with another kind; docs/design-broadcast.md) */
+#define IPCRING_INCOMPAT_SUBSCRIBER_TABLE 2u
 /* Incompatible feature bits this header describes: refuse a segment with any other bit set. */
-#define IPCRING_KNOWN_INCOMPATIBLE_FEATURES IPCRING_INCOMPAT_OFD_LOCKS
+#define IPCRING_KNOWN_INCOMPATIBLE_FEATURES (IPCRING_INCOMPAT_OFD_LOCKS | IPCRING_INCOMPAT_SUBSCRIBER_TABLE)
 /* compatible_features bit: the stats blocks record last_active_ns (LAYOUT.md section 11.1) */
 #define IPCRING_COMPAT_ACTIVITY_TIME 1u
 /* compatible_features bit: MPMC endpoint records carry `sleeping` (LAYOUT.md section 16.6) */
@@ -108,6 +111,17 @@ extern "C" {
 /* ipcring_header.ring_kind */
 #define IPCRING_RING_KIND_SPSC 1u /* one producer, one consumer: roles block, slot stamps */
 #define IPCRING_RING_KIND_MPMC 2u /* any number of each: endpoint table, slot sequences */
+#define IPCRING_RING_KIND_BROADCAST 3u /* one publisher, subscribers with their own cursors: roles
+                                          block (publisher), subscriber table, slot seqlocks */
+
+/* ipcring_header.overflow (broadcast rings; zero for the other kinds) */
+#define IPCRING_OVERFLOW_BLOCK 1u     /* the publisher waits for the slowest live subscriber */
+#define IPCRING_OVERFLOW_OVERWRITE 2u /* the publisher never waits; lapped subscribers are told */
+/* Broadcast: most subscriber records (one lock byte each from IPCRING_LOCK_SUBSCRIBERS), the bit a
+ * record's cursor carries while it is not a settled subscriber's, and the record size. */
+#define IPCRING_MAX_SUBSCRIBERS 4096u
+#define IPCRING_CURSOR_PROVISIONAL (1ULL << 63)
+#define IPCRING_SUBSCRIBER_RECORD_SIZE 128u
 
 /* ipcring_header.wait_strategy */
 #define IPCRING_WAIT_FUTEX 1u     /* spin briefly, then sleep on the futex eventcount */
@@ -175,7 +189,7 @@ struct ipcring_header {
                                        header size of the kind (SPSC 8, MPMC 16) */
     uint32_t creator_pid;           /* 60: creating process (information only) */
     uint32_t creator_uid;           /* 64: creator's effective uid; equals the file owner */
-    uint32_t reserved0;             /* 68: zero */
+    uint32_t overflow;              /* 68: broadcast: IPCRING_OVERFLOW_*; other kinds: zero */
     uint64_t created_at_ns;         /* 72: creation time, ns since the Unix epoch (information) */
     uint64_t producer_offset;       /* 80: producer's ipcring_position_block (MPMC: tail) */
     uint64_t consumer_offset;       /* 88: consumer's ipcring_position_block (MPMC: head) */
@@ -188,8 +202,9 @@ struct ipcring_header {
     uint64_t slots_offset;          /* 136: slot 0; multiple of IPCRING_BLOCK_SIZE */
     uint64_t lock_map_offset;       /* 144: the lock map: >= total_size, and lock_map_offset +
                                        IPCRING_LOCK_MAP_SIZE <= INT64_MAX (off_t) */
-    uint64_t subscribers_offset;    /* 152: reserved (subscriber table, a later feature): 0 */
-    uint32_t subscriber_count;      /* 160: reserved: 0 */
+    uint64_t subscribers_offset;    /* 152: broadcast (IPCRING_INCOMPAT_SUBSCRIBER_TABLE): the
+                                       subscriber table; other kinds: 0 */
+    uint32_t subscriber_count;      /* 160: broadcast: records, 1 ..= IPCRING_MAX_SUBSCRIBERS; else 0 */
     uint32_t waiter_count;          /* 164: reserved: 0 */
     uint64_t waiters_offset;        /* 168: reserved (event-loop waiter table, a later feature): 0 */
     uint64_t reserved[10];          /* 176: zero */
@@ -279,6 +294,20 @@ struct ipcring_endpoint_record {
     uint64_t reserved[2];   /* 48: zero */
 };
 
+/* One broadcast subscriber, at subscribers_offset + i * IPCRING_SUBSCRIBER_RECORD_SIZE, guarded by
+ * lock byte IPCRING_LOCK_SUBSCRIBERS + i (docs/design-broadcast.md). */
+struct ipcring_subscriber_record {
+    uint64_t claim;       /* 0: IPCRING_CLAIM of the holder, 0 when vacant */
+    uint64_t cursor;      /* 8: next position the holder reads (release); IPCRING_CURSOR_PROVISIONAL
+                             set while not a settled subscriber's (creators write the bit alone) */
+    uint64_t sleeping;    /* 16: holder's claim while registered in not_empty.waiters, else 0 */
+    uint64_t lagged;      /* 24: messages skipped (lapped or corrupted) */
+    uint64_t received;    /* 32: messages delivered */
+    uint64_t joined_at;   /* 40: position it started at */
+    uint64_t attached_ns; /* 48: attach time, ns since the Unix epoch (information) */
+    uint64_t reserved[9]; /* 56: zero */
+};
+
 /* The MPMC endpoint table at roles_offset (in place of the roles block). */
 struct ipcring_endpoint_table {
     struct ipcring_endpoint_record records[IPCRING_MAX_ENDPOINTS]; /* 0 */
@@ -300,6 +329,7 @@ IPCRING_ASSERT_SIZE(ipcring_slot_header, IPCRING_SLOT_HEADER_SIZE);
 IPCRING_ASSERT_SIZE(ipcring_mpmc_slot_header, IPCRING_MPMC_SLOT_HEADER_SIZE);
 IPCRING_ASSERT_SIZE(ipcring_endpoint_record, IPCRING_ENDPOINT_RECORD_SIZE);
 IPCRING_ASSERT_SIZE(ipcring_endpoint_table, IPCRING_ENDPOINT_TABLE_SIZE);
+IPCRING_ASSERT_SIZE(ipcring_subscriber_record, IPCRING_SUBSCRIBER_RECORD_SIZE);
 
 IPCRING_ASSERT_OFFSET(ipcring_header, magic, 0);
 IPCRING_ASSERT_OFFSET(ipcring_header, layout_version, 8);
@@ -315,7 +345,7 @@ IPCRING_ASSERT_OFFSET(ipcring_header, slot_stride, 52);
 IPCRING_ASSERT_OFFSET(ipcring_header, slot_payload_offset, 56);
 IPCRING_ASSERT_OFFSET(ipcring_header, creator_pid, 60);
 IPCRING_ASSERT_OFFSET(ipcring_header, creator_uid, 64);
-IPCRING_ASSERT_OFFSET(ipcring_header, reserved0, 68);
+IPCRING_ASSERT_OFFSET(ipcring_header, overflow, 68);
 IPCRING_ASSERT_OFFSET(ipcring_header, created_at_ns, 72);
 IPCRING_ASSERT_OFFSET(ipcring_header, producer_offset, 80);
 IPCRING_ASSERT_OFFSET(ipcring_header, consumer_offset, 88);

@@ -92,6 +92,8 @@ pub fn sender(segment: Segment) -> Result<BoxedSender, Error> {
     Ok(match segment.geometry().kind {
         RingKind::Spsc => Box::new(spsc::Sender::attach(ShmMemory::new(segment)?)?),
         RingKind::Mpmc => Box::new(mpmc::Sender::attach(Arc::new(ShmRing::new(segment)?))?),
+        // Its endpoints come with issue #17's shared-memory backend.
+        RingKind::Broadcast => return Err(Error::WrongKind { found: "broadcast", expected: "spsc or mpmc" }),
     })
 }
 
@@ -116,5 +118,6 @@ pub fn receiver(segment: Segment) -> Result<BoxedReceiver, Error> {
     Ok(match segment.geometry().kind {
         RingKind::Spsc => Box::new(spsc::Receiver::attach(ShmMemory::new(segment)?)?),
         RingKind::Mpmc => Box::new(mpmc::Receiver::attach(Arc::new(ShmRing::new(segment)?))?),
+        RingKind::Broadcast => return Err(Error::WrongKind { found: "broadcast", expected: "spsc or mpmc" }),
     })
 }

@@ -209,7 +209,14 @@ impl<L> Builder<L> {
     }
 
     fn create_options(&self, kind: RingKind) -> CreateOptions {
-        CreateOptions { kind, slot_count: self.slot_count, slot_size: self.slot_size, wait: self.wait, mode: self.mode }
+        CreateOptions {
+            kind,
+            slot_count: self.slot_count,
+            slot_size: self.slot_size,
+            wait: self.wait,
+            mode: self.mode,
+            ..CreateOptions::default()
+        }
     }
 
     fn open_options(&self) -> OpenOptions {

@@ -345,6 +345,13 @@ impl Stats {
                 0
             }
             RingKind::Mpmc => producer.not_messages().saturating_add(consumer.not_messages()),
+            RingKind::Broadcast => {
+                // The publisher holds the SPSC producer role record; subscribers have records
+                // of their own.
+                let roles = geometry.block_offset(Block::Roles);
+                producer.attaches = load(roles + PRODUCER_ROLE + ATTACH_COUNT);
+                0
+            }
         };
         Stats {
             slot_count: geometry.slot_count,
@@ -457,6 +464,7 @@ impl RingInfo {
                 (Some(role(segment, crate::Role::Producer)), Some(role(segment, crate::Role::Consumer)), None)
             }
             RingKind::Mpmc => (None, None, Some(endpoints(segment))),
+            RingKind::Broadcast => (Some(role(segment, crate::Role::Producer)), None, None),
         };
         let (producer_position, consumer_position, used) =
             (stats.producer_position, stats.consumer_position, stats.depth);

@@ -54,9 +54,18 @@ pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
 /// [`Header::lock_map_offset`] (LAYOUT.md §10). Set in every layout-2 segment: a reader that does
 /// not take those locks must refuse the segment, or it would look dead to its peers.
 pub const INCOMPAT_OFD_LOCKS: u32 = 1;
+/// Incompatible feature bit: the header's `subscribers_offset`, `subscriber_count` and
+/// `overflow` are meaningful. Set in every broadcast segment, refused with any other kind.
+pub const INCOMPAT_SUBSCRIBER_TABLE: u32 = 2;
 /// Incompatible feature bits this build understands: a reader refuses a segment with any other
 /// bit set in [`Header::incompatible_features`].
-pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = INCOMPAT_OFD_LOCKS;
+pub const KNOWN_INCOMPATIBLE_FEATURES: u32 = INCOMPAT_OFD_LOCKS | INCOMPAT_SUBSCRIBER_TABLE;
+/// Most subscriber records of a broadcast ring: one lock byte each, from [`LOCK_SUBSCRIBERS`].
+pub const MAX_SUBSCRIBERS: u32 = (LOCK_WAITERS - LOCK_SUBSCRIBERS) as u32;
+/// [`Header::overflow`] of a broadcast ring whose publisher waits for the slowest subscriber.
+pub const OVERFLOW_BLOCK: u32 = 1;
+/// [`Header::overflow`] of a broadcast ring whose publisher overwrites unread messages.
+pub const OVERFLOW_OVERWRITE: u32 = 2;
 /// Where creators of this build place the lock map: 1 TiB, past the end of any segment
 /// ([`MAX_SEGMENT_SIZE`] is 64 GiB). Readers follow [`Header::lock_map_offset`].
 pub const LOCK_MAP_OFFSET: u64 = 1 << 40;
@@ -94,6 +103,9 @@ pub enum RingKind {
     Spsc,
     /// Any number of producers and consumers (`2`): per-slot sequence numbers.
     Mpmc,
+    /// One publisher, many subscribers each with its own cursor (`3`): every subscriber gets
+    /// every message (`docs/design-broadcast.md`).
+    Broadcast,
 }
 
 impl RingKind {
@@ -103,6 +115,7 @@ impl RingKind {
         match self {
             RingKind::Spsc => 1,
             RingKind::Mpmc => 2,
+            RingKind::Broadcast => 3,
         }
     }
 
@@ -112,16 +125,18 @@ impl RingKind {
         match raw {
             1 => Some(RingKind::Spsc),
             2 => Some(RingKind::Mpmc),
+            3 => Some(RingKind::Broadcast),
             _ => None,
         }
     }
 
-    /// Fewest slots a ring of this kind may have: 1 for SPSC, 2 for MPMC (with one slot, "free
-    /// for position `p + 1`" and "message `p` committed" would be the same sequence value).
+    /// Fewest slots a ring of this kind may have: 1 for SPSC and broadcast, 2 for MPMC (with one
+    /// slot, "free for position `p + 1`" and "message `p` committed" would be the same sequence
+    /// value).
     #[doc(hidden)]
     pub const fn min_slot_count(self) -> u64 {
         match self {
-            RingKind::Spsc => 1,
+            RingKind::Spsc | RingKind::Broadcast => 1,
             RingKind::Mpmc => 2,
         }
     }
@@ -131,7 +146,8 @@ impl RingKind {
     pub const fn slot_header_size(self) -> u32 {
         match self {
             RingKind::Spsc => SLOT_HEADER_SIZE,
-            RingKind::Mpmc => MPMC_SLOT_HEADER_SIZE,
+            // Broadcast slots have the same 16-byte header: a sequence word, then the length.
+            RingKind::Mpmc | RingKind::Broadcast => MPMC_SLOT_HEADER_SIZE,
         }
     }
 
@@ -169,6 +185,7 @@ impl RingKind {
         match self {
             RingKind::Spsc => "spsc",
             RingKind::Mpmc => "mpmc",
+            RingKind::Broadcast => "broadcast",
         }
     }
 }
@@ -291,8 +308,8 @@ pub struct Header {
     pub creator_pid: u32,
     /// Effective uid of the creating process; must equal the file owner.
     pub creator_uid: u32,
-    /// Reserved, zero.
-    pub reserved0: u32,
+    /// Broadcast rings: [`OVERFLOW_BLOCK`] or [`OVERFLOW_OVERWRITE`]; zero for the other kinds.
+    pub overflow: u32,
     /// Creation time, nanoseconds since the Unix epoch (information only).
     pub created_at_ns: u64,
     /// Offset of the producer's [`PositionBlock`].
@@ -314,9 +331,10 @@ pub struct Header {
     /// Version 2: offset of the lock map ([`LOCK_MAP_SIZE`] lock bytes, at or past the end of the
     /// file; 0 in version 1).
     pub lock_map_offset: u64,
-    /// Reserved for the broadcast subscriber table (a later feature bit): its offset, 0 until then.
+    /// Broadcast rings ([`INCOMPAT_SUBSCRIBER_TABLE`]): offset of the subscriber table
+    /// ([`SubscriberRecord`]s); 0 for the other kinds.
     pub subscribers_offset: u64,
-    /// Reserved: number of subscriber records, 0 until the feature exists.
+    /// Broadcast rings: number of subscriber records (`1 ..= MAX_SUBSCRIBERS`); 0 otherwise.
     pub subscriber_count: u32,
     /// Reserved: number of event-loop waiter records, 0 until the feature exists.
     pub waiter_count: u32,
@@ -487,11 +505,36 @@ pub struct EndpointRecord {
 /// The MPMC endpoint table ([`MAX_ENDPOINTS`] records, 4096 bytes) at `roles_offset`.
 pub type EndpointTable = [EndpointRecord; MAX_ENDPOINTS];
 
+/// One broadcast subscriber (128 bytes: its holder writes `cursor` on every read, so no two
+/// records share a line pair). The words `ring::broadcast::SubscriberWords` reads, then room.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct SubscriberRecord {
+    /// Claim word of the holding process (as [`RoleRecord::claim`]), 0 when vacant.
+    pub claim: u64,
+    /// The next position the holder reads; bit 63 set while it is not a settled subscriber's
+    /// (creators write `1 << 63`).
+    pub cursor: u64,
+    /// The holder's claim word while it is registered as a sleeper on "not empty", else 0.
+    pub sleeping: u64,
+    /// Messages the holder skipped (lapped, or corrupted).
+    pub lagged: u64,
+    /// Messages delivered to the holder.
+    pub received: u64,
+    /// The position the holder started at.
+    pub joined_at: u64,
+    /// Attach time, nanoseconds since the Unix epoch.
+    pub attached_ns: u64,
+    /// Reserved, zero.
+    pub reserved: [u64; 9],
+}
+
 // The layout is a contract with other processes and with C: pin it at compile time.
 const _: () = {
     assert!(size_of::<MpmcSlotHeader>() == 16);
     assert!(size_of::<EndpointRecord>() == 64);
     assert!(size_of::<EndpointTable>() == 4096);
+    assert!(size_of::<SubscriberRecord>() == BLOCK_SIZE as usize);
     assert!(size_of::<Header>() == 256);
     assert!(std::mem::offset_of!(Header, lock_map_offset) == 144);
     assert!(std::mem::offset_of!(Header, waiters_offset) == 168);
@@ -569,6 +612,7 @@ impl Block {
     pub const fn size(self, kind: RingKind) -> u64 {
         match (self, kind) {
             (Block::Roles, RingKind::Mpmc) => size_of::<EndpointTable>() as u64,
+            (Block::Roles, RingKind::Spsc | RingKind::Broadcast) => BLOCK_SIZE,
             _ => BLOCK_SIZE,
         }
     }
@@ -613,7 +657,16 @@ pub struct Geometry {
     pub slots_offset: u64,
     /// Size of the whole segment.
     pub total_size: u64,
+    /// Broadcast rings: [`OVERFLOW_BLOCK`] or [`OVERFLOW_OVERWRITE`]; 0 otherwise.
+    pub overflow: u32,
+    /// Broadcast rings: number of subscriber records; 0 otherwise.
+    pub subscriber_count: u32,
+    /// Broadcast rings: offset of the subscriber table; 0 otherwise.
+    pub subscribers_offset: u64,
 }
+
+/// Subscriber records a broadcast ring gets unless the creator asks otherwise.
+pub const DEFAULT_SUBSCRIBERS: u32 = 64;
 
 fn corrupted(field: &'static str, value: u64) -> Error {
     Error::Corrupted { field, value }
@@ -634,6 +687,54 @@ impl Geometry {
     /// assert!(Geometry::new(RingKind::Spsc, WaitStrategy::Spin, 3, 100).is_err());
     /// ```
     pub fn new(kind: RingKind, wait: WaitStrategy, slot_count: u64, slot_size: u32) -> Result<Geometry, Error> {
+        Geometry::plan(kind, wait, slot_count, slot_size, DEFAULT_SUBSCRIBERS, OVERFLOW_BLOCK)
+    }
+
+    /// [`Geometry::new`] for a broadcast ring of `subscribers` records (`1 ..= MAX_SUBSCRIBERS`)
+    /// and the `overflow` policy ([`OVERFLOW_BLOCK`] or [`OVERFLOW_OVERWRITE`]): header, the
+    /// seven control blocks, the subscriber table, then the slots.
+    ///
+    /// ```
+    /// use ipcring::__private::layout::{Geometry, WaitStrategy, OVERFLOW_OVERWRITE};
+    /// let g = Geometry::broadcast(WaitStrategy::Spin, 8, 64, 4, OVERFLOW_OVERWRITE).unwrap();
+    /// assert_eq!(g.subscribers_offset, 256 + 7 * 128);
+    /// assert_eq!(g.slots_offset, g.subscribers_offset + 4 * 128);
+    /// assert!(Geometry::broadcast(WaitStrategy::Spin, 8, 64, 0, OVERFLOW_OVERWRITE).is_err());
+    /// ```
+    pub fn broadcast(
+        wait: WaitStrategy,
+        slot_count: u64,
+        slot_size: u32,
+        subscribers: u32,
+        overflow: u32,
+    ) -> Result<Geometry, Error> {
+        Geometry::plan(RingKind::Broadcast, wait, slot_count, slot_size, subscribers, overflow)
+    }
+
+    fn plan(
+        kind: RingKind,
+        wait: WaitStrategy,
+        slot_count: u64,
+        slot_size: u32,
+        subscribers: u32,
+        overflow: u32,
+    ) -> Result<Geometry, Error> {
+        if kind == RingKind::Broadcast {
+            if !(1..=MAX_SUBSCRIBERS).contains(&subscribers) {
+                return Err(Error::InvalidArgument(format!(
+                    "a broadcast ring needs 1 to {MAX_SUBSCRIBERS} subscriber records (got {subscribers})"
+                )));
+            }
+            if !matches!(overflow, OVERFLOW_BLOCK | OVERFLOW_OVERWRITE) {
+                return Err(Error::InvalidArgument(format!("unknown overflow policy {overflow}")));
+            }
+            if matches!(wait, WaitStrategy::Semaphore | WaitStrategy::Mutex) {
+                return Err(Error::InvalidArgument(format!(
+                    "a broadcast ring waits with the futex, membarrier or spin strategy, not {wait} (one token or \
+                     condition per slot cannot count several readers)"
+                )));
+            }
+        }
         if slot_count == 0 || !slot_count.is_power_of_two() {
             return Err(Error::InvalidArgument(format!(
                 "slot count {slot_count} must be a power of two (1, 2, 4, ...)"
@@ -663,6 +764,14 @@ impl Geometry {
             *offset = next;
             next += block.size(kind);
         }
+        let (subscriber_count, subscribers_offset, overflow) = match kind {
+            RingKind::Broadcast => {
+                let table = next;
+                next += u64::from(subscribers) * BLOCK_SIZE;
+                (subscribers, table, overflow)
+            }
+            _ => (0, 0, 0),
+        };
         let slots_offset = next;
         let total_size = u64::from(slot_stride)
             .checked_mul(slot_count)
@@ -686,6 +795,9 @@ impl Geometry {
             block_offsets,
             slots_offset,
             total_size,
+            overflow,
+            subscriber_count,
+            subscribers_offset,
         })
     }
 
@@ -722,7 +834,10 @@ impl Geometry {
             header_size: HEADER_SIZE as u32,
             ring_kind: self.kind.to_raw(),
             wait_strategy: self.wait.to_raw(),
-            incompatible_features: INCOMPAT_OFD_LOCKS,
+            incompatible_features: match self.kind {
+                RingKind::Broadcast => INCOMPAT_OFD_LOCKS | INCOMPAT_SUBSCRIBER_TABLE,
+                _ => INCOMPAT_OFD_LOCKS,
+            },
             compatible_features: COMPAT_ACTIVITY_TIME | COMPAT_SLEEPER_CLAIMS | COMPAT_LATE_WAKES,
             total_size: self.total_size,
             slot_count: self.slot_count,
@@ -731,7 +846,7 @@ impl Geometry {
             slot_payload_offset: self.slot_payload_offset,
             creator_pid,
             creator_uid,
-            reserved0: 0,
+            overflow: self.overflow,
             created_at_ns,
             producer_offset: offset(Block::Producer),
             consumer_offset: offset(Block::Consumer),
@@ -742,8 +857,8 @@ impl Geometry {
             consumer_stats_offset: offset(Block::ConsumerStats),
             slots_offset: self.slots_offset,
             lock_map_offset: self.lock_map_offset,
-            subscribers_offset: 0,
-            subscriber_count: 0,
+            subscribers_offset: self.subscribers_offset,
+            subscriber_count: self.subscriber_count,
             waiter_count: 0,
             waiters_offset: 0,
             reserved: [0; 10],
@@ -795,9 +910,6 @@ impl Geometry {
                 }
                 // No feature uses these yet: a value there is from a newer writer that should
                 // have set a feature bit, or garbage.
-                if header.subscribers_offset != 0 || header.subscriber_count != 0 {
-                    return Err(corrupted("subscribers_offset", header.subscribers_offset));
-                }
                 if header.waiters_offset != 0 || header.waiter_count != 0 {
                     return Err(corrupted("waiters_offset", header.waiters_offset));
                 }
@@ -805,6 +917,34 @@ impl Geometry {
             }
         };
         let kind = RingKind::from_raw(header.ring_kind).ok_or(corrupted("ring_kind", header.ring_kind.into()))?;
+        // The subscriber table: present exactly in broadcast rings, behind its feature bit.
+        let table = header.incompatible_features & INCOMPAT_SUBSCRIBER_TABLE != 0;
+        let (overflow, subscriber_count, subscribers_offset) = if kind == RingKind::Broadcast && version >= 2 {
+            if !table {
+                return Err(corrupted("incompatible_features", header.incompatible_features.into()));
+            }
+            if !matches!(header.overflow, OVERFLOW_BLOCK | OVERFLOW_OVERWRITE) {
+                return Err(corrupted("overflow", header.overflow.into()));
+            }
+            if !(1..=MAX_SUBSCRIBERS).contains(&header.subscriber_count) {
+                return Err(corrupted("subscriber_count", header.subscriber_count.into()));
+            }
+            (header.overflow, header.subscriber_count, header.subscribers_offset)
+        } else {
+            if kind == RingKind::Broadcast {
+                return Err(corrupted("ring_kind", header.ring_kind.into()));
+            }
+            if table {
+                return Err(corrupted("incompatible_features", header.incompatible_features.into()));
+            }
+            if header.subscribers_offset != 0 || header.subscriber_count != 0 {
+                return Err(corrupted("subscribers_offset", header.subscribers_offset));
+            }
+            if header.overflow != 0 {
+                return Err(corrupted("overflow", header.overflow.into()));
+            }
+            (0, 0, 0)
+        };
         let wait = WaitStrategy::from_raw(header.wait_strategy)
             .ok_or(corrupted("wait_strategy", header.wait_strategy.into()))?;
         if header.total_size != file_size || file_size > MAX_SEGMENT_SIZE {
@@ -839,6 +979,9 @@ impl Geometry {
         }
         let slots_bytes = u64::from(stride).checked_mul(slot_count).ok_or(corrupted("slot_count", slot_count))?;
         regions.push((header.slots_offset, slots_bytes, "slots_offset"));
+        if kind == RingKind::Broadcast {
+            regions.push((subscribers_offset, u64::from(subscriber_count) * BLOCK_SIZE, "subscribers_offset"));
+        }
         for &(offset, length, field) in &regions {
             let end = offset.checked_add(length);
             if offset % BLOCK_SIZE != 0 || offset < HEADER_SIZE || !end.is_some_and(|end| end <= file_size) {
@@ -865,7 +1008,16 @@ impl Geometry {
             block_offsets,
             slots_offset: header.slots_offset,
             total_size: file_size,
+            overflow,
+            subscriber_count,
+            subscribers_offset,
         })
+    }
+
+    /// Byte offset of subscriber record `index` (`index < subscriber_count`) in the segment.
+    pub fn subscriber_offset(&self, index: u32) -> u64 {
+        debug_assert!(index < self.subscriber_count);
+        self.subscribers_offset + u64::from(index) * BLOCK_SIZE
     }
 
     /// Byte offset of `block` in the segment.
@@ -888,6 +1040,67 @@ mod tests {
     fn sample() -> (Geometry, Header) {
         let geometry = Geometry::new(RingKind::Spsc, WaitStrategy::Futex, 16, 100).unwrap();
         (geometry, geometry.header(42, 1000, 7))
+    }
+
+    fn broadcast_sample() -> (Geometry, Header) {
+        let geometry = Geometry::broadcast(WaitStrategy::Futex, 16, 100, 4, OVERFLOW_OVERWRITE).unwrap();
+        (geometry, geometry.header(42, 1000, 7))
+    }
+
+    fn refused(header: &Header, size: u64) -> Option<&'static str> {
+        match Geometry::from_header(header, size) {
+            Err(Error::Corrupted { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_broadcast_geometry_round_trips_with_its_subscriber_table() {
+        let (geometry, header) = broadcast_sample();
+        assert_eq!(header.incompatible_features, INCOMPAT_OFD_LOCKS | INCOMPAT_SUBSCRIBER_TABLE);
+        assert_eq!((header.overflow, header.subscriber_count), (OVERFLOW_OVERWRITE, 4));
+        assert_eq!(Geometry::from_header(&header, geometry.total_size).unwrap(), geometry);
+        assert_eq!(geometry.slot_payload_offset, 16);
+        assert_eq!(geometry.subscriber_offset(3) + BLOCK_SIZE, geometry.slots_offset);
+    }
+
+    #[test]
+    fn broadcast_header_fields_are_validated() {
+        let (geometry, header) = broadcast_sample();
+        let size = geometry.total_size;
+        let mut without_bit = header;
+        without_bit.incompatible_features = INCOMPAT_OFD_LOCKS;
+        assert_eq!(refused(&without_bit, size), Some("incompatible_features"));
+        for overflow in [0, 3] {
+            assert_eq!(refused(&Header { overflow, ..header }, size), Some("overflow"));
+        }
+        for count in [0, MAX_SUBSCRIBERS + 1] {
+            assert_eq!(refused(&Header { subscriber_count: count, ..header }, size), Some("subscriber_count"));
+        }
+        // The table overlapping the slots, or outside the file.
+        assert!(refused(&Header { subscribers_offset: header.slots_offset, ..header }, size).is_some());
+        assert_eq!(refused(&Header { subscribers_offset: size, ..header }, size), Some("subscribers_offset"));
+        // Another kind must not carry the table, its bit or a policy.
+        let (spsc, spsc_header) = sample();
+        let with_bit = Header { incompatible_features: INCOMPAT_OFD_LOCKS | INCOMPAT_SUBSCRIBER_TABLE, ..spsc_header };
+        assert_eq!(refused(&with_bit, spsc.total_size), Some("incompatible_features"));
+        assert_eq!(refused(&Header { overflow: 1, ..spsc_header }, spsc.total_size), Some("overflow"));
+        assert_eq!(
+            refused(&Header { subscriber_count: 1, ..spsc_header }, spsc.total_size),
+            Some("subscribers_offset")
+        );
+    }
+
+    #[test]
+    fn broadcast_rings_refuse_strategies_that_cannot_count_several_readers() {
+        for wait in [WaitStrategy::Semaphore, WaitStrategy::Mutex] {
+            assert!(matches!(Geometry::broadcast(wait, 8, 8, 4, OVERFLOW_BLOCK), Err(Error::InvalidArgument(_))));
+        }
+        for wait in [WaitStrategy::Futex, WaitStrategy::Membarrier, WaitStrategy::Spin] {
+            assert!(Geometry::broadcast(wait, 8, 8, 4, OVERFLOW_BLOCK).is_ok());
+        }
+        assert!(Geometry::broadcast(WaitStrategy::Spin, 8, 8, MAX_SUBSCRIBERS, OVERFLOW_BLOCK).is_ok());
+        assert!(Geometry::broadcast(WaitStrategy::Spin, 8, 8, MAX_SUBSCRIBERS + 1, OVERFLOW_BLOCK).is_err());
     }
 
     #[test]

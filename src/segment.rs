@@ -258,6 +258,11 @@ pub struct CreateOptions {
     pub wait: WaitStrategy,
     /// File mode (default 0o600: owner only).
     pub mode: u32,
+    /// Broadcast rings: number of subscriber records (default 64).
+    pub subscribers: u32,
+    /// Broadcast rings: what the publisher does when the slowest subscriber is a ring behind
+    /// (default: block).
+    pub overflow: crate::ring::broadcast::Overflow,
 }
 
 impl Default for CreateOptions {
@@ -268,6 +273,31 @@ impl Default for CreateOptions {
             slot_size: 1024,
             wait: WaitStrategy::Futex,
             mode: 0o600,
+            subscribers: crate::layout::DEFAULT_SUBSCRIBERS,
+            overflow: crate::ring::broadcast::Overflow::Block,
+        }
+    }
+}
+
+impl CreateOptions {
+    /// The planned geometry of a ring with these options.
+    ///
+    /// ```
+    /// use ipcring::__private::layout::RingKind;
+    /// use ipcring::__private::segment::CreateOptions;
+    /// let options = CreateOptions { kind: RingKind::Broadcast, subscribers: 8, ..CreateOptions::default() };
+    /// assert_eq!(options.geometry().unwrap().subscriber_count, 8);
+    /// ```
+    pub fn geometry(&self) -> Result<Geometry, Error> {
+        match self.kind {
+            RingKind::Broadcast => Geometry::broadcast(
+                self.wait,
+                self.slot_count,
+                self.slot_size,
+                self.subscribers,
+                self.overflow.to_raw(),
+            ),
+            kind => Geometry::new(kind, self.wait, self.slot_count, self.slot_size),
         }
     }
 }
@@ -391,7 +421,7 @@ impl Segment {
     pub fn create(name: &str, options: &CreateOptions) -> Result<Segment, Error> {
         let location = Location::of(name)?;
         let name = location.name();
-        let geometry = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
+        let geometry = options.geometry()?;
         check_mode(options.mode)?;
         check_wait_strategy(options.wait)?;
         let file = location.create()?;
@@ -427,7 +457,7 @@ impl Segment {
     /// assert_eq!(opened.geometry(), created.geometry());
     /// ```
     pub fn create_anonymous(options: &CreateOptions) -> Result<Segment, Error> {
-        let geometry = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
+        let geometry = options.geometry()?;
         check_mode(options.mode)?;
         check_wait_strategy(options.wait)?;
         let fd = memfd_create(c"ipcring", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
@@ -483,6 +513,9 @@ impl Segment {
         }
         if geometry.kind == RingKind::Mpmc {
             segment.init_sequences();
+        }
+        if geometry.kind == RingKind::Broadcast {
+            segment.init_subscribers();
         }
         // Release: pairs with the acquire load in `validate`; an opener that sees the magic sees
         // the whole header.
@@ -1009,6 +1042,17 @@ impl Segment {
     /// `i` (`sequence = i`), as the layout requires of the creator. The zeroed file would say
     /// that every slot but the first still holds a message of lap -1, so the ring would look
     /// full after one message.
+    /// Marks every subscriber record's cursor provisional (a vacant record's, from which no
+    /// joiner starts: ring::broadcast, "Joining safely").
+    fn init_subscribers(&self) {
+        let cursor = offset_of!(crate::layout::SubscriberRecord, cursor) as u64;
+        for index in 0..self.geometry.subscriber_count {
+            // Relaxed: nobody can open the segment before the magic is stored (release).
+            self.atomic_u64(self.geometry.subscriber_offset(index) + cursor)
+                .store(crate::ring::broadcast::PROVISIONAL, Ordering::Relaxed);
+        }
+    }
+
     fn init_sequences(&self) {
         let sequence = offset_of!(MpmcSlotHeader, sequence) as u64;
         for index in 0..self.geometry.slot_count {
@@ -1400,7 +1444,7 @@ mod tests {
         let path = format!("{mount}/{}", &unique("huge")[1..]);
         let _cleanup = Cleanup(path.clone());
         let options = CreateOptions { slot_count: 8, slot_size: 64, ..CreateOptions::default() };
-        let planned = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size).unwrap();
+        let planned = options.geometry().unwrap();
         let created = match Segment::create(&path, &options) {
             Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOMEM) => {
                 eprintln!("skipped: no free huge pages (/proc/sys/vm/nr_hugepages)");
@@ -1445,6 +1489,37 @@ mod tests {
             Ok(_) => panic!("a damaged descriptor was accepted"),
             Err(error) => error,
         }
+    }
+
+    #[test]
+    fn a_broadcast_segment_is_created_with_vacant_provisional_subscriber_records_and_opens_again() {
+        use crate::ring::broadcast::{Overflow, PROVISIONAL};
+        let options = CreateOptions {
+            kind: RingKind::Broadcast,
+            slot_count: 8,
+            slot_size: 64,
+            subscribers: 5,
+            overflow: Overflow::Overwrite,
+            ..CreateOptions::default()
+        };
+        let name = unique("broadcast");
+        let _cleanup = Cleanup(name.clone());
+        let created = Segment::create(&name, &options).unwrap();
+        let opened = Segment::open(&name).unwrap();
+        assert_eq!(opened.geometry(), created.geometry());
+        let geometry = opened.geometry();
+        assert_eq!((geometry.subscriber_count, geometry.overflow), (5, Overflow::Overwrite.to_raw()));
+        for index in 0..5 {
+            let record = geometry.subscriber_offset(index);
+            let word = |field: usize| opened.atomic_u64(record + field as u64).load(Ordering::Relaxed);
+            assert_eq!(word(offset_of!(crate::layout::SubscriberRecord, claim)), 0);
+            assert_eq!(word(offset_of!(crate::layout::SubscriberRecord, cursor)), PROVISIONAL);
+        }
+        // Strategies that cannot count several readers are refused, and nothing is left behind.
+        let semaphore = CreateOptions { wait: WaitStrategy::Semaphore, ..options };
+        let refused = unique("broadcast-semaphore");
+        assert!(matches!(Segment::create(&refused, &semaphore), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Segment::open(&refused), Err(Error::NotFound { .. })));
     }
 
     #[test]

@@ -48,7 +48,9 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::inspect::{EndpointRole, RingInfo, RoleState};
-use crate::layout::{Block, EndpointRecord, Geometry, RingKind, RoleRecord, RolesBlock, MAX_ENDPOINTS};
+use crate::layout::{
+    Block, EndpointRecord, Geometry, RingKind, RoleRecord, RolesBlock, SubscriberRecord, MAX_ENDPOINTS,
+};
 use crate::lock::LockFile;
 use crate::segment::{CreateOptions, Segment};
 
@@ -175,6 +177,13 @@ fn claim_words(geometry: &Geometry) -> Vec<u64> {
         RingKind::Mpmc => (0..MAX_ENDPOINTS as u64)
             .map(|index| roles + index * size_of::<EndpointRecord>() as u64 + offset_of!(EndpointRecord, claim) as u64)
             .collect(),
+        // The publisher's role record and every subscriber record.
+        RingKind::Broadcast => std::iter::once(roles + offset_of!(RolesBlock, producer) as u64 + claim)
+            .chain(
+                (0..geometry.subscriber_count)
+                    .map(|index| geometry.subscriber_offset(index) + offset_of!(SubscriberRecord, claim) as u64),
+            )
+            .collect(),
     }
 }
 
@@ -256,7 +265,7 @@ pub fn create_or_reuse(name: &str, options: &CreateOptions) -> Result<Segment, E
         created => return created,
     };
     let segment = Segment::open(name)?;
-    let plan = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size)?;
+    let plan = options.geometry()?;
     let wanted = segment.sized_like_created(plan)?;
     // An SPSC ring created before issue #16 has its slots packed 8 bytes apart: the same ring.
     let packed = match plan.packed().filter(|_| options.kind == RingKind::Spsc) {
@@ -292,6 +301,13 @@ fn reset_claims(segment: &Segment) {
     let geometry = segment.geometry();
     let zero = |offset: u64| segment.atomic_u64(offset).store(0, crate::sync::Ordering::Relaxed);
     claim_words(geometry).into_iter().for_each(zero);
+    // A vacant subscriber record's cursor carries the provisional bit, so that no joiner starts
+    // from a dead holder's (ring::broadcast, "Joining safely").
+    for index in 0..geometry.subscriber_count {
+        let cursor =
+            segment.atomic_u64(geometry.subscriber_offset(index) + offset_of!(SubscriberRecord, cursor) as u64);
+        cursor.fetch_or(crate::ring::broadcast::PROVISIONAL, crate::sync::Ordering::Relaxed);
+    }
     if geometry.kind == RingKind::Spsc {
         let roles = geometry.block_offset(Block::Roles);
         for record in [offset_of!(RolesBlock, producer), offset_of!(RolesBlock, consumer)] {
@@ -346,7 +362,7 @@ mod tests {
         let name = unique("packed");
         let _cleanup = Cleanup(name.clone());
         let options = CreateOptions { slot_count: 8, slot_size: 64, ..CreateOptions::default() };
-        let plan = Geometry::new(options.kind, options.wait, options.slot_count, options.slot_size).unwrap();
+        let plan = options.geometry().unwrap();
         let packed = plan.packed().unwrap();
         drop(Segment::create(&name, &options).unwrap());
         // Rewrite it as an older creator laid it out: slots 72 bytes apart, the file shorter.

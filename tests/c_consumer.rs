@@ -20,7 +20,7 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ipcring::__private::layout::{Block, Header, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
+use ipcring::__private::layout::{Block, Header, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy};
 use ipcring::__private::process::{claim_pid, current_claim};
 use ipcring::__private::segment::{CreateOptions, Segment};
 use ipcring::spsc::{Receiver, Sender, ShmMemory};
@@ -336,6 +336,17 @@ fn c_consumer_releases_its_role_when_done_and_the_producer_sees_it_gone() {
         sender.try_send(b"unread").unwrap();
     }
     assert!(matches!(sender.try_send(b"unread"), Err(ipcring::SendError::Disconnected)));
+}
+
+#[test]
+fn c_consumer_refuses_a_broadcast_ring_as_not_spsc() {
+    let name = format!("/ipcring-test-c-broadcast-{}", std::process::id());
+    let options = CreateOptions { kind: RingKind::Broadcast, slot_count: SLOT_COUNT, ..CreateOptions::default() };
+    let _segment = Segment::create(&name, &options).unwrap();
+    let finished = ConsumerProcess::spawn(&name, 1).finish();
+    let _ = Segment::unlink(&name);
+    assert_eq!(finished.status.code(), Some(1), "stderr: {:?}", finished.stderr);
+    assert!(finished.stderr.contains("is not an SPSC ring (ring_kind 3)"), "{:?}", finished.stderr);
 }
 
 #[test]

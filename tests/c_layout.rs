@@ -11,14 +11,15 @@ use std::mem::{offset_of, size_of, size_of_val};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use ipcring::__private::layout::SubscriberRecord;
 use ipcring::__private::layout::{
     Block, EndpointRecord, EndpointTable, Geometry, Header, MpmcSlotHeader, PositionBlock, RingKind, RoleRecord,
     RolesBlock, SlotHeader, StatsBlock, WaitBlock, WaitStrategy, ABANDONED_BIT, BLOCK_SIZE, COMPAT_ACTIVITY_TIME,
     COMPAT_LATE_WAKES, COMPAT_SLEEPER_CLAIMS, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, HEADER_SIZE, INCOMPAT_OFD_LOCKS,
-    KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, LOCK_MAP_OFFSET, LOCK_MAP_SIZE, LOCK_OPEN, LOCK_RECORDS,
-    LOCK_SUBSCRIBERS, LOCK_WAITERS, MAGIC, MAX_ENDPOINTS, MAX_LOCK_RECORDS, MAX_SEGMENT_SIZE, MAX_SLOT_COUNT,
-    MAX_SLOT_SIZE, MPMC_SLOT_HEADER_SIZE, MUTEX_ABI_OFFSET, MUTEX_OFFSET, MUTEX_ROOM, OLDEST_READABLE_VERSION,
-    SLOT_ALIGN, SLOT_HEADER_SIZE,
+    INCOMPAT_SUBSCRIBER_TABLE, KNOWN_INCOMPATIBLE_FEATURES, LAYOUT_VERSION, LOCK_MAP_OFFSET, LOCK_MAP_SIZE, LOCK_OPEN,
+    LOCK_RECORDS, LOCK_SUBSCRIBERS, LOCK_WAITERS, MAGIC, MAX_ENDPOINTS, MAX_LOCK_RECORDS, MAX_SEGMENT_SIZE,
+    MAX_SLOT_COUNT, MAX_SLOT_SIZE, MAX_SUBSCRIBERS, MPMC_SLOT_HEADER_SIZE, MUTEX_ABI_OFFSET, MUTEX_OFFSET, MUTEX_ROOM,
+    OLDEST_READABLE_VERSION, OVERFLOW_BLOCK, OVERFLOW_OVERWRITE, SLOT_ALIGN, SLOT_HEADER_SIZE,
 };
 
 /// One field of a struct, as Rust lays it out.
@@ -72,7 +73,7 @@ fn structs() -> Vec<Struct> {
                 slot_payload_offset,
                 creator_pid,
                 creator_uid,
-                reserved0,
+                overflow,
                 created_at_ns,
                 producer_offset,
                 consumer_offset,
@@ -117,6 +118,11 @@ fn structs() -> Vec<Struct> {
             "ipcring_endpoint_record",
             [claim, role, reserved0, pending_start, pending_count, attached_ns, sleeping, reserved]
         ),
+        layout_of!(
+            SubscriberRecord,
+            "ipcring_subscriber_record",
+            [claim, cursor, sleeping, lagged, received, joined_at, attached_ns, reserved]
+        ),
         // A type alias (an array) in Rust, a struct with one array field in C.
         Struct {
             c_name: "ipcring_endpoint_table",
@@ -148,6 +154,15 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("IPCRING_MAX_SEGMENT_SIZE", MAX_SEGMENT_SIZE),
         ("IPCRING_KNOWN_INCOMPATIBLE_FEATURES", KNOWN_INCOMPATIBLE_FEATURES.into()),
         ("IPCRING_INCOMPAT_OFD_LOCKS", INCOMPAT_OFD_LOCKS.into()),
+        ("IPCRING_INCOMPAT_SUBSCRIBER_TABLE", INCOMPAT_SUBSCRIBER_TABLE.into()),
+        ("IPCRING_RING_KIND_BROADCAST", RingKind::Broadcast.to_raw().into()),
+        ("IPCRING_MPMC_SLOT_HEADER_SIZE", RingKind::Broadcast.slot_header_size().into()),
+        ("IPCRING_OVERFLOW_BLOCK", OVERFLOW_BLOCK.into()),
+        ("IPCRING_OVERFLOW_OVERWRITE", OVERFLOW_OVERWRITE.into()),
+        ("IPCRING_MAX_SUBSCRIBERS", MAX_SUBSCRIBERS.into()),
+        ("IPCRING_CURSOR_PROVISIONAL", ipcring::__private::ring::broadcast::PROVISIONAL),
+        ("IPCRING_SUBSCRIBER_RECORD_SIZE", size_of::<SubscriberRecord>() as u64),
+        ("IPCRING_BLOCK_SIZE", Block::Roles.size(RingKind::Broadcast)),
         // The lock map: where creators put it and the byte of every lock in it.
         ("IPCRING_LOCK_MAP_OFFSET", LOCK_MAP_OFFSET),
         ("IPCRING_LOCK_MAP_SIZE", LOCK_MAP_SIZE),

@@ -15,6 +15,7 @@ pub fn run(args: &CreateArgs) -> CliResult {
         slot_size: args.slot_size,
         wait: args.wait.into(),
         mode: args.mode,
+        ..CreateOptions::default()
     };
     if args.reuse_stale {
         ipcring::stale::create_or_reuse(&args.name, &options)?;

@@ -192,16 +192,24 @@ static void validate(const struct ipcring_header *header, uint64_t file_size, st
     if (lock_map_offset < file_size || lock_map_offset > (uint64_t)INT64_MAX - IPCRING_LOCK_MAP_SIZE) {
         corrupted("lock_map_offset", lock_map_offset);
     }
-    /* No feature uses the subscriber and waiter tables yet: a value there is garbage, or from a
-     * newer writer that should have set a feature bit. */
+    /* This consumer reads SPSC rings only: say so for a known kind, before that kind's fields. */
+    if (header->ring_kind == IPCRING_RING_KIND_MPMC || header->ring_kind == IPCRING_RING_KIND_BROADCAST) {
+        fail("ring %s is not an SPSC ring (ring_kind %u): this consumer reads SPSC rings only", state.name,
+             header->ring_kind);
+    }
+    if (header->ring_kind != IPCRING_RING_KIND_SPSC) {
+        corrupted("ring_kind", header->ring_kind);
+    }
+    /* An SPSC ring has no subscriber table, and nothing uses the waiter table yet: a value there
+     * is garbage, or from a newer writer that should have set a feature bit. */
+    if ((header->incompatible_features & IPCRING_INCOMPAT_SUBSCRIBER_TABLE) != 0 || header->overflow != 0) {
+        corrupted("incompatible_features", header->incompatible_features);
+    }
     if (header->subscribers_offset != 0 || header->subscriber_count != 0) {
         corrupted("subscribers_offset", header->subscribers_offset);
     }
     if (header->waiters_offset != 0 || header->waiter_count != 0) {
         corrupted("waiters_offset", header->waiters_offset);
-    }
-    if (header->ring_kind != IPCRING_RING_KIND_SPSC) {
-        corrupted("ring_kind", header->ring_kind);
     }
     if (header->wait_strategy != IPCRING_WAIT_FUTEX && header->wait_strategy != IPCRING_WAIT_SPIN &&
         header->wait_strategy != IPCRING_WAIT_MEMBARRIER) {

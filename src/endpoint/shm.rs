@@ -67,7 +67,7 @@ impl ShmControl {
         }
         let length_offset = match kind {
             RingKind::Spsc => offset_of!(SlotHeader, length),
-            RingKind::Mpmc => offset_of!(MpmcSlotHeader, length),
+            RingKind::Mpmc | RingKind::Broadcast => offset_of!(MpmcSlotHeader, length),
         };
         if length_offset + 4 > geometry.slot_payload_offset as usize {
             // Geometry::from_header already refuses this; kept so the slot accessor's safety

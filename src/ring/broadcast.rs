@@ -51,6 +51,33 @@ pub enum Overflow {
     Overwrite,
 }
 
+impl Overflow {
+    /// The value stored in the header (`overflow`).
+    pub const fn to_raw(self) -> u32 {
+        match self {
+            Overflow::Block => crate::layout::OVERFLOW_BLOCK,
+            Overflow::Overwrite => crate::layout::OVERFLOW_OVERWRITE,
+        }
+    }
+
+    /// Decodes a header value; `None` for one this build does not know.
+    pub const fn from_raw(raw: u32) -> Option<Overflow> {
+        match raw {
+            crate::layout::OVERFLOW_BLOCK => Some(Overflow::Block),
+            crate::layout::OVERFLOW_OVERWRITE => Some(Overflow::Overwrite),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and in `ipcring info`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Overflow::Block => "block",
+            Overflow::Overwrite => "overwrite",
+        }
+    }
+}
+
 /// Where a new subscriber starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Start {
