@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
 
 use crate::error::Error;
-use crate::layout::{LOCK_OPEN, LOCK_RECORDS, MAX_LOCK_RECORDS};
+use crate::layout::{LOCK_OPEN, LOCK_RECORDS, LOCK_SUBSCRIBERS, MAX_LOCK_RECORDS, MAX_SUBSCRIBERS};
 
 /// Longest an attacher waits for a ring that is being removed or reused (`gc`, `--reuse-stale`
 /// hold the open byte exclusively for the few system calls that takes).
@@ -29,6 +29,16 @@ pub fn lock_record(kind: libc::c_int, offset: u64) -> libc::flock {
     record
 }
 
+/// A record lock in the map: an SPSC role or MPMC endpoint record (`LOCK_RECORDS + i`), or a
+/// broadcast subscriber record (`LOCK_SUBSCRIBERS + i`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// Record `i` of the roles block or the endpoint table.
+    Record(usize),
+    /// Subscriber record `i`.
+    Subscriber(usize),
+}
+
 /// A ring file's own open file description, holding this segment's locks.
 #[derive(Debug)]
 pub struct LockFile {
@@ -38,8 +48,10 @@ pub struct LockFile {
     generation: u32,
     /// The lock map's offset (the segment's validated `lock_map_offset`).
     base: u64,
-    /// Bit `i`: this description holds record `i` (`F_OFD_GETLK` does not see its own locks).
-    held: AtomicU64,
+    /// Which record locks this description holds (`F_OFD_GETLK` does not see its own locks):
+    /// bit `i` of word 0 is record `i`, bit `i % 64` of word `1 + i / 64` broadcast subscriber
+    /// record `i`.
+    held: Box<[AtomicU64]>,
     /// For messages.
     name: String,
 }
@@ -51,7 +63,9 @@ impl LockFile {
     pub fn open(file: &File, path: Option<&str>, base: u64, name: &str) -> Result<LockFile, Error> {
         let metadata = file.metadata().map_err(|error| Error::io(format!("inspecting ring {name}"), error))?;
         let (fd, generation) = super::fork::open_registered(|| reopen(file, path, &metadata, name))?;
-        let lock = LockFile { fd: Some(fd), generation, base, held: AtomicU64::new(0), name: name.to_string() };
+        let words = 1 + (MAX_SUBSCRIBERS as usize).div_ceil(64);
+        let held = (0..words).map(|_| AtomicU64::new(0)).collect();
+        let lock = LockFile { fd: Some(fd), generation, base, held, name: name.to_string() };
         let started = Instant::now();
         let mut pause = Duration::from_micros(50);
         while !lock.set(libc::F_RDLCK, LOCK_OPEN)? {
@@ -91,62 +105,96 @@ impl LockFile {
         Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
     }
 
-    fn bit(record: usize) -> Result<u64, Error> {
-        if record >= MAX_LOCK_RECORDS {
-            return Err(Error::InvalidArgument(format!("lock record {record} is past the {MAX_LOCK_RECORDS} records")));
+    /// Where the lock of `lock` is kept: its word in `held`, its bit there, and its byte in the
+    /// map.
+    fn place(&self, lock: Lock) -> Result<(&AtomicU64, u64, u64), Error> {
+        match lock {
+            Lock::Record(record) if record < MAX_LOCK_RECORDS => {
+                Ok((&self.held[0], 1 << record, LOCK_RECORDS + record as u64))
+            }
+            Lock::Subscriber(index) if index < MAX_SUBSCRIBERS as usize => {
+                Ok((&self.held[1 + index / 64], 1 << (index % 64), LOCK_SUBSCRIBERS + index as u64))
+            }
+            _ => Err(Error::InvalidArgument(format!("{lock:?} has no lock in the map"))),
         }
-        Ok(1 << record)
     }
 
     /// Takes record `record` (an SPSC role: 0 producer, 1 consumer; an MPMC endpoint record):
     /// false if it is held, by another description or already by this one.
     pub fn try_take(&self, record: usize) -> Result<bool, Error> {
-        let bit = LockFile::bit(record)?;
+        self.take(Lock::Record(record))
+    }
+
+    /// Takes the lock of `lock` ([`LockFile::try_take`] for any record).
+    pub fn take(&self, lock: Lock) -> Result<bool, Error> {
+        let (word, bit, byte) = self.place(lock)?;
         // Relaxed: the mask is this process's own bookkeeping; the lock orders nothing.
-        if self.held.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        if word.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
             return Ok(false);
         }
-        let taken = self.set(libc::F_WRLCK, LOCK_RECORDS + record as u64);
+        let taken = self.set(libc::F_WRLCK, byte);
         if !matches!(taken, Ok(true)) {
-            self.held.fetch_and(!bit, Ordering::Relaxed);
+            word.fetch_and(!bit, Ordering::Relaxed);
         }
         taken
     }
 
     /// Gives record `record` up (nothing if this description does not hold it).
     pub fn give_back(&self, record: usize) {
-        let Ok(bit) = LockFile::bit(record) else { return };
-        if self.held.load(Ordering::Relaxed) & bit != 0 {
+        self.release(Lock::Record(record));
+    }
+
+    /// Gives the lock of `lock` up ([`LockFile::give_back`] for any record).
+    pub fn release(&self, lock: Lock) {
+        let Ok((word, bit, byte)) = self.place(lock) else { return };
+        if word.load(Ordering::Relaxed) & bit != 0 {
             // An unlock cannot fail on a valid descriptor; in a forked child there is none.
-            let _ = self.set(libc::F_UNLCK, LOCK_RECORDS + record as u64);
-            self.held.fetch_and(!bit, Ordering::Relaxed);
+            let _ = self.set(libc::F_UNLCK, byte);
+            word.fetch_and(!bit, Ordering::Relaxed);
         }
     }
 
     /// True if this description holds record `record` (and this is not a forked child of the
     /// process that took it).
     pub fn is_held_here(&self, record: usize) -> bool {
-        let held = LockFile::bit(record).is_ok_and(|bit| self.held.load(Ordering::Relaxed) & bit != 0);
+        self.holds(Lock::Record(record))
+    }
+
+    /// [`LockFile::is_held_here`] for any record.
+    pub fn holds(&self, lock: Lock) -> bool {
+        let held = self.place(lock).is_ok_and(|(word, bit, _)| word.load(Ordering::Relaxed) & bit != 0);
         held && self.generation == super::fork::generation()
     }
 
     /// True if a live process (this one included) holds record `record`.
     pub fn is_held(&self, record: usize) -> Result<bool, Error> {
-        let bit = LockFile::bit(record)?;
-        self.raw_fd()?;
-        if self.held.load(Ordering::Relaxed) & bit != 0 {
-            return Ok(true);
-        }
-        self.locked_by_other(LOCK_RECORDS + record as u64)
+        self.is_taken(Lock::Record(record))
     }
 
-    /// True if a description other than this one holds any lock in the records' range.
+    /// [`LockFile::is_held`] for any record.
+    pub fn is_taken(&self, lock: Lock) -> Result<bool, Error> {
+        let (word, bit, byte) = self.place(lock)?;
+        self.raw_fd()?;
+        if word.load(Ordering::Relaxed) & bit != 0 {
+            return Ok(true);
+        }
+        self.locked_by_other(byte)
+    }
+
+    /// True if a description other than this one holds any record lock: a role or endpoint
+    /// record's, or a broadcast subscriber's.
     pub fn any_record_held_by_other(&self) -> Result<bool, Error> {
-        let mut probe = lock_record(libc::F_WRLCK, self.base + LOCK_RECORDS);
-        probe.l_len = MAX_LOCK_RECORDS as _;
-        fcntl(self.raw_fd()?, FcntlArg::F_OFD_GETLK(&mut probe))
-            .map_err(|errno| Error::io(format!("testing the locks of ring {}", self.name), errno))?;
-        Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
+        for (start, length) in [(LOCK_RECORDS, MAX_LOCK_RECORDS as u64), (LOCK_SUBSCRIBERS, u64::from(MAX_SUBSCRIBERS))]
+        {
+            let mut probe = lock_record(libc::F_WRLCK, self.base + start);
+            probe.l_len = length as _;
+            fcntl(self.raw_fd()?, FcntlArg::F_OFD_GETLK(&mut probe))
+                .map_err(|errno| Error::io(format!("testing the locks of ring {}", self.name), errno))?;
+            if probe.l_type != libc::F_UNLCK as libc::c_short {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Makes this description the only one that has the ring open: turns its shared lock on the
@@ -193,4 +241,47 @@ fn reopen(file: &File, path: Option<&str>, metadata: &std::fs::Metadata, name: &
         return Err(Error::NotFound { name: name.to_string() });
     }
     Ok(reopened.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two descriptions of one temporary file, as two processes' would be.
+    fn two_descriptions() -> (File, LockFile, LockFile) {
+        let path = std::env::temp_dir().join(format!(
+            "ipcring-unit-locks-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let first = LockFile::open(&file, None, 0, "test").unwrap();
+        let second = LockFile::open(&file, None, 0, "test").unwrap();
+        (file, first, second)
+    }
+
+    #[test]
+    fn a_subscriber_lock_is_exclusive_between_descriptions_and_apart_from_the_record_locks() {
+        let (_file, first, second) = two_descriptions();
+        let last = MAX_SUBSCRIBERS as usize - 1;
+        for lock in [Lock::Subscriber(0), Lock::Subscriber(100), Lock::Subscriber(last)] {
+            assert!(first.take(lock).unwrap(), "{lock:?}");
+            assert!(!second.take(lock).unwrap(), "{lock:?} is held by the first description");
+            assert!(second.is_taken(lock).unwrap() && first.holds(lock) && !second.holds(lock));
+            // Subscriber i and record i are different bytes.
+            if let Lock::Subscriber(index) = lock {
+                if index < MAX_LOCK_RECORDS {
+                    assert!(!second.is_taken(Lock::Record(index)).unwrap());
+                }
+            }
+            assert!(second.any_record_held_by_other().unwrap());
+            first.release(lock);
+            assert!(!second.is_taken(lock).unwrap());
+            assert!(!second.any_record_held_by_other().unwrap());
+            assert!(second.take(lock).unwrap());
+            second.release(lock);
+        }
+        assert!(first.take(Lock::Subscriber(MAX_SUBSCRIBERS as usize)).is_err());
+    }
 }

@@ -65,4 +65,4 @@ pub mod gate;
 #[cfg(not(loom))]
 mod file;
 #[cfg(not(loom))]
-pub use file::{lock_record, LockFile};
+pub use file::{lock_record, Lock, LockFile};
