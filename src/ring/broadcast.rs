@@ -39,7 +39,11 @@ use crate::ring::slot::payload_mut;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 mod heap;
+#[cfg(not(loom))]
+mod shm;
 pub use heap::HeapBroadcast;
+#[cfg(not(loom))]
+pub use shm::ShmBroadcast;
 
 /// What the publisher does when the slowest subscriber is a whole ring behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
