@@ -186,7 +186,7 @@ struct ipcring_header {
     uint32_t slot_stride;           /* 52: distance between slots; multiple of 8,
                                        >= slot_payload_offset + slot_size */
     uint32_t slot_payload_offset;   /* 56: payload offset in a slot; multiple of 8, >= the slot
-                                       header size of the kind (SPSC 8, MPMC 16) */
+                                       header size of the kind (SPSC 8, MPMC and broadcast 16) */
     uint32_t creator_pid;           /* 60: creating process (information only) */
     uint32_t creator_uid;           /* 64: creator's effective uid; equals the file owner */
     uint32_t overflow;              /* 68: broadcast: IPCRING_OVERFLOW_*; other kinds: zero */

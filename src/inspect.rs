@@ -315,8 +315,21 @@ impl Stats {
         // first: both positions only grow, so for a sane ring the later producer load is at least
         // the earlier consumer load and the depth does not underflow.
         let load = |offset: u64| segment.atomic_u64(offset).load(Ordering::Relaxed);
-        let consumer_position = load(geometry.block_offset(Block::Consumer));
+        let consumer_position = match geometry.kind {
+            // The consumer block holds the join counter: the lowest held subscriber cursor is
+            // what the ring still holds for someone (none held: nothing is pending).
+            RingKind::Broadcast => (0..geometry.subscriber_count)
+                .filter(|index| load(geometry.subscriber_offset(*index)) != 0)
+                .map(|index| load(geometry.subscriber_offset(index) + 8) & !crate::ring::broadcast::PROVISIONAL)
+                .min()
+                .unwrap_or(u64::MAX),
+            _ => load(geometry.block_offset(Block::Consumer)),
+        };
         let producer_position = load(geometry.block_offset(Block::Producer));
+        let consumer_position = match geometry.kind {
+            RingKind::Broadcast => consumer_position.min(producer_position),
+            _ => consumer_position,
+        };
         // Both loads are not one snapshot, so a running ring can look fuller than full.
         let depth = producer_position.saturating_sub(consumer_position).min(geometry.slot_count);
         let features = segment.atomic_u32(offset_of!(Header, compatible_features) as u64).load(Ordering::Relaxed);

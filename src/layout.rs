@@ -929,8 +929,16 @@ impl Geometry {
             if !(1..=MAX_SUBSCRIBERS).contains(&header.subscriber_count) {
                 return Err(corrupted("subscriber_count", header.subscriber_count.into()));
             }
+            // Creators refuse these strategies for the kind (one token or condition per slot
+            // cannot count several readers): a header that names one was not written by one.
+            if matches!(
+                WaitStrategy::from_raw(header.wait_strategy),
+                Some(WaitStrategy::Semaphore | WaitStrategy::Mutex)
+            ) {
+                return Err(corrupted("wait_strategy", header.wait_strategy.into()));
+            }
             (header.overflow, header.subscriber_count, header.subscribers_offset)
-        } else {
+        } else if version >= 2 {
             if kind == RingKind::Broadcast {
                 return Err(corrupted("ring_kind", header.ring_kind.into()));
             }
@@ -943,6 +951,12 @@ impl Geometry {
             if header.overflow != 0 {
                 return Err(corrupted("overflow", header.overflow.into()));
             }
+            (0, 0, 0)
+        } else if kind == RingKind::Broadcast {
+            // Layout 1 had no broadcast kind.
+            return Err(corrupted("ring_kind", header.ring_kind.into()));
+        } else {
+            // Layout 1 kept these fields reserved (written as zero, ignored).
             (0, 0, 0)
         };
         let wait = WaitStrategy::from_raw(header.wait_strategy)
@@ -1076,6 +1090,10 @@ mod tests {
         }
         for count in [0, MAX_SUBSCRIBERS + 1] {
             assert_eq!(refused(&Header { subscriber_count: count, ..header }, size), Some("subscriber_count"));
+        }
+        for wait in [WaitStrategy::Semaphore, WaitStrategy::Mutex] {
+            let named = Header { wait_strategy: wait.to_raw(), ..header };
+            assert_eq!(refused(&named, size), Some("wait_strategy"), "{wait}");
         }
         // The table overlapping the slots, or outside the file.
         assert!(refused(&Header { subscribers_offset: header.slots_offset, ..header }, size).is_some());

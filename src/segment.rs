@@ -945,6 +945,10 @@ impl Segment {
                 self.atomic_u64(sleeping).store(0, Ordering::Relaxed);
             }
         }
+        for index in 0..self.geometry.subscriber_count {
+            let sleeping = offset_of!(crate::layout::SubscriberRecord, sleeping) as u64;
+            self.atomic_u64(self.geometry.subscriber_offset(index) + sleeping).store(0, Ordering::Relaxed);
+        }
         for block in [Block::NotEmpty, Block::NotFull] {
             let waiters = self.geometry.block_offset(block) + offset_of!(WaitBlock, waiters) as u64;
             self.atomic_u32(waiters).store(0, Ordering::Relaxed);
@@ -1038,10 +1042,6 @@ impl Segment {
             .map_err(|error| Error::io(format!("initialising the semaphores of {}", self.name), error))
     }
 
-    /// Gives every MPMC slot its first turn: slot `i` starts free for the producer of position
-    /// `i` (`sequence = i`), as the layout requires of the creator. The zeroed file would say
-    /// that every slot but the first still holds a message of lap -1, so the ring would look
-    /// full after one message.
     /// Marks every subscriber record's cursor provisional (a vacant record's, from which no
     /// joiner starts: ring::broadcast, "Joining safely").
     fn init_subscribers(&self) {
@@ -1053,6 +1053,10 @@ impl Segment {
         }
     }
 
+    /// Gives every MPMC slot its first turn: slot `i` starts free for the producer of position
+    /// `i` (`sequence = i`), as the layout requires of the creator. The zeroed file would say
+    /// that every slot but the first still holds a message of lap -1, so the ring would look
+    /// full after one message.
     fn init_sequences(&self) {
         let sequence = offset_of!(MpmcSlotHeader, sequence) as u64;
         for index in 0..self.geometry.slot_count {

@@ -308,7 +308,9 @@ fn reset_claims(segment: &Segment) {
             segment.atomic_u64(geometry.subscriber_offset(index) + offset_of!(SubscriberRecord, cursor) as u64);
         cursor.fetch_or(crate::ring::broadcast::PROVISIONAL, crate::sync::Ordering::Relaxed);
     }
-    if geometry.kind == RingKind::Spsc {
+    if matches!(geometry.kind, RingKind::Spsc | RingKind::Broadcast) {
+        // A broadcast publisher's role record too: a count above 0 with the role vacant reads as
+        // "the publisher left", which would end a reused ring's stream at once.
         let roles = geometry.block_offset(Block::Roles);
         for record in [offset_of!(RolesBlock, producer), offset_of!(RolesBlock, consumer)] {
             zero(roles + record as u64 + offset_of!(RoleRecord, attach_count) as u64);
@@ -466,6 +468,40 @@ mod tests {
             .unwrap();
         assert!(!judged.unlink_if_still_named().unwrap());
         assert!(exists(&name), "the new ring lost its name");
+    }
+
+    #[test]
+    fn a_stale_broadcast_ring_is_reused_and_starts_as_if_new() {
+        use crate::ring::broadcast::{Publisher, ShmBroadcast, Start, Subscriber};
+        use std::sync::Arc;
+        let name = unique("reuse-broadcast");
+        let _cleanup = Cleanup(name.clone());
+        let options = CreateOptions {
+            kind: RingKind::Broadcast,
+            slot_count: 4,
+            slot_size: 16,
+            subscribers: 2,
+            ..CreateOptions::default()
+        };
+        {
+            let memory = Arc::new(ShmBroadcast::new(Segment::create(&name, &options).unwrap()).unwrap());
+            memory.claim_publisher().unwrap();
+            let mut publisher = Publisher::attach(memory.clone()).unwrap();
+            let _subscriber =
+                Subscriber::join(Arc::new(ShmBroadcast::new(Segment::open(&name).unwrap()).unwrap()), Start::Next);
+            // Three unread by the subscriber (four would fill the ring for it, under block).
+            for _ in 0..3 {
+                assert!(publisher.try_publish(b"old").unwrap());
+            }
+            memory.release_publisher();
+        }
+        // Nobody attached, and what the ring retains is for no one: reused.
+        let segment = create_or_reuse(&name, &options).unwrap();
+        assert_eq!(claims_held(&segment), 0);
+        let memory = Arc::new(ShmBroadcast::new(segment).unwrap());
+        // A subscriber joining before the new publisher waits for it, not for an old one's end.
+        let mut subscriber = Subscriber::join(memory, Start::Next).unwrap();
+        assert!(matches!(subscriber.try_read(&mut Vec::new()), Err(crate::RecvError::Empty)));
     }
 
     #[test]

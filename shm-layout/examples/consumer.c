@@ -202,8 +202,11 @@ static void validate(const struct ipcring_header *header, uint64_t file_size, st
     }
     /* An SPSC ring has no subscriber table, and nothing uses the waiter table yet: a value there
      * is garbage, or from a newer writer that should have set a feature bit. */
-    if ((header->incompatible_features & IPCRING_INCOMPAT_SUBSCRIBER_TABLE) != 0 || header->overflow != 0) {
+    if ((header->incompatible_features & IPCRING_INCOMPAT_SUBSCRIBER_TABLE) != 0) {
         corrupted("incompatible_features", header->incompatible_features);
+    }
+    if (header->overflow != 0) {
+        corrupted("overflow", header->overflow);
     }
     if (header->subscribers_offset != 0 || header->subscriber_count != 0) {
         corrupted("subscribers_offset", header->subscribers_offset);

@@ -129,7 +129,9 @@ impl ShmBroadcast {
         self.publisher_word(CLAIM).store(current_claim(), Ordering::Release);
         // Only the publisher sleeps on "not full": registrations left there are a dead one's.
         self.control.wait_words(Role::Producer).waiters.store(0, Ordering::Relaxed);
-        self.publisher_word(ATTACH_COUNT).fetch_add(1, Ordering::Relaxed);
+        // Release: a subscriber that loads the count with acquire, then finds the claim vacant,
+        // has seen this claim vacated since (not before it was stored).
+        self.publisher_word(ATTACH_COUNT).fetch_add(1, Ordering::Release);
         self.publisher_word(LAST_ATTACH_NS).store(unix_now_ns(), Ordering::Relaxed);
         Ok(())
     }
@@ -150,12 +152,12 @@ impl ShmBroadcast {
     }
 }
 
+crate::endpoint::owns_core!(Arc<ShmBroadcast>, ShmControl);
+
 // SAFETY: the geometry comes from the validated, process-local copy in `new`; slots are masked
 // into the slot array; the sequence (offset 0), the length word (8) and the payload words (from
 // the payload offset, >= 16, `payload_words` of them, checked to fit the stride) of a slot are
 // disjoint and inside it; subscriber indices are clamped below `subscriber_count`.
-crate::endpoint::owns_core!(Arc<ShmBroadcast>, ShmControl);
-
 unsafe impl BroadcastMemory for Arc<ShmBroadcast> {
     fn overflow(&self) -> Overflow {
         self.overflow
@@ -230,7 +232,7 @@ unsafe impl BroadcastMemory for Arc<ShmBroadcast> {
             return true;
         }
         // Gone only after a publisher attached once: a subscriber may join before the first.
-        let attached_once = self.publisher_word(ATTACH_COUNT).load(Ordering::Relaxed) > 0;
+        let attached_once = self.publisher_word(ATTACH_COUNT).load(Ordering::Acquire) > 0;
         // Acquire: pairs with the release in `release_publisher`.
         let claim = self.publisher_word(CLAIM).load(Ordering::Acquire);
         if claim == 0 {
