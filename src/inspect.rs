@@ -55,8 +55,8 @@ use std::mem::{offset_of, size_of};
 use serde::{Serialize, Serializer};
 
 use crate::layout::{
-    Block, EndpointRecord, Header, RingKind, RoleRecord, RolesBlock, StatsBlock, WaitStrategy, COMPAT_LATE_WAKES,
-    ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS,
+    Block, EndpointRecord, Header, RingKind, RoleRecord, RolesBlock, StatsBlock, SubscriberRecord, WaitStrategy,
+    COMPAT_LATE_WAKES, ENDPOINT_CONSUMER, ENDPOINT_PRODUCER, MAX_ENDPOINTS,
 };
 use crate::process::claim_pid;
 use crate::segment::Segment;
@@ -210,6 +210,51 @@ pub struct EndpointInfo {
     /// claimed and not yet released (consumer); 0 when the handle holds nothing.
     pub pending_count: u64,
     /// When the handle attached, nanoseconds since the Unix epoch; 0 if not recorded yet.
+    pub attached_ns: u64,
+}
+
+/// One claimed subscriber record of a broadcast ring (an attached subscriber, or a dead one not
+/// yet retired).
+///
+/// ```
+/// use ipcring::__private::layout::RingKind;
+/// use ipcring::__private::ring::broadcast::{ShmBroadcast, Start, Subscriber};
+/// use ipcring::__private::segment::{CreateOptions, Segment};
+/// use ipcring::inspect::{RingInfo, RoleState};
+/// use std::sync::Arc;
+///
+/// let name = format!("/ipcring-doc-subscriber-info-{}", std::process::id());
+/// let options = CreateOptions { kind: RingKind::Broadcast, ..CreateOptions::default() };
+/// let memory = Arc::new(ShmBroadcast::new(Segment::create(&name, &options)?)?);
+/// let _subscriber = Subscriber::join(memory, Start::Next)?;
+/// let info = RingInfo::open(&name)?;
+/// let subscribers = info.subscribers.unwrap();
+/// assert_eq!((subscribers[0].state, subscribers[0].behind), (RoleState::Alive, 0));
+/// ipcring::remove(&name)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
+pub struct SubscriberInfo {
+    /// Position of the record in the subscriber table.
+    pub index: usize,
+    /// Pid of the holding process (never 0: vacant records are not listed).
+    pub pid: u32,
+    /// [`RoleState::Alive`] or [`RoleState::Dead`] (a dead record is retired by a publisher it
+    /// holds back, or reused by the next subscriber). Never [`RoleState::Vacant`].
+    pub state: RoleState,
+    /// The next position the subscriber reads.
+    pub cursor: u64,
+    /// True while it is joining (its cursor is provisional).
+    pub joining: bool,
+    /// Messages published that it has not read yet: `tail - cursor`.
+    pub behind: u64,
+    /// Messages it skipped (lapped under overwrite, or corrupted).
+    pub lagged: u64,
+    /// Messages delivered to it.
+    pub received: u64,
+    /// When it attached, nanoseconds since the Unix epoch.
     pub attached_ns: u64,
 }
 
@@ -443,6 +488,10 @@ pub struct RingInfo {
     /// table order. `None` on an SPSC ring (see `producer` and `consumer`).
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub endpoints: Option<Vec<EndpointInfo>>,
+    /// Broadcast: the claimed subscriber records, in table order (the publisher is `producer`).
+    /// `None` on the other kinds.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub subscribers: Option<Vec<SubscriberInfo>>,
     /// Message counts and statistics.
     pub counters: Counters,
 }
@@ -479,6 +528,7 @@ impl RingInfo {
             RingKind::Mpmc => (None, None, Some(endpoints(segment))),
             RingKind::Broadcast => (Some(role(segment, crate::Role::Producer)), None, None),
         };
+        let subscribers = (geometry.kind == RingKind::Broadcast).then(|| subscribers(segment, stats.producer_position));
         let (producer_position, consumer_position, used) =
             (stats.producer_position, stats.consumer_position, stats.depth);
         RingInfo {
@@ -502,6 +552,7 @@ impl RingInfo {
             producer,
             consumer,
             endpoints,
+            subscribers,
             counters: stats.counters,
         }
     }
@@ -554,7 +605,8 @@ impl RingInfo {
     /// ```
     pub fn attached(&self, state: RoleState) -> usize {
         let roles = [self.producer, self.consumer].iter().flatten().filter(|role| role.state == state).count();
-        roles + self.endpoints.iter().flatten().filter(|endpoint| endpoint.state == state).count()
+        let subscribers = self.subscribers.iter().flatten().filter(|subscriber| subscriber.state == state).count();
+        roles + self.endpoints.iter().flatten().filter(|endpoint| endpoint.state == state).count() + subscribers
     }
 
     /// The latest moment the ring is known to have been in use, ns since the Unix epoch: its
@@ -574,18 +626,24 @@ impl RingInfo {
     pub fn last_activity_ns(&self) -> u64 {
         let roles = [self.producer, self.consumer].into_iter().flatten().map(|role| role.last_attach_ns);
         let endpoints = self.endpoints.iter().flatten().map(|endpoint| endpoint.attached_ns);
+        let subscribers = self.subscribers.iter().flatten().map(|subscriber| subscriber.attached_ns);
         let sides = [self.counters.producer.last_active_ns, self.counters.consumer.last_active_ns];
-        roles.chain(endpoints).chain(sides).fold(self.created_at_ns, u64::max)
+        roles.chain(endpoints).chain(subscribers).chain(sides).fold(self.created_at_ns, u64::max)
     }
 }
 
 /// Whether the holder of record `record` (claim word `claim`) still runs: the record's lock
 /// tells (LAYOUT.md §10); a layout-1 ring has none.
 fn claim_state(segment: &Segment, record: usize, claim: u64) -> RoleState {
+    lock_state(segment, crate::lock::Lock::Record(record), claim)
+}
+
+/// [`claim_state`] for any record lock.
+fn lock_state(segment: &Segment, lock: crate::lock::Lock, claim: u64) -> RoleState {
     if claim == 0 {
         return RoleState::Vacant;
     }
-    match segment.locks().map(|locks| locks.is_held(record)) {
+    match segment.locks().map(|locks| locks.is_taken(lock)) {
         Some(Ok(true)) => RoleState::Alive,
         Some(Ok(false)) => RoleState::Dead,
         Some(Err(_)) | None => RoleState::Unknown,
@@ -627,6 +685,31 @@ fn endpoints(segment: &Segment) -> Vec<EndpointInfo> {
                 pending_start: load(record + PENDING_START),
                 pending_count: load(record + PENDING_COUNT),
                 attached_ns: load(record + ATTACHED_NS),
+            })
+        })
+        .collect()
+}
+
+/// The claimed subscriber records of a broadcast ring whose `tail` reads `tail`.
+fn subscribers(segment: &Segment, tail: u64) -> Vec<SubscriberInfo> {
+    let geometry = segment.geometry();
+    let load = |offset: u64| segment.atomic_u64(offset).load(Ordering::Relaxed);
+    (0..geometry.subscriber_count)
+        .filter_map(|index| {
+            let record = geometry.subscriber_offset(index);
+            let claim = load(record + offset_of!(SubscriberRecord, claim) as u64);
+            let raw = load(record + offset_of!(SubscriberRecord, cursor) as u64);
+            let cursor = raw & !crate::ring::broadcast::PROVISIONAL;
+            (claim != 0).then(|| SubscriberInfo {
+                index: index as usize,
+                pid: claim_pid(claim),
+                state: lock_state(segment, crate::lock::Lock::Subscriber(index as usize), claim),
+                cursor,
+                joining: raw & crate::ring::broadcast::PROVISIONAL != 0,
+                behind: tail.saturating_sub(cursor),
+                lagged: load(record + offset_of!(SubscriberRecord, lagged) as u64),
+                received: load(record + offset_of!(SubscriberRecord, received) as u64),
+                attached_ns: load(record + offset_of!(SubscriberRecord, attached_ns) as u64),
             })
         })
         .collect()
@@ -901,5 +984,40 @@ mod tests {
         assert_eq!(json["endpoints"][0]["pid"], std::process::id());
         assert_eq!(json["counters"]["producer"]["attaches"], 1);
         assert_eq!(json["counters"]["consumer"]["abandoned"], 0);
+    }
+
+    #[test]
+    fn a_broadcast_ring_lists_its_subscribers_with_their_cursors_and_lag() {
+        use crate::ring::broadcast::{Publisher, ShmBroadcast, Start, Subscriber};
+        use std::sync::Arc;
+        let name = unique("broadcast-info");
+        let _cleanup = Cleanup(name.clone());
+        let options = CreateOptions {
+            kind: RingKind::Broadcast,
+            slot_count: 8,
+            slot_size: 16,
+            subscribers: 4,
+            ..CreateOptions::default()
+        };
+        let memory = Arc::new(ShmBroadcast::new(Segment::create(&name, &options).unwrap()).unwrap());
+        memory.claim_publisher().unwrap();
+        let mut publisher = Publisher::attach(memory.clone()).unwrap();
+        let mut reader =
+            Subscriber::join(Arc::new(ShmBroadcast::new(Segment::open(&name).unwrap()).unwrap()), Start::Next).unwrap();
+        let idle =
+            Subscriber::join(Arc::new(ShmBroadcast::new(Segment::open(&name).unwrap()).unwrap()), Start::Next).unwrap();
+        for _ in 0..3 {
+            assert!(publisher.try_publish(b"m").unwrap());
+        }
+        reader.try_read(&mut Vec::new()).unwrap();
+        let info = RingInfo::read(&Segment::open(&name).unwrap());
+        let subscribers = info.subscribers.clone().unwrap();
+        assert_eq!(subscribers.len(), 2);
+        let by_index = |index| subscribers.iter().find(|record| record.index == index).unwrap();
+        let (read, waiting) = (by_index(reader.index()), by_index(idle.index()));
+        assert_eq!((read.cursor, read.behind, read.received, read.state), (1, 2, 1, RoleState::Alive));
+        assert_eq!((waiting.cursor, waiting.behind, waiting.joining), (0, 3, false));
+        assert_eq!(info.attached(RoleState::Alive), 3, "the publisher and two subscribers");
+        assert!(info.endpoints.is_none() && info.consumer.is_none());
     }
 }

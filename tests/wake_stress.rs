@@ -186,8 +186,10 @@ fn futex_mpmc_sleepers_are_always_woken_in_time() {
 /// Turns of an eventcount run.
 const TURNS: u64 = 50_000;
 /// How long a sleeper of an eventcount run waits before it counts a lost wakeup: far above a
-/// wake call's latency, and short enough that a broken protocol fails the run in seconds.
-const TURN_SLEEP: Duration = Duration::from_millis(20);
+/// wake call's latency, and above how long a loaded 2-CPU machine may keep the waker off a CPU
+/// between its publication and its wake call (which would look like a lost wakeup); short enough
+/// that a broken protocol (dozens of lost wakeups per run) fails in seconds.
+const TURN_SLEEP: Duration = Duration::from_millis(250);
 
 /// The words of an eventcount run, in a real segment: the sleeper's `turn` (the consumer
 /// position word), the waker's `published` (the producer position word), and the wait words of

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use ipcring::__private::layout::WaitStrategy;
 use ipcring::__private::segment::Segment;
-use ipcring::inspect::{EndpointInfo, EndpointRole, RingInfo, RoleInfo, RoleState, SideCounters};
+use ipcring::inspect::{EndpointInfo, EndpointRole, RingInfo, RoleInfo, RoleState, SideCounters, SubscriberInfo};
 
 use super::args::InfoArgs;
 use super::error::CliResult;
@@ -57,6 +57,12 @@ fn table(info: &RingInfo) -> String {
         table.row("consumers", attached(info, EndpointRole::Consumer, counters.consumer.attaches));
         for record in endpoints {
             table.row(format!("endpoint {}", record.index), endpoint(record));
+        }
+    }
+    if let Some(subscribers) = &info.subscribers {
+        table.row("subscribers", format!("{} attached", subscribers.len()));
+        for record in subscribers {
+            table.row(format!("subscriber {}", record.index), subscriber(record));
         }
     }
     table.row("sent", counters.sent);
@@ -113,6 +119,23 @@ fn attached(info: &RingInfo, role: EndpointRole, attaches: u64) -> String {
 }
 
 /// `pid 4242 producer alive, attached at ...; holding 2 positions from 17`.
+fn subscriber(record: &SubscriberInfo) -> String {
+    let state = match record.state {
+        RoleState::Dead => "dead (exited without leaving; a publisher it holds back retires it)",
+        state => state.name(),
+    };
+    let joining = if record.joining { ", joining" } else { "" };
+    format!(
+        "pid {} {state}{joining}, attached at {}; cursor {}, {} behind, {} received, {} lagged",
+        record.pid,
+        time::utc(record.attached_ns),
+        record.cursor,
+        record.behind,
+        record.received,
+        record.lagged
+    )
+}
+
 fn endpoint(endpoint: &EndpointInfo) -> String {
     let state = match endpoint.state {
         RoleState::Dead => "dead (exited without detaching; live endpoints repair what it held)",

@@ -370,6 +370,40 @@ fn info_shows_an_mpmc_ring_with_semaphores_and_its_endpoints_as_a_table() {
 }
 
 #[test]
+fn info_shows_a_broadcast_rings_subscribers_with_their_cursors_and_lag() {
+    use ipcring::__private::layout::RingKind;
+    use ipcring::__private::ring::broadcast::{Publisher, ShmBroadcast, Start, Subscriber};
+    use ipcring::__private::segment::CreateOptions;
+    use std::sync::Arc;
+    let ring = Ring::new();
+    let options =
+        CreateOptions { kind: RingKind::Broadcast, slot_count: 8, subscribers: 4, ..CreateOptions::default() };
+    let memory = Arc::new(ShmBroadcast::new(Segment::create(ring.name(), &options).unwrap()).unwrap());
+    memory.claim_publisher().unwrap();
+    let mut publisher = Publisher::attach(memory).unwrap();
+    let subscriber =
+        Subscriber::join(Arc::new(ShmBroadcast::new(Segment::open(ring.name()).unwrap()).unwrap()), Start::Next)
+            .unwrap();
+    assert!(publisher.try_publish(b"one").unwrap());
+    let output = run(&["info", ring.name()], None);
+    assert_success(&output);
+    let table = stdout(&output);
+    for row in [
+        "kind               broadcast".to_string(),
+        "subscribers        1 attached".to_string(),
+        format!("subscriber {}       pid {} alive, attached at ", subscriber.index(), std::process::id()),
+        "cursor 0, 1 behind, 0 received, 0 lagged".to_string(),
+    ] {
+        assert!(table.contains(&row), "{row:?} not in\n{table}");
+    }
+    let output = run(&["info", ring.name(), "--json"], None);
+    assert_success(&output);
+    let info = json(&output);
+    assert_eq!(info["subscribers"][0]["behind"], 1, "{info}");
+    assert_eq!(info["subscribers"][0]["state"], "alive", "{info}");
+}
+
+#[test]
 fn info_json_of_an_mpmc_ring_lists_endpoints_instead_of_roles() {
     let ring = Ring::created(&["--kind", "mpmc", "--wait", "semaphore", "--slots", "16"]);
     let _consumer = ipcring::Builder::new(ring.name()).open::<mpmc::Receiver>().unwrap();
