@@ -417,3 +417,70 @@ fn a_message_committed_without_its_stamp_reaches_a_sleeping_receiver_once_the_pr
     let second = second.map_err(ipcring::Error::from);
     assert!(matches!(second, Err(Error::Disconnected)), "{second:?}");
 }
+
+/// A broadcast ring (issue #17) with `overflow` and two subscriber records.
+fn broadcast_ring(overflow: ipcring::__private::ring::broadcast::Overflow) -> Ring {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name =
+        format!("/ipcring-test-hostile-broadcast-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let options = CreateOptions {
+        kind: RingKind::Broadcast,
+        slot_count: 4,
+        slot_size: 24,
+        subscribers: 2,
+        overflow,
+        ..CreateOptions::default()
+    };
+    Segment::create(&name, &options).unwrap();
+    Ring { name }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Arbitrary words written anywhere in a broadcast ring (header, blocks, subscriber table,
+    /// slots) before and while its publisher and subscribers run: every operation ends in `Ok`
+    /// or a typed error, never a panic, a hang or an out-of-bounds access.
+    #[test]
+    fn arbitrary_damage_to_a_broadcast_ring_never_panics(
+        before in prop::collection::vec((0u64..2048, any::<u64>()), 0..4),
+        during in prop::collection::vec((0u64..2048, any::<u64>()), 0..6),
+        overwrite in any::<bool>(),
+        keep_magic in any::<bool>(),
+    ) {
+        use ipcring::__private::ring::broadcast::{Overflow, Publisher, ShmBroadcast, Start, Subscriber};
+        use std::sync::Arc;
+        let ring = broadcast_ring(if overwrite { Overflow::Overwrite } else { Overflow::Block });
+        let memory = |ring: &Ring| Segment::open(&ring.name).and_then(ShmBroadcast::new).map(Arc::new);
+        let subscriber = memory(&ring).and_then(|memory| Subscriber::join(memory, Start::Oldest));
+        for (offset, value) in before {
+            ring.write(offset & !7, &value.to_le_bytes());
+        }
+        if keep_magic {
+            ring.write_u64(0, MAGIC);
+        }
+        let publisher = memory(&ring).and_then(|memory| {
+            memory.claim_publisher()?;
+            Publisher::attach(memory)
+        });
+        let late = memory(&ring).and_then(|memory| Subscriber::join(memory, Start::Oldest));
+        let mut buffer = Vec::new();
+        if let Ok(mut publisher) = publisher {
+            for (index, (offset, value)) in during.into_iter().enumerate() {
+                let _ = publisher.try_publish(&[index as u8; 20]);
+                ring.write(offset & !7, &value.to_le_bytes());
+                let _ = publisher.retire_dead();
+                if let Some(mut slot) = publisher.try_reserve().ok().flatten() {
+                    slot.payload()[0] = 1;
+                    let _ = slot.commit(1);
+                }
+            }
+        }
+        for mut subscriber in [subscriber, late].into_iter().flatten() {
+            for _ in 0..8 {
+                let _ = subscriber.try_read(&mut buffer);
+                let _ = subscriber.try_borrow().map(|message| message.len());
+            }
+        }
+    }
+}
