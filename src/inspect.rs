@@ -83,6 +83,8 @@ const ENDPOINT_ROLE: u64 = offset_of!(EndpointRecord, role) as u64;
 const PENDING_START: u64 = offset_of!(EndpointRecord, pending_start) as u64;
 const PENDING_COUNT: u64 = offset_of!(EndpointRecord, pending_count) as u64;
 const ATTACHED_NS: u64 = offset_of!(EndpointRecord, attached_ns) as u64;
+const SUBSCRIBER_CLAIM: u64 = offset_of!(SubscriberRecord, claim) as u64;
+const SUBSCRIBER_CURSOR: u64 = offset_of!(SubscriberRecord, cursor) as u64;
 
 /// Whether a role is held, as far as this process can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,8 +366,9 @@ impl Stats {
             // The consumer block holds the join counter: the lowest held subscriber cursor is
             // what the ring still holds for someone (none held: nothing is pending).
             RingKind::Broadcast => (0..geometry.subscriber_count)
-                .filter(|index| load(geometry.subscriber_offset(*index)) != 0)
-                .map(|index| load(geometry.subscriber_offset(index) + 8) & !crate::ring::broadcast::PROVISIONAL)
+                .map(|index| geometry.subscriber_offset(index))
+                .filter(|record| load(record + SUBSCRIBER_CLAIM) != 0)
+                .map(|record| load(record + SUBSCRIBER_CURSOR) & !crate::ring::broadcast::PROVISIONAL)
                 .min()
                 .unwrap_or(u64::MAX),
             _ => load(geometry.block_offset(Block::Consumer)),
@@ -632,14 +635,9 @@ impl RingInfo {
     }
 }
 
-/// Whether the holder of record `record` (claim word `claim`) still runs: the record's lock
-/// tells (LAYOUT.md §10); a layout-1 ring has none.
-fn claim_state(segment: &Segment, record: usize, claim: u64) -> RoleState {
-    lock_state(segment, crate::lock::Lock::Record(record), claim)
-}
-
-/// [`claim_state`] for any record lock.
-fn lock_state(segment: &Segment, lock: crate::lock::Lock, claim: u64) -> RoleState {
+/// Whether the holder of the record guarded by `lock` (claim word `claim`) still runs: the
+/// record's lock tells (LAYOUT.md §10); a layout-1 ring has none.
+fn claim_state(segment: &Segment, lock: crate::lock::Lock, claim: u64) -> RoleState {
     if claim == 0 {
         return RoleState::Vacant;
     }
@@ -661,7 +659,7 @@ fn role(segment: &Segment, role: crate::Role) -> RoleInfo {
     let claim = load(record + CLAIM);
     RoleInfo {
         pid: claim_pid(claim),
-        state: claim_state(segment, role.index(), claim),
+        state: claim_state(segment, crate::lock::Lock::Record(role.index()), claim),
         attach_count: load(record + ATTACH_COUNT),
         last_attach_ns: load(record + LAST_ATTACH_NS),
     }
@@ -681,7 +679,7 @@ fn endpoints(segment: &Segment) -> Vec<EndpointInfo> {
                 index,
                 pid: claim_pid(claim),
                 role: EndpointRole::from_raw(segment.atomic_u32(record + ENDPOINT_ROLE).load(Ordering::Relaxed)),
-                state: claim_state(segment, index, claim),
+                state: claim_state(segment, crate::lock::Lock::Record(index), claim),
                 pending_start: load(record + PENDING_START),
                 pending_count: load(record + PENDING_COUNT),
                 attached_ns: load(record + ATTACHED_NS),
@@ -697,13 +695,13 @@ fn subscribers(segment: &Segment, tail: u64) -> Vec<SubscriberInfo> {
     (0..geometry.subscriber_count)
         .filter_map(|index| {
             let record = geometry.subscriber_offset(index);
-            let claim = load(record + offset_of!(SubscriberRecord, claim) as u64);
-            let raw = load(record + offset_of!(SubscriberRecord, cursor) as u64);
+            let claim = load(record + SUBSCRIBER_CLAIM);
+            let raw = load(record + SUBSCRIBER_CURSOR);
             let cursor = raw & !crate::ring::broadcast::PROVISIONAL;
             (claim != 0).then(|| SubscriberInfo {
                 index: index as usize,
                 pid: claim_pid(claim),
-                state: lock_state(segment, crate::lock::Lock::Subscriber(index as usize), claim),
+                state: claim_state(segment, crate::lock::Lock::Subscriber(index as usize), claim),
                 cursor,
                 joining: raw & crate::ring::broadcast::PROVISIONAL != 0,
                 behind: tail.saturating_sub(cursor),

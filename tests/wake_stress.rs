@@ -217,13 +217,6 @@ impl Turns {
     }
 }
 
-fn barriers_of(wait: WaitStrategy) -> Barriers {
-    match wait {
-        WaitStrategy::Membarrier => Barriers::Membarrier,
-        _ => Barriers::Fences,
-    }
-}
-
 /// `count` CPU pause hints (tens of nanoseconds each): load shaping, not synchronisation.
 fn pauses(count: u64) {
     for _ in 0..count {
@@ -236,7 +229,7 @@ fn pauses(count: u64) {
 #[ignore = "entry point of the waker process that the other tests spawn"]
 fn waker_process() {
     let turns = Turns { segment: Segment::open(&std::env::var("IPCRING_STRESS_RING").unwrap()).unwrap() };
-    let barriers = barriers_of(turns.segment.geometry().wait);
+    let barriers = Barriers::of(turns.segment.geometry().wait);
     if barriers == Barriers::Membarrier {
         ipcring::__private::wait::barrier::register().unwrap();
     }
@@ -269,7 +262,7 @@ fn eventcount_turns(wait: WaitStrategy) -> (u64, u64) {
     let _cleanup = Cleanup(name.clone());
     let options = CreateOptions { wait, slot_count: 4, slot_size: 64, ..CreateOptions::default() };
     let turns = Turns { segment: Segment::create(&name, &options).unwrap() };
-    let barriers = barriers_of(wait);
+    let barriers = Barriers::of(wait);
     if barriers == Barriers::Membarrier {
         ipcring::__private::wait::barrier::register().unwrap();
     }

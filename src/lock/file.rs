@@ -119,13 +119,9 @@ impl LockFile {
         }
     }
 
-    /// Takes record `record` (an SPSC role: 0 producer, 1 consumer; an MPMC endpoint record):
-    /// false if it is held, by another description or already by this one.
-    pub fn try_take(&self, record: usize) -> Result<bool, Error> {
-        self.take(Lock::Record(record))
-    }
-
-    /// Takes the lock of `lock` ([`LockFile::try_take`] for any record).
+    /// Takes the lock of `lock` (an SPSC role: `Record(0)` producer, `Record(1)` consumer; an MPMC
+    /// endpoint record; a broadcast subscriber record): false if it is held, by another
+    /// description or already by this one.
     pub fn take(&self, lock: Lock) -> Result<bool, Error> {
         let (word, bit, byte) = self.place(lock)?;
         // Relaxed: the mask is this process's own bookkeeping; the lock orders nothing.
@@ -139,12 +135,7 @@ impl LockFile {
         taken
     }
 
-    /// Gives record `record` up (nothing if this description does not hold it).
-    pub fn give_back(&self, record: usize) {
-        self.release(Lock::Record(record));
-    }
-
-    /// Gives the lock of `lock` up ([`LockFile::give_back`] for any record).
+    /// Gives the lock of `lock` up (nothing if this description does not hold it).
     pub fn release(&self, lock: Lock) {
         let Ok((word, bit, byte)) = self.place(lock) else { return };
         if word.load(Ordering::Relaxed) & bit != 0 {
@@ -154,24 +145,14 @@ impl LockFile {
         }
     }
 
-    /// True if this description holds record `record` (and this is not a forked child of the
+    /// True if this description holds the lock of `lock` (and this is not a forked child of the
     /// process that took it).
-    pub fn is_held_here(&self, record: usize) -> bool {
-        self.holds(Lock::Record(record))
-    }
-
-    /// [`LockFile::is_held_here`] for any record.
     pub fn holds(&self, lock: Lock) -> bool {
         let held = self.place(lock).is_ok_and(|(word, bit, _)| word.load(Ordering::Relaxed) & bit != 0);
         held && self.generation == super::fork::generation()
     }
 
-    /// True if a live process (this one included) holds record `record`.
-    pub fn is_held(&self, record: usize) -> Result<bool, Error> {
-        self.is_taken(Lock::Record(record))
-    }
-
-    /// [`LockFile::is_held`] for any record.
+    /// True if a live process (this one included) holds the lock of `lock`.
     pub fn is_taken(&self, lock: Lock) -> Result<bool, Error> {
         let (word, bit, byte) = self.place(lock)?;
         self.raw_fd()?;

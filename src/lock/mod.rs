@@ -35,17 +35,17 @@
 //! - **fork**: see [`fork`].
 //!
 //! ```
-//! use ipcring::__private::lock::LockFile;
+//! use ipcring::__private::lock::{Lock, LockFile};
 //! use ipcring::__private::layout::LOCK_MAP_OFFSET;
 //!
 //! let file = tempfile_like();
 //! let first = LockFile::open(&file, None, LOCK_MAP_OFFSET, "doc").unwrap();
 //! let second = LockFile::open(&file, None, LOCK_MAP_OFFSET, "doc").unwrap();
-//! assert!(first.try_take(3).unwrap());
-//! assert!(!second.try_take(3).unwrap()); // another description holds it
-//! assert!(second.is_held(3).unwrap() && first.is_held(3).unwrap());
-//! first.give_back(3);
-//! assert!(!second.is_held(3).unwrap());
+//! assert!(first.take(Lock::Record(3)).unwrap());
+//! assert!(!second.take(Lock::Record(3)).unwrap()); // another description holds it
+//! assert!(second.is_taken(Lock::Record(3)).unwrap() && first.is_taken(Lock::Record(3)).unwrap());
+//! first.release(Lock::Record(3));
+//! assert!(!second.is_taken(Lock::Record(3)).unwrap());
 //! // Nobody may remove the ring while another description has it open.
 //! assert!(!second.try_exclusive().unwrap());
 //! drop(first);

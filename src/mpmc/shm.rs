@@ -9,6 +9,7 @@ use super::backend::Backend;
 use crate::endpoint::shm::{unix_now_ns, ShmControl};
 use crate::error::{Error, Role};
 use crate::layout::{Block, EndpointRecord, RingKind, StatsBlock, MAX_ENDPOINTS};
+use crate::lock::Lock;
 use crate::process::current_claim;
 use crate::ring::mpmc::{claimable, Recovered, RecoveryLog};
 use crate::ring::{EndpointWords, MpmcMemory};
@@ -91,7 +92,7 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     fn take_record(&self, index: usize, me: u64) -> bool {
         // The record's lock decides (LAYOUT.md §10); an error (no lock could be taken) skips the
         // record like a live holder does.
-        if !matches!(self.control.locks().try_take(index), Ok(true)) {
+        if !matches!(self.control.locks().take(Lock::Record(index)), Ok(true)) {
             return false;
         }
         // The claim word names the holder for `ipcring info` and marks the record used; its
@@ -101,21 +102,21 @@ unsafe impl MpmcMemory for Arc<ShmRing> {
     }
 
     fn holds_record(&self, index: usize) -> bool {
-        self.control.locks().is_held_here(index)
+        self.control.locks().holds(Lock::Record(index))
     }
 
     fn give_back_record(&self, index: usize, _me: u64) {
         // Only the description that holds the lock vacates the word (a forked child holds none).
-        if self.control.locks().is_held_here(index) {
+        if self.control.locks().holds(Lock::Record(index)) {
             // Release: pairs with the acquire loads of `live_intents` and `any_attached`.
             self.endpoint(index).claim.store(0, Ordering::Release);
-            self.control.locks().give_back(index);
+            self.control.locks().release(Lock::Record(index));
         }
     }
 
     fn is_alive(&self, index: usize, _claim: u64) -> bool {
         // An error (a forked child, a failed test) answers "alive": never repair on a doubt.
-        self.control.locks().is_held(index).unwrap_or(true)
+        self.control.locks().is_taken(Lock::Record(index)).unwrap_or(true)
     }
 
     #[inline]

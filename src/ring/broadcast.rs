@@ -574,6 +574,13 @@ impl<M: BroadcastMemory> Subscriber<M> {
     /// ([`Read::Lagged`]); [`RecvError::Empty`] if nothing new is committed, and
     /// [`RecvError::Disconnected`] once the publisher is gone and everything was read.
     pub fn try_read(&mut self, buffer: &mut Vec<u8>) -> Result<Read, RecvError> {
+        if self.memory.overflow() == Overflow::Block {
+            // The gate keeps the slot as it is until it is released: a borrow, copied.
+            let message = self.try_borrow()?;
+            buffer.clear();
+            buffer.extend_from_slice(&message);
+            return Ok(Read::Message);
+        }
         let position = self.cursor;
         let sequence = self.memory.sequence(position).load(Ordering::Acquire);
         if sequence < committed(position) {
@@ -583,29 +590,16 @@ impl<M: BroadcastMemory> Subscriber<M> {
             return self.lapped(sequence);
         }
         let length = self.memory.length(position).load(Ordering::Relaxed);
-        if self.memory.overflow() == Overflow::Overwrite {
-            load_words(self.memory.payload_words(position), (length as usize).min(self.memory.slot_size()), buffer);
-            // Acquire: the loads above happen before the sequence load below; a rewrite that
-            // any of them saw has stored the odd value before (the writer's release fence).
-            fence(Ordering::Acquire);
-            let again = self.memory.sequence(position).load(Ordering::Relaxed);
-            if again != sequence {
-                return self.lapped(again);
-            }
+        load_words(self.memory.payload_words(position), (length as usize).min(self.memory.slot_size()), buffer);
+        // Acquire: the loads above happen before the sequence load below; a rewrite that any of
+        // them saw has stored the odd value before (the writer's release fence).
+        fence(Ordering::Acquire);
+        let again = self.memory.sequence(position).load(Ordering::Relaxed);
+        if again != sequence {
+            return self.lapped(again);
         }
         if length > self.memory.slot_size() as u64 {
-            // Counted with the skipped ones, so that every position is accounted for.
-            self.memory.subscriber(self.index).lagged.fetch_add(1, Ordering::Relaxed);
-            self.release(position + 1, 0);
-            return Err(RecvError::Fault(crate::error::Fault::Corrupted { field: "slot length", value: length }));
-        }
-        if self.memory.overflow() == Overflow::Block {
-            let slot = self.memory.slot_ref(position);
-            // SAFETY: the gate keeps the publisher out of this slot until the cursor moves past
-            // it (below); length <= slot_size, so the payload spans it.
-            let bytes = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
-            buffer.clear();
-            buffer.extend_from_slice(bytes);
+            return Err(self.skip_corrupted(position, length));
         }
         self.release(position + 1, 1);
         Ok(Read::Message)
@@ -627,22 +621,29 @@ impl<M: BroadcastMemory> Subscriber<M> {
             return Err(self.nothing_new());
         }
         if sequence > committed(position) {
-            return self.lapped(sequence).map(|_| unreachable!("block reports a later lap as corrupted"));
+            // A later lap at a gated cursor: no sane publisher writes one under block.
+            return Err(RecvError::Fault(crate::error::Fault::Corrupted { field: "slot sequence", value: sequence }));
         }
         let length = self.memory.length(position).load(Ordering::Relaxed);
         if length > self.memory.slot_size() as u64 {
-            self.memory.subscriber(self.index).lagged.fetch_add(1, Ordering::Relaxed);
-            self.release(position + 1, 0);
-            return Err(RecvError::Fault(crate::error::Fault::Corrupted { field: "slot length", value: length }));
+            return Err(self.skip_corrupted(position, length));
         }
         let Subscriber { memory, index, cursor, .. } = self;
         let slot = memory.slot_ref(position);
-        // SAFETY: as in `try_read`: the gate keeps the publisher out of the slot until the guard
-        // releases it (it borrows this subscriber's cursor mutably, so the cursor cannot move
-        // first).
+        // SAFETY: the gate keeps the publisher out of the slot until the guard releases it (it
+        // borrows this subscriber's cursor mutably, so the cursor cannot move first); length <=
+        // slot_size, so the payload spans it.
         let bytes: &[u8] = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
         let bytes: *const [u8] = bytes;
         Ok(Borrowed { memory, index: *index, cursor, _slot: slot, bytes })
+    }
+
+    /// The committed message at `position` claims `length` bytes, more than a slot holds: it is
+    /// released and counted with the skipped ones (so every position stays accounted for).
+    fn skip_corrupted(&mut self, position: u64, length: u64) -> RecvError {
+        self.memory.subscriber(self.index).lagged.fetch_add(1, Ordering::Relaxed);
+        self.release(position + 1, 0);
+        RecvError::Fault(crate::error::Fault::Corrupted { field: "slot length", value: length })
     }
 
     /// Nothing committed at the cursor: empty, or the end of the stream.
@@ -658,15 +659,11 @@ impl<M: BroadcastMemory> Subscriber<M> {
         RecvError::Empty
     }
 
-    /// The slot at the cursor held `sequence`, a later lap: move past every position the
-    /// publisher has rewritten and report how many were skipped. Under block this cannot
-    /// happen to a sane ring: the sequence is corrupted.
+    /// The slot at the cursor held `sequence`, a later lap (overwrite): move past every position
+    /// the publisher has rewritten and report how many were skipped.
     fn lapped(&mut self, sequence: u64) -> Result<Read, RecvError> {
         let slots = self.memory.slot_count();
         let corrupted = RecvError::Fault(crate::error::Fault::Corrupted { field: "slot sequence", value: sequence });
-        if self.memory.overflow() == Overflow::Block {
-            return Err(corrupted);
-        }
         // The slot holds (or is being written with) position `lap`, of the same slot and a later
         // lap: every position up to `lap - N` has been rewritten.
         let lap = (sequence - 1) / 2;

@@ -7,6 +7,7 @@ use super::backend::Backend;
 use crate::endpoint::shm::{unix_now_ns, ShmControl};
 use crate::error::{Error, Role};
 use crate::layout::{Block, RingKind, RoleRecord, RolesBlock};
+use crate::lock::Lock;
 use crate::process::{claim_pid, current_claim};
 use crate::ring::SpscMemory;
 use crate::segment::Segment;
@@ -93,7 +94,7 @@ unsafe impl Backend for ShmMemory {
     fn claim(&self, role: Role) -> Result<(), Error> {
         // The role's lock decides (LAYOUT.md §10): held by another description means a live
         // holder, in whatever PID namespace; free means none, or one that died or exec'd.
-        if !self.control.locks().try_take(role.index())? {
+        if !self.control.locks().take(Lock::Record(role.index()))? {
             // Acquire: pairs with the holder's release store; the pid is for the message only.
             let holder = self.role_word(role, CLAIM).load(Ordering::Acquire);
             return Err(Error::RoleTaken { role, pid: claim_pid(holder) });
@@ -118,9 +119,9 @@ unsafe impl Backend for ShmMemory {
         // This description holds the role's lock, so the word is this endpoint's (whatever it
         // stored at claim time): vacate it, then unlock. A forked child holds no lock and
         // leaves both alone. Release: pairs with the acquire loads in `peer_gone`.
-        if self.control.locks().is_held_here(role.index()) {
+        if self.control.locks().holds(Lock::Record(role.index())) {
             self.role_word(role, CLAIM).store(0, Ordering::Release);
-            self.control.locks().give_back(role.index());
+            self.control.locks().release(Lock::Record(role.index()));
         }
         alert(&self.control, peer_of(role));
     }
@@ -142,7 +143,7 @@ unsafe impl Backend for ShmMemory {
         if check == PeerCheck::Quick {
             return false;
         }
-        match self.control.locks().is_held(peer.index()) {
+        match self.control.locks().is_taken(Lock::Record(peer.index())) {
             Ok(held) => !held && attached_once(),
             // A forked child: the endpoint is its parent's; the child is cut off from the ring.
             Err(Error::Forked) => true,

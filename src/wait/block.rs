@@ -227,13 +227,7 @@ pub fn block<F: Futex, S: Semaphore, M: WaitMutex, E: From<Error>>(
                 let slept = if on.strategy == WaitStrategy::Mutex {
                     sleep_locked(on.words, on.futex, on.mutex, condition, timeout, on.record)?
                 } else {
-                    let barriers = match on.strategy {
-                        WaitStrategy::Membarrier => Barriers::Membarrier,
-                        WaitStrategy::Futex | WaitStrategy::Spin | WaitStrategy::Semaphore | WaitStrategy::Mutex => {
-                            Barriers::Fences
-                        }
-                    };
-                    sleep_registered(on.words, on.futex, condition, timeout, on.record, barriers)
+                    sleep_registered(on.words, on.futex, condition, timeout, on.record, Barriers::of(on.strategy))
                 };
                 if let Some(failure) = error {
                     return Err(failure);

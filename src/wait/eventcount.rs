@@ -109,6 +109,23 @@ pub enum Barriers {
     Membarrier,
 }
 
+impl Barriers {
+    /// The barriers of the eventcount strategy `strategy` (`membarrier`, else the fences).
+    ///
+    /// ```
+    /// use ipcring::__private::wait::{Barriers, WaitStrategy};
+    /// assert_eq!(Barriers::of(WaitStrategy::Membarrier), Barriers::Membarrier);
+    /// assert_eq!(Barriers::of(WaitStrategy::Futex), Barriers::Fences);
+    /// ```
+    #[inline]
+    pub fn of(strategy: crate::layout::WaitStrategy) -> Barriers {
+        match strategy {
+            crate::layout::WaitStrategy::Membarrier => Barriers::Membarrier,
+            _ => Barriers::Fences,
+        }
+    }
+}
+
 /// [`notify`] with the given barriers.
 ///
 /// ```

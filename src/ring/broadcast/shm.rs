@@ -87,12 +87,10 @@ impl ShmBroadcast {
         let geometry = *segment.geometry();
         let overflow = Overflow::from_raw(geometry.overflow)
             .ok_or(Error::Corrupted { field: "overflow", value: geometry.overflow.into() })?;
-        // The atomic copies move whole 8-byte words: the slot must hold the payload rounded up.
+        // The atomic copies move whole 8-byte words. They fit: the validated stride and payload
+        // offset are multiples of 8 with `stride >= payload offset + slot_size`, so the room after
+        // the payload offset is a multiple of 8 at least `slot_size`, hence at least it rounded up.
         let payload_words = (geometry.slot_size as usize).div_ceil(8);
-        let room = u64::from(geometry.slot_stride).saturating_sub(u64::from(geometry.slot_payload_offset));
-        if room < payload_words as u64 * 8 {
-            return Err(Error::Corrupted { field: "slot_stride", value: geometry.slot_stride.into() });
-        }
         let table = u64::from(geometry.subscriber_count) * BLOCK_SIZE;
         // Checked against the mapping: the whole table is inside it (and 128-aligned).
         let subscribers =
@@ -120,7 +118,7 @@ impl ShmBroadcast {
     /// Takes the publisher role (its lock, LAYOUT.md §10): [`Error::RoleTaken`] if a live process
     /// holds it. Call before [`super::Publisher::attach`].
     pub fn claim_publisher(&self) -> Result<(), Error> {
-        if !self.control.locks().try_take(Role::Producer.index())? {
+        if !self.control.locks().take(Lock::Record(Role::Producer.index()))? {
             // Acquire: pairs with the holder's release store; the pid is for the message only.
             let holder = self.publisher_word(CLAIM).load(Ordering::Acquire);
             return Err(Error::RoleTaken { role: Role::Producer, pid: claim_pid(holder) });
@@ -139,10 +137,10 @@ impl ShmBroadcast {
     /// Gives the publisher role up (if this description holds it), and wakes the subscribers so
     /// that they see the end of the stream once they have drained.
     pub fn release_publisher(&self) {
-        if self.control.locks().is_held_here(Role::Producer.index()) {
+        if self.control.locks().holds(Lock::Record(Role::Producer.index())) {
             // Release: pairs with the acquire load in `publisher_gone`.
             self.publisher_word(CLAIM).store(0, Ordering::Release);
-            self.control.locks().give_back(Role::Producer.index());
+            self.control.locks().release(Lock::Record(Role::Producer.index()));
         }
         crate::wait::alert(&self.control, Role::Consumer);
     }
@@ -156,7 +154,7 @@ crate::endpoint::owns_core!(Arc<ShmBroadcast>, ShmControl);
 
 // SAFETY: the geometry comes from the validated, process-local copy in `new`; slots are masked
 // into the slot array; the sequence (offset 0), the length word (8) and the payload words (from
-// the payload offset, >= 16, `payload_words` of them, checked to fit the stride) of a slot are
+// the payload offset, >= 16, `payload_words` of them, within the stride) of a slot are
 // disjoint and inside it; subscriber indices are clamped below `subscriber_count`.
 unsafe impl BroadcastMemory for Arc<ShmBroadcast> {
     fn overflow(&self) -> Overflow {
@@ -180,8 +178,8 @@ unsafe impl BroadcastMemory for Arc<ShmBroadcast> {
     #[inline]
     fn payload_words(&self, position: u64) -> &[AtomicU64] {
         let first = self.slot_word(position, self.payload_offset);
-        // SAFETY: `payload_words` 8-aligned words from the payload offset fit in the slot (checked
-        // in `new`), inside the mapping owned by self; every process that copies a payload that
+        // SAFETY: `payload_words` 8-aligned words from the payload offset fit in the slot (the
+        // validated geometry guarantees it, see `new`), inside the mapping owned by self; every process that copies a payload that
         // may be rewritten does so with atomic accesses (LAYOUT.md §19).
         unsafe { std::slice::from_raw_parts(first.cast::<AtomicU64>(), self.payload_words) }
     }
@@ -239,7 +237,7 @@ unsafe impl BroadcastMemory for Arc<ShmBroadcast> {
             return attached_once;
         }
         // A claim left by a holder that died: its lock is gone.
-        !self.control.locks().is_held(Role::Producer.index()).unwrap_or(true)
+        !self.control.locks().is_taken(Lock::Record(Role::Producer.index())).unwrap_or(true)
     }
 
     #[inline]
