@@ -1,8 +1,9 @@
-//! Attach to a named ring of either kind, through the transport-neutral
+//! Attach to a named ring of any kind, through the transport-neutral
 //! [`channel`](mod@crate::channel) traits.
 //!
 //! A program that only sends or receives whole messages does not need to know whether a ring is
-//! SPSC or MPMC: [`open_ring_sender`] and [`open_ring_receiver`] (public as
+//! SPSC, MPMC or broadcast (a sender is then the publisher, a receiver a new subscriber that
+//! starts at the next message): [`open_ring_sender`] and [`open_ring_receiver`] (public as
 //! `ipcring::transport::open_ring_sender` and `open_ring_receiver`) read the kind from the segment
 //! header and attach the matching endpoint. This is what `ipcring send` and `ipcring recv` do.
 //! Code that wants the kind-specific extras (zero-copy reservations, batches, typed values) opens
@@ -10,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::broadcast::{self, ShmBroadcast};
 use crate::channel;
 use crate::error::{AttachError, Error};
 use crate::layout::RingKind;
@@ -17,12 +19,13 @@ use crate::mpmc::{self, ShmRing};
 use crate::segment::Segment;
 use crate::spsc::{self, ShmMemory};
 
-/// A sending endpoint of a ring of either kind.
+/// A sending endpoint of a ring of any kind.
 pub type BoxedSender = Box<dyn channel::Sender + Send>;
-/// A receiving endpoint of a ring of either kind.
+/// A receiving endpoint of a ring of any kind.
 pub type BoxedReceiver = Box<dyn channel::Receiver + Send>;
 
-/// Attaches a producer to the existing ring `name`, whatever its kind.
+/// Attaches a producer (a broadcast ring's publisher) to the existing ring `name`, whatever its
+/// kind.
 ///
 /// Fails as `Builder::open` would: for instance with [`AttachError::NotFound`], or on an SPSC
 /// ring with [`AttachError::RoleTaken`] while another process is its producer.
@@ -47,7 +50,8 @@ fn open_sender(name: &str) -> Result<BoxedSender, Error> {
     sender(Segment::open(name)?)
 }
 
-/// Attaches a consumer to the existing ring `name`, whatever its kind.
+/// Attaches a consumer (a new subscriber of a broadcast ring) to the existing ring `name`,
+/// whatever its kind.
 ///
 /// Fails as `Builder::open` would.
 ///
@@ -92,8 +96,7 @@ pub fn sender(segment: Segment) -> Result<BoxedSender, Error> {
     Ok(match segment.geometry().kind {
         RingKind::Spsc => Box::new(spsc::Sender::attach(ShmMemory::new(segment)?)?),
         RingKind::Mpmc => Box::new(mpmc::Sender::attach(Arc::new(ShmRing::new(segment)?))?),
-        // Its endpoints come with issue #17's shared-memory backend.
-        RingKind::Broadcast => return Err(Error::WrongKind { found: "broadcast", expected: "spsc or mpmc" }),
+        RingKind::Broadcast => Box::new(broadcast::Publisher::attach(Arc::new(ShmBroadcast::new(segment)?))?),
     })
 }
 
@@ -118,6 +121,8 @@ pub fn receiver(segment: Segment) -> Result<BoxedReceiver, Error> {
     Ok(match segment.geometry().kind {
         RingKind::Spsc => Box::new(spsc::Receiver::attach(ShmMemory::new(segment)?)?),
         RingKind::Mpmc => Box::new(mpmc::Receiver::attach(Arc::new(ShmRing::new(segment)?))?),
-        RingKind::Broadcast => return Err(Error::WrongKind { found: "broadcast", expected: "spsc or mpmc" }),
+        RingKind::Broadcast => {
+            Box::new(broadcast::Subscriber::attach(Arc::new(ShmBroadcast::new(segment)?), broadcast::Start::Next)?)
+        }
     })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::error::{AttachError, Error};
 use crate::layout::{RingKind, WaitStrategy};
+use crate::ring::broadcast::{Overflow, Start};
 use crate::segment::{CreateOptions, OpenOptions, Segment};
 
 /// Where a [`Builder`] puts or finds its ring: what decides which of `create`, `open` and
@@ -66,6 +67,9 @@ pub struct Builder<L = Named> {
     mode: u32,
     liveness_interval: Option<Duration>,
     allow_other_owner: bool,
+    subscribers: u32,
+    overflow: Overflow,
+    start: Start,
 }
 
 impl Builder {
@@ -125,6 +129,9 @@ impl<L> Builder<L> {
             mode: defaults.mode,
             liveness_interval: None,
             allow_other_owner: false,
+            subscribers: defaults.subscribers,
+            overflow: defaults.overflow,
+            start: Start::Next,
         }
     }
 
@@ -196,6 +203,46 @@ impl<L> Builder<L> {
         self
     }
 
+    /// Broadcast rings: how many subscribers a new ring admits at once (default 64, at most
+    /// 4096): each has a 128-byte record in the ring.
+    ///
+    /// ```
+    /// let builder = ipcring::Builder::new("frames").subscribers(8);
+    /// # drop(builder);
+    /// ```
+    pub fn subscribers(mut self, count: u32) -> Builder<L> {
+        self.subscribers = count;
+        self
+    }
+
+    /// Broadcast rings: what the publisher of a new ring does when the slowest subscriber is a
+    /// whole ring behind: wait for it ([`Overflow::Block`], the default) or overwrite
+    /// ([`Overflow::Overwrite`]: the subscriber is told how many it missed).
+    ///
+    /// ```
+    /// use ipcring::broadcast::Overflow;
+    /// let builder = ipcring::Builder::new("ticks").overflow(Overflow::Overwrite);
+    /// # drop(builder);
+    /// ```
+    pub fn overflow(mut self, overflow: Overflow) -> Builder<L> {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Broadcast rings: where a subscriber attached by this builder starts: at the next message
+    /// published ([`Start::Next`], the default) or at the oldest still retained
+    /// ([`Start::Oldest`]).
+    ///
+    /// ```
+    /// use ipcring::broadcast::Start;
+    /// let builder = ipcring::Builder::new("ticks").start(Start::Oldest);
+    /// # drop(builder);
+    /// ```
+    pub fn start(mut self, start: Start) -> Builder<L> {
+        self.start = start;
+        self
+    }
+
     /// Not API: a builder from the lower layer's options (for ipcring's own tests and tools).
     #[doc(hidden)]
     pub fn with_options(mut self, create: &CreateOptions, open: &OpenOptions) -> Builder<L> {
@@ -205,6 +252,8 @@ impl<L> Builder<L> {
         self.mode = create.mode;
         self.liveness_interval = open.liveness_interval;
         self.allow_other_owner = open.allow_other_owner;
+        self.subscribers = create.subscribers;
+        self.overflow = create.overflow;
         self
     }
 
@@ -215,7 +264,8 @@ impl<L> Builder<L> {
             slot_size: self.slot_size,
             wait: self.wait,
             mode: self.mode,
-            ..CreateOptions::default()
+            subscribers: self.subscribers,
+            overflow: self.overflow,
         }
     }
 
@@ -224,7 +274,8 @@ impl<L> Builder<L> {
     }
 
     fn attach<E: Endpoint>(&self, segment: Segment) -> Result<E, AttachError> {
-        Ok(E::attach_segment(segment, self.liveness_interval)?)
+        let options = sealed::AttachOptions { liveness: self.liveness_interval, start: self.start };
+        Ok(E::attach_segment(segment, &options)?)
     }
 
     /// [`Error::WrongKind`] or [`Error::Mismatch`] unless `segment` has the kind and shape this
@@ -239,6 +290,16 @@ impl<L> Builder<L> {
             ("slot size", geometry.slot_size.to_string(), self.slot_size.to_string()),
             ("wait strategy", geometry.wait.to_string(), self.wait.to_string()),
         ];
+        let broadcast = [
+            ("subscriber count", geometry.subscriber_count.to_string(), self.subscribers.to_string()),
+            (
+                "overflow policy",
+                Overflow::from_raw(geometry.overflow).map_or("unknown", Overflow::name).to_string(),
+                self.overflow.name().to_string(),
+            ),
+        ];
+        let differences =
+            differences.into_iter().chain(broadcast.into_iter().filter(|_| kind == RingKind::Broadcast));
         match differences.into_iter().find(|(_, existing, requested)| existing != requested) {
             Some((what, existing, requested)) => Err(Error::Mismatch { what, existing, requested }),
             None => Ok(()),
@@ -369,7 +430,8 @@ pub fn remove(name: &str) -> Result<(), Error> {
 }
 
 /// An endpoint type a [`Builder`] can attach: [`crate::spsc::Sender`], [`crate::spsc::Receiver`],
-/// [`crate::mpmc::Sender`], [`crate::mpmc::Receiver`]. Sealed.
+/// [`crate::mpmc::Sender`], [`crate::mpmc::Receiver`], [`crate::broadcast::Publisher`],
+/// [`crate::broadcast::Subscriber`]. Sealed.
 pub trait Endpoint: sealed::Attach {}
 
 pub(crate) mod sealed {
@@ -379,11 +441,19 @@ pub(crate) mod sealed {
     use crate::layout::RingKind;
     use crate::segment::Segment;
 
+    /// What an endpoint is attached with, beside its segment.
+    pub struct AttachOptions {
+        /// The liveness interval (`None`: the default).
+        pub liveness: Option<Duration>,
+        /// Where a broadcast subscriber starts.
+        pub start: crate::ring::broadcast::Start,
+    }
+
     /// How an endpoint type attaches to a validated segment.
     pub trait Attach: Sized {
         /// The kind of ring this endpoint works on.
         const KIND: RingKind;
-        /// Attaches to `segment`, whose liveness interval is `liveness` (`None`: the default).
-        fn attach_segment(segment: Segment, liveness: Option<Duration>) -> Result<Self, Error>;
+        /// Attaches to `segment` with `options`.
+        fn attach_segment(segment: Segment, options: &AttachOptions) -> Result<Self, Error>;
     }
 }

@@ -57,6 +57,10 @@ pub enum Kind {
     ShmSpsc,
     /// ipcring's MPMC ring in shared memory.
     ShmMpmc,
+    /// ipcring's broadcast ring in shared memory (one publisher, many subscribers). Not in
+    /// [`Kind::ALL`]: not a point-to-point transport (the fan-out rows of `ipcring bench`
+    /// measure it).
+    ShmBroadcast,
     /// An anonymous pipe, handed over by descriptor inheritance.
     Pipe,
     /// A named pipe.
@@ -80,7 +84,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every transport, in the order of the tables.
+    /// Every point-to-point transport, in the order of the tables.
     pub const ALL: &'static [Kind] = &[
         Kind::ShmSpsc,
         Kind::ShmMpmc,
@@ -105,6 +109,7 @@ impl Kind {
         match self {
             Kind::ShmSpsc => "shm-spsc",
             Kind::ShmMpmc => "shm-mpmc",
+            Kind::ShmBroadcast => "shm-broadcast",
             Kind::Pipe => "pipe",
             Kind::Fifo => "fifo",
             Kind::Unix => "unix",
@@ -502,6 +507,139 @@ macro_rules! ring_channel {
 ring_channel!(spsc, Kind::ShmSpsc);
 ring_channel!(mpmc, Kind::ShmMpmc);
 
+/// The broadcast endpoints through the same traits: a publisher is a [`Sender`] (and a
+/// [`ZeroCopySender`] under the block policy), a subscriber a [`Receiver`] (and a
+/// [`ZeroCopyReceiver`] under block) whose receives may report
+/// [`RecvError::Lagged`] (overwrite).
+mod broadcast {
+    use std::fmt;
+    use std::time::Duration;
+
+    use super::{explain, Kind, ReadSlot, Receiver, Sender, WriteSlot, ZeroCopyReceiver, ZeroCopySender};
+    use crate::broadcast::{Backend, Borrowed, Publisher, Reservation, Subscriber};
+    use crate::error::{RecvError, SendError};
+    use crate::wait::WaitSite as _;
+
+    impl<B: Backend> Sender for Publisher<B> {
+        fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
+            let outcome = Publisher::send(self, message);
+            outcome.map_err(|error| explain(self.backend().site().truncated(), error))
+        }
+        fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
+            let outcome = Publisher::try_send(self, message);
+            outcome.map_err(|error| explain(self.backend().site().truncated(), error))
+        }
+        fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
+            let outcome = Publisher::send_timeout(self, message, timeout);
+            outcome.map_err(|error| explain(self.backend().site().truncated(), error))
+        }
+        fn max_message_size(&self) -> usize {
+            Publisher::max_message_size(self)
+        }
+        fn transport(&self) -> Kind {
+            Kind::ShmBroadcast
+        }
+    }
+
+    impl<B: Backend> Receiver for Subscriber<B> {
+        fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
+            let outcome = Subscriber::recv(self, buffer);
+            outcome.map_err(|error| explain(self.backend().site().truncated(), error))
+        }
+        fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
+            let outcome = Subscriber::try_recv(self, buffer);
+            outcome.map_err(|error| explain(self.backend().site().truncated(), error))
+        }
+        fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
+            let outcome = Subscriber::recv_timeout(self, buffer, timeout);
+            outcome.map_err(|error| explain(self.backend().site().truncated(), error))
+        }
+        fn max_message_size(&self) -> usize {
+            Subscriber::max_message_size(self)
+        }
+        fn transport(&self) -> Kind {
+            Kind::ShmBroadcast
+        }
+    }
+
+    impl<B: Backend> ZeroCopySender for Publisher<B> {
+        type Slot<'a>
+            = Reservation<'a, B>
+        where
+            Self: 'a;
+        fn reserve(&mut self) -> Result<Self::Slot<'_>, SendError> {
+            let truncated = self.backend().site().truncated();
+            Publisher::reserve(self).map_err(|error| explain(truncated, error))
+        }
+        fn try_reserve(&mut self) -> Result<Self::Slot<'_>, SendError> {
+            let truncated = self.backend().site().truncated();
+            Publisher::try_reserve(self).map_err(|error| explain(truncated, error))
+        }
+        fn reserve_timeout(&mut self, timeout: Duration) -> Result<Self::Slot<'_>, SendError> {
+            let truncated = self.backend().site().truncated();
+            Publisher::reserve_timeout(self, timeout).map_err(|error| explain(truncated, error))
+        }
+    }
+
+    impl<B: Backend> ZeroCopyReceiver for Subscriber<B> {
+        type Message<'a>
+            = Borrowed<'a, B>
+        where
+            Self: 'a;
+        fn recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError> {
+            let truncated = self.backend().site().truncated();
+            Subscriber::recv_ref(self).map_err(|error| explain(truncated, error))
+        }
+        fn try_recv_ref(&mut self) -> Result<Self::Message<'_>, RecvError> {
+            let truncated = self.backend().site().truncated();
+            Subscriber::try_recv_ref(self).map_err(|error| explain(truncated, error))
+        }
+        fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Self::Message<'_>, RecvError> {
+            let truncated = self.backend().site().truncated();
+            Subscriber::recv_ref_timeout(self, timeout).map_err(|error| explain(truncated, error))
+        }
+    }
+
+    // SAFETY: the payload is in the ring's memory (a mapping, or a heap slot's own box), not in
+    // the reservation value, and the reservation owns its slot (the gate admitted it, the
+    // publisher is borrowed mutably) until commit or drop.
+    unsafe impl<B: Backend> WriteSlot for Reservation<'_, B> {
+        fn payload(&mut self) -> &mut [u8] {
+            Reservation::payload(self)
+        }
+        fn commit(self, length: usize) -> Result<(), SendError> {
+            Reservation::commit(self, length)
+        }
+    }
+
+    impl<B: Backend> ReadSlot for Borrowed<'_, B> {
+        fn release(self) -> Result<(), RecvError> {
+            Borrowed::release(self)
+        }
+    }
+
+    impl<B: Backend> fmt::Debug for Publisher<B> {
+        fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter
+                .debug_struct("broadcast::Publisher")
+                .field("max_message_size", &Publisher::max_message_size(self))
+                .field("overflow", &self.overflow())
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl<B: Backend> fmt::Debug for Subscriber<B> {
+        fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter
+                .debug_struct("broadcast::Subscriber")
+                .field("max_message_size", &Subscriber::max_message_size(self))
+                .field("overflow", &self.overflow())
+                .field("position", &self.position())
+                .finish_non_exhaustive()
+        }
+    }
+}
+
 impl From<Fault> for SendError {
     fn from(fault: Fault) -> SendError {
         SendError::Fault(fault)
@@ -526,5 +664,7 @@ mod tests {
         send::<crate::spsc::Receiver>();
         send_and_sync::<crate::mpmc::Sender>();
         send_and_sync::<crate::mpmc::Receiver>();
+        send_and_sync::<crate::broadcast::Publisher>();
+        send_and_sync::<crate::broadcast::Subscriber>();
     }
 }

@@ -30,7 +30,8 @@
 //! - [`Builder`] makes or opens a ring: by name in `/dev/shm`, anonymous (a sealed memfd handed
 //!   over as a descriptor), or from a passed descriptor; the endpoint type decides the kind.
 //! - [`spsc`]: one sender, one receiver. [`mpmc`]: any number of each, each message to one
-//!   receiver, with crash recovery.
+//!   receiver, with crash recovery. [`broadcast`]: one publisher, many subscribers, every
+//!   message to every subscriber, each with its own cursor.
 //! - [`channel`]: the transport-neutral traits (copying and zero-copy) that the rings and every
 //!   fallback in [`transport`] (pipes, FIFOs, Unix and TCP sockets, POSIX message queues)
 //!   implement.
@@ -65,6 +66,7 @@ compile_error!(
 mod attach;
 #[cfg(not(loom))]
 mod builder;
+pub mod broadcast;
 pub mod channel;
 mod endpoint;
 mod error;
@@ -141,10 +143,11 @@ pub mod __private {
             }
         )*};
     }
-    internals!(spsc::Sender, spsc::Receiver, mpmc::Sender, mpmc::Receiver);
+    internals!(spsc::Sender, spsc::Receiver, mpmc::Sender, mpmc::Receiver, broadcast::Publisher, broadcast::Subscriber);
 
     /// The endpoint backends' traits.
     pub mod backend {
+        pub use crate::broadcast::backend::Backend as BroadcastBackend;
         pub use crate::mpmc::backend::Backend as MpmcBackend;
         pub use crate::spsc::backend::Backend as SpscBackend;
     }

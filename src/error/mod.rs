@@ -222,6 +222,14 @@ pub enum Error {
         /// How many messages are missing.
         count: u64,
     },
+    /// A broadcast subscriber was lapped (the `overwrite` policy): `count` messages were
+    /// overwritten before it read them. It has moved on: its next receive gets the oldest
+    /// message still retained.
+    #[error("lagged: {count} messages were overwritten before this subscriber read them")]
+    Lagged {
+        /// How many messages were skipped.
+        count: u64,
+    },
     /// A datagram transport received a message numbered below the next one it expected: a
     /// duplicate, or a message that arrived after later ones (reordered, perhaps counted in an
     /// earlier [`Error::Lost`]). It was dropped, not delivered.

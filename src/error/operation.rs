@@ -173,6 +173,19 @@ pub enum RecvError {
         /// How many messages are missing.
         count: u64,
     },
+    /// A broadcast subscriber under the `overwrite` policy was lapped: `count` messages were
+    /// overwritten before it read them. Not a fault: it has moved on, and its next receive gets
+    /// the oldest message still retained (as `tokio::sync::broadcast`'s `Lagged`).
+    ///
+    /// ```
+    /// let lagged = ipcring::RecvError::Lagged { count: 3 };
+    /// assert_eq!(lagged.to_string(), "lagged: 3 messages were overwritten before this subscriber read them");
+    /// ```
+    #[error("lagged: {count} messages were overwritten before this subscriber read them")]
+    Lagged {
+        /// How many messages were skipped.
+        count: u64,
+    },
     /// A datagram transport received a message numbered below the next one it expected (a
     /// duplicate, or a late one already counted in a [`RecvError::Lost`]); it was dropped, not
     /// delivered. Not a fault: the next receive continues.
@@ -230,6 +243,7 @@ impl From<Error> for RecvError {
             Error::BufferTooSmall { len, buffer } => RecvError::BufferTooSmall { len, buffer },
             Error::SizeMismatch { len, expected } => RecvError::SizeMismatch { len, expected },
             Error::Lost { count } => RecvError::Lost { count },
+            Error::Lagged { count } => RecvError::Lagged { count },
             Error::OutOfOrder { sequence, expected } => RecvError::OutOfOrder { sequence, expected },
             Error::MessageTooLarge { len, max } => RecvError::TooLarge { len, max },
             other => RecvError::Fault(other.into()),
@@ -246,6 +260,7 @@ impl From<RecvError> for Error {
             RecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
             RecvError::SizeMismatch { len, expected } => Error::SizeMismatch { len, expected },
             RecvError::Lost { count } => Error::Lost { count },
+            RecvError::Lagged { count } => Error::Lagged { count },
             RecvError::OutOfOrder { sequence, expected } => Error::OutOfOrder { sequence, expected },
             RecvError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
             RecvError::Fault(fault) => fault.into(),
@@ -300,6 +315,12 @@ pub enum AttachError {
         /// Number of records.
         limit: usize,
     },
+    /// Every subscriber record of a broadcast ring is held by a live subscriber.
+    #[error("all {limit} subscriber records of the broadcast ring are held by live subscribers")]
+    SubscribersFull {
+        /// Number of records (chosen at creation).
+        limit: usize,
+    },
     /// The ring is of another kind than the endpoint asked for.
     #[error("ring is of kind {found}, not {expected}")]
     WrongKind {
@@ -339,6 +360,7 @@ impl From<Error> for AttachError {
             Error::PermissionDenied { name } => AttachError::PermissionDenied { name },
             Error::RoleTaken { role, pid } => AttachError::RoleTaken { role, pid },
             Error::EndpointsFull { limit } => AttachError::EndpointsFull { limit },
+            Error::SubscribersFull { limit } => AttachError::SubscribersFull { limit },
             Error::WrongKind { found, expected } => AttachError::WrongKind { found, expected },
             Error::Mismatch { what, existing, requested } => AttachError::Mismatch { what, existing, requested },
             error @ (Error::Corrupted { .. } | Error::Truncated | Error::Io { .. }) => AttachError::Fault(error.into()),
@@ -355,6 +377,7 @@ impl From<AttachError> for Error {
             AttachError::PermissionDenied { name } => Error::PermissionDenied { name },
             AttachError::RoleTaken { role, pid } => Error::RoleTaken { role, pid },
             AttachError::EndpointsFull { limit } => Error::EndpointsFull { limit },
+            AttachError::SubscribersFull { limit } => Error::SubscribersFull { limit },
             AttachError::WrongKind { found, expected } => Error::WrongKind { found, expected },
             AttachError::Mismatch { what, existing, requested } => Error::Mismatch { what, existing, requested },
             AttachError::Refused(error) => *error,

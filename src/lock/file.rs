@@ -78,6 +78,13 @@ impl LockFile {
         Ok(lock)
     }
 
+    /// True in a forked child of the process that opened this description: its locks (and the
+    /// roles and records they stand for) are the parent's.
+    #[inline]
+    pub fn forked(&self) -> bool {
+        self.generation != super::fork::generation()
+    }
+
     fn raw_fd(&self) -> Result<i32, Error> {
         match &self.fd {
             Some(fd) if self.generation == super::fork::generation() => Ok(fd.as_raw_fd()),

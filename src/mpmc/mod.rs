@@ -54,7 +54,8 @@ mod attach {
     use std::time::Duration;
 
     use super::{Receiver, Sender, ShmRing};
-    use crate::builder::{sealed::Attach, Endpoint};
+    use crate::builder::sealed::{Attach, AttachOptions};
+    use crate::builder::Endpoint;
     use crate::error::Error;
     use crate::layout::RingKind;
     use crate::segment::Segment;
@@ -69,16 +70,16 @@ mod attach {
 
     impl Attach for Sender<Arc<ShmRing>> {
         const KIND: RingKind = RingKind::Mpmc;
-        fn attach_segment(segment: Segment, liveness: Option<Duration>) -> Result<Self, Error> {
-            Ok(Sender::attach(ring(segment, liveness)?)?)
+        fn attach_segment(segment: Segment, options: &AttachOptions) -> Result<Self, Error> {
+            Ok(Sender::attach(ring(segment, options.liveness)?)?)
         }
     }
     impl Endpoint for Sender<Arc<ShmRing>> {}
 
     impl Attach for Receiver<Arc<ShmRing>> {
         const KIND: RingKind = RingKind::Mpmc;
-        fn attach_segment(segment: Segment, liveness: Option<Duration>) -> Result<Self, Error> {
-            Ok(Receiver::attach(ring(segment, liveness)?)?)
+        fn attach_segment(segment: Segment, options: &AttachOptions) -> Result<Self, Error> {
+            Ok(Receiver::attach(ring(segment, options.liveness)?)?)
         }
     }
     impl Endpoint for Receiver<Arc<ShmRing>> {}

@@ -172,6 +172,10 @@ pub unsafe trait BroadcastMemory: RingMemory {
     fn take_record(&self, index: usize, me: u64) -> bool;
     /// Gives record `index`, taken with claim word `me`, up: vacates its claim word (release).
     fn give_back_record(&self, index: usize, me: u64);
+    /// Whether this process (not a forked child of the one that took it) holds record `index`.
+    fn holds_record(&self, _index: usize) -> bool {
+        true
+    }
     /// Whether the holder of record `index`, whose claim word reads `claim`, still runs; true
     /// when in doubt.
     fn is_alive(&self, index: usize, claim: u64) -> bool;
@@ -240,8 +244,16 @@ impl<M: BroadcastMemory> Publisher<M> {
         if next >= MAX_BROADCAST_POSITION - 1 {
             return Err(Error::Corrupted { field: "tail", value: next });
         }
-        if memory.sequence(next).load(Ordering::Acquire) == committed(next) {
+        // A batch commits several positions before one `tail` store: walk over all of them
+        // (at most a ring's worth: no more can be committed past `tail`).
+        let tail = next;
+        while next - tail < memory.slot_count()
+            && next < MAX_BROADCAST_POSITION - 1
+            && memory.sequence(next).load(Ordering::Acquire) == committed(next)
+        {
             next += 1;
+        }
+        if next != tail {
             memory.tail().store(next, Ordering::Release);
         }
         let gate = next.saturating_sub(memory.slot_count());
@@ -259,8 +271,8 @@ impl<M: BroadcastMemory> Publisher<M> {
     }
 
     /// True if position `next` may be written now (block: the gate allows it, recomputed if
-    /// needed; overwrite: always).
-    fn has_room(&mut self) -> bool {
+    /// needed; overwrite: always). What a blocked publisher waits for.
+    pub fn has_room(&mut self) -> bool {
         if self.memory.overflow() == Overflow::Overwrite {
             return true;
         }
@@ -315,10 +327,10 @@ impl<M: BroadcastMemory> Publisher<M> {
         lowest
     }
 
-    /// Retires the records of dead subscribers (their holders' liveness judged by the memory):
-    /// under block only those that hold the publisher back (a cursor `N` or more behind), under
-    /// overwrite any (a dead sleeper's registration would cost every publication a wake call).
-    /// Each is taken over (exactly one of the publisher and a joiner taking the same record at
+    /// Retires the records of dead subscribers (their holders' liveness judged by the memory)
+    /// that cost something: under block those that hold the publisher back (a cursor `N` or more
+    /// behind), and under both policies those registered as sleepers (a dead sleeper's
+    /// registration would cost every publication a wake call). Each is taken over (exactly one of the publisher and a joiner taking the same record at
     /// the same time wins), its sleeper registration taken back, its cursor marked provisional,
     /// and vacated. Returns how many were retired; a blocked publisher calls it once per
     /// liveness interval, so a dead subscriber holds it back no longer than that.
@@ -332,8 +344,9 @@ impl<M: BroadcastMemory> Publisher<M> {
                 continue;
             }
             let cursor = record.cursor.load(Ordering::Acquire) & !PROVISIONAL;
-            let blocking = cursor.saturating_add(slots) <= self.next;
-            if (self.memory.overflow() == Overflow::Block && !blocking) || self.memory.is_alive(index, claim) {
+            let blocking = self.memory.overflow() == Overflow::Block && cursor.saturating_add(slots) <= self.next;
+            let sleeping = record.sleeping.load(Ordering::Relaxed) != 0;
+            if !(blocking || sleeping) || self.memory.is_alive(index, claim) {
                 continue;
             }
             let me = self.memory.identity();
@@ -364,19 +377,61 @@ impl<M: BroadcastMemory> Publisher<M> {
             return Ok(false);
         }
         let position = self.begin_write();
+        self.write(position, message);
+        self.commit(position);
+        Ok(true)
+    }
+
+    /// Publishes as many of `messages`, in order, as there is room for (all under overwrite),
+    /// with one `tail` store and one wake for all of them; returns how many. A message larger
+    /// than a slot ends the batch with [`SendError::TooLarge`] if it is the first, else before
+    /// it.
+    pub fn try_publish_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, SendError> {
+        let max = self.memory.slot_size();
+        let mut published = 0;
+        for message in messages {
+            let message = message.as_ref();
+            if message.len() > max {
+                if published == 0 {
+                    return Err(SendError::TooLarge { len: message.len(), max });
+                }
+                break;
+            }
+            if self.next >= MAX_BROADCAST_POSITION - 1 {
+                if published == 0 {
+                    return Err(SendError::Fault(crate::error::Fault::Corrupted { field: "tail", value: self.next }));
+                }
+                break;
+            }
+            if !self.has_room() {
+                break;
+            }
+            let position = self.begin_write();
+            self.write(position, message);
+            self.memory.sequence(position).store(committed(position), Ordering::Release);
+            self.next = position + 1;
+            published += 1;
+        }
+        if published > 0 {
+            self.memory.tail().store(self.next, Ordering::Release);
+            self.memory.on_publish(published as u64);
+        }
+        Ok(published)
+    }
+
+    /// Writes `message` (at most a slot) into the slot of `position`, admitted by the gate.
+    fn write(&mut self, position: u64, message: &[u8]) {
         self.memory.length(position).store(message.len() as u64, Ordering::Relaxed);
         match self.memory.overflow() {
             Overflow::Overwrite => store_words(self.memory.payload_words(position), message),
             Overflow::Block => {
                 let slot = self.memory.slot_mut(position);
-                // SAFETY: the gate admitted `position`, so no subscriber reads its slot until the
-                // commit below (each is at or past `position + 1 - N`); the publisher role is
+                // SAFETY: the gate admitted `position`, so no subscriber reads its slot until it
+                // is committed (each is at or past `position + 1 - N`); the publisher role is
                 // this handle's alone; the payload spans slot_size >= message.len() bytes.
                 unsafe { payload_mut(&slot, message.len()) }.copy_from_slice(message);
             }
         }
-        self.commit(position);
-        Ok(true)
     }
 
     /// Reserves the next slot for writing in place, if there is room: a [`Reservation`] whose
@@ -570,6 +625,13 @@ impl<M: BroadcastMemory> Subscriber<M> {
         &self.memory
     }
 
+    /// True if a read would find something at the cursor: a committed message, or a later lap
+    /// (overwrite). What a blocked subscriber waits for.
+    #[inline]
+    pub fn has_news(&self) -> bool {
+        self.memory.sequence(self.cursor).load(Ordering::Acquire) >= committed(self.cursor)
+    }
+
     /// Reads the next message into `buffer` ([`Read::Message`]), or reports a lap
     /// ([`Read::Lagged`]); [`RecvError::Empty`] if nothing new is committed, and
     /// [`RecvError::Disconnected`] once the publisher is gone and everything was read.
@@ -610,6 +672,21 @@ impl<M: BroadcastMemory> Subscriber<M> {
     /// slot could be rewritten under the borrow: use [`Subscriber::try_read`]);
     /// [`RecvError::Empty`] and [`RecvError::Disconnected`] as for `try_read`.
     pub fn try_borrow(&mut self) -> Result<Borrowed<'_, M>, RecvError> {
+        let position = self.cursor;
+        let length = self.borrowable()?;
+        let Subscriber { memory, index, cursor, .. } = self;
+        let slot = memory.slot_ref(position);
+        // SAFETY: the gate keeps the publisher out of the slot until the guard releases it (it
+        // borrows this subscriber's cursor mutably, so the cursor cannot move first); length <=
+        // slot_size, so the payload spans it.
+        let bytes: &[u8] = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
+        let bytes: *const [u8] = bytes;
+        Ok(Borrowed { memory, index: *index, cursor, _slot: slot, bytes })
+    }
+
+    /// The length of the committed message at the cursor, which may be borrowed (block policy):
+    /// the checks of [`Subscriber::try_borrow`].
+    fn borrowable(&mut self) -> Result<u64, RecvError> {
         if self.memory.overflow() == Overflow::Overwrite {
             return Err(RecvError::Fault(crate::error::Fault::Other(Box::new(Error::InvalidArgument(
                 "borrowing a message in place needs the block overflow policy".to_string(),
@@ -628,14 +705,28 @@ impl<M: BroadcastMemory> Subscriber<M> {
         if length > self.memory.slot_size() as u64 {
             return Err(self.skip_corrupted(position, length));
         }
-        let Subscriber { memory, index, cursor, .. } = self;
-        let slot = memory.slot_ref(position);
-        // SAFETY: the gate keeps the publisher out of the slot until the guard releases it (it
-        // borrows this subscriber's cursor mutably, so the cursor cannot move first); length <=
-        // slot_size, so the payload spans it.
-        let bytes: &[u8] = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
-        let bytes: *const [u8] = bytes;
-        Ok(Borrowed { memory, index: *index, cursor, _slot: slot, bytes })
+        Ok(length)
+    }
+
+    /// Borrows up to `max` (at least 1) consecutive committed messages in place: a
+    /// [`BorrowedBatch`] that releases them together (one cursor store) when dropped. Block
+    /// policy only; errors as for [`Subscriber::try_borrow`] when the first is not readable.
+    pub fn try_borrow_batch(&mut self, max: usize) -> Result<BorrowedBatch<'_, M>, RecvError> {
+        self.borrowable()?;
+        let first = self.cursor;
+        let slots = self.memory.slot_count();
+        let limit = (max.max(1) as u64).min(slots);
+        let mut count = 1;
+        while count < limit {
+            let position = first + count;
+            let sequence = self.memory.sequence(position).load(Ordering::Acquire);
+            let length = self.memory.length(position).load(Ordering::Relaxed);
+            if sequence != committed(position) || length > self.memory.slot_size() as u64 {
+                break;
+            }
+            count += 1;
+        }
+        Ok(BorrowedBatch { subscriber: self, first, count })
     }
 
     /// The committed message at `position` claims `length` bytes, more than a slot holds: it is
@@ -696,6 +787,17 @@ pub struct Borrowed<'a, M: BroadcastMemory> {
     bytes: *const [u8],
 }
 
+impl<M: BroadcastMemory> Borrowed<'_, M> {
+    /// Releases the slot, as dropping the guard does, and reports whether what was read can be
+    /// trusted: [`Fault::Truncated`](crate::Fault::Truncated) if the ring's file was truncated
+    /// under this process.
+    pub fn release(self) -> Result<(), RecvError> {
+        let memory = self.memory;
+        drop(self);
+        crate::ring::released(memory)
+    }
+}
+
 impl<M: BroadcastMemory> std::ops::Deref for Borrowed<'_, M> {
     type Target = [u8];
 
@@ -710,6 +812,58 @@ impl<M: BroadcastMemory> Drop for Borrowed<'_, M> {
     fn drop(&mut self) {
         let next = *self.cursor + 1;
         release_at(self.memory, self.index, self.cursor, next, 1);
+    }
+}
+
+/// Consecutive messages borrowed in place by [`Subscriber::try_borrow_batch`], released
+/// together (the cursor moves past all of them) when dropped.
+pub struct BorrowedBatch<'a, M: BroadcastMemory> {
+    subscriber: &'a mut Subscriber<M>,
+    first: u64,
+    count: u64,
+}
+
+impl<M: BroadcastMemory> BorrowedBatch<'_, M> {
+    /// Number of messages in the batch (at least 1).
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Always false: a batch holds at least one message (for clippy's `len` rule).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Message `index` (`< len()`), borrowed in place; its length is read again and checked
+    /// against the slot ([`Error::Corrupted`] if a hostile peer changed it since).
+    ///
+    /// # Panics
+    /// If `index >= len()`.
+    pub fn get(&self, index: usize) -> Result<&[u8], Error> {
+        assert!((index as u64) < self.count, "batch index {index} out of range {}", self.count);
+        let memory = &self.subscriber.memory;
+        let position = self.first + index as u64;
+        let length = memory.length(position).load(Ordering::Relaxed);
+        if length > memory.slot_size() as u64 {
+            return Err(Error::Corrupted { field: "slot length", value: length });
+        }
+        let slot = memory.slot_ref(position);
+        // SAFETY: the position is committed and below the cursor this batch holds back (it
+        // borrows the subscriber mutably), so the gate keeps the publisher out of the slot until
+        // the batch drops, which the returned borrow of `self` cannot outlive; length <= slot_size.
+        Ok(unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) })
+    }
+
+    /// The messages in order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<&[u8], Error>> + '_ {
+        (0..self.len()).map(move |index| self.get(index))
+    }
+}
+
+impl<M: BroadcastMemory> Drop for BorrowedBatch<'_, M> {
+    fn drop(&mut self) {
+        let subscriber = &mut *self.subscriber;
+        release_at(&subscriber.memory, subscriber.index, &mut subscriber.cursor, self.first + self.count, self.count);
     }
 }
 
@@ -728,6 +882,10 @@ fn release_at<M: BroadcastMemory>(memory: &M, index: usize, cursor: &mut u64, to
 
 impl<M: BroadcastMemory> Drop for Subscriber<M> {
     fn drop(&mut self) {
+        // A forked child's copy: the record is the parent's, and so is its cursor.
+        if !self.memory.holds_record(self.index) {
+            return;
+        }
         Self::vacate(&self.memory, self.index, self.claim);
         // A publisher waiting for this subscriber recomputes its gate.
         self.memory.on_release(0);
@@ -880,7 +1038,8 @@ mod tests {
         assert!(publisher.try_publish(b"1").unwrap());
         assert!(!publisher.try_publish(b"2").unwrap());
         assert_eq!(publisher.retire_dead(), 0, "its holder is alive");
-        memory.kill(dead.claim());
+        // SAFETY: `dead` is forgotten at once and never used again.
+        unsafe { memory.kill(dead.claim()) };
         std::mem::forget(dead); // killed: no destructor runs
         assert_eq!(publisher.retire_dead(), 1);
         assert!(publisher.try_publish(b"2").unwrap());
@@ -896,7 +1055,8 @@ mod tests {
         let mut publisher = Publisher::attach(memory.clone()).unwrap();
         let live = Subscriber::join(memory.clone(), Start::Next).unwrap();
         let dead = Subscriber::join(memory.clone(), Start::Next).unwrap();
-        memory.kill(dead.claim());
+        // SAFETY: `dead` is never used again, and forgotten at the end.
+        unsafe { memory.kill(dead.claim()) };
         assert!(publisher.try_publish(b"0").unwrap());
         assert_eq!(publisher.retire_dead(), 0, "not holding the publisher back yet");
         for index in 1..4u8 {

@@ -55,7 +55,8 @@ mod attach {
     use std::time::Duration;
 
     use super::{Receiver, Sender, ShmMemory};
-    use crate::builder::{sealed::Attach, Endpoint};
+    use crate::builder::sealed::{Attach, AttachOptions};
+    use crate::builder::Endpoint;
     use crate::error::Error;
     use crate::layout::RingKind;
     use crate::segment::Segment;
@@ -70,16 +71,16 @@ mod attach {
 
     impl Attach for Sender<ShmMemory> {
         const KIND: RingKind = RingKind::Spsc;
-        fn attach_segment(segment: Segment, liveness: Option<Duration>) -> Result<Self, Error> {
-            Ok(Sender::attach(memory(segment, liveness)?)?)
+        fn attach_segment(segment: Segment, options: &AttachOptions) -> Result<Self, Error> {
+            Ok(Sender::attach(memory(segment, options.liveness)?)?)
         }
     }
     impl Endpoint for Sender<ShmMemory> {}
 
     impl Attach for Receiver<ShmMemory> {
         const KIND: RingKind = RingKind::Spsc;
-        fn attach_segment(segment: Segment, liveness: Option<Duration>) -> Result<Self, Error> {
-            Ok(Receiver::attach(memory(segment, liveness)?)?)
+        fn attach_segment(segment: Segment, options: &AttachOptions) -> Result<Self, Error> {
+            Ok(Receiver::attach(memory(segment, options.liveness)?)?)
         }
     }
     impl Endpoint for Receiver<ShmMemory> {}

@@ -257,7 +257,7 @@ fn open_any_sender(kind: Kind, address: &str, side: Side, options: &Options) -> 
     let depth = usize::try_from(options.depth).unwrap_or(usize::MAX);
     let timeout = options.connect_timeout;
     Ok(match (kind, side) {
-        (Kind::ShmSpsc | Kind::ShmMpmc, _) => {
+        (Kind::ShmSpsc | Kind::ShmMpmc | Kind::ShmBroadcast, _) => {
             return open_ring(kind, address, side, options, crate::attach::sender)
                 .map(|(endpoint, cleanup)| Box::new(Cleaned { endpoint, cleanup }) as BoxedSender)
         }
@@ -297,7 +297,7 @@ fn open_any_receiver(kind: Kind, address: &str, side: Side, options: &Options) -
     let depth = usize::try_from(options.depth).unwrap_or(usize::MAX);
     let timeout = options.connect_timeout;
     Ok(match (kind, side) {
-        (Kind::ShmSpsc | Kind::ShmMpmc, _) => {
+        (Kind::ShmSpsc | Kind::ShmMpmc | Kind::ShmBroadcast, _) => {
             return open_ring(kind, address, side, options, crate::attach::receiver)
                 .map(|(endpoint, cleanup)| Box::new(Cleaned { endpoint, cleanup }) as BoxedReceiver)
         }
@@ -368,7 +368,11 @@ fn open_ring<T>(
     options: &Options,
     attach: fn(Segment) -> Result<T>,
 ) -> Result<(T, Option<String>)> {
-    let ring_kind = if kind == Kind::ShmSpsc { RingKind::Spsc } else { RingKind::Mpmc };
+    let ring_kind = match kind {
+        Kind::ShmSpsc => RingKind::Spsc,
+        Kind::ShmBroadcast => RingKind::Broadcast,
+        _ => RingKind::Mpmc,
+    };
     let segment = match side {
         Side::Bind => {
             let slot_size = u32::try_from(options.max_message_size).map_err(|_| {

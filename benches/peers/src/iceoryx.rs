@@ -30,7 +30,8 @@
 //! `/tmp/ipcring-peers-<pid>/` instead of `/tmp/iceoryx2/`. Services and nodes are removed when
 //! dropped, dead nodes (a helper that was killed) are cleaned up after a failure, and
 //! [`remove_domain`] removes what iceoryx2 keeps on purpose (its global node counter) at the end
-//! of the run, when no process of the domain is left.
+//! of the run, when no process of the domain is left. The fan-out rows ([`crate::iceoryx_fanout`])
+//! live in the same domain.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,7 +146,10 @@ fn pubsub(
 
 /// A publisher of `size`-byte slices that retries while the subscriber's buffer is full, for
 /// up to [`MESSAGE_LIMIT`] (then the send fails: the subscriber is gone or stuck).
-fn publisher(service: &PubSub<ipc::Service, [u8], ()>, size: usize) -> Res<Publisher<ipc::Service, [u8], ()>> {
+pub(crate) fn publisher(
+    service: &PubSub<ipc::Service, [u8], ()>,
+    size: usize,
+) -> Res<Publisher<ipc::Service, [u8], ()>> {
     Ok(service
         .publisher_builder()
         .initial_max_slice_len(size)
@@ -167,7 +171,7 @@ fn subscriber(service: &PubSub<ipc::Service, [u8], ()>, buffer: usize) -> Res<Su
 /// Sends `message`: loans a slice of shared memory, writes every byte of `message` into it,
 /// publishes it.
 #[inline]
-fn publish(publisher: &Publisher<ipc::Service, [u8], ()>, message: &[u8]) -> Res<()> {
+pub(crate) fn publish(publisher: &Publisher<ipc::Service, [u8], ()>, message: &[u8]) -> Res<()> {
     publisher.loan_slice_uninit(message.len())?.write_from_slice(message).send()?;
     Ok(())
 }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! (`--json -` prints the JSON on standard output; a table goes to standard error unless
-//! `--quiet`.)
+//! `--quiet`.) `--fanout 1,2,4` adds iceoryx2's fan-out rows: one publisher, N subscriber
+//! processes, for each N and each size ([`iceoryx_fanout`]; none by default).
 //!
 //! # Measurements
 //!
@@ -27,10 +28,16 @@
 //! consumer, and checks that the consumer received exactly what the producer sent. Every row
 //! has its CPU time per message ([`cpu`], `cli/src/bench/cpu.rs`).
 //!
+//! The fan-out rows are the exception: one publisher (this process) and N subscriber processes,
+//! `consumers: N`, more processes than a pinned run has CPUs, so they are **never pinned**
+//! (`--pin` or not, every process of theirs may run on every CPU) and every side sleeps on an
+//! iceoryx2 event service when it has nothing to do (`wait: event`).
+//!
 //! | `transport`      | `wait`  | `api`              | patterns             | what (module)                                  |
 //! |------------------|---------|--------------------|----------------------|------------------------------------------------|
 //! | `iceoryx2`       | `spin`  | `copy`, `zero_copy` | latency, throughput | publish-subscribe of `[u8]` slices ([`iceoryx`]) |
 //! | `iceoryx2-event` | `block` | `copy`             | latency (size 0)     | event notifier/listener pairs ([`iceoryx_event`]) |
+//! | `iceoryx2`       | `event` | `copy`             | `fanout`, `fanout_rtt` | `--fanout N,..`: 1 publisher to N subscriber processes, never pinned ([`iceoryx_fanout`]) |
 //! | `ipc-channel`    | `block` | `copy`             | latency, throughput  | `IpcBytesSender`/`IpcBytesReceiver` ([`ipc_channel`]) |
 //! | `crossbeam`      | `block` | `copy`             | latency, throughput  | bounded channels between two threads ([`crossbeam`]) |
 //!
@@ -57,6 +64,7 @@ mod cpu;
 mod crossbeam;
 mod iceoryx;
 mod iceoryx_event;
+mod iceoryx_fanout;
 mod ipc_channel;
 mod measure;
 mod pin;
@@ -100,6 +108,10 @@ struct Cli {
     /// thread) on the second, each checked with `sched_getcpu` (default: not pinned).
     #[arg(long, value_name = "MINE,THEIRS", value_delimiter = ',')]
     pin: Vec<usize>,
+    /// iceoryx2 fan-out rows for these subscriber counts, comma-separated: one publisher and N
+    /// subscriber processes, never pinned (default: none).
+    #[arg(long, value_name = "N,..", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=16))]
+    fanout: Vec<u64>,
     /// Where to write the JSON report (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
@@ -157,6 +169,30 @@ enum Role {
         service: String,
         #[arg(long)]
         size: usize,
+    },
+    /// [`iceoryx_fanout::stream`].
+    #[command(name = "iceoryx2-fanout-stream")]
+    IceoryxFanoutStream {
+        #[arg(long)]
+        domain: u32,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        subscribers: usize,
+    },
+    /// [`iceoryx_fanout::echo`].
+    #[command(name = "iceoryx2-fanout-echo")]
+    IceoryxFanoutEcho {
+        #[arg(long)]
+        domain: u32,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        subscribers: usize,
     },
     /// [`iceoryx_event::echo`].
     #[command(name = "iceoryx2-event-echo")]
@@ -227,13 +263,26 @@ fn main() -> ExitCode {
                 run.add(format!("iceoryx2 {name} latency, {size} B"), iceoryx::latency(&settings, size, api));
                 run.add(format!("iceoryx2 {name} throughput, {size} B"), iceoryx::throughput(&settings, size, api));
             }
+            for &subscribers in &cli.fanout {
+                let subscribers = subscribers as usize;
+                let what = format!("iceoryx2 fan-out to {subscribers}");
+                run.add(
+                    format!("{what} throughput, {size} B"),
+                    iceoryx_fanout::throughput(&settings, size, subscribers),
+                );
+                run.add(
+                    format!("{what} round trip, {size} B"),
+                    iceoryx_fanout::round_trip(&settings, size, subscribers),
+                );
+            }
         }
     }
     if wanted(Transport::Iceoryx2Event) {
         run.add("iceoryx2-event latency".into(), iceoryx_event::latency(&settings));
     }
     if wanted(Transport::Iceoryx2) || wanted(Transport::Iceoryx2Event) {
-        // Every helper has exited or been killed and reaped by now.
+        // Every helper (the fan-out subscribers too: same domain) has exited or been killed and
+        // reaped by now.
         run.check("removing the iceoryx2 files of this run".into(), iceoryx::remove_domain());
     }
     if wanted(Transport::IpcChannel) {
@@ -307,6 +356,12 @@ fn run_helper(cpu: Option<usize>, role: Role) -> Res<()> {
     match role {
         Role::IceoryxEcho { domain, service, size, api } => iceoryx::echo(domain, &service, size, api),
         Role::IceoryxPublish { domain, service, size } => iceoryx::publish_stream(domain, &service, size),
+        Role::IceoryxFanoutStream { domain, service, size, subscribers } => {
+            iceoryx_fanout::stream(domain, &service, size, subscribers)
+        }
+        Role::IceoryxFanoutEcho { domain, service, size, subscribers } => {
+            iceoryx_fanout::echo(domain, &service, size, subscribers)
+        }
         Role::IceoryxEventEcho { domain, service } => iceoryx_event::echo(domain, &service),
         Role::IpcChannelEcho { server, size } => ipc_channel::echo(&server, size),
         Role::IpcChannelStream { server, size } => ipc_channel::stream(&server, size),

@@ -5,10 +5,15 @@
 //! the parent then checks its affinity (`sched_getaffinity`) and the helper checks where it runs
 //! (`sched_getcpu`) before it does anything else. This process and crossbeam's other thread check
 //! theirs with `sched_getcpu` too. A check that fails fails the measurement.
+//!
+//! The fan-out rows ([`crate::iceoryx_fanout`]) run more processes than two CPUs: they are never
+//! pinned. This process is free on every CPU it was allowed before `--pin` while they run
+//! ([`free_self`], then [`repin_self`]), and their helpers start free ([`free_command`]).
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -19,6 +24,10 @@ use crate::Res;
 /// The CPU of the other side of every measurement; [`NONE`] when not pinning.
 static THEIRS: AtomicUsize = AtomicUsize::new(NONE);
 const NONE: usize = usize::MAX;
+/// This process's CPU, when pinning.
+static MINE: AtomicUsize = AtomicUsize::new(NONE);
+/// The CPUs this process was allowed before it pinned itself.
+static ORIGINAL: OnceLock<CpuSet> = OnceLock::new();
 
 /// Where the two sides ran: recorded in the JSON (`pinned`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -41,9 +50,49 @@ pub fn parse(list: &[usize]) -> Res<Option<Pinned>> {
 /// Pins this process to `pinned.mine` (checked) and every helper started from now on to
 /// `pinned.theirs`.
 pub fn apply(pinned: Pinned) -> Res<()> {
+    let original =
+        sched_getaffinity(Pid::from_raw(0)).map_err(|errno| format!("reading this process's affinity: {errno}"))?;
+    let _ = ORIGINAL.set(original);
     pin_self(pinned.mine)?;
+    MINE.store(pinned.mine, Ordering::Relaxed);
     THEIRS.store(pinned.theirs, Ordering::Relaxed);
     Ok(())
+}
+
+/// The CPUs this process was allowed before pinning itself; `None` when not pinning.
+fn original() -> Option<CpuSet> {
+    theirs()?;
+    ORIGINAL.get().copied()
+}
+
+/// Frees the calling thread to run on every CPU it was allowed before `--pin` (nothing to do
+/// when not pinning), for the unpinned fan-out rows.
+pub fn free_self() -> Res<()> {
+    let Some(set) = original() else { return Ok(()) };
+    sched_setaffinity(Pid::from_raw(0), &set).map_err(|errno| format!("cannot unpin this process: {errno}"))?;
+    Ok(())
+}
+
+/// Pins the calling thread back to this process's CPU after [`free_self`] (nothing to do when
+/// not pinning).
+pub fn repin_self() -> Res<()> {
+    match MINE.load(Ordering::Relaxed) {
+        NONE => Ok(()),
+        cpu => pin_self(cpu),
+    }
+}
+
+/// Arranges for the child `command` starts to run on every CPU this process was allowed before
+/// `--pin` (a child inherits its parent's affinity: pinned to this process's CPU otherwise).
+pub fn free_command(command: &mut Command) {
+    let Some(set) = original() else { return };
+    // SAFETY: as in `pin_command`: one async-signal-safe system call on a set built before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
 }
 
 /// The other side's CPU, when pinning.

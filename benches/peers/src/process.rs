@@ -40,10 +40,25 @@ impl Peer {
     /// pinning ([`pin`]: set before it runs, checked by affinity here and by `sched_getcpu` in
     /// the helper); the watchdog kills it after `limit`.
     pub fn spawn(arguments: &[String], limit: Duration) -> Res<Peer> {
+        Peer::start(arguments, limit, true)
+    }
+
+    /// Starts the helper as [`Peer::spawn`] does, but never pinned: free on every CPU this
+    /// process was allowed before `--pin` ([`pin::free_command`]), for the fan-out rows.
+    pub fn spawn_free(arguments: &[String], limit: Duration) -> Res<Peer> {
+        Peer::start(arguments, limit, false)
+    }
+
+    fn start(arguments: &[String], limit: Duration, pinned: bool) -> Res<Peer> {
         let executable = std::env::current_exe()?;
         let mut command = Command::new(&executable);
         command.arg("peer");
-        let cpu = pin::pin_command(&mut command);
+        let cpu = if pinned {
+            pin::pin_command(&mut command)
+        } else {
+            pin::free_command(&mut command);
+            None
+        };
         if let Some(cpu) = cpu {
             command.args(["--cpu".to_string(), cpu.to_string()]);
         }

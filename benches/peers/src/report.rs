@@ -69,9 +69,11 @@ fn online_cpus(list: &str) -> Option<usize> {
 #[derive(Serialize)]
 pub struct Row {
     pub transport: &'static str,
-    /// `spin` for busy polling, `block` for blocking waits.
+    /// `spin` for busy polling, `block` for blocking waits, `event` for iceoryx2 event services
+    /// paired with publish-subscribe.
     pub wait: &'static str,
-    /// `throughput` or `latency`.
+    /// `throughput` or `latency`; `fanout` (throughput) or `fanout_rtt` (latency) for one
+    /// publisher and `consumers` subscribers.
     pub pattern: &'static str,
     /// `copy` or `zero_copy` ([`Api`]).
     pub api: &'static str,
@@ -87,7 +89,8 @@ pub struct Row {
     pub p999_ns: Option<u64>,
     pub max_ns: Option<u64>,
     /// User and system CPU time of both sides (this process, and the helper process once
-    /// reaped) per message, or per round trip with the warm-up's included, ns.
+    /// reaped) per message, or per round trip with the warm-up's included, ns; in fan-out rows,
+    /// of all N + 1 processes per message published (each received N times) or per round trip.
     pub cpu_ns_per_msg: Option<f64>,
 }
 
@@ -124,6 +127,11 @@ impl Row {
             max_ns: Some(histogram.max()),
             ..Row::empty(transport, wait, "latency", api, msg_size, histogram.len())
         }
+    }
+
+    /// The row of a fan-out measurement: `pattern` with `consumers` subscribers.
+    pub fn fanout(self, pattern: &'static str, consumers: usize) -> Row {
+        Row { pattern, consumers: u32::try_from(consumers).unwrap_or(u32::MAX), ..self }
     }
 
     /// The row with its CPU time per message.
@@ -185,7 +193,7 @@ pub fn write_json(report: &Report, destination: &str) -> Res<()> {
     Ok(())
 }
 
-/// Prints the rows as a table on standard error.
+/// Prints the rows as a table on standard error (`p:c`: producers and consumers).
 pub fn print_table(report: &Report) {
     let machine = &report.machine;
     eprintln!("{} ({} cpus, Linux {})", machine.model, machine.cpus, machine.kernel);
@@ -193,11 +201,12 @@ pub fn print_table(report: &Report) {
         eprintln!("pinned: this process on CPU {}, the other side on CPU {}", pinned.mine, pinned.theirs);
     }
     eprintln!(
-        "{:<15} {:<5} {:<10} {:<9} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<15} {:<5} {:<10} {:<9} {:>4} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "transport",
         "wait",
         "pattern",
         "api",
+        "p:c",
         "size",
         "messages",
         "msgs/s",
@@ -211,11 +220,12 @@ pub fn print_table(report: &Report) {
     let number = |value: Option<u64>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
     for row in &report.results {
         eprintln!(
-            "{:<15} {:<5} {:<10} {:<9} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "{:<15} {:<5} {:<10} {:<9} {:>4} {:>7} {:>10} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
             row.transport,
             row.wait,
             row.pattern,
             row.api,
+            format!("{}:{}", row.producers, row.consumers),
             row.msg_size,
             row.messages,
             row.msgs_per_sec.map_or_else(|| "-".to_string(), |v| format!("{v:.0}")),

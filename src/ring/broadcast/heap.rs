@@ -44,6 +44,8 @@ pub struct HeapBroadcast {
     identities: StdAtomicU64,
     /// 1 once the publisher is declared gone.
     publisher_gone: AtomicU32,
+    /// 1 while a blocking publisher endpoint holds the role.
+    publisher_held: AtomicU32,
     /// Claim words declared dead (their holders "killed").
     dead: std::sync::Mutex<Vec<u64>>,
 }
@@ -64,9 +66,24 @@ impl HeapBroadcast {
     /// # Panics
     /// If `slot_count` is not a power of two.
     pub fn new(slot_count: u64, slot_size: usize, subscribers: usize, overflow: Overflow) -> HeapBroadcast {
+        HeapBroadcast::with_wait(slot_count, slot_size, subscribers, overflow, WaitStrategy::Spin)
+    }
+
+    /// [`HeapBroadcast::new`] whose blocking endpoints wait with `strategy` (futex or spin;
+    /// membarrier falls back to futex in one process).
+    ///
+    /// # Panics
+    /// If `slot_count` is not a power of two.
+    pub fn with_wait(
+        slot_count: u64,
+        slot_size: usize,
+        subscribers: usize,
+        overflow: Overflow,
+        strategy: WaitStrategy,
+    ) -> HeapBroadcast {
         let words = slot_size.div_ceil(8);
         HeapBroadcast {
-            control: HeapControl::new(slot_count, slot_size, WaitStrategy::Spin, Duration::from_millis(20)),
+            control: HeapControl::new(slot_count, slot_size, strategy, Duration::from_millis(20)),
             overflow,
             sequences: (0..slot_count).map(|_| AtomicU64::new(0)).collect(),
             lengths: (0..slot_count).map(|_| AtomicU64::new(0)).collect(),
@@ -74,6 +91,7 @@ impl HeapBroadcast {
             subscribers: (0..subscribers).map(|_| CachePadded::new(SubscriberWords::new())).collect(),
             identities: StdAtomicU64::new(0),
             publisher_gone: AtomicU32::new(0),
+            publisher_held: AtomicU32::new(0),
             dead: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -83,8 +101,34 @@ impl HeapBroadcast {
         self.publisher_gone.store(1, Ordering::Release);
     }
 
+    /// Takes the publisher role for a blocking endpoint: false if one holds it.
+    pub(crate) fn claim_publisher(&self) -> bool {
+        let claimed = self.publisher_held.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok();
+        if claimed {
+            self.publisher_gone.store(0, Ordering::Release);
+        }
+        claimed
+    }
+
+    /// Gives the role up: the subscribers see the end of the stream once drained.
+    pub(crate) fn release_publisher(&self) {
+        self.publisher_left();
+        self.publisher_held.store(0, Ordering::Release);
+        crate::wait::alert(&self.control, crate::error::Role::Consumer);
+    }
+
+    /// The wait site of the blocking endpoints.
+    pub(crate) fn control(&self) -> &HeapControl {
+        &self.control
+    }
+
     /// Declares the subscriber with claim word `claim` dead, as if its process had been killed.
-    pub fn kill(&self, claim: u64) {
+    ///
+    /// # Safety
+    /// That subscriber must never touch the ring again: neither it nor any guard of it may be
+    /// used or dropped (`std::mem::forget` it). Otherwise the publisher could retire its record
+    /// and rewrite a slot it still borrows.
+    pub unsafe fn kill(&self, claim: u64) {
         self.dead.lock().unwrap_or_else(|poison| poison.into_inner()).push(claim);
     }
 
@@ -140,5 +184,20 @@ unsafe impl BroadcastMemory for Arc<HeapBroadcast> {
 
     fn publisher_gone(&self) -> bool {
         self.publisher_gone.load(Ordering::Acquire) != 0
+    }
+
+    fn on_publish(&self, count: u64) {
+        crate::wait::wake(&self.control, crate::error::Role::Consumer, count);
+    }
+
+    fn on_release(&self, count: u64) {
+        if self.overflow == Overflow::Block {
+            crate::wait::wake(&self.control, crate::error::Role::Producer, count.max(1));
+        }
+    }
+
+    fn on_dead_sleeper(&self) {
+        use crate::wait::WaitSite as _;
+        self.control.wait_words(crate::error::Role::Consumer).forget_one();
     }
 }

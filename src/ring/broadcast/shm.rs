@@ -1,6 +1,6 @@
 //! [`ShmBroadcast`]: a broadcast ring in a shared-memory [`Segment`] (LAYOUT.md §19): the
-//! memory the algorithm of [`super`] runs on between processes. The endpoints that block and wake
-//! on it come with the rest of issue #17.
+//! memory the algorithm of [`super`] runs on between processes, and what the blocking endpoints
+//! (`crate::broadcast`) need beside it: the publisher role, liveness, statistics.
 
 use std::mem::{offset_of, size_of};
 use std::ptr::NonNull;
@@ -145,6 +145,51 @@ impl ShmBroadcast {
         crate::wait::alert(&self.control, Role::Consumer);
     }
 
+    /// The thorough half of [`BroadcastMemory::publisher_gone`]: if the publisher's claim word
+    /// names a holder whose lock is gone (killed), vacates it, so that the quick check (atomic
+    /// loads only) sees the publisher gone from then on. A new publisher that claimed the role
+    /// meanwhile stored its own claim word, which the compare-and-swap leaves alone.
+    pub fn reap_publisher(&self) {
+        // Acquire: pairs with the holder's release store.
+        let claim = self.publisher_word(CLAIM).load(Ordering::Acquire);
+        if claim == 0 {
+            return;
+        }
+        match self.control.locks().is_taken(Lock::Record(Role::Producer.index())) {
+            Ok(true) => {}
+            // Dead, or this is a forked child, cut off from the ring (its subscriber record is the
+            // parent's): either way the stream ends here.
+            Ok(false) | Err(Error::Forked) => {
+                // Release: pairs with the acquire load in `publisher_gone`.
+                let _ = self.publisher_word(CLAIM).compare_exchange(claim, 0, Ordering::Release, Ordering::Relaxed);
+            }
+            // The lock could not be tested: never call a publisher dead on that.
+            Err(_) => {}
+        }
+    }
+
+    /// True in a forked child of the process that attached: the endpoints are the parent's.
+    pub fn forked(&self) -> bool {
+        self.control.locks().forked()
+    }
+
+    /// Sets how long a blocked call sleeps at most before it checks its peers' liveness.
+    pub fn set_liveness_interval(&mut self, interval: std::time::Duration) {
+        self.control.set_liveness_interval(interval);
+    }
+
+    /// What an endpoint of `role` records at each thorough liveness check (its activity; a
+    /// truncated file).
+    pub fn thorough_check(&self, role: Role) {
+        self.control.thorough_check(role);
+    }
+
+    /// Counts an endpoint of `role` attached (`attaches` in its statistics block).
+    pub fn attached(&self, role: Role) {
+        self.control.add(role, offset_of!(crate::layout::StatsBlock, attaches), 1);
+        self.control.note_activity(role);
+    }
+
     fn slot_word(&self, position: u64, offset: usize) -> *mut u64 {
         self.control.slot_base(position).wrapping_add(offset).cast()
     }
@@ -225,19 +270,20 @@ unsafe impl BroadcastMemory for Arc<ShmBroadcast> {
         self.control.locks().is_taken(Lock::Subscriber(index)).unwrap_or(true)
     }
 
+    fn holds_record(&self, index: usize) -> bool {
+        self.control.locks().holds(Lock::Subscriber(index))
+    }
+
     fn publisher_gone(&self) -> bool {
         if self.control.truncated() {
             return true;
         }
         // Gone only after a publisher attached once: a subscriber may join before the first.
         let attached_once = self.publisher_word(ATTACH_COUNT).load(Ordering::Acquire) > 0;
-        // Acquire: pairs with the release in `release_publisher`.
-        let claim = self.publisher_word(CLAIM).load(Ordering::Acquire);
-        if claim == 0 {
-            return attached_once;
-        }
-        // A claim left by a holder that died: its lock is gone.
-        !self.control.locks().is_taken(Lock::Record(Role::Producer.index())).unwrap_or(true)
+        // Acquire: pairs with the release in `release_publisher` and `reap_publisher`. A claim
+        // left by a holder that died reads as present until a thorough check reaps it (atomic
+        // loads only here: this runs on every empty poll).
+        self.publisher_word(CLAIM).load(Ordering::Acquire) == 0 && attached_once
     }
 
     #[inline]
