@@ -298,8 +298,7 @@ impl<L> Builder<L> {
                 self.overflow.name().to_string(),
             ),
         ];
-        let differences =
-            differences.into_iter().chain(broadcast.into_iter().filter(|_| kind == RingKind::Broadcast));
+        let differences = differences.into_iter().chain(broadcast.into_iter().filter(|_| kind == RingKind::Broadcast));
         match differences.into_iter().find(|(_, existing, requested)| existing != requested) {
             Some((what, existing, requested)) => Err(Error::Mismatch { what, existing, requested }),
             None => Ok(()),

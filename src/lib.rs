@@ -64,9 +64,9 @@ compile_error!(
 
 #[cfg(not(loom))]
 mod attach;
+pub mod broadcast;
 #[cfg(not(loom))]
 mod builder;
-pub mod broadcast;
 pub mod channel;
 mod endpoint;
 mod error;

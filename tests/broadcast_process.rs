@@ -1,7 +1,9 @@
-//! The broadcast algorithm between real processes (issue #17): one publisher (this process) and
+//! Broadcast rings between real processes (issue #17): one publisher (this process) and four
 //! subscriber processes (the test binary re-executed), each with its own mapping and lock
-//! description, over `ShmBroadcast`. The blocking endpoints are not there yet, so every side polls
-//! (yielding) with a deadline.
+//! description, through the public blocking endpoints with the futex strategy: subscribers
+//! sleep when there is nothing to read and are woken by every publication, and under block the
+//! publisher sleeps while the slowest is a ring behind and is woken by their reads. Every wait
+//! has a deadline.
 //!
 //! Every message carries its position and a checksum of it, so a message from the wrong position,
 //! a torn one or a duplicate fails the check; under overwrite every position is accounted for,
@@ -10,13 +12,10 @@
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ipcring::__private::layout::RingKind;
-use ipcring::__private::ring::broadcast::{Overflow, Publisher, Read, ShmBroadcast, Start, Subscriber};
-use ipcring::__private::segment::{CreateOptions, Segment};
-use ipcring::RecvError;
+use ipcring::broadcast::{Overflow, Publisher, Subscriber};
+use ipcring::{Builder, RecvError, WaitStrategy};
 
 const MESSAGES: u64 = 1_000_000;
 const SUBSCRIBERS: usize = 4;
@@ -44,52 +43,41 @@ fn message(position: u64) -> Vec<u8> {
 #[ignore = "entry point of the subscriber processes that the other tests spawn"]
 fn subscriber_process() {
     let name = std::env::var("IPCRING_BROADCAST_RING").unwrap();
-    let memory = Arc::new(ShmBroadcast::new(Segment::open(&name).unwrap()).unwrap());
-    let mut subscriber = Subscriber::join(memory, Start::Next).unwrap();
-    assert_eq!(subscriber.cursor(), 0, "joined before the first message");
+    let mut subscriber: Subscriber = Builder::new(&name).open().unwrap();
+    assert_eq!(subscriber.position(), 0, "joined before the first message");
     println!("joined");
     let (mut delivered, mut lagged, mut expected) = (0u64, 0u64, 0u64);
     let mut buffer = Vec::new();
-    let deadline = Instant::now() + PATIENCE;
     loop {
-        match subscriber.try_read(&mut buffer) {
-            Ok(Read::Message) => {
+        match subscriber.recv_timeout(&mut buffer, PATIENCE) {
+            Ok(()) => {
                 let position = u64::from_le_bytes(buffer[..8].try_into().unwrap());
                 assert_eq!(position, expected, "in order");
                 assert_eq!(buffer, message(position), "message {position} intact");
                 delivered += 1;
                 expected += 1;
             }
-            Ok(Read::Lagged(count)) => {
+            Err(RecvError::Lagged { count }) => {
                 lagged += count;
                 expected += count;
             }
-            Err(RecvError::Empty) => {
-                assert!(Instant::now() < deadline, "stuck at {expected}");
-                std::thread::yield_now();
-            }
             Err(RecvError::Disconnected) => break,
-            Err(other) => panic!("{other:?}"),
+            Err(other) => panic!("at {expected}: {other:?}"),
         }
     }
+    assert_eq!(subscriber.lagged(), lagged, "the record counts what the receives reported");
     println!("delivered {delivered} lagged {lagged}");
 }
 
 fn run(overflow: Overflow) -> Vec<(u64, u64)> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let name = format!("/ipcring-test-broadcast-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    let options = CreateOptions {
-        kind: RingKind::Broadcast,
-        slot_count: 64,
-        slot_size: 48,
-        overflow,
-        ..CreateOptions::default()
-    };
-    let memory = Arc::new(ShmBroadcast::new(Segment::create(&name, &options).unwrap()).unwrap());
+    let name = format!("ipcring-test-broadcast-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let builder = Builder::new(&name).slots(64).slot_size(48).overflow(overflow).wait(WaitStrategy::Futex);
+    let mut publisher: Publisher = builder.create().unwrap();
     struct Cleanup(String);
     impl Drop for Cleanup {
         fn drop(&mut self) {
-            let _ = Segment::unlink(&self.0);
+            let _ = ipcring::remove(&self.0);
         }
     }
     let _cleanup = Cleanup(name.clone());
@@ -113,16 +101,10 @@ fn run(overflow: Overflow) -> Vec<(u64, u64)> {
             assert!(std::io::BufRead::read_line(output, &mut line).unwrap() > 0, "a subscriber exited early");
         }
     }
-    memory.claim_publisher().unwrap();
-    let mut publisher = Publisher::attach(memory.clone()).unwrap();
-    let deadline = Instant::now() + PATIENCE;
     for position in 0..MESSAGES {
-        while !publisher.try_publish(&message(position)).unwrap() {
-            assert!(Instant::now() < deadline, "the publisher is stuck at {position}");
-            std::thread::yield_now();
-        }
+        publisher.send_timeout(&message(position), PATIENCE).unwrap_or_else(|error| panic!("at {position}: {error}"));
     }
-    memory.release_publisher();
+    drop(publisher);
     let mut counts = Vec::new();
     for (child, mut output) in children.into_iter().zip(outputs) {
         let mut text = String::new();

@@ -66,6 +66,9 @@ pub enum Command {
     /// hand).
     #[command(hide = true)]
     BenchShapePeer(BenchShapePeerArgs),
+    /// A subscriber of `bench`'s fan-out rows (started by it, not by hand).
+    #[command(hide = true)]
+    BenchFanoutPeer(BenchFanoutPeerArgs),
 }
 
 /// `ipcring bench`.
@@ -249,6 +252,30 @@ pub enum ShapeSide {
     Consume,
 }
 
+/// What a `bench-fanout-peer` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FanoutSide {
+    /// Subscribe, receive copies until the publisher is gone, then print what came (JSON).
+    Stream,
+    /// Subscribe, and answer each message with its sequence number on the reply ring.
+    Echo,
+}
+
+/// `ipcring bench-fanout-peer` (hidden): one subscriber of a broadcast ring.
+#[derive(Debug, Args)]
+pub struct BenchFanoutPeerArgs {
+    /// Stream or echo.
+    #[arg(value_enum)]
+    pub side: FanoutSide,
+    /// The broadcast ring.
+    pub address: String,
+    /// Message size (at least 8 bytes).
+    pub size: usize,
+    /// Echo: the MPMC ring the answers go to.
+    #[arg(long)]
+    pub reply: Option<String>,
+}
+
 /// `ipcring bench-shape-peer` (hidden): one producer or consumer of an MPMC ring.
 #[derive(Debug, Args)]
 pub struct BenchShapePeerArgs {
@@ -290,6 +317,27 @@ pub enum KindArg {
     /// Any number of producers and consumers (up to 64 attached at once); each message goes to
     /// exactly one consumer.
     Mpmc,
+    /// One publisher, many subscribers (see --subscribers); every message goes to every
+    /// subscriber.
+    Broadcast,
+}
+
+/// Overflow policies of a broadcast ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OverflowArg {
+    /// The publisher waits for the slowest subscriber: nothing is lost.
+    Block,
+    /// The publisher never waits; a subscriber lapped is told how many messages it missed.
+    Overwrite,
+}
+
+impl From<OverflowArg> for ipcring::broadcast::Overflow {
+    fn from(overflow: OverflowArg) -> ipcring::broadcast::Overflow {
+        match overflow {
+            OverflowArg::Block => ipcring::broadcast::Overflow::Block,
+            OverflowArg::Overwrite => ipcring::broadcast::Overflow::Overwrite,
+        }
+    }
 }
 
 impl From<KindArg> for RingKind {
@@ -297,6 +345,7 @@ impl From<KindArg> for RingKind {
         match kind {
             KindArg::Spsc => RingKind::Spsc,
             KindArg::Mpmc => RingKind::Mpmc,
+            KindArg::Broadcast => RingKind::Broadcast,
         }
     }
 }
@@ -350,6 +399,13 @@ pub struct CreateArgs {
     /// File permissions, in octal (the owner must be able to read and write).
     #[arg(long, default_value = "600", value_parser = parse_mode)]
     pub mode: u32,
+    /// Broadcast rings: what the publisher does when the slowest subscriber is a whole ring
+    /// behind.
+    #[arg(long, value_enum, default_value_t = OverflowArg::Block)]
+    pub overflow: OverflowArg,
+    /// Broadcast rings: how many subscribers may be attached at once (at most 4096).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub subscribers: u32,
     /// If NAME exists, reuse it when it is stale and empty: this user's, no live process
     /// attached, no message left, and exactly the kind, slots, slot size, wait strategy and mode
     /// asked for.
@@ -413,7 +469,8 @@ pub struct RmArgs {
 pub struct TransportArgs {
     /// Transport: shm-spsc, shm-mpmc, pipe, fifo, unix, seqpacket, tcp, mq, sysv-mq, udp,
     /// unix-dgram or signal.
-    /// Without it, NAME is an existing ring of either kind (see `ipcring create`).
+    /// Without it, NAME is an existing ring of any kind (see `ipcring create`): on a broadcast
+    /// ring `send` publishes and `recv` subscribes.
     #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<ipcring::transport::Kind>,
     /// This side creates the ring or FIFO, or listens on the socket (and removes what it named

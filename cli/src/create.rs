@@ -15,7 +15,8 @@ pub fn run(args: &CreateArgs) -> CliResult {
         slot_size: args.slot_size,
         wait: args.wait.into(),
         mode: args.mode,
-        ..CreateOptions::default()
+        subscribers: args.subscribers,
+        overflow: args.overflow.into(),
     };
     if args.reuse_stale {
         ipcring::stale::create_or_reuse(&args.name, &options)?;

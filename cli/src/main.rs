@@ -52,6 +52,7 @@ pub fn run(command: Command) -> CliResult {
         Command::BenchBarePeer(args) => bench::bare_loop::run_peer(&args),
         Command::BenchWakePeer(args) => bench::wake::run_peer(&args),
         Command::BenchShapePeer(args) => bench::shapes::run_peer(&args),
+        Command::BenchFanoutPeer(args) => bench::fanout::run_peer(&args),
     }
 }
 

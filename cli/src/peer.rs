@@ -20,6 +20,9 @@ pub struct Launch {
     pub stdin: Option<Stdio>,
     /// Keep its standard output for [`Peer::finish_output`].
     pub capture_output: bool,
+    /// Not pinned at all: it may run on every CPU this process was allowed before `bench`
+    /// pinned it (the fan-out rows, with more processes than CPUs).
+    pub free: bool,
 }
 
 /// A running helper process.
@@ -43,9 +46,13 @@ impl Peer {
         let stdout = if launch.capture_output { Stdio::piped() } else { Stdio::null() };
         command.args(arguments).stdin(launch.stdin.unwrap_or_else(Stdio::null)).stdout(stdout).stderr(Stdio::inherit());
         // `ipcring bench` runs every helper on its own CPU (see `bench::cpus`), or where asked.
-        let cpu = match launch.cpu {
-            Some(cpu) => super::bench::cpus::pin_child(&mut command, cpu),
-            None => super::bench::cpus::pin_helper(&mut command),
+        let cpu = match (launch.free, launch.cpu) {
+            (true, _) => {
+                super::bench::cpus::free_child(&mut command);
+                None
+            }
+            (false, Some(cpu)) => super::bench::cpus::pin_child(&mut command, cpu),
+            (false, None) => super::bench::cpus::pin_helper(&mut command),
         };
         let child =
             command.spawn().map_err(|source| CliError::io(format!("starting {}", executable.display()), source))?;

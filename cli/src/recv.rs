@@ -1,7 +1,10 @@
 //! `ipcring recv`: print each message followed by `\n`, as raw bytes.
 //!
-//! Works on both kinds of ring: on an MPMC ring several `recv` processes may drain it at once,
-//! and each message is printed by exactly one of them.
+//! Works on every kind of ring: on an MPMC ring several `recv` processes may drain it at once,
+//! and each message is printed by exactly one of them; on a broadcast ring each `recv` is a
+//! subscriber (from the next message on) and prints every message, and under the overwrite
+//! policy says `lagged N` on standard error when it was lapped (N messages missed) and goes on.
+//! It exits 0 once every producer (the publisher) is gone and it has drained the ring.
 //!
 //! Output is buffered and flushed whenever the ring runs empty (before blocking) and at the end,
 //! so a slow trickle of messages is printed as it comes and a flood costs few write calls.
@@ -53,6 +56,13 @@ pub fn run(args: &RecvArgs) -> CliResult {
         match next {
             Ok(()) => {}
             Err(RecvError::Disconnected) => break,
+            // A broadcast subscriber under overwrite was lapped: how many it missed, on standard
+            // error; it goes on with the oldest message retained.
+            Err(RecvError::Lagged { count }) => {
+                output.flush().map_err(write_error)?;
+                eprintln!("lagged {count}");
+                continue;
+            }
             // A datagram transport's sequence numbers show a gap, or a duplicated or late
             // message (dropped), or a message longer than this receiver takes (dropped): said on
             // standard error; the next message follows.

@@ -403,6 +403,61 @@ fn info_shows_a_broadcast_rings_subscribers_with_their_cursors_and_lag() {
     assert_eq!(info["subscribers"][0]["state"], "alive", "{info}");
 }
 
+/// Waits (bounded) until `count` subscribers hold records of the broadcast ring `name`.
+fn wait_for_subscribers(name: &str, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let info = ipcring::inspect::RingInfo::open(name).unwrap();
+        if info.subscribers.as_ref().map_or(0, Vec::len) >= count {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the subscribers did not join");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn every_recv_on_a_broadcast_ring_prints_every_line_sent_and_exits_0_after_the_publisher() {
+    let ring = Ring::created(&["--kind", "broadcast", "--subscribers", "4", "--slots", "16"]);
+    let receivers: Vec<_> = (0..2).map(|_| start(&["recv", ring.name(), "--timeout", "30"], None)).collect();
+    wait_for_subscribers(ring.name(), 2);
+    let input = numbered_lines(3000);
+    assert_success(&run(&["send", ring.name(), "--timeout", "30"], Some(input.clone())));
+    for receiver in receivers {
+        let output = receiver.wait();
+        assert_success(&output);
+        assert_eq!(output.stdout, input);
+    }
+}
+
+#[test]
+fn recv_on_an_overwrite_broadcast_ring_says_how_many_it_missed_and_goes_on() {
+    use ipcring::broadcast::Publisher;
+    let ring = Ring::created(&["--kind", "broadcast", "--overflow", "overwrite", "--slots", "4"]);
+    let mut publisher = ipcring::Builder::new(ring.name()).open::<Publisher>().unwrap();
+    let receiver = start(&["recv", ring.name(), "--timeout", "30"], None);
+    wait_for_subscribers(ring.name(), 1);
+    // Stopped, it cannot keep up: 100 messages into 4 slots lap it by 96.
+    let pid = nix::unistd::Pid::from_raw(receiver.pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    for line in 0..100 {
+        publisher.send(format!("{line}").as_bytes()).unwrap();
+    }
+    drop(publisher);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let output = receiver.wait();
+    assert_success(&output);
+    assert_eq!(stderr(&output), "lagged 96\n");
+    assert_eq!(stdout(&output), "96\n97\n98\n99\n");
+}
+
+#[test]
+fn create_refuses_a_broadcast_ring_with_too_many_subscribers() {
+    let ring = Ring::new();
+    let output = run(&["create", ring.name(), "--kind", "broadcast", "--subscribers", "100000"], None);
+    assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
+}
+
 #[test]
 fn info_json_of_an_mpmc_ring_lists_endpoints_instead_of_roles() {
     let ring = Ring::created(&["--kind", "mpmc", "--wait", "semaphore", "--slots", "16"]);

@@ -53,9 +53,9 @@ pub(crate) use backend::Backend;
 pub use publisher::Publisher;
 pub use subscriber::Subscriber;
 
-pub use crate::ring::broadcast::{Borrowed, BorrowedBatch, HeapBroadcast, Overflow, Reservation, Start};
 #[cfg(not(loom))]
 pub use crate::ring::broadcast::ShmBroadcast;
+pub use crate::ring::broadcast::{Borrowed, BorrowedBatch, HeapBroadcast, Overflow, Reservation, Start};
 
 /// The backend endpoints use unless told otherwise: the ring in shared memory (on the heap
 /// under `cfg(loom)`, where there is no shared memory).

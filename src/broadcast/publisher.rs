@@ -382,6 +382,19 @@ impl<B: Backend> Publisher<B> {
         self.reservation(deadline_after(timeout))
     }
 
+    /// The position of the next message this publisher publishes: how many messages the ring
+    /// has published so far, by this publisher and its predecessors.
+    ///
+    /// ```
+    /// let mut publisher: ipcring::broadcast::Publisher = ipcring::Builder::anonymous().create()?;
+    /// publisher.send(b"first")?;
+    /// assert_eq!(publisher.position(), 1);
+    /// # Ok::<(), ipcring::Error>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.core.next()
+    }
+
     /// How many subscribers hold a record now (live or not yet retired).
     ///
     /// ```
@@ -396,7 +409,9 @@ impl<B: Backend> Publisher<B> {
     pub fn subscriber_count(&self) -> usize {
         use crate::sync::Ordering;
         let memory = self.core.memory();
-        (0..memory.subscriber_count()).filter(|index| memory.subscriber(*index).claim.load(Ordering::Acquire) != 0).count()
+        (0..memory.subscriber_count())
+            .filter(|index| memory.subscriber(*index).claim.load(Ordering::Acquire) != 0)
+            .count()
     }
 }
 

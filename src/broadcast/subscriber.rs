@@ -133,6 +133,17 @@ impl<B: Backend> Subscriber<B> {
         self.core.cursor()
     }
 
+    /// The subscriber record this subscriber holds, as `ipcring info` numbers them.
+    ///
+    /// ```
+    /// let subscriber: ipcring::broadcast::Subscriber = ipcring::Builder::anonymous().create()?;
+    /// assert_eq!(subscriber.record_index(), 0);
+    /// # Ok::<(), ipcring::AttachError>(())
+    /// ```
+    pub fn record_index(&self) -> usize {
+        self.core.index()
+    }
+
     /// Messages this subscriber missed in all because it was lapped (overwrite): the sum of
     /// every [`RecvError::Lagged`] count it got (and of messages skipped as corrupted).
     ///
@@ -219,6 +230,14 @@ impl<B: Backend> Subscriber<B> {
         } else {
             Err(RecvError::Empty)
         }
+    }
+
+    /// [`ready`](Self::ready) for a borrow: refused at once under overwrite (before any wait).
+    fn ready_to_borrow(&mut self, wait: Wait) -> Result<(), RecvError> {
+        if self.overflow() == Overflow::Overwrite {
+            return Err(crate::ring::broadcast::borrowing_refused());
+        }
+        self.ready(wait)
     }
 
     fn read(&mut self, buffer: &mut Vec<u8>, wait: Wait) -> Result<(), RecvError> {
@@ -340,7 +359,7 @@ impl<B: Backend> Subscriber<B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv_ref(&mut self) -> Result<Borrowed<'_, B>, RecvError> {
-        self.ready(Wait::Never)?;
+        self.ready_to_borrow(Wait::Never)?;
         self.core.try_borrow()
     }
 
@@ -356,7 +375,7 @@ impl<B: Backend> Subscriber<B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_ref(&mut self) -> Result<Borrowed<'_, B>, RecvError> {
-        self.ready(Wait::Until(None))?;
+        self.ready_to_borrow(Wait::Until(None))?;
         self.core.try_borrow()
     }
 
@@ -369,7 +388,7 @@ impl<B: Backend> Subscriber<B> {
     /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<Borrowed<'_, B>, RecvError> {
-        self.ready(Wait::Until(deadline_after(timeout)))?;
+        self.ready_to_borrow(Wait::Until(deadline_after(timeout)))?;
         self.core.try_borrow()
     }
 
@@ -387,7 +406,7 @@ impl<B: Backend> Subscriber<B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv_batch(&mut self, max: usize) -> Result<BorrowedBatch<'_, B>, RecvError> {
-        self.ready(Wait::Never)?;
+        self.ready_to_borrow(Wait::Never)?;
         self.core.try_borrow_batch(max)
     }
 
@@ -402,7 +421,7 @@ impl<B: Backend> Subscriber<B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_batch(&mut self, max: usize) -> Result<BorrowedBatch<'_, B>, RecvError> {
-        self.ready(Wait::Until(None))?;
+        self.ready_to_borrow(Wait::Until(None))?;
         self.core.try_borrow_batch(max)
     }
 
@@ -415,7 +434,7 @@ impl<B: Backend> Subscriber<B> {
     /// # Ok::<(), ipcring::Error>(())
     /// ```
     pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<BorrowedBatch<'_, B>, RecvError> {
-        self.ready(Wait::Until(deadline_after(timeout)))?;
+        self.ready_to_borrow(Wait::Until(deadline_after(timeout)))?;
         self.core.try_borrow_batch(max)
     }
 }

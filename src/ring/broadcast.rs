@@ -681,16 +681,14 @@ impl<M: BroadcastMemory> Subscriber<M> {
         // slot_size, so the payload spans it.
         let bytes: &[u8] = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
         let bytes: *const [u8] = bytes;
-        Ok(Borrowed { memory, index: *index, cursor, _slot: slot, bytes })
+        Ok(Borrowed { memory, index: *index, cursor, slot: Some(slot), bytes })
     }
 
     /// The length of the committed message at the cursor, which may be borrowed (block policy):
     /// the checks of [`Subscriber::try_borrow`].
     fn borrowable(&mut self) -> Result<u64, RecvError> {
         if self.memory.overflow() == Overflow::Overwrite {
-            return Err(RecvError::Fault(crate::error::Fault::Other(Box::new(Error::InvalidArgument(
-                "borrowing a message in place needs the block overflow policy".to_string(),
-            )))));
+            return Err(borrowing_refused());
         }
         let position = self.cursor;
         let sequence = self.memory.sequence(position).load(Ordering::Acquire);
@@ -782,8 +780,9 @@ pub struct Borrowed<'a, M: BroadcastMemory> {
     memory: &'a M,
     index: usize,
     cursor: &'a mut u64,
-    /// The slot access the bytes point into (loom tracks the read for as long as it lives).
-    _slot: SlotRef<'a, M::Core>,
+    /// The slot access the bytes point into (loom tracks the read for as long as it lives);
+    /// ended before the release.
+    slot: Option<SlotRef<'a, M::Core>>,
     bytes: *const [u8],
 }
 
@@ -802,7 +801,7 @@ impl<M: BroadcastMemory> std::ops::Deref for Borrowed<'_, M> {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: `bytes` points into the slot held by `_slot`, within its payload (checked
+        // SAFETY: `bytes` points into the slot held by `slot`, within its payload (checked
         // length), and the gate keeps the publisher out of it until this guard drops.
         unsafe { &*self.bytes }
     }
@@ -810,9 +809,19 @@ impl<M: BroadcastMemory> std::ops::Deref for Borrowed<'_, M> {
 
 impl<M: BroadcastMemory> Drop for Borrowed<'_, M> {
     fn drop(&mut self) {
+        // End the slot access before the release, so loom sees it ordered before the store.
+        drop(self.slot.take());
         let next = *self.cursor + 1;
         release_at(self.memory, self.index, self.cursor, next, 1);
     }
+}
+
+/// What a borrow under [`Overflow::Overwrite`] gets: a slot may be rewritten while it is read
+/// there, so no `&[u8]` over it may be handed out.
+pub(crate) fn borrowing_refused() -> RecvError {
+    RecvError::Fault(crate::error::Fault::Other(Box::new(Error::InvalidArgument(
+        "borrowing a message in place needs the block overflow policy (under overwrite a slot may be rewritten while it is read: receive a copy)".to_string(),
+    ))))
 }
 
 /// Consecutive messages borrowed in place by [`Subscriber::try_borrow_batch`], released

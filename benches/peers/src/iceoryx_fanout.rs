@@ -21,7 +21,7 @@
 //! overflow and the publisher retries until delivered (`BackpressureStrategy::RetryUntilDelivered`,
 //! ipcring's `block` overflow policy): no message is lost, the slowest subscriber sets the pace.
 //!
-//! - `fanout` (throughput): services `stream` (one publisher, N subscribers, a buffer of
+//! - `throughput` with `consumers` N: services `stream` (one publisher, N subscribers, a buffer of
 //!   [`queue_capacity`] samples each), `sent` (this process notifies the subscribers) and `room`
 //!   (the subscribers notify this process). This process publishes as fast as it can for
 //!   `--duration` and notifies `sent` after every [`batch`] messages; a subscriber (`peer
@@ -36,7 +36,7 @@
 //!   last; the row's rate is the slowest subscriber's (`msgs_per_sec` per subscriber, each
 //!   receiving every message), its `messages` the messages counted (the first opens the window),
 //!   its CPU time that of all N + 1 processes per message published.
-//! - `fanout_rtt` (round trip): services `ping` (one publisher, N subscribers), `pong` (N
+//! - `latency` with `consumers` N (round trip): services `ping` (one publisher, N subscribers), `pong` (N
 //!   publishers of 8-byte answers, one subscriber), `ping_sent` and `pong_sent` (events). This
 //!   process publishes message k on `ping` and notifies `ping_sent`, then takes answers from
 //!   `pong` (sleeping on `pong_sent` when there is none) until each of the N subscribers (`peer
@@ -272,7 +272,7 @@ pub fn throughput(settings: &Settings, size: usize, subscribers: usize) -> Res<R
             published = count;
             // The first message opened each subscriber's window: it is not counted.
             let row = Row::throughput(TRANSPORT, WAIT, Api::Copy, size, count - 1, longest);
-            Ok(row.fanout("fanout", subscribers))
+            Ok(row.fanout("throughput", subscribers))
         })
     })?;
     Ok(row.with_cpu(clock.per_message(published)))
@@ -412,7 +412,7 @@ pub fn round_trip(settings: &Settings, size: usize, subscribers: usize) -> Res<R
             // Wake the subscribers asleep on `ping_sent` to see `stop`.
             notifier.notify()?;
             finish(peers)?;
-            Ok(Row::latency(TRANSPORT, WAIT, Api::Copy, size, &histogram).fanout("fanout_rtt", subscribers))
+            Ok(Row::latency(TRANSPORT, WAIT, Api::Copy, size, &histogram).fanout("latency", subscribers))
         })
     })?;
     Ok(row.with_cpu(clock.per_message(settings.warmup() + settings.count)))

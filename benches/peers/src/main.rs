@@ -37,7 +37,7 @@
 //! |------------------|---------|--------------------|----------------------|------------------------------------------------|
 //! | `iceoryx2`       | `spin`  | `copy`, `zero_copy` | latency, throughput | publish-subscribe of `[u8]` slices ([`iceoryx`]) |
 //! | `iceoryx2-event` | `block` | `copy`             | latency (size 0)     | event notifier/listener pairs ([`iceoryx_event`]) |
-//! | `iceoryx2`       | `event` | `copy`             | `fanout`, `fanout_rtt` | `--fanout N,..`: 1 publisher to N subscriber processes, never pinned ([`iceoryx_fanout`]) |
+//! | `iceoryx2`       | `event` | `copy`             | `throughput`, `latency` (`consumers` N) | `--fanout N,..`: 1 publisher to N subscriber processes, never pinned ([`iceoryx_fanout`]) |
 //! | `ipc-channel`    | `block` | `copy`             | latency, throughput  | `IpcBytesSender`/`IpcBytesReceiver` ([`ipc_channel`]) |
 //! | `crossbeam`      | `block` | `copy`             | latency, throughput  | bounded channels between two threads ([`crossbeam`]) |
 //!

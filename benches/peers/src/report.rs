@@ -72,7 +72,7 @@ pub struct Row {
     /// `spin` for busy polling, `block` for blocking waits, `event` for iceoryx2 event services
     /// paired with publish-subscribe.
     pub wait: &'static str,
-    /// `throughput` or `latency`; `fanout` (throughput) or `fanout_rtt` (latency) for one
+    /// `throughput` or `latency`; with `consumers` above 1 for one
     /// publisher and `consumers` subscribers.
     pub pattern: &'static str,
     /// `copy` or `zero_copy` ([`Api`]).

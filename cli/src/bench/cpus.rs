@@ -73,6 +73,7 @@ fn siblings(a: usize, b: usize) -> Option<bool> {
 /// Pins this process to `placement.mine` (checked with `sched_getcpu`) and makes every helper
 /// started from now on run on `placement.theirs`.
 pub fn apply(placement: Placement) -> CliResult {
+    let _ = ORIGINAL.set(allowed()?);
     pin_self(placement.mine)?;
     HELPER_CPU.store(placement.theirs, Ordering::Relaxed);
     Ok(())
@@ -91,6 +92,63 @@ pub fn pin_self(cpu: usize) -> CliResult {
         return Err(CliError::Peer(format!("pinned to CPU {cpu} but running on CPU {now}")));
     }
     Ok(())
+}
+
+/// The CPUs this process was allowed before [`apply`] pinned it.
+static ORIGINAL: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+
+/// The set of every CPU this process was allowed before [`apply`] (the current set if it did not
+/// run).
+fn original_set() -> CliResult<CpuSet> {
+    let cpus = match ORIGINAL.get() {
+        Some(cpus) => cpus.clone(),
+        None => allowed()?,
+    };
+    let mut set = CpuSet::new();
+    for cpu in cpus {
+        set.set(cpu).map_err(|errno| CliError::Usage(format!("cannot use CPU {cpu}: {errno}")))?;
+    }
+    Ok(set)
+}
+
+/// While it lives, this process may run on every CPU it was allowed before [`apply`] pinned it;
+/// dropped, it is pinned back (the fan-out rows, which place no process).
+pub struct Unpinned {
+    mine: Option<usize>,
+}
+
+impl Unpinned {
+    /// Frees this process (its calling thread and the threads it starts) until dropped.
+    pub fn new(placement: Option<Placement>) -> CliResult<Unpinned> {
+        if placement.is_some() {
+            sched_setaffinity(Pid::from_raw(0), &original_set()?)
+                .map_err(|errno| CliError::io("unpinning", std::io::Error::from(errno)))?;
+        }
+        Ok(Unpinned { mine: placement.map(|placement| placement.mine) })
+    }
+}
+
+impl Drop for Unpinned {
+    fn drop(&mut self) {
+        if let Some(cpu) = self.mine {
+            // It ran pinned there before; a failure would show in the next row's own check.
+            let _ = pin_self(cpu);
+        }
+    }
+}
+
+/// Arranges for the child `command` starts to run on every CPU this process was allowed before
+/// [`apply`] pinned it.
+pub fn free_child(command: &mut Command) {
+    let Ok(set) = original_set() else { return };
+    // SAFETY: the closure runs in the forked child before exec and only makes one system call
+    // (sched_setaffinity, async-signal-safe) on a set built before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
 }
 
 /// Arranges for the child `command` starts to be pinned to the helpers' CPU, if there is one,

@@ -10,6 +10,7 @@ pub mod bare_loop;
 mod batch;
 mod cpu;
 pub mod cpus;
+pub mod fanout;
 pub mod limits;
 mod load;
 mod load_plot;
@@ -143,6 +144,12 @@ fn subjects_waiting(list: Option<&[String]>, waits: &[WaitStrategy]) -> CliResul
         subjects.extend(expand(kind, wait));
     }
     Ok(subjects)
+}
+
+/// Whether a `--transports` item names the broadcast ring (`shm-broadcast`, with or without a
+/// wait strategy: its fan-out rows use futex).
+fn is_broadcast(item: &str) -> bool {
+    item.split(':').next() == Some(Kind::ShmBroadcast.name())
 }
 
 /// Where `shm-spsc-file` rings may go, best first: the temporary directory, /var/tmp, and the
@@ -547,13 +554,18 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let rounds = args.rounds.unwrap_or(if args.full { 5 } else { 3 }) as usize;
     let (placement, unpinned) = cpus::choose(args.pin.as_deref(), args.no_pin)?;
     let cpus = placement.map(|placement| (placement.mine, placement.theirs));
-    let subjects = match (&args.transports, args.full) {
+    // The broadcast ring is measured by the fan-out rows only (it is no point-to-point
+    // transport): by default, or when `--transports` names it.
+    let fanout = args.transports.as_ref().map_or(true, |list| list.iter().any(|item| is_broadcast(item)));
+    let others: Option<Vec<String>> =
+        args.transports.as_ref().map(|list| list.iter().filter(|item| !is_broadcast(item)).cloned().collect());
+    let subjects = match (&others, args.full) {
         // The quick default fits about two minutes: the rings and two kernel transports.
         (None, false) => subjects_waiting(Some(&QUICK_TRANSPORTS.map(String::from)), &QUICK_WAITS)?,
         (list, _) => subjects(list.as_deref())?,
     };
     // Built before this process is pinned: cargo's compilers inherit its CPUs.
-    let mut peer_runs = args.peers.then(|| peers::Peers::build(duration, count, cpus)).transpose()?;
+    let mut peer_runs = args.peers.then(|| peers::Peers::build(duration, count, cpus, fanout)).transpose()?;
     if let Some(placement) = placement {
         cpus::apply(placement)?;
     }
@@ -580,10 +592,13 @@ pub fn run(args: &BenchArgs) -> CliResult {
     mechanisms.dedup();
     mechanisms.sort_unstable();
     mechanisms.dedup();
+    let fanout_rows =
+        if fanout { 2 * fanout::FANOUT.len() * sizes.iter().filter(|size| fanout::applies(**size)).count() } else { 0 };
     let steps = rounds
         * (1 + sizes.len() * (1 + mechanisms.len())
             + (per_size + usize::from(args.peers)) * sizes.len()
             + shape_rows
+            + fanout_rows
             + load_steps);
     let bar = progress(steps as u64);
     let mut skipped = Vec::new();
@@ -714,6 +729,26 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 row += 1;
                 bar.inc(1);
             }
+            if fanout && fanout::applies(size) {
+                for subscribers in fanout::FANOUT {
+                    for pattern in ["throughput", "round trip"] {
+                        super::signals::check()?;
+                        bar.set_message(format!(
+                            "round {round}/{rounds}: shm-broadcast futex 1x{subscribers} {size} B: {pattern}"
+                        ));
+                        let measured = match pattern {
+                            "throughput" => fanout::throughput(subscribers, size, duration, placement)?,
+                            _ => fanout::latency(subscribers, size, count, placement)?,
+                        };
+                        if samples.len() <= row {
+                            samples.push(Vec::new());
+                        }
+                        samples[row].push(measured);
+                        row += 1;
+                        bar.inc(1);
+                    }
+                }
+            }
             if let Some(peers) = &mut peer_runs {
                 super::signals::check()?;
                 bar.set_message(format!("round {round}/{rounds}: peers {size} B"));
@@ -806,6 +841,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         ));
     }
     notes.extend(shapes::note(&results, placement));
+    notes.extend(fanout::note(&results));
     if let Some(peers) = peer_runs {
         let (rows, failed) = peers.finish();
         results.extend(rows);

@@ -47,6 +47,8 @@ pub struct Peers {
     duration: Duration,
     count: u64,
     cpus: Option<(usize, usize)>,
+    /// Also iceoryx2's fan-out rows (1 publisher, 1, 2 and 4 subscribers).
+    fanout: bool,
     /// One entry per peer row (transport, wait, pattern, api, size), in the order first
     /// measured: its samples, one per round, each with the plain ring's rate of its round.
     rows: Vec<Vec<(Row, f64)>>,
@@ -57,8 +59,8 @@ pub struct Peers {
 impl Peers {
     /// Builds the peers (about 1.5 minutes the first time; call it before pinning this process,
     /// so that cargo may use every CPU).
-    pub fn build(duration: Duration, count: u64, cpus: Option<(usize, usize)>) -> CliResult<Peers> {
-        Ok(Peers { executable: build()?, duration, count, cpus, rows: Vec::new(), failures: Vec::new() })
+    pub fn build(duration: Duration, count: u64, cpus: Option<(usize, usize)>, fanout: bool) -> CliResult<Peers> {
+        Ok(Peers { executable: build()?, duration, count, cpus, fanout, rows: Vec::new(), failures: Vec::new() })
     }
 
     /// Runs the peers once at `size`, in `round`; `with_events`: also the size-independent
@@ -72,7 +74,7 @@ impl Peers {
         }
         let output = std::env::temp_dir().join(format!("ipcring-peers-{}.json", std::process::id()));
         let status = Command::new(&self.executable)
-            .args(arguments(size, self.duration, self.count, self.cpus, with_events, &output))
+            .args(arguments(size, self.duration, self.count, self.cpus, with_events, self.fanout, &output))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -107,8 +109,8 @@ impl Peers {
                 |ring| if row.api == "zero_copy" { ring.in_place_msgs_per_sec } else { ring.msgs_per_sec },
             );
         let same = |other: &Row| {
-            (&other.transport, &other.wait, &other.pattern, &other.api, other.msg_size)
-                == (&row.transport, &row.wait, &row.pattern, &row.api, row.msg_size)
+            (&other.transport, &other.wait, &other.pattern, &other.api, other.msg_size, other.consumers)
+                == (&row.transport, &row.wait, &row.pattern, &row.api, row.msg_size, row.consumers)
         };
         match self.rows.iter_mut().find(|samples| samples.first().is_some_and(|(first, _)| same(first))) {
             Some(samples) => samples.push((row, rate)),
@@ -137,6 +139,7 @@ fn arguments(
     count: u64,
     cpus: Option<(usize, usize)>,
     with_events: bool,
+    fanout: bool,
     output: &Path,
 ) -> Vec<String> {
     let mut arguments = vec![
@@ -152,6 +155,10 @@ fn arguments(
     ];
     if let Some((mine, theirs)) = cpus {
         arguments.extend(["--pin".to_string(), format!("{mine},{theirs}")]);
+    }
+    if fanout {
+        let subscribers: Vec<String> = super::fanout::FANOUT.iter().map(u8::to_string).collect();
+        arguments.extend(["--fanout".to_string(), subscribers.join(",")]);
     }
     if !with_events {
         arguments.extend(["--only".to_string(), "iceoryx2,ipc-channel,crossbeam".to_string()]);
@@ -212,11 +219,13 @@ mod tests {
     #[test]
     fn the_command_line_carries_the_placement_and_the_event_row_once() {
         let output = Path::new("/tmp/p.json");
-        let first = arguments(64, Duration::from_millis(300), 5000, Some((0, 1)), true, output);
+        let first = arguments(64, Duration::from_millis(300), 5000, Some((0, 1)), true, false, output);
         assert_eq!(first.join(" "), "--quiet --sizes 64 --duration 0.3 --count 5000 --json /tmp/p.json --pin 0,1");
-        let later = arguments(4096, Duration::from_secs(1), 10, None, false, output);
+        let later = arguments(4096, Duration::from_secs(1), 10, None, false, false, output);
         assert!(later.ends_with(&["--only".to_string(), "iceoryx2,ipc-channel,crossbeam".to_string()]));
         assert!(!later.contains(&"--pin".to_string()));
+        let fanning = arguments(64, Duration::from_secs(1), 10, None, true, true, output);
+        assert!(fanning.join(" ").ends_with("--fanout 1,2,4"), "{fanning:?}");
     }
 
     fn sample(api: &str, rate: f64) -> Row {
@@ -252,6 +261,7 @@ mod tests {
             duration: Duration::from_secs(1),
             count: 1,
             cpus: None,
+            fanout: false,
             rows: Vec::new(),
             failures: Vec::new(),
         };

@@ -171,7 +171,8 @@ fn measure(
     };
     let mut consumers = Vec::new();
     for _ in 1..shape.consumers {
-        let launch = Launch { cpu: placement.map(|placement| placement.mine), stdin: None, capture_output: true };
+        let launch =
+            Launch { cpu: placement.map(|placement| placement.mine), capture_output: true, ..Launch::default() };
         consumers.push(Peer::spawn_with(&arguments("consume", 0), launch)?);
     }
     // Close-on-exec: no helper inherits the writing end, so its closing is the start for all.
@@ -180,7 +181,7 @@ fn measure(
     let mut producers = Vec::new();
     for producer in 0..shape.producers {
         let gate = gate.try_clone().map_err(|source| CliError::io("sharing the start gate", source))?;
-        let launch = Launch { cpu: None, stdin: Some(Stdio::from(gate)), capture_output: true };
+        let launch = Launch { stdin: Some(Stdio::from(gate)), capture_output: true, ..Launch::default() };
         producers.push(Peer::spawn_with(&arguments("produce", producer), launch)?);
     }
     drop(gate);
@@ -318,7 +319,9 @@ pub fn run_peer(args: &BenchShapePeerArgs) -> CliResult {
 /// where their processes ran; `None` if there is none.
 pub fn note(rows: &[Row], placement: Option<Placement>) -> Option<String> {
     let mut crowded: Vec<String> = Vec::new();
-    for row in rows.iter().filter(|row| row.more_processes_than_cpus == Some(true)) {
+    // The fan-out rows place no process: their own note says so.
+    let placed = rows.iter().filter(|row| row.transport != Kind::ShmBroadcast.name());
+    for row in placed.filter(|row| row.more_processes_than_cpus == Some(true)) {
         let processes = row.producers + row.consumers;
         let cpus = row.cpus.unwrap_or_default();
         let label = format!(
