@@ -6,6 +6,7 @@ never typed by hand.
     cargo run --release -- bench --sizes 8,64 --json docs/bench-classic.json --plot docs/bench-classic.svg
     cargo run --release -- bench --transports shm-spsc:spin,shm-spsc:futex,shm-spsc:membarrier,shm-mpmc:spin,pipe,unix,mq \
         --sizes 8,64 --rounds 5 --json docs/bench-small.json --plot docs/bench-small.svg
+    cargo run --release -- bench --transports shm-broadcast --peers --json docs/bench-fanout.json
     python3 docs/render_bench.py            # rewrites the marked parts of the files
     python3 docs/render_bench.py check      # fails if they differ from what it would write
 """
@@ -25,12 +26,16 @@ SMALL = os.path.join(ROOT, "docs", "bench-small.json")
 BEFORE_16 = os.path.join(ROOT, "docs", "before-16", "bench-quick.json")
 INSTRUCTIONS = os.path.join(ROOT, "docs", "instructions-run.json")
 INSTRUCTIONS_BEFORE_16 = os.path.join(ROOT, "docs", "before-16", "instructions-run.json")
+# Fan-out (issue #17): the broadcast ring's rows and iceoryx2's publish-subscribe in the same rounds.
+FANOUT = os.path.join(ROOT, "docs", "bench-fanout.json")
 TARGETS = [
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-quick"),
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-load"),
     (os.path.join(ROOT, "README.md"), "bench-brief"),
     (os.path.join(ROOT, "docs", "transports.md"), "bench-classic"),
     (os.path.join(ROOT, "docs", "performance.md"), "targets-16"),
+    (os.path.join(ROOT, "docs", "performance.md"), "fanout-17"),
+    (os.path.join(ROOT, "README.md"), "fanout-brief"),
 ]
 
 
@@ -343,6 +348,70 @@ def targets_16(after, before, instructions, instructions_before):
     return "\n".join(lines)
 
 
+def fanout_rows(report, transport, wait):
+    """{(size, subscribers): (throughput row, latency row)} of one transport's fan-out rows."""
+    rows = {}
+    for row in report["results"]:
+        if row["transport"] == transport and row["wait"] == wait and row.get("api", "copy") == "copy":
+            key = (row["msg_size"], row.get("consumers", 1))
+            pair = rows.setdefault(key, [None, None])
+            pair[0 if row["pattern"] == "throughput" else 1] = row
+    return rows
+
+
+def fanout(report):
+    """The fan-out table: per-subscriber throughput and round trips, ipcring's broadcast ring and
+    iceoryx2's publish-subscribe, 1 to N subscribers, from one run."""
+    ours = fanout_rows(report, "shm-broadcast", "futex")
+    theirs = fanout_rows(report, "iceoryx2", "event")
+    cpus = report["machine"]["cpus"]
+    lines = [header(report) + " The fan-out rows themselves pin no process: all of them may use every CPU.", "",
+             "| size | subscribers | shm-broadcast msgs/s per subscriber (min-max) | x its 1x1 | iceoryx2 msgs/s per "
+             "subscriber (min-max) | x its 1x1 | shm-broadcast / iceoryx2 | rtt p50: shm-broadcast | rtt p50: iceoryx2 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (size, subscribers) in sorted(ours):
+        mine, my_rtt = ours[(size, subscribers)]
+        other, other_rtt = theirs.get((size, subscribers), (None, None))
+        my_one = ours.get((size, 1), (None, None))[0]
+        other_one = theirs.get((size, 1), (None, None))[0]
+
+        def per(row):
+            if not row or not row.get("msgs_per_sec"):
+                return "-"
+            return "%s (%s)" % (rate(row["msgs_per_sec"]), spread(row.get("msgs_per_sec_min"),
+                                                                   row.get("msgs_per_sec_max"), rate))
+
+        def times(row, one):
+            if not row or not one or not row.get("msgs_per_sec") or not one.get("msgs_per_sec"):
+                return "-"
+            return "%.2fx" % (row["msgs_per_sec"] / one["msgs_per_sec"])
+
+        versus = ("%.2fx" % (mine["msgs_per_sec"] / other["msgs_per_sec"])
+                  if mine and other and mine.get("msgs_per_sec") and other.get("msgs_per_sec") else "-")
+        crowded = "\\*" if 1 + subscribers > cpus else ""
+        lines.append("| %d | 1x%d%s | %s | %s | %s | %s | %s | %s | %s |" % (
+            size, subscribers, crowded, per(mine), times(mine, my_one), per(other), times(other, other_one), versus,
+            nanos(my_rtt["p50_ns"]) if my_rtt else "-", nanos(other_rtt["p50_ns"]) if other_rtt else "-"))
+    lines += ["", "\\* more processes (1 + subscribers) than this machine's %d CPUs: they take turns on them." % cpus]
+    return "\n".join(lines)
+
+
+def fanout_brief(report):
+    ours = fanout_rows(report, "shm-broadcast", "futex")
+    theirs = fanout_rows(report, "iceoryx2", "event")
+    size = min(size for size, _ in ours)
+    one, two = ours[(size, 1)][0], ours[(size, 2)][0]
+    other_two = theirs.get((size, 2), (None, None))[0]
+    text = ("Fan-out (`docs/bench-fanout.json`, commit `%s`): one publisher to 2 subscriber processes on this "
+            "%d-CPU machine moves %s %d-byte msgs/s to each subscriber, %.2fx its 1x1 rate (3 processes take turns "
+            "on 2 CPUs; the target of 0.8x assumes a CPU per process)"
+            % (report["git_sha"][:12], report["machine"]["cpus"], rate(two["msgs_per_sec"]), size,
+               two["msgs_per_sec"] / one["msgs_per_sec"]))
+    if other_two and other_two.get("msgs_per_sec"):
+        text += ", %.2fx iceoryx2's publish-subscribe in the same rounds" % (two["msgs_per_sec"] / other_two["msgs_per_sec"])
+    return text + "; the whole table is in `docs/performance.md`."
+
+
 def rendered(text, marker, body):
     begin = "<!-- %s:begin (python3 docs/render_bench.py) -->" % marker
     end = "<!-- %s:end -->" % marker
@@ -355,7 +424,8 @@ def main():
     bodies = {"bench-quick": quick(report), "bench-load": load(report), "bench-brief": brief(report),
               "bench-classic": classic(json.load(open(CLASSIC))),
               "targets-16": targets_16(json.load(open(SMALL)), json.load(open(BEFORE_16)),
-                                       json.load(open(INSTRUCTIONS)), json.load(open(INSTRUCTIONS_BEFORE_16)))}
+                                       json.load(open(INSTRUCTIONS)), json.load(open(INSTRUCTIONS_BEFORE_16))),
+              "fanout-17": fanout(json.load(open(FANOUT))), "fanout-brief": fanout_brief(json.load(open(FANOUT)))}
     check = len(sys.argv) > 1 and sys.argv[1] == "check"
     for path in dict.fromkeys(path for path, _ in TARGETS):
         text = open(path).read()

@@ -239,7 +239,8 @@ struct ipcring_role_record {
                                 0 when vacant; stored (release) by whoever holds the role's lock */
     uint64_t attach_count;   /* 8: claims since creation (fetch_add 1 after a claim) */
     uint64_t last_attach_ns; /* 16: time of the last claim, ns since the Unix epoch */
-    uint64_t reserved;       /* 24: zero */
+    uint64_t reaped;         /* 24: broadcast, producer record: the attach_count of a publisher
+                                found dead with its claim left set (LAYOUT.md §19); else zero */
 };
 
 /* The attached roles (cold: touched on attach, detach and liveness checks). */
@@ -376,7 +377,7 @@ IPCRING_STATIC_ASSERT(sizeof(((struct ipcring_wait_block *)0)->semaphore) == IPC
 IPCRING_ASSERT_OFFSET(ipcring_role_record, claim, 0);
 IPCRING_ASSERT_OFFSET(ipcring_role_record, attach_count, 8);
 IPCRING_ASSERT_OFFSET(ipcring_role_record, last_attach_ns, 16);
-IPCRING_ASSERT_OFFSET(ipcring_role_record, reserved, 24);
+IPCRING_ASSERT_OFFSET(ipcring_role_record, reaped, 24);
 
 IPCRING_ASSERT_OFFSET(ipcring_roles_block, producer, 0);
 IPCRING_ASSERT_OFFSET(ipcring_roles_block, consumer, 32);

@@ -388,8 +388,9 @@ pub struct RoleRecord {
     pub attach_count: u64,
     /// When it was last claimed, nanoseconds since the Unix epoch.
     pub last_attach_ns: u64,
-    /// Reserved, zero.
-    pub reserved: u64,
+    /// Broadcast rings, producer record: the `attach_count` of a publisher found dead with its
+    /// claim word left set (LAYOUT.md §19); zero otherwise.
+    pub reaped: u64,
 }
 
 /// The attached roles (cold: touched on attach, detach and liveness checks only).

@@ -209,3 +209,8 @@ pub mod __private {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The example of `docs/kinds.md` (choosing a ring kind), compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/kinds.md")]
+pub struct KindsDoctests;

@@ -314,6 +314,7 @@ fn reset_claims(segment: &Segment) {
         let roles = geometry.block_offset(Block::Roles);
         for record in [offset_of!(RolesBlock, producer), offset_of!(RolesBlock, consumer)] {
             zero(roles + record as u64 + offset_of!(RoleRecord, attach_count) as u64);
+            zero(roles + record as u64 + offset_of!(RoleRecord, reaped) as u64);
         }
     }
     for block in [Block::ProducerStats, Block::ConsumerStats] {

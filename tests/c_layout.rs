@@ -93,7 +93,7 @@ fn structs() -> Vec<Struct> {
         ),
         layout_of!(PositionBlock, "ipcring_position_block", [position, reserved]),
         layout_of!(WaitBlock, "ipcring_wait_block", [futex, waiters, reserved0, semaphore, reserved1]),
-        layout_of!(RoleRecord, "ipcring_role_record", [claim, attach_count, last_attach_ns, reserved]),
+        layout_of!(RoleRecord, "ipcring_role_record", [claim, attach_count, last_attach_ns, reaped]),
         layout_of!(RolesBlock, "ipcring_roles_block", [producer, consumer, reserved]),
         layout_of!(
             StatsBlock,

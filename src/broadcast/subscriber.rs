@@ -87,6 +87,7 @@ impl<B: Backend> Subscriber<B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_clone(&self, start: Start) -> Result<Self, AttachError> {
+        self.check_fork()?;
         Subscriber::attach(self.core.memory().clone(), start)
     }
 
@@ -232,19 +233,33 @@ impl<B: Backend> Subscriber<B> {
         }
     }
 
-    /// [`ready`](Self::ready) for a borrow: refused at once under overwrite (before any wait).
+    /// [`ready`](Self::ready) for a borrow: refused at once under overwrite (before any wait);
+    /// a blocking one waits again if the wait ended on a publisher gone whose successor claimed
+    /// the role since (the borrow would find the ring empty, not the end of the stream).
     fn ready_to_borrow(&mut self, wait: Wait) -> Result<(), RecvError> {
         if self.overflow() == Overflow::Overwrite {
             return Err(crate::ring::broadcast::borrowing_refused());
         }
-        self.ready(wait)
+        loop {
+            self.ready(wait)?;
+            let settled = self.core.has_news() || self.core.memory().publisher_gone();
+            if settled || matches!(wait, Wait::Never) {
+                return Ok(());
+            }
+        }
     }
 
     fn read(&mut self, buffer: &mut Vec<u8>, wait: Wait) -> Result<(), RecvError> {
-        self.ready(wait)?;
-        match self.core.try_read(buffer)? {
-            Read::Message => Ok(()),
-            Read::Lagged(count) => Err(RecvError::Lagged { count }),
+        loop {
+            self.ready(wait)?;
+            match self.core.try_read(buffer) {
+                Ok(Read::Message) => return Ok(()),
+                Ok(Read::Lagged(count)) => return Err(RecvError::Lagged { count }),
+                // The wait ended on a publisher gone, and a successor claimed the role before the
+                // read looked: the stream goes on, so a blocking receive waits again.
+                Err(RecvError::Empty) if matches!(wait, Wait::Until(_)) => {}
+                Err(error) => return Err(error),
+            }
         }
     }
 

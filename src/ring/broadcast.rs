@@ -255,6 +255,9 @@ impl<M: BroadcastMemory> Publisher<M> {
         }
         if next != tail {
             memory.tail().store(next, Ordering::Release);
+            // Subscribers asleep since the predecessor died are told at once, not at their next
+            // liveness slice.
+            memory.on_publish(next - tail);
         }
         let gate = next.saturating_sub(memory.slot_count());
         Ok(Publisher { memory, next, gate, joins: 0 })
@@ -382,14 +385,22 @@ impl<M: BroadcastMemory> Publisher<M> {
         Ok(true)
     }
 
-    /// Publishes as many of `messages`, in order, as there is room for (all under overwrite),
-    /// with one `tail` store and one wake for all of them; returns how many. A message larger
-    /// than a slot ends the batch with [`SendError::TooLarge`] if it is the first, else before
-    /// it.
+    /// Publishes as many of `messages`, in order, as there is room for, at most a ring's worth
+    /// (`N`), with one `tail` store and one wake for all of them; returns how many. A message
+    /// larger than a slot ends the batch with [`SendError::TooLarge`] if it is the first, else
+    /// before it.
+    ///
+    /// Why at most `N`: subscribers read by the slot sequences, not by `tail`, so while a batch
+    /// runs they move past `tail`; a batch of more than `N` would commit position `tail + N`
+    /// into the slot of `tail`, which a subscriber joining at the stale `tail` would then find
+    /// holding a later lap (and a successor's walk over committed positions, bounded by `N`,
+    /// would stop short of the end). With the cap, every committed position is below
+    /// `tail + N`, as with single publications.
     pub fn try_publish_batch<T: AsRef<[u8]>>(&mut self, messages: &[T]) -> Result<usize, SendError> {
         let max = self.memory.slot_size();
+        let cap = usize::try_from(self.memory.slot_count()).unwrap_or(usize::MAX);
         let mut published = 0;
-        for message in messages {
+        for message in messages.iter().take(cap) {
             let message = message.as_ref();
             if message.len() > max {
                 if published == 0 {
@@ -856,10 +867,13 @@ impl<M: BroadcastMemory> BorrowedBatch<'_, M> {
         if length > memory.slot_size() as u64 {
             return Err(Error::Corrupted { field: "slot length", value: length });
         }
+        // The slot access ends with this call (loom sees no read through the returned slice, as
+        // for MPMC's read batches); the gate, not the access, is what keeps the slot unchanged.
         let slot = memory.slot_ref(position);
-        // SAFETY: the position is committed and below the cursor this batch holds back (it
-        // borrows the subscriber mutably), so the gate keeps the publisher out of the slot until
-        // the batch drops, which the returned borrow of `self` cannot outlive; length <= slot_size.
+        // SAFETY: the position is committed, at or above the cursor this batch holds back (it
+        // borrows the subscriber mutably) and below `cursor + count <= cursor + N`, so the gate
+        // keeps the publisher out of its slot until the batch drops, which the returned borrow of
+        // `self` cannot outlive; length <= slot_size, so the slice is within the payload.
         Ok(unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) })
     }
 
@@ -993,6 +1007,40 @@ mod tests {
         assert!(successor.try_publish(b"third").unwrap());
         for expected in [&b"first"[..], b"second", b"third"] {
             assert_eq!(read(&mut subscriber).unwrap(), (Read::Message, expected.to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_batch_publishes_at_most_a_ring_so_no_slot_runs_a_lap_ahead_of_tail() {
+        for overflow in [Overflow::Block, Overflow::Overwrite] {
+            let memory = ring(4, 1, overflow);
+            let mut publisher = Publisher::attach(memory.clone()).unwrap();
+            let messages: Vec<[u8; 1]> = (0..10u8).map(|n| [n]).collect();
+            // Nobody attached: the gate never closes, yet one call stops at N.
+            assert_eq!(publisher.try_publish_batch(&messages).unwrap(), 4, "{overflow:?}");
+            assert_eq!(memory.tail().load(Ordering::Acquire), 4);
+            if overflow == Overflow::Overwrite {
+                let mut subscriber = Subscriber::join(memory.clone(), Start::Oldest).unwrap();
+                assert_eq!(read(&mut subscriber).unwrap(), (Read::Message, vec![0]));
+            }
+        }
+    }
+
+    #[test]
+    fn a_successor_publishes_a_whole_batch_its_dead_predecessor_committed() {
+        let memory = ring(8, 1, Overflow::Overwrite);
+        let mut subscriber = Subscriber::join(memory.clone(), Start::Next).unwrap();
+        // Killed after committing positions 0..=3 of a batch, before its tail store.
+        for position in 0..4u64 {
+            memory.length(position).store(1, Ordering::Relaxed);
+            store_words(memory.payload_words(position), &[position as u8]);
+            memory.sequence(position).store(committed(position), Ordering::Release);
+        }
+        let mut successor = Publisher::attach(memory.clone()).unwrap();
+        assert_eq!(successor.next(), 4, "no committed position is written again");
+        assert!(successor.try_publish(&[4]).unwrap());
+        for position in 0..5u8 {
+            assert_eq!(read(&mut subscriber).unwrap(), (Read::Message, vec![position]));
         }
     }
 

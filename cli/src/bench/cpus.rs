@@ -111,6 +111,12 @@ fn original_set() -> CliResult<CpuSet> {
     Ok(set)
 }
 
+/// How many CPUs this process was allowed before [`apply`] pinned it (the current count if it did
+/// not run).
+pub fn original_count() -> usize {
+    ORIGINAL.get().map_or_else(|| allowed().map_or(1, |cpus| cpus.len()), Vec::len).max(1)
+}
+
 /// While it lives, this process may run on every CPU it was allowed before [`apply`] pinned it;
 /// dropped, it is pinned back (the fan-out rows, which place no process).
 pub struct Unpinned {

@@ -75,14 +75,13 @@ pub(super) fn throughput(
     duration: Duration,
     placement: Option<Placement>,
 ) -> CliResult<Row> {
-    let options = super::options(SUBJECT, size);
     let cpus = cpus(placement)?;
     let _free = Unpinned::new(placement)?;
     let clock = cpu::CpuClock::start();
     let syscalls = super::syscalls::Counter::open().ok();
     let (mut publisher, name) = temporary::create("fanout", |name| {
         Builder::new(name)
-            .slots(options.depth)
+            .slots(depth(size))
             .slot_size(slot_size(size)?)
             .subscribers(u32::from(subscribers).max(4))
             .wait(WaitStrategy::Futex)
@@ -215,6 +214,15 @@ pub(super) fn latency(subscribers: u8, size: usize, count: u64, placement: Optio
         bytes_in_flight: Some(64 * size as u64),
         ..Row::default()
     })
+}
+
+/// Slots of a throughput row's ring: as many messages as each subscriber's queue holds in the
+/// iceoryx2 fan-out rows (`benches/peers`, `queue_capacity`): 1024, fewer for messages over 64
+/// KiB (64 MiB in all, at least 16). Deeper than the 1x1 rows' rings (64 KiB in flight): with more
+/// processes than CPUs, how long the publisher runs while a subscriber is off its CPU is what
+/// the depth decides, so both sides of the comparison get the same.
+fn depth(size: usize) -> u64 {
+    ((64 << 20) / size.max(1)).clamp(16, 1024).next_power_of_two() as u64
 }
 
 fn slot_size(size: usize) -> Result<u32, ipcring::Error> {

@@ -102,7 +102,13 @@ impl Peers {
     }
 
     /// Keeps one round's `row`, with its ceiling.
-    fn add(&mut self, row: Row, ceiling: Option<&PlainRing>) {
+    fn add(&mut self, mut row: Row, ceiling: Option<&PlainRing>) {
+        if row.consumers > 1 || row.producers > 1 {
+            // A fan-out row: never pinned, its processes shared every CPU of the run.
+            let cpus = super::cpus::original_count() as u32;
+            row.cpus = Some(cpus);
+            row.more_processes_than_cpus = Some(row.producers + row.consumers > cpus);
+        }
         let rate =
             ceiling.map_or(
                 0.0,

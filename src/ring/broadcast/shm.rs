@@ -77,6 +77,7 @@ const PUBLISHER: u64 = offset_of!(RolesBlock, producer) as u64;
 const CLAIM: u64 = offset_of!(RoleRecord, claim) as u64;
 const ATTACH_COUNT: u64 = offset_of!(RoleRecord, attach_count) as u64;
 const LAST_ATTACH_NS: u64 = offset_of!(RoleRecord, last_attach_ns) as u64;
+const REAPED: u64 = offset_of!(RoleRecord, reaped) as u64;
 
 impl ShmBroadcast {
     /// Wraps a validated broadcast segment.
@@ -123,6 +124,10 @@ impl ShmBroadcast {
             let holder = self.publisher_word(CLAIM).load(Ordering::Acquire);
             return Err(Error::RoleTaken { role: Role::Producer, pid: claim_pid(holder) });
         }
+        // A predecessor found dead was marked by its attach count; this attach's count will
+        // differ, but until it is stored the mark would still match: clear it first (a reaper's
+        // later fetch_max can only store a count below this attach's).
+        self.publisher_word(REAPED).store(0, Ordering::Release);
         // Release: pairs with the acquire load in `publisher_gone`.
         self.publisher_word(CLAIM).store(current_claim(), Ordering::Release);
         // Only the publisher sleeps on "not full": registrations left there are a dead one's.
@@ -137,34 +142,35 @@ impl ShmBroadcast {
     /// Gives the publisher role up (if this description holds it), and wakes the subscribers so
     /// that they see the end of the stream once they have drained.
     pub fn release_publisher(&self) {
+        // Only the description that holds the role (a forked child's copy holds nothing, and
+        // must neither vacate the parent's claim nor wake its subscribers).
         if self.control.locks().holds(Lock::Record(Role::Producer.index())) {
             // Release: pairs with the acquire load in `publisher_gone`.
             self.publisher_word(CLAIM).store(0, Ordering::Release);
             self.control.locks().release(Lock::Record(Role::Producer.index()));
+            crate::wait::alert(&self.control, Role::Consumer);
         }
-        crate::wait::alert(&self.control, Role::Consumer);
     }
 
-    /// The thorough half of [`BroadcastMemory::publisher_gone`]: if the publisher's claim word
-    /// names a holder whose lock is gone (killed), vacates it, so that the quick check (atomic
-    /// loads only) sees the publisher gone from then on. A new publisher that claimed the role
-    /// meanwhile stored its own claim word, which the compare-and-swap leaves alone.
+    /// The thorough half of [`BroadcastMemory::publisher_gone`]: if the publisher's claim word is
+    /// set but the role's lock is free (its holder was killed), marks that attach dead by storing
+    /// its attach count in `reaped` (LAYOUT.md §19), so that the quick check (atomic loads only)
+    /// sees the publisher gone from then on. The count is read before the lock: a successor that
+    /// claims the role meanwhile has a higher count, so it is never marked (its claim word may be
+    /// the dead one's: it is the same for every publisher one process attaches).
     pub fn reap_publisher(&self) {
         // Acquire: pairs with the holder's release store.
-        let claim = self.publisher_word(CLAIM).load(Ordering::Acquire);
-        if claim == 0 {
+        if self.publisher_word(CLAIM).load(Ordering::Acquire) == 0 {
             return;
         }
-        match self.control.locks().is_taken(Lock::Record(Role::Producer.index())) {
-            Ok(true) => {}
-            // Dead, or this is a forked child, cut off from the ring (its subscriber record is the
-            // parent's): either way the stream ends here.
-            Ok(false) | Err(Error::Forked) => {
-                // Release: pairs with the acquire load in `publisher_gone`.
-                let _ = self.publisher_word(CLAIM).compare_exchange(claim, 0, Ordering::Release, Ordering::Relaxed);
-            }
-            // The lock could not be tested: never call a publisher dead on that.
-            Err(_) => {}
+        // Acquire: pairs with the claimer's release increment, after its claim.
+        let count = self.publisher_word(ATTACH_COUNT).load(Ordering::Acquire);
+        // Free: dead. A forked child (Err(Forked)) learns nothing of the parent's publisher, and
+        // an error that prevents the test never calls a publisher dead.
+        if matches!(self.control.locks().is_taken(Lock::Record(Role::Producer.index())), Ok(false)) {
+            // Release: pairs with the acquire load in `publisher_gone`. fetch_max: a slow reaper
+            // of an older attach cannot undo a newer mark.
+            self.publisher_word(REAPED).fetch_max(count, Ordering::Release);
         }
     }
 
@@ -279,11 +285,16 @@ unsafe impl BroadcastMemory for Arc<ShmBroadcast> {
             return true;
         }
         // Gone only after a publisher attached once: a subscriber may join before the first.
-        let attached_once = self.publisher_word(ATTACH_COUNT).load(Ordering::Acquire) > 0;
-        // Acquire: pairs with the release in `release_publisher` and `reap_publisher`. A claim
-        // left by a holder that died reads as present until a thorough check reaps it (atomic
-        // loads only here: this runs on every empty poll).
-        self.publisher_word(CLAIM).load(Ordering::Acquire) == 0 && attached_once
+        // Acquire, all three: pair with the release stores of `claim_publisher`,
+        // `release_publisher` and `reap_publisher`. A claim left by a holder that died reads as
+        // present until a thorough check marks it reaped (atomic loads only here: this runs on
+        // every empty poll).
+        let count = self.publisher_word(ATTACH_COUNT).load(Ordering::Acquire);
+        if count == 0 {
+            return false;
+        }
+        self.publisher_word(CLAIM).load(Ordering::Acquire) == 0
+            || self.publisher_word(REAPED).load(Ordering::Acquire) == count
     }
 
     #[inline]
