@@ -3,8 +3,9 @@
 //! other files (created by path) are not listed: nothing records where they are.
 //!
 //! The PRODUCER and CONSUMER columns show the holder of the role of an SPSC ring (`4242 alive`,
-//! or `-` when vacant) and how many endpoints of that side an MPMC ring has (`2 live`, or
-//! `2 live, 1 dead` when some process died attached; `-` when there is none). STATE is `in use`
+//! or `-` when vacant; a broadcast ring's publisher likewise) and how many endpoints of that side
+//! an MPMC ring has, or subscribers a broadcast ring has (`2 live`, or `2 live, 1 dead` when some
+//! process died attached; `-` when there is none). STATE is `in use`
 //! while a live process is attached, `stale, idle 5m` when none is and the ring has been idle for
 //! at least `--idle` seconds (default 60: what `ipcring gc` would remove), `idle 12s` before.
 
@@ -107,15 +108,25 @@ fn table(entries: &[Entry]) -> String {
     text
 }
 
-/// One side of a ring: its SPSC role if it has one, else its MPMC endpoint counts.
+/// One side of a ring: a broadcast ring's subscriber counts (consumer side), its SPSC role (or a
+/// broadcast publisher's) if it has one, else its MPMC endpoint counts.
 fn side(info: &RingInfo, role: Option<&RoleInfo>, endpoints: EndpointRole) -> String {
+    if let (EndpointRole::Consumer, Some(subscribers)) = (endpoints, &info.subscribers) {
+        let count = |state| subscribers.iter().filter(|subscriber| subscriber.state == state).count();
+        return live_and_dead(count(RoleState::Alive), count(RoleState::Dead));
+    }
     if let Some(role) = role {
         return match role.state {
             RoleState::Vacant => "-".to_string(),
             state => format!("{} {state}", role.pid),
         };
     }
-    match (info.endpoint_count(endpoints, RoleState::Alive), info.endpoint_count(endpoints, RoleState::Dead)) {
+    live_and_dead(info.endpoint_count(endpoints, RoleState::Alive), info.endpoint_count(endpoints, RoleState::Dead))
+}
+
+/// `2 live`, `2 live, 1 dead`, or `-` for none.
+fn live_and_dead(alive: usize, dead: usize) -> String {
+    match (alive, dead) {
         (0, 0) => "-".to_string(),
         (alive, 0) => format!("{alive} live"),
         (alive, dead) => format!("{alive} live, {dead} dead"),

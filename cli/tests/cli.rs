@@ -452,6 +452,21 @@ fn recv_on_an_overwrite_broadcast_ring_says_how_many_it_missed_and_goes_on() {
 }
 
 #[test]
+fn ls_counts_the_live_subscribers_of_a_broadcast_ring() {
+    use ipcring::broadcast::{Publisher, Subscriber};
+    let ring = Ring::created(&["--kind", "broadcast"]);
+    let _publisher = ipcring::Builder::new(ring.name()).open::<Publisher>().unwrap();
+    let _subscribers: Vec<Subscriber> = (0..3).map(|_| ipcring::Builder::new(ring.name()).open().unwrap()).collect();
+    let listed = run(&["ls"], None);
+    assert_success(&listed);
+    let row = stdout(&listed).lines().find(|line| line.starts_with(&format!("/{} ", ring.name()))).map(String::from);
+    let row = row.unwrap_or_else(|| panic!("ring not listed:\n{}", stdout(&listed)));
+    let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect();
+    let publisher = format!("{} alive", std::process::id());
+    assert_eq!(cells[1..], ["broadcast", "1024", "1024", "0", publisher.as_str(), "3 live", "in use"], "{row}");
+}
+
+#[test]
 fn create_refuses_a_broadcast_ring_with_too_many_subscribers() {
     let ring = Ring::new();
     let output = run(&["create", ring.name(), "--kind", "broadcast", "--subscribers", "100000"], None);
