@@ -79,15 +79,7 @@ pub(super) fn throughput(
     let _free = Unpinned::new(placement)?;
     let clock = cpu::CpuClock::start();
     let syscalls = super::syscalls::Counter::open().ok();
-    let (mut publisher, name) = temporary::create("fanout", |name| {
-        Builder::new(name)
-            .slots(depth(size))
-            .slot_size(slot_size(size)?)
-            .subscribers(u32::from(subscribers).max(4))
-            .wait(WaitStrategy::Futex)
-            .create::<Publisher>()
-            .map_err(ipcring::Error::from)
-    })?;
+    let (mut publisher, name) = publisher("fanout", depth(size), size, subscribers)?;
     let arguments = ["bench-fanout-peer".to_string(), "stream".to_string(), name.name().to_string(), size.to_string()];
     let mut helpers = spawn(subscribers, &arguments)?;
     wait_until(name.name(), |info| subscribed(info) == usize::from(subscribers), &mut helpers)?;
@@ -139,15 +131,7 @@ pub(super) fn latency(subscribers: u8, size: usize, count: u64, placement: Optio
     let _free = Unpinned::new(placement)?;
     let warmup = (count / 10).max(1000);
     let clock = cpu::CpuClock::start();
-    let (mut publisher, name) = temporary::create("fanout-rtt", |name| {
-        Builder::new(name)
-            .slots(64)
-            .slot_size(slot_size(size)?)
-            .subscribers(u32::from(subscribers).max(4))
-            .wait(WaitStrategy::Futex)
-            .create::<Publisher>()
-            .map_err(ipcring::Error::from)
-    })?;
+    let (mut publisher, name) = publisher("fanout-rtt", 64, size, subscribers)?;
     let (mut answers, reply) = temporary::create("fanout-reply", |name| {
         Builder::new(name)
             .slots(64)
@@ -223,6 +207,25 @@ pub(super) fn latency(subscribers: u8, size: usize, count: u64, placement: Optio
 /// the depth decides, so both sides of the comparison get the same.
 fn depth(size: usize) -> u64 {
     ((64 << 20) / size.max(1)).clamp(16, 1024).next_power_of_two() as u64
+}
+
+/// A new temporary broadcast ring (block, futex) of `slots` slots of `size` bytes with room for
+/// `subscribers`, and its publisher.
+fn publisher(
+    suffix: &str,
+    slots: u64,
+    size: usize,
+    subscribers: u8,
+) -> CliResult<(Publisher, temporary::TemporaryName)> {
+    temporary::create(suffix, |name| {
+        Builder::new(name)
+            .slots(slots)
+            .slot_size(slot_size(size)?)
+            .subscribers(u32::from(subscribers).max(4))
+            .wait(WaitStrategy::Futex)
+            .create::<Publisher>()
+            .map_err(ipcring::Error::from)
+    })
 }
 
 fn slot_size(size: usize) -> Result<u32, ipcring::Error> {
