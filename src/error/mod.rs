@@ -89,6 +89,13 @@ pub enum Error {
         /// The ring.
         name: String,
     },
+    /// This process cannot wait for a ring in an event loop: `reason` says what is missing
+    /// (io_uring futex waits need Linux 6.7+ and are often refused in containers).
+    #[error("event-loop readiness is unavailable: {reason}")]
+    ReadinessUnavailable {
+        /// What is missing.
+        reason: &'static str,
+    },
     /// This endpoint was inherited through `fork`: it belongs to the parent, and the child
     /// neither holds its role nor may use it.
     #[error("this endpoint belongs to the process that forked this one")]

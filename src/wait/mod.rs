@@ -12,6 +12,8 @@ pub mod futex;
 pub mod mutex;
 pub mod semaphore;
 pub mod site;
+#[cfg(not(loom))]
+pub mod uring;
 
 pub use crate::layout::WaitStrategy;
 pub use block::{block, BlockOn, Blocked, LivenessClock, PeerCheck};
