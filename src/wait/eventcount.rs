@@ -57,7 +57,7 @@ impl WaitWords {
 
     /// Takes a sleeper's own registration back (the one its `sleep` added), clearing its
     /// record first if it keeps one (MPMC, see [`sleep_registered`]).
-    pub(crate) fn deregister(&self, record: Option<(&AtomicU64, u64)>) {
+    pub fn deregister(&self, record: Option<(&AtomicU64, u64)>) {
         match record {
             Some((word, _)) => {
                 word.store(0, Ordering::Relaxed);
@@ -174,6 +174,44 @@ pub fn sleep<F: Futex>(words: &WaitWords, futex: &F, ready: impl FnOnce() -> boo
     sleep_registered(words, futex, ready, timeout, None, Barriers::Fences)
 }
 
+/// The sleeper's half of the eventcount up to its re-check: counts itself in `waiters`, records
+/// that in `record` if it keeps one, orders both before what it reads next (the Dekker barrier,
+/// `barriers` as the wakers use), and returns the epoch to wait on. The caller then checks its
+/// condition; if it must wait, it waits for the epoch to move from the value returned (a futex
+/// wait, or an io_uring futex wait: `super::descriptor`), and in every case ends with
+/// [`WaitWords::deregister`]. `None` (already deregistered) if the kernel refused the membarrier.
+///
+/// ```
+/// use ipcring::__private::wait::eventcount::{register, Barriers};
+/// use ipcring::__private::wait::WaitWords;
+/// use std::sync::atomic::Ordering;
+/// let words = WaitWords::new();
+/// assert_eq!(register(&words, None, Barriers::Fences), Some(0));
+/// assert_eq!(words.waiters.load(Ordering::Relaxed), 1);
+/// ```
+pub fn register(words: &WaitWords, record: Option<(&AtomicU64, u64)>, barriers: Barriers) -> Option<u32> {
+    words.waiters.fetch_add(1, Ordering::Relaxed);
+    if let Some((word, claim)) = record {
+        // Release: whoever loads the claim with acquire also sees the increment above.
+        word.store(claim, Ordering::Release);
+    }
+    // Pairs with the waker's barrier in `notify_with` (Dekker): either the waker sees our
+    // registration, or our re-check after this sees its publication.
+    let ordered = match barriers {
+        Barriers::Fences => {
+            fence(Ordering::SeqCst);
+            true
+        }
+        Barriers::Membarrier => super::barrier::heavy(),
+    };
+    if !ordered {
+        words.deregister(record);
+        return None;
+    }
+    // Acquire: pairs with the release bump in `wake_sleepers`.
+    Some(words.epoch.load(Ordering::Acquire))
+}
+
 /// [`sleep`], also recording the registration in `record` (a word the sleeper owns, and its
 /// claim word to store there) for as long as it counts in `waiters`: set after the increment,
 /// cleared before the decrement, so a nonzero record always means a registration in `waiters`.
@@ -188,31 +226,14 @@ pub fn sleep_registered<F: Futex>(
     record: Option<(&AtomicU64, u64)>,
     barriers: Barriers,
 ) -> Sleep {
-    words.waiters.fetch_add(1, Ordering::Relaxed);
-    if let Some((word, claim)) = record {
-        // Release: whoever loads the claim with acquire also sees the increment above.
-        word.store(claim, Ordering::Release);
-    }
-    // Pairs with the waker's barrier in `notify_with` (Dekker): either the waker sees our
-    // registration, or our re-check below sees its publication.
-    let ordered = match barriers {
-        Barriers::Fences => {
-            fence(Ordering::SeqCst);
-            true
-        }
-        Barriers::Membarrier => super::barrier::heavy(),
-    };
-    if !ordered {
+    let Some(epoch) = register(words, record, barriers) else {
         // The kernel refused the barrier (registration checked that it would not, so only a
         // seccomp filter installed since could): nothing orders our check against a waker, so
         // do not sleep; offer the core and let the caller re-check, polling.
-        words.deregister(record);
         #[cfg(not(loom))]
         std::thread::yield_now();
         return Sleep::Woken;
-    }
-    // Acquire: pairs with the release bump in `wake_sleepers`.
-    let epoch = words.epoch.load(Ordering::Acquire);
+    };
     let outcome = if ready() {
         Sleep::Ready
     } else {

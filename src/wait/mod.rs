@@ -7,6 +7,8 @@
 
 pub mod barrier;
 pub mod block;
+#[cfg(not(loom))]
+pub mod descriptor;
 pub mod eventcount;
 pub mod futex;
 pub mod mutex;

@@ -33,9 +33,9 @@ use io_uring::{opcode, types, IoUring};
 use crate::error::Error;
 use crate::sync::AtomicU32;
 
-/// `user_data` of the futex wait and of its cancellation.
-const WAIT: u64 = 1;
-const CANCEL: u64 = 2;
+/// `user_data` of a cancellation request: this bit, over the generation it cancels. A futex
+/// wait's `user_data` is its generation (below the bit), so a completion names the wait it ends.
+const CANCEL: u64 = 1 << 63;
 /// futex2 flags: a 32-bit word, not private (keyed by its page: shared mappings work across
 /// processes, as the rings' `FUTEX_WAKE` calls are).
 const FUTEX2_SIZE_U32: u32 = 0x02;
@@ -83,6 +83,8 @@ pub struct UringWait {
     ring: IoUring,
     /// A wait is in flight (submitted, its completion not yet read).
     pending: bool,
+    /// The generation of the latest wait: completions of older ones (cancelled) are dropped.
+    generation: u64,
 }
 
 impl UringWait {
@@ -90,7 +92,7 @@ impl UringWait {
     pub fn new() -> Result<UringWait, Error> {
         available().map_err(|reason| Error::ReadinessUnavailable { reason })?;
         let ring = IoUring::new(4).map_err(|error| Error::io("setting up io_uring", error))?;
-        Ok(UringWait { ring, pending: false })
+        Ok(UringWait { ring, pending: false, generation: 0 })
     }
 
     /// Whether a wait is in flight.
@@ -106,12 +108,13 @@ impl UringWait {
         if self.pending {
             self.cancel()?;
         }
-        // Completions of an earlier wait that were never read would make the descriptor look
+        // Completions of earlier waits that were never read would make the descriptor look
         // ready at once.
         self.ring.completion().for_each(drop);
+        self.generation = (self.generation + 1) & !CANCEL;
         let entry = opcode::FutexWait::new(word.as_ptr().cast_const(), u64::from(expected), MATCH_ANY, FUTEX2_SIZE_U32)
             .build()
-            .user_data(WAIT);
+            .user_data(self.generation);
         // SAFETY: the entry references only the word's address, which the kernel reads during
         // the submit below (futex wait setup happens at issue time) and then keys by its page;
         // no buffer of ours is left for the kernel to write.
@@ -125,8 +128,10 @@ impl UringWait {
     /// How the wait in flight ended, if it has (reads its completion); `None` while it waits.
     pub fn completion(&mut self) -> Option<Completed> {
         let mut outcome = None;
+        let current = self.generation;
         for entry in self.ring.completion() {
-            if entry.user_data() == WAIT {
+            // Cancellations, and waits of older generations, end nothing the caller waits for.
+            if self.pending && entry.user_data() == current {
                 outcome = Some(match entry.result() {
                     0 => Completed::Woken,
                     error if error == -libc::ECANCELED => Completed::Cancelled,
@@ -168,9 +173,13 @@ impl UringWait {
         Ok(None)
     }
 
-    /// Cancels the wait in flight, if any, and reads its completion: afterwards nothing is
-    /// pending and no later wake makes the descriptor readable. A wake that raced the
-    /// cancellation is reported ([`Completed::Woken`]): the caller re-checks its condition.
+    /// Cancels the wait in flight, if any, without waiting for the kernel: nothing is pending
+    /// afterwards, and the wait's own completion (or a wake that raced the cancellation), when it
+    /// comes, is dropped by the next [`arm`](Self::arm) or [`completion`](Self::completion). It
+    /// may make the descriptor readable once more: a spurious wakeup, which the caller's
+    /// re-check absorbs. Never blocking matters: a wait's completion is posted on the thread
+    /// that submitted it, which in a work-stealing runtime need not be the one cancelling.
+    /// Returns how the wait ended if its completion had already arrived.
     pub fn cancel(&mut self) -> Result<Option<Completed>, Error> {
         if !self.pending {
             return Ok(None);
@@ -178,22 +187,12 @@ impl UringWait {
         if let Some(done) = self.completion() {
             return Ok(Some(done));
         }
-        let entry = opcode::AsyncCancel::new(WAIT).build().user_data(CANCEL);
+        let entry = opcode::AsyncCancel::new(self.generation).build().user_data(CANCEL | self.generation);
         // SAFETY: a cancellation request references no memory of ours.
         unsafe { self.ring.submission().push(&entry) }
             .map_err(|_| Error::io("queueing a cancellation", std::io::Error::other("submission queue full")))?;
-        // The wait's completion follows its cancellation promptly (futex waits are cancelled
-        // synchronously by the kernel); bounded all the same.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         self.ring.submit().map_err(|error| Error::io("cancelling a futex wait", error))?;
-        while self.pending {
-            if let Some(done) = self.wait_completion(deadline.saturating_duration_since(std::time::Instant::now()))? {
-                return Ok(Some(done));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(Error::io("cancelling a futex wait", std::io::Error::from_raw_os_error(libc::ETIMEDOUT)));
-            }
-        }
+        self.pending = false;
         Ok(None)
     }
 }
@@ -202,14 +201,6 @@ impl AsFd for UringWait {
     fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the ring's descriptor stays open as long as `self` (it owns the ring).
         unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) }
-    }
-}
-
-impl Drop for UringWait {
-    fn drop(&mut self) {
-        // Closing the ring cancels what is in flight anyway; cancelling first keeps the order
-        // explicit. An error here has nowhere to go.
-        let _ = self.cancel();
     }
 }
 
@@ -268,12 +259,15 @@ mod tests {
         wait.arm(word, 5).unwrap();
         assert_eq!(wait.wait_completion(Duration::from_secs(5)).unwrap(), Some(Completed::Changed));
         wait.arm(word, 0).unwrap();
-        assert_eq!(wait.cancel().unwrap(), Some(Completed::Cancelled));
+        assert_eq!(wait.cancel().unwrap(), None, "cancelled without waiting");
         assert!(!wait.is_pending());
         SharedFutex.wake_all(word);
-        assert!(!poll_readable(&wait, 50), "a cancelled wait is not woken");
-        // Armed again after a cancellation: it works as new.
+        // Whatever the cancellation left in the queue is no completion of a wait in flight.
+        let _ = poll_readable(&wait, 50);
+        assert_eq!(wait.completion(), None);
+        // Armed again after a cancellation: it works as new, and only its own wake counts.
         wait.arm(word, 0).unwrap();
+        assert!(!poll_readable(&wait, 0), "the new wait has not completed");
         SharedFutex.wake_all(word);
         assert_eq!(wait.wait_completion(Duration::from_secs(5)).unwrap(), Some(Completed::Woken));
     }

@@ -1,0 +1,185 @@
+//! A descriptor waiter on an eventcount (issue #18, `docs/design-readiness.md`): it registers
+//! exactly as a futex sleeper does ([`register`]: count in `waiters`, record, barrier, epoch,
+//! re-check), then, instead of sleeping, leaves an io_uring futex wait on the epoch in flight
+//! ([`UringWait`]) whose descriptor an event loop polls. Any waker's `FUTEX_WAKE`, the same
+//! call that wakes a blocked thread, completes it; a waker that sees no registration makes no
+//! call, so the fast path stays one load.
+//!
+//! ```
+//! use ipcring::__private::wait::descriptor::{Armed, DescriptorWait};
+//! use ipcring::__private::wait::eventcount::Barriers;
+//! use ipcring::__private::wait::{notify, SharedFutex, WaitWords};
+//!
+//! if ipcring::__private::wait::uring::available().is_ok() {
+//!     let words = WaitWords::new();
+//!     let mut waiter = DescriptorWait::new()?;
+//!     assert_eq!(waiter.arm(&words, None, Barriers::Fences, || true)?, Armed::Now); // ready: no wait
+//!     assert_eq!(waiter.arm(&words, None, Barriers::Fences, || false)?, Armed::Wait);
+//!     assert!(notify(&words, &SharedFutex), "a registered waiter makes the waker call FUTEX_WAKE");
+//!     assert!(waiter.wait_fired(std::time::Duration::from_secs(5))?);
+//!     waiter.disarm(&words, None)?;
+//! }
+//! # Ok::<(), ipcring::Error>(())
+//! ```
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use super::eventcount::{register, Barriers, WaitWords};
+use super::uring::{Completed, UringWait};
+use crate::error::Error;
+use crate::sync::AtomicU64;
+
+/// What [`DescriptorWait::arm`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Armed {
+    /// The condition held after registering: no wait was left in flight (and the registration
+    /// was taken back); go on at once.
+    Now,
+    /// A wait is in flight: poll the descriptor, then [`DescriptorWait::disarm`] and re-check.
+    Wait,
+}
+
+/// One event-loop waiter: an io_uring instance and whether it is registered on an eventcount.
+#[derive(Debug)]
+pub struct DescriptorWait {
+    uring: UringWait,
+    /// Counted in some `waiters` (between an [`Armed::Wait`] and the disarm).
+    registered: bool,
+}
+
+impl DescriptorWait {
+    /// A waiter ([`Error::ReadinessUnavailable`] where io_uring futex waits are not allowed).
+    pub fn new() -> Result<DescriptorWait, Error> {
+        Ok(DescriptorWait { uring: UringWait::new()?, registered: false })
+    }
+
+    /// Whether it is registered (armed, not yet disarmed).
+    pub fn is_armed(&self) -> bool {
+        self.registered
+    }
+
+    /// Registers on `words` (recording it in `record`, as a sleeper of that endpoint would),
+    /// re-checks `ready`, and either takes the registration back at once ([`Armed::Now`]) or
+    /// leaves a futex wait on the epoch in flight ([`Armed::Wait`]). Arming an armed waiter
+    /// disarms it first (from the same `words` and `record`: one waiter waits in one place).
+    pub fn arm(
+        &mut self,
+        words: &WaitWords,
+        record: Option<(&AtomicU64, u64)>,
+        barriers: Barriers,
+        ready: impl FnOnce() -> bool,
+    ) -> Result<Armed, Error> {
+        if self.registered {
+            self.disarm(words, record)?;
+        }
+        let Some(epoch) = register(words, record, barriers) else {
+            // The barrier was refused: nothing orders a wait against the wakers; report ready so
+            // that the caller re-checks (and polls) instead of waiting for a wake.
+            return Ok(Armed::Now);
+        };
+        if ready() {
+            words.deregister(record);
+            return Ok(Armed::Now);
+        }
+        if let Err(error) = self.uring.arm(&words.epoch, epoch) {
+            words.deregister(record);
+            return Err(error);
+        }
+        self.registered = true;
+        Ok(Armed::Wait)
+    }
+
+    /// Whether the wait in flight has completed (woken, or the epoch had moved): reads its
+    /// completion. After it fired, [`disarm`](Self::disarm) and re-check.
+    pub fn fired(&mut self) -> bool {
+        matches!(self.uring.completion(), Some(Completed::Woken | Completed::Changed | Completed::Cancelled))
+    }
+
+    /// Blocks up to `timeout` for the wait to fire (tests and threads; an event loop polls the
+    /// descriptor).
+    pub fn wait_fired(&mut self, timeout: Duration) -> Result<bool, Error> {
+        Ok(self.uring.wait_completion(timeout)?.is_some())
+    }
+
+    /// Takes the registration back (a wait still in flight is cancelled without waiting: a
+    /// completion that comes later is a spurious wakeup). Nothing if it is not armed.
+    pub fn disarm(&mut self, words: &WaitWords, record: Option<(&AtomicU64, u64)>) -> Result<(), Error> {
+        if !self.registered {
+            return Ok(());
+        }
+        self.registered = false;
+        let cancelled = self.uring.cancel();
+        words.deregister(record);
+        cancelled.map(drop)
+    }
+}
+
+impl AsFd for DescriptorWait {
+    /// Readable once an armed wait fired (and, spuriously, after a cancellation).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.uring.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::wait::{notify, SharedFutex};
+
+    /// Eventcount words in a shared mapping, as a ring's are.
+    fn shared_words() -> (&'static WaitWords, memmap2::MmapMut) {
+        let mut map = memmap2::MmapOptions::new().len(4096).map_anon().unwrap();
+        // SAFETY: the mapping is 4096 zeroed, page-aligned bytes (WaitWords is two AtomicU32,
+        // zero is its initial state) and lives until the test ends, after every use.
+        (unsafe { &*map.as_mut_ptr().cast::<WaitWords>() }, map)
+    }
+
+    #[test]
+    fn a_publication_raced_against_arming_is_never_missed() {
+        if crate::wait::uring::available().is_err() {
+            return;
+        }
+        let (words, _map) = shared_words();
+        let published = Arc::new(AtomicBool::new(false));
+        let mut waiter = DescriptorWait::new().unwrap();
+        for round in 0..200 {
+            published.store(false, Ordering::SeqCst);
+            let publisher = {
+                let published = published.clone();
+                std::thread::spawn(move || {
+                    published.store(true, Ordering::Release);
+                    notify(words, &SharedFutex);
+                })
+            };
+            let armed = waiter.arm(words, None, Barriers::Fences, || published.load(Ordering::Acquire)).unwrap();
+            if armed == Armed::Wait {
+                // Either the publisher saw the registration and woke the wait, or our re-check
+                // saw the publication: a wait left in flight is always completed.
+                assert!(waiter.wait_fired(Duration::from_secs(5)).unwrap(), "round {round}: a lost wake");
+                waiter.disarm(words, None).unwrap();
+            }
+            publisher.join().unwrap();
+            assert!(published.load(Ordering::Acquire));
+            assert_eq!(words.waiters.load(Ordering::Relaxed), 0, "round {round}: registrations balanced");
+        }
+    }
+
+    #[test]
+    fn a_disarmed_waiter_is_counted_nowhere_and_a_record_names_it_while_armed() {
+        if crate::wait::uring::available().is_err() {
+            return;
+        }
+        let (words, _map) = shared_words();
+        let record = crate::sync::AtomicU64::new(0);
+        let mut waiter = DescriptorWait::new().unwrap();
+        assert_eq!(waiter.arm(words, Some((&record, 42)), Barriers::Fences, || false).unwrap(), Armed::Wait);
+        assert_eq!((words.waiters.load(Ordering::Relaxed), record.load(Ordering::Relaxed)), (1, 42));
+        waiter.disarm(words, Some((&record, 42))).unwrap();
+        assert_eq!((words.waiters.load(Ordering::Relaxed), record.load(Ordering::Relaxed)), (0, 0));
+        assert!(!notify(words, &SharedFutex), "no registration left: no wake call");
+    }
+}
