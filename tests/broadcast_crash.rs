@@ -171,6 +171,7 @@ fn crash_peer() {
             say("joined".to_string());
             let message = subscriber.recv_ref_timeout(PATIENCE).unwrap();
             say(format!("holding {}", position_of(&message)));
+            // SLEEP-OK: holds the borrow until the parent kills this process; no one waits on it.
             std::thread::sleep(PATIENCE);
             panic!("not killed");
         }

@@ -211,12 +211,12 @@ impl<B: Backend> Publisher<B> {
         }
     }
 
+    /// Publishes `message`, waiting for room until `deadline` (the core checks its size and
+    /// the room; a wait runs only when there is none).
     fn publish(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
-        crate::endpoint::check_size(message.len(), self.max_message_size())?;
-        self.room(deadline)?;
-        // Room is there (it only grows while this handle does not publish).
-        if !self.core.try_publish(message)? {
-            return Err(SendError::Full);
+        self.check_fork()?;
+        while !self.core.try_publish(message)? {
+            self.room(deadline)?;
         }
         self.tick(1);
         Ok(())
@@ -237,12 +237,16 @@ impl<B: Backend> Publisher<B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        crate::endpoint::check_size(message.len(), self.max_message_size())?;
         self.check_fork()?;
-        if !self.core.has_room() {
+        if !self.core.try_publish(message)? {
+            // Full: a rate-limited look for dead subscribers holding it back, then once more.
             self.room_when_full()?;
+            if !self.core.try_publish(message)? {
+                return Err(SendError::Full);
+            }
         }
-        self.publish(message, None)
+        self.tick(1);
+        Ok(())
     }
 
     /// Publishes `message`, waiting for room (block policy).

@@ -249,15 +249,16 @@ impl<B: Backend> Subscriber<B> {
         }
     }
 
+    /// The read first (one look at the slot's sequence per message); the wait only when it found
+    /// nothing. A wait that ended because the publisher left, whose successor claimed the role
+    /// before the read looked again, just waits again: the stream goes on.
     fn read(&mut self, buffer: &mut Vec<u8>, wait: Wait) -> Result<(), RecvError> {
+        self.check_fork()?;
         loop {
-            self.ready(wait)?;
             match self.core.try_read(buffer) {
                 Ok(Read::Message) => return Ok(()),
                 Ok(Read::Lagged(count)) => return Err(RecvError::Lagged { count }),
-                // The wait ended on a publisher gone, and a successor claimed the role before the
-                // read looked: the stream goes on, so a blocking receive waits again.
-                Err(RecvError::Empty) if matches!(wait, Wait::Until(_)) => {}
+                Err(RecvError::Empty) => self.ready_slow(wait)?,
                 Err(error) => return Err(error),
             }
         }

@@ -874,7 +874,8 @@ impl<M: BroadcastMemory> BorrowedBatch<'_, M> {
         // borrows the subscriber mutably) and below `cursor + count <= cursor + N`, so the gate
         // keeps the publisher out of its slot until the batch drops, which the returned borrow of
         // `self` cannot outlive; length <= slot_size, so the slice is within the payload.
-        Ok(unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) })
+        let bytes = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
+        Ok(bytes)
     }
 
     /// The messages in order.

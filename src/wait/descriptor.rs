@@ -26,7 +26,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use super::eventcount::{register, Barriers, WaitWords};
-use super::uring::{Completed, UringWait};
+use super::uring::UringWait;
 use crate::error::Error;
 use crate::sync::AtomicU64;
 
@@ -93,7 +93,9 @@ impl DescriptorWait {
     /// Whether the wait in flight has completed (woken, or the epoch had moved): reads its
     /// completion. After it fired, [`disarm`](Self::disarm) and re-check.
     pub fn fired(&mut self) -> bool {
-        matches!(self.uring.completion(), Some(Completed::Woken | Completed::Changed | Completed::Cancelled))
+        // Every ending counts: woken, the epoch moved, or cancelled under it (a thread that
+        // exited): the caller re-checks either way.
+        self.uring.completion().is_some()
     }
 
     /// Blocks up to `timeout` for the wait to fire (tests and threads; an event loop polls the

@@ -75,7 +75,8 @@ pub(super) fn throughput(
     duration: Duration,
     placement: Option<Placement>,
 ) -> CliResult<Row> {
-    let cpus = cpus(placement)?;
+    // Every CPU this run may use: the rows pin no process.
+    let cpus = super::cpus::original_count() as u32;
     let _free = Unpinned::new(placement)?;
     let clock = cpu::CpuClock::start();
     let syscalls = super::syscalls::Counter::open().ok();
@@ -127,7 +128,8 @@ pub(super) fn throughput(
 /// The round-trip row with `subscribers` subscribers at `size`: `count` timed round trips after
 /// a warm-up of a tenth of them (at least 1000).
 pub(super) fn latency(subscribers: u8, size: usize, count: u64, placement: Option<Placement>) -> CliResult<Row> {
-    let cpus = cpus(placement)?;
+    // Every CPU this run may use: the rows pin no process.
+    let cpus = super::cpus::original_count() as u32;
     let _free = Unpinned::new(placement)?;
     let warmup = (count / 10).max(1000);
     let clock = cpu::CpuClock::start();
@@ -230,12 +232,6 @@ fn publisher(
 
 fn slot_size(size: usize) -> Result<u32, ipcring::Error> {
     u32::try_from(size).map_err(|_| ipcring::Error::InvalidArgument(format!("size {size} is too large")))
-}
-
-/// The CPUs the row's processes share: every CPU this run may use.
-fn cpus(placement: Option<Placement>) -> CliResult<u32> {
-    let _free = Unpinned::new(placement)?;
-    Ok(super::cpus::allowed()?.len().max(1) as u32)
 }
 
 /// Subscribers attached to the ring `info` describes.
