@@ -77,6 +77,8 @@ mod lock;
 pub mod mpmc;
 #[cfg(not(loom))]
 mod process;
+#[cfg(not(loom))]
+pub mod readiness;
 mod ring;
 mod role;
 mod role_claim;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::Backend;
 use super::{Overflow, Reservation};
+use crate::endpoint::readiness::Descriptor;
 use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{AttachError, Error, Role, SendError};
 use crate::ring::broadcast::Publisher as Core;
@@ -45,6 +46,7 @@ pub struct Publisher<B: Backend = super::DefaultBackend> {
     watch: PeerWatch,
     /// Messages published since the tick last looked at the clock.
     published: u32,
+    descriptor: Descriptor,
 }
 
 impl<B: Backend> Publisher<B> {
@@ -74,7 +76,7 @@ impl<B: Backend> Publisher<B> {
             }
         };
         backend.attached(Role::Producer);
-        Ok(Publisher { core, watch: PeerWatch::default(), published: 0 })
+        Ok(Publisher { core, watch: PeerWatch::default(), published: 0, descriptor: Descriptor::default() })
     }
 
     /// The backend (segment) this publisher runs on.
@@ -185,6 +187,8 @@ impl<B: Backend> Publisher<B> {
         // A handle of its own (cold path: one reference count): the gate and the retirement
         // need the publisher mutably while the wait reads the ring.
         let backend = &self.core.memory().clone();
+        // A thread's sleep and an event loop's wait never overlap.
+        self.descriptor.disarm(backend.site(), Role::Producer, None);
         backend.site().count(Role::Producer, Counter::Wait);
         let mut on = block_on(backend.site(), Role::Producer);
         on.liveness_clock = Some(self.watch.clock());
@@ -419,8 +423,43 @@ impl<B: Backend> Publisher<B> {
     }
 }
 
+/// Event-loop readiness: room for the next message (always, under overwrite).
+#[cfg(not(loom))]
+impl<B: Backend> crate::readiness::Readiness for Publisher<B> {
+    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        self.descriptor.fd(self.core.memory().site())
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
+        self.check_fork()?;
+        self.watch.expedite();
+        // A handle of its own (slow path): the gate is recomputed mutably while the wait
+        // registers on the ring.
+        let backend = self.core.memory().clone();
+        let core = &mut self.core;
+        if core.has_room() || backend.site().truncated() {
+            self.descriptor.disarm(backend.site(), Role::Producer, None);
+            return Ok(crate::readiness::Armed::Now);
+        }
+        self.descriptor.arm(backend.site(), Role::Producer, None, || core.has_room() || backend.site().truncated())
+    }
+
+    fn disarm(&mut self) {
+        self.descriptor.disarm(self.core.memory().site(), Role::Producer, None);
+    }
+
+    fn fired(&mut self) -> bool {
+        self.descriptor.fired()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        self.core.memory().site().liveness_interval()
+    }
+}
+
 impl<B: Backend> Drop for Publisher<B> {
     fn drop(&mut self) {
+        self.descriptor.disarm(self.core.memory().site(), Role::Producer, None);
         // A forked child's copy gives nothing up (the backend only releases what it holds).
         self.core.memory().release_publisher();
     }

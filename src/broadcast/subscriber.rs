@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{publisher_gone, Backend};
 use super::{Borrowed, BorrowedBatch, Overflow, Start};
+use crate::endpoint::readiness::Descriptor;
 use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{AttachError, Error, RecvError, Role};
 use crate::ring::broadcast::{Read, Subscriber as Core};
@@ -52,6 +53,7 @@ pub struct Subscriber<B: Backend = super::DefaultBackend> {
     watch: PeerWatch,
     /// The buffer of [`Subscriber::recv_value`].
     scratch: Vec<u8>,
+    descriptor: Descriptor,
 }
 
 impl<B: Backend> Subscriber<B> {
@@ -71,7 +73,7 @@ impl<B: Backend> Subscriber<B> {
     pub fn attach(backend: B, start: Start) -> Result<Self, AttachError> {
         let core = Core::join(backend, start)?;
         core.memory().attached(Role::Consumer);
-        Ok(Subscriber { core, watch: PeerWatch::default(), scratch: Vec::new() })
+        Ok(Subscriber { core, watch: PeerWatch::default(), scratch: Vec::new(), descriptor: Descriptor::default() })
     }
 
     /// Another subscriber on the same ring (and mapping), joining at `start`.
@@ -198,9 +200,12 @@ impl<B: Backend> Subscriber<B> {
                 };
             }
             let backend = self.core.memory();
+            let record = (&backend.subscriber(self.core.index()).sleeping, self.core.claim());
+            // A thread's sleep and an event loop's wait never overlap: they share the record.
+            self.descriptor.disarm(backend.site(), Role::Consumer, Some(record));
             backend.site().count(Role::Consumer, Counter::Wait);
             let mut on = block_on(backend.site(), Role::Consumer);
-            on.record = Some((&backend.subscriber(self.core.index()).sleeping, self.core.claim()));
+            on.record = Some(record);
             on.liveness_clock = Some(self.watch.clock());
             let core = &self.core;
             let outcome = block(
@@ -452,5 +457,50 @@ impl<B: Backend> Subscriber<B> {
     pub fn recv_batch_timeout(&mut self, max: usize, timeout: Duration) -> Result<BorrowedBatch<'_, B>, RecvError> {
         self.ready_to_borrow(Wait::Until(deadline_after(timeout)))?;
         self.core.try_borrow_batch(max)
+    }
+}
+
+/// Event-loop readiness: something at the cursor (a message, a lap), or the publisher gone.
+#[cfg(not(loom))]
+impl<B: Backend> crate::readiness::Readiness for Subscriber<B> {
+    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        self.descriptor.fd(self.core.memory().site())
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
+        self.check_fork()?;
+        self.watch.expedite();
+        let core = &self.core;
+        let backend = core.memory();
+        let record = (&backend.subscriber(core.index()).sleeping, core.claim());
+        let ready = || core.has_news() || publisher_gone(backend, crate::wait::PeerCheck::Quick);
+        if ready() {
+            self.descriptor.disarm(backend.site(), Role::Consumer, Some(record));
+            return Ok(crate::readiness::Armed::Now);
+        }
+        self.descriptor.arm(backend.site(), Role::Consumer, Some(record), ready)
+    }
+
+    fn disarm(&mut self) {
+        let backend = self.core.memory();
+        let record = (&backend.subscriber(self.core.index()).sleeping, self.core.claim());
+        self.descriptor.disarm(backend.site(), Role::Consumer, Some(record));
+    }
+
+    fn fired(&mut self) -> bool {
+        self.descriptor.fired()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        self.core.memory().site().liveness_interval()
+    }
+}
+
+impl<B: Backend> Drop for Subscriber<B> {
+    /// Takes an event-loop registration back before the record goes.
+    fn drop(&mut self) {
+        let backend = self.core.memory();
+        let record = (&backend.subscriber(self.core.index()).sleeping, self.core.claim());
+        self.descriptor.disarm(backend.site(), Role::Consumer, Some(record));
     }
 }

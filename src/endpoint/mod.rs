@@ -6,6 +6,7 @@
 //! `spsc` and `mpmc` build on this layer and never on each other.
 
 pub(crate) mod heap;
+pub(crate) mod readiness;
 #[cfg(not(loom))]
 pub(crate) mod shm;
 
@@ -61,6 +62,15 @@ impl PeerWatch {
         }
         self.last_thorough.set(now);
         gone(PeerCheck::Thorough)
+    }
+
+    /// Makes the next [`check`](Self::check) read the clock (and check thoroughly if an
+    /// interval has passed) whatever the poll count: an event-loop wait calls it when it arms,
+    /// because the try after a wait is the one place it learns that a killed peer left (a dead
+    /// process wakes nobody), and it makes few polls.
+    #[cfg(not(loom))]
+    pub(crate) fn expedite(&mut self) {
+        self.polls = Self::POLLS_PER_CLOCK_READ - 1;
     }
 
     /// The time of the last thorough check, for the endpoint's blocking calls to share.

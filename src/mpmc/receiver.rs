@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{peers_gone, Backend};
+use crate::endpoint::readiness::Descriptor;
 use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{AttachError, Error, RecvError, Role};
 use crate::ring::mpmc::{can_claim, Consumer, ReadBatch, ReadGuard};
@@ -36,6 +37,7 @@ use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, Wait
 pub struct Receiver<B: Backend = super::DefaultBackend> {
     consumer: Consumer<B>,
     watch: PeerWatch,
+    descriptor: Descriptor,
 }
 
 impl<B: Backend> Receiver<B> {
@@ -43,7 +45,7 @@ impl<B: Backend> Receiver<B> {
     pub fn attach(backend: B) -> Result<Self, AttachError> {
         let consumer = Consumer::attach(backend)?;
         consumer.memory().attached(Role::Consumer, consumer.endpoint_index());
-        Ok(Receiver { consumer, watch: PeerWatch::default() })
+        Ok(Receiver { consumer, watch: PeerWatch::default(), descriptor: Descriptor::default() })
     }
 
     /// Another consumer endpoint on the same ring (and mapping).
@@ -131,6 +133,8 @@ impl<B: Backend> Receiver<B> {
     fn block_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let consumer = &self.consumer;
         let backend = consumer.memory();
+        // A thread's sleep and an event loop's wait never overlap: they share the record.
+        self.descriptor.disarm(backend.site(), Role::Consumer, Some(consumer.sleep_record()));
         backend.site().count(Role::Consumer, Counter::Wait);
         let mut on = block_on(backend.site(), Role::Consumer);
         on.record = Some(consumer.sleep_record());
@@ -224,6 +228,45 @@ impl<B: Backend> Receiver<B> {
         let (first, count) = self.claim(max.max(1) as u64, deadline_after(timeout))?;
         // SAFETY: the positions were just claimed by this consumer.
         Ok(unsafe { self.consumer.batch_at(first, count) })
+    }
+}
+
+/// Event-loop readiness: a message to claim, or every producer gone.
+#[cfg(not(loom))]
+impl<B: Backend> crate::readiness::Readiness for Receiver<B> {
+    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        self.descriptor.fd(self.consumer.memory().site())
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
+        self.watch.expedite();
+        let consumer = &self.consumer;
+        let backend = consumer.memory();
+        let ready = || can_claim(backend) || peers_gone(backend, Role::Consumer, PeerCheck::Quick);
+        if ready() {
+            self.descriptor.disarm(backend.site(), Role::Consumer, Some(consumer.sleep_record()));
+            return Ok(crate::readiness::Armed::Now);
+        }
+        self.descriptor.arm(backend.site(), Role::Consumer, Some(consumer.sleep_record()), ready)
+    }
+
+    fn disarm(&mut self) {
+        self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, Some(self.consumer.sleep_record()));
+    }
+
+    fn fired(&mut self) -> bool {
+        self.descriptor.fired()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        self.consumer.memory().site().liveness_interval()
+    }
+}
+
+impl<B: Backend> Drop for Receiver<B> {
+    /// Takes an event-loop registration back before the endpoint record goes.
+    fn drop(&mut self) {
+        self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, Some(self.consumer.sleep_record()));
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{peers_gone, Backend};
+use crate::endpoint::readiness::Descriptor;
 use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{AttachError, Error, Role, SendError};
 use crate::ring::mpmc::{can_reserve, Producer, Reservation, WriteBatch};
@@ -36,6 +37,7 @@ use crate::wait::{block, block_on, gone_error, Blocked, Counter, PeerCheck, Wait
 pub struct Sender<B: Backend = super::DefaultBackend> {
     producer: Producer<B>,
     watch: PeerWatch,
+    descriptor: Descriptor,
 }
 
 impl<B: Backend> Sender<B> {
@@ -43,7 +45,7 @@ impl<B: Backend> Sender<B> {
     pub fn attach(backend: B) -> Result<Self, AttachError> {
         let producer = Producer::attach(backend)?;
         producer.memory().attached(Role::Producer, producer.endpoint_index());
-        Ok(Sender { producer, watch: PeerWatch::default() })
+        Ok(Sender { producer, watch: PeerWatch::default(), descriptor: Descriptor::default() })
     }
 
     /// Another producer endpoint on the same ring (and mapping).
@@ -121,6 +123,8 @@ impl<B: Backend> Sender<B> {
         // liveness callback needs the producer mutably while the wait reads the ring.
         let backend = &self.producer.memory().clone();
         let producer = &mut self.producer;
+        // A thread's sleep and an event loop's wait never overlap: they share the record.
+        self.descriptor.disarm(backend.site(), Role::Producer, Some(producer.sleep_record_in(backend)));
         backend.site().count(Role::Producer, Counter::Wait);
         let mut on = block_on(backend.site(), Role::Producer);
         on.record = Some(producer.sleep_record_in(backend));
@@ -246,6 +250,47 @@ impl<B: Backend> Sender<B> {
             let _ = batch.push(message.as_ref());
         }
         batch.commit()
+    }
+}
+
+/// Event-loop readiness: a free position, or every consumer gone.
+#[cfg(not(loom))]
+impl<B: Backend> crate::readiness::Readiness for Sender<B> {
+    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        self.descriptor.fd(self.producer.memory().site())
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
+        self.watch.expedite();
+        let backend = self.producer.memory();
+        let record = self.producer.sleep_record_in(backend);
+        let ready = || can_reserve(backend) || peers_gone(backend, Role::Producer, PeerCheck::Quick);
+        if ready() {
+            self.descriptor.disarm(backend.site(), Role::Producer, Some(record));
+            return Ok(crate::readiness::Armed::Now);
+        }
+        self.descriptor.arm(backend.site(), Role::Producer, Some(record), ready)
+    }
+
+    fn disarm(&mut self) {
+        let backend = self.producer.memory();
+        self.descriptor.disarm(backend.site(), Role::Producer, Some(self.producer.sleep_record_in(backend)));
+    }
+
+    fn fired(&mut self) -> bool {
+        self.descriptor.fired()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        self.producer.memory().site().liveness_interval()
+    }
+}
+
+impl<B: Backend> Drop for Sender<B> {
+    /// Takes an event-loop registration back before the endpoint record goes.
+    fn drop(&mut self) {
+        let backend = self.producer.memory();
+        self.descriptor.disarm(backend.site(), Role::Producer, Some(self.producer.sleep_record_in(backend)));
     }
 }
 

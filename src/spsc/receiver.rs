@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::backend::{peer_gone_rate_limited, Backend};
+use crate::endpoint::readiness::Descriptor;
 use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{AttachError, Error, RecvError, Role};
 use crate::ring::spsc::{stamp_for, Consumer, ReadBatch, ReadGuard};
@@ -40,6 +41,7 @@ use crate::wait::{Counter, WaitSite};
 pub struct Receiver<B: Backend = super::DefaultBackend> {
     consumer: Consumer<B>,
     watch: PeerWatch,
+    descriptor: Descriptor,
 }
 
 impl<B: Backend> Receiver<B> {
@@ -52,7 +54,7 @@ impl<B: Backend> Receiver<B> {
         match unsafe { Consumer::try_new(backend) } {
             Ok(consumer) => {
                 consumer.memory().attached(Role::Consumer);
-                Ok(Receiver { consumer, watch: PeerWatch::default() })
+                Ok(Receiver { consumer, watch: PeerWatch::default(), descriptor: Descriptor::default() })
             }
             Err((error, backend)) => {
                 backend.release(Role::Consumer);
@@ -94,6 +96,8 @@ impl<B: Backend> Receiver<B> {
     #[inline(never)]
     fn block_for_message(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let backend = self.consumer.memory();
+        // A thread's sleep and an event loop's wait never overlap (one place at a time).
+        self.descriptor.disarm(backend.site(), Role::Consumer, None);
         backend.site().count(Role::Consumer, Counter::Wait);
         let position = self.consumer.position();
         let mut on = block_on(backend.site(), Role::Consumer);
@@ -274,8 +278,45 @@ impl<B: Backend> Receiver<B> {
     }
 }
 
+/// Event-loop readiness: a message to read, or the producer gone.
+#[cfg(not(loom))]
+impl<B: Backend> crate::readiness::Readiness for Receiver<B> {
+    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        self.descriptor.fd(self.consumer.memory().site())
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
+        self.watch.expedite();
+        let backend = self.consumer.memory();
+        let position = self.consumer.position();
+        // Acquire: as the blocking wait's condition (the read checks the position again).
+        let ready = || {
+            backend.stamp(position).load(Ordering::Acquire) == stamp_for(position)
+                || backend.peer_gone(Role::Consumer, PeerCheck::Quick)
+        };
+        if ready() {
+            self.descriptor.disarm(backend.site(), Role::Consumer, None);
+            return Ok(crate::readiness::Armed::Now);
+        }
+        self.descriptor.arm(backend.site(), Role::Consumer, None, ready)
+    }
+
+    fn disarm(&mut self) {
+        self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, None);
+    }
+
+    fn fired(&mut self) -> bool {
+        self.descriptor.fired()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        self.consumer.memory().site().liveness_interval()
+    }
+}
+
 impl<B: Backend> Drop for Receiver<B> {
     fn drop(&mut self) {
+        self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, None);
         self.consumer.memory().release(Role::Consumer);
     }
 }

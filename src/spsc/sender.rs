@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{peer_gone_rate_limited, Backend};
+use crate::endpoint::readiness::Descriptor;
 use crate::endpoint::{deadline_after, PeerWatch};
 use crate::error::{AttachError, Error, Role, SendError};
 use crate::ring::spsc::{Producer, Reservation, WriteBatch};
@@ -36,6 +37,7 @@ use crate::wait::{Counter, WaitSite};
 pub struct Sender<B: Backend = super::DefaultBackend> {
     producer: Producer<B>,
     watch: PeerWatch,
+    descriptor: Descriptor,
 }
 
 impl<B: Backend> Sender<B> {
@@ -48,7 +50,7 @@ impl<B: Backend> Sender<B> {
         match unsafe { Producer::try_new(backend) } {
             Ok(producer) => {
                 producer.memory().attached(Role::Producer);
-                Ok(Sender { producer, watch: PeerWatch::default() })
+                Ok(Sender { producer, watch: PeerWatch::default(), descriptor: Descriptor::default() })
             }
             Err((error, backend)) => {
                 backend.release(Role::Producer);
@@ -90,6 +92,8 @@ impl<B: Backend> Sender<B> {
     #[inline(never)]
     fn block_for_space(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let backend = self.producer.memory();
+        // A thread's sleep and an event loop's wait never overlap (one place at a time).
+        self.descriptor.disarm(backend.site(), Role::Producer, None);
         backend.site().count(Role::Producer, Counter::Wait);
         // The ring is full: position - consumer == slot_count. A slot frees up once the
         // consumer position reaches `target`.
@@ -242,8 +246,45 @@ impl<B: Backend> Sender<B> {
     }
 }
 
+/// Event-loop readiness: a free slot, or the consumer gone.
+#[cfg(not(loom))]
+impl<B: Backend> crate::readiness::Readiness for Sender<B> {
+    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        self.descriptor.fd(self.producer.memory().site())
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
+        self.watch.expedite();
+        let backend = self.producer.memory();
+        // As the blocking wait: a slot is free once the consumer position reaches `target`.
+        let target = (self.producer.position() + 1).saturating_sub(backend.slot_count());
+        let ready = || {
+            backend.consumer_position().load(Ordering::Acquire) >= target
+                || backend.peer_gone(Role::Producer, crate::wait::PeerCheck::Quick)
+        };
+        if ready() {
+            self.descriptor.disarm(backend.site(), Role::Producer, None);
+            return Ok(crate::readiness::Armed::Now);
+        }
+        self.descriptor.arm(backend.site(), Role::Producer, None, ready)
+    }
+
+    fn disarm(&mut self) {
+        self.descriptor.disarm(self.producer.memory().site(), Role::Producer, None);
+    }
+
+    fn fired(&mut self) -> bool {
+        self.descriptor.fired()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        self.producer.memory().site().liveness_interval()
+    }
+}
+
 impl<B: Backend> Drop for Sender<B> {
     fn drop(&mut self) {
+        self.descriptor.disarm(self.producer.memory().site(), Role::Producer, None);
         self.producer.memory().release(Role::Producer);
     }
 }

@@ -1,0 +1,105 @@
+//! The event-loop wait state an endpoint keeps ([`Descriptor`]): its io_uring futex wait,
+//! created on first use, and whether it is registered. Every ring endpoint holds one; the
+//! endpoint's [`crate::readiness::Readiness`] impl says where it waits (which eventcount, which
+//! record) and on what condition, and this does the rest. Process-local; nothing here touches
+//! the shared memory except through the eventcount registration.
+
+#[cfg(not(loom))]
+use std::os::fd::{AsFd, BorrowedFd};
+
+#[cfg(not(loom))]
+use crate::error::Error;
+use crate::error::Role;
+#[cfg(not(loom))]
+use crate::layout::WaitStrategy;
+use crate::sync::AtomicU64;
+#[cfg(not(loom))]
+use crate::wait::descriptor::{Armed, DescriptorWait};
+#[cfg(not(loom))]
+use crate::wait::Barriers;
+use crate::wait::WaitSite;
+
+/// An endpoint's descriptor wait: none until readiness is first asked for.
+#[derive(Debug, Default)]
+pub(crate) struct Descriptor {
+    /// The wait, and the process that created it: a forked child's copy is its parent's (the
+    /// registration it may carry counts the parent's wait), so the child forgets it untouched.
+    #[cfg(not(loom))]
+    wait: Option<(DescriptorWait, u32)>,
+}
+
+#[cfg(not(loom))]
+impl Descriptor {
+    /// The barriers of `strategy`'s eventcount, or why a descriptor cannot wait on it.
+    fn barriers(strategy: WaitStrategy) -> Result<Barriers, Error> {
+        match strategy {
+            WaitStrategy::Futex => Ok(Barriers::Fences),
+            WaitStrategy::Membarrier => Ok(Barriers::Membarrier),
+            WaitStrategy::Spin => Err(Error::ReadinessUnavailable { reason: "a spin ring has no sleepers to wake" }),
+            WaitStrategy::Semaphore => {
+                Err(Error::ReadinessUnavailable { reason: "a semaphore ring's wakes cannot signal a descriptor" })
+            }
+            WaitStrategy::Mutex => Err(Error::ReadinessUnavailable {
+                reason: "a mutex ring's wakes are signalled under its mutex; readiness needs the futex strategy",
+            }),
+        }
+    }
+
+    /// The wait, if this process created it (a forked child drops its parent's copy without
+    /// taking back the parent's registration).
+    fn own(&mut self) -> Option<&mut DescriptorWait> {
+        if self.wait.as_ref().is_some_and(|(_, pid)| *pid != std::process::id()) {
+            self.wait = None;
+        }
+        self.wait.as_mut().map(|(wait, _)| wait)
+    }
+
+    /// The wait, created on first use.
+    fn wait(&mut self) -> Result<&mut DescriptorWait, Error> {
+        if self.own().is_none() {
+            self.wait = Some((DescriptorWait::new()?, std::process::id()));
+        }
+        Ok(&mut self.wait.as_mut().expect("created just above").0)
+    }
+
+    /// The descriptor, readable once an armed wait fired; the same for the endpoint's life.
+    pub(crate) fn fd<W: WaitSite>(&mut self, site: &W) -> Result<BorrowedFd<'_>, Error> {
+        Self::barriers(site.strategy())?;
+        let wait: &DescriptorWait = self.wait()?;
+        Ok(wait.as_fd())
+    }
+
+    /// Registers on `sleeper`'s eventcount of `site` (recorded in `record`, as a sleeping thread
+    /// of the endpoint would be), re-checks `ready`, and leaves a wait in flight unless it holds.
+    pub(crate) fn arm<W: WaitSite>(
+        &mut self,
+        site: &W,
+        sleeper: Role,
+        record: Option<(&AtomicU64, u64)>,
+        ready: impl FnOnce() -> bool,
+    ) -> Result<Armed, Error> {
+        let barriers = Self::barriers(site.strategy())?;
+        self.wait()?.arm(site.wait_words(sleeper), record, barriers, ready)
+    }
+
+    /// Whether the armed wait fired (reads the completions: after a spurious readable descriptor
+    /// it is quiet again).
+    pub(crate) fn fired(&mut self) -> bool {
+        self.own().is_some_and(DescriptorWait::fired)
+    }
+
+    /// Takes the registration back, if any. A cancellation that cannot be submitted leaves a
+    /// wait in flight whose completion is merely spurious (the next arm drops it), so it is not
+    /// an error of the endpoint.
+    pub(crate) fn disarm<W: WaitSite>(&mut self, site: &W, sleeper: Role, record: Option<(&AtomicU64, u64)>) {
+        if let Some(wait) = self.own().filter(|wait| wait.is_armed()) {
+            let _ = wait.disarm(site.wait_words(sleeper), record);
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Descriptor {
+    /// Nothing to take back: loom builds have no descriptor waits.
+    pub(crate) fn disarm<W: WaitSite>(&mut self, _site: &W, _sleeper: Role, _record: Option<(&AtomicU64, u64)>) {}
+}
