@@ -90,6 +90,8 @@ pub mod spsc;
 #[cfg(not(loom))]
 pub mod stale;
 mod sync;
+#[cfg(all(feature = "tokio", not(loom)))]
+pub mod tokio;
 #[cfg(not(loom))]
 pub mod transport;
 #[cfg(not(loom))]

@@ -1,0 +1,204 @@
+//! [`Waiter`]: how an async endpoint waits after a try found it would block. With readiness
+//! (futex rings where io_uring is allowed, [`crate::readiness`]), it arms the endpoint and
+//! awaits its descriptor through tokio's reactor, bounded by the liveness interval; without, it
+//! polls with a short, growing sleep (the degraded mode: spin, semaphore and mutex rings, and
+//! hosts that refuse io_uring).
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ::tokio::io::unix::AsyncFd;
+use ::tokio::io::Interest;
+use ::tokio::time::{sleep_until, Instant, Sleep};
+
+use crate::readiness::{Armed, Readiness};
+use crate::Error;
+
+/// The degraded mode's first sleep, and its longest (it doubles in between).
+const POLL_FIRST: Duration = Duration::from_micros(50);
+const POLL_LONGEST: Duration = Duration::from_millis(1);
+
+/// How this endpoint waits, decided at its first wait.
+#[derive(Debug)]
+enum Mode {
+    /// Not decided yet (no wait so far): the reactor is only needed once a wait happens.
+    Unknown,
+    /// The endpoint's readiness descriptor (a duplicate, registered with tokio's reactor).
+    Descriptor(AsyncFd<OwnedFd>),
+    /// No readiness here: try again after a sleep.
+    Polling,
+}
+
+/// The wait state of one async endpoint.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    mode: Mode,
+    /// Armed (registered) until the wait ends: the endpoint's registration, or a running sleep.
+    armed: bool,
+    /// The liveness timer (descriptor mode) or the poll sleep (degraded mode), made at the
+    /// first wait (inside the runtime).
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The degraded mode's next sleep.
+    backoff: Duration,
+}
+
+impl Waiter {
+    /// A waiter that has not waited yet.
+    pub(crate) fn new() -> Waiter {
+        Waiter { mode: Mode::Unknown, armed: false, timer: None, backoff: POLL_FIRST }
+    }
+
+    /// True if the endpoint waits by polling (no readiness descriptor here); decided at the
+    /// first wait (`None` before).
+    pub(crate) fn polling(&self) -> Option<bool> {
+        match self.mode {
+            Mode::Unknown => None,
+            Mode::Descriptor(_) => Some(false),
+            Mode::Polling => Some(true),
+        }
+    }
+
+    /// The operation succeeded: the degraded mode's next wait starts short again.
+    pub(crate) fn progress(&mut self) {
+        self.backoff = POLL_FIRST;
+    }
+
+    fn decide<E: Readiness>(&mut self, endpoint: &mut E) -> Result<(), Error> {
+        self.mode = match endpoint.readiness_fd() {
+            Ok(fd) => {
+                let fd =
+                    fd.try_clone_to_owned().map_err(|error| Error::io("duplicating a readiness descriptor", error))?;
+                // SAFETY: `fd` is an `OwnedFd` the AsyncFd takes ownership of: it stays open,
+                // naming the same file description, until the AsyncFd drops it, and its
+                // `as_raw_fd` always returns that descriptor.
+                let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+                Mode::Descriptor(registered.map_err(|error| Error::io("registering a readiness descriptor", error))?)
+            }
+            Err(Error::ReadinessUnavailable { .. }) => Mode::Polling,
+            Err(error) => return Err(error),
+        };
+        Ok(())
+    }
+
+    /// Waits until `endpoint` may make progress (or a liveness interval passed, or the poll
+    /// sleep ended): `Ready(Ok)` means "try again". Registers the task's waker when pending.
+    pub(crate) fn poll_wait<E: Readiness>(
+        &mut self,
+        endpoint: &mut E,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        if matches!(self.mode, Mode::Unknown) {
+            self.decide(endpoint)?;
+        }
+        let Waiter { mode, armed, timer, backoff } = self;
+        match mode {
+            Mode::Unknown => unreachable!("decided just above"),
+            Mode::Polling => {
+                if !*armed {
+                    set_timer(timer, Instant::now() + *backoff);
+                    *armed = true;
+                }
+                if !timer_done(timer, cx) {
+                    return Poll::Pending;
+                }
+                *armed = false;
+                *backoff = (*backoff * 2).min(POLL_LONGEST);
+                Poll::Ready(Ok(()))
+            }
+            Mode::Descriptor(fd) => loop {
+                if !*armed {
+                    if endpoint.arm()? == Armed::Now {
+                        return Poll::Ready(Ok(()));
+                    }
+                    *armed = true;
+                    if let Some(interval) = endpoint.liveness_interval() {
+                        set_timer(timer, Instant::now() + interval);
+                    }
+                }
+                match fd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(mut guard)) => {
+                        // Read the completions first, then clear: a completion posted after the
+                        // read raises a new edge, which the clear does not erase.
+                        let fired = endpoint.fired();
+                        guard.clear_ready();
+                        if fired {
+                            *armed = false;
+                            endpoint.disarm();
+                            return Poll::Ready(Ok(()));
+                        }
+                        // A leftover completion of a cancelled wait: keep waiting.
+                    }
+                    Poll::Ready(Err(error)) => {
+                        *armed = false;
+                        endpoint.disarm();
+                        return Poll::Ready(Err(Error::io("polling a readiness descriptor", error)));
+                    }
+                    Poll::Pending => {
+                        // A killed peer wakes nobody: after a liveness interval, try again (the
+                        // try checks thoroughly whether the peer died).
+                        if endpoint.liveness_interval().is_some() && timer_done(timer, cx) {
+                            *armed = false;
+                            endpoint.disarm();
+                            return Poll::Ready(Ok(()));
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            },
+        }
+    }
+
+    /// Ends a wait in progress (a cancelled operation): the endpoint's registration is taken
+    /// back at once rather than at its next operation.
+    pub(crate) fn disarm<E: Readiness>(&mut self, endpoint: &mut E) {
+        if self.armed {
+            self.armed = false;
+            if matches!(self.mode, Mode::Descriptor(_)) {
+                endpoint.disarm();
+            }
+        }
+    }
+}
+
+/// Sets `timer` to go off at `deadline` (made on first use, inside the runtime).
+fn set_timer(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Instant) {
+    match timer {
+        Some(timer) => timer.as_mut().reset(deadline),
+        None => *timer = Some(Box::pin(sleep_until(deadline))),
+    }
+}
+
+/// True once `timer` went off (registering the task's waker otherwise).
+fn timer_done(timer: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>) -> bool {
+    timer.as_mut().is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
+}
+
+/// One wait as a future; dropping it before it completes (a cancelled operation) disarms.
+pub(crate) struct Wait<'a, E: Readiness> {
+    pub(crate) waiter: &'a mut Waiter,
+    pub(crate) endpoint: &'a mut E,
+}
+
+impl<E: Readiness> Future for Wait<'_, E> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.waiter.poll_wait(this.endpoint, cx)
+    }
+}
+
+impl<E: Readiness> Drop for Wait<'_, E> {
+    fn drop(&mut self) {
+        self.waiter.disarm(self.endpoint);
+    }
+}
+
+/// Takes one unit of the task's cooperative budget (tokio's scheduling fairness): an endpoint
+/// that can always make progress would otherwise never yield to the other tasks.
+pub(crate) async fn budget() {
+    ::tokio::task::coop::consume_budget().await;
+}
