@@ -294,7 +294,10 @@ fn an_idle_tokio_consumer_costs_no_cpu_and_sees_a_killed_producer_within_the_liv
         eprintln!("{kind}: Disconnected {after:?} after the kill (liveness interval {interval:?})");
         // About one interval (the wait's timer), at most two (the thorough check's own rate
         // limit), plus scheduling on a loaded host.
-        assert!(after < 2 * interval + Duration::from_millis(400), "{kind}: Disconnected only {after:?} after the kill");
+        assert!(
+            after < 2 * interval + Duration::from_millis(400),
+            "{kind}: Disconnected only {after:?} after the kill"
+        );
         consumer.finish();
     }
 }
@@ -324,9 +327,15 @@ fn a_tokio_consumer_killed_while_armed_is_taken_back_across_pid_namespaces() {
     use ipcring::__private::Internals as _;
     let ring = unique_name("armed");
     let _cleanup = Cleanup(ring.clone());
-    let sender: mpmc::Sender = Builder::new(&ring).slots(8).liveness_interval(Duration::from_millis(50)).create().unwrap();
+    let sender: mpmc::Sender =
+        Builder::new(&ring).slots(8).liveness_interval(Duration::from_millis(50)).create().unwrap();
     let waiters = || {
-        sender.internal_backend().site().wait_words(ipcring::Role::Consumer).waiters.load(std::sync::atomic::Ordering::SeqCst)
+        sender
+            .internal_backend()
+            .site()
+            .wait_words(ipcring::Role::Consumer)
+            .waiters
+            .load(std::sync::atomic::Ordering::SeqCst)
     };
     let consumer = Peer::spawn("tokio_armed_consumer_process", &env("mpmc", &ring));
     consumer.expect("attached");
@@ -345,5 +354,48 @@ fn a_tokio_consumer_killed_while_armed_is_taken_back_across_pid_namespaces() {
     while waiters() != 0 {
         assert!(Instant::now() < deadline, "the dead consumer's registration was never taken back");
         assert!(matches!(survivor.recv_timeout(&mut buffer, Duration::from_millis(200)), Err(RecvError::Timeout)));
+    }
+}
+
+/// `examples/tokio_recv.rs` run as a program: it receives from a named ring of each kind until
+/// the producer process leaves, prints each message followed by a newline, and exits 0. The
+/// example is built by `cargo test --features tokio` (with every other example); run alone,
+/// this test builds it first.
+#[test]
+fn the_tokio_recv_example_prints_every_message_of_every_kind_and_exits_0() {
+    let examples = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples");
+    let program = examples.join("tokio_recv");
+    if !program.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "tokio_recv", "--features", "tokio"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the example failed");
+    }
+    for kind in ["spsc", "mpmc", "broadcast"] {
+        let ring = unique_name(&format!("example-{kind}"));
+        let _cleanup = Cleanup(ring.clone());
+        let builder = Builder::new(&ring).slots(16).slot_size(SIZE as u32);
+        match kind {
+            "spsc" => drop(builder.create::<spsc::Receiver>().unwrap()),
+            "mpmc" => drop(builder.create::<mpmc::Receiver>().unwrap()),
+            _ => drop(builder.create::<Subscriber>().unwrap()),
+        }
+        let example = Command::new(&program).arg(&ring).stdout(Stdio::piped()).spawn().unwrap();
+        // The example has joined once it holds a consumer role or record: its subscriber must
+        // be there before the first publication (a broadcast subscriber starts at the next).
+        let deadline = Instant::now() + PATIENCE;
+        while ipcring::inspect::RingInfo::open(&ring).unwrap().attached(ipcring::inspect::RoleState::Alive) == 0 {
+            assert!(Instant::now() < deadline, "the example never attached");
+            std::thread::yield_now();
+        }
+        let mut environment = env(kind, &ring);
+        environment.push(("IPCRING_TOKIO_COUNT", "100".to_string()));
+        Peer::spawn("tokio_producer_process", &environment).finish();
+        let output = example.wait_with_output().unwrap();
+        assert!(output.status.success(), "{kind}: {:?}", output.status);
+        let expected: Vec<u8> = (0..100).flat_map(|sequence| encode(sequence).into_iter().chain([b'\n'])).collect();
+        assert_eq!(output.stdout, expected, "{kind}: every message, each followed by a newline");
     }
 }
