@@ -22,13 +22,45 @@
 //! # Ok::<(), ipcring::Error>(())
 //! ```
 
+#[cfg(not(loom))]
 use std::os::fd::{AsFd, BorrowedFd};
+#[cfg(not(loom))]
 use std::time::Duration;
 
 use super::eventcount::{register, Barriers, WaitWords};
+#[cfg(not(loom))]
 use super::uring::UringWait;
 use crate::error::Error;
-use crate::sync::AtomicU64;
+use crate::sync::{AtomicU32, AtomicU64};
+
+/// A futex wait that completes asynchronously: submitted now, its completion read later. The
+/// io_uring futex wait ([`UringWait`]) in production; a model of it for loom
+/// ([`super::futex::LoomAsyncWait`]), so that the models run this module's protocol.
+pub trait AsyncFutexWait {
+    /// Starts waiting for a wake of `word` if it holds `expected` (else completes at once).
+    fn submit(&mut self, word: &AtomicU32, expected: u32) -> Result<(), Error>;
+    /// True once the wait in flight completed (reads its completion).
+    fn completed(&mut self) -> bool;
+    /// Cancels the wait in flight without blocking (a later completion is spurious).
+    fn abandon(&mut self) -> Result<(), Error>;
+}
+
+#[cfg(not(loom))]
+impl AsyncFutexWait for UringWait {
+    fn submit(&mut self, word: &AtomicU32, expected: u32) -> Result<(), Error> {
+        self.arm(word, expected)
+    }
+
+    fn completed(&mut self) -> bool {
+        // Every ending counts: woken, the epoch moved, or cancelled under it (a thread that
+        // exited): the caller re-checks either way.
+        self.completion().is_some()
+    }
+
+    fn abandon(&mut self) -> Result<(), Error> {
+        self.cancel().map(drop)
+    }
+}
 
 /// What [`DescriptorWait::arm`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,18 +72,45 @@ pub enum Armed {
     Wait,
 }
 
-/// One event-loop waiter: an io_uring instance and whether it is registered on an eventcount.
+/// One event-loop waiter: an asynchronous futex wait (an io_uring instance in production) and
+/// whether it is registered on an eventcount.
 #[derive(Debug)]
-pub struct DescriptorWait {
-    uring: UringWait,
+pub struct DescriptorWait<W = DefaultWait> {
+    uring: W,
     /// Counted in some `waiters` (between an [`Armed::Wait`] and the disarm).
     registered: bool,
 }
 
-impl DescriptorWait {
+/// The asynchronous wait of production builds: io_uring.
+#[cfg(not(loom))]
+pub type DefaultWait = UringWait;
+/// The asynchronous wait of loom builds: the model.
+#[cfg(loom)]
+pub type DefaultWait = super::futex::LoomAsyncWait;
+
+#[cfg(not(loom))]
+impl DescriptorWait<UringWait> {
     /// A waiter ([`Error::ReadinessUnavailable`] where io_uring futex waits are not allowed).
     pub fn new() -> Result<DescriptorWait, Error> {
-        Ok(DescriptorWait { uring: UringWait::new()?, registered: false })
+        Ok(DescriptorWait::with_wait(UringWait::new()?))
+    }
+
+    /// Blocks up to `timeout` for the wait to fire (tests and threads; an event loop polls the
+    /// descriptor).
+    pub fn wait_fired(&mut self, timeout: Duration) -> Result<bool, Error> {
+        Ok(self.uring.wait_completion(timeout)?.is_some())
+    }
+}
+
+impl<W: AsyncFutexWait> DescriptorWait<W> {
+    /// A waiter over `wait`.
+    pub fn with_wait(wait: W) -> DescriptorWait<W> {
+        DescriptorWait { uring: wait, registered: false }
+    }
+
+    /// The asynchronous wait (the loom models block on their model of it).
+    pub fn inner(&mut self) -> &mut W {
+        &mut self.uring
     }
 
     /// Whether it is registered (armed, not yet disarmed).
@@ -82,7 +141,7 @@ impl DescriptorWait {
             words.deregister(record);
             return Ok(Armed::Now);
         }
-        if let Err(error) = self.uring.arm(&words.epoch, epoch) {
+        if let Err(error) = self.uring.submit(&words.epoch, epoch) {
             words.deregister(record);
             return Err(error);
         }
@@ -93,15 +152,7 @@ impl DescriptorWait {
     /// Whether the wait in flight has completed (woken, or the epoch had moved): reads its
     /// completion. After it fired, [`disarm`](Self::disarm) and re-check.
     pub fn fired(&mut self) -> bool {
-        // Every ending counts: woken, the epoch moved, or cancelled under it (a thread that
-        // exited): the caller re-checks either way.
-        self.uring.completion().is_some()
-    }
-
-    /// Blocks up to `timeout` for the wait to fire (tests and threads; an event loop polls the
-    /// descriptor).
-    pub fn wait_fired(&mut self, timeout: Duration) -> Result<bool, Error> {
-        Ok(self.uring.wait_completion(timeout)?.is_some())
+        self.uring.completed()
     }
 
     /// Takes the registration back (a wait still in flight is cancelled without waiting: a
@@ -111,20 +162,21 @@ impl DescriptorWait {
             return Ok(());
         }
         self.registered = false;
-        let cancelled = self.uring.cancel();
+        let cancelled = self.uring.abandon();
         words.deregister(record);
-        cancelled.map(drop)
+        cancelled
     }
 }
 
-impl AsFd for DescriptorWait {
+#[cfg(not(loom))]
+impl AsFd for DescriptorWait<UringWait> {
     /// Readable once an armed wait fired (and, spuriously, after a cancellation).
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.uring.as_fd()
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;

@@ -81,18 +81,19 @@ impl Futex for SharedFutex {
 
 /// A futex model for loom: the mutex makes "compare the word and go to sleep" atomic with
 /// respect to a wake, exactly the guarantee the kernel gives. Timeouts are modelled as
-/// returning at once (a timeout may always expire early).
+/// returning at once (a timeout may always expire early). The mutex guards a count of wakes,
+/// which the asynchronous waits ([`LoomAsyncWait`]) compare against.
 #[cfg(loom)]
 #[derive(Debug, Default)]
 pub struct LoomFutex {
-    lock: loom::sync::Mutex<()>,
+    wakes: loom::sync::Mutex<u64>,
     sleepers: loom::sync::Condvar,
 }
 
 #[cfg(loom)]
 impl Futex for LoomFutex {
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> FutexWait {
-        let guard = self.lock.lock().unwrap();
+        let guard = self.wakes.lock().unwrap();
         if word.load(crate::sync::Ordering::Relaxed) != expected {
             return FutexWait::Changed;
         }
@@ -104,7 +105,62 @@ impl Futex for LoomFutex {
     }
 
     fn wake_all(&self, _word: &AtomicU32) {
-        let _guard = self.lock.lock().unwrap();
+        let mut wakes = self.wakes.lock().unwrap();
+        *wakes += 1;
         self.sleepers.notify_all();
+    }
+}
+
+/// The loom model of an io_uring futex wait ([`super::uring::UringWait`]): submitted with the
+/// word compared under the futex's lock (as the kernel does at issue time), completed by the
+/// next wake of that futex. [`LoomAsyncWait::block`] stands in for an event loop's poll: it
+/// blocks until the wait completed, so a lost wake is a deadlock, which loom reports.
+#[cfg(loom)]
+#[derive(Debug)]
+pub struct LoomAsyncWait {
+    futex: std::sync::Arc<LoomFutex>,
+    /// The wake count when the wait in flight was submitted (`None`: nothing in flight).
+    armed_at: Option<u64>,
+    /// The wait completed at submission (the word had changed).
+    done: bool,
+}
+
+#[cfg(loom)]
+impl LoomAsyncWait {
+    /// An asynchronous waiter on `futex`.
+    pub fn new(futex: std::sync::Arc<LoomFutex>) -> LoomAsyncWait {
+        LoomAsyncWait { futex, armed_at: None, done: false }
+    }
+
+    /// Blocks until the wait in flight completed (at once if nothing is in flight).
+    pub fn block(&mut self) {
+        let mut wakes = self.futex.wakes.lock().unwrap();
+        while !self.done && self.armed_at.is_some_and(|at| *wakes == at) {
+            wakes = self.futex.sleepers.wait(wakes).unwrap();
+        }
+    }
+}
+
+#[cfg(loom)]
+impl super::descriptor::AsyncFutexWait for LoomAsyncWait {
+    fn submit(&mut self, word: &AtomicU32, expected: u32) -> Result<(), crate::Error> {
+        let wakes = self.futex.wakes.lock().unwrap();
+        self.done = word.load(crate::sync::Ordering::Relaxed) != expected;
+        self.armed_at = (!self.done).then_some(*wakes);
+        Ok(())
+    }
+
+    fn completed(&mut self) -> bool {
+        if self.done {
+            return true;
+        }
+        let wakes = self.futex.wakes.lock().unwrap();
+        self.armed_at.is_some_and(|at| *wakes > at)
+    }
+
+    fn abandon(&mut self) -> Result<(), crate::Error> {
+        self.armed_at = None;
+        self.done = false;
+        Ok(())
     }
 }

@@ -7,7 +7,6 @@
 
 pub mod barrier;
 pub mod block;
-#[cfg(not(loom))]
 pub mod descriptor;
 pub mod eventcount;
 pub mod futex;
@@ -20,11 +19,11 @@ pub mod uring;
 pub use crate::layout::WaitStrategy;
 pub use block::{block, BlockOn, Blocked, LivenessClock, PeerCheck};
 pub use eventcount::{notify, notify_with, sleep, Barriers, Sleep, WaitWords};
-#[cfg(loom)]
-pub use futex::LoomFutex;
 #[cfg(not(loom))]
 pub use futex::SharedFutex;
 pub use futex::{Futex, FutexWait};
+#[cfg(loom)]
+pub use futex::{LoomAsyncWait, LoomFutex};
 #[cfg(loom)]
 pub use mutex::LoomMutex;
 #[cfg(not(loom))]
