@@ -69,6 +69,9 @@ pub enum Command {
     /// A subscriber of `bench`'s fan-out rows (started by it, not by hand).
     #[command(hide = true)]
     BenchFanoutPeer(BenchFanoutPeerArgs),
+    /// The echo side of `bench`'s async wake-latency row (started by it, not by hand).
+    #[command(hide = true)]
+    BenchAsyncPeer(BenchAsyncPeerArgs),
 }
 
 /// `ipcring bench`.
@@ -159,6 +162,21 @@ pub struct BenchPeerArgs {
     /// CPU to pin to.
     #[arg(long)]
     pub pin: Option<usize>,
+}
+
+/// `ipcring bench-async-peer` (hidden): the async echo side of the async wake-latency row.
+#[derive(Debug, Args)]
+pub struct BenchAsyncPeerArgs {
+    /// Largest message.
+    #[arg(long, default_value_t = 8)]
+    pub max_size: usize,
+    /// Shared-memory object of the stamps page.
+    #[arg(long)]
+    pub page: String,
+    /// The ping ring (this helper receives from it, async).
+    pub ping: String,
+    /// The pong ring (this helper sends into it).
+    pub pong: String,
 }
 
 /// `ipcring bench-wake-peer` (hidden): the echo side of the wake-latency rows and limits.

@@ -53,6 +53,7 @@ pub fn run(command: Command) -> CliResult {
         Command::BenchWakePeer(args) => bench::wake::run_peer(&args),
         Command::BenchShapePeer(args) => bench::shapes::run_peer(&args),
         Command::BenchFanoutPeer(args) => bench::fanout::run_peer(&args),
+        Command::BenchAsyncPeer(args) => bench::asynchronous::run_peer(&args),
     }
 }
 

@@ -15,9 +15,9 @@ use crate::layout::WaitStrategy;
 use crate::sync::AtomicU64;
 #[cfg(not(loom))]
 use crate::wait::descriptor::{Armed, DescriptorWait};
-#[cfg(not(loom))]
-use crate::wait::Barriers;
 use crate::wait::WaitSite;
+#[cfg(not(loom))]
+use crate::wait::{Barriers, Counter};
 
 /// An endpoint's descriptor wait: none until readiness is first asked for.
 #[derive(Debug, Default)]
@@ -79,7 +79,12 @@ impl Descriptor {
         ready: impl FnOnce() -> bool,
     ) -> Result<Armed, Error> {
         let barriers = Self::barriers(site.strategy())?;
-        self.wait()?.arm(site.wait_words(sleeper), record, barriers, ready)
+        let armed = self.wait()?.arm(site.wait_words(sleeper), record, barriers, ready)?;
+        if armed == Armed::Wait {
+            // A futex wait, submitted through io_uring: counted as the blocked thread's is.
+            site.count(sleeper, Counter::FutexWait);
+        }
+        Ok(armed)
     }
 
     /// Whether the armed wait fired (reads the completions: after a spurious readable descriptor

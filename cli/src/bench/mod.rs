@@ -6,6 +6,7 @@
 //! Beside the rings in /dev/shm, `shm-spsc-file` measures the same SPSC ring in a file on a disk
 //! file system ([`disk_directory`]): the `shm-spsc` transport given a path for its address.
 
+pub mod asynchronous;
 pub mod bare_loop;
 mod batch;
 mod cpu;
@@ -592,16 +593,26 @@ pub fn run(args: &BenchArgs) -> CliResult {
     mechanisms.dedup();
     mechanisms.sort_unstable();
     mechanisms.dedup();
+    let mut skipped = Vec::new();
     let fanout_rows =
         if fanout { 2 * fanout::FANOUT.len() * sizes.iter().filter(|size| fanout::applies(**size)).count() } else { 0 };
+    // The async rows (wake latency and throughput of an async SPSC receiver) beside the
+    // blocking futex ring's, wherever those are measured and readiness is available here.
+    let async_rows = subjects.contains(&asynchronous::SUBJECT);
+    if async_rows {
+        if let Err(reason) = asynchronous::available() {
+            skipped.push(format!("shm-spsc async: {reason}"));
+        }
+    }
+    let async_rows = async_rows && asynchronous::available().is_ok();
     let steps = rounds
         * (1 + sizes.len() * (1 + mechanisms.len())
             + (per_size + usize::from(args.peers)) * sizes.len()
             + shape_rows
             + fanout_rows
+            + if async_rows { 2 * sizes.len() } else { 0 }
             + load_steps);
     let bar = progress(steps as u64);
-    let mut skipped = Vec::new();
     let mut notes: Vec<String> = unpinned.into_iter().collect();
     let countable = syscalls::available();
     if let Err(reason) = &countable {
@@ -729,6 +740,22 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 row += 1;
                 bar.inc(1);
             }
+            if async_rows {
+                for pattern in ["throughput", "wake"] {
+                    super::signals::check()?;
+                    bar.set_message(format!("round {round}/{rounds}: shm-spsc async {size} B: {pattern}"));
+                    let measured = match pattern {
+                        "throughput" => asynchronous::throughput_row(size, duration, cpus.map(|(_, theirs)| theirs))?,
+                        _ => asynchronous::wake_row(size, count)?,
+                    };
+                    if samples.len() <= row {
+                        samples.push(Vec::new());
+                    }
+                    samples[row].push(measured);
+                    row += 1;
+                    bar.inc(1);
+                }
+            }
             if fanout && fanout::applies(size) {
                 for subscribers in fanout::FANOUT {
                     for pattern in ["throughput", "round trip"] {
@@ -842,6 +869,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     notes.extend(shapes::note(&results, placement));
     notes.extend(fanout::note(&results));
+    notes.extend(asynchronous::note(&results, &limits));
     if let Some(peers) = peer_runs {
         let (rows, failed) = peers.finish();
         results.extend(rows);

@@ -411,13 +411,25 @@ const HEADINGS: [&str; 17] = [
     "rtt sleeps",
 ];
 
-const WAKE_HEADINGS: [&str; 10] =
-    ["transport", "wait", "size", "wake rtt p50", "min-max", "p99", "p99.9", "x raw futex", "sleeps/rtt", "late wakes"];
+const WAKE_HEADINGS: [&str; 11] = [
+    "transport",
+    "wait",
+    "size",
+    "wake rtt p50",
+    "min-max",
+    "p99",
+    "p99.9",
+    "x raw futex",
+    "x raw eventfd",
+    "sleeps/rtt",
+    "late wakes",
+];
 
 /// The wake-latency rows: round trips with each receiver asleep before its message, against the
-/// raw futex ping-pong measured the same way.
-fn wake_cells(report: &Report) -> Vec<[String; 10]> {
+/// raw futex and eventfd ping-pongs measured the same way.
+fn wake_cells(report: &Report) -> Vec<[String; 11]> {
     let limit = report.limits.futex_asleep.p50_ns;
+    let eventfd = report.limits.eventfd_asleep.p50_ns;
     report
         .results
         .iter()
@@ -427,7 +439,7 @@ fn wake_cells(report: &Report) -> Vec<[String; 10]> {
                 (Some(low), Some(high)) => range(nanos(Some(low)), nanos(Some(high))),
                 _ => "-".to_string(),
             };
-            let over = match row.p50_ns {
+            let over = |limit: u64| match row.p50_ns {
                 Some(p50) if limit > 0 => format!("{:.2}x", p50 as f64 / limit as f64),
                 _ => "-".to_string(),
             };
@@ -439,7 +451,8 @@ fn wake_cells(report: &Report) -> Vec<[String; 10]> {
                 spread,
                 nanos(row.p99_ns),
                 nanos(row.p999_ns),
-                over,
+                over(limit),
+                over(eventfd),
                 row.sleeps_per_msg.map_or("-".to_string(), |sleeps| format!("{sleeps:.2}")),
                 row.late_wakes.map_or("-".to_string(), |late| late.to_string()),
             ]

@@ -47,18 +47,18 @@ use super::work::Work;
 
 /// Offsets in the shared page of stamps and raw futex words, each on its own 64-byte line.
 /// When this process sent the ping (ns, CLOCK_MONOTONIC).
-const PING_SENT: usize = 0;
+pub(super) const PING_SENT: usize = 0;
 /// The ping's one-way latency as the helper measured it (ns).
-const PING_TOOK: usize = 64;
+pub(super) const PING_TOOK: usize = 64;
 /// When the helper sent the pong.
-const PONG_SENT: usize = 128;
+pub(super) const PONG_SENT: usize = 128;
 /// The raw futex words: the ping's and the pong's round numbers.
 const FUTEX_PING: usize = 192;
 const FUTEX_PONG: usize = 256;
 /// Round number that tells the raw helpers to exit.
 const STOP: u32 = u32::MAX;
 /// Longest a side may take to fall asleep, or a message to arrive, before the row fails.
-const LIMIT: Duration = Duration::from_secs(10);
+pub(super) const LIMIT: Duration = Duration::from_secs(10);
 /// Longest single sleep of a raw side, so that a vanished peer is noticed.
 const SLICE: Duration = Duration::from_millis(100);
 
@@ -72,20 +72,20 @@ pub enum Subject {
 }
 
 /// The time now on CLOCK_MONOTONIC, ns: the one clock both processes read.
-fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map_or(0, |time| time.tv_sec() as u64 * 1_000_000_000 + time.tv_nsec() as u64)
 }
 
 /// The sleep counter of the consumer side of the ring at `address` (`None` for a kernel
 /// transport): `futex_waits` or `semaphore_waits` of its consumer stats block.
-struct SleepCounter {
+pub(super) struct SleepCounter {
     segment: Segment,
     offset: u64,
 }
 
 impl SleepCounter {
-    fn open(kind: Kind, address: &str) -> CliResult<Option<SleepCounter>> {
+    pub(super) fn open(kind: Kind, address: &str) -> CliResult<Option<SleepCounter>> {
         if !matches!(kind, Kind::ShmSpsc | Kind::ShmMpmc) {
             return Ok(None);
         }
@@ -99,7 +99,7 @@ impl SleepCounter {
         Ok(Some(SleepCounter { segment, offset }))
     }
 
-    fn read(&self) -> u64 {
+    pub(super) fn read(&self) -> u64 {
         self.segment.atomic_u64(self.offset).load(Ordering::Relaxed)
     }
 }
@@ -112,7 +112,7 @@ fn state(pid: u32) -> Option<char> {
 
 /// Waits until process `pid` sleeps in its receive: in state `S` and, on a ring, its sleep
 /// counter past `*seen` (then updated). Fails after [`LIMIT`].
-fn await_asleep(pid: u32, counter: Option<&SleepCounter>, seen: &mut u64) -> CliResult {
+pub(super) fn await_asleep(pid: u32, counter: Option<&SleepCounter>, seen: &mut u64) -> CliResult {
     let deadline = Instant::now() + LIMIT;
     loop {
         let count = counter.map(SleepCounter::read);
