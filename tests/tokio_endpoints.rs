@@ -191,3 +191,33 @@ async fn stream_and_sink() {
         assert_eq!(tokio::time::timeout(Duration::from_secs(30), reader).await.unwrap().unwrap(), expected);
     }
 }
+
+/// A receiver that always finds a message still yields to the other tasks of its thread
+/// (tokio's cooperative budget): a task spawned beside it runs before it has drained the ring.
+#[tokio::test(flavor = "current_thread")]
+async fn a_receiver_that_never_waits_still_lets_other_tasks_run() {
+    const COUNT: u64 = 4096;
+    let mut sender: spsc::Sender = Builder::anonymous().slots(COUNT).slot_size(8).create().unwrap();
+    let receiver: spsc::Receiver = Builder::from_fd(descriptor_of(sender.fd())).open().unwrap();
+    for number in 0..COUNT {
+        sender.send(&number.to_le_bytes()).unwrap();
+    }
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn({
+        let ran = ran.clone();
+        async move { ran.store(true, std::sync::atomic::Ordering::Relaxed) }
+    });
+    let mut receiver = AsyncReceiver::new(receiver);
+    let mut buffer = Vec::new();
+    let mut first_seen = None;
+    for number in 0..COUNT {
+        receiver.recv(&mut buffer).await.unwrap();
+        assert_eq!(buffer, number.to_le_bytes());
+        if first_seen.is_none() && ran.load(std::sync::atomic::Ordering::Relaxed) {
+            first_seen = Some(number);
+        }
+    }
+    let first_seen = first_seen.expect("the other task never ran while the ring had messages");
+    assert!(first_seen < COUNT - 1, "it ran only at the end ({first_seen})");
+    eprintln!("the other task ran after {first_seen} receives");
+}

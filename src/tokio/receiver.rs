@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use polonius_the_crab::prelude::*;
 
-use super::wait::{budget, Wait, Waiter};
+use super::wait::{budget, poll_budget, Wait, Waiter};
 use crate::channel::{Receiver, ZeroCopyReceiver};
 use crate::readiness::Readiness;
 use crate::RecvError;
@@ -125,7 +125,7 @@ impl<R: Receiver + Readiness> AsyncReceiver<R> {
     /// # }
     /// ```
     pub async fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
-        budget().await;
+        budget(&mut self.waiter).await;
         loop {
             match self.inner.try_recv(buffer) {
                 Err(RecvError::Empty) => {}
@@ -162,8 +162,8 @@ impl<R: ZeroCopyReceiver + Readiness> AsyncReceiver<R> {
     /// # }
     /// ```
     pub async fn recv_ref(&mut self) -> Result<R::Message<'_>, RecvError> {
-        budget().await;
         let AsyncReceiver { inner, waiter } = self;
+        budget(waiter).await;
         let mut inner: &mut R = inner;
         loop {
             // Returning the borrow from inside the loop is what today's borrow checker refuses
@@ -203,14 +203,16 @@ impl<R: Receiver + Readiness + Unpin> Stream for AsyncReceiver<R> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let coop = std::task::ready!(::tokio::task::coop::poll_proceed(cx));
+        let coop = std::task::ready!(poll_budget(&mut this.waiter, cx));
         let mut buffer = Vec::new();
         loop {
             match this.inner.try_recv(&mut buffer) {
                 Err(RecvError::Empty) => {}
                 Err(RecvError::Disconnected) => return Poll::Ready(None),
                 other => {
-                    coop.made_progress();
+                    if let Some(unit) = &coop {
+                        unit.made_progress();
+                    }
                     this.waiter.progress();
                     return Poll::Ready(Some(other.map(|()| buffer)));
                 }

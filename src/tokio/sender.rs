@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use futures_sink::Sink;
 use polonius_the_crab::prelude::*;
 
-use super::wait::{budget, Wait, Waiter};
+use super::wait::{budget, poll_budget, Wait, Waiter};
 use crate::channel::{Sender, ZeroCopySender};
 use crate::readiness::Readiness;
 use crate::SendError;
@@ -122,7 +122,7 @@ impl<S: Sender + Readiness> AsyncSender<S> {
     /// # }
     /// ```
     pub async fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        budget().await;
+        budget(&mut self.waiter).await;
         loop {
             match self.inner.try_send(message) {
                 Err(SendError::Full) => {}
@@ -137,12 +137,19 @@ impl<S: Sender + Readiness> AsyncSender<S> {
 
     /// Sends what the [`Sink`] holds, waiting while there is no room.
     fn poll_flush_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        if self.pending.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        let coop = std::task::ready!(poll_budget(&mut self.waiter, cx));
         while let Some(message) = &self.pending {
             match self.inner.try_send(message) {
                 Err(SendError::Full) => {}
                 other => {
                     self.pending = None;
                     self.waiter.progress();
+                    if let Some(unit) = &coop {
+                        unit.made_progress();
+                    }
                     return Poll::Ready(other);
                 }
             }
@@ -174,8 +181,8 @@ impl<S: ZeroCopySender + Readiness> AsyncSender<S> {
     /// # }
     /// ```
     pub async fn reserve(&mut self) -> Result<S::Slot<'_>, SendError> {
-        budget().await;
         let AsyncSender { inner, waiter, .. } = self;
+        budget(waiter).await;
         let mut inner: &mut S = inner;
         loop {
             // Returning the borrow from inside the loop: see `AsyncReceiver::recv_ref`.

@@ -43,12 +43,15 @@ pub(crate) struct Waiter {
     timer: Option<Pin<Box<Sleep>>>,
     /// The degraded mode's next sleep.
     backoff: Duration,
+    /// Operations begun (wrapping): every [`OPERATIONS_PER_BUDGET_UNIT`]th takes a unit of the
+    /// task's cooperative budget.
+    operations: u8,
 }
 
 impl Waiter {
     /// A waiter that has not waited yet.
     pub(crate) fn new() -> Waiter {
-        Waiter { mode: Mode::Unknown, armed: false, timer: None, backoff: POLL_FIRST }
+        Waiter { mode: Mode::Unknown, armed: false, timer: None, backoff: POLL_FIRST, operations: 0 }
     }
 
     /// True if the endpoint waits by polling (no readiness descriptor here); decided at the
@@ -93,7 +96,7 @@ impl Waiter {
         if matches!(self.mode, Mode::Unknown) {
             self.decide(endpoint)?;
         }
-        let Waiter { mode, armed, timer, backoff } = self;
+        let Waiter { mode, armed, timer, backoff, .. } = self;
         match mode {
             Mode::Unknown => unreachable!("decided just above"),
             Mode::Polling => {
@@ -197,8 +200,34 @@ impl<E: Readiness> Drop for Wait<'_, E> {
     }
 }
 
-/// Takes one unit of the task's cooperative budget (tokio's scheduling fairness): an endpoint
-/// that can always make progress would otherwise never yield to the other tasks.
-pub(crate) async fn budget() {
-    ::tokio::task::coop::consume_budget().await;
+/// Operations per unit of tokio's cooperative budget: a ring operation costs tens of
+/// nanoseconds, a socket's a microsecond, so charging every one would make the budget check a
+/// noticeable share of each message; a task still yields after 128 units (1024 operations).
+const OPERATIONS_PER_BUDGET_UNIT: u8 = 8;
+
+/// Takes part in the task's cooperative budget (tokio's scheduling fairness), before an
+/// operation: an endpoint that can always make progress would otherwise never yield to the
+/// other tasks. Every [`OPERATIONS_PER_BUDGET_UNIT`]th operation takes a unit (and yields if
+/// there is none left, before it consumes anything).
+pub(crate) async fn budget(waiter: &mut Waiter) {
+    if waiter.operations % OPERATIONS_PER_BUDGET_UNIT == 0 {
+        ::tokio::task::coop::consume_budget().await;
+    }
+    waiter.operations = waiter.operations.wrapping_add(1);
+}
+
+/// [`budget`] for poll functions (`Stream`, `Sink`): `Pending` if the task is out of budget and
+/// must yield first; else the unit taken, if this operation takes one, to mark as used
+/// (`made_progress`) once the operation completed (an operation that ends pending gives it back).
+pub(crate) fn poll_budget(
+    waiter: &mut Waiter,
+    cx: &mut Context<'_>,
+) -> Poll<Option<::tokio::task::coop::RestoreOnPending>> {
+    if waiter.operations % OPERATIONS_PER_BUDGET_UNIT != 0 {
+        waiter.operations = waiter.operations.wrapping_add(1);
+        return Poll::Ready(None);
+    }
+    let unit = std::task::ready!(::tokio::task::coop::poll_proceed(cx));
+    waiter.operations = waiter.operations.wrapping_add(1);
+    Poll::Ready(Some(unit))
 }
