@@ -65,8 +65,11 @@ impl Waiter {
     }
 
     /// The operation succeeded: the degraded mode's next wait starts short again.
+    #[inline]
     pub(crate) fn progress(&mut self) {
-        self.backoff = POLL_FIRST;
+        if self.backoff != POLL_FIRST {
+            self.backoff = POLL_FIRST;
+        }
     }
 
     fn decide<E: Readiness>(&mut self, endpoint: &mut E) -> Result<(), Error> {
@@ -209,11 +212,12 @@ const OPERATIONS_PER_BUDGET_UNIT: u8 = 8;
 /// operation: an endpoint that can always make progress would otherwise never yield to the
 /// other tasks. Every [`OPERATIONS_PER_BUDGET_UNIT`]th operation takes a unit (and yields if
 /// there is none left, before it consumes anything).
+#[inline]
 pub(crate) async fn budget(waiter: &mut Waiter) {
+    waiter.operations = waiter.operations.wrapping_add(1);
     if waiter.operations % OPERATIONS_PER_BUDGET_UNIT == 0 {
         ::tokio::task::coop::consume_budget().await;
     }
-    waiter.operations = waiter.operations.wrapping_add(1);
 }
 
 /// [`budget`] for poll functions (`Stream`, `Sink`): `Pending` if the task is out of budget and
@@ -223,7 +227,7 @@ pub(crate) fn poll_budget(
     waiter: &mut Waiter,
     cx: &mut Context<'_>,
 ) -> Poll<Option<::tokio::task::coop::RestoreOnPending>> {
-    if waiter.operations % OPERATIONS_PER_BUDGET_UNIT != 0 {
+    if waiter.operations.wrapping_add(1) % OPERATIONS_PER_BUDGET_UNIT != 0 {
         waiter.operations = waiter.operations.wrapping_add(1);
         return Poll::Ready(None);
     }
