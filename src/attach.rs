@@ -12,17 +12,16 @@
 use std::sync::Arc;
 
 use crate::broadcast::{self, ShmBroadcast};
-use crate::channel;
 use crate::error::{AttachError, Error};
 use crate::layout::RingKind;
 use crate::mpmc::{self, ShmRing};
 use crate::segment::Segment;
 use crate::spsc::{self, ShmMemory};
 
-/// A sending endpoint of a ring of any kind.
-pub type BoxedSender = Box<dyn channel::Sender + Send>;
-/// A receiving endpoint of a ring of any kind.
-pub type BoxedReceiver = Box<dyn channel::Receiver + Send>;
+/// A sending endpoint of any transport (a ring of any kind, or a fallback), with its readiness.
+pub type BoxedSender = Box<dyn crate::readiness::ReadySender + Send>;
+/// A receiving endpoint of any transport (a ring of any kind, or a fallback), with its readiness.
+pub type BoxedReceiver = Box<dyn crate::readiness::ReadyReceiver + Send>;
 
 /// Attaches a producer (a broadcast ring's publisher) to the existing ring `name`, whatever its
 /// kind.

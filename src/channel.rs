@@ -186,6 +186,79 @@ pub trait Receiver {
     }
 }
 
+/// A boxed sender sends as the one in it does (so `Box<dyn ...>` endpoints, as
+/// [`transport::open_sender`](crate::transport::open_sender) returns, work with generic code).
+///
+/// ```
+/// use ipcring::channel::Sender;
+/// let sender: ipcring::spsc::Sender = ipcring::Builder::anonymous().create()?;
+/// let mut boxed: Box<dyn Sender> = Box::new(sender);
+/// fn generic(sender: &mut impl Sender) -> Result<(), ipcring::SendError> {
+///     sender.try_send(b"through the box")
+/// }
+/// generic(&mut boxed)?;
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+impl<T: Sender + ?Sized> Sender for Box<T> {
+    fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
+        (**self).send(message)
+    }
+
+    fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
+        (**self).try_send(message)
+    }
+
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
+        (**self).send_timeout(message, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        (**self).max_message_size()
+    }
+
+    fn transport(&self) -> Kind {
+        (**self).transport()
+    }
+}
+
+/// A boxed receiver receives as the one in it does.
+///
+/// ```
+/// use ipcring::channel::Receiver;
+/// let receiver: ipcring::spsc::Receiver = ipcring::Builder::anonymous().create()?;
+/// let mut boxed: Box<dyn Receiver> = Box::new(receiver);
+/// fn generic(receiver: &mut impl Receiver) -> bool {
+///     receiver.try_recv(&mut Vec::new()).is_err()
+/// }
+/// assert!(generic(&mut boxed));
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+impl<T: Receiver + ?Sized> Receiver for Box<T> {
+    fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
+        (**self).recv(buffer)
+    }
+
+    fn try_recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
+        (**self).try_recv(buffer)
+    }
+
+    fn recv_timeout(&mut self, buffer: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
+        (**self).recv_timeout(buffer, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        (**self).max_message_size()
+    }
+
+    fn transport(&self) -> Kind {
+        (**self).transport()
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        (**self).peer_credentials()
+    }
+}
+
 /// A slot reserved for writing in place: fill [`payload`](WriteSlot::payload), then
 /// [`commit`](WriteSlot::commit). Dropping it uncommitted publishes nothing.
 ///

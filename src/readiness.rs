@@ -46,8 +46,25 @@
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
+use crate::channel;
 pub use crate::wait::descriptor::Armed;
 use crate::Error;
+
+/// What to poll the readiness descriptor for.
+///
+/// ```
+/// use ipcring::readiness::{Interest, Readiness};
+/// let receiver: ipcring::spsc::Receiver = ipcring::Builder::anonymous().create()?;
+/// assert_eq!(receiver.interest(), Interest::Readable); // every ring endpoint, either side
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// `POLLIN`: a ring endpoint (its io_uring wait completed), a transport's receiver.
+    Readable,
+    /// `POLLOUT`: a transport's sender waiting for room in the kernel's buffer or queue.
+    Writable,
+}
 
 /// Whether this process may wait on rings through a descriptor: `Err` says why not (Linux
 /// before 6.7, `io_uring` disabled by sysctl or refused by a seccomp filter). Probed once.
@@ -61,7 +78,9 @@ pub fn available() -> Result<(), &'static str> {
     crate::wait::uring::available()
 }
 
-/// A ring endpoint an event loop can wait on. Implemented by every endpoint of every ring kind.
+/// An endpoint an event loop can wait on. Implemented by every endpoint of every ring kind, and
+/// by every transport's (a transport's descriptor is its socket, pipe or queue; System V queues
+/// and a signal sender have none and give [`Error::ReadinessUnavailable`]).
 ///
 /// The wait state lives in the endpoint: between [`arm`](Readiness::arm) and
 /// [`disarm`](Readiness::disarm) it counts as a sleeper of its ring. Every blocking call
@@ -131,6 +150,20 @@ pub trait Readiness {
     /// ```
     fn fired(&mut self) -> bool;
 
+    /// What to poll [`readiness_fd`](Readiness::readiness_fd) for now: `Readable` for every ring
+    /// endpoint; a transport's sender may wait for room (`Writable`) or for its receiver's word
+    /// (a datagram sender's credit: `Readable`).
+    ///
+    /// ```
+    /// use ipcring::readiness::{Interest, Readiness};
+    /// let sender: ipcring::mpmc::Sender = ipcring::Builder::anonymous().create()?;
+    /// assert_eq!(sender.interest(), Interest::Readable);
+    /// # Ok::<(), ipcring::Error>(())
+    /// ```
+    fn interest(&self) -> Interest {
+        Interest::Readable
+    }
+
     /// The longest a poll should wait before trying again: a killed peer wakes nobody, so the
     /// try after this long checks whether it died. `None`: no liveness checks (heap rings).
     ///
@@ -141,4 +174,130 @@ pub trait Readiness {
     /// # Ok::<(), ipcring::Error>(())
     /// ```
     fn liveness_interval(&self) -> Option<Duration>;
+}
+
+/// A sending endpoint of any transport that an event loop can wait on: what
+/// [`transport::open_sender`](crate::transport::open_sender) returns, boxed.
+///
+/// ```
+/// fn wants(_: &mut dyn ipcring::readiness::ReadySender) {}
+/// let mut sender: ipcring::spsc::Sender = ipcring::Builder::anonymous().create()?;
+/// wants(&mut sender);
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+pub trait ReadySender: channel::Sender + Readiness {}
+impl<T: channel::Sender + Readiness + ?Sized> ReadySender for T {}
+
+/// A receiving endpoint of any transport that an event loop can wait on: what
+/// [`transport::open_receiver`](crate::transport::open_receiver) returns, boxed.
+///
+/// ```
+/// fn wants(_: &mut dyn ipcring::readiness::ReadyReceiver) {}
+/// let mut receiver: ipcring::spsc::Receiver = ipcring::Builder::anonymous().create()?;
+/// wants(&mut receiver);
+/// # Ok::<(), ipcring::Error>(())
+/// ```
+pub trait ReadyReceiver: channel::Receiver + Readiness {}
+impl<T: channel::Receiver + Readiness + ?Sized> ReadyReceiver for T {}
+
+/// A boxed endpoint waits as the endpoint in it does.
+impl<T: Readiness + ?Sized> Readiness for Box<T> {
+    fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        (**self).readiness_fd()
+    }
+
+    fn arm(&mut self) -> Result<Armed, Error> {
+        (**self).arm()
+    }
+
+    fn disarm(&mut self) {
+        (**self).disarm();
+    }
+
+    fn fired(&mut self) -> bool {
+        (**self).fired()
+    }
+
+    fn interest(&self) -> Interest {
+        (**self).interest()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        (**self).liveness_interval()
+    }
+}
+
+/// Readiness of a transport endpoint whose descriptor the kernel keeps ready (a socket, a pipe,
+/// a POSIX queue): nothing to register; the poll itself tells. `fd` is the descriptor once
+/// there is one (a listener that has not accepted, a FIFO with no reader yet: not yet, and the
+/// async wrappers poll with a short sleep until then).
+pub(crate) mod kernel {
+    use super::*;
+
+    /// [`Readiness::readiness_fd`] of such an endpoint.
+    pub(crate) fn fd(fd: Option<BorrowedFd<'_>>) -> Result<BorrowedFd<'_>, Error> {
+        fd.ok_or(Error::ReadinessUnavailable { reason: "not connected yet" })
+    }
+
+    /// The impl for a transport endpoint type: `$fd` gets its descriptor (`Option`), `$interest`
+    /// what to poll it for, `$liveness` how often a wait must look at its peer (`None`: the
+    /// kernel reports a peer's end itself, as end of file or a reset).
+    macro_rules! kernel_readiness {
+        ([$($generics:tt)*] $type:ty, |$this:ident| $fd:expr, |$me:ident| $interest:expr, $liveness:expr) => {
+            impl<$($generics)*> crate::readiness::Readiness for $type {
+                fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, crate::Error> {
+                    let $this = self;
+                    crate::readiness::kernel::fd($fd)
+                }
+
+                fn arm(&mut self) -> Result<crate::readiness::Armed, crate::Error> {
+                    // The try that came before found the descriptor not ready; the poll is
+                    // the wait (level-triggered, or an edge after that try).
+                    Ok(crate::readiness::Armed::Wait)
+                }
+
+                fn disarm(&mut self) {}
+
+                fn fired(&mut self) -> bool {
+                    true
+                }
+
+                fn interest(&self) -> crate::readiness::Interest {
+                    let $me = self;
+                    $interest
+                }
+
+                fn liveness_interval(&self) -> Option<std::time::Duration> {
+                    $liveness
+                }
+            }
+        };
+    }
+    pub(crate) use kernel_readiness;
+
+    /// The impl for an endpoint with no descriptor to wait on.
+    macro_rules! no_readiness {
+        ($type:ty, $reason:expr) => {
+            impl crate::readiness::Readiness for $type {
+                fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, crate::Error> {
+                    Err(crate::Error::ReadinessUnavailable { reason: $reason })
+                }
+
+                fn arm(&mut self) -> Result<crate::readiness::Armed, crate::Error> {
+                    Err(crate::Error::ReadinessUnavailable { reason: $reason })
+                }
+
+                fn disarm(&mut self) {}
+
+                fn fired(&mut self) -> bool {
+                    true
+                }
+
+                fn liveness_interval(&self) -> Option<std::time::Duration> {
+                    None
+                }
+            }
+        };
+    }
+    pub(crate) use no_readiness;
 }

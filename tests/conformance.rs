@@ -220,6 +220,92 @@ fn a_closed_receiver_gives_disconnected_to_the_sender(kind: Kind) {
     }
 }
 
+// ---- async (the `tokio` feature): the same transports awaited ------------------------------
+
+/// A current-thread runtime on the calling thread (a signal receiver works only in the thread
+/// that attached it).
+#[cfg(feature = "tokio")]
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Whether `kind`'s endpoints on `side` wait on a descriptor (else they poll).
+#[cfg(feature = "tokio")]
+fn has_descriptor(kind: Kind, sending: bool) -> bool {
+    match kind {
+        Kind::SysvMq => false,
+        Kind::Signal => !sending,
+        Kind::ShmSpsc | Kind::ShmMpmc => ipcring::readiness::available().is_ok(),
+        _ => true,
+    }
+}
+
+/// An async receiver gets every message in order from a sender thread, then `Disconnected`.
+#[cfg(feature = "tokio")]
+fn async_receiver_gets_everything_in_order(kind: Kind) {
+    let (mut sender, receiver) = pair(kind, "async-recv");
+    let lengths = max_size(kind).min(1499) as u64 + 1;
+    let messages: Vec<Vec<u8>> =
+        (0..2000u64).map(|sequence| message(sequence, (sequence * 7 % lengths) as usize)).collect();
+    let expected = messages.clone();
+    let writer = std::thread::spawn(move || {
+        for (index, message) in messages.iter().enumerate() {
+            if index % 500 == 0 {
+                // SLEEP-OK: makes the receiver wait (asleep in the runtime), not only find messages ready
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sender.send_timeout(message, PATIENCE).unwrap();
+        }
+    });
+    let mut receiver = ipcring::tokio::AsyncReceiver::new(receiver);
+    runtime().block_on(async {
+        let mut buffer = Vec::new();
+        for (index, message) in expected.iter().enumerate() {
+            tokio::time::timeout(PATIENCE, receiver.recv(&mut buffer)).await.unwrap().unwrap();
+            assert!(buffer == *message, "message {index}: {} bytes, expected {}", buffer.len(), message.len());
+        }
+        writer.join().unwrap();
+        let end = tokio::time::timeout(PATIENCE, receiver.recv(&mut buffer)).await.unwrap();
+        assert!(matches!(end, Err(ipcring::RecvError::Disconnected)), "{end:?}");
+    });
+    assert_eq!(receiver.waits_by_polling(), Some(!has_descriptor(kind, false)), "{kind}");
+}
+
+/// An async sender fills the transport and waits for room while a receiver drains it slowly.
+#[cfg(feature = "tokio")]
+fn async_sender_waits_for_room(kind: Kind) {
+    let (sender, mut receiver) = pair(kind, "async-send");
+    let length = 1000.min(max_size(kind));
+    // Enough to fill every transport's buffer or queue several times over (loopback TCP's
+    // buffers grow to several MiB).
+    let count = match kind {
+        Kind::Tcp => 30_000,
+        Kind::Signal => 2000,
+        _ => 3000,
+    };
+    let writer = std::thread::spawn(move || {
+        let mut sender = ipcring::tokio::AsyncSender::new(sender);
+        runtime().block_on(async {
+            for sequence in 0..count {
+                tokio::time::timeout(PATIENCE, sender.send(&message(sequence, length))).await.unwrap().unwrap();
+            }
+        });
+        sender.waits_by_polling()
+    });
+    let mut buffer = Vec::new();
+    for sequence in 0..count {
+        if sequence % 1000 == 0 {
+            // SLEEP-OK: lets the sender fill the transport and wait for room
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        receive(&mut receiver, &mut buffer);
+        assert!(buffer == message(sequence, length), "message {sequence}");
+    }
+    // `None`: the sender never had to wait, and the test proved nothing.
+    let polling = writer.join().unwrap().expect("the sender never waited for room");
+    assert_eq!(polling, !has_descriptor(kind, true), "{kind}");
+}
+
 // ---- cross-process -------------------------------------------------------------------------
 
 /// A peer process, killed if the test ends without waiting for it.
@@ -459,6 +545,10 @@ macro_rules! conformance {
             }
             #[test] fn a_killed_sender_gives_disconnected() { super::a_killed_sender_gives_disconnected($kind) }
             #[test] fn a_killed_receiver_gives_disconnected() { super::a_killed_receiver_gives_disconnected($kind) }
+            #[cfg(feature = "tokio")]
+            #[test] fn async_receiver_gets_everything_in_order() { super::async_receiver_gets_everything_in_order($kind) }
+            #[cfg(feature = "tokio")]
+            #[test] fn async_sender_waits_for_room() { super::async_sender_waits_for_room($kind) }
         }
     )*};
 }

@@ -72,15 +72,20 @@ impl Waiter {
         }
     }
 
+    /// Decides how to wait: on the endpoint's descriptor if it has one now, else by polling. A
+    /// polling endpoint asks again at each wait (a transport's listener gets its connection, a
+    /// FIFO its reader); a descriptor, once there, stays for the endpoint's life.
     fn decide<E: Readiness>(&mut self, endpoint: &mut E) -> Result<(), Error> {
         self.mode = match endpoint.readiness_fd() {
             Ok(fd) => {
                 let fd =
                     fd.try_clone_to_owned().map_err(|error| Error::io("duplicating a readiness descriptor", error))?;
+                // Both directions: a transport's sender may wait for room or for its peer's word.
+                let interest = Interest::READABLE | Interest::WRITABLE;
                 // SAFETY: `fd` is an `OwnedFd` the AsyncFd takes ownership of: it stays open,
                 // naming the same file description, until the AsyncFd drops it, and its
                 // `as_raw_fd` always returns that descriptor.
-                let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+                let registered = unsafe { AsyncFd::register_with_interest(fd, interest) };
                 Mode::Descriptor(registered.map_err(|error| Error::io("registering a readiness descriptor", error))?)
             }
             Err(Error::ReadinessUnavailable { .. }) => Mode::Polling,
@@ -96,7 +101,7 @@ impl Waiter {
         endpoint: &mut E,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
-        if matches!(self.mode, Mode::Unknown) {
+        if matches!(self.mode, Mode::Unknown) || (matches!(self.mode, Mode::Polling) && !self.armed) {
             self.decide(endpoint)?;
         }
         let Waiter { mode, armed, timer, backoff, .. } = self;
@@ -124,7 +129,11 @@ impl Waiter {
                         set_timer(timer, Instant::now() + interval);
                     }
                 }
-                match fd.poll_read_ready(cx) {
+                let ready = match endpoint.interest() {
+                    crate::readiness::Interest::Readable => fd.poll_read_ready(cx),
+                    crate::readiness::Interest::Writable => fd.poll_write_ready(cx),
+                };
+                match ready {
                     Poll::Ready(Ok(mut guard)) => {
                         // Read the completions first, then clear: a completion posted after the
                         // read raises a new edge, which the clear does not erase.

@@ -376,6 +376,9 @@ pub struct DatagramSender {
     probe_value: u64,
     /// Unix: sends since the receiver's liveness checks were last drained.
     sends_since_drain: u32,
+    /// UDP, an event-loop wait for credit: when the receiver was last checked (`None`: not
+    /// waiting), so that a dead receiver ends the wait as it ends a blocking one.
+    credit_checked: Option<Instant>,
 }
 
 impl DatagramSender {
@@ -393,6 +396,7 @@ impl DatagramSender {
             probes: 0,
             probe_value: 0,
             sends_since_drain: 0,
+            credit_checked: None,
         }
     }
 
@@ -872,6 +876,61 @@ impl DatagramSocket for DatagramReceiver {
 }
 
 deadline_channel_trait!([] Receiver for DatagramReceiver, |this| this.socket.family.kind());
+
+/// Readiness of a datagram sender: its socket, readable while it waits for its receiver's hello
+/// or for credit (UDP), writable while the kernel's send buffer is full (Unix). Waiting for
+/// credit, each wait looks at the receiver after a check interval without credit, as the
+/// blocking wait does, so that a dead receiver ends it.
+impl crate::readiness::Readiness for DatagramSender {
+    fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>> {
+        Ok(self.socket.fd())
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed> {
+        if self.socket.peer.is_none() || !self.window_full() {
+            self.credit_checked = None;
+            return Ok(crate::readiness::Armed::Wait);
+        }
+        self.read_control()?;
+        let now = Instant::now();
+        match self.credit_checked {
+            Some(at) if now.saturating_duration_since(at) >= self.check_interval() => {
+                self.check_receiver()?;
+                self.credit_checked = Some(now);
+            }
+            Some(_) => {}
+            None => self.credit_checked = Some(now),
+        }
+        if self.gone || !self.window_full() {
+            return Ok(crate::readiness::Armed::Now);
+        }
+        Ok(crate::readiness::Armed::Wait)
+    }
+
+    fn disarm(&mut self) {}
+
+    fn fired(&mut self) -> bool {
+        true
+    }
+
+    fn interest(&self) -> crate::readiness::Interest {
+        if self.socket.peer.is_none() || self.window_full() {
+            crate::readiness::Interest::Readable
+        } else {
+            crate::readiness::Interest::Writable
+        }
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        (self.socket.family == Family::Udp).then(|| self.check_interval())
+    }
+}
+
+// Readiness of a datagram receiver: its socket, readable; each wait looks at the sender at most
+// once per [`LIVENESS_INTERVAL`], as the blocking receive's slices do.
+crate::readiness::kernel::kernel_readiness!([] DatagramReceiver,
+    |this| Some(this.socket.fd()),
+    |_me| crate::readiness::Interest::Readable, Some(LIVENESS_INTERVAL));
 
 #[cfg(test)]
 mod tests {

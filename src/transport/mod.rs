@@ -424,6 +424,33 @@ impl<T> Drop for Cleaned<T> {
     }
 }
 
+/// The endpoint's readiness, as it is.
+impl<T: crate::readiness::Readiness> crate::readiness::Readiness for Cleaned<T> {
+    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
+        self.endpoint.readiness_fd()
+    }
+
+    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
+        self.endpoint.arm()
+    }
+
+    fn disarm(&mut self) {
+        self.endpoint.disarm();
+    }
+
+    fn fired(&mut self) -> bool {
+        self.endpoint.fired()
+    }
+
+    fn interest(&self) -> crate::readiness::Interest {
+        self.endpoint.interest()
+    }
+
+    fn liveness_interval(&self) -> Option<Duration> {
+        self.endpoint.liveness_interval()
+    }
+}
+
 impl channel::Sender for Cleaned<BoxedSender> {
     fn send(&mut self, message: &[u8]) -> Result<(), crate::error::SendError> {
         self.endpoint.send(message)

@@ -867,6 +867,16 @@ impl MqReceiver {
 
 transport_channel_traits!(MqSender, MqReceiver, TRANSPORT);
 
+// Readiness: the queue descriptor (an `mqd_t` is a file descriptor on Linux), readable for the
+// receiver and writable for the sender; a wait looks at the peer at most once per
+// [`LIVENESS_INTERVAL`], as the blocking calls' slices do.
+crate::readiness::kernel::kernel_readiness!([] MqSender,
+    |this| Some(this.endpoint.queue.descriptor.as_fd()),
+    |_me| crate::readiness::Interest::Writable, Some(LIVENESS_INTERVAL));
+crate::readiness::kernel::kernel_readiness!([] MqReceiver,
+    |this| Some(this.endpoint.queue.descriptor.as_fd()),
+    |_me| crate::readiness::Interest::Readable, Some(LIVENESS_INTERVAL));
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -354,6 +354,14 @@ deadline_channel_trait!([] Receiver for SeqpacketReceiver, |_this| NAME, {
     }
 });
 
+// Readiness: as the byte streams' (`stream.rs`).
+crate::readiness::kernel::kernel_readiness!([] SeqpacketSender,
+    |this| this.link.connected(Deadline::Now).ok().flatten(),
+    |_me| crate::readiness::Interest::Writable, None);
+crate::readiness::kernel::kernel_readiness!([] SeqpacketReceiver,
+    |this| this.link.connected(Deadline::Now).ok().flatten(),
+    |_me| crate::readiness::Interest::Readable, None);
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -1123,6 +1123,15 @@ impl Drop for SignalSender {
 
 transport_channel_traits!(SignalSender, SignalReceiver, TRANSPORT);
 
+// Readiness: the receiver's signalfd (read in the thread that attached it: on tokio, a
+// current-thread runtime there); its wait looks at the sender at most once per
+// [`LIVENESS_INTERVAL`]. A sender has nothing to poll (a full signal queue tells nobody when it
+// drains).
+crate::readiness::kernel::kernel_readiness!([] SignalReceiver,
+    |this| Some(this.claim.signalfd.as_fd()),
+    |_me| crate::readiness::Interest::Readable, Some(LIVENESS_INTERVAL));
+crate::readiness::kernel::no_readiness!(SignalSender, "a signal sender has no descriptor to wait on");
+
 #[cfg(test)]
 mod tests {
     use super::*;

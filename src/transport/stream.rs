@@ -387,6 +387,16 @@ deadline_channel_trait!([L: Link] Receiver for StreamReceiver<L>, |this| this.na
     }
 });
 
+// Readiness: the connected descriptor, readable for the receiver and writable for the sender
+// (`docs/event-loops.md`); none yet while a listener has not accepted or a FIFO has no reader.
+// The kernel reports a peer's end itself (end of file, a reset).
+crate::readiness::kernel::kernel_readiness!([L: Link] StreamSender<L>,
+    |this| this.link.connected(Deadline::Now).ok().flatten(),
+    |_me| crate::readiness::Interest::Writable, None);
+crate::readiness::kernel::kernel_readiness!([L: Link] StreamReceiver<L>,
+    |this| this.link.connected(Deadline::Now).ok().flatten(),
+    |_me| crate::readiness::Interest::Readable, None);
+
 #[cfg(test)]
 mod tests {
     use super::*;

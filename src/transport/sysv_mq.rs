@@ -1145,6 +1145,10 @@ impl SysvMqReceiver {
 
 transport_channel_traits!(SysvMqSender, SysvMqReceiver, TRANSPORT);
 
+// Readiness: none (a System V queue has no descriptor).
+crate::readiness::kernel::no_readiness!(SysvMqSender, "a System V message queue has no descriptor to wait on");
+crate::readiness::kernel::no_readiness!(SysvMqReceiver, "a System V message queue has no descriptor to wait on");
+
 #[cfg(test)]
 mod tests {
     use super::*;
