@@ -35,7 +35,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 
 /// A futex wait that completes asynchronously: submitted now, its completion read later. The
 /// io_uring futex wait ([`UringWait`]) in production; a model of it for loom
-/// ([`super::futex::LoomAsyncWait`]), so that the models run this module's protocol.
+/// (`LoomAsyncWait`, under `cfg(loom)`), so that the models run this module's protocol.
 pub trait AsyncFutexWait {
     /// Starts waiting for a wake of `word` if it holds `expected` (else completes at once).
     fn submit(&mut self, word: &AtomicU32, expected: u32) -> Result<(), Error>;
