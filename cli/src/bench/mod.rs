@@ -710,6 +710,25 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     samples[row].push(measured);
                     row += 1;
                     bar.inc(1);
+                    // The async receiver's twin of the blocking futex ring's throughput and wake
+                    // rows, measured right after it in every round.
+                    let twin = async_rows && *subject == asynchronous::SUBJECT;
+                    if twin && matches!(*pattern, "throughput" | "wake") {
+                        super::signals::check()?;
+                        bar.set_message(format!("round {round}/{rounds}: shm-spsc async {size} B: {pattern}"));
+                        let measured = match *pattern {
+                            "throughput" => {
+                                asynchronous::throughput_row(size, duration, cpus.map(|(_, theirs)| theirs))?
+                            }
+                            _ => asynchronous::wake_row(size, count)?,
+                        };
+                        if samples.len() <= row {
+                            samples.push(Vec::new());
+                        }
+                        samples[row].push(measured);
+                        row += 1;
+                        bar.inc(1);
+                    }
                 }
                 // Latency under load: one row per offered load, all from one closed-loop probe.
                 if load::applies(*subject, size, &sizes, args.full) {
@@ -739,22 +758,6 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 samples[row].push(measured);
                 row += 1;
                 bar.inc(1);
-            }
-            if async_rows {
-                for pattern in ["throughput", "wake"] {
-                    super::signals::check()?;
-                    bar.set_message(format!("round {round}/{rounds}: shm-spsc async {size} B: {pattern}"));
-                    let measured = match pattern {
-                        "throughput" => asynchronous::throughput_row(size, duration, cpus.map(|(_, theirs)| theirs))?,
-                        _ => asynchronous::wake_row(size, count)?,
-                    };
-                    if samples.len() <= row {
-                        samples.push(Vec::new());
-                    }
-                    samples[row].push(measured);
-                    row += 1;
-                    bar.inc(1);
-                }
             }
             if fanout && fanout::applies(size) {
                 for subscribers in fanout::FANOUT {
