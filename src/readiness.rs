@@ -139,6 +139,23 @@ pub trait Readiness {
     /// ```
     fn disarm(&mut self);
 
+    /// Whether the endpoint is armed (registered) now. A blocking call, or a `disarm`, takes
+    /// the registration back: a loop that armed it and finds it no longer armed arms again.
+    /// Transports whose descriptor the kernel keeps ready are always "armed".
+    ///
+    /// ```
+    /// use ipcring::readiness::{Armed, Readiness};
+    /// let mut receiver: ipcring::spsc::Receiver = ipcring::Builder::anonymous().create()?;
+    /// if ipcring::readiness::available().is_ok() {
+    ///     assert_eq!(receiver.arm()?, Armed::Wait);
+    ///     assert!(receiver.is_armed());
+    ///     receiver.disarm();
+    ///     assert!(!receiver.is_armed());
+    /// }
+    /// # Ok::<(), ipcring::Error>(())
+    /// ```
+    fn is_armed(&self) -> bool;
+
     /// Whether the armed wait fired, reading the descriptor's completions (a readable
     /// descriptor whose wait did not fire was a leftover of an earlier wait: keep waiting).
     ///
@@ -165,7 +182,8 @@ pub trait Readiness {
     }
 
     /// The longest a poll should wait before trying again: a killed peer wakes nobody, so the
-    /// try after this long checks whether it died. `None`: no liveness checks (heap rings).
+    /// try after this long checks whether it died. `None`: no liveness checks needed (the
+    /// kernel reports the peer's end itself, as for a socket).
     ///
     /// ```
     /// use ipcring::readiness::Readiness;
@@ -214,6 +232,10 @@ impl<T: Readiness + ?Sized> Readiness for Box<T> {
         (**self).disarm();
     }
 
+    fn is_armed(&self) -> bool {
+        (**self).is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         (**self).fired()
     }
@@ -258,6 +280,10 @@ pub(crate) mod kernel {
 
                 fn disarm(&mut self) {}
 
+                fn is_armed(&self) -> bool {
+                    true
+                }
+
                 fn fired(&mut self) -> bool {
                     true
                 }
@@ -288,6 +314,10 @@ pub(crate) mod kernel {
                 }
 
                 fn disarm(&mut self) {}
+
+                fn is_armed(&self) -> bool {
+                    false
+                }
 
                 fn fired(&mut self) -> bool {
                     true

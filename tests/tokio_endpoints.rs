@@ -221,3 +221,38 @@ async fn a_receiver_that_never_waits_still_lets_other_tasks_run() {
     assert!(first_seen < COUNT - 1, "it ran only at the end ({first_seen})");
     eprintln!("the other task ran after {first_seen} receives");
 }
+
+/// After a `Stream` wait ends, and after a `next()` is dropped while it waits and the stream
+/// is polled again, nothing stays registered: the sender's later publications make no wake call
+/// (the fast path stays free of system calls while nobody waits).
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_leaves_no_registration_behind() {
+    if ipcring::readiness::available().is_err() {
+        return;
+    }
+    let sender: spsc::Sender = Builder::anonymous().slots(1024).slot_size(8).create().unwrap();
+    let receiver: spsc::Receiver = Builder::from_fd(descriptor_of(sender.fd())).open().unwrap();
+    let wakes = |sender: &spsc::Sender| sender.stats().counters.producer.futex_wakes;
+    let mut stream = AsyncReceiver::new(receiver);
+    // A next() cancelled while it waits, then one that waits and is woken.
+    assert!(tokio::time::timeout(Duration::from_millis(5), stream.next()).await.is_err());
+    let sender = std::sync::Arc::new(std::sync::Mutex::new(sender));
+    let waker = {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20)); // SLEEP-OK: lets the stream's wait begin first
+            sender.lock().unwrap().send(b"first").unwrap();
+        })
+    };
+    assert_eq!(stream.next().await.unwrap().unwrap(), b"first");
+    waker.join().unwrap();
+    let mut sender = std::sync::Arc::try_unwrap(sender).unwrap().into_inner().unwrap();
+    let before = wakes(&sender);
+    for _ in 0..500 {
+        sender.send(b"later").unwrap();
+    }
+    assert_eq!(wakes(&sender) - before, 0, "a registration was left behind: every send made a wake call");
+    for _ in 0..500 {
+        assert_eq!(stream.next().await.unwrap().unwrap(), b"later");
+    }
+}

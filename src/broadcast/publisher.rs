@@ -448,6 +448,10 @@ impl<B: Backend> crate::readiness::Readiness for Publisher<B> {
         self.descriptor.disarm(self.core.memory().site(), Role::Producer, None);
     }
 
+    fn is_armed(&self) -> bool {
+        self.descriptor.is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         self.descriptor.fired()
     }

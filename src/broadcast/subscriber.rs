@@ -487,6 +487,10 @@ impl<B: Backend> crate::readiness::Readiness for Subscriber<B> {
         self.descriptor.disarm(backend.site(), Role::Consumer, Some(record));
     }
 
+    fn is_armed(&self) -> bool {
+        self.descriptor.is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         self.descriptor.fired()
     }

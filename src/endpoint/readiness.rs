@@ -87,6 +87,11 @@ impl Descriptor {
         Ok(armed)
     }
 
+    /// Whether a wait of this process is registered.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.wait.as_ref().is_some_and(|(wait, pid)| wait.is_armed() && *pid == std::process::id())
+    }
+
     /// Whether the armed wait fired (reads the completions: after a spurious readable descriptor
     /// it is quiet again).
     pub(crate) fn fired(&mut self) -> bool {

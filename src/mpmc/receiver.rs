@@ -254,6 +254,10 @@ impl<B: Backend> crate::readiness::Readiness for Receiver<B> {
         self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, Some(self.consumer.sleep_record()));
     }
 
+    fn is_armed(&self) -> bool {
+        self.descriptor.is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         self.descriptor.fired()
     }

@@ -277,6 +277,10 @@ impl<B: Backend> crate::readiness::Readiness for Sender<B> {
         self.descriptor.disarm(backend.site(), Role::Producer, Some(self.producer.sleep_record_in(backend)));
     }
 
+    fn is_armed(&self) -> bool {
+        self.descriptor.is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         self.descriptor.fired()
     }

@@ -305,6 +305,10 @@ impl<B: Backend> crate::readiness::Readiness for Receiver<B> {
         self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, None);
     }
 
+    fn is_armed(&self) -> bool {
+        self.descriptor.is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         self.descriptor.fired()
     }

@@ -273,6 +273,10 @@ impl<B: Backend> crate::readiness::Readiness for Sender<B> {
         self.descriptor.disarm(self.producer.memory().site(), Role::Producer, None);
     }
 
+    fn is_armed(&self) -> bool {
+        self.descriptor.is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         self.descriptor.fired()
     }

@@ -213,6 +213,9 @@ impl<R: Receiver + Readiness + Unpin> Stream for AsyncReceiver<R> {
                     if let Some(unit) = &coop {
                         unit.made_progress();
                     }
+                    // A wait that ended with the task woken (not through `poll_wait`): take its
+                    // registration back now, not when the ring next runs empty.
+                    this.waiter.disarm(&mut this.inner);
                     this.waiter.progress();
                     return Poll::Ready(Some(other.map(|()| buffer)));
                 }

@@ -146,6 +146,8 @@ impl<S: Sender + Readiness> AsyncSender<S> {
                 Err(SendError::Full) => {}
                 other => {
                     self.pending = None;
+                    // As `Stream::poll_next`: a wait that ended without `poll_wait` is taken back.
+                    self.waiter.disarm(&mut self.inner);
                     self.waiter.progress();
                     if let Some(unit) = &coop {
                         unit.made_progress();

@@ -46,12 +46,14 @@ pub(crate) struct Waiter {
     /// Operations begun (wrapping): every [`OPERATIONS_PER_BUDGET_UNIT`]th takes a unit of the
     /// task's cooperative budget.
     operations: u8,
+    /// `Armed::Now` answers since the operation last succeeded.
+    nows: u8,
 }
 
 impl Waiter {
     /// A waiter that has not waited yet.
     pub(crate) fn new() -> Waiter {
-        Waiter { mode: Mode::Unknown, armed: false, timer: None, backoff: POLL_FIRST, operations: 0 }
+        Waiter { mode: Mode::Unknown, armed: false, timer: None, backoff: POLL_FIRST, operations: 0, nows: 0 }
     }
 
     /// True if the endpoint waits by polling (no readiness descriptor here); decided at the
@@ -70,6 +72,7 @@ impl Waiter {
         if self.backoff != POLL_FIRST {
             self.backoff = POLL_FIRST;
         }
+        self.nows = 0;
     }
 
     /// Decides how to wait: on the endpoint's descriptor if it has one now, else by polling. A
@@ -104,7 +107,7 @@ impl Waiter {
         if matches!(self.mode, Mode::Unknown) || (matches!(self.mode, Mode::Polling) && !self.armed) {
             self.decide(endpoint)?;
         }
-        let Waiter { mode, armed, timer, backoff, .. } = self;
+        let Waiter { mode, armed, timer, backoff, nows, .. } = self;
         match mode {
             Mode::Unknown => unreachable!("decided just above"),
             Mode::Polling => {
@@ -120,8 +123,22 @@ impl Waiter {
                 Poll::Ready(Ok(()))
             }
             Mode::Descriptor(fd) => loop {
+                // A blocking call of the endpoint, or its own `disarm`, took the registration
+                // back behind this waiter: arm again rather than wait on nothing.
+                if *armed && !endpoint.is_armed() {
+                    *armed = false;
+                }
                 if !*armed {
                     if endpoint.arm()? == Armed::Now {
+                        // "Ready" twice without the operation succeeding in between (a barrier
+                        // refused, say): yield to the other tasks before trying again rather
+                        // than loop here.
+                        if *nows > 0 {
+                            *nows = 0;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        *nows += 1;
                         return Poll::Ready(Ok(()));
                     }
                     *armed = true;

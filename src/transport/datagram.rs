@@ -909,6 +909,10 @@ impl crate::readiness::Readiness for DatagramSender {
 
     fn disarm(&mut self) {}
 
+    fn is_armed(&self) -> bool {
+        true
+    }
+
     fn fired(&mut self) -> bool {
         true
     }

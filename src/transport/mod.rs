@@ -438,6 +438,10 @@ impl<T: crate::readiness::Readiness> crate::readiness::Readiness for Cleaned<T> 
         self.endpoint.disarm();
     }
 
+    fn is_armed(&self) -> bool {
+        self.endpoint.is_armed()
+    }
+
     fn fired(&mut self) -> bool {
         self.endpoint.fired()
     }

@@ -52,8 +52,8 @@ impl AsyncFutexWait for UringWait {
     }
 
     fn completed(&mut self) -> bool {
-        // Every ending counts: woken, the epoch moved, or cancelled under it (a thread that
-        // exited): the caller re-checks either way.
+        // Every ending counts: woken, the epoch moved, or cancelled: the caller re-checks
+        // either way.
         self.completion().is_some()
     }
 
