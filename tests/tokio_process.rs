@@ -179,39 +179,29 @@ async fn a_million_checksummed_messages_to_a_tokio_consumer_from_another_process
         let _cleanup = Cleanup(ring.clone());
         let builder = Builder::new(&ring).slots(256).slot_size(SIZE as u32);
         let started = Instant::now();
+        // The consumer makes the ring (a broadcast subscriber so is there before the first
+        // publisher), then the producer process attaches and streams.
+        let mut environment = env(kind, &ring);
+        environment.push(("IPCRING_TOKIO_COUNT", MESSAGES.to_string()));
         let received = match kind {
-            "spsc" => {
-                let receiver: spsc::Receiver = builder.create().unwrap();
-                let mut environment = env(kind, &ring);
-                environment.push(("IPCRING_TOKIO_COUNT", MESSAGES.to_string()));
-                let producer = Peer::spawn("tokio_producer_process", &environment);
-                let received = drain(receiver).await;
-                producer.finish();
-                received
-            }
-            "mpmc" => {
-                let receiver: mpmc::Receiver = builder.create().unwrap();
-                let mut environment = env(kind, &ring);
-                environment.push(("IPCRING_TOKIO_COUNT", MESSAGES.to_string()));
-                let producer = Peer::spawn("tokio_producer_process", &environment);
-                let received = drain(receiver).await;
-                producer.finish();
-                received
-            }
-            _ => {
-                // The subscriber makes the ring, so it is there before the first publisher.
-                let subscriber: Subscriber = builder.create().unwrap();
-                let mut environment = env(kind, &ring);
-                environment.push(("IPCRING_TOKIO_COUNT", MESSAGES.to_string()));
-                let producer = Peer::spawn("tokio_producer_process", &environment);
-                let received = drain(subscriber).await;
-                producer.finish();
-                received
-            }
+            "spsc" => stream_from_process(builder.create::<spsc::Receiver>().unwrap(), &environment).await,
+            "mpmc" => stream_from_process(builder.create::<mpmc::Receiver>().unwrap(), &environment).await,
+            _ => stream_from_process(builder.create::<Subscriber>().unwrap(), &environment).await,
         };
         assert_eq!(received, MESSAGES, "{kind}: every message once, in order, then Disconnected");
         eprintln!("{kind}: {MESSAGES} messages in {:?}", started.elapsed());
     }
+}
+
+/// Spawns the producer process with `environment` and drains what it sends into `receiver`.
+async fn stream_from_process<R>(receiver: R, environment: &[(&'static str, String)]) -> u64
+where
+    R: Receiver + ipcring::readiness::Readiness + Unpin,
+{
+    let producer = Peer::spawn("tokio_producer_process", environment);
+    let received = drain(receiver).await;
+    producer.finish();
+    received
 }
 
 /// Entry point of a tokio consumer process: receives the producer's first message, prints

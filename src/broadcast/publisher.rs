@@ -423,43 +423,19 @@ impl<B: Backend> Publisher<B> {
     }
 }
 
-/// Event-loop readiness: room for the next message (always, under overwrite).
+// Event-loop readiness: room for the next message (always, under overwrite).
 #[cfg(not(loom))]
-impl<B: Backend> crate::readiness::Readiness for Publisher<B> {
-    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
-        self.descriptor.fd(self.core.memory().site())
-    }
-
-    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
-        self.check_fork()?;
-        self.watch.expedite();
-        // A handle of its own (slow path): the gate is recomputed mutably while the wait
-        // registers on the ring.
-        let backend = self.core.memory().clone();
-        let core = &mut self.core;
-        if core.has_room() || backend.site().truncated() {
-            self.descriptor.disarm(backend.site(), Role::Producer, None);
-            return Ok(crate::readiness::Armed::Now);
-        }
-        self.descriptor.arm(backend.site(), Role::Producer, None, || core.has_room() || backend.site().truncated())
-    }
-
-    fn disarm(&mut self) {
-        self.descriptor.disarm(self.core.memory().site(), Role::Producer, None);
-    }
-
-    fn is_armed(&self) -> bool {
-        self.descriptor.is_armed()
-    }
-
-    fn fired(&mut self) -> bool {
-        self.descriptor.fired()
-    }
-
-    fn liveness_interval(&self) -> Option<Duration> {
-        self.core.memory().site().liveness_interval()
-    }
-}
+crate::endpoint::readiness::ring_readiness!(Publisher<B>, |this|
+site: this.core.memory().site(), sleeper: Role::Producer, record: None,
+arm: {
+    this.check_fork()?;
+    this.watch.expedite();
+    // A handle of its own (slow path): the gate is recomputed mutably while the wait
+    // registers on the ring.
+    let backend = this.core.memory().clone();
+    let core = &mut this.core;
+    this.descriptor.arm(backend.site(), Role::Producer, None, || core.has_room() || backend.site().truncated())
+});
 
 impl<B: Backend> Drop for Publisher<B> {
     fn drop(&mut self) {

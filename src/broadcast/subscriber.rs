@@ -460,45 +460,20 @@ impl<B: Backend> Subscriber<B> {
     }
 }
 
-/// Event-loop readiness: something at the cursor (a message, a lap), or the publisher gone.
+// Event-loop readiness: something at the cursor (a message, a lap), or the publisher gone.
 #[cfg(not(loom))]
-impl<B: Backend> crate::readiness::Readiness for Subscriber<B> {
-    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
-        self.descriptor.fd(self.core.memory().site())
-    }
-
-    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
-        self.check_fork()?;
-        self.watch.expedite();
-        let core = &self.core;
-        let backend = core.memory();
-        let record = (&backend.subscriber(core.index()).sleeping, core.claim());
-        let ready = || core.has_news() || publisher_gone(backend, crate::wait::PeerCheck::Quick);
-        if ready() {
-            self.descriptor.disarm(backend.site(), Role::Consumer, Some(record));
-            return Ok(crate::readiness::Armed::Now);
-        }
-        self.descriptor.arm(backend.site(), Role::Consumer, Some(record), ready)
-    }
-
-    fn disarm(&mut self) {
-        let backend = self.core.memory();
-        let record = (&backend.subscriber(self.core.index()).sleeping, self.core.claim());
-        self.descriptor.disarm(backend.site(), Role::Consumer, Some(record));
-    }
-
-    fn is_armed(&self) -> bool {
-        self.descriptor.is_armed()
-    }
-
-    fn fired(&mut self) -> bool {
-        self.descriptor.fired()
-    }
-
-    fn liveness_interval(&self) -> Option<Duration> {
-        self.core.memory().site().liveness_interval()
-    }
-}
+crate::endpoint::readiness::ring_readiness!(Subscriber<B>, |this|
+site: this.core.memory().site(), sleeper: Role::Consumer,
+record: Some((&this.core.memory().subscriber(this.core.index()).sleeping, this.core.claim())),
+arm: {
+    this.check_fork()?;
+    this.watch.expedite();
+    let core = &this.core;
+    let backend = core.memory();
+    let record = (&backend.subscriber(core.index()).sleeping, core.claim());
+    let ready = || core.has_news() || publisher_gone(backend, crate::wait::PeerCheck::Quick);
+    this.descriptor.arm(backend.site(), Role::Consumer, Some(record), ready)
+});
 
 impl<B: Backend> Drop for Subscriber<B> {
     /// Takes an event-loop registration back before the record goes.

@@ -69,17 +69,23 @@ impl Descriptor {
         Ok(wait.as_fd())
     }
 
-    /// Registers on `sleeper`'s eventcount of `site` (recorded in `record`, as a sleeping thread
-    /// of the endpoint would be), re-checks `ready`, and leaves a wait in flight unless it holds.
+    /// Looks at `ready` first (no registration if it holds: [`Armed::Now`], and an earlier
+    /// registration taken back); else registers on `sleeper`'s eventcount of `site` (recorded in
+    /// `record`, as a sleeping thread of the endpoint would be), re-checks `ready`, and leaves a
+    /// wait in flight unless it holds now.
     pub(crate) fn arm<W: WaitSite>(
         &mut self,
         site: &W,
         sleeper: Role,
         record: Option<(&AtomicU64, u64)>,
-        ready: impl FnOnce() -> bool,
+        mut ready: impl FnMut() -> bool,
     ) -> Result<Armed, Error> {
         let barriers = Self::barriers(site.strategy())?;
-        let armed = self.wait()?.arm(site.wait_words(sleeper), record, barriers, ready)?;
+        if ready() {
+            self.disarm(site, sleeper, record);
+            return Ok(Armed::Now);
+        }
+        let armed = self.wait()?.arm(site.wait_words(sleeper), record, barriers, &mut ready)?;
         if armed == Armed::Wait {
             // A futex wait, submitted through io_uring: counted as the blocked thread's is.
             site.count(sleeper, Counter::FutexWait);
@@ -113,3 +119,44 @@ impl Descriptor {
     /// Nothing to take back: loom builds have no descriptor waits.
     pub(crate) fn disarm<W: WaitSite>(&mut self, _site: &W, _sleeper: Role, _record: Option<(&AtomicU64, u64)>) {}
 }
+
+/// The [`Readiness`](crate::readiness::Readiness) impl of a ring endpoint type (with a
+/// `descriptor` field): `site` is its wait site, `sleeper` the side it sleeps as, `record` its
+/// sleeper record (`None`: SPSC and the publisher), each an expression of `this`; `arm` the
+/// body of `arm` (usually `this.descriptor.arm(site, sleeper, record, ready condition)`).
+#[cfg(not(loom))]
+macro_rules! ring_readiness {
+    ($type:ty, |$this:ident| site: $site:expr, sleeper: $sleeper:expr, record: $record:expr, arm: $arm:block) => {
+        impl<B: Backend> crate::readiness::Readiness for $type {
+            fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, crate::Error> {
+                let $this = self;
+                $this.descriptor.fd($site)
+            }
+
+            fn arm(&mut self) -> Result<crate::readiness::Armed, crate::Error> {
+                let $this = self;
+                $arm
+            }
+
+            fn disarm(&mut self) {
+                let $this = self;
+                $this.descriptor.disarm($site, $sleeper, $record);
+            }
+
+            fn is_armed(&self) -> bool {
+                self.descriptor.is_armed()
+            }
+
+            fn fired(&mut self) -> bool {
+                self.descriptor.fired()
+            }
+
+            fn liveness_interval(&self) -> Option<std::time::Duration> {
+                let $this = self;
+                crate::wait::WaitSite::liveness_interval($site)
+            }
+        }
+    };
+}
+#[cfg(not(loom))]
+pub(crate) use ring_readiness;

@@ -231,41 +231,16 @@ impl<B: Backend> Receiver<B> {
     }
 }
 
-/// Event-loop readiness: a message to claim, or every producer gone.
+// Event-loop readiness: a message to claim, or every producer gone.
 #[cfg(not(loom))]
-impl<B: Backend> crate::readiness::Readiness for Receiver<B> {
-    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
-        self.descriptor.fd(self.consumer.memory().site())
-    }
-
-    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
-        self.watch.expedite();
-        let consumer = &self.consumer;
-        let backend = consumer.memory();
-        let ready = || can_claim(backend) || peers_gone(backend, Role::Consumer, PeerCheck::Quick);
-        if ready() {
-            self.descriptor.disarm(backend.site(), Role::Consumer, Some(consumer.sleep_record()));
-            return Ok(crate::readiness::Armed::Now);
-        }
-        self.descriptor.arm(backend.site(), Role::Consumer, Some(consumer.sleep_record()), ready)
-    }
-
-    fn disarm(&mut self) {
-        self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, Some(self.consumer.sleep_record()));
-    }
-
-    fn is_armed(&self) -> bool {
-        self.descriptor.is_armed()
-    }
-
-    fn fired(&mut self) -> bool {
-        self.descriptor.fired()
-    }
-
-    fn liveness_interval(&self) -> Option<Duration> {
-        self.consumer.memory().site().liveness_interval()
-    }
-}
+crate::endpoint::readiness::ring_readiness!(Receiver<B>, |this|
+site: this.consumer.memory().site(), sleeper: Role::Consumer, record: Some(this.consumer.sleep_record()),
+arm: {
+    this.watch.expedite();
+    let backend = this.consumer.memory();
+    let ready = || can_claim(backend) || peers_gone(backend, Role::Consumer, PeerCheck::Quick);
+    this.descriptor.arm(backend.site(), Role::Consumer, Some(this.consumer.sleep_record()), ready)
+});
 
 impl<B: Backend> Drop for Receiver<B> {
     /// Takes an event-loop registration back before the endpoint record goes.

@@ -253,42 +253,18 @@ impl<B: Backend> Sender<B> {
     }
 }
 
-/// Event-loop readiness: a free position, or every consumer gone.
+// Event-loop readiness: a free position, or every consumer gone.
 #[cfg(not(loom))]
-impl<B: Backend> crate::readiness::Readiness for Sender<B> {
-    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
-        self.descriptor.fd(self.producer.memory().site())
-    }
-
-    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
-        self.watch.expedite();
-        let backend = self.producer.memory();
-        let record = self.producer.sleep_record_in(backend);
-        let ready = || can_reserve(backend) || peers_gone(backend, Role::Producer, PeerCheck::Quick);
-        if ready() {
-            self.descriptor.disarm(backend.site(), Role::Producer, Some(record));
-            return Ok(crate::readiness::Armed::Now);
-        }
-        self.descriptor.arm(backend.site(), Role::Producer, Some(record), ready)
-    }
-
-    fn disarm(&mut self) {
-        let backend = self.producer.memory();
-        self.descriptor.disarm(backend.site(), Role::Producer, Some(self.producer.sleep_record_in(backend)));
-    }
-
-    fn is_armed(&self) -> bool {
-        self.descriptor.is_armed()
-    }
-
-    fn fired(&mut self) -> bool {
-        self.descriptor.fired()
-    }
-
-    fn liveness_interval(&self) -> Option<Duration> {
-        self.producer.memory().site().liveness_interval()
-    }
-}
+crate::endpoint::readiness::ring_readiness!(Sender<B>, |this|
+site: this.producer.memory().site(), sleeper: Role::Producer,
+record: Some(this.producer.sleep_record_in(this.producer.memory())),
+arm: {
+    this.watch.expedite();
+    let backend = this.producer.memory();
+    let record = this.producer.sleep_record_in(backend);
+    let ready = || can_reserve(backend) || peers_gone(backend, Role::Producer, PeerCheck::Quick);
+    this.descriptor.arm(backend.site(), Role::Producer, Some(record), ready)
+});
 
 impl<B: Backend> Drop for Sender<B> {
     /// Takes an event-loop registration back before the endpoint record goes.

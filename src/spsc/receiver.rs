@@ -278,45 +278,20 @@ impl<B: Backend> Receiver<B> {
     }
 }
 
-/// Event-loop readiness: a message to read, or the producer gone.
+// Event-loop readiness: a message to read, or the producer gone.
 #[cfg(not(loom))]
-impl<B: Backend> crate::readiness::Readiness for Receiver<B> {
-    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
-        self.descriptor.fd(self.consumer.memory().site())
-    }
-
-    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
-        self.watch.expedite();
-        let backend = self.consumer.memory();
-        let position = self.consumer.position();
-        // Acquire: as the blocking wait's condition (the read checks the position again).
-        let ready = || {
-            backend.stamp(position).load(Ordering::Acquire) == stamp_for(position)
-                || backend.peer_gone(Role::Consumer, PeerCheck::Quick)
-        };
-        if ready() {
-            self.descriptor.disarm(backend.site(), Role::Consumer, None);
-            return Ok(crate::readiness::Armed::Now);
-        }
-        self.descriptor.arm(backend.site(), Role::Consumer, None, ready)
-    }
-
-    fn disarm(&mut self) {
-        self.descriptor.disarm(self.consumer.memory().site(), Role::Consumer, None);
-    }
-
-    fn is_armed(&self) -> bool {
-        self.descriptor.is_armed()
-    }
-
-    fn fired(&mut self) -> bool {
-        self.descriptor.fired()
-    }
-
-    fn liveness_interval(&self) -> Option<Duration> {
-        self.consumer.memory().site().liveness_interval()
-    }
-}
+crate::endpoint::readiness::ring_readiness!(Receiver<B>, |this|
+site: this.consumer.memory().site(), sleeper: Role::Consumer, record: None,
+arm: {
+    this.watch.expedite();
+    let backend = this.consumer.memory();
+    let position = this.consumer.position();
+    // Acquire: as the blocking wait's condition (the read checks the position again).
+    this.descriptor.arm(backend.site(), Role::Consumer, None, || {
+        backend.stamp(position).load(Ordering::Acquire) == stamp_for(position)
+            || backend.peer_gone(Role::Consumer, PeerCheck::Quick)
+    })
+});
 
 impl<B: Backend> Drop for Receiver<B> {
     fn drop(&mut self) {

@@ -246,45 +246,20 @@ impl<B: Backend> Sender<B> {
     }
 }
 
-/// Event-loop readiness: a free slot, or the consumer gone.
+// Event-loop readiness: a free slot, or the consumer gone.
 #[cfg(not(loom))]
-impl<B: Backend> crate::readiness::Readiness for Sender<B> {
-    fn readiness_fd(&mut self) -> Result<std::os::fd::BorrowedFd<'_>, Error> {
-        self.descriptor.fd(self.producer.memory().site())
-    }
-
-    fn arm(&mut self) -> Result<crate::readiness::Armed, Error> {
-        self.watch.expedite();
-        let backend = self.producer.memory();
-        // As the blocking wait: a slot is free once the consumer position reaches `target`.
-        let target = (self.producer.position() + 1).saturating_sub(backend.slot_count());
-        let ready = || {
-            backend.consumer_position().load(Ordering::Acquire) >= target
-                || backend.peer_gone(Role::Producer, crate::wait::PeerCheck::Quick)
-        };
-        if ready() {
-            self.descriptor.disarm(backend.site(), Role::Producer, None);
-            return Ok(crate::readiness::Armed::Now);
-        }
-        self.descriptor.arm(backend.site(), Role::Producer, None, ready)
-    }
-
-    fn disarm(&mut self) {
-        self.descriptor.disarm(self.producer.memory().site(), Role::Producer, None);
-    }
-
-    fn is_armed(&self) -> bool {
-        self.descriptor.is_armed()
-    }
-
-    fn fired(&mut self) -> bool {
-        self.descriptor.fired()
-    }
-
-    fn liveness_interval(&self) -> Option<Duration> {
-        self.producer.memory().site().liveness_interval()
-    }
-}
+crate::endpoint::readiness::ring_readiness!(Sender<B>, |this|
+site: this.producer.memory().site(), sleeper: Role::Producer, record: None,
+arm: {
+    this.watch.expedite();
+    let backend = this.producer.memory();
+    // As the blocking wait: a slot is free once the consumer position reaches `target`.
+    let target = (this.producer.position() + 1).saturating_sub(backend.slot_count());
+    this.descriptor.arm(backend.site(), Role::Producer, None, || {
+        backend.consumer_position().load(Ordering::Acquire) >= target
+            || backend.peer_gone(Role::Producer, crate::wait::PeerCheck::Quick)
+    })
+});
 
 impl<B: Backend> Drop for Sender<B> {
     fn drop(&mut self) {
