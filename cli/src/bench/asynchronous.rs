@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 
 use super::super::args::BenchAsyncPeerArgs;
 use super::super::error::{CliError, CliResult};
-use super::super::latency::{self, Summary};
+use super::super::latency;
 use super::super::peer::Peer;
 use super::super::pingpong::{check_echoed, echo_error, EXIT_LIMIT};
 use super::super::temporary;
@@ -113,26 +113,13 @@ pub(super) fn wake_row(size: usize, count: u64) -> CliResult<Row> {
     let counters = RingCounters::read_all(Kind::ShmSpsc, &[ping_name.name(), pong_name.name()]);
     drop(ping);
     peer.finish(EXIT_LIMIT)?;
-    let summary = Summary::of(&histogram);
     let round_trips = warmup + count;
-    Ok(Row {
-        transport: SUBJECT.transport_name().to_string(),
-        wait: WAIT.to_string(),
-        pattern: "wake_latency".to_string(),
-        api: "copy".to_string(),
-        msg_size: size,
-        producers: 1,
-        consumers: 1,
-        messages: count,
-        p50_ns: Some(summary.p50_ns),
-        p99_ns: Some(summary.p99_ns),
-        p999_ns: Some(summary.p999_ns),
-        max_ns: Some(summary.max_ns),
-        cpu_ns_per_msg: Some(clock.per_message(round_trips)),
-        sleeps_per_msg: counters.map(|rings| rings.sleeps as f64 / round_trips as f64),
+    let measured = super::wake::Measured {
+        histogram,
+        sleeps_per_round_trip: counters.map(|rings| rings.sleeps as f64 / round_trips as f64),
         late_wakes: counters.and_then(|rings| rings.late_wakes),
-        ..Row::default()
-    })
+    };
+    Ok(super::wake_latency_row(SUBJECT, WAIT, size, count, warmup, &measured, clock))
 }
 
 /// `ipcring bench-async-peer` (hidden): the echo side of the async wake row: receive through

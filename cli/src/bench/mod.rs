@@ -363,10 +363,24 @@ fn wake_row(subject: Subject, size: usize, count: u64) -> CliResult<Row> {
     let (count, warmup) = wake_count(count);
     let clock = cpu::CpuClock::start();
     let measured = wake::measure(wake::Subject::Transport(subject.kind, subject.wait), size, count, warmup)?;
+    Ok(wake_latency_row(subject, subject.wait_name(), size, count, warmup, &measured, clock))
+}
+
+/// The row of a wake-latency measurement of `count` timed round trips after `warmup` (`clock`
+/// started before them), its `wait` as given.
+fn wake_latency_row(
+    subject: Subject,
+    wait: &str,
+    size: usize,
+    count: u64,
+    warmup: u64,
+    measured: &wake::Measured,
+    clock: cpu::CpuClock,
+) -> Row {
     let summary = Summary::of(&measured.histogram);
-    Ok(Row {
+    Row {
         transport: subject.transport_name().to_string(),
-        wait: subject.wait_name().to_string(),
+        wait: wait.to_string(),
         pattern: "wake_latency".to_string(),
         api: "copy".to_string(),
         msg_size: size,
@@ -381,7 +395,7 @@ fn wake_row(subject: Subject, size: usize, count: u64) -> CliResult<Row> {
         sleeps_per_msg: measured.sleeps_per_round_trip,
         late_wakes: measured.late_wakes,
         ..Row::default()
-    })
+    }
 }
 
 /// Whether `subject` has a wake-latency row: every transport whose receiver can sleep (not a
