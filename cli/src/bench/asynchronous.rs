@@ -223,10 +223,28 @@ pub(super) fn throughput_row(size: usize, duration: Duration, peer_cpu: Option<u
     Ok(Row { wait: WAIT.to_string(), ..super::stream_row(SUBJECT, size, "copy", &measured, clock, None) })
 }
 
-/// The note on the async rows, if there are any: each against its comparisons of the same run
-/// (medians of the rounds): the async receiver's throughput over the blocking one's, and its
-/// wake round trip over the raw eventfd ping-pong's and the blocking futex ring's.
-pub fn note(rows: &[Row], limits: &super::limits::Limits) -> Option<String> {
+/// `row` (an async row of one round) with its per-round ratios: against `blocking`, its twin
+/// measured right before it, and (wake rows) against the raw eventfd ping-pong of `limits`, the
+/// same round's.
+pub(super) fn with_ratios(mut row: Row, blocking: Option<&Row>, limits: Option<&super::limits::Limits>) -> Row {
+    let over = |mine: Option<f64>, theirs: Option<f64>| match (mine, theirs) {
+        (Some(mine), Some(theirs)) if theirs > 0.0 => Some(mine / theirs),
+        _ => None,
+    };
+    let p50 = |row: &Row| row.p50_ns.map(|ns| ns as f64);
+    if row.pattern == "throughput" {
+        row.x_blocking = over(row.msgs_per_sec, blocking.and_then(|twin| twin.msgs_per_sec));
+    } else {
+        row.x_blocking = over(p50(&row), blocking.and_then(p50));
+        row.x_raw_eventfd = over(p50(&row), limits.map(|limits| limits.eventfd_asleep.p50_ns as f64));
+    }
+    row
+}
+
+/// The note on the async rows, if there are any: the medians (and spread) of their per-round
+/// ratios: the async receiver's throughput over the blocking one's, and its wake round trip
+/// over the raw eventfd ping-pong's and the blocking futex ring's.
+pub fn note(rows: &[Row]) -> Option<String> {
     let find = |wait: &str, pattern: &str, size: usize| {
         rows.iter().find(|row| {
             row.transport == SUBJECT.transport_name()
@@ -236,8 +254,9 @@ pub fn note(rows: &[Row], limits: &super::limits::Limits) -> Option<String> {
                 && row.msg_size == size
         })
     };
-    let ratio = |mine: Option<f64>, theirs: Option<f64>| match (mine, theirs) {
-        (Some(mine), Some(theirs)) if theirs > 0.0 => format!("{:.2}x", mine / theirs),
+    let ratio = |value: Option<f64>, low: Option<f64>, high: Option<f64>| match (value, low, high) {
+        (Some(value), Some(low), Some(high)) => format!("{value:.2}x ({low:.2}-{high:.2})"),
+        (Some(value), _, _) => format!("{value:.2}x"),
         _ => "-".to_string(),
     };
     let parts: Vec<String> = rows
@@ -245,16 +264,21 @@ pub fn note(rows: &[Row], limits: &super::limits::Limits) -> Option<String> {
         .filter(|row| row.wait == WAIT && row.pattern == "throughput")
         .map(|row| {
             let size = row.msg_size;
-            let blocking = find(SUBJECT.wait_name(), "throughput", size).and_then(|row| row.msgs_per_sec);
-            let wake = find(WAIT, "wake_latency", size).and_then(|row| row.p50_ns).map(|ns| ns as f64);
-            let futex = find(SUBJECT.wait_name(), "wake_latency", size).and_then(|row| row.p50_ns).map(|ns| ns as f64);
-            let eventfd = Some(limits.eventfd_asleep.p50_ns as f64);
+            let wake = find(WAIT, "wake_latency", size);
             format!(
                 "{size} B: throughput {} the blocking receiver's, wake rtt p50 {} the raw eventfd ping-pong's and {} \
                  the futex ring's",
-                ratio(row.msgs_per_sec, blocking),
-                ratio(wake, eventfd),
-                ratio(wake, futex)
+                ratio(row.x_blocking, row.x_blocking_min, row.x_blocking_max),
+                ratio(
+                    wake.and_then(|row| row.x_raw_eventfd),
+                    wake.and_then(|row| row.x_raw_eventfd_min),
+                    wake.and_then(|row| row.x_raw_eventfd_max)
+                ),
+                ratio(
+                    wake.and_then(|row| row.x_blocking),
+                    wake.and_then(|row| row.x_blocking_min),
+                    wake.and_then(|row| row.x_blocking_max)
+                ),
             )
         })
         .collect();

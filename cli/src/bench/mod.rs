@@ -736,6 +736,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
                             }
                             _ => asynchronous::wake_row(size, count)?,
                         };
+                        // Against the twin just measured and this round's limits.
+                        let blocking = samples[row - 1].last();
+                        let measured = asynchronous::with_ratios(measured, blocking, round_limits.last());
                         if samples.len() <= row {
                             samples.push(Vec::new());
                         }
@@ -886,7 +889,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     notes.extend(shapes::note(&results, placement));
     notes.extend(fanout::note(&results));
-    notes.extend(asynchronous::note(&results, &limits));
+    notes.extend(asynchronous::note(&results));
     if let Some(peers) = peer_runs {
         let (rows, failed) = peers.finish();
         results.extend(rows);

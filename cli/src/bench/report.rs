@@ -81,6 +81,28 @@ pub struct Row {
     /// size in the same round ([`super::bare_loop`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_bare_loop: Option<f64>,
+    /// `async` rows: the median over the rounds of this row against its blocking twin (the
+    /// futex ring's row of the same pattern and size, measured right before it in the same
+    /// round): throughput, this row's rate over the twin's; wake latency, this row's p50 over
+    /// the twin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_blocking: Option<f64>,
+    /// `async` rows: the lowest and highest of those per-round ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_blocking_min: Option<f64>,
+    /// See `x_blocking_min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_blocking_max: Option<f64>,
+    /// `async` wake-latency rows: the median over the rounds of this row's p50 over the raw
+    /// eventfd ping-pong's p50 of the same round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_raw_eventfd: Option<f64>,
+    /// `async` wake-latency rows: the lowest and highest of those per-round ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_raw_eventfd_min: Option<f64>,
+    /// See `x_raw_eventfd_min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_raw_eventfd_max: Option<f64>,
     /// Throughput rows.
     pub bytes_per_sec: Option<f64>,
     /// Latency rows: round-trip percentiles in nanoseconds (the median of the rounds).

@@ -69,6 +69,18 @@ pub fn combine(samples: &[Row], ceilings: &[f64]) -> Option<Row> {
         let values: Vec<f64> = samples.iter().filter_map(field).collect();
         (!values.is_empty()).then(|| median(&values))
     };
+    // Per-round ratios (the async rows'): the median and the spread of the rounds' own.
+    let ratio_of = |field: fn(&Row) -> Option<f64>| {
+        let values: Vec<f64> = samples.iter().filter_map(field).collect();
+        let (low, high) = spread(&values);
+        (!values.is_empty()).then(|| (median(&values), low, high))
+    };
+    if let Some((ratio, low, high)) = ratio_of(|sample| sample.x_blocking) {
+        (row.x_blocking, row.x_blocking_min, row.x_blocking_max) = (Some(ratio), Some(low), Some(high));
+    }
+    if let Some((ratio, low, high)) = ratio_of(|sample| sample.x_raw_eventfd) {
+        (row.x_raw_eventfd, row.x_raw_eventfd_min, row.x_raw_eventfd_max) = (Some(ratio), Some(low), Some(high));
+    }
     row.cpu_ns_per_msg = median_of(|sample| sample.cpu_ns_per_msg);
     row.syscalls_per_msg = median_of(|sample| sample.syscalls_per_msg);
     row.sleeps_per_msg = median_of(|sample| sample.sleeps_per_msg);
@@ -165,6 +177,14 @@ pub fn combine_limits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_round_ratios_combine_into_their_median_and_spread() {
+        let sample = |x_blocking| Row { x_blocking: Some(x_blocking), ..Row::default() };
+        let row = combine(&[sample(0.9), sample(0.7), sample(1.1)], &[]).unwrap();
+        assert_eq!((row.x_blocking, row.x_blocking_min, row.x_blocking_max), (Some(0.9), Some(0.7), Some(1.1)));
+        assert_eq!(row.x_raw_eventfd, None, "no ratio where the rounds had none");
+    }
 
     #[test]
     fn the_median_is_the_middle_or_the_mean_of_the_middle_two() {
