@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         async move {
             let mut stream = UnixStream::connect(path).await?;
             for number in 0..5 {
-                tokio::time::sleep(Duration::from_millis(45)).await;
+                tokio::time::sleep(Duration::from_millis(45)).await; // SLEEP-OK: a slow client, to interleave
                 stream.write_all(format!("socket line {number}\n").as_bytes()).await?;
             }
             Ok::<(), std::io::Error>(()) // closing the stream ends the socket's source

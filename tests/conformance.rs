@@ -251,8 +251,7 @@ fn async_receiver_gets_everything_in_order(kind: Kind) {
     let writer = std::thread::spawn(move || {
         for (index, message) in messages.iter().enumerate() {
             if index % 500 == 0 {
-                // SLEEP-OK: makes the receiver wait (asleep in the runtime), not only find messages ready
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(20)); // SLEEP-OK: the receiver waits, asleep in its runtime
             }
             sender.send_timeout(message, PATIENCE).unwrap();
         }
@@ -295,8 +294,7 @@ fn async_sender_waits_for_room(kind: Kind) {
     let mut buffer = Vec::new();
     for sequence in 0..count {
         if sequence % 1000 == 0 {
-            // SLEEP-OK: lets the sender fill the transport and wait for room
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20)); // SLEEP-OK: the sender fills the transport and waits
         }
         receive(&mut receiver, &mut buffer);
         assert!(buffer == message(sequence, length), "message {sequence}");

@@ -870,10 +870,10 @@ impl<M: BroadcastMemory> BorrowedBatch<'_, M> {
         // The slot access ends with this call (loom sees no read through the returned slice, as
         // for MPMC's read batches); the gate, not the access, is what keeps the slot unchanged.
         let slot = memory.slot_ref(position);
-        // SAFETY: the position is committed, at or above the cursor this batch holds back (it
-        // borrows the subscriber mutably) and below `cursor + count <= cursor + N`, so the gate
-        // keeps the publisher out of its slot until the batch drops, which the returned borrow of
-        // `self` cannot outlive; length <= slot_size, so the slice is within the payload.
+        // The position is committed, at or above the cursor this batch holds back (it borrows
+        // the subscriber mutably) and below `cursor + count <= cursor + N`.
+        // SAFETY: so the gate keeps the publisher out of the slot until the batch drops (the
+        // borrow of `self` returned cannot outlive it); length <= slot_size: within the payload.
         let bytes = unsafe { std::slice::from_raw_parts(slot.payload(), length as usize) };
         Ok(bytes)
     }

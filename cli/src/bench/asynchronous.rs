@@ -39,12 +39,6 @@ pub(super) const SUBJECT: Subject = Subject { kind: Kind::ShmSpsc, wait: Some(Wa
 /// The rows' `wait`.
 pub const WAIT: &str = "async";
 
-/// Whether the async rows can run here: `Err` says why not (no readiness descriptors: io_uring
-/// futex waits refused, or a kernel before 6.7).
-pub fn available() -> Result<(), &'static str> {
-    ipcring::readiness::available()
-}
-
 /// A tokio runtime on this thread, as an event-loop program has.
 fn runtime() -> CliResult<Runtime> {
     tokio::runtime::Builder::new_current_thread()

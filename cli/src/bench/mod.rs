@@ -612,13 +612,14 @@ pub fn run(args: &BenchArgs) -> CliResult {
         if fanout { 2 * fanout::FANOUT.len() * sizes.iter().filter(|size| fanout::applies(**size)).count() } else { 0 };
     // The async rows (wake latency and throughput of an async SPSC receiver) beside the
     // blocking futex ring's, wherever those are measured and readiness is available here.
-    let async_rows = subjects.contains(&asynchronous::SUBJECT);
-    if async_rows {
-        if let Err(reason) = asynchronous::available() {
-            skipped.push(format!("shm-spsc async: {reason}"));
-        }
-    }
-    let async_rows = async_rows && asynchronous::available().is_ok();
+    let async_rows = subjects.contains(&asynchronous::SUBJECT)
+        && match ipcring::readiness::available() {
+            Ok(()) => true,
+            Err(reason) => {
+                skipped.push(format!("shm-spsc async: {reason}"));
+                false
+            }
+        };
     let steps = rounds
         * (1 + sizes.len() * (1 + mechanisms.len())
             + (per_size + usize::from(args.peers)) * sizes.len()
