@@ -6,9 +6,12 @@
 //! The descriptor is an `io_uring` instance with one futex wait in flight on the ring's
 //! eventcount: the endpoint registers as a sleeper exactly as a blocked thread would, so every
 //! waker, Rust or C, wakes it with the `FUTEX_WAKE` it already makes, and makes none while
-//! nobody is registered. Rings of the futex (and membarrier) strategy have it; spin, semaphore
-//! and mutex rings, and hosts that refuse `io_uring` (Linux before 6.7, many container seccomp
-//! profiles) give [`Error::ReadinessUnavailable`].
+//! nobody is registered. Where `io_uring` is refused (Linux before 6.7, many container seccomp
+//! profiles) the descriptor is an eventfd that one driver thread per process, asleep in
+//! `futex_waitv` on every armed endpoint's eventcount, signals ([`Mechanism::Thread`]; the same
+//! registration, the same wakers). Rings of the futex (and membarrier) strategy have it; spin,
+//! semaphore and mutex rings, and hosts that allow neither, give
+//! [`Error::ReadinessUnavailable`].
 //!
 //! The loop, for a hand-written event loop (the `tokio` feature's wrappers run it for you):
 //!
@@ -66,8 +69,9 @@ pub enum Interest {
     Writable,
 }
 
-/// Whether this process may wait on rings through a descriptor: `Err` says why not (Linux
-/// before 6.7, `io_uring` disabled by sysctl or refused by a seccomp filter). Probed once.
+/// Whether this process may wait on rings through a descriptor: `Err` says why not (neither
+/// io_uring futex waits, Linux 6.7+, nor `futex_waitv`, Linux 5.16+, are allowed, or
+/// `IPCRING_READINESS=off`). Probed once. See [`mechanism`] for which one is used.
 ///
 /// ```
 /// if let Err(reason) = ipcring::readiness::available() {
@@ -75,7 +79,54 @@ pub enum Interest {
 /// }
 /// ```
 pub fn available() -> Result<(), &'static str> {
-    crate::wait::uring::available()
+    mechanism().map(drop)
+}
+
+/// How a ring endpoint's descriptor is made ready; see [`mechanism`].
+///
+/// ```
+/// use ipcring::readiness::Mechanism;
+/// assert_ne!(Mechanism::IoUring, Mechanism::Thread);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// An io_uring futex wait on the ring's epoch (Linux 6.7+): the descriptor is the io_uring
+    /// instance's, completed by the waker's own `FUTEX_WAKE`. No thread.
+    IoUring,
+    /// A driver thread per process (not per ring) sleeps in `futex_waitv` (Linux 5.16+) on the
+    /// epochs of every armed endpoint and writes each woken one's eventfd: one more wakeup in
+    /// series. Used where io_uring is refused, as container runtimes often do.
+    Thread,
+}
+
+/// Which mechanism this process's ring endpoints use for readiness: io_uring where the kernel
+/// allows it, else a driver thread; `Err` says why neither. The environment variable
+/// `IPCRING_READINESS` (`auto`, the default; `io_uring`; `thread`; `off`) forces a choice, as the
+/// tests of each mechanism do. Chosen once per process.
+///
+/// ```
+/// match ipcring::readiness::mechanism() {
+///     Ok(mechanism) => println!("ring readiness through {mechanism:?}"),
+///     Err(reason) => println!("no ring readiness here (async wrappers poll): {reason}"),
+/// }
+/// ```
+pub fn mechanism() -> Result<Mechanism, &'static str> {
+    static CHOSEN: std::sync::OnceLock<Result<Mechanism, &'static str>> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let uring = || crate::wait::uring::available().map(|()| Mechanism::IoUring);
+        let thread = || crate::wait::driver::available().map(|()| Mechanism::Thread);
+        match std::env::var("IPCRING_READINESS").as_deref() {
+            Err(_) | Ok("" | "auto") => uring().or_else(|_| {
+                thread().map_err(|_| {
+                    "neither io_uring futex waits (Linux 6.7+) nor futex_waitv (Linux 5.16+) are allowed here"
+                })
+            }),
+            Ok("io_uring") => uring(),
+            Ok("thread") => thread(),
+            Ok("off") => Err("readiness is turned off (IPCRING_READINESS=off)"),
+            Ok(_) => Err("IPCRING_READINESS must be auto, io_uring, thread or off"),
+        }
+    })
 }
 
 /// An endpoint an event loop can wait on. Implemented by every endpoint of every ring kind, and

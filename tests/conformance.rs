@@ -17,6 +17,8 @@ use ipcring::transport::{
     mq, open_receiver, open_sender, pipe, seqpacket, signal, sysv_mq, udp, unix_dgram, Kind, Options, Side,
 };
 
+mod rerun;
+
 /// Bound on every wait in these tests; far above what a run needs.
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Largest message of the suite: above the default pipe buffer (64 KiB) and socket buffer
@@ -564,4 +566,11 @@ conformance! {
     sysv_mq_transport => Kind::SysvMq,
     udp_transport => Kind::Udp,
     unix_dgram_transport => Kind::UnixDgram,
+}
+
+/// The async tests of every transport again in a process whose ring endpoints use the driver thread
+/// (`IPCRING_READINESS=thread`, what a container that forbids io_uring gets).
+#[test]
+fn again_with_the_driver_thread() {
+    rerun::with_the_driver_thread(&["async_"]);
 }

@@ -1,7 +1,8 @@
 //! Event-loop readiness on every ring endpoint (issue #18): the descriptor of an armed endpoint
 //! becomes readable when it can make progress (a message to read, room to write, the peer
 //! gone), and only then; disarming and dropping take the registration back. `poll(2)` stands in
-//! for an event loop. Skipped where io_uring futex waits are not allowed.
+//! for an event loop. Skipped where no readiness mechanism is allowed; run again with the
+//! driver thread by the last test.
 #![cfg(not(loom))]
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -9,6 +10,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use ipcring::broadcast::{Publisher, Subscriber};
 use ipcring::readiness::{Armed, Readiness};
 use ipcring::{mpmc, spsc, Builder, Error, RecvError, SendError, WaitStrategy};
+
+mod rerun;
 
 fn poll_readable(fd: &OwnedFd, milliseconds: i32) -> bool {
     let mut entry = libc::pollfd { fd: fd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -173,4 +176,11 @@ fn strategies_without_a_futex_eventcount_are_refused_with_a_reason() {
         assert!(matches!(receiver.arm(), Err(Error::ReadinessUnavailable { .. })), "{strategy:?}");
         assert!(matches!(receiver.readiness_fd(), Err(Error::ReadinessUnavailable { .. })), "{strategy:?}");
     }
+}
+
+/// Every test of this file again in a process whose ring endpoints use the driver thread
+/// (`IPCRING_READINESS=thread`, what a container that forbids io_uring gets).
+#[test]
+fn again_with_the_driver_thread() {
+    rerun::with_the_driver_thread(&[]);
 }

@@ -10,6 +10,8 @@ use ipcring::broadcast::{Publisher, Subscriber};
 use ipcring::tokio::{AsyncReceiver, AsyncSender};
 use ipcring::{mpmc, spsc, Builder, RecvError, WaitStrategy};
 
+mod rerun;
+
 fn descriptor_of(fd: Option<std::os::fd::BorrowedFd<'_>>) -> std::os::fd::OwnedFd {
     fd.unwrap().try_clone_to_owned().unwrap()
 }
@@ -255,4 +257,11 @@ async fn a_stream_leaves_no_registration_behind() {
     for _ in 0..500 {
         assert_eq!(stream.next().await.unwrap().unwrap(), b"later");
     }
+}
+
+/// Every test of this file again in a process whose ring endpoints use the driver thread
+/// (`IPCRING_READINESS=thread`, what a container that forbids io_uring gets).
+#[test]
+fn again_with_the_driver_thread() {
+    rerun::with_the_driver_thread(&[]);
 }

@@ -19,6 +19,8 @@ use ipcring::channel::{Receiver, Sender};
 use ipcring::tokio::AsyncReceiver;
 use ipcring::{mpmc, spsc, Builder, RecvError};
 
+mod rerun;
+
 const MESSAGES: u64 = 1_000_000;
 const SIZE: usize = 64;
 /// Bound of every wait for a peer's line.
@@ -244,6 +246,7 @@ async fn consume<R: Receiver + ipcring::readiness::Readiness + Unpin>(mut receiv
     assert!(idle.is_err(), "a message came while idle: {idle:?}");
     println!("idle_cpu_us {}", cpu_micros() - before);
     println!("polling {:?}", receiver.waits_by_polling());
+    println!("mechanism {:?}", ipcring::readiness::mechanism().ok());
     let end = tokio::time::timeout(PATIENCE, receiver.recv(&mut buffer)).await.unwrap();
     assert!(matches!(end, Err(RecvError::Disconnected)), "{end:?}");
     println!("disconnected {}", monotonic_nanos());
@@ -251,17 +254,39 @@ async fn consume<R: Receiver + ipcring::readiness::Readiness + Unpin>(mut receiv
 
 #[test]
 fn an_idle_tokio_consumer_costs_no_cpu_and_sees_a_killed_producer_within_the_liveness_interval() {
-    // Where io_uring is refused the consumer polls: that case is the next test's.
+    // Where neither mechanism is allowed the consumer polls: that case is the last of these.
     let polling = ipcring::readiness::available().is_err();
     idle_then_killed(&[], polling, if polling { 200_000 } else { 20_000 });
 }
 
-/// The same with io_uring turned off in the consumer (as a container that forbids it would):
-/// the async receiver polls (at most 1 ms apart), costs more while idle (under 10% of a core is
-/// asserted; the figure is printed), and still sees the kill within the liveness interval.
+/// The same with the driver thread (`IPCRING_READINESS=thread`, what a container that forbids
+/// io_uring gets): its thread sleeps in the kernel while idle, so the same limit holds.
 #[test]
-fn without_io_uring_a_tokio_consumer_polls_and_still_sees_a_killed_producer() {
-    idle_then_killed(&[("IPCRING_NO_IO_URING", "1".to_string())], true, 200_000);
+fn with_the_driver_thread_an_idle_tokio_consumer_costs_no_cpu_and_sees_a_killed_producer() {
+    if let Err(reason) = ipcring::__private::wait::driver::available() {
+        eprintln!("skipped: no driver thread here: {reason}");
+        return;
+    }
+    idle_then_killed(&[("IPCRING_READINESS", "thread".to_string())], false, 20_000);
+}
+
+/// The same with readiness turned off in the consumer (`IPCRING_READINESS=off`, as a host that
+/// allows neither io_uring nor `futex_waitv`): the async receiver polls (at most 1 ms apart),
+/// costs more while idle (under 10% of a core is asserted; the figure is printed), and still
+/// sees the kill within the liveness interval.
+#[test]
+fn without_readiness_a_tokio_consumer_polls_and_still_sees_a_killed_producer() {
+    idle_then_killed(&[("IPCRING_READINESS", "off".to_string())], true, 200_000);
+}
+
+/// The million messages again with the consumer on the driver thread (a second run of this
+/// binary: the mechanism is chosen once per process).
+#[test]
+fn a_million_checksummed_messages_to_a_tokio_consumer_on_the_driver_thread() {
+    rerun::with_the_driver_thread(&[
+        "a_million_checksummed_messages_to_a_tokio_consumer_from_another_process",
+        "--exact",
+    ]);
 }
 
 /// Producer and tokio consumer processes on each kind: the consumer idles 2 s (its CPU time
@@ -292,8 +317,12 @@ fn idle_then_killed(consumer_env: &[(&'static str, String)], polling: bool, cpu_
         consumer.expect("ready");
         let idle: i64 = consumer.expect("idle_cpu_us").parse().unwrap();
         let mode = consumer.expect("polling");
-        eprintln!("{kind}: idle consumer used {idle} µs of CPU in 2 s (polling: {mode})");
+        let mechanism = consumer.expect("mechanism");
+        eprintln!("{kind}: idle consumer used {idle} µs of CPU in 2 s (polling: {mode}, mechanism: {mechanism})");
         assert_eq!(mode, format!("{:?}", Some(polling)), "{kind}: how the consumer waits");
+        if consumer_env.contains(&("IPCRING_READINESS", "thread".to_string())) {
+            assert_eq!(mechanism, "Some(Thread)", "{kind}: the driver thread was asked for");
+        }
         assert!(idle < cpu_limit, "{kind}: an idle tokio consumer used {idle} µs of CPU in 2 s");
         let killed = monotonic_nanos();
         producer.kill();
@@ -326,10 +355,22 @@ fn tokio_armed_consumer_process() {
 
 #[test]
 fn a_tokio_consumer_killed_while_armed_is_taken_back_across_pid_namespaces() {
-    if ipcring::readiness::available().is_err() {
-        eprintln!("skipped: no readiness descriptors here, so nobody registers");
-        return;
+    let mut mechanisms = 0;
+    if ipcring::__private::wait::uring::available().is_ok() {
+        killed_while_armed("io_uring");
+        mechanisms += 1;
     }
+    if ipcring::__private::wait::driver::available().is_ok() {
+        killed_while_armed("thread");
+        mechanisms += 1;
+    }
+    if mechanisms == 0 {
+        eprintln!("skipped: no readiness descriptors here, so nobody registers");
+    }
+}
+
+/// A consumer process using `mechanism` is killed while armed; a survivor takes it back.
+fn killed_while_armed(mechanism: &str) {
     use ipcring::__private::backend::MpmcBackend as _;
     use ipcring::__private::wait::WaitSite as _;
     use ipcring::__private::Internals as _;
@@ -345,11 +386,13 @@ fn a_tokio_consumer_killed_while_armed_is_taken_back_across_pid_namespaces() {
             .waiters
             .load(std::sync::atomic::Ordering::SeqCst)
     };
-    let consumer = Peer::spawn("tokio_armed_consumer_process", &env("mpmc", &ring));
+    let mut environment = env("mpmc", &ring);
+    environment.push(("IPCRING_READINESS", mechanism.to_string()));
+    let consumer = Peer::spawn("tokio_armed_consumer_process", &environment);
     consumer.expect("attached");
     let deadline = Instant::now() + PATIENCE;
     while waiters() != 1 {
-        assert!(Instant::now() < deadline, "the tokio consumer never armed");
+        assert!(Instant::now() < deadline, "{mechanism}: the tokio consumer never armed");
         std::thread::yield_now();
     }
     consumer.kill();
@@ -360,7 +403,7 @@ fn a_tokio_consumer_killed_while_armed_is_taken_back_across_pid_namespaces() {
     let mut buffer = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     while waiters() != 0 {
-        assert!(Instant::now() < deadline, "the dead consumer's registration was never taken back");
+        assert!(Instant::now() < deadline, "{mechanism}: the dead consumer's registration was never taken back");
         assert!(matches!(survivor.recv_timeout(&mut buffer, Duration::from_millis(200)), Err(RecvError::Timeout)));
     }
 }

@@ -1,7 +1,9 @@
 //! A descriptor waiter on an eventcount (issue #18, `docs/design-readiness.md`): it registers
 //! exactly as a futex sleeper does ([`register`]: count in `waiters`, record, barrier, epoch,
-//! re-check), then, instead of sleeping, leaves an io_uring futex wait on the epoch in flight
-//! ([`UringWait`]) whose descriptor an event loop polls. Any waker's `FUTEX_WAKE`, the same
+//! re-check), then, instead of sleeping, leaves an asynchronous futex wait on the epoch in
+//! flight whose descriptor an event loop polls: an io_uring futex wait ([`UringWait`]), or
+//! where io_uring is refused a driver thread's ([`super::driver::ThreadWait`]). Any waker's
+//! `FUTEX_WAKE`, the same
 //! call that wakes a blocked thread, completes it; a waker that sees no registration makes no
 //! call, so the fast path stays one load.
 //!
@@ -10,7 +12,7 @@
 //! use ipcring::__private::wait::eventcount::Barriers;
 //! use ipcring::__private::wait::{notify, SharedFutex, WaitWords};
 //!
-//! if ipcring::__private::wait::uring::available().is_ok() {
+//! if ipcring::readiness::available().is_ok() {
 //!     let words = WaitWords::new();
 //!     let mut waiter = DescriptorWait::new()?;
 //!     assert_eq!(waiter.arm(&words, None, Barriers::Fences, || true)?, Armed::Now); // ready: no wait
@@ -62,6 +64,71 @@ impl AsyncFutexWait for UringWait {
     }
 }
 
+/// The asynchronous futex wait of production builds: an io_uring futex wait where the kernel
+/// allows it, else a driver thread's (`futex_waitv`); [`crate::readiness::mechanism`] chooses.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub enum KernelWait {
+    /// An io_uring instance with the futex wait in flight.
+    Uring(Box<UringWait>),
+    /// An eventfd that a driver thread signals.
+    Thread(super::driver::ThreadWait),
+}
+
+#[cfg(not(loom))]
+impl KernelWait {
+    /// A wait through the mechanism this process uses ([`Error::ReadinessUnavailable`] where
+    /// there is none).
+    pub fn new() -> Result<KernelWait, Error> {
+        match crate::readiness::mechanism().map_err(|reason| Error::ReadinessUnavailable { reason })? {
+            crate::readiness::Mechanism::IoUring => Ok(KernelWait::Uring(Box::new(UringWait::new()?))),
+            crate::readiness::Mechanism::Thread => Ok(KernelWait::Thread(super::driver::ThreadWait::new()?)),
+        }
+    }
+
+    /// Blocks up to `timeout` for the wait in flight to complete.
+    pub fn wait_fired(&mut self, timeout: Duration) -> Result<bool, Error> {
+        match self {
+            KernelWait::Uring(wait) => Ok(wait.wait_completion(timeout)?.is_some()),
+            KernelWait::Thread(wait) => wait.wait_fired(timeout),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl AsyncFutexWait for KernelWait {
+    fn submit(&mut self, word: &AtomicU32, expected: u32) -> Result<(), Error> {
+        match self {
+            KernelWait::Uring(wait) => wait.submit(word, expected),
+            KernelWait::Thread(wait) => wait.submit(word, expected),
+        }
+    }
+
+    fn completed(&mut self) -> bool {
+        match self {
+            KernelWait::Uring(wait) => wait.completed(),
+            KernelWait::Thread(wait) => wait.completed(),
+        }
+    }
+
+    fn abandon(&mut self) -> Result<(), Error> {
+        match self {
+            KernelWait::Uring(wait) => wait.abandon(),
+            KernelWait::Thread(wait) => wait.abandon(),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl AsFd for KernelWait {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            KernelWait::Uring(wait) => wait.as_fd(),
+            KernelWait::Thread(wait) => wait.as_fd(),
+        }
+    }
+}
+
 /// What [`DescriptorWait::arm`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Armed {
@@ -81,24 +148,25 @@ pub struct DescriptorWait<W = DefaultWait> {
     registered: bool,
 }
 
-/// The asynchronous wait of production builds: io_uring.
+/// The asynchronous wait of production builds: io_uring, or a driver thread.
 #[cfg(not(loom))]
-pub type DefaultWait = UringWait;
+pub type DefaultWait = KernelWait;
 /// The asynchronous wait of loom builds: the model.
 #[cfg(loom)]
 pub type DefaultWait = super::futex::LoomAsyncWait;
 
 #[cfg(not(loom))]
-impl DescriptorWait<UringWait> {
-    /// A waiter ([`Error::ReadinessUnavailable`] where io_uring futex waits are not allowed).
+impl DescriptorWait<KernelWait> {
+    /// A waiter ([`Error::ReadinessUnavailable`] where neither io_uring futex waits nor a
+    /// driver thread's `futex_waitv` are allowed).
     pub fn new() -> Result<DescriptorWait, Error> {
-        Ok(DescriptorWait::with_wait(UringWait::new()?))
+        Ok(DescriptorWait::with_wait(KernelWait::new()?))
     }
 
     /// Blocks up to `timeout` for the wait to fire (tests and threads; an event loop polls the
     /// descriptor).
     pub fn wait_fired(&mut self, timeout: Duration) -> Result<bool, Error> {
-        Ok(self.uring.wait_completion(timeout)?.is_some())
+        self.uring.wait_fired(timeout)
     }
 }
 
@@ -169,7 +237,7 @@ impl<W: AsyncFutexWait> DescriptorWait<W> {
 }
 
 #[cfg(not(loom))]
-impl AsFd for DescriptorWait<UringWait> {
+impl AsFd for DescriptorWait<KernelWait> {
     /// Readable once an armed wait fired (and, spuriously, after a cancellation).
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.uring.as_fd()
@@ -194,7 +262,7 @@ mod tests {
 
     #[test]
     fn a_publication_raced_against_arming_is_never_missed() {
-        if crate::wait::uring::available().is_err() {
+        if crate::readiness::available().is_err() {
             return;
         }
         let (words, _map) = shared_words();
@@ -224,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_disarmed_waiter_is_counted_nowhere_and_a_record_names_it_while_armed() {
-        if crate::wait::uring::available().is_err() {
+        if crate::readiness::available().is_err() {
             return;
         }
         let (words, _map) = shared_words();

@@ -164,3 +164,113 @@ impl super::descriptor::AsyncFutexWait for LoomAsyncWait {
         Ok(())
     }
 }
+
+/// The loom model of the driver thread's kernel calls ([`super::driver::Kernel`]): the words it
+/// knows (their eventcounts' epochs, named by index) and one [`LoomFutex`] for all of them, so
+/// that "compare every word and go to sleep" is atomic with respect to any wake, as
+/// `futex_waitv` is. Every waker moves its word before it wakes (an epoch, the control word),
+/// so a sleeper whose words all hold their values was woken for another futex and sleeps on:
+/// the model has no spurious wakeups, which would hide a lost wake. A wait woken reports the
+/// control word or the first word that moved (the kernel names the one it woke).
+#[cfg(loom)]
+#[derive(Debug)]
+pub struct LoomKernel {
+    futex: std::sync::Arc<LoomFutex>,
+    words: Vec<std::sync::Arc<super::WaitWords>>,
+    stopped: loom::sync::atomic::AtomicBool,
+}
+
+#[cfg(loom)]
+impl LoomKernel {
+    /// A kernel over `futex`, which every waker of `words` wakes.
+    pub fn new(futex: std::sync::Arc<LoomFutex>, words: Vec<std::sync::Arc<super::WaitWords>>) -> LoomKernel {
+        LoomKernel { futex, words, stopped: loom::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Ends the model's driver: every wait returns at once from now on.
+    pub fn stop(&self) {
+        self.stopped.store(true, crate::sync::Ordering::SeqCst);
+        let _wakes = self.futex.wakes.lock().unwrap();
+        self.futex.sleepers.notify_all();
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(crate::sync::Ordering::SeqCst)
+    }
+
+    fn moved(&self, words: &[(usize, u32)]) -> Option<usize> {
+        words
+            .iter()
+            .position(|&(index, expected)| self.words[index].epoch.load(crate::sync::Ordering::Relaxed) != expected)
+    }
+}
+
+#[cfg(loom)]
+impl super::driver::Kernel for LoomKernel {
+    type Word = usize;
+    type Signal = LoomSignal;
+
+    fn word(&self, word: &AtomicU32) -> usize {
+        self.words.iter().position(|words| std::ptr::eq(&words.epoch, word)).expect("a word the model knows")
+    }
+
+    fn wait_any(&self, control: &AtomicU32, seen: u32, words: &[(usize, u32)]) -> super::driver::Woke {
+        use super::driver::Woke;
+        use crate::sync::Ordering::Relaxed;
+        let mut guard = self.futex.wakes.lock().unwrap();
+        if control.load(Relaxed) != seen || self.moved(words).is_some() {
+            return Woke::Unknown;
+        }
+        loop {
+            if self.stopped() {
+                return Woke::Control;
+            }
+            guard = self.futex.sleepers.wait(guard).unwrap();
+            if control.load(Relaxed) != seen {
+                return Woke::Control;
+            }
+            if let Some(index) = self.moved(words) {
+                return Woke::Word(index);
+            }
+        }
+    }
+
+    fn changed(&self, word: &usize, expected: u32) -> bool {
+        let _guard = self.futex.wakes.lock().unwrap();
+        self.words[*word].epoch.load(crate::sync::Ordering::Relaxed) != expected
+    }
+
+    fn wake(&self, control: &AtomicU32) {
+        self.futex.wake_all(control);
+    }
+}
+
+/// The loom model of an eventfd: a raised flag and a condition variable to block on it (an
+/// event loop's poll).
+#[cfg(loom)]
+#[derive(Clone, Debug, Default)]
+pub struct LoomSignal(std::sync::Arc<(loom::sync::Mutex<bool>, loom::sync::Condvar)>);
+
+#[cfg(loom)]
+impl LoomSignal {
+    /// Blocks until raised (does not consume it).
+    pub fn block(&self) {
+        let mut raised = self.0 .0.lock().unwrap();
+        while !*raised {
+            raised = self.0 .1.wait(raised).unwrap();
+        }
+    }
+}
+
+#[cfg(loom)]
+impl super::driver::Signal for LoomSignal {
+    fn raise(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    fn take(&self) -> bool {
+        std::mem::take(&mut *self.0 .0.lock().unwrap())
+    }
+}

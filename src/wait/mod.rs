@@ -8,6 +8,7 @@
 pub mod barrier;
 pub mod block;
 pub mod descriptor;
+pub mod driver;
 pub mod eventcount;
 pub mod futex;
 pub mod mutex;
@@ -23,7 +24,7 @@ pub use eventcount::{notify, notify_with, sleep, Barriers, Sleep, WaitWords};
 pub use futex::SharedFutex;
 pub use futex::{Futex, FutexWait};
 #[cfg(loom)]
-pub use futex::{LoomAsyncWait, LoomFutex};
+pub use futex::{LoomAsyncWait, LoomFutex, LoomKernel, LoomSignal};
 #[cfg(loom)]
 pub use mutex::LoomMutex;
 #[cfg(not(loom))]

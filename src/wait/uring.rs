@@ -55,8 +55,7 @@ pub enum Completed {
 
 /// Whether this process may use io_uring futex waits: `Err` says why not (a kernel before 6.7,
 /// `io_uring` disabled by sysctl or refused by a seccomp filter, as container runtimes often
-/// do, or turned off with the environment variable `IPCRING_NO_IO_URING=1`). Probed once per
-/// process.
+/// do). Probed once per process; [`crate::readiness::mechanism`] decides whether it is used.
 ///
 /// ```
 /// match ipcring::__private::wait::uring::available() {
@@ -67,11 +66,6 @@ pub enum Completed {
 pub fn available() -> Result<(), &'static str> {
     static PROBED: OnceLock<Result<(), &'static str>> = OnceLock::new();
     *PROBED.get_or_init(|| {
-        // What a container that forbids io_uring gets, on demand: for tests of the fallbacks,
-        // and for a host that wants none.
-        if std::env::var_os("IPCRING_NO_IO_URING").is_some_and(|value| !value.is_empty() && value != "0") {
-            return Err("io_uring is turned off (IPCRING_NO_IO_URING)");
-        }
         let ring = IoUring::new(2).map_err(|_| "io_uring_setup was refused (seccomp, sysctl, or an old kernel)")?;
         let mut probe = io_uring::Probe::new();
         ring.submitter().register_probe(&mut probe).map_err(|_| "the io_uring opcode probe failed")?;

@@ -276,10 +276,15 @@ pub fn note(rows: &[Row]) -> Option<String> {
             )
         })
         .collect();
+    let mechanism = match ipcring::readiness::mechanism() {
+        Ok(ipcring::readiness::Mechanism::IoUring) => "an io_uring futex wait",
+        Ok(ipcring::readiness::Mechanism::Thread) => "the driver thread (futex_waitv, then an eventfd)",
+        Err(_) => "none: the receiver polls",
+    };
     (!parts.is_empty()).then(|| {
         format!(
             "shm-spsc async rows: the receiver is an ipcring::tokio::AsyncReceiver on a current-thread tokio runtime \
-             (readiness through an io_uring futex wait); {}",
+             (readiness through {mechanism}); {}",
             parts.join("; ")
         )
     })
