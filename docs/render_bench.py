@@ -8,6 +8,8 @@ never typed by hand.
         --sizes 8,64 --rounds 5 --json docs/bench-small.json --plot docs/bench-small.svg
     cargo run --release -- bench --transports shm-broadcast --peers --json docs/bench-fanout.json
     cargo run --release -- bench --transports shm-spsc:futex --sizes 64,4096 --rounds 5 --json docs/bench-async.json
+    IPCRING_READINESS=thread cargo run --release -- bench --transports shm-spsc:futex --sizes 64,4096 --rounds 5 \
+        --json docs/bench-async-thread.json
     python3 docs/render_bench.py            # rewrites the marked parts of the files
     python3 docs/render_bench.py check      # fails if they differ from what it would write
 """
@@ -31,6 +33,9 @@ INSTRUCTIONS_BEFORE_16 = os.path.join(ROOT, "docs", "before-16", "instructions-r
 FANOUT = os.path.join(ROOT, "docs", "bench-fanout.json")
 # Event loops (issue #18): the async SPSC receiver beside the blocking one and the raw limits.
 ASYNC = os.path.join(ROOT, "docs", "bench-async.json")
+# The same rows with readiness through the driver thread (IPCRING_READINESS=thread), the fallback
+# where io_uring is refused.
+ASYNC_THREAD = os.path.join(ROOT, "docs", "bench-async-thread.json")
 TARGETS = [
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-quick"),
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-load"),
@@ -40,6 +45,7 @@ TARGETS = [
     (os.path.join(ROOT, "docs", "performance.md"), "fanout-17"),
     (os.path.join(ROOT, "README.md"), "fanout-brief"),
     (os.path.join(ROOT, "docs", "event-loops.md"), "async-18"),
+    (os.path.join(ROOT, "docs", "event-loops.md"), "async-thread-18"),
     (os.path.join(ROOT, "README.md"), "async-brief"),
 ]
 
@@ -473,6 +479,29 @@ def async_brief(report):
             "the table is in `docs/event-loops.md`." % (report["git_sha"][:12], report["rounds"], "; ".join(parts)))
 
 
+def async_thread(report, uring):
+    """The async rows of a run on the driver thread, and its ratios beside the io_uring run's
+    (each ratio taken within its own run)."""
+    notes = " ".join(report.get("notes", []))
+    if "driver thread" not in notes:
+        sys.exit("docs/bench-async-thread.json is not a run on the driver thread (IPCRING_READINESS=thread)")
+    lines = ["Readiness through the driver thread (`IPCRING_READINESS=thread`, as the run's note records).", "",
+             async_table(report), "",
+             "Beside the io_uring run (`docs/bench-async.json`, commit `%s`), each ratio within its own run:" %
+             uring["git_sha"][:12], "",
+             "| size | wake / raw eventfd: driver thread | wake / raw eventfd: io_uring "
+             "| streaming / blocking: driver thread | streaming / blocking: io_uring |",
+             "|---|---|---|---|---|"]
+    theirs = async_pairs(uring)
+    for size, (mine, _, wake, _) in async_pairs(report).items():
+        other = theirs.get(size)
+        if other is None:
+            continue
+        lines.append("| %d | %.2fx | %.2fx | %.2fx | %.2fx |" % (
+            size, wake["x_raw_eventfd"], other[2]["x_raw_eventfd"], mine["x_blocking"], other[0]["x_blocking"]))
+    return "\n".join(lines)
+
+
 def rendered(text, marker, body):
     begin = "<!-- %s:begin (python3 docs/render_bench.py) -->" % marker
     end = "<!-- %s:end -->" % marker
@@ -487,7 +516,8 @@ def main():
               "targets-16": targets_16(json.load(open(SMALL)), json.load(open(BEFORE_16)),
                                        json.load(open(INSTRUCTIONS)), json.load(open(INSTRUCTIONS_BEFORE_16))),
               "fanout-17": fanout(json.load(open(FANOUT))), "fanout-brief": fanout_brief(json.load(open(FANOUT))),
-              "async-18": async_table(json.load(open(ASYNC))), "async-brief": async_brief(json.load(open(ASYNC)))}
+              "async-18": async_table(json.load(open(ASYNC))), "async-brief": async_brief(json.load(open(ASYNC))),
+              "async-thread-18": async_thread(json.load(open(ASYNC_THREAD)), json.load(open(ASYNC)))}
     check = len(sys.argv) > 1 and sys.argv[1] == "check"
     for path in dict.fromkeys(path for path, _ in TARGETS):
         text = open(path).read()
