@@ -127,11 +127,18 @@ impl<R: Receiver + Readiness> AsyncReceiver<R> {
     pub async fn recv(&mut self, buffer: &mut Vec<u8>) -> Result<(), RecvError> {
         budget(&mut self.waiter).await;
         loop {
+            // `Ok` is returned as a new value rather than moved out of the result: moving the
+            // whole `Result` (wide, for the error) through the stack costs a store-forwarding
+            // stall on every message.
             match self.inner.try_recv(buffer) {
-                Err(RecvError::Empty) => {}
-                other => {
+                Ok(()) => {
                     self.waiter.progress();
-                    return other;
+                    return Ok(());
+                }
+                Err(RecvError::Empty) => {}
+                Err(error) => {
+                    self.waiter.progress();
+                    return Err(error);
                 }
             }
             Wait { waiter: &mut self.waiter, endpoint: &mut self.inner }.await?;

@@ -124,11 +124,16 @@ impl<S: Sender + Readiness> AsyncSender<S> {
     pub async fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
         budget(&mut self.waiter).await;
         loop {
+            // `Ok` returned as a new value, not moved out of the result: see `AsyncReceiver::recv`.
             match self.inner.try_send(message) {
-                Err(SendError::Full) => {}
-                other => {
+                Ok(()) => {
                     self.waiter.progress();
-                    return other;
+                    return Ok(());
+                }
+                Err(SendError::Full) => {}
+                Err(error) => {
+                    self.waiter.progress();
+                    return Err(error);
                 }
             }
             Wait { waiter: &mut self.waiter, endpoint: &mut self.inner }.await?;
