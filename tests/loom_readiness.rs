@@ -136,12 +136,27 @@ fn a_waiter_that_disarms_while_registered_takes_back_only_its_own() {
     });
 }
 
+/// Runs `model` and asserts that loom reports a deadlock in it (a lost wake), not some other
+/// failure.
+fn assert_deadlocks(model: impl Fn() + Sync + Send + 'static, what: &str) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || loom::model(model)));
+    let message = match &caught {
+        Ok(()) => panic!("the model did not catch {what}"),
+        Err(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|text| text.to_string()))
+            .unwrap_or_default(),
+    };
+    assert!(message.contains("deadlock"), "{what}: the model failed for another reason: {message}");
+}
+
 /// The mutation: the waiter reads its condition before registering (so its re-check after
 /// registering sees nothing new). Some interleaving loses the wake, and loom finds it.
 #[test]
 fn the_model_catches_a_check_made_before_registering() {
-    let caught = std::panic::catch_unwind(|| {
-        loom::model(|| {
+    assert_deadlocks(
+        || {
             let ring = ring();
             let publisher = {
                 let ring = ring.clone();
@@ -153,9 +168,9 @@ fn the_model_catches_a_check_made_before_registering() {
                 waiter.inner().block();
             }
             publisher.join().unwrap();
-        });
-    });
-    assert!(caught.is_err(), "the model did not catch a waiter that checks before registering");
+        },
+        "a waiter that checks before registering",
+    );
 }
 
 // The driver thread (`wait::driver`, the fallback where io_uring is refused): the production
@@ -189,9 +204,9 @@ fn start_driver(ring: &Arc<Driven>, snapshot_first: bool) -> thread::JoinHandle<
                 let snapshot = ring.table.snapshot();
                 let seen = ring.table.seen();
                 let woke = ring.table.wait(&ring.kernel, seen, &snapshot);
-                ring.table.dispatch(&ring.kernel, woke, &snapshot);
+                ring.table.dispatch(&ring.kernel, woke, seen, &snapshot);
             } else {
-                ring.table.round(&ring.kernel);
+                let _ = ring.table.round(&ring.kernel);
             }
         }
     })
@@ -288,8 +303,8 @@ fn a_driver_thread_waiter_that_disarms_while_registered_is_never_signalled_after
 /// without the entry just added, and the waiter's wake is lost; loom finds it.
 #[test]
 fn the_model_catches_a_driver_that_copies_before_reading_the_control_word() {
-    let caught = std::panic::catch_unwind(|| {
-        loom::model(|| {
+    assert_deadlocks(
+        || {
             let ring = driven();
             let driver = start_driver(&ring, true);
             let publisher = {
@@ -300,7 +315,103 @@ fn the_model_catches_a_driver_that_copies_before_reading_the_control_word() {
             publisher.join().unwrap();
             ring.kernel.stop();
             driver.join().unwrap();
-        });
+        },
+        "a driver that copies before reading the control word",
+    );
+}
+
+/// Two rings, each with a driver-thread waiter on the same driver, published at once:
+/// `futex_waitv` reports one woken word per return, and the other must still fire (its moved
+/// epoch fails the next round's comparison).
+#[test]
+fn a_driver_thread_fires_both_of_two_rings_woken_together() {
+    loom::model(|| {
+        let futex = Arc::new(LoomFutex::default());
+        let words = [Arc::new(WaitWords::new()), Arc::new(WaitWords::new())];
+        let kernel = Arc::new(LoomKernel::new(futex.clone(), words.to_vec()));
+        let table: Arc<Table<LoomKernel>> = Arc::new(Table::default());
+        let published = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let driver = {
+            let (kernel, table) = (kernel.clone(), table.clone());
+            thread::spawn(move || {
+                while !kernel.stopped() {
+                    let _ = table.round(&*kernel);
+                }
+            })
+        };
+        // Both waiters arm first (one thread: the model's size), then one thread publishes both.
+        let signals = [LoomSignal::default(), LoomSignal::default()];
+        let mut waiters: Vec<_> = (0..2)
+            .map(|index| {
+                DescriptorWait::with_wait(ThreadWait::on(kernel.clone(), table.clone(), signals[index].clone()))
+            })
+            .collect();
+        for (index, waiter) in waiters.iter_mut().enumerate() {
+            let ready = || published[index].load(Ordering::Acquire);
+            assert_eq!(waiter.arm(&words[index], None, Barriers::Fences, ready).unwrap(), Armed::Wait);
+        }
+        let publisher = {
+            let (words, futex, published) = (words.clone(), futex.clone(), published.clone());
+            thread::spawn(move || {
+                for index in 0..2 {
+                    published[index].store(true, Ordering::Release);
+                    notify(&words[index], &*futex);
+                }
+            })
+        };
+        // Each waiter as an event loop: wait for the signal, then look (a wake may come before
+        // the publication is visible here: the loop looks again).
+        for (index, waiter) in waiters.iter_mut().enumerate() {
+            let ready = || published[index].load(Ordering::Acquire);
+            let mut armed = Armed::Wait;
+            loop {
+                if armed == Armed::Wait {
+                    signals[index].block();
+                    assert!(waiter.fired(), "ring {index}: raised without firing");
+                    waiter.disarm(&words[index], None).unwrap();
+                }
+                if ready() {
+                    break;
+                }
+                armed = waiter.arm(&words[index], None, Barriers::Fences, ready).unwrap();
+            }
+        }
+        publisher.join().unwrap();
+        kernel.stop();
+        driver.join().unwrap();
+        assert!(table.is_empty());
     });
-    assert!(caught.is_err(), "the model did not catch a driver that copies before reading the control word");
+}
+
+/// A waiter that cancels and arms again at once (a cancelled future, then the next receive):
+/// the new wait is woken, whatever the cancelled one's entry and signal were doing.
+#[test]
+fn a_driver_thread_waiter_cancelled_and_armed_again_is_not_fooled() {
+    loom::model(|| {
+        let ring = driven();
+        let driver = start_driver(&ring, false);
+        let signal = LoomSignal::default();
+        let mut waiter =
+            DescriptorWait::with_wait(ThreadWait::on(ring.kernel.clone(), ring.table.clone(), signal.clone()));
+        let ready = || ring.published.load(Ordering::Acquire);
+        assert_eq!(waiter.arm(&ring.words, None, Barriers::Fences, ready).unwrap(), Armed::Wait);
+        let publisher = {
+            let ring = ring.clone();
+            thread::spawn(move || publish_driven(&ring))
+        };
+        waiter.disarm(&ring.words, None).unwrap();
+        // Armed again at once, as the next receive does, until the publication is seen: a lost
+        // wake of the new wait (or one swallowed by the cancelled one) is a deadlock.
+        while !ready() {
+            if waiter.arm(&ring.words, None, Barriers::Fences, ready).unwrap() == Armed::Wait {
+                signal.block();
+                assert!(waiter.fired(), "raised without the new wait firing");
+                waiter.disarm(&ring.words, None).unwrap();
+            }
+        }
+        publisher.join().unwrap();
+        ring.kernel.stop();
+        driver.join().unwrap();
+        assert_eq!(ring.words.waiters.load(Ordering::Relaxed), 0);
+    });
 }

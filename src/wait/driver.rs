@@ -42,10 +42,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 // The lock is loom's in the models (it orders the driver against the waiters); the shared
 // ownership is std's either way (nothing to model in a reference count).
 #[cfg(loom)]
-use loom::sync::Mutex;
+use loom::sync::{Mutex, MutexGuard};
 use std::sync::Arc;
 #[cfg(not(loom))]
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// What one multi-word futex wait ended with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub enum Woke {
     Word(usize),
     /// Some word did not hold its expected value (or could not be read): probe each.
     Unknown,
+    /// The wait itself failed (a lasting error): fire every entry, and back off before the next.
+    Failed,
 }
 
 /// The kernel services the driver uses: the real futex calls in production, a model under loom.
@@ -69,7 +71,7 @@ pub trait Kernel {
     /// Sleeps until `control` (expected to hold `seen`) or one of `words` (each expected to
     /// hold its value) is woken; returns at once if one of them holds another value.
     fn wait_any(&self, control: &AtomicU32, seen: u32, words: &[(Self::Word, u32)]) -> Woke;
-    /// Whether `word` no longer holds `expected` (or cannot be read).
+    /// Whether `word` no longer holds `expected` (or cannot be read); never sleeps.
     fn changed(&self, word: &Self::Word, expected: u32) -> bool;
     /// Wakes the driver asleep on `control`.
     fn wake(&self, control: &AtomicU32);
@@ -91,26 +93,47 @@ struct Entry<K: Kernel> {
     signal: K::Signal,
 }
 
+/// Rounds in a row whose wait ended because the control word moved (not a ring word) may skip
+/// the probe: the next round compares every word again. Past this many, a round probes anyway, so
+/// a stream of arms cannot delay a fired entry for long.
+const SKIPS: u32 = 8;
+
 /// The armed waits of one driver thread, and its control word.
 pub struct Table<K: Kernel> {
     control: AtomicU32,
     entries: Mutex<Vec<Entry<K>>>,
     /// Distinct ids for submissions (an entry is removed by the id its waiter holds).
     ids: AtomicU64,
+    /// Probes skipped in a row (the driver thread's own count: a std atomic, outside the model).
+    skipped: std::sync::atomic::AtomicU32,
+    /// Its driver thread stopped (it panicked): waits are refused.
+    dead: std::sync::atomic::AtomicBool,
 }
 
 impl<K: Kernel> Default for Table<K> {
     fn default() -> Table<K> {
-        Table { control: AtomicU32::new(0), entries: Mutex::new(Vec::new()), ids: AtomicU64::new(1) }
+        Table {
+            control: AtomicU32::new(0),
+            entries: Mutex::new(Vec::new()),
+            ids: AtomicU64::new(1),
+            skipped: std::sync::atomic::AtomicU32::new(0),
+            dead: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
 impl<K: Kernel> Table<K> {
+    /// The entries (a panic elsewhere while holding the lock leaves them consistent: every
+    /// critical section is one `Vec` operation).
+    fn entries(&self) -> MutexGuard<'_, Vec<Entry<K>>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Adds an armed wait (`word` expected to hold `expected`), then wakes the driver so that it
     /// sleeps on it too; returns the entry's id.
     pub fn add(&self, kernel: &K, word: K::Word, expected: u32, signal: K::Signal) -> u64 {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        self.entries.lock().unwrap().push(Entry { id, word, expected, signal });
+        self.entries().push(Entry { id, word, expected, signal });
         self.poke(kernel);
         id
     }
@@ -125,7 +148,7 @@ impl<K: Kernel> Table<K> {
 
     /// Removes entry `id` if it has not fired; after this returns, it never fires.
     pub fn remove(&self, id: u64) -> bool {
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = self.entries();
         let before = entries.len();
         entries.retain(|entry| entry.id != id);
         entries.len() != before
@@ -138,8 +161,7 @@ impl<K: Kernel> Table<K> {
 
     /// A copy of the armed waits: (id, word, expected value).
     pub fn snapshot(&self) -> Vec<(u64, K::Word, u32)> {
-        let entries = self.entries.lock().unwrap();
-        entries.iter().map(|entry| (entry.id, entry.word.clone(), entry.expected)).collect()
+        self.entries().iter().map(|entry| (entry.id, entry.word.clone(), entry.expected)).collect()
     }
 
     /// Sleeps on the control word (expected `seen`) and the `snapshot`'s words.
@@ -148,30 +170,52 @@ impl<K: Kernel> Table<K> {
         kernel.wait_any(&self.control, seen, &words)
     }
 
-    /// Fires what `woke` says fired: the entry woken (if still armed), or every entry whose word
-    /// moved.
-    pub fn dispatch(&self, kernel: &K, woke: Woke, snapshot: &[(u64, K::Word, u32)]) {
+    /// Fires what `woke` (of a wait on the control word expected to hold `seen` and on the
+    /// `snapshot`) says fired: the entry woken (if still armed), or every entry whose word moved.
+    /// The words are compared outside the lock; only the firing, by id, happens under it.
+    pub fn dispatch(&self, kernel: &K, woke: Woke, seen: u32, snapshot: &[(u64, K::Word, u32)]) {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
         match woke {
             Woke::Control => {}
-            Woke::Word(index) => match snapshot.get(index) {
-                Some(&(id, _, _)) => self.fire(|entry| entry.id == id),
-                None => self.fire(|entry| kernel.changed(&entry.word, entry.expected)),
-            },
-            Woke::Unknown => self.fire(|entry| kernel.changed(&entry.word, entry.expected)),
+            Woke::Word(index) if index < snapshot.len() => {
+                let id = snapshot[index].0;
+                self.fire(|entry| entry.id == id);
+            }
+            Woke::Word(_) | Woke::Unknown => {
+                // The kernel compares the control word first: a wait refused because an arm
+                // moved it says nothing about the ring words, which the next round compares.
+                if self.control.load(Ordering::Acquire) != seen && self.skipped.load(relaxed) < SKIPS {
+                    self.skipped.fetch_add(1, relaxed);
+                    return;
+                }
+                self.skipped.store(0, relaxed);
+                let moved: Vec<u64> = snapshot
+                    .iter()
+                    .filter(|(_, word, expected)| kernel.changed(word, *expected))
+                    .map(|(id, _, _)| *id)
+                    .collect();
+                if !moved.is_empty() {
+                    self.fire(|entry| moved.contains(&entry.id));
+                }
+            }
+            // Every waiter re-checks; the caller backs off before the next round.
+            Woke::Failed => self.fire(|_| true),
         }
     }
 
-    /// One round of the driver thread: read the control word, copy, sleep, fire.
-    pub fn round(&self, kernel: &K) {
+    /// One round of the driver thread: read the control word, copy, sleep, fire. Returns how
+    /// the wait ended ([`Woke::Failed`]: back off before the next round).
+    pub fn round(&self, kernel: &K) -> Woke {
         let seen = self.seen();
         let snapshot = self.snapshot();
         let woke = self.wait(kernel, seen, &snapshot);
-        self.dispatch(kernel, woke, &snapshot);
+        self.dispatch(kernel, woke, seen, &snapshot);
+        woke
     }
 
     /// Raises and removes, under the lock, every entry `fired` selects.
     fn fire(&self, mut fired: impl FnMut(&Entry<K>) -> bool) {
-        self.entries.lock().unwrap().retain(|entry| {
+        self.entries().retain(|entry| {
             let fire = fired(entry);
             if fire {
                 entry.signal.raise();
@@ -180,9 +224,21 @@ impl<K: Kernel> Table<K> {
         });
     }
 
+    /// Marks the table's driver stopped: every armed wait fires (its waiter re-checks) and new
+    /// ones are refused.
+    pub fn kill(&self, kernel: &K) {
+        self.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.dispatch(kernel, Woke::Failed, self.seen(), &[]);
+    }
+
+    /// Whether the driver stopped ([`kill`](Self::kill)).
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// How many waits are armed.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        self.entries().len()
     }
 
     /// Whether no wait is armed.
@@ -201,30 +257,39 @@ pub struct ThreadWait<K: Kernel = sys::Sys> {
     armed: u64,
     /// A wait was submitted and has not been seen to fire or been abandoned.
     pending: bool,
+    /// The process that made it: a forked child's copy leaves the table alone (its lock may
+    /// have been held by the parent's driver thread at the fork, and the driver is not there).
+    pid: u32,
 }
 
 impl<K: Kernel> ThreadWait<K> {
     /// A waiter on `table` (whose driver thread is the caller's), told through `signal`.
     pub fn on(kernel: Arc<K>, table: Arc<Table<K>>, signal: K::Signal) -> ThreadWait<K> {
-        ThreadWait { kernel, table, signal, armed: 0, pending: false }
+        ThreadWait { kernel, table, signal, armed: 0, pending: false, pid: std::process::id() }
     }
 
     /// Starts waiting until `word` is woken, if it still holds `expected` (else it fires at
     /// once, through the driver). A wait already in flight is abandoned first. The caller keeps
     /// `word` mapped until the wait fired or was abandoned.
     pub fn arm(&mut self, word: &AtomicU32, expected: u32) -> Result<(), Error> {
+        if self.pid != std::process::id() {
+            return Err(Error::ReadinessUnavailable { reason: "a readiness wait made before a fork" });
+        }
+        if self.table.is_dead() {
+            return Err(Error::ReadinessUnavailable { reason: "the readiness driver thread stopped" });
+        }
         self.cancel();
-        // A raise from before the last abandon would make this wait look fired at once.
-        while self.signal.take() {}
         let named = self.kernel.word(word);
         self.armed = self.table.add(&self.kernel, named, expected, self.signal.clone());
         self.pending = true;
         Ok(())
     }
 
-    /// Whether the wait in flight has fired (consumes the signal).
+    /// Whether the wait in flight has fired (consumes the signal; a raise left from a cancelled
+    /// wait is consumed too, and is no firing).
     pub fn fired(&mut self) -> bool {
-        if self.pending && self.signal.take() {
+        let raised = self.signal.take();
+        if self.pending && raised {
             self.pending = false;
             self.armed = 0;
             return true;
@@ -232,13 +297,19 @@ impl<K: Kernel> ThreadWait<K> {
         false
     }
 
-    /// Abandons the wait in flight, if any: it never fires afterwards.
+    /// Abandons the wait in flight, if any: it never fires afterwards, and the descriptor is
+    /// quiet (a raise that came before is consumed).
     pub fn cancel(&mut self) {
+        if self.pid != std::process::id() {
+            return;
+        }
         if self.armed != 0 {
             self.table.remove(self.armed);
             self.armed = 0;
         }
         self.pending = false;
+        // Nothing raises it after the removal (firing happens under the table's lock).
+        while self.signal.take() {}
     }
 
     /// Whether a wait is in flight.

@@ -6,10 +6,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Runs this test binary again with `IPCRING_READINESS=thread` and `args` (a filter, `--skip`s)
-/// and asserts that every test passed. Nothing where the caller is that run already, or where
-/// the driver thread is unavailable (said on stderr).
+/// and asserts that every test passed. Nothing where the caller is that run already
+/// (`IPCRING_RERUN` set), or where the driver thread is unavailable (said on stderr).
 pub fn with_the_driver_thread(args: &[&str]) {
-    if std::env::var_os("IPCRING_READINESS").is_some() {
+    if std::env::var_os("IPCRING_RERUN").is_some() {
         return;
     }
     if let Err(reason) = ipcring::__private::wait::driver::available() {
@@ -17,7 +17,7 @@ pub fn with_the_driver_thread(args: &[&str]) {
         return;
     }
     let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args(args).args(["--test-threads=2", "-q"]).env("IPCRING_READINESS", "thread");
+    command.args(args).args(["--test-threads=2", "-q"]).env("IPCRING_READINESS", "thread").env("IPCRING_RERUN", "1");
     let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let (sender, outcome) = std::sync::mpsc::channel();

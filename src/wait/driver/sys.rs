@@ -13,6 +13,8 @@ use crate::sync::AtomicU32;
 /// futex2 flags: a 32-bit word, not private (keyed by its page, so shared mappings work across
 /// processes, as the rings' `FUTEX_WAKE` calls are).
 const FUTEX2_SIZE_U32: u32 = 0x02;
+/// futex2 flag: a word of this process only (the control word).
+const FUTEX2_PRIVATE: u32 = 0x80;
 /// `futex_waitv` takes at most this many words; one is the control word.
 const WAITERS_PER_DRIVER: usize = 127;
 
@@ -42,7 +44,7 @@ pub fn available() -> Result<(), &'static str> {
             unsafe { libc::syscall(libc::SYS_futex_waitv, std::ptr::null::<FutexWaitv>(), 0u32, 0u32, 0usize, 0u32) };
         match (result, std::io::Error::last_os_error().raw_os_error()) {
             (-1, Some(libc::EINVAL)) => Ok(()),
-            (-1, Some(libc::ENOSYS)) => Err("this kernel has no futex_waitv (Linux 5.16+)"),
+            (-1, Some(libc::ENOSYS)) => Err("futex_waitv is unavailable (a kernel before 5.16, or refused by seccomp)"),
             _ => Err("futex_waitv was refused (seccomp)"),
         }
     })
@@ -64,15 +66,20 @@ impl Kernel for Sys {
     }
 
     fn wait_any(&self, control: &AtomicU32, seen: u32, words: &[(usize, u32)]) -> Woke {
-        let waits: Vec<FutexWaitv> = std::iter::once((control.as_ptr() as usize, seen))
-            .chain(words.iter().copied())
-            .take(WAITERS_PER_DRIVER + 1)
-            .map(|(address, expected)| FutexWaitv {
+        debug_assert!(words.len() <= WAITERS_PER_DRIVER, "a table holds at most {WAITERS_PER_DRIVER} entries");
+        let control = FutexWaitv {
+            val: u64::from(seen),
+            uaddr: control.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+            reserved: 0,
+        };
+        let waits: Vec<FutexWaitv> = std::iter::once(control)
+            .chain(words.iter().take(WAITERS_PER_DRIVER).map(|&(address, expected)| FutexWaitv {
                 val: u64::from(expected),
                 uaddr: address as u64,
                 flags: FUTEX2_SIZE_U32,
                 reserved: 0,
-            })
+            }))
             .collect();
         // SAFETY: `waits` is a live array of `waits.len()` (at most 128) futex_waitv structs;
         // the kernel only reads it and the words it names (a bad address gives EFAULT), and
@@ -92,22 +99,38 @@ impl Kernel for Sys {
             index if index > 0 => Woke::Word(index as usize - 1),
             _ => match std::io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINTR) => Woke::Control,
-                _ => Woke::Unknown,
+                // A word that moved (or the control word), or one no longer mapped.
+                Some(libc::EAGAIN | libc::EFAULT) => Woke::Unknown,
+                _ => Woke::Failed,
             },
         }
     }
 
     fn changed(&self, word: &usize, expected: u32) -> bool {
-        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: FUTEX_WAIT with a zero timeout only has the kernel compare the word with
-        // `expected` (EFAULT if it is no longer mapped); `zero` lives on this frame.
-        let result = unsafe { libc::syscall(libc::SYS_futex, *word, libc::FUTEX_WAIT, expected, &zero, 0usize, 0u32) };
-        !(result == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT))
+        // FUTEX_CMP_REQUEUE waking and requeueing nobody: the kernel compares the word with
+        // `expected` (EAGAIN if it moved, EFAULT if it is not mapped) and returns, never
+        // sleeping (a FUTEX_WAIT with a zero timeout would queue and arm a timer).
+        // SAFETY: the call only reads the word (in the kernel, which faults safely) and takes no
+        // pointer of ours; the requeue target is the same word, and no waiter is moved.
+        let result =
+            unsafe { libc::syscall(libc::SYS_futex, *word, libc::FUTEX_CMP_REQUEUE, 0u32, 0usize, *word, expected) };
+        result != 0
     }
 
     fn wake(&self, control: &AtomicU32) {
-        use crate::wait::Futex;
-        crate::wait::SharedFutex.wake_all(control);
+        // SAFETY: `control` is a live, aligned atomic of this process (the table's); FUTEX_WAKE
+        // only looks up its key.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                control.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+                0usize,
+                0usize,
+                0u32,
+            )
+        };
     }
 }
 
@@ -143,7 +166,8 @@ impl Signal for EventSignal {
 }
 
 /// The process's driver threads. A forked child has none of its parent's threads, so the pool
-/// remembers which process started them.
+/// remembers which process started them. (As with any lock, a fork while another thread holds
+/// it leaves the child's copy held: a multithreaded process that forks should only exec.)
 struct Pool {
     pid: u32,
     /// Each driver's table: held here, by its thread and by each waiter it serves.
@@ -152,27 +176,60 @@ struct Pool {
 
 static POOL: Mutex<Pool> = Mutex::new(Pool { pid: 0, drivers: Vec::new() });
 
-/// A table whose driver thread has room for one more waiter (a new thread if none has).
-fn assign() -> Result<Arc<Table<Sys>>, Error> {
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
     let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if pool.pid != std::process::id() {
         *pool = Pool { pid: std::process::id(), drivers: Vec::new() };
     }
-    // Waiters served: the references beyond the pool's and the thread's. Clones are made only
-    // under this lock and drops only lower the count, so the room seen here is there.
-    if let Some(table) = pool.drivers.iter().find(|table| Arc::strong_count(table) - 2 < WAITERS_PER_DRIVER) {
-        return Ok(table.clone());
+    pool
+}
+
+/// A table whose driver thread has room for one more waiter (a new thread if none has).
+fn assign() -> Result<Arc<Table<Sys>>, Error> {
+    {
+        let pool = pool();
+        // Waiters served: the references beyond the pool's and the thread's. Clones are made
+        // only under this lock and drops only lower the count, so the room seen here is there.
+        let room = |table: &&Arc<Table<Sys>>| {
+            !table.is_dead() && Arc::strong_count(table).saturating_sub(2) < WAITERS_PER_DRIVER
+        };
+        if let Some(table) = pool.drivers.iter().find(room) {
+            return Ok(table.clone());
+        }
     }
+    // A new driver, started outside the pool's lock (two callers racing here make two drivers,
+    // which is harmless).
     let table = Arc::new(Table::<Sys>::default());
-    let driven = table.clone();
-    std::thread::Builder::new()
-        .name("ipcring-ready".into())
-        .spawn(move || loop {
-            driven.round(&Sys);
-        })
-        .map_err(|error| Error::io("starting the readiness driver thread", error))?;
-    pool.drivers.push(table.clone());
+    spawn_driver(table.clone())
+        .map_err(|_| Error::ReadinessUnavailable { reason: "the readiness driver thread could not be started" })?;
+    pool().drivers.push(table.clone());
     Ok(table)
+}
+
+/// Starts the thread that drives `table`, with every signal blocked (signals to the process go
+/// to the application's threads, as a `signalfd` or `sigwait` user needs).
+fn spawn_driver(table: Arc<Table<Sys>>) -> std::io::Result<()> {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut previous = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut previous))
+        .map_err(std::io::Error::from)?;
+    let spawned = std::thread::Builder::new().name("ipcring-ready".into()).spawn(move || {
+        // A panic (none is expected) must not leave waiters armed on a table nobody drives:
+        // they are fired, and the table refuses new waits.
+        let driven = table.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || loop {
+            if driven.round(&Sys) == Woke::Failed {
+                // A lasting error of futex_waitv: every waiter was fired and re-checks; wake
+                // them at most once a millisecond rather than spin.
+                std::thread::sleep(Duration::from_millis(1)); // SLEEP-OK: backoff of a failing syscall
+            }
+        }));
+        if outcome.is_err() {
+            table.kill(&Sys);
+        }
+    });
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None).map_err(std::io::Error::from)?;
+    spawned.map(drop)
 }
 
 impl ThreadWait<Sys> {
@@ -287,5 +344,60 @@ mod tests {
         for (index, wait) in waits.iter_mut().enumerate() {
             assert!(wait.wait_fired(Duration::from_secs(5)).unwrap(), "waiter {index} was not signalled");
         }
+    }
+
+    #[test]
+    fn the_probe_compares_without_sleeping_and_faults_safely() {
+        let (words, map) = shared_words();
+        words[3].store(5, Ordering::Relaxed);
+        assert!(!Sys.changed(&(words[3].as_ptr() as usize), 5), "the word holds 5");
+        assert!(Sys.changed(&(words[3].as_ptr() as usize), 4), "the word does not hold 4");
+        // An address with nothing mapped: EFAULT from the kernel, reported as moved.
+        let gone = words[3].as_ptr() as usize;
+        drop(map);
+        assert!(Sys.changed(&gone, 5), "an unmapped word counts as moved");
+    }
+
+    #[test]
+    fn a_forked_child_drops_its_parents_wait_without_touching_the_table() {
+        if available().is_err() {
+            return;
+        }
+        let (words, _map) = shared_words();
+        let mut wait = ThreadWait::new().unwrap();
+        wait.arm(&words[5], 0).unwrap();
+        // The table's lock held across the fork (as the parent's driver thread may hold it): a
+        // child that took it to remove its copy of the entry would never get it.
+        let table = wait.table.clone();
+        let held = table.entries();
+        // SAFETY: the child only drops the wait (no lock, no allocation on the path the test
+        // checks) and leaves with _exit.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            drop(wait); // with `held` still held, as the parent's thread held it at the fork
+                        // SAFETY: ends the child at once, running nothing of the parent's.
+            unsafe { libc::_exit(0) };
+        }
+        assert!(child > 0, "fork failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child, writing its status into `status`.
+            let reaped = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+            if reaped == child {
+                break;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: kills our own child, which is not yet reaped.
+                unsafe { libc::kill(child, libc::SIGKILL) };
+                panic!("the child hung dropping its parent's wait");
+            }
+            std::thread::sleep(Duration::from_millis(1)); // SLEEP-OK: polling a child's exit with a deadline
+        }
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
+        drop(held);
+        // The parent's wait is untouched: a wake fires it.
+        bump_and_wake(&words[5]);
+        assert!(wait.wait_fired(Duration::from_secs(5)).unwrap());
     }
 }
