@@ -33,8 +33,10 @@ int main(int argc, char **argv) {
     ipcring_options options = {0};
     options.slots = 256;
     options.slot_size = (uint32_t)size;
-    ipcring_endpoint *ring = NULL;
-    ipcring_status status = ipcring_open_or_create(name, kind_of(argv[2]), IPCRING_SENDER, &options, &ring);
+    ipcring_endpoint *ring = NULL; /* an existing ring as it is, else a new one for SIZE */
+    ipcring_status status = ipcring_open(name, kind_of(argv[2]), IPCRING_SENDER, &ring);
+    if (status == IPCRING_NOT_FOUND)
+        status = ipcring_create(name, kind_of(argv[2]), IPCRING_SENDER, &options, &ring);
     if (status != IPCRING_OK) return fail("attach", status);
     printf("attached\n");
     fflush(stdout);
@@ -44,7 +46,10 @@ int main(int argc, char **argv) {
         size_t capacity = 0;
         status = ipcring_reserve(ring, IPCRING_WAIT_FOREVER, &slot, &capacity);
         if (status != IPCRING_OK) return fail("reserve", status);
-        if (capacity < size) return fail("reserve (slot too small)", IPCRING_TOO_LARGE);
+        if (capacity < size) {
+            fprintf(stderr, "producer: the ring's slots hold %zu bytes, not %zu\n", capacity, size);
+            return 1;
+        }
         for (int b = 0; b < 8; b++) slot[b] = (uint8_t)(n >> (8 * b));
         for (size_t i = 8; i < size; i++) slot[i] = (uint8_t)(n * 31 + i);
         status = ipcring_commit(ring, size);

@@ -27,13 +27,15 @@ typedef enum {
   IPCRING_FULL = 2,
   // The time limit passed.
   IPCRING_TIMEOUT = 3,
-  // The other side is gone for good: nothing more will come, or nobody will read.
+  // No peer now: every sender left and the ring is empty, or no receiver is attached. A new
+  // peer may attach later (a successor takes over a role).
   IPCRING_DISCONNECTED = 4,
   // A broadcast subscriber fell behind: messages were overwritten (the count is returned).
   IPCRING_LAGGED = 5,
   // The message is larger than the ring's slots.
   IPCRING_TOO_LARGE = 6,
-  // The buffer is too small for the next message, which stays for the next receive.
+  // The buffer is too small for the next message. It was taken from the ring and is kept by
+  // this endpoint for its next receive (closing the endpoint drops it).
   IPCRING_BUFFER_TOO_SMALL = 7,
   // No ring of that name.
   IPCRING_NOT_FOUND = 8,
@@ -45,7 +47,8 @@ typedef enum {
   IPCRING_BUSY = 11,
   // The ring is of another kind, or its settings differ from the request.
   IPCRING_INCOMPATIBLE = 12,
-  // An invalid argument: a null pointer, a value outside its enum, a name that is not UTF-8.
+  // An invalid argument: a null pointer, a value outside its enum, a name that is not UTF-8
+  // or not a valid ring name, settings the ring cannot have (slots not a power of two, ...).
   IPCRING_INVALID_ARGUMENT = 13,
   // The operation does not apply here: the wrong side, a zero-copy operation open (or none
   // open), readiness unavailable.
@@ -102,7 +105,8 @@ typedef enum {
   IPCRING_OVERFLOW_OVERWRITE = 2,
 } ipcring_overflow;
 
-// An endpoint of a ring: a sender or a receiver of any kind. Opaque.
+// An endpoint of a ring: a sender or a receiver of any kind. Opaque. One endpoint is used by
+// one thread at a time (it may move between threads); different endpoints are independent.
 typedef struct ipcring_endpoint ipcring_endpoint;
 
 // Settings of a ring being made; a zero field takes the library's default. Ignored by
@@ -132,7 +136,7 @@ typedef struct {
   size_t len;
 } ipcring_message;
 
-// A ring's header and positions, from `ipcring_info`.
+// A ring's header and positions, from `ipcring_ring_info`.
 typedef struct {
   // `ipcring_kind` as a number.
   uint32_t kind;
@@ -183,8 +187,9 @@ ipcring_status ipcring_open_or_create(const char *name,
                                       const ipcring_options *options,
                                       ipcring_endpoint **out);
 
-// Detaches and frees `endpoint` (an open zero-copy operation is given up: a reservation is
-// not sent, a borrowed message is released). Null is ignored.
+// Detaches and frees `endpoint`. An open zero-copy operation ends: a reservation is not sent;
+// a borrowed message or batch is consumed (released: no other receiver gets it); a message kept
+// by `IPCRING_BUFFER_TOO_SMALL` is dropped. Null is ignored.
 //
 // # Safety
 // `endpoint` is null or from this library and not closed.
@@ -199,6 +204,14 @@ ipcring_status ipcring_remove(const char *name);
 // The message of the last failure on this thread (empty if none). Valid until the next
 // ipcring call on this thread.
 const char *ipcring_last_error(void);
+
+// Turns off ipcring's `SIGBUS` handler (which turns a ring file truncated under its endpoints
+// into `IPCRING_CORRUPTED` instead of a crash), for hosts that own `SIGBUS` themselves (a JVM,
+// sanitizers); best called before the first ring is attached. Truncation is then found only by
+// the endpoints' periodic `fstat` checks, and a read of a lost page before one kills the
+// process with `SIGBUS`. Returns 1, or 0 if another handler was installed over ipcring's since
+// (it is left in place). For good: nothing turns the handler back on.
+int ipcring_sigbus_disable(void);
 
 // The name of a status code, such as `"IPCRING_EMPTY"` (a static string).
 const char *ipcring_status_name(int status);
@@ -225,7 +238,9 @@ ipcring_status ipcring_send_timeout(ipcring_endpoint *endpoint,
                                     uint64_t timeout_ns);
 
 // Sends `count` messages in order, waiting as `timeout_ns` says (no wait: as many as there is
-// room for; forever: all). `*sent` gets how many were sent (also on failure).
+// room for, `IPCRING_FULL` if none; forever: all; else as many as go in time). `*sent` gets how
+// many were sent. A failure after some were sent ends the batch with `IPCRING_OK` and their
+// count; a failure status means none was sent.
 //
 // # Safety
 // `messages` points to `count` messages whose data are valid; `sent` is writable.
@@ -292,7 +307,8 @@ ipcring_status ipcring_abort(ipcring_endpoint *endpoint);
 
 // Borrows the next message in place (zero-copy receive), waiting as `timeout_ns` says: `*data`
 // and `*len` get it, valid until `ipcring_release`; no other operation works on the endpoint
-// meanwhile.
+// meanwhile. A subscriber of a broadcast ring with the overwrite policy cannot borrow
+// (`IPCRING_UNSUPPORTED`: a slot may be rewritten while it is read): it receives copies.
 //
 // # Safety
 // `data` and `len` are writable.
@@ -345,12 +361,13 @@ ipcring_status ipcring_lagged(ipcring_endpoint *endpoint, uint64_t *count);
 ipcring_status ipcring_ring_info(const char *name, ipcring_info *info);
 
 // The endpoint's readiness descriptor for `poll`/`epoll` (`POLLIN`): readable once an armed
-// wait fired. `IPCRING_UNSUPPORTED` where readiness is unavailable (spin, semaphore and mutex
+// wait fired. It belongs to the endpoint: do not close it; it is valid until `ipcring_close`. `IPCRING_UNSUPPORTED` where readiness is unavailable (spin, semaphore and mutex
 // rings; hosts that allow neither io_uring nor futex_waitv).
 //
 // # Safety
 // `fd` is writable.
-ipcring_status ipcring_readiness_fd(ipcring_endpoint *endpoint, int *fd);
+ipcring_status ipcring_readiness_fd(ipcring_endpoint *endpoint,
+                                    int *fd);
 
 // Arms the readiness wait: `*ready` gets 1 if the endpoint can make progress now (try again at
 // once), 0 if the descriptor should be polled (with a timeout of at most the liveness interval,

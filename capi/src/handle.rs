@@ -7,6 +7,7 @@
 //! The Python package compiles this file into its own module (`#[path]`), so both languages run
 //! the same code.
 
+use std::borrow::Cow;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -127,82 +128,97 @@ pub struct Failure {
     /// The status code.
     pub status: Status,
     /// What happened, in words.
-    pub message: String,
-    /// [`Status::Lagged`]: messages missed; [`Status::BufferTooSmall`]: the message's length.
+    pub message: Cow<'static, str>,
+    /// [`Status::Lagged`]: messages missed; [`Status::BufferTooSmall`]: the message's length;
+    /// a batch send: how many were sent before it failed.
     pub count: u64,
 }
 
 impl Failure {
     /// A failure with `status` and `message`.
-    pub fn new(status: Status, message: impl Into<String>) -> Failure {
+    pub fn new(status: Status, message: impl Into<Cow<'static, str>>) -> Failure {
         Failure { status, message: message.into(), count: 0 }
     }
 }
 
-fn fault_status(error: &Error) -> Status {
+/// The status of any error of the library: one table for the errors of every operation.
+fn status_of(error: &Error) -> Status {
+    use std::io::ErrorKind;
     match error {
-        Error::Corrupted { .. } | Error::Truncated => Status::Corrupted,
+        Error::Empty => Status::Empty,
+        Error::Full => Status::Full,
+        Error::Timeout => Status::Timeout,
+        Error::Disconnected => Status::Disconnected,
+        Error::Lagged { .. } => Status::Lagged,
+        Error::BufferTooSmall { .. } => Status::BufferTooSmall,
+        Error::MessageTooLarge { .. } => Status::TooLarge,
         Error::NotFound { .. } => Status::NotFound,
-        Error::PermissionDenied { .. } | Error::ForeignOwner { .. } => Status::PermissionDenied,
         Error::AlreadyExists { .. } => Status::AlreadyExists,
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Status::NotFound,
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => Status::PermissionDenied,
-        _ => Status::Io,
+        Error::PermissionDenied { .. } | Error::ForeignOwner { .. } => Status::PermissionDenied,
+        Error::Busy { .. } | Error::RoleTaken { .. } | Error::EndpointsFull { .. } | Error::SubscribersFull { .. } => {
+            Status::Busy
+        }
+        Error::WrongKind { .. }
+        | Error::Mismatch { .. }
+        | Error::SizeMismatch { .. }
+        | Error::VersionMismatch { .. }
+        | Error::IncompatibleFeatures { .. }
+        | Error::ForeignAbi { .. } => Status::Incompatible,
+        Error::InvalidName { .. }
+        | Error::InvalidArgument(_)
+        | Error::TooLarge { .. }
+        | Error::SystemLimit { .. }
+        | Error::NoSpace { .. } => Status::InvalidArgument,
+        Error::Forked | Error::MembarrierUnavailable { .. } | Error::ReadinessUnavailable { .. } => Status::Unsupported,
+        Error::Io { source, .. } => match source.kind() {
+            ErrorKind::NotFound => Status::NotFound,
+            ErrorKind::PermissionDenied => Status::PermissionDenied,
+            _ => Status::Io,
+        },
+        // Corrupted, Truncated, Lost, OutOfOrder, NotInitialized, and what a later version adds.
+        _ => Status::Corrupted,
+    }
+}
+
+/// A failure with the status of `error` (a static message for the statuses a polling caller
+/// meets at every turn: no allocation on an empty or full ring).
+fn failure_of(error: Error) -> Failure {
+    let status = status_of(&error);
+    let count = match &error {
+        Error::Lagged { count } => *count,
+        Error::BufferTooSmall { len, .. } => *len as u64,
+        _ => 0,
+    };
+    let message: Cow<'static, str> = match status {
+        Status::Empty => Cow::Borrowed("the ring is empty"),
+        Status::Full => Cow::Borrowed("the ring is full"),
+        Status::Timeout => Cow::Borrowed("timed out"),
+        _ => Cow::Owned(error.to_string()),
+    };
+    Failure { status, message, count }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        failure_of(error)
     }
 }
 
 impl From<SendError> for Failure {
     fn from(error: SendError) -> Failure {
-        let status = match &error {
-            SendError::Full => Status::Full,
-            SendError::Timeout => Status::Timeout,
-            SendError::Disconnected => Status::Disconnected,
-            SendError::TooLarge { .. } => Status::TooLarge,
-            _ => Status::Corrupted,
-        };
-        Failure::new(status, error.to_string())
+        failure_of(error.into())
     }
 }
 
 impl From<RecvError> for Failure {
     fn from(error: RecvError) -> Failure {
-        let (status, count) = match &error {
-            RecvError::Empty => (Status::Empty, 0),
-            RecvError::Timeout => (Status::Timeout, 0),
-            RecvError::Disconnected => (Status::Disconnected, 0),
-            RecvError::Lagged { count } => (Status::Lagged, *count),
-            RecvError::BufferTooSmall { len, .. } => (Status::BufferTooSmall, *len as u64),
-            RecvError::TooLarge { .. } => (Status::TooLarge, 0),
-            _ => (Status::Corrupted, 0),
-        };
-        Failure { status, message: error.to_string(), count }
+        failure_of(error.into())
     }
 }
 
 impl From<AttachError> for Failure {
     fn from(error: AttachError) -> Failure {
-        let status = match &error {
-            AttachError::NotFound { .. } => Status::NotFound,
-            AttachError::AlreadyExists { .. } => Status::AlreadyExists,
-            AttachError::PermissionDenied { .. } => Status::PermissionDenied,
-            AttachError::RoleTaken { .. } | AttachError::EndpointsFull { .. } | AttachError::SubscribersFull { .. } => {
-                Status::Busy
-            }
-            AttachError::WrongKind { .. } | AttachError::Mismatch { .. } => Status::Incompatible,
-            AttachError::Refused(inner) => fault_status(inner),
-            _ => Status::Corrupted,
-        };
-        Failure::new(status, error.to_string())
-    }
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
-        let status = match &error {
-            Error::ReadinessUnavailable { .. } => Status::Unsupported,
-            other => fault_status(other),
-        };
-        Failure::new(status, error.to_string())
+        failure_of(error.into())
     }
 }
 
@@ -290,13 +306,16 @@ impl<R: ReadSlot> OpenRead for R {
 trait OpenBatch {
     fn len(&self) -> usize;
     fn get(&self, index: usize) -> Result<&[u8], Error>;
+    /// Releases the batch, with the ring's check that its file was not truncated meanwhile.
+    fn release(self: Box<Self>) -> Result<(), RecvError>;
 }
 
-/// A batch of any kind with its two accessors (the kinds' batch types share no trait).
+/// A batch of any kind with its accessors (the kinds' batch types share no trait).
 struct Batch<B> {
     batch: B,
     len: fn(&B) -> usize,
     get: for<'b> fn(&'b B, usize) -> Result<&'b [u8], Error>,
+    release: fn(B) -> Result<(), RecvError>,
 }
 
 impl<B> OpenBatch for Batch<B> {
@@ -306,6 +325,10 @@ impl<B> OpenBatch for Batch<B> {
 
     fn get(&self, index: usize) -> Result<&[u8], Error> {
         (self.get)(&self.batch, index)
+    }
+
+    fn release(self: Box<Self>) -> Result<(), RecvError> {
+        (self.release)(self.batch)
     }
 }
 
@@ -441,6 +464,18 @@ impl Handle {
         Failure::new(Status::Unsupported, what)
     }
 
+    /// A zero-copy operation is open (checked before anything that would touch the endpoint or
+    /// the kept message).
+    fn check_idle(&self) -> Result<(), Failure> {
+        if self.open.is_some() {
+            return Err(Failure::new(
+                Status::Unsupported,
+                "a zero-copy operation is open on this endpoint: commit or release it first",
+            ));
+        }
+        Ok(())
+    }
+
     /// The largest message the ring carries.
     pub fn max_message_size(&mut self) -> Result<usize, Failure> {
         Ok(any!(self.endpoint()?, e => e.max_message_size()))
@@ -456,40 +491,45 @@ impl Handle {
         }.map_err(Failure::from), Err(wrong))
     }
 
-    /// Sends the messages in order, as many as there is room for (`Wait::Never`), all of them
-    /// (`Wait::Forever`), or as many as go within the limit; returns how many were sent.
+    /// Sends the messages in order: as many as there is room for (`Wait::Never`; [`Status::Full`]
+    /// if none), all of them (`Wait::Forever`), or as many as go within the limit; returns how
+    /// many were sent. A failure after some were sent ends the batch with their count (`Ok`):
+    /// an error means none of them was sent.
     pub fn send_batch(&mut self, messages: &[&[u8]], wait: Wait) -> Result<usize, Failure> {
         let wrong = self.wrong_side();
         let deadline = match wait {
-            Wait::For(limit) => Some(Instant::now() + limit),
+            Wait::For(limit) => Instant::now().checked_add(limit),
             _ => None,
         };
         sending!(self.endpoint()?, e => {
-            match wait {
-                Wait::Never => e.try_send_batch(messages).map_err(Failure::from),
-                Wait::Forever => e.send_batch(messages).map_err(Failure::from),
-                Wait::For(_) => {
-                    let mut sent = 0;
-                    while sent < messages.len() {
-                        match e.try_send_batch(&messages[sent..]) {
-                            Ok(count) => sent += count,
-                            Err(SendError::Full) => {}
-                            Err(error) => return Err(error.into()),
-                        }
-                        if sent == messages.len() {
-                            break;
-                        }
-                        // No room: wait for it with one send, within what is left of the limit.
-                        let left = deadline.map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()));
-                        match e.send_timeout(messages[sent], left) {
-                            Ok(()) => sent += 1,
-                            Err(SendError::Timeout) if sent > 0 => break,
-                            Err(error) => return Err(error.into()),
-                        }
-                    }
-                    Ok(sent)
+            let mut sent = 0;
+            while sent < messages.len() {
+                match e.try_send_batch(&messages[sent..]) {
+                    Ok(count) => sent += count,
+                    Err(SendError::Full) => {}
+                    Err(_) if sent > 0 => break,
+                    Err(error) => return Err(error.into()),
+                }
+                if sent == messages.len() {
+                    break;
+                }
+                // No room for the next one: wait for it with one send, as `wait` allows.
+                let outcome = match wait {
+                    Wait::Never if sent == 0 => return Err(SendError::Full.into()),
+                    Wait::Never => break,
+                    Wait::Forever => e.send(messages[sent]),
+                    Wait::For(_) => match deadline {
+                        Some(at) => e.send_timeout(messages[sent], at.saturating_duration_since(Instant::now())),
+                        None => e.send(messages[sent]),
+                    },
+                };
+                match outcome {
+                    Ok(()) => sent += 1,
+                    Err(_) if sent > 0 => break,
+                    Err(error) => return Err(error.into()),
                 }
             }
+            Ok(sent)
         }, Err(wrong))
     }
 
@@ -497,14 +537,14 @@ impl Handle {
     /// `buffer` is kept ([`Status::BufferTooSmall`], with its length as the count): the next
     /// receive delivers it.
     pub fn recv(&mut self, buffer: &mut [u8], wait: Wait) -> Result<usize, Failure> {
+        self.check_idle()?;
         if let Some(kept) = &self.kept {
             return self.deliver_kept(buffer, kept.len());
         }
         let wrong = self.wrong_side();
         // Under the overwrite policy a broadcast slot may be rewritten while it is read, so such
         // a subscriber receives a copy; every other receiver copies straight from the slot.
-        let copy_first = matches!(self.endpoint()?, Endpoint::Subscriber(e) if e.overflow() == ipcring::broadcast::Overflow::Overwrite);
-        if copy_first {
+        if !self.can_borrow()? {
             let mut message = std::mem::take(&mut self.scratch);
             let received = match self.endpoint()? {
                 Endpoint::Subscriber(e) => match wait {
@@ -546,6 +586,14 @@ impl Handle {
                 self.deliver_kept(buffer, length)
             }
         }
+    }
+
+    /// Whether messages can be borrowed in place ([`recv_ref`](Self::recv_ref)): not by a
+    /// broadcast subscriber under the overwrite policy, whose slot may be rewritten while read.
+    pub fn can_borrow(&mut self) -> Result<bool, Failure> {
+        Ok(
+            !matches!(self.endpoint()?, Endpoint::Subscriber(e) if e.overflow() == ipcring::broadcast::Overflow::Overwrite),
+        )
     }
 
     /// Copies `message` into `buffer`, or keeps it for the next receive if it does not fit.
@@ -597,6 +645,16 @@ impl Handle {
 
     /// Publishes the first `length` bytes of the open reservation as one message.
     pub fn commit(&mut self, length: usize) -> Result<(), Failure> {
+        if let Some(OpenOp::Write(slot)) = &mut self.open {
+            let room = slot.payload().len();
+            if length > room {
+                // Refused before the reservation is touched: it stays open.
+                return Err(Failure::new(
+                    Status::TooLarge,
+                    format!("a commit of {length} bytes is larger than the slot's {room}"),
+                ));
+            }
+        }
         match self.open.take() {
             Some(OpenOp::Write(slot)) => slot.commit(length).map_err(Failure::from),
             other => {
@@ -623,9 +681,17 @@ impl Handle {
     /// Borrows the next message in place (zero-copy receive): read it with
     /// [`borrowed`](Self::borrowed), then [`release`](Self::release).
     pub fn recv_ref(&mut self, wait: Wait) -> Result<(), Failure> {
-        if self.kept.is_some() && self.open.is_none() {
+        self.check_idle()?;
+        if self.kept.is_some() {
             self.open = Some(OpenOp::Kept);
             return Ok(());
+        }
+        if self.side == Side::Receiver && !self.can_borrow()? {
+            return Err(Failure::new(
+                Status::Unsupported,
+                "a subscriber of a ring with the overwrite policy cannot borrow in place (a slot may be \
+                 rewritten while it is read): receive a copy",
+            ));
         }
         let wrong = self.wrong_side();
         let message: Box<dyn OpenRead + '_> = receiving!(self.endpoint()?, e => match wait {
@@ -655,15 +721,26 @@ impl Handle {
     pub fn recv_batch(&mut self, max: usize, wait: Wait) -> Result<usize, Failure> {
         let wrong = self.wrong_side();
         macro_rules! borrow {
-            ($e:ident) => {{
+            ($e:ident) => {
+                borrow!($e, |batch| batch.release())
+            };
+            ($e:ident, $release:expr) => {{
                 let batch = match wait {
                     Wait::Never => $e.try_recv_batch(max),
                     Wait::For(limit) => $e.recv_batch_timeout(max, limit),
                     Wait::Forever => $e.recv_batch(max),
                 }?;
-                Box::new(Batch { batch, len: |batch| batch.len(), get: |batch, index| batch.get(index) })
-                    as Box<dyn OpenBatch + '_>
+                Box::new(Batch {
+                    batch,
+                    len: |batch| batch.len(),
+                    get: |batch, index| batch.get(index),
+                    release: $release,
+                }) as Box<dyn OpenBatch + '_>
             }};
+        }
+        self.check_idle()?;
+        if max == 0 {
+            return Err(Failure::new(Status::InvalidArgument, "a batch of at most 0 messages"));
         }
         if self.kept.is_some() {
             return Err(Failure::new(
@@ -674,7 +751,11 @@ impl Handle {
         let batch: Box<dyn OpenBatch + '_> = match self.endpoint()? {
             Endpoint::SpscReceiver(e) => borrow!(e),
             Endpoint::MpmcReceiver(e) => borrow!(e),
-            Endpoint::Subscriber(e) => borrow!(e),
+            // A broadcast batch has no checked release: dropping it releases it.
+            Endpoint::Subscriber(e) => borrow!(e, |batch| {
+                drop(batch);
+                Ok(())
+            }),
             _ => return Err(wrong),
         };
         let count = batch.len();
@@ -702,10 +783,7 @@ impl Handle {
                 self.kept = None;
                 Ok(())
             }
-            Some(OpenOp::Batch(batch)) => {
-                drop(batch);
-                Ok(())
-            }
+            Some(OpenOp::Batch(batch)) => batch.release().map_err(Failure::from),
             other => {
                 self.open = other;
                 Err(Failure::new(Status::Unsupported, "no borrowed message or batch is open"))
@@ -729,6 +807,9 @@ impl Handle {
 
     /// Arms the readiness wait: `true` if the endpoint can make progress now (no need to poll).
     pub fn arm(&mut self) -> Result<bool, Failure> {
+        if self.kept.is_some() && self.open.is_none() {
+            return Ok(true);
+        }
         Ok(any!(self.endpoint()?, e => e.arm()?) == Armed::Now)
     }
 

@@ -38,13 +38,15 @@ pub enum ipcring_status {
     IPCRING_FULL = 2,
     /// The time limit passed.
     IPCRING_TIMEOUT = 3,
-    /// The other side is gone for good: nothing more will come, or nobody will read.
+    /// No peer now: every sender left and the ring is empty, or no receiver is attached. A new
+    /// peer may attach later (a successor takes over a role).
     IPCRING_DISCONNECTED = 4,
     /// A broadcast subscriber fell behind: messages were overwritten (the count is returned).
     IPCRING_LAGGED = 5,
     /// The message is larger than the ring's slots.
     IPCRING_TOO_LARGE = 6,
-    /// The buffer is too small for the next message, which stays for the next receive.
+    /// The buffer is too small for the next message. It was taken from the ring and is kept by
+    /// this endpoint for its next receive (closing the endpoint drops it).
     IPCRING_BUFFER_TOO_SMALL = 7,
     /// No ring of that name.
     IPCRING_NOT_FOUND = 8,
@@ -56,7 +58,8 @@ pub enum ipcring_status {
     IPCRING_BUSY = 11,
     /// The ring is of another kind, or its settings differ from the request.
     IPCRING_INCOMPATIBLE = 12,
-    /// An invalid argument: a null pointer, a value outside its enum, a name that is not UTF-8.
+    /// An invalid argument: a null pointer, a value outside its enum, a name that is not UTF-8
+    /// or not a valid ring name, settings the ring cannot have (slots not a power of two, ...).
     IPCRING_INVALID_ARGUMENT = 13,
     /// The operation does not apply here: the wrong side, a zero-copy operation open (or none
     /// open), readiness unavailable.
@@ -95,7 +98,8 @@ impl From<Status> for ipcring_status {
     }
 }
 
-/// An endpoint of a ring: a sender or a receiver of any kind. Opaque.
+/// An endpoint of a ring: a sender or a receiver of any kind. Opaque. One endpoint is used by
+/// one thread at a time (it may move between threads); different endpoints are independent.
 pub struct ipcring_endpoint {
     handle: Handle,
 }
@@ -183,7 +187,7 @@ pub struct ipcring_message {
     pub len: usize,
 }
 
-/// A ring's header and positions, from `ipcring_info`.
+/// A ring's header and positions, from `ipcring_ring_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ipcring_info {
@@ -216,11 +220,15 @@ thread_local! {
 
 fn remember(message: &str) {
     let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|last| *last.borrow_mut() = text);
+    // `try_with`: a call from a thread-local destructor, after this one was destroyed, keeps no
+    // message rather than panicking.
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = text);
 }
 
 /// Runs `body`, turning its failure (or a panic) into a status and the thread's message.
 fn guard(body: impl FnOnce() -> Result<(), Failure>) -> ipcring_status {
+    // `remember` cannot panic: no unwrap, `try_with`, and no other borrow of the message is
+    // ever live.
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => ipcring_status::IPCRING_OK,
         Ok(Err(failure)) => {
@@ -321,6 +329,8 @@ unsafe fn attach(
         if out.is_null() {
             return Err(null("the endpoint out-pointer"));
         }
+        // SAFETY: checked non-null; the caller gave a writable pointer. NULL until attached.
+        unsafe { out.write(std::ptr::null_mut()) };
         // SAFETY: forwarded to the caller.
         let ring = unsafe { name(ring) }?;
         let kind = match kind {
@@ -407,8 +417,9 @@ pub unsafe extern "C" fn ipcring_open_or_create(
     unsafe { attach(name, kind, side, options, Attach::OpenOrCreate, out) }
 }
 
-/// Detaches and frees `endpoint` (an open zero-copy operation is given up: a reservation is
-/// not sent, a borrowed message is released). Null is ignored.
+/// Detaches and frees `endpoint`. An open zero-copy operation ends: a reservation is not sent;
+/// a borrowed message or batch is consumed (released: no other receiver gets it); a message kept
+/// by `IPCRING_BUFFER_TOO_SMALL` is dropped. Null is ignored.
 ///
 /// # Safety
 /// `endpoint` is null or from this library and not closed.
@@ -437,7 +448,18 @@ pub unsafe extern "C" fn ipcring_remove(name: *const c_char) -> ipcring_status {
 /// ipcring call on this thread.
 #[no_mangle]
 pub extern "C" fn ipcring_last_error() -> *const c_char {
-    LAST_ERROR.with(|last| last.borrow().as_ptr())
+    LAST_ERROR.try_with(|last| last.borrow().as_ptr()).unwrap_or(c"".as_ptr())
+}
+
+/// Turns off ipcring's `SIGBUS` handler (which turns a ring file truncated under its endpoints
+/// into `IPCRING_CORRUPTED` instead of a crash), for hosts that own `SIGBUS` themselves (a JVM,
+/// sanitizers); best called before the first ring is attached. Truncation is then found only by
+/// the endpoints' periodic `fstat` checks, and a read of a lost page before one kills the
+/// process with `SIGBUS`. Returns 1, or 0 if another handler was installed over ipcring's since
+/// (it is left in place). For good: nothing turns the handler back on.
+#[no_mangle]
+pub extern "C" fn ipcring_sigbus_disable() -> c_int {
+    catch_unwind(ipcring::sigbus::disable).map_or(0, c_int::from)
 }
 
 /// The name of a status code, such as `"IPCRING_EMPTY"` (a static string).
@@ -510,7 +532,9 @@ pub unsafe extern "C" fn ipcring_send_timeout(
 }
 
 /// Sends `count` messages in order, waiting as `timeout_ns` says (no wait: as many as there is
-/// room for; forever: all). `*sent` gets how many were sent (also on failure).
+/// room for, `IPCRING_FULL` if none; forever: all; else as many as go in time). `*sent` gets how
+/// many were sent. A failure after some were sent ends the batch with `IPCRING_OK` and their
+/// count; a failure status means none was sent.
 ///
 /// # Safety
 /// `messages` points to `count` messages whose data are valid; `sent` is writable.
@@ -664,7 +688,8 @@ pub unsafe extern "C" fn ipcring_abort(endpoint: *mut ipcring_endpoint) -> ipcri
 
 /// Borrows the next message in place (zero-copy receive), waiting as `timeout_ns` says: `*data`
 /// and `*len` get it, valid until `ipcring_release`; no other operation works on the endpoint
-/// meanwhile.
+/// meanwhile. A subscriber of a broadcast ring with the overwrite policy cannot borrow
+/// (`IPCRING_UNSUPPORTED`: a slot may be rewritten while it is read): it receives copies.
 ///
 /// # Safety
 /// `data` and `len` are writable.
@@ -681,13 +706,7 @@ pub unsafe extern "C" fn ipcring_recv_ref(
         }
         // SAFETY: forwarded to the caller.
         let handle = unsafe { self::endpoint(endpoint) }?;
-        if let Err(failure) = handle.recv_ref(wait_of(timeout_ns)) {
-            if failure.status == Status::Lagged {
-                // SAFETY: checked non-null above.
-                unsafe { len.write(failure.count as usize) };
-            }
-            return Err(failure);
-        }
+        handle.recv_ref(wait_of(timeout_ns))?;
         let message = handle.borrowed()?;
         // SAFETY: both checked non-null; the caller gave writable pointers.
         unsafe {
@@ -814,7 +833,7 @@ pub unsafe extern "C" fn ipcring_ring_info(name: *const c_char, info: *mut ipcri
 }
 
 /// The endpoint's readiness descriptor for `poll`/`epoll` (`POLLIN`): readable once an armed
-/// wait fired. `IPCRING_UNSUPPORTED` where readiness is unavailable (spin, semaphore and mutex
+/// wait fired. It belongs to the endpoint: do not close it; it is valid until `ipcring_close`. `IPCRING_UNSUPPORTED` where readiness is unavailable (spin, semaphore and mutex
 /// rings; hosts that allow neither io_uring nor futex_waitv).
 ///
 /// # Safety

@@ -71,14 +71,22 @@ int main(int argc, char **argv) {
         memcpy(&value, data, sizeof value);
         CHECK(value == (int)i);
     }
-    CHECK(ipcring_batch_get(rx, 5, (const uint8_t **)&count, &len) == IPCRING_INVALID_ARGUMENT);
+    const uint8_t *nowhere = NULL;
+    CHECK(ipcring_batch_get(rx, 5, &nowhere, &len) == IPCRING_INVALID_ARGUMENT);
     CHECK(ipcring_try_recv(rx, buffer, sizeof buffer, &len) == IPCRING_UNSUPPORTED); /* the batch is open */
     CHECK(ipcring_release(rx) == IPCRING_OK);
     CHECK(ipcring_release(rx) == IPCRING_UNSUPPORTED);
     CHECK(ipcring_recv_batch(rx, 16, IPCRING_NO_WAIT, &count) == IPCRING_OK && count == 3);
     CHECK(ipcring_release(rx) == IPCRING_OK);
+    CHECK(ipcring_recv_batch(rx, 0, IPCRING_NO_WAIT, &count) == IPCRING_INVALID_ARGUMENT);
     ipcring_message batch[3] = {{(const uint8_t *)"a", 1}, {(const uint8_t *)"bb", 2}, {(const uint8_t *)"ccc", 3}};
     size_t sent = 0;
+    for (int i = 0; i < 6; i++) CHECK(ipcring_try_send(tx, (const uint8_t *)"f", 1) == IPCRING_OK);
+    CHECK(ipcring_send_batch(tx, batch, 3, IPCRING_NO_WAIT, &sent) == IPCRING_OK && sent == 2); /* room for 2 */
+    CHECK(ipcring_send_batch(tx, batch, 3, IPCRING_NO_WAIT, &sent) == IPCRING_FULL && sent == 0);
+    CHECK(ipcring_send_batch(tx, batch + 2, 1, 1000000, &sent) == IPCRING_TIMEOUT && sent == 0);
+    CHECK(ipcring_recv_batch(rx, 8, IPCRING_NO_WAIT, &count) == IPCRING_OK && count == 8);
+    CHECK(ipcring_release(rx) == IPCRING_OK);
     CHECK(ipcring_send_batch(tx, batch, 3, IPCRING_WAIT_FOREVER, &sent) == IPCRING_OK && sent == 3);
 
     /* Zero-copy: reserve (nothing else works meanwhile), abort, reserve, commit; borrow. */
@@ -90,6 +98,7 @@ int main(int argc, char **argv) {
     CHECK(ipcring_commit(tx, 1) == IPCRING_UNSUPPORTED);
     CHECK(ipcring_reserve(tx, IPCRING_NO_WAIT, &slot, &capacity) == IPCRING_OK);
     memcpy(slot, "in place", 8);
+    CHECK(ipcring_commit(tx, 65) == IPCRING_TOO_LARGE); /* refused: the reservation stays open */
     CHECK(ipcring_commit(tx, 8) == IPCRING_OK);
     const uint8_t *data = NULL;
     for (int i = 1; i <= 3; i++) {
@@ -99,6 +108,16 @@ int main(int argc, char **argv) {
     CHECK(ipcring_recv_ref(rx, IPCRING_NO_WAIT, &data, &len) == IPCRING_OK && len == 8);
     CHECK(memcmp(data, "in place", 8) == 0);
     CHECK(ipcring_release(rx) == IPCRING_OK);
+
+    /* A message kept by a too small buffer comes next, borrowed or copied; never twice. */
+    CHECK(ipcring_send(tx, (const uint8_t *)"kept for later", 14) == IPCRING_OK);
+    CHECK(ipcring_send(tx, (const uint8_t *)"after", 5) == IPCRING_OK);
+    CHECK(ipcring_try_recv(rx, buffer, 2, &len) == IPCRING_BUFFER_TOO_SMALL && len == 14);
+    CHECK(ipcring_recv_ref(rx, IPCRING_NO_WAIT, &data, &len) == IPCRING_OK && len == 14);
+    CHECK(ipcring_try_recv(rx, buffer, sizeof buffer, &len) == IPCRING_UNSUPPORTED); /* it is borrowed */
+    CHECK(memcmp(data, "kept for later", 14) == 0);
+    CHECK(ipcring_release(rx) == IPCRING_OK);
+    CHECK(ipcring_try_recv(rx, buffer, sizeof buffer, &len) == IPCRING_OK && len == 5 && memcmp(buffer, "after", 5) == 0);
 
     /* Readiness: armed on an empty ring it waits; a send makes it ready. */
     int fd = -1, ready = -1;
@@ -126,6 +145,8 @@ int main(int argc, char **argv) {
     ipcring_endpoint *publisher = NULL, *subscriber = NULL;
     CHECK(ipcring_create(other, IPCRING_BROADCAST, IPCRING_SENDER, &options, &publisher) == IPCRING_OK);
     CHECK(ipcring_open(other, IPCRING_BROADCAST, IPCRING_RECEIVER, &subscriber) == IPCRING_OK);
+    CHECK(ipcring_recv_ref(subscriber, IPCRING_NO_WAIT, &data, &len) == IPCRING_UNSUPPORTED); /* copies only */
+    CHECK(strstr(ipcring_last_error(), "overwrite") != NULL);
     for (uint32_t i = 0; i < 20; i++) CHECK(ipcring_send(publisher, (const uint8_t *)&i, sizeof i) == IPCRING_OK);
     CHECK(ipcring_recv(subscriber, buffer, sizeof buffer, &len) == IPCRING_LAGGED && len == 12);
     uint64_t missed = 0;
