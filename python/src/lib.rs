@@ -143,8 +143,8 @@ fn lock(shared: &Shared) -> PyResult<MutexGuard<'_, Handle>> {
     }
 }
 
-/// Runs a waiting operation: without waiting, at once; else with the GIL released, in slices of
-/// at most [`SLICE`], checking for signals between them.
+/// Runs a waiting operation: first without waiting; then, if it must wait, with the GIL
+/// released, in slices of at most [`SLICE`], checking for signals between them.
 fn waiting<T>(
     py: Python<'_>,
     handle: &mut Handle,
@@ -154,8 +154,11 @@ fn waiting<T>(
 where
     T: Send,
 {
-    if wait == Wait::Never {
-        return operation(handle, Wait::Never).map_err(|failure| raise(py, failure));
+    // First without waiting, the GIL held: a ring that has a message (or room) costs no
+    // release and re-acquisition of the GIL.
+    match operation(handle, Wait::Never) {
+        Err(failure) if wait != Wait::Never && matches!(failure.status, Status::Empty | Status::Full) => {}
+        other => return other.map_err(|failure| raise(py, failure)),
     }
     let deadline = match wait {
         Wait::For(limit) => Some(Instant::now() + limit),
