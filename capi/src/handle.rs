@@ -588,6 +588,24 @@ impl Handle {
         }
     }
 
+    /// Runs `f` on the next message in place if there is one now, then releases it: a copying
+    /// receive with no allocation of its own (for the Python package's `recv`). `Empty` if
+    /// there is none; [`Status::Unsupported`] where [`recv_ref`](Self::recv_ref) is (a kept
+    /// message comes first through [`recv`](Self::recv)).
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, Failure> {
+        self.check_idle()?;
+        if self.kept.is_some() || !self.can_borrow()? {
+            return Err(Failure::new(Status::Unsupported, "this receive cannot borrow in place"));
+        }
+        let wrong = self.wrong_side();
+        receiving!(self.endpoint()?, e => {
+            let message = e.try_recv_ref()?;
+            let value = f(&message);
+            message.release()?;
+            Ok(value)
+        }, Err(wrong))
+    }
+
     /// Whether messages can be borrowed in place ([`recv_ref`](Self::recv_ref)): not by a
     /// broadcast subscriber under the overwrite policy, whose slot may be rewritten while read.
     pub fn can_borrow(&mut self) -> Result<bool, Failure> {

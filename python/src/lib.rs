@@ -556,6 +556,15 @@ impl Receiver {
         self.idle(py)?;
         let wait = wait_of(timeout)?;
         let mut handle = lock(&self.shared)?;
+        // The fast path: a message there now, copied from its slot into the bytes object.
+        match handle.try_recv_with(|bytes| PyBytes::new(py, bytes)) {
+            Ok(bytes) => return Ok(bytes),
+            Err(failure) if failure.status == Status::Empty && wait != Wait::Never => {}
+            Err(failure) if matches!(failure.status, Status::Empty | Status::Disconnected | Status::Lagged) => {
+                return Err(raise(py, failure))
+            }
+            Err(_) => {}
+        }
         // In place where the ring allows it (one copy, into the bytes object); a lossy broadcast
         // subscriber receives a copy first.
         if !handle.can_borrow().map_err(|failure| raise(py, failure))? {
