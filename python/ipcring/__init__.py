@@ -28,6 +28,7 @@ from .errors import (
     Error,
     Full,
     Incompatible,
+    InvalidArgument,
     Lagged,
     NotFound,
     PermissionDenied,
@@ -40,6 +41,6 @@ from .errors import (
 __all__ = [
     "Sender", "Receiver", "Message", "info", "remove", "errors",
     "Error", "Empty", "Full", "Timeout", "Disconnected", "Lagged", "TooLarge", "NotFound",
-    "AlreadyExists", "PermissionDenied", "Busy", "Incompatible", "Unsupported", "Corrupted",
+    "AlreadyExists", "PermissionDenied", "Busy", "Incompatible", "InvalidArgument", "Unsupported", "Corrupted",
     "SystemCallError",
 ]

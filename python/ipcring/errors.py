@@ -25,8 +25,16 @@ class Lagged(Error):
     """A broadcast subscriber fell behind and ``count`` messages were overwritten (counted)."""
 
     def __init__(self, message, count=0):
-        super().__init__(message)
+        super().__init__(message, count)  # both in args: a pickled Lagged keeps its count
         self.count = count
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class InvalidArgument(Error, ValueError):
+    """An argument or a setting the ring cannot take (a name, slots not a power of two, a size
+    over the system's limit, no space left for the ring)."""
 
 
 class TooLarge(Error, ValueError):

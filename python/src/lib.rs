@@ -49,7 +49,7 @@ fn raise(py: Python<'_>, failure: Failure) -> PyErr {
         Status::PermissionDenied => "PermissionDenied",
         Status::Busy => "Busy",
         Status::Incompatible => "Incompatible",
-        Status::InvalidArgument => return PyValueError::new_err(failure.message),
+        Status::InvalidArgument => "InvalidArgument",
         Status::Unsupported => "Unsupported",
         Status::Corrupted => "Corrupted",
         Status::Io => "SystemCallError",
@@ -112,20 +112,24 @@ fn options(
             return Err(PyValueError::new_err(format!("overflow must be 'block' or 'overwrite', not {other:?}")))
         }
     };
-    let liveness_interval = match liveness_interval {
-        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
+    let liveness_interval = match liveness_interval.map(Duration::try_from_secs_f64) {
+        Some(Ok(interval)) if !interval.is_zero() => Some(interval),
         Some(_) => return Err(PyValueError::new_err("liveness_interval must be a positive number of seconds")),
         None => None,
     };
     Ok(Options { slots, slot_size, wait, mode, liveness_interval, subscribers, overflow })
 }
 
-/// `None`: forever; `0`: no wait; else seconds.
+/// `None` (or infinity): forever; `0`: no wait; else seconds (beyond what a deadline can hold:
+/// forever).
 fn wait_of(timeout: Option<f64>) -> PyResult<Wait> {
     match timeout {
         None => Ok(Wait::Forever),
         Some(0.0) => Ok(Wait::Never),
-        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(Wait::For(Duration::from_secs_f64(seconds))),
+        Some(seconds) if seconds > 0.0 => Ok(match Duration::try_from_secs_f64(seconds) {
+            Ok(limit) if Instant::now().checked_add(limit).is_some() => Wait::For(limit),
+            _ => Wait::Forever,
+        }),
         Some(_) => Err(PyValueError::new_err("timeout must be None, 0 or a positive number of seconds")),
     }
 }
@@ -161,7 +165,7 @@ where
         other => return other.map_err(|failure| raise(py, failure)),
     }
     let deadline = match wait {
-        Wait::For(limit) => Some(Instant::now() + limit),
+        Wait::For(limit) => Instant::now().checked_add(limit),
         _ => None,
     };
     loop {
@@ -207,6 +211,8 @@ impl SlotView {
     unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: c_int) -> PyResult<()> {
         let this = slf.get();
         if !this.state.open.load(Ordering::Acquire) {
+            // SAFETY: `view` is CPython's buffer struct to fill; on failure its `obj` must be NULL.
+            (*view).obj = std::ptr::null_mut();
             return Err(PyBufferError::new_err("the slot was committed or released"));
         }
         // SAFETY: `view` is the buffer struct CPython passes to fill; the address and length
@@ -222,6 +228,8 @@ impl SlotView {
             flags,
         );
         if filled != 0 {
+            // SAFETY: as above (PyBuffer_FillInfo leaves it NULL when it fails: made sure).
+            (*view).obj = std::ptr::null_mut();
             return Err(PyErr::fetch(slf.py()));
         }
         this.state.exports.fetch_add(1, Ordering::AcqRel);
@@ -233,37 +241,41 @@ impl SlotView {
     }
 }
 
-/// An open zero-copy operation as the endpoint sees it: the memoryview it handed out and the
-/// state it shares with the exporter.
+/// An open zero-copy operation as the endpoint sees it: the memoryview it handed out, the
+/// exporter behind it, and the state they share.
 struct Pending {
     view: Py<PyMemoryView>,
+    exporter: Py<SlotView>,
     state: Arc<ViewState>,
+    len: usize,
 }
 
 impl Pending {
-    /// Opens a view of `bytes` (in the endpoint's open operation).
-    fn open(py: Python<'_>, shared: &Shared, bytes: &[u8], readonly: bool) -> PyResult<Pending> {
+    /// Opens a view of the `len` bytes at `address` (the endpoint's open operation; written
+    /// through only if not `readonly`).
+    fn open(py: Python<'_>, shared: &Shared, address: *mut u8, len: usize, readonly: bool) -> PyResult<Pending> {
         let state = Arc::new(ViewState { open: AtomicBool::new(true), exports: AtomicUsize::new(0) });
-        let exporter = SlotView {
-            _endpoint: shared.clone(),
-            address: bytes.as_ptr() as usize,
-            len: bytes.len(),
-            readonly,
-            state: state.clone(),
-        };
+        let exporter =
+            SlotView { _endpoint: shared.clone(), address: address as usize, len, readonly, state: state.clone() };
         let exporter = Bound::new(py, exporter)?;
         let view = PyMemoryView::from(exporter.as_any())?;
-        Ok(Pending { view: view.unbind(), state })
+        Ok(Pending { view: view.unbind(), exporter: exporter.unbind(), state, len })
     }
 
-    /// Closes the views before the operation closes: `BufferError` (the operation stays open)
-    /// if a buffer exported from the view, or from the exporter, still exists.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
+    /// Closes the views before the operation closes. `BufferError`, and the operation stays
+    /// open, while anything else still uses the slot: a buffer exported from the view or the
+    /// exporter (a numpy array made from it), or a reference to the exporter (numpy's
+    /// `ndarray(buffer=view)` keeps one without an export). The handed-out view may have been
+    /// released by then: a fresh one replaces it (`Sender.view`, `Message.view`).
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         self.view.bind(py).call_method0("release")?;
-        if self.state.exports.load(Ordering::Acquire) != 0 {
+        let exporter = self.exporter.bind(py);
+        // One reference: ours (the released view dropped its own).
+        if self.state.exports.load(Ordering::Acquire) != 0 || exporter.get_refcnt() > 1 {
+            self.view = PyMemoryView::from(exporter.as_any())?.unbind();
             return Err(PyBufferError::new_err(
-                "a buffer of this slot is still exported (a memoryview or numpy array of it exists): \
-                 drop it first",
+                "this slot is still in use (a memoryview or numpy array of it exists): drop it first; \
+                 the slot is kept",
             ));
         }
         self.state.open.store(false, Ordering::Release);
@@ -271,13 +283,10 @@ impl Pending {
     }
 }
 
-fn attach(name: &str, kind: &str, side: Side, how: Attach, options: &Options) -> PyResult<Shared> {
+fn attach(py: Python<'_>, name: &str, kind: &str, side: Side, how: Attach, options: &Options) -> PyResult<Shared> {
     let kind = kind_of(kind)?;
-    Python::attach(|py| {
-        let handle =
-            py.detach(|| Handle::attach(name, kind, side, how, options)).map_err(|failure| raise(py, failure))?;
-        Ok(Arc::new(Mutex::new(handle)))
-    })
+    let handle = py.detach(|| Handle::attach(name, kind, side, how, options)).map_err(|failure| raise(py, failure))?;
+    Ok(Arc::new(Mutex::new(handle)))
 }
 
 /// The sending end of a ring (an SPSC or MPMC producer, or the broadcast publisher).
@@ -294,6 +303,7 @@ impl Sender {
     #[pyo3(signature = (name, kind="spsc", *, slots=None, slot_size=None, wait=None, mode=None, subscribers=None, overflow=None, liveness_interval=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
+        py: Python<'_>,
         name: &str,
         kind: &str,
         slots: Option<u64>,
@@ -305,14 +315,14 @@ impl Sender {
         liveness_interval: Option<f64>,
     ) -> PyResult<Sender> {
         let options = options(slots, slot_size, wait, mode, subscribers, overflow, liveness_interval)?;
-        Ok(Sender { shared: attach(name, kind, Side::Sender, Attach::Create, &options)?, pending: None })
+        Ok(Sender { shared: attach(py, name, kind, Side::Sender, Attach::Create, &options)?, pending: None })
     }
 
     /// Attaches to the existing ring `name` as its sender.
     #[staticmethod]
     #[pyo3(signature = (name, kind="spsc"))]
-    fn open(name: &str, kind: &str) -> PyResult<Sender> {
-        Ok(Sender { shared: attach(name, kind, Side::Sender, Attach::Open, &Options::default())?, pending: None })
+    fn open(py: Python<'_>, name: &str, kind: &str) -> PyResult<Sender> {
+        Ok(Sender { shared: attach(py, name, kind, Side::Sender, Attach::Open, &Options::default())?, pending: None })
     }
 
     /// Attaches to ring `name` as its sender, making it (with these settings) if there is none.
@@ -320,6 +330,7 @@ impl Sender {
     #[pyo3(signature = (name, kind="spsc", *, slots=None, slot_size=None, wait=None, mode=None, subscribers=None, overflow=None, liveness_interval=None))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_create(
+        py: Python<'_>,
         name: &str,
         kind: &str,
         slots: Option<u64>,
@@ -331,7 +342,7 @@ impl Sender {
         liveness_interval: Option<f64>,
     ) -> PyResult<Sender> {
         let options = options(slots, slot_size, wait, mode, subscribers, overflow, liveness_interval)?;
-        Ok(Sender { shared: attach(name, kind, Side::Sender, Attach::OpenOrCreate, &options)?, pending: None })
+        Ok(Sender { shared: attach(py, name, kind, Side::Sender, Attach::OpenOrCreate, &options)?, pending: None })
     }
 
     /// Sends `data` (any bytes-like object) as one message. `timeout`: `None` waits for room,
@@ -345,10 +356,26 @@ impl Sender {
             let message = bytes.as_bytes();
             return waiting(py, &mut handle, wait, |handle, wait| handle.send(message, wait));
         }
-        // Any other buffer may change under us once the GIL is released: a copy.
+        // Any other contiguous buffer: sent from where it is while the GIL is held; copied only
+        // if the send must wait (the buffer may change once the GIL is released).
         let bytes = PyMemoryView::from(data)?.call_method1("cast", ("B",))?;
         let buffer = pyo3::buffer::PyBuffer::<u8>::get(&bytes)?;
+        let first = match buffer.as_slice(py) {
+            Some(cells) => {
+                // SAFETY: a C-contiguous `u8` buffer (the cast) that the held `buffer` keeps
+                // exported; with the GIL held no Python code runs to change it during the call.
+                let message = unsafe { std::slice::from_raw_parts(cells.as_ptr().cast::<u8>(), cells.len()) };
+                handle.send(message, Wait::Never)
+            }
+            None => Err(Failure::new(Status::Full, "not contiguous")),
+        };
+        match first {
+            Ok(()) => return Ok(()),
+            Err(failure) if failure.status == Status::Full && wait != Wait::Never => {}
+            Err(failure) => return Err(raise(py, failure)),
+        }
         let message = buffer.to_vec(py)?;
+        drop(buffer);
         waiting(py, &mut handle, wait, |handle, wait| handle.send(&message, wait))
     }
 
@@ -366,32 +393,58 @@ impl Sender {
         let shared = self.shared.clone();
         let mut handle = lock(&shared)?;
         waiting(py, &mut handle, wait, |handle, wait| handle.reserve(wait))?;
-        let slot = handle.payload().map_err(|failure| raise(py, failure))?;
-        let pending = Pending::open(py, &shared, slot, false)?;
-        let view = pending.view.clone_ref(py);
-        self.pending = Some(pending);
-        Ok(view)
+        let opened = handle.payload().map_err(|failure| raise(py, failure)).and_then(|slot| {
+            let (address, len) = (slot.as_mut_ptr(), slot.len());
+            Pending::open(py, &shared, address, len, false)
+        });
+        match opened {
+            Ok(pending) => {
+                let view = pending.view.clone_ref(py);
+                self.pending = Some(pending);
+                Ok(view)
+            }
+            Err(error) => {
+                // No view was handed out: the reservation is given back.
+                let _ = handle.abort();
+                Err(error)
+            }
+        }
     }
 
     /// Publishes the first `n` bytes of the reserved slot as one message. `BufferError` (the
     /// slot stays reserved) while a buffer of its view is still exported.
     fn commit(&mut self, py: Python<'_>, n: usize) -> PyResult<()> {
-        let Some(pending) = &self.pending else {
+        let Some(pending) = &mut self.pending else {
             return Err(raise(py, Failure::new(Status::Unsupported, "no reservation is open")));
         };
+        if n > pending.len {
+            let message = format!("a commit of {n} bytes is larger than the slot's {}", pending.len);
+            return Err(raise(py, Failure::new(Status::TooLarge, message)));
+        }
+        let mut handle = lock(&self.shared)?;
         pending.close(py)?;
         self.pending = None;
-        lock(&self.shared)?.commit(n).map_err(|failure| raise(py, failure))
+        handle.commit(n).map_err(|failure| raise(py, failure))
     }
 
     /// Gives the reserved slot back unsent (`BufferError` as for `commit`).
     fn abort(&mut self, py: Python<'_>) -> PyResult<()> {
-        let Some(pending) = &self.pending else {
+        let Some(pending) = &mut self.pending else {
             return Err(raise(py, Failure::new(Status::Unsupported, "no reservation is open")));
         };
+        let mut handle = lock(&self.shared)?;
         pending.close(py)?;
         self.pending = None;
-        lock(&self.shared)?.abort().map_err(|failure| raise(py, failure))
+        handle.abort().map_err(|failure| raise(py, failure))
+    }
+
+    /// The open reservation's view (a fresh one if a refused `commit` released the first).
+    #[getter]
+    fn view(&self, py: Python<'_>) -> PyResult<Py<PyMemoryView>> {
+        match &self.pending {
+            Some(pending) => Ok(pending.view.clone_ref(py)),
+            None => Err(raise(py, Failure::new(Status::Unsupported, "no reservation is open"))),
+        }
     }
 
     /// The largest message the ring carries.
@@ -454,12 +507,13 @@ impl Message {
     /// Releases the slot: `BufferError` (and the slot is kept) while a buffer of the view is
     /// still exported, such as a numpy array made from it.
     fn release(&mut self, py: Python<'_>) -> PyResult<()> {
-        let Some(pending) = &self.pending else {
+        let Some(pending) = &mut self.pending else {
             return Ok(());
         };
+        let mut handle = lock(&self.shared)?;
         pending.close(py)?;
         self.pending = None;
-        lock(&self.shared)?.release().map_err(|failure| raise(py, failure))
+        handle.release().map_err(|failure| raise(py, failure))
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<Py<PyMemoryView>> {
@@ -488,15 +542,20 @@ struct Receiver {
 impl Receiver {
     /// Fails if a borrowed message is still out (and forgets one that was released).
     fn idle(&mut self, py: Python<'_>) -> PyResult<()> {
-        if let Some(message) = &self.message {
-            if message.borrow(py).pending.is_some() {
-                return Err(raise(
-                    py,
-                    Failure::new(Status::Unsupported, "a borrowed message is open: release it first"),
-                ));
+        let Some(message) = &self.message else {
+            return Ok(());
+        };
+        let busy = || raise(py, Failure::new(Status::Unsupported, "a borrowed message is open: release it first"));
+        let open = message.try_borrow(py).map_or(true, |borrowed| borrowed.pending.is_some());
+        if open {
+            // A message nobody holds any more (dropped without `release`) is released here, if
+            // nothing still uses its slot.
+            if message.get_refcnt(py) > 1 {
+                return Err(busy());
             }
-            self.message = None;
+            message.try_borrow_mut(py).map_err(|_| busy())?.release(py)?;
         }
+        self.message = None;
         Ok(())
     }
 }
@@ -508,6 +567,7 @@ impl Receiver {
     #[pyo3(signature = (name, kind="spsc", *, slots=None, slot_size=None, wait=None, mode=None, subscribers=None, overflow=None, liveness_interval=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
+        py: Python<'_>,
         name: &str,
         kind: &str,
         slots: Option<u64>,
@@ -519,14 +579,17 @@ impl Receiver {
         liveness_interval: Option<f64>,
     ) -> PyResult<Receiver> {
         let options = options(slots, slot_size, wait, mode, subscribers, overflow, liveness_interval)?;
-        Ok(Receiver { shared: attach(name, kind, Side::Receiver, Attach::Create, &options)?, message: None })
+        Ok(Receiver { shared: attach(py, name, kind, Side::Receiver, Attach::Create, &options)?, message: None })
     }
 
     /// Attaches to the existing ring `name` as a receiver (a broadcast ring: a new subscriber).
     #[staticmethod]
     #[pyo3(signature = (name, kind="spsc"))]
-    fn open(name: &str, kind: &str) -> PyResult<Receiver> {
-        Ok(Receiver { shared: attach(name, kind, Side::Receiver, Attach::Open, &Options::default())?, message: None })
+    fn open(py: Python<'_>, name: &str, kind: &str) -> PyResult<Receiver> {
+        Ok(Receiver {
+            shared: attach(py, name, kind, Side::Receiver, Attach::Open, &Options::default())?,
+            message: None,
+        })
     }
 
     /// Attaches to ring `name` as a receiver, making it (with these settings) if there is none.
@@ -534,6 +597,7 @@ impl Receiver {
     #[pyo3(signature = (name, kind="spsc", *, slots=None, slot_size=None, wait=None, mode=None, subscribers=None, overflow=None, liveness_interval=None))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_create(
+        py: Python<'_>,
         name: &str,
         kind: &str,
         slots: Option<u64>,
@@ -545,7 +609,7 @@ impl Receiver {
         liveness_interval: Option<f64>,
     ) -> PyResult<Receiver> {
         let options = options(slots, slot_size, wait, mode, subscribers, overflow, liveness_interval)?;
-        Ok(Receiver { shared: attach(name, kind, Side::Receiver, Attach::OpenOrCreate, &options)?, message: None })
+        Ok(Receiver { shared: attach(py, name, kind, Side::Receiver, Attach::OpenOrCreate, &options)?, message: None })
     }
 
     /// The next message as `bytes`. `timeout`: `None` waits for one, `0` raises `Empty` at
@@ -589,10 +653,19 @@ impl Receiver {
         let shared = self.shared.clone();
         let mut handle = lock(&shared)?;
         waiting(py, &mut handle, wait, |handle, wait| handle.recv_ref(wait))?;
-        let bytes = handle.borrowed().map_err(|failure| raise(py, failure))?;
-        let pending = Pending::open(py, &shared, bytes, true)?;
+        let opened = handle.borrowed().map_err(|failure| raise(py, failure)).and_then(|bytes| {
+            let pending = Pending::open(py, &shared, bytes.as_ptr().cast_mut(), bytes.len(), true)?;
+            Py::new(py, Message { shared: shared.clone(), pending: Some(pending) })
+        });
+        let message = match opened {
+            Ok(message) => message,
+            Err(error) => {
+                // No view was handed out: the message is released (consumed).
+                let _ = handle.release();
+                return Err(error);
+            }
+        };
         drop(handle);
-        let message = Py::new(py, Message { shared, pending: Some(pending) })?;
         self.message = Some(message.clone_ref(py));
         Ok(message)
     }

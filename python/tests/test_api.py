@@ -181,3 +181,99 @@ def test_ctrl_c_interrupts_a_blocked_receive(name):
     _, errors = child.communicate(timeout=10.0)
     assert child.returncode != 0 and "KeyboardInterrupt" in errors, errors
     del sender
+
+
+def test_a_commit_larger_than_the_slot_is_refused_and_the_reservation_stays(name):
+    tx = ipcring.Sender.create(name, slots=4, slot_size=16)
+    rx = ipcring.Receiver.open(name)
+    view = tx.reserve()
+    view[:2] = b"ok"
+    with pytest.raises(ipcring.TooLarge):
+        tx.commit(17)
+    tx.commit(2)  # the same reservation, still open and usable
+    assert rx.recv(timeout=1.0) == b"ok"
+
+
+def test_a_refused_release_keeps_the_slot_and_gives_a_fresh_view(name):
+    tx = ipcring.Sender.create(name, slots=4, slot_size=16)
+    rx = ipcring.Receiver.open(name)
+    tx.send(b"kept")
+    tx.send(b"next")
+    message = rx.recv_ref(timeout=1.0)
+    part = message.view[:2]  # a slice shares the exporter: the slot is in use
+    with pytest.raises(BufferError):
+        message.release()
+    assert bytes(part) == b"ke"
+    assert bytes(message.view) == b"kept"  # a live view of the kept slot
+    del part
+    message.release()
+    assert rx.recv(timeout=1.0) == b"next"
+
+
+def test_numpy_ndarray_over_a_view_holds_the_slot(name):
+    # numpy's ndarray(buffer=...) keeps the exporter without an export: still refused.
+    tx = ipcring.Sender.create(name, slots=4, slot_size=64)
+    array = np.ndarray((8,), dtype=np.uint64, buffer=tx.reserve())
+    array[:] = 7
+    with pytest.raises(BufferError):
+        tx.commit(64)
+    del array
+    tx.commit(64)
+
+
+def test_a_message_dropped_without_release_is_released_by_the_next_call(name):
+    tx = ipcring.Sender.create(name, slots=4, slot_size=16)
+    rx = ipcring.Receiver.open(name)
+    for data in (b"one", b"two", b"three"):
+        tx.send(data)
+    assert rx.recv_ref(timeout=1.0).view.tobytes() == b"one"  # the Message is dropped at once
+    with pytest.raises(BufferError):  # the block's exit cannot release: the array is alive
+        with rx.recv_ref(timeout=1.0) as view:
+            array = np.frombuffer(view, dtype=np.uint8)
+            raise RuntimeError("inside the block")
+    assert bytes(array) == b"two"  # still readable: the slot was kept
+    del array
+    assert rx.recv(timeout=1.0) == b"three"  # neither stuck nor delivered twice
+
+
+def test_a_reference_to_the_exporter_holds_the_slot_and_a_closed_one_exports_nothing(name):
+    tx = ipcring.Sender.create(name)
+    view = tx.reserve()
+    exporter = view.obj  # memoryview(exporter) could reach the slot at any time
+    with pytest.raises(BufferError):
+        tx.abort()
+    stale = tx.view.obj
+    del exporter
+    with pytest.raises(BufferError):
+        tx.abort()  # `stale` is the same exporter
+    del stale
+    tx.abort()
+    with pytest.raises(ValueError):
+        view[0] = 1
+
+
+def test_odd_timeouts(name):
+    tx = ipcring.Sender.create(name, slots=2, slot_size=8)
+    rx = ipcring.Receiver.open(name)
+    tx.send(b"a", timeout=float("inf"))  # infinity: no limit
+    tx.send(b"b", timeout=1e300)
+    assert rx.recv(timeout=float("inf")) == b"a"
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError):
+            rx.recv(timeout=bad)
+    with pytest.raises(ValueError):
+        ipcring.Sender.create(name + "-x", liveness_interval=float("inf"))
+
+
+def test_a_strided_array_is_refused_and_two_threads_are_not_allowed_at_once(name):
+    tx = ipcring.Sender.create(name, slots=2, slot_size=64)
+    rx = ipcring.Receiver.open(name)
+    with pytest.raises(TypeError):
+        tx.send(np.arange(16, dtype=np.uint8)[::2])  # not contiguous: not bytes-like
+    errors = []
+    blocked = threading.Thread(target=lambda: errors.append(pytest.raises(ipcring.Timeout, rx.recv, timeout=1.0)))
+    blocked.start()
+    time.sleep(0.2)  # SLEEP-OK: the other thread is inside recv (it waits 1 s); the check below needs it there
+    with pytest.raises(RuntimeError):
+        rx.recv(timeout=0)
+    blocked.join(timeout=10.0)
