@@ -219,10 +219,14 @@ thread_local! {
 }
 
 fn remember(message: &str) {
-    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
     // `try_with`: a call from a thread-local destructor, after this one was destroyed, keeps no
     // message rather than panicking.
-    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = text);
+    let _ = LAST_ERROR.try_with(|last| {
+        // A caller polling an empty ring meets the same message at every turn: no allocation.
+        if last.borrow().as_bytes() != message.as_bytes() {
+            *last.borrow_mut() = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        }
+    });
 }
 
 /// Runs `body`, turning its failure (or a panic) into a status and the thread's message.

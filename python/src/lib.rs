@@ -537,6 +537,8 @@ struct Receiver {
     shared: Shared,
     /// The borrowed message out, if any (the endpoint is busy until it is released).
     message: Option<Py<Message>>,
+    /// The copying receives' buffer (a lossy broadcast subscriber's).
+    buffer: Vec<u8>,
 }
 
 impl Receiver {
@@ -579,7 +581,11 @@ impl Receiver {
         liveness_interval: Option<f64>,
     ) -> PyResult<Receiver> {
         let options = options(slots, slot_size, wait, mode, subscribers, overflow, liveness_interval)?;
-        Ok(Receiver { shared: attach(py, name, kind, Side::Receiver, Attach::Create, &options)?, message: None })
+        Ok(Receiver {
+            shared: attach(py, name, kind, Side::Receiver, Attach::Create, &options)?,
+            message: None,
+            buffer: Vec::new(),
+        })
     }
 
     /// Attaches to the existing ring `name` as a receiver (a broadcast ring: a new subscriber).
@@ -589,6 +595,7 @@ impl Receiver {
         Ok(Receiver {
             shared: attach(py, name, kind, Side::Receiver, Attach::Open, &Options::default())?,
             message: None,
+            buffer: Vec::new(),
         })
     }
 
@@ -609,7 +616,11 @@ impl Receiver {
         liveness_interval: Option<f64>,
     ) -> PyResult<Receiver> {
         let options = options(slots, slot_size, wait, mode, subscribers, overflow, liveness_interval)?;
-        Ok(Receiver { shared: attach(py, name, kind, Side::Receiver, Attach::OpenOrCreate, &options)?, message: None })
+        Ok(Receiver {
+            shared: attach(py, name, kind, Side::Receiver, Attach::OpenOrCreate, &options)?,
+            message: None,
+            buffer: Vec::new(),
+        })
     }
 
     /// The next message as `bytes`. `timeout`: `None` waits for one, `0` raises `Empty` at
@@ -633,8 +644,10 @@ impl Receiver {
         // subscriber receives a copy first.
         if !handle.can_borrow().map_err(|failure| raise(py, failure))? {
             let size = handle.max_message_size().map_err(|failure| raise(py, failure))?;
-            let mut buffer = vec![0u8; size];
-            let length = waiting(py, &mut handle, wait, |handle, wait| handle.recv(&mut buffer, wait))?;
+            // The receiver's own buffer, sized once (not a zeroed allocation per message).
+            let buffer = &mut self.buffer;
+            buffer.resize(size, 0);
+            let length = waiting(py, &mut handle, wait, |handle, wait| handle.recv(buffer, wait))?;
             return Ok(PyBytes::new(py, &buffer[..length]));
         }
         waiting(py, &mut handle, wait, |handle, wait| handle.recv_ref(wait))?;

@@ -270,10 +270,25 @@ def test_a_strided_array_is_refused_and_two_threads_are_not_allowed_at_once(name
     rx = ipcring.Receiver.open(name)
     with pytest.raises(TypeError):
         tx.send(np.arange(16, dtype=np.uint8)[::2])  # not contiguous: not bytes-like
-    errors = []
-    blocked = threading.Thread(target=lambda: errors.append(pytest.raises(ipcring.Timeout, rx.recv, timeout=1.0)))
+    def wait_in_recv():
+        while True:
+            try:
+                rx.recv(timeout=5.0)
+            except ipcring.Timeout:
+                return
+            except RuntimeError:  # the main thread's try held the endpoint that instant
+                continue
+
+    blocked = threading.Thread(target=wait_in_recv)
     blocked.start()
-    time.sleep(0.2)  # SLEEP-OK: the other thread is inside recv (it waits 1 s); the check below needs it there
-    with pytest.raises(RuntimeError):
-        rx.recv(timeout=0)
+    # Until the other thread is inside recv (Empty before that), then refused: never a wait.
+    deadline = time.monotonic() + 4.0
+    while True:
+        try:
+            rx.recv(timeout=0)
+        except ipcring.Empty:
+            assert time.monotonic() < deadline, "the other thread never got inside recv"
+            continue
+        except RuntimeError:
+            break
     blocked.join(timeout=10.0)
