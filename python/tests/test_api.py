@@ -292,3 +292,22 @@ def test_a_strided_array_is_refused_and_two_threads_are_not_allowed_at_once(name
         except RuntimeError:
             break
     blocked.join(timeout=10.0)
+
+
+@pytest.mark.parametrize("kind", ["spsc", "mpmc", "broadcast"])
+@pytest.mark.parametrize("wait", ["futex", "spin", "semaphore", "mutex", "membarrier"])
+def test_every_kind_with_every_wait_strategy(name, kind, wait):
+    if kind == "broadcast" and wait in ("semaphore", "mutex"):
+        with pytest.raises(ipcring.InvalidArgument):  # one token per slot cannot count readers
+            ipcring.Sender.create(name, kind, wait=wait)
+        return
+    try:
+        tx = ipcring.Sender.create(name, kind, slots=4, slot_size=16, wait=wait)
+    except ipcring.Unsupported as refused:  # membarrier where the kernel refuses it
+        pytest.skip(str(refused))
+    rx = ipcring.Receiver.open(name, kind)
+    assert ipcring.info(name)["wait"] == wait
+    tx.send(b"through " + wait.encode()[:8], timeout=5.0)
+    assert rx.recv(timeout=5.0) == b"through " + wait.encode()[:8]
+    with pytest.raises(ipcring.Timeout):
+        rx.recv(timeout=0.01)  # a timed wait of this strategy

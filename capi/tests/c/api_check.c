@@ -160,6 +160,32 @@ int main(int argc, char **argv) {
     CHECK(ipcring_remove(other) == IPCRING_OK);
     ipcring_close(NULL);
 
+    /* Every kind with every wait strategy: a message through, a timed wait. */
+    for (int kind = IPCRING_SPSC; kind <= IPCRING_BROADCAST; kind++) {
+        for (uint32_t wait = IPCRING_WAIT_FUTEX; wait <= IPCRING_WAIT_MEMBARRIER; wait++) {
+            ipcring_options each = {0};
+            each.slots = 4;
+            each.slot_size = 16;
+            each.wait = wait;
+            ipcring_status made = ipcring_create(other, kind, IPCRING_SENDER, &each, &tx);
+            if (kind == IPCRING_BROADCAST && (wait == IPCRING_WAIT_SEMAPHORE || wait == IPCRING_WAIT_MUTEX)) {
+                CHECK(made == IPCRING_INVALID_ARGUMENT && tx == NULL); /* cannot count several readers */
+                continue;
+            }
+            if (made == IPCRING_UNSUPPORTED && wait == IPCRING_WAIT_MEMBARRIER) continue; /* refused by the kernel */
+            CHECK(made == IPCRING_OK);
+            if (made != IPCRING_OK) continue;
+            CHECK(ipcring_open(other, kind, IPCRING_RECEIVER, &rx) == IPCRING_OK);
+            CHECK(ipcring_ring_info(other, &info) == IPCRING_OK && info.wait == wait);
+            CHECK(ipcring_send_timeout(tx, (const uint8_t *)"w", 1, 1000000000) == IPCRING_OK);
+            CHECK(ipcring_recv_timeout(rx, buffer, sizeof buffer, &len, 1000000000) == IPCRING_OK && len == 1);
+            CHECK(ipcring_recv_timeout(rx, buffer, sizeof buffer, &len, 1000000) == IPCRING_TIMEOUT);
+            ipcring_close(rx);
+            ipcring_close(tx);
+            CHECK(ipcring_remove(other) == IPCRING_OK);
+        }
+    }
+
     if (failures) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;
