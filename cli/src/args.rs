@@ -44,6 +44,11 @@ pub enum Command {
     /// The far side of `pingpong --baseline` (started by it, not by hand).
     #[command(hide = true)]
     BaselinePeer(BaselinePeerArgs),
+    /// Carry ring messages between hosts over Zenoh (`bridge out`, `bridge in`, `bridge bench`):
+    /// runs the separately built ipcring-bridge binary, beside this one or on PATH
+    /// (`cargo build --release -p ipcring-bridge`); `ipcring bridge --help` shows its options.
+    #[command(disable_help_flag = true)]
+    Bridge(BridgeArgs),
     /// Measure every transport side by side (throughput and round trip, separate processes),
     /// against the machine's physical limits measured in the same run.
     Bench(BenchArgs),
@@ -659,4 +664,12 @@ mod tests {
         assert_eq!(parse_mode("0660"), Ok(0o660));
         assert!(parse_mode("800").is_err());
     }
+}
+
+/// `ipcring bridge ARGS...`: everything after `bridge` goes to ipcring-bridge unchanged.
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// The arguments of ipcring-bridge (`out`, `in`, `status`, `bench`, `--help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
 }

@@ -108,6 +108,13 @@ pub enum CliError {
         #[source]
         source: io::Error,
     },
+    /// `ipcring bridge` needs the ipcring-bridge binary, which is built on its own (it links
+    /// Zenoh, which the library and this command never build).
+    #[error(
+        "ipcring bridge needs the ipcring-bridge binary (it links Zenoh, so it is built on its own): \
+         cargo build --release -p ipcring-bridge, then run target/release/ipcring bridge, or put ipcring-bridge on PATH"
+    )]
+    BridgeMissing,
     /// Several failures, each already printed (by `rm`, which goes on after a failure).
     #[error("{failed} of {total} operations failed")]
     AlreadyReported {

@@ -13,6 +13,7 @@ pub mod args;
 mod baseline;
 mod bench;
 mod bound;
+mod bridge;
 mod create;
 pub mod error;
 mod gc;
@@ -45,6 +46,7 @@ pub fn run(command: Command) -> CliResult {
         Command::Pingpong(args) => pingpong::run(&args),
         Command::PingpongPeer(args) => pingpong::run_peer(&args),
         Command::BaselinePeer(args) => baseline::run_peer(&args),
+        Command::Bridge(args) => bridge::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchPeer(args) => bench::stream::run_peer(&args),
         Command::BenchFutexPeer(args) => bench::limits::run_futex_peer(&args),

@@ -798,6 +798,23 @@ pub struct Borrowed<'a, M: BroadcastMemory> {
 }
 
 impl<M: BroadcastMemory> Borrowed<'_, M> {
+    /// This message's position in the ring: how many messages the publisher sent before it (0
+    /// for the first the ring ever carried), the same for every subscriber. A subscriber that
+    /// joined late, or was lapped, sees the positions it missed as a jump.
+    ///
+    /// ```
+    /// use ipcring::broadcast::{Publisher, Subscriber};
+    /// let mut publisher: Publisher = ipcring::Builder::anonymous().create()?;
+    /// publisher.send(b"before")?; // sent before the subscriber joined: not seen
+    /// let mut subscriber: Subscriber = ipcring::Builder::from_fd(publisher.fd().unwrap().try_clone_to_owned()?).open()?;
+    /// publisher.send(b"after")?;
+    /// assert_eq!(subscriber.recv_ref()?.position(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        *self.cursor
+    }
+
     /// Releases the slot, as dropping the guard does, and reports whether what was read can be
     /// trusted: [`Fault::Truncated`](crate::Fault::Truncated) if the ring's file was truncated
     /// under this process.

@@ -972,6 +972,25 @@ impl<M: MpmcMemory + RecoveryLog> Deref for ReadGuard<'_, M> {
 }
 
 impl<M: MpmcMemory + RecoveryLog> ReadGuard<'_, M> {
+    /// This message's position in the ring: its place in the order in which producers claimed
+    /// positions (0 for the first the ring ever carried). With several receivers each sees only
+    /// some positions; a receiver that is the ring's only one sees them all in order, except
+    /// those a killed producer abandoned (skipped and counted by the ring).
+    ///
+    /// ```
+    /// use ipcring::mpmc::{Receiver, Sender};
+    /// let mut sender: Sender = ipcring::Builder::anonymous().create()?;
+    /// let mut receiver: Receiver = ipcring::Builder::from_fd(sender.fd().unwrap().try_clone_to_owned()?).open()?;
+    /// sender.send(b"a")?;
+    /// sender.send(b"b")?;
+    /// assert_eq!(receiver.recv_ref()?.position(), 0);
+    /// assert_eq!(receiver.recv_ref()?.position(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
     /// Releases the slot, as dropping the guard does, and reports whether what was read can be
     /// trusted: [`Fault::Truncated`](crate::Fault::Truncated) if the ring's file was truncated under this process (the
     /// bytes read may have been the zero pages that replaced it).

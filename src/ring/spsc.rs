@@ -495,6 +495,24 @@ pub struct ReadGuard<'a, M: SpscMemory + 'a> {
 }
 
 impl<M: SpscMemory> ReadGuard<'_, M> {
+    /// This message's position in the ring: how many messages were released before it (0 for
+    /// the first message the ring ever carried). Positions only grow, one per message, so a
+    /// consumer that forwards messages elsewhere can number them by it (the Zenoh bridge does).
+    ///
+    /// ```
+    /// use ipcring::spsc::{Receiver, Sender};
+    /// let mut sender: Sender = ipcring::Builder::anonymous().create()?;
+    /// let mut receiver: Receiver = ipcring::Builder::from_fd(sender.fd().unwrap().try_clone_to_owned()?).open()?;
+    /// sender.send(b"a")?;
+    /// sender.send(b"b")?;
+    /// assert_eq!(receiver.recv_ref()?.position(), 0);
+    /// assert_eq!(receiver.recv_ref()?.position(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.state.position
+    }
+
     /// Ends the borrow without releasing the slot: the same message is read again next time.
     pub fn keep(self) {
         // The guard's own drop (the release) never runs; only the slot access ends.

@@ -1,0 +1,217 @@
+//! `bridge out RING --key KEYEXPR`: every message of a ring, published on a Zenoh key with its
+//! position in the ring.
+//!
+//! The loop: wait until a subscriber matches the key (a put nobody matches is simply not
+//! routed, so taking a message out of the ring before would lose it); borrow the next message;
+//! put it with its [`Header`]; only then release it. So:
+//! - killed between the put and the release, the restarted bridge sends the same position again,
+//!   and the receiving side discards the duplicate;
+//! - killed after the release, before Zenoh sent the bytes, the message is lost, and the next
+//!   position to arrive shows the gap: reported, never silent;
+//! - while no subscriber matches (the link is down, the far bridge is restarting), an SPSC or
+//!   MPMC ring keeps its messages and its producer feels the ring's own backpressure; a broadcast
+//!   ring goes on without this subscriber lagging behind only under overwrite.
+//!
+//! While the ring is idle, a heartbeat carries the next position (SPSC and broadcast), so a
+//! loss at the end of a burst is reported without waiting for the next message.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use zenoh::qos::CongestionControl;
+use zenoh::Wait;
+
+use crate::error::{BridgeError, Result};
+use crate::events::emit;
+use crate::network::{Network, Policy};
+use crate::source::{Forward, Forwarded, Source};
+use crate::wire::Header;
+
+/// What `bridge out` needs to run.
+///
+/// ```no_run
+/// use ipcring_bridge::outbound::Outbound;
+/// let out = Outbound { ring: "ring-a".into(), key: "demo/a".into(), ..Outbound::default() };
+/// out.run()?; // runs until killed, or a fault
+/// # Ok::<(), ipcring_bridge::BridgeError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    /// The ring to read.
+    pub ring: String,
+    /// The Zenoh key expression to publish on.
+    pub key: String,
+    /// The Zenoh session's options.
+    pub network: Network,
+    /// `block` (Zenoh's blocking congestion control) or `drop`.
+    pub policy: Policy,
+    /// Zenoh's express mode: no batching, for the lowest latency (costs throughput).
+    pub express: bool,
+    /// Idle time after which a heartbeat is sent.
+    pub heartbeat: Duration,
+    /// Exit once the ring's producer is gone and the ring drained (the default is to wait for
+    /// a new producer).
+    pub exit_on_disconnect: bool,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            ring: String::new(),
+            key: String::new(),
+            network: Network::default(),
+            policy: Policy::Block,
+            express: false,
+            heartbeat: Duration::from_millis(200),
+            exit_on_disconnect: false,
+        }
+    }
+}
+
+/// A flag set by Zenoh's matching listener, waited on without polling.
+#[derive(Default)]
+struct Matching {
+    matching: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Matching {
+    fn set(&self, matching: bool) {
+        *self.matching.lock().unwrap_or_else(|poison| poison.into_inner()) = matching;
+        self.changed.notify_all();
+    }
+
+    fn get(&self) -> bool {
+        *self.matching.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Waits up to `timeout` for a subscriber; true if there is one.
+    fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.matching.lock().unwrap_or_else(|poison| poison.into_inner());
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |matching| !*matching)
+            .unwrap_or_else(|poison| poison.into_inner());
+        *guard
+    }
+}
+
+impl Outbound {
+    /// Runs the bridge until it is killed, the ring breaks, or (with `exit_on_disconnect`) the
+    /// ring's producer is gone.
+    ///
+    /// ```no_run
+    /// # use ipcring_bridge::outbound::Outbound;
+    /// Outbound { ring: "ring-a".into(), key: "demo/a".into(), exit_on_disconnect: true, ..Outbound::default() }.run()?;
+    /// # Ok::<(), ipcring_bridge::BridgeError>(())
+    /// ```
+    pub fn run(&self) -> Result<()> {
+        let mut source = Source::open(&self.ring)?;
+        let mut forwarded = 0u64;
+        emit(
+            "started",
+            json!({ "side": "out", "ring": self.ring, "key": self.key, "stream": source.stream(),
+                                "next": source.next_position() }),
+        );
+        loop {
+            match self.session(&mut source, &mut forwarded)? {
+                Session::Finished => return Ok(()),
+                Session::Reopen => emit("reopening", json!({ "after_ms": REOPEN_AFTER.as_millis() as u64 })),
+            }
+        }
+    }
+
+    /// One Zenoh session: forwards until the ring's producer is gone (with
+    /// `exit_on_disconnect`), or until no subscriber has matched for [`REOPEN_AFTER`] while
+    /// there are endpoints to connect to: then a new session (a new Zenoh id) connects afresh,
+    /// whatever state the old one's links were left in. (Zenoh retries a lost link by itself;
+    /// the new session is the bridge's own guarantee that a link that came back is used.)
+    fn session(&self, source: &mut Source, forwarded: &mut u64) -> Result<Session> {
+        let session = self.network.lease_for(true, self.policy).open()?;
+        let congestion = match self.policy {
+            Policy::Block => CongestionControl::Block,
+            Policy::Drop => CongestionControl::Drop,
+        };
+        let publisher = session
+            .declare_publisher(self.key.clone())
+            .congestion_control(congestion)
+            .express(self.express)
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        let matching = Arc::new(Matching::default());
+        let listener = Arc::clone(&matching);
+        let _listener = publisher
+            .matching_listener()
+            .callback(move |status| listener.set(status.matching()))
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        if publisher.matching_status().wait().map_err(BridgeError::zenoh)?.matching() {
+            matching.set(true);
+        }
+        emit("session", json!({ "zid": session.zid().to_string() }));
+        let mut reported_matching = None;
+        let mut unmatched_since = Instant::now();
+        let mut forwarding = false;
+        let kind = source.kind();
+        let stream = source.stream();
+        loop {
+            let now = matching.get();
+            if reported_matching != Some(now) {
+                emit("matching", json!({ "matching": now, "forwarded": *forwarded }));
+                reported_matching = Some(now);
+                unmatched_since = Instant::now();
+            }
+            if !now {
+                if !self.network.connect.is_empty() && unmatched_since.elapsed() >= REOPEN_AFTER {
+                    return Ok(Session::Reopen);
+                }
+                matching.wait(self.heartbeat.min(REOPEN_AFTER));
+                continue;
+            }
+            let put = |seq: u64, bytes: &[u8]| {
+                let header = Header { kind, heartbeat: false, stream, seq };
+                publisher.put(bytes).attachment(&header.encode()[..]).wait()
+            };
+            match source.forward(self.heartbeat, put) {
+                Ok(Forwarded::Message) => {
+                    if !forwarding {
+                        // The first message of this session: traffic flows (again).
+                        emit("forwarding", json!({ "forwarded_before": *forwarded }));
+                        forwarding = true;
+                    }
+                    *forwarded += 1;
+                }
+                Ok(Forwarded::Idle) => {
+                    if let Some(next) = source.next_position() {
+                        let header = Header { kind, heartbeat: true, stream, seq: next };
+                        publisher.put(&[][..]).attachment(&header.encode()[..]).wait().map_err(BridgeError::zenoh)?;
+                    }
+                }
+                Ok(Forwarded::Lagged(count)) => emit("lagged", json!({ "count": count })),
+                Ok(Forwarded::Disconnected) => {
+                    if self.exit_on_disconnect {
+                        emit("finished", json!({ "forwarded": *forwarded }));
+                        return Ok(Session::Finished);
+                    }
+                    // The producer is gone; a new one may attach. No event tells: poll.
+                    // SLEEP-OK: polling for another process to attach, not synchronising.
+                    std::thread::sleep(self.heartbeat);
+                }
+                Err(Forward::Send(error)) => return Err(BridgeError::zenoh(error)),
+                Err(Forward::Bridge(error)) => return Err(error),
+            }
+        }
+    }
+}
+
+/// How one Zenoh session of `bridge out` ended.
+enum Session {
+    /// The ring's producer is gone (`exit_on_disconnect`).
+    Finished,
+    /// No subscriber for [`REOPEN_AFTER`]: open a new session.
+    Reopen,
+}
+
+/// How long without a matching subscriber before a bridge that connects opens a new session.
+pub const REOPEN_AFTER: Duration = Duration::from_secs(2);
