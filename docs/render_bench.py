@@ -11,6 +11,7 @@ never typed by hand.
     IPCRING_READINESS=thread cargo run --release -- bench --transports shm-spsc:futex --sizes 64,4096 --rounds 5 \
         --json docs/bench-async-thread.json
     python python/bench/bench.py --json docs/bench-python.json   (in the venv of .ci/run)
+    cargo build --release -p ipcring-bridge && target/release/ipcring-bridge bench --json docs/bench-bridge.json
     python3 docs/render_bench.py            # rewrites the marked parts of the files
     python3 docs/render_bench.py check      # fails if they differ from what it would write
 """
@@ -39,6 +40,8 @@ ASYNC = os.path.join(ROOT, "docs", "bench-async.json")
 ASYNC_THREAD = os.path.join(ROOT, "docs", "bench-async-thread.json")
 # Other languages (issue #19): the Python API against multiprocessing and the Rust zero-copy rate.
 PYTHON = os.path.join(ROOT, "docs", "bench-python.json")
+# Between hosts (issue #20): the Zenoh bridge on loopback beside ipcring's TCP transport.
+BRIDGE = os.path.join(ROOT, "docs", "bench-bridge.json")
 TARGETS = [
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-quick"),
     (os.path.join(ROOT, "docs", "benchmarks.md"), "bench-load"),
@@ -52,6 +55,8 @@ TARGETS = [
     (os.path.join(ROOT, "README.md"), "async-brief"),
     (os.path.join(ROOT, "docs", "python.md"), "python-19"),
     (os.path.join(ROOT, "README.md"), "python-brief"),
+    (os.path.join(ROOT, "docs", "bridge.md"), "bridge-20"),
+    (os.path.join(ROOT, "README.md"), "bridge-brief"),
 ]
 
 
@@ -554,6 +559,46 @@ def python_brief(report):
                 report["git_sha"][:12], targets["x_queue_64"], targets["x_rust_zero_copy_1mib"]))
 
 
+def bridge_rows(report):
+    return {(row["transport"], row["msg_size"], row["pattern"]): row for row in report["rows"]}
+
+
+def bridge_table(report):
+    """The bridge benchmark: the Zenoh bridge and the TCP transport, streaming and round trip."""
+    rows = bridge_rows(report)
+    sizes = sorted({row["msg_size"] for row in report["rows"]})
+    lines = ["Run of `%s` at commit `%s` (zenoh %s), %d interleaved rounds of %d messages and %d round trips; "
+             "machine: %d CPUs, Linux %s." % (
+                 report["command"], report["git_sha"][:12], report["zenoh"], report["rounds"], report["messages"],
+                 report["round_trips"], report["machine"]["cpus"], report["machine"]["kernel"]), "",
+             "| transport | size | streaming, msgs/s (median, min-max) | round trip, us (median of rounds, min-max) |",
+             "|---|---|---|---|"]
+    for transport in ("zenoh-bridge", "tcp"):
+        for size in sizes:
+            stream, trip = rows[(transport, size, "streaming")], rows[(transport, size, "round_trip")]
+            lines.append("| %s | %d B | %s (%s-%s) | %.1f (%.1f-%.1f) |" % (
+                transport, size, rate(stream["median"]), rate(stream["min"]), rate(stream["max"]),
+                trip["median"], trip["min"], trip["max"]))
+    lines.append("")
+    for ratio in report["ratios"]:
+        lines.append("- %d B: the bridge streams at %.2fx the TCP transport's rate; its round trip takes %.1fx as "
+                     "long (ratios of medians in this run)." % (
+                         ratio["msg_size"], ratio["streaming_bridge_over_tcp"], ratio["round_trip_bridge_over_tcp"]))
+    return "\n".join(lines)
+
+
+def bridge_brief(report):
+    small = min(report["ratios"], key=lambda ratio: ratio["msg_size"])
+    rows = bridge_rows(report)
+    stream = rows[("zenoh-bridge", small["msg_size"], "streaming")]
+    trip = rows[("zenoh-bridge", small["msg_size"], "round_trip")]
+    return ("Between hosts (`docs/bench-bridge.json`, commit `%s`, loopback): the Zenoh bridge carries %d-byte "
+            "messages ring to ring at %s msgs/s, %.2fx ipcring's TCP transport in the same run, with a %.0f us round "
+            "trip (%.1fx TCP's); the table is in `docs/bridge.md`." % (
+                report["git_sha"][:12], small["msg_size"], rate(stream["median"]), small["streaming_bridge_over_tcp"],
+                trip["median"], small["round_trip_bridge_over_tcp"]))
+
+
 def rendered(text, marker, body):
     begin = "<!-- %s:begin (python3 docs/render_bench.py) -->" % marker
     end = "<!-- %s:end -->" % marker
@@ -570,7 +615,8 @@ def main():
               "fanout-17": fanout(json.load(open(FANOUT))), "fanout-brief": fanout_brief(json.load(open(FANOUT))),
               "async-18": async_table(json.load(open(ASYNC))), "async-brief": async_brief(json.load(open(ASYNC))),
               "async-thread-18": async_thread(json.load(open(ASYNC_THREAD)), json.load(open(ASYNC))),
-              "python-19": python_table(json.load(open(PYTHON))), "python-brief": python_brief(json.load(open(PYTHON)))}
+              "python-19": python_table(json.load(open(PYTHON))), "python-brief": python_brief(json.load(open(PYTHON))),
+              "bridge-20": bridge_table(json.load(open(BRIDGE))), "bridge-brief": bridge_brief(json.load(open(BRIDGE)))}
     check = len(sys.argv) > 1 and sys.argv[1] == "check"
     for path in dict.fromkeys(path for path, _ in TARGETS):
         text = open(path).read()

@@ -139,7 +139,7 @@ impl Inbound {
                 continue;
             };
             let seq = match record.admit(&header) {
-                Action::Duplicate => {
+                Action::Duplicate | Action::Stale => {
                     state.commit(record);
                     continue;
                 }
@@ -148,8 +148,12 @@ impl Inbound {
                     state.commit(record);
                     continue;
                 }
-                Action::Reset { seq, heartbeat } => {
-                    emit("reset", json!({ "stream": header.stream, "seq": seq, "resets": record.resets }));
+                Action::Reset { seq, heartbeat, lost } => {
+                    emit(
+                        "reset",
+                        json!({ "stream": header.stream, "seq": seq, "origin": header.origin, "resets": record.resets }),
+                    );
+                    report(record, seq, lost, false);
                     if heartbeat {
                         state.commit(record);
                         continue;

@@ -36,11 +36,15 @@ pub struct Record {
     /// Messages discarded because their position was already accounted for (a resend after
     /// a crash of the sending bridge, or a late message from a previous connection).
     pub duplicates: u64,
-    /// Times the source changed identity (its ring was created again); each restarts the
-    /// account at the new ring's first position seen.
+    /// Times the source changed identity (its ring was created again, with a later creation
+    /// time); each restarts the account at the new sending bridge's origin (the positions from
+    /// there to the first one seen count as lost). The totals carry across resets.
     pub resets: u64,
     /// Samples without a valid header (not from an ipcring bridge): discarded.
     pub rejected: u64,
+    /// Samples from an older stream than the current one (a ring since created again, or a
+    /// late message of a previous connection): discarded.
+    pub stale: u64,
     /// A message being written to the destination: its position. Set before the write and
     /// cleared after, so a restart can tell whether a kill came before or after the commit.
     pub pending: Option<u64>,
@@ -55,7 +59,7 @@ pub struct Record {
 /// use ipcring_bridge::ledger::{Action, Record};
 /// use ipcring_bridge::wire::{Header, SourceKind};
 /// let mut record = Record::default();
-/// let at = |seq| Header { kind: SourceKind::Spsc, heartbeat: false, stream: 9, seq };
+/// let at = |seq| Header { kind: SourceKind::Spsc, heartbeat: false, stream: 9, seq, origin: 0 };
 /// assert_eq!(record.admit(&at(5)), Action::Deliver { seq: 5, lost: 0, started: true });
 /// record.settle(5, true);
 /// assert_eq!(record.admit(&at(8)), Action::Deliver { seq: 8, lost: 2, started: false });
@@ -86,13 +90,18 @@ pub enum Action {
     },
     /// Already accounted for: discard.
     Duplicate,
-    /// The source ring is another one than before (created again): the old stream's end is
-    /// unknown, the account restarts; deliver the message (or take the heartbeat) as a start.
+    /// From an older stream than the current one: discard.
+    Stale,
+    /// The source ring is a newer one than before (created again): the old stream's end is
+    /// unknown, the account restarts at the sender's origin; deliver the message (or take the
+    /// heartbeat) as a start.
     Reset {
         /// The message's position, or the heartbeat's next position.
         seq: u64,
         /// A heartbeat, not a message.
         heartbeat: bool,
+        /// Positions of the new stream, from the sender's origin, that never arrived.
+        lost: u64,
     },
 }
 
@@ -104,7 +113,7 @@ impl Record {
     /// use ipcring_bridge::ledger::{Action, Record};
     /// use ipcring_bridge::wire::{Header, SourceKind};
     /// let mut record = Record::default();
-    /// let beat = Header { kind: SourceKind::Spsc, heartbeat: true, stream: 1, seq: 10 };
+    /// let beat = Header { kind: SourceKind::Spsc, heartbeat: true, stream: 1, seq: 10, origin: 0 };
     /// assert_eq!(record.admit(&beat), Action::Heartbeat { lost: 0, started: true });
     /// assert_eq!(record.admit(&Header { seq: 13, ..beat }), Action::Heartbeat { lost: 3, started: false });
     /// ```
@@ -118,10 +127,17 @@ impl Record {
                 Action::Deliver { seq, lost: 0, started: true }
             };
         };
-        if header.stream != self.stream {
+        if header.stream < self.stream {
+            self.stale = self.stale.saturating_add(1);
+            return Action::Stale;
+        }
+        if header.stream > self.stream {
             self.resets = self.resets.saturating_add(1);
-            self.start(header.stream, seq);
-            return Action::Reset { seq, heartbeat: header.heartbeat };
+            self.start(header.stream, header.origin);
+            let lost = seq - header.origin; // origin <= seq: checked by Header::decode
+            self.lost = self.lost.saturating_add(lost);
+            self.next = Some(seq);
+            return Action::Reset { seq, heartbeat: header.heartbeat, lost };
         }
         if seq < next {
             return if header.heartbeat {
@@ -206,7 +222,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn header(seq: u64, heartbeat: bool) -> Header {
-        Header { kind: SourceKind::Spsc, heartbeat, stream: 1, seq }
+        Header { kind: SourceKind::Spsc, heartbeat, stream: 1, seq, origin: 0 }
     }
 
     proptest! {
@@ -246,7 +262,7 @@ mod tests {
                         highest_seen = Some(highest_seen.map_or(arriving.seq, |h: u64| h.max(arriving.seq)));
                     }
                     Action::Duplicate => {}
-                    Action::Reset { .. } => prop_assert!(false, "one stream only"),
+                    Action::Reset { .. } | Action::Stale => prop_assert!(false, "one stream only"),
                 }
             }
             prop_assert!(delivered.windows(2).all(|pair| pair[0] < pair[1]), "in order, once: {:?}", delivered);
@@ -259,14 +275,23 @@ mod tests {
     }
 
     #[test]
-    fn a_new_stream_resets_the_account() {
+    fn a_newer_stream_resets_the_account_and_an_older_one_is_stale() {
         let mut record = Record::default();
         assert_eq!(record.admit(&header(100, false)), Action::Deliver { seq: 100, lost: 0, started: true });
         record.settle(100, true);
-        let other = Header { stream: 2, ..header(0, false) };
-        assert_eq!(record.admit(&other), Action::Reset { seq: 0, heartbeat: false });
-        record.settle(0, true);
-        assert_eq!((record.resets, record.lost, record.first, record.next), (1, 0, 0, Some(1)));
+        // The ring was created again (a later creation time); its sender began at 0 and the
+        // first message to arrive is position 2: 0 and 1 never came.
+        let newer = Header { stream: 2, ..header(2, false) };
+        assert_eq!(record.admit(&newer), Action::Reset { seq: 2, heartbeat: false, lost: 2 });
+        record.settle(2, true);
+        assert_eq!((record.resets, record.lost, record.first, record.next), (1, 2, 0, Some(3)));
+        // A late sample of the old ring flips nothing back.
+        assert_eq!(record.admit(&header(101, false)), Action::Stale);
+        assert_eq!(
+            record.admit(&Header { stream: 2, ..header(3, false) }),
+            Action::Deliver { seq: 3, lost: 0, started: false }
+        );
+        assert_eq!(record.stale, 1);
     }
 
     #[test]

@@ -139,6 +139,7 @@ fn status(args: &StatusArgs) -> Result<(), BridgeError> {
         "duplicates": record.duplicates,
         "resets": record.resets,
         "rejected": record.rejected,
+        "stale": record.stale,
     });
     println!("{json}");
     Ok(())

@@ -12,6 +12,11 @@
 //!   MPMC ring keeps its messages and its producer feels the ring's own backpressure; a broadcast
 //!   ring goes on without this subscriber lagging behind only under overwrite.
 //!
+//! An MPMC ring is delivered **at least once** across a kill of `bridge out`: a killed
+//! consumer's claimed message is published again by the ring at a new position (its own crash
+//! rule), so it can cross twice; and positions a killed producer abandoned (never messages) are
+//! counted lost. SPSC and broadcast rings have neither.
+//!
 //! While the ring is idle, a heartbeat carries the next position (SPSC and broadcast), so a
 //! loss at the end of a burst is reported without waiting for the next message.
 
@@ -155,6 +160,7 @@ impl Outbound {
         let mut forwarding = false;
         let kind = source.kind();
         let stream = source.stream();
+        let origin = source.origin();
         loop {
             let now = matching.get();
             if reported_matching != Some(now) {
@@ -170,7 +176,8 @@ impl Outbound {
                 continue;
             }
             let put = |seq: u64, bytes: &[u8]| {
-                let header = Header { kind, heartbeat: false, stream, seq };
+                // Unknown (MPMC): the message's own position, which claims no loss before it.
+                let header = Header { kind, heartbeat: false, stream, seq, origin: origin.unwrap_or(seq).min(seq) };
                 publisher.put(bytes).attachment(&header.encode()[..]).wait()
             };
             match source.forward(self.heartbeat, put) {
@@ -184,7 +191,13 @@ impl Outbound {
                 }
                 Ok(Forwarded::Idle) => {
                     if let Some(next) = source.next_position() {
-                        let header = Header { kind, heartbeat: true, stream, seq: next };
+                        let header = Header {
+                            kind,
+                            heartbeat: true,
+                            stream,
+                            seq: next,
+                            origin: origin.unwrap_or(next).min(next),
+                        };
                         publisher.put(&[][..]).attachment(&header.encode()[..]).wait().map_err(BridgeError::zenoh)?;
                     }
                 }

@@ -55,6 +55,8 @@ pub struct Source {
     endpoint: Endpoint,
     kind: SourceKind,
     stream: u64,
+    /// Where this consumer began reading (SPSC, broadcast).
+    origin: Option<u64>,
     /// A copy of the message for a broadcast ring under overwrite, which lends nothing.
     buffer: Vec<u8>,
 }
@@ -89,7 +91,16 @@ impl Source {
             }
         };
         let kind = SourceKind::from_ring(info.kind).expect("a kind matched above");
-        Ok(Source { name: name.to_owned(), endpoint, kind, stream: info.created_at_ns, buffer: Vec::new() })
+        let mut source = Source {
+            name: name.to_owned(),
+            endpoint,
+            kind,
+            stream: info.created_at_ns,
+            origin: None,
+            buffer: Vec::new(),
+        };
+        source.origin = source.next_position();
+        Ok(source)
     }
 
     /// The ring's kind, as the wire says it.
@@ -119,6 +130,21 @@ impl Source {
     /// ```
     pub fn stream(&self) -> u64 {
         self.stream
+    }
+
+    /// Where this consumer began reading the ring, where the ring can say (SPSC and broadcast).
+    ///
+    /// ```
+    /// let name = format!("ipcring-doc-source-origin-{}", std::process::id());
+    /// let mut sender: ipcring::spsc::Sender = ipcring::Builder::new(&name).create()?;
+    /// sender.send(b"x")?;
+    /// let source = ipcring_bridge::source::Source::open(&name)?;
+    /// assert_eq!(source.origin(), Some(0));
+    /// ipcring::remove(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn origin(&self) -> Option<u64> {
+        self.origin
     }
 
     /// The position of the next message this consumer will read, where the ring can say

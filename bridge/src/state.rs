@@ -112,6 +112,7 @@ impl StateFile {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(path)
             .map_err(io)?;
         let file = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
@@ -122,8 +123,7 @@ impl StateFile {
             }
         })?;
         let length = file.metadata().map_err(io)?.len();
-        let fresh = length == 0;
-        if fresh {
+        if length == 0 {
             file.set_len(FILE_SIZE).map_err(io)?;
         } else if length != FILE_SIZE {
             return Err(invalid(path, format!("{length} bytes, not {FILE_SIZE}")));
@@ -134,6 +134,8 @@ impl StateFile {
         // above, and the mapping lives in `self` as long as any reference into it.
         let map = unsafe { MmapMut::map_mut(&*file) }.map_err(io)?;
         let mut state = StateFile { map, generation: 0, _lock: file };
+        // New, or made by a process killed before it wrote the magic (all zero): fresh.
+        let fresh = state.words().iter().all(|word| word.load(Ordering::Acquire) == 0);
         if fresh {
             let words = state.words();
             words[0].store(MAGIC, Ordering::Relaxed);
@@ -198,6 +200,10 @@ impl StateFile {
         let next = self.generation.wrapping_add(1);
         let encoded = encode(record);
         let words = self.words();
+        // Release: the copy about to be written was current two generations ago; a reader
+        // that still takes it for current must not see these stores before the previous
+        // generation's (it then finds the generation changed and reads again).
+        std::sync::atomic::fence(Ordering::Release);
         for (word, value) in copy_of(words, next).iter().zip(encoded) {
             word.store(value, Ordering::Relaxed);
         }
@@ -254,7 +260,7 @@ fn encode(record: &Record) -> [u64; RECORD_WORDS] {
         pending,
         has_dest,
         dest,
-        0,
+        record.stale,
     ]
 }
 
@@ -292,6 +298,7 @@ fn decode(words: &[u64]) -> Result<Option<Record>, String> {
         rejected: copy[10],
         pending: option(copy[11], copy[12], "pending")?,
         dest_position: option(copy[13], copy[14], "dest_position")?,
+        stale: copy[15],
     };
     Ok(Some(record))
 }
@@ -321,6 +328,22 @@ mod tests {
     }
 
     #[test]
+    fn an_all_zero_file_is_fresh_and_a_symlink_is_refused() {
+        // A bridge killed between sizing the new file and writing its magic leaves zeros.
+        let path = temp("zero");
+        std::fs::write(&path, vec![0u8; FILE_SIZE as usize]).unwrap();
+        let (state, record) = StateFile::open(&path).unwrap();
+        assert_eq!(record, None);
+        drop(state);
+        let link = temp("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(matches!(StateFile::open(&link), Err(StateError::Io { .. })));
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn a_wrong_file_is_refused() {
         let path = temp("wrong");
         std::fs::write(&path, vec![7u8; FILE_SIZE as usize]).unwrap();
@@ -333,14 +356,13 @@ mod tests {
     proptest! {
         /// Any words in the file: decoding never panics; a record that decodes encodes back.
         #[test]
-        fn decode_is_total(mut words in proptest::collection::vec(0u64..3, WORDS), stream: u64) {
+        fn decode_is_total(mut words in proptest::collection::vec(prop_oneof![0u64..3, any::<u64>()], WORDS), stream: u64) {
             words[0] = MAGIC;
             words[1] = VERSION;
             words[HEADER_WORDS + 1] = stream;
             if let Ok(Some(record)) = decode(&words) {
                 let copy = copy_of(&words, words[2]);
                 let mut again = encode(&record);
-                again[15] = copy[15];
                 // The value word of an absent option is not kept.
                 for (flag, value) in [(2, 3), (11, 12), (13, 14)] {
                     if copy[flag] == 0 { again[value] = copy[value]; }

@@ -11,10 +11,15 @@
 //! | 7 | flags | bit 0: a heartbeat (no message; `seq` is the next position) |
 //! | 8..16 | stream | the source ring's identity (its creation time in ns) |
 //! | 16..24 | seq | the message's position in the source ring |
-//! | 24..32 | reserved | 0 |
+//! | 24..32 | origin | the position at which this `bridge out` began reading the ring (≤ seq) |
 //!
 //! What arrives is untrusted: [`Header::decode`] checks the length, magic, version, kind and
-//! flags and returns `None` for anything else, never panics.
+//! flags, that positions are below 2^63 (a ring would need centuries to get there, and a
+//! position near `u64::MAX` from a buggy or hostile publisher would otherwise make every later
+//! message look old) and that `origin ≤ seq`, and returns `None` for anything else, never panics.
+
+/// Positions at or above this are refused: no ring reaches them (2^63 messages).
+pub const MAX_POSITION: u64 = 1 << 63;
 
 /// The header's length in bytes.
 pub const HEADER_LEN: usize = 32;
@@ -29,7 +34,7 @@ pub const FLAG_HEARTBEAT: u8 = 1;
 ///
 /// ```
 /// use ipcring_bridge::wire::{Header, SourceKind};
-/// let header = Header { kind: SourceKind::Spsc, heartbeat: false, stream: 7, seq: 41 };
+/// let header = Header { kind: SourceKind::Spsc, heartbeat: false, stream: 7, seq: 41, origin: 0 };
 /// assert_eq!(Header::decode(&header.encode()), Some(header));
 /// assert_eq!(Header::decode(b"not a header"), None);
 /// ```
@@ -43,6 +48,9 @@ pub struct Header {
     pub stream: u64,
     /// The message's position in the source ring.
     pub seq: u64,
+    /// Where this `bridge out` began reading the ring: a receiving side that follows the key
+    /// across a re-created ring counts the positions from here to the first it sees as lost.
+    pub origin: u64,
 }
 
 /// The kind of ring a bridged message came from.
@@ -100,7 +108,7 @@ impl Header {
     ///
     /// ```
     /// use ipcring_bridge::wire::{Header, SourceKind};
-    /// let bytes = Header { kind: SourceKind::Mpmc, heartbeat: true, stream: 1, seq: 2 }.encode();
+    /// let bytes = Header { kind: SourceKind::Mpmc, heartbeat: true, stream: 1, seq: 2, origin: 0 }.encode();
     /// assert_eq!(&bytes[..4], b"IRB1");
     /// ```
     pub fn encode(&self) -> [u8; HEADER_LEN] {
@@ -111,6 +119,7 @@ impl Header {
         bytes[7] = if self.heartbeat { FLAG_HEARTBEAT } else { 0 };
         bytes[8..16].copy_from_slice(&self.stream.to_le_bytes());
         bytes[16..24].copy_from_slice(&self.seq.to_le_bytes());
+        bytes[24..32].copy_from_slice(&self.origin.to_le_bytes());
         bytes
     }
 
@@ -118,7 +127,7 @@ impl Header {
     ///
     /// ```
     /// use ipcring_bridge::wire::{Header, SourceKind};
-    /// let mut bytes = Header { kind: SourceKind::Spsc, heartbeat: false, stream: 1, seq: 2 }.encode();
+    /// let mut bytes = Header { kind: SourceKind::Spsc, heartbeat: false, stream: 1, seq: 2, origin: 0 }.encode();
     /// bytes[7] = 0x80; // an unknown flag
     /// assert_eq!(Header::decode(&bytes), None);
     /// ```
@@ -128,14 +137,16 @@ impl Header {
         if bytes[0..4] != MAGIC || u16::from_le_bytes([bytes[4], bytes[5]]) != VERSION {
             return None;
         }
-        if bytes[7] & !FLAG_HEARTBEAT != 0 || word(24..32) != 0 {
+        let (seq, origin) = (word(16..24), word(24..32));
+        if bytes[7] & !FLAG_HEARTBEAT != 0 || seq >= MAX_POSITION || origin > seq {
             return None;
         }
         Some(Header {
             kind: SourceKind::from_raw(bytes[6])?,
             heartbeat: bytes[7] & FLAG_HEARTBEAT != 0,
             stream: word(8..16),
-            seq: word(16..24),
+            seq,
+            origin,
         })
     }
 }
@@ -155,9 +166,22 @@ mod tests {
         }
 
         #[test]
-        fn round_trip(kind in 0u8..3, heartbeat: bool, stream: u64, seq: u64) {
-            let header = Header { kind: SourceKind::from_raw(kind).unwrap(), heartbeat, stream, seq };
+        fn round_trip(kind in 0u8..3, heartbeat: bool, stream: u64, seq in 0..MAX_POSITION, back: u64) {
+            let origin = seq - back % (seq + 1);
+            let header = Header { kind: SourceKind::from_raw(kind).unwrap(), heartbeat, stream, seq, origin };
             prop_assert_eq!(Header::decode(&header.encode()), Some(header));
+        }
+
+        /// A valid header with one byte changed: refused, or decoded to what it now says
+        /// (never a panic, never a position out of range).
+        #[test]
+        fn damaged_headers(seq in 0..MAX_POSITION, stream: u64, at in 0usize..HEADER_LEN, byte: u8) {
+            let mut bytes = Header { kind: SourceKind::Broadcast, heartbeat: false, stream, seq, origin: seq / 2 }.encode();
+            bytes[at] = byte;
+            if let Some(header) = Header::decode(&bytes) {
+                prop_assert_eq!(header.encode(), bytes);
+                prop_assert!(header.seq < MAX_POSITION && header.origin <= header.seq);
+            }
         }
     }
 }
