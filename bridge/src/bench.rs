@@ -272,27 +272,28 @@ fn ring_names(tag: &str, round: usize, size: usize, count: usize) -> Rings {
     )
 }
 
-fn bridge_stream(size: usize, messages: u64, round: usize) -> Result<f64> {
-    let rings = ring_names("stream", round, size, 2);
-    let (a, b) = (&rings.0[0], &rings.0[1]);
-    let mut sender: spsc::Sender =
-        Builder::new(a).slots(1024).slot_size(size as u32).create().map_err(|e| ring_error(a)(e.into()))?;
-    let mut receiver: spsc::Receiver =
-        Builder::new(b).slots(1024).slot_size(size as u32).create().map_err(|e| ring_error(b)(e.into()))?;
-    let key = format!("ipcring/bench/{}/stream/{round}/{size}", std::process::id());
-    let _pair = start_pair(a, b, &key, false)?;
+/// Sends `messages` messages of `size` bytes from a producer thread through `send` and receives
+/// them here through `receive`, checking every byte; messages per second, first send to last
+/// receive.
+fn stream<S: Send + 'static>(
+    size: usize,
+    messages: u64,
+    mut sender: S,
+    send: fn(&mut S, &[u8]) -> std::result::Result<(), String>,
+    mut receive: impl FnMut(&mut Vec<u8>) -> Result<()>,
+) -> Result<f64> {
     let start = Instant::now();
-    let producer = thread::spawn(move || -> Result<(), String> {
+    let producer = thread::spawn(move || -> std::result::Result<(), String> {
         let mut buffer = vec![0u8; size];
         for index in 0..messages {
             fill(index, &mut buffer);
-            sender.send_timeout(&buffer, STEP).map_err(|error| error.to_string())?;
+            send(&mut sender, &buffer)?;
         }
         Ok(())
     });
     let mut message = Vec::with_capacity(size);
     for index in 0..messages {
-        receiver.recv_timeout(&mut message, STEP).map_err(|error| ring_error(b)(error.into()))?;
+        receive(&mut message)?;
         verify(index, &message, size)?;
     }
     let elapsed = start.elapsed();
@@ -300,28 +301,20 @@ fn bridge_stream(size: usize, messages: u64, round: usize) -> Result<f64> {
     Ok(messages as f64 / elapsed.as_secs_f64())
 }
 
-fn bridge_round_trip(size: usize, round_trips: u64, round: usize) -> Result<f64> {
-    let rings = ring_names("rtt", round, size, 4);
-    let [a, b, c, d] = [&rings.0[0], &rings.0[1], &rings.0[2], &rings.0[3]];
-    let create_error = |name: &str| {
-        let name = name.to_owned();
-        move |error: ipcring::AttachError| BridgeError::Ring { ring: name.clone(), message: error.to_string() }
-    };
-    let mut ping: spsc::Sender = Builder::new(a).slots(64).slot_size(size as u32).create().map_err(create_error(a))?;
-    let mut echo_in: spsc::Receiver =
-        Builder::new(b).slots(64).slot_size(size as u32).create().map_err(create_error(b))?;
-    let mut echo_out: spsc::Sender =
-        Builder::new(c).slots(64).slot_size(size as u32).create().map_err(create_error(c))?;
-    let mut pong: spsc::Receiver =
-        Builder::new(d).slots(64).slot_size(size as u32).create().map_err(create_error(d))?;
-    let key = format!("ipcring/bench/{}/rtt/{round}/{size}", std::process::id());
-    let _there = start_pair(a, b, &format!("{key}/ping"), true)?;
-    let _back = start_pair(c, d, &format!("{key}/pong"), true)?;
-    let echo = thread::spawn(move || -> Result<(), String> {
+/// `round_trips` round trips of `size` bytes: `ping` sends, an echo thread (`echo`: receive
+/// then send back every byte) answers, `pong` receives, and the reply is checked; the median
+/// round trip in microseconds.
+fn round_trip(
+    size: usize,
+    round_trips: u64,
+    mut echo: impl FnMut(&mut Vec<u8>) -> std::result::Result<(), String> + Send + 'static,
+    mut ping: impl FnMut(&[u8]) -> Result<()>,
+    mut pong: impl FnMut(&mut Vec<u8>) -> Result<()>,
+) -> Result<f64> {
+    let echo = thread::spawn(move || -> std::result::Result<(), String> {
         let mut message = Vec::with_capacity(size);
         for _ in 0..round_trips {
-            echo_in.recv_timeout(&mut message, STEP).map_err(|error| error.to_string())?;
-            echo_out.send_timeout(&message, STEP).map_err(|error| error.to_string())?;
+            echo(&mut message)?;
         }
         Ok(())
     });
@@ -331,80 +324,101 @@ fn bridge_round_trip(size: usize, round_trips: u64, round: usize) -> Result<f64>
     for index in 0..round_trips {
         fill(index, &mut buffer);
         let start = Instant::now();
-        ping.send_timeout(&buffer, STEP).map_err(|error| ring_error(a)(error.into()))?;
-        pong.recv_timeout(&mut message, STEP).map_err(|error| ring_error(d)(error.into()))?;
+        ping(&buffer)?;
+        pong(&mut message)?;
         times.push(start.elapsed().as_secs_f64() * 1e6);
         verify(index, &message, size)?;
     }
     echo.join().expect("echo").map_err(BridgeError::Usage)?;
     Ok(summary(&times).0)
+}
+
+fn create<E: ipcring::Endpoint>(name: &str, slots: u64, size: usize) -> Result<E> {
+    Builder::new(name)
+        .slots(slots)
+        .slot_size(size as u32)
+        .create()
+        .map_err(|error| BridgeError::Ring { ring: name.to_owned(), message: error.to_string() })
+}
+
+fn bridge_stream(size: usize, messages: u64, round: usize) -> Result<f64> {
+    let rings = ring_names("stream", round, size, 2);
+    let (a, b) = (&rings.0[0], &rings.0[1]);
+    let sender: spsc::Sender = create(a, 1024, size)?;
+    let mut receiver: spsc::Receiver = create(b, 1024, size)?;
+    let key = format!("ipcring/bench/{}/stream/{round}/{size}", std::process::id());
+    let _pair = start_pair(a, b, &key, false)?;
+    let send = |sender: &mut spsc::Sender, message: &[u8]| {
+        sender.send_timeout(message, STEP).map_err(|error| error.to_string())
+    };
+    stream(size, messages, sender, send, |message| {
+        receiver.recv_timeout(message, STEP).map_err(|error| ring_error(b)(error.into()))
+    })
+}
+
+fn bridge_round_trip(size: usize, round_trips: u64, round: usize) -> Result<f64> {
+    let rings = ring_names("rtt", round, size, 4);
+    let [a, b, c, d] = [&rings.0[0], &rings.0[1], &rings.0[2], &rings.0[3]];
+    let mut ping: spsc::Sender = create(a, 64, size)?;
+    let mut echo_in: spsc::Receiver = create(b, 64, size)?;
+    let mut echo_out: spsc::Sender = create(c, 64, size)?;
+    let mut pong: spsc::Receiver = create(d, 64, size)?;
+    let key = format!("ipcring/bench/{}/rtt/{round}/{size}", std::process::id());
+    let _there = start_pair(a, b, &format!("{key}/ping"), true)?;
+    let _back = start_pair(c, d, &format!("{key}/pong"), true)?;
+    round_trip(
+        size,
+        round_trips,
+        move |message| {
+            echo_in.recv_timeout(message, STEP).map_err(|error| error.to_string())?;
+            echo_out.send_timeout(message, STEP).map_err(|error| error.to_string())
+        },
+        |message| ping.send_timeout(message, STEP).map_err(|error| ring_error(a)(error.into())),
+        |message| pong.recv_timeout(message, STEP).map_err(|error| ring_error(d)(error.into())),
+    )
 }
 
 fn tcp_options(size: usize) -> Options {
     Options { max_message_size: size, ..Options::default() }
 }
 
-fn tcp_stream(size: usize, messages: u64) -> Result<f64> {
+fn tcp_error(error: impl std::fmt::Display) -> BridgeError {
+    BridgeError::Ring { ring: "tcp".into(), message: error.to_string() }
+}
+
+fn local_address() -> Result<String> {
     let port = free_port().map_err(|source| BridgeError::Io { context: "finding a free port".into(), source })?;
-    let address = format!("127.0.0.1:{port}");
-    let tcp_error = |error: ipcring::AttachError| BridgeError::Ring { ring: "tcp".into(), message: error.to_string() };
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+fn tcp_stream(size: usize, messages: u64) -> Result<f64> {
+    let address = local_address()?;
     let mut receiver =
         transport::open_receiver(Kind::Tcp, &address, Side::Bind, &tcp_options(size)).map_err(tcp_error)?;
-    let mut sender =
-        transport::open_sender(Kind::Tcp, &address, Side::Connect, &tcp_options(size)).map_err(tcp_error)?;
-    let start = Instant::now();
-    let producer = thread::spawn(move || -> Result<(), String> {
-        let mut buffer = vec![0u8; size];
-        for index in 0..messages {
-            fill(index, &mut buffer);
-            sender.send_timeout(&buffer, STEP).map_err(|error| error.to_string())?;
-        }
-        Ok(())
-    });
-    let mut message = Vec::with_capacity(size);
-    for index in 0..messages {
-        receiver
-            .recv_timeout(&mut message, STEP)
-            .map_err(|error| BridgeError::Ring { ring: "tcp".into(), message: error.to_string() })?;
-        verify(index, &message, size)?;
-    }
-    let elapsed = start.elapsed();
-    producer.join().expect("producer").map_err(BridgeError::Usage)?;
-    Ok(messages as f64 / elapsed.as_secs_f64())
+    let sender = transport::open_sender(Kind::Tcp, &address, Side::Connect, &tcp_options(size)).map_err(tcp_error)?;
+    let send = |sender: &mut transport::BoxedSender, message: &[u8]| {
+        sender.send_timeout(message, STEP).map_err(|error| error.to_string())
+    };
+    stream(size, messages, sender, send, |message| receiver.recv_timeout(message, STEP).map_err(tcp_error))
 }
 
 fn tcp_round_trip(size: usize, round_trips: u64) -> Result<f64> {
-    let free = || free_port().map_err(|source| BridgeError::Io { context: "finding a free port".into(), source });
-    let (there, back) = (format!("127.0.0.1:{}", free()?), format!("127.0.0.1:{}", free()?));
-    let tcp_error = |error: ipcring::AttachError| BridgeError::Ring { ring: "tcp".into(), message: error.to_string() };
+    let (there, back) = (local_address()?, local_address()?);
     let options = tcp_options(size);
     let mut echo_in = transport::open_receiver(Kind::Tcp, &there, Side::Bind, &options).map_err(tcp_error)?;
     let mut pong = transport::open_receiver(Kind::Tcp, &back, Side::Bind, &options).map_err(tcp_error)?;
     let mut ping = transport::open_sender(Kind::Tcp, &there, Side::Connect, &options).map_err(tcp_error)?;
     let mut echo_out = transport::open_sender(Kind::Tcp, &back, Side::Connect, &options).map_err(tcp_error)?;
-    let echo = thread::spawn(move || -> Result<(), String> {
-        let mut message = Vec::with_capacity(size);
-        for _ in 0..round_trips {
-            echo_in.recv_timeout(&mut message, STEP).map_err(|error| error.to_string())?;
-            echo_out.send_timeout(&message, STEP).map_err(|error| error.to_string())?;
-        }
-        Ok(())
-    });
-    let mut times = Vec::with_capacity(round_trips as usize);
-    let mut buffer = vec![0u8; size];
-    let mut message = Vec::with_capacity(size);
-    for index in 0..round_trips {
-        fill(index, &mut buffer);
-        let start = Instant::now();
-        ping.send_timeout(&buffer, STEP)
-            .map_err(|error| BridgeError::Ring { ring: "tcp".into(), message: error.to_string() })?;
-        pong.recv_timeout(&mut message, STEP)
-            .map_err(|error| BridgeError::Ring { ring: "tcp".into(), message: error.to_string() })?;
-        times.push(start.elapsed().as_secs_f64() * 1e6);
-        verify(index, &message, size)?;
-    }
-    echo.join().expect("echo").map_err(BridgeError::Usage)?;
-    Ok(summary(&times).0)
+    round_trip(
+        size,
+        round_trips,
+        move |message| {
+            echo_in.recv_timeout(message, STEP).map_err(|error| error.to_string())?;
+            echo_out.send_timeout(message, STEP).map_err(|error| error.to_string())
+        },
+        |message| ping.send_timeout(message, STEP).map_err(tcp_error),
+        |message| pong.recv_timeout(message, STEP).map_err(tcp_error),
+    )
 }
 
 fn git_sha() -> String {
