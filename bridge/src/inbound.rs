@@ -17,6 +17,7 @@ use serde_json::json;
 use zenoh::handlers::FifoChannel;
 use zenoh::Wait;
 
+use crate::credit::{credit_key, Credit};
 use crate::error::{BridgeError, Result};
 use crate::events::emit;
 use crate::ledger::{Action, Record};
@@ -102,16 +103,21 @@ impl Inbound {
     /// connects afresh (as `bridge out` does, see [`crate::outbound`]). It only returns with
     /// its queue empty, so nothing received is dropped with it.
     fn session(&self, state: &mut StateFile, sink: &mut Sink, record: &mut Record) -> Result<()> {
-        let session = self.network.lease_for(false, self.policy).open()?;
+        let session = self.network.open()?;
         let subscriber = session
             .declare_subscriber(self.key.clone())
             .with(FifoChannel::new(self.queue.max(1)))
             .wait()
             .map_err(BridgeError::zenoh)?;
         emit("session", json!({ "zid": session.zid().to_string() }));
+        let window = (self.queue.max(2) as u64 / 2).min(crate::credit::MAX_WINDOW);
+        let mut granter = (self.policy == Policy::Block).then(|| Granter::new(&session, window));
         let mut delivering = false;
         let mut alone_since: Option<Instant> = None;
         loop {
+            if let Some(granter) = &mut granter {
+                granter.send_if_due(record)?;
+            }
             let Some(sample) = subscriber.recv_timeout(RECEIVE_SLICE).map_err(BridgeError::zenoh)? else {
                 if !self.network.connect.is_empty() {
                     let info = session.info();
@@ -127,6 +133,9 @@ impl Inbound {
                 continue;
             };
             alone_since = None;
+            if let Some(granter) = &mut granter {
+                granter.follow(sample.key_expr().as_str())?;
+            }
             let Some(header) = sample.attachment().and_then(|attachment| Header::decode(&attachment.to_bytes())) else {
                 record.rejected = record.rejected.saturating_add(1);
                 state.commit(record);
@@ -169,7 +178,16 @@ impl Inbound {
             record.dest_position = sink.position();
             state.commit(record);
             let payload = sample.payload().to_bytes();
-            let written = sink.write(&payload, self.policy)?;
+            let snapshot = *record;
+            let written = sink.write(&payload, self.policy, &mut || {
+                // Waiting for room: tell the sender this receiver is alive (same grant).
+                if let Some(granter) = &mut granter {
+                    let _ = granter.send(&snapshot, true);
+                }
+            })?;
+            if let Some(granter) = &mut granter {
+                granter.delivered += 1;
+            }
             if written == Written::TooLarge {
                 emit("too_large", json!({ "seq": seq, "len": payload.len() }));
             }
@@ -181,6 +199,70 @@ impl Inbound {
                 emit("delivering", json!({ "seq": seq }));
             }
         }
+    }
+}
+
+/// How often a receiving bridge sends its credit when nothing else made it due.
+const CREDIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Sends this receiving bridge's credits under `block` ([`crate::credit`]): after every quarter
+/// window of deliveries, every [`CREDIT_INTERVAL`], and while it waits for room.
+struct Granter<'a> {
+    session: &'a zenoh::Session,
+    /// The credit key and its publisher, for the data key the samples come on.
+    publisher: Option<(String, zenoh::pubsub::Publisher<'static>)>,
+    receiver: u64,
+    window: u64,
+    /// Messages written since the last credit.
+    delivered: u64,
+    last: Instant,
+}
+
+impl<'a> Granter<'a> {
+    fn new(session: &'a zenoh::Session, window: u64) -> Self {
+        // One id per session: the process and the moment it started.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.as_nanos() as u64);
+        let receiver = nanos ^ (u64::from(std::process::id()) << 40);
+        Granter { session, publisher: None, receiver, window, delivered: 0, last: Instant::now() - CREDIT_INTERVAL }
+    }
+
+    /// Publishes credits for the key samples arrive on (declared on the first, and again if
+    /// it changes).
+    fn follow(&mut self, data_key: &str) -> Result<()> {
+        let key = credit_key(data_key);
+        if self.publisher.as_ref().is_some_and(|(current, _)| *current == key) {
+            return Ok(());
+        }
+        let publisher = self
+            .session
+            .declare_publisher(key.clone())
+            .congestion_control(zenoh::qos::CongestionControl::Block)
+            .express(true)
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        self.publisher = Some((key, publisher));
+        Ok(())
+    }
+
+    fn send_if_due(&mut self, record: &Record) -> Result<()> {
+        if self.delivered >= (self.window / 4).max(1) || self.last.elapsed() >= CREDIT_INTERVAL {
+            self.send(record, false)?;
+        }
+        Ok(())
+    }
+
+    /// Grants positions below `record.next + window` of the record's stream (nothing before
+    /// the account has begun); `waiting`: while it waits for room in its ring.
+    fn send(&mut self, record: &Record, waiting: bool) -> Result<()> {
+        let (Some((_, publisher)), Some(acked)) = (&self.publisher, record.next) else {
+            return Ok(());
+        };
+        let credit = Credit { receiver: self.receiver, stream: record.stream, acked, window: self.window, waiting };
+        publisher.put(&credit.encode()[..]).wait().map_err(BridgeError::zenoh)?;
+        self.delivered = 0;
+        self.last = Instant::now();
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod credit;
 mod error;
 pub mod events;
 pub mod inbound;

@@ -58,8 +58,9 @@ pub struct Network {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The link lease this bridge announces, in milliseconds: how long its peer waits, hearing
-    /// nothing from it, before it declares the link dead (and reconnects). Default: 3000, but
-    /// 60000 for `bridge out` under `block` (see [`Network::lease_for`]).
+    /// nothing from it, before it declares the link dead (and reconnects). Default: 3000.
+    /// (Under `block` the credits of [`crate::credit`] keep Zenoh's reader from ever waiting for
+    /// a full ring, so a stall of the destination never looks like a dead link.)
     #[arg(long, value_name = "MS")]
     pub lease_ms: Option<u64>,
 }
@@ -111,26 +112,6 @@ impl Network {
         Ok(config)
     }
 
-    /// These options with the lease defaulted for a side: under `block`, a full destination
-    /// ring stops `bridge in` from reading its link (that is how the publisher is slowed down),
-    /// and Zenoh then sees no traffic from `bridge out`: the receiving side would declare the
-    /// link dead after the lease that `out` announces, and what was in flight would be lost
-    /// (reported as a gap). So `out` announces [`BLOCK_LEASE_MS`] there; `in` keeps the short
-    /// lease, so `out` still learns within 3 s that `in` died. A link cut with no FIN or RST
-    /// is then noticed by `in` only after the long lease, by `out` after the short one.
-    ///
-    /// ```
-    /// use ipcring_bridge::network::{Network, Policy, BLOCK_LEASE_MS, SHORT_LEASE_MS};
-    /// assert_eq!(Network::default().lease_for(true, Policy::Block).lease_ms, Some(BLOCK_LEASE_MS));
-    /// assert_eq!(Network::default().lease_for(false, Policy::Block).lease_ms, Some(SHORT_LEASE_MS));
-    /// let chosen = Network { lease_ms: Some(500), ..Network::default() };
-    /// assert_eq!(chosen.lease_for(true, Policy::Block).lease_ms, Some(500));
-    /// ```
-    pub fn lease_for(&self, sending: bool, policy: Policy) -> Network {
-        let default = if sending && policy == Policy::Block { BLOCK_LEASE_MS } else { SHORT_LEASE_MS };
-        Network { lease_ms: Some(self.lease_ms.unwrap_or(default)), ..self.clone() }
-    }
-
     /// Opens a Zenoh session with [`config`](Network::config).
     ///
     /// ```no_run
@@ -149,10 +130,6 @@ const BLOCK_FOR_EVER_US: u64 = 10 * 365 * 24 * 3600 * 1_000_000;
 
 /// The lease a bridge announces unless told otherwise: a dead or silent peer is found in 3 s.
 pub const SHORT_LEASE_MS: u64 = 3_000;
-/// The lease `bridge out` announces under `block`: how long a stalled destination may hold the
-/// receiving bridge's link reader (see [`Network::lease_for`]).
-pub const BLOCK_LEASE_MS: u64 = 60_000;
-
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).expect("strings serialise")
 }

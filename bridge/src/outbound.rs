@@ -27,6 +27,7 @@ use serde_json::json;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
+use crate::credit::{credit_key, Credit, Credits};
 use crate::error::{BridgeError, Result};
 use crate::events::emit;
 use crate::network::{Network, Policy};
@@ -133,7 +134,7 @@ impl Outbound {
     /// whatever state the old one's links were left in. (Zenoh retries a lost link by itself;
     /// the new session is the bridge's own guarantee that a link that came back is used.)
     fn session(&self, source: &mut Source, forwarded: &mut u64) -> Result<Session> {
-        let session = self.network.lease_for(true, self.policy).open()?;
+        let session = self.network.open()?;
         let congestion = match self.policy {
             Policy::Block => CongestionControl::Block,
             Policy::Drop => CongestionControl::Drop,
@@ -154,10 +155,29 @@ impl Outbound {
         if publisher.matching_status().wait().map_err(BridgeError::zenoh)?.matching() {
             matching.set(true);
         }
+        // Under block, the receivers' credits ([`crate::credit`]) hold back what is forwarded.
+        let gate = Arc::new(Gate::default());
+        let granted = Arc::clone(&gate);
+        let _credits = match self.policy {
+            Policy::Block => Some(
+                session
+                    .declare_subscriber(credit_key(&self.key))
+                    .callback(move |sample| {
+                        if let Some(credit) = Credit::decode(&sample.payload().to_bytes()) {
+                            granted.grant(&credit);
+                        }
+                    })
+                    .wait()
+                    .map_err(BridgeError::zenoh)?,
+            ),
+            Policy::Drop => None,
+        };
         emit("session", json!({ "zid": session.zid().to_string() }));
         let mut reported_matching = None;
         let mut unmatched_since = Instant::now();
         let mut forwarding = false;
+        let mut held = false;
+        let mut last_position: Option<u64> = None;
         let kind = source.kind();
         let stream = source.stream();
         let origin = source.origin();
@@ -175,7 +195,38 @@ impl Outbound {
                 matching.wait(self.heartbeat.min(REOPEN_AFTER));
                 continue;
             }
+            // The next position: known before it is read (SPSC, broadcast), or after the last
+            // one forwarded (MPMC, whose positions a sole consumer takes in order).
+            let position = source.next_position().or(last_position.map(|last: u64| last + 1));
+            if let (Policy::Block, Some(position)) = (self.policy, position) {
+                if !gate.allows(stream, position) {
+                    gate.wait(stream, position, self.heartbeat);
+                    if !gate.allows(stream, position) {
+                        // Held for a whole slice: say so once, and send a heartbeat unless a
+                        // receiver is waiting for room (see crate::credit: it starts a new
+                        // receiver's account, and lets one whose positions were lost in flight
+                        // count them and grant again).
+                        if !held {
+                            emit("held", json!({ "position": position, "forwarded": *forwarded }));
+                            held = true;
+                        }
+                        if gate.may_nudge(stream) {
+                            let origin = origin.unwrap_or(position).min(position);
+                            let header = Header { kind, heartbeat: true, stream, seq: position, origin };
+                            publisher
+                                .put(&[][..])
+                                .attachment(&header.encode()[..])
+                                .wait()
+                                .map_err(BridgeError::zenoh)?;
+                        }
+                    }
+                    continue;
+                }
+                held = false;
+            }
+            let sent_position = &mut last_position;
             let put = |seq: u64, bytes: &[u8]| {
+                *sent_position = Some(seq);
                 // Unknown (MPMC): the message's own position, which claims no loss before it.
                 let header = Header { kind, heartbeat: false, stream, seq, origin: origin.unwrap_or(seq).min(seq) };
                 publisher.put(bytes).attachment(&header.encode()[..]).wait()
@@ -215,6 +266,38 @@ impl Outbound {
                 Err(Forward::Bridge(error)) => return Err(error),
             }
         }
+    }
+}
+
+/// The receivers' credits, granted by Zenoh's callback and waited on without polling.
+#[derive(Default)]
+struct Gate {
+    credits: Mutex<Credits>,
+    granted: Condvar,
+}
+
+impl Gate {
+    fn grant(&self, credit: &Credit) {
+        self.credits.lock().unwrap_or_else(|poison| poison.into_inner()).grant(credit, Instant::now());
+        self.granted.notify_all();
+    }
+
+    fn may_nudge(&self, stream: u64) -> bool {
+        self.credits.lock().unwrap_or_else(|poison| poison.into_inner()).may_nudge(stream, Instant::now())
+    }
+
+    fn allows(&self, stream: u64, position: u64) -> bool {
+        self.credits.lock().unwrap_or_else(|poison| poison.into_inner()).allows(stream, position, Instant::now())
+    }
+
+    /// Waits up to `timeout` for `position` to be granted (a grant that expires frees it too,
+    /// without a notification: the caller looks again after the timeout).
+    fn wait(&self, stream: u64, position: u64, timeout: Duration) {
+        let credits = self.credits.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _ = self
+            .granted
+            .wait_timeout_while(credits, timeout, |credits| !credits.allows(stream, position, Instant::now()))
+            .unwrap_or_else(|poison| poison.into_inner());
     }
 }
 

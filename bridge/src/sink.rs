@@ -38,7 +38,7 @@ pub enum Written {
 /// let name = format!("ipcring-doc-sink-{}", std::process::id());
 /// let mut receiver: ipcring::spsc::Receiver = ipcring::Builder::new(&name).create()?;
 /// let mut sink = Sink::open(&name)?;
-/// assert_eq!(sink.write(b"hello", Policy::Block)?, Written::Committed);
+/// assert_eq!(sink.write(b"hello", Policy::Block, &mut || ())?, Written::Committed);
 /// assert_eq!(sink.position(), Some(1));
 /// assert_eq!(receiver.recv_ref()?.to_vec(), b"hello");
 /// ipcring::remove(&name)?;
@@ -91,7 +91,8 @@ impl Sink {
     }
 
     /// Writes one message. Under `block` it waits as long as the ring is full or has no
-    /// consumer (in slices of 200 ms, so a fault is noticed); under `drop` a full ring, or one
+    /// consumer, in slices of 200 ms, calling `on_wait` after each (the receiving bridge sends
+    /// its credit there, so its sender knows it is alive); under `drop` a full ring, or one
     /// without a consumer, drops it. A message larger than the slots is never written.
     ///
     /// ```
@@ -99,14 +100,14 @@ impl Sink {
     /// let name = format!("ipcring-doc-sink-drop-{}", std::process::id());
     /// let _receiver: ipcring::spsc::Receiver = ipcring::Builder::new(&name).slots(2).slot_size(64).create()?;
     /// let mut sink = Sink::open(&name)?;
-    /// sink.write(b"1", Policy::Drop)?;
-    /// sink.write(b"2", Policy::Drop)?;
-    /// assert_eq!(sink.write(b"3", Policy::Drop)?, Written::Dropped); // two slots, both full
-    /// assert_eq!(sink.write(&[0; 100], Policy::Drop)?, Written::TooLarge);
+    /// sink.write(b"1", Policy::Drop, &mut || ())?;
+    /// sink.write(b"2", Policy::Drop, &mut || ())?;
+    /// assert_eq!(sink.write(b"3", Policy::Drop, &mut || ())?, Written::Dropped); // two slots, both full
+    /// assert_eq!(sink.write(&[0; 100], Policy::Drop, &mut || ())?, Written::TooLarge);
     /// ipcring::remove(&name)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn write(&mut self, message: &[u8], policy: Policy) -> Result<Written> {
+    pub fn write(&mut self, message: &[u8], policy: Policy, on_wait: &mut dyn FnMut()) -> Result<Written> {
         loop {
             let sent = match (&mut self.endpoint, policy) {
                 (Endpoint::Spsc(sender), Policy::Block) => sender.send_timeout(message, WRITE_SLICE),
@@ -122,12 +123,13 @@ impl Sink {
                 Err(SendError::Full | SendError::Disconnected) if policy == Policy::Drop => {
                     return Ok(Written::Dropped)
                 }
-                Err(SendError::Timeout | SendError::Full) => continue,
+                Err(SendError::Timeout | SendError::Full) => on_wait(),
                 Err(SendError::Disconnected) => {
                     // Block: the consumer is gone (killed, or not yet restarted); a new one may
                     // attach, so wait for it. There is no event for an attach: poll.
                     // SLEEP-OK: polling for a consumer process to attach, not synchronising.
                     std::thread::sleep(WRITE_SLICE);
+                    on_wait();
                 }
                 Err(error) => return Err(BridgeError::Ring { ring: self.name.clone(), message: error.to_string() }),
             }

@@ -178,23 +178,30 @@ fn a_broadcast_source_reports_what_it_published_while_bridge_out_was_down() {
     let mut consumer = Consumer::new(receiver);
     let mut buffer = Vec::new();
     let mut next = 0u64;
-    let mut publish = |publisher: &mut broadcast::Publisher, count: u64| {
+    // Publishes, reading ring B whenever the publisher has to wait: under `block` the bridge
+    // holds only a window between the rings, so a publisher that never lets the consumer read
+    // would wait for ever.
+    let mut publish = |publisher: &mut broadcast::Publisher, consumer: &mut Consumer, count: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
         for _ in 0..count {
             encode(next, &mut buffer);
-            publisher.send_timeout(&buffer, STEP).unwrap();
+            while let Err(error) = publisher.send_timeout(&buffer, Duration::from_millis(1)) {
+                assert!(matches!(error, ipcring::SendError::Timeout) && Instant::now() < deadline, "{error}");
+                consumer.receive(Duration::from_millis(1));
+            }
             next += 1;
         }
     };
-    publish(&mut publisher, 10_000);
+    publish(&mut publisher, &mut consumer, 10_000);
     consumer.receive_count(10_000, Duration::from_secs(60));
     out.kill();
     // Published while no bridge subscribes: gone for the far side.
     const WHILE_DOWN: u64 = 5_000;
-    publish(&mut publisher, WHILE_DOWN);
+    publish(&mut publisher, &mut consumer, WHILE_DOWN);
     out = bridge_out(&a, &key, None, &[&listen], &[]);
     let started = out.wait_for("started", STEP).unwrap();
     assert_eq!(started["next"], 10_000 + WHILE_DOWN, "the new subscriber joins at the next message");
-    publish(&mut publisher, 10_000);
+    publish(&mut publisher, &mut consumer, 10_000);
     const TOTAL: u64 = 10_000 + WHILE_DOWN + 10_000;
     let record = consumer.receive_all(TOTAL, &state, Duration::from_secs(60));
     assert_exact(&consumer, &record, TOTAL);
