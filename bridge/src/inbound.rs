@@ -61,7 +61,7 @@ impl Default for Inbound {
             network: Network::default(),
             policy: Policy::Block,
             state: None,
-            queue: 1024,
+            queue: 4096,
         }
     }
 }
@@ -110,9 +110,23 @@ impl Inbound {
             .wait()
             .map_err(BridgeError::zenoh)?;
         emit("session", json!({ "zid": session.zid().to_string() }));
-        let window = (self.queue.max(2) as u64 / 2).min(crate::credit::MAX_WINDOW);
-        let mut granter = (self.policy == Policy::Block).then(|| Granter::new(&session, window));
+        // Under drop this receiver never stops reading Zenoh: it grants the largest window (so
+        // that a sender under block knows it is there, and is not held by it).
+        let window = match self.policy {
+            Policy::Block => (self.queue.max(2) as u64 / 2).min(crate::credit::MAX_WINDOW),
+            Policy::Drop => crate::credit::MAX_WINDOW,
+        };
+        let mut granter = Some(Granter::new(&session, window));
+        if let Some(granter) = &mut granter {
+            // A key without wildcards is the sender's own: grant (as joining) before the first
+            // sample, so that a sender feeding other receivers already waits for this one.
+            if !self.key.contains('*') {
+                granter.follow(&self.key)?;
+            }
+        }
         let mut delivering = false;
+        // When a sample of the stream followed last arrived (see Record::adopt).
+        let mut current_heard = Instant::now();
         let mut alone_since: Option<Instant> = None;
         loop {
             if let Some(granter) = &mut granter {
@@ -147,7 +161,15 @@ impl Inbound {
                 }
                 continue;
             };
-            let seq = match record.admit(&header) {
+            let mut action = record.admit(&header);
+            if action == Action::Stale && current_heard.elapsed() >= crate::credit::EXPIRY {
+                // Only an older stream for a while: its sender is the one left (the clock that
+                // stamps streams went back, or the newer one's sender is gone). Follow it.
+                action = record.adopt(&header);
+            } else if action != Action::Stale {
+                current_heard = Instant::now();
+            }
+            let seq = match action {
                 Action::Duplicate | Action::Stale => {
                     state.commit(record);
                     continue;
@@ -209,7 +231,7 @@ const CREDIT_INTERVAL: Duration = Duration::from_millis(100);
 /// window of deliveries, every [`CREDIT_INTERVAL`], and while it waits for room.
 struct Granter<'a> {
     session: &'a zenoh::Session,
-    /// The credit key and its publisher, for the data key the samples come on.
+    /// The data key the samples come on, and the publisher of its credit key.
     publisher: Option<(String, zenoh::pubsub::Publisher<'static>)>,
     receiver: u64,
     window: u64,
@@ -230,35 +252,41 @@ impl<'a> Granter<'a> {
     /// Publishes credits for the key samples arrive on (declared on the first, and again if
     /// it changes).
     fn follow(&mut self, data_key: &str) -> Result<()> {
-        let key = credit_key(data_key);
-        if self.publisher.as_ref().is_some_and(|(current, _)| *current == key) {
+        if self.publisher.as_ref().is_some_and(|(current, _)| current == data_key) {
             return Ok(());
         }
         let publisher = self
             .session
-            .declare_publisher(key.clone())
+            .declare_publisher(credit_key(data_key))
             .congestion_control(zenoh::qos::CongestionControl::Block)
             .express(true)
             .wait()
             .map_err(BridgeError::zenoh)?;
-        self.publisher = Some((key, publisher));
+        self.publisher = Some((data_key.to_owned(), publisher));
         Ok(())
     }
 
     fn send_if_due(&mut self, record: &Record) -> Result<()> {
-        if self.delivered >= (self.window / 4).max(1) || self.last.elapsed() >= CREDIT_INTERVAL {
+        if self.delivered >= (self.window / 2).max(1) || self.last.elapsed() >= CREDIT_INTERVAL {
             self.send(record, false)?;
         }
         Ok(())
     }
 
-    /// Grants positions below `record.next + window` of the record's stream (nothing before
-    /// the account has begun); `waiting`: while it waits for room in its ring.
+    /// Grants positions below `record.next + window` of the record's stream (before the account
+    /// has begun: joining); `waiting`: while it waits for room in its ring.
     fn send(&mut self, record: &Record, waiting: bool) -> Result<()> {
-        let (Some((_, publisher)), Some(acked)) = (&self.publisher, record.next) else {
+        let Some((_, publisher)) = &self.publisher else {
             return Ok(());
         };
-        let credit = Credit { receiver: self.receiver, stream: record.stream, acked, window: self.window, waiting };
+        // No account yet: joining (window 0), the sender holds at its next position and sends a
+        // heartbeat, on which the account starts.
+        let credit = match record.next {
+            Some(acked) => {
+                Credit { receiver: self.receiver, stream: record.stream, acked, window: self.window, waiting }
+            }
+            None => Credit { receiver: self.receiver, stream: 0, acked: 0, window: 0, waiting },
+        };
         publisher.put(&credit.encode()[..]).wait().map_err(BridgeError::zenoh)?;
         self.delivered = 0;
         self.last = Instant::now();

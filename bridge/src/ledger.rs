@@ -132,12 +132,7 @@ impl Record {
             return Action::Stale;
         }
         if header.stream > self.stream {
-            self.resets = self.resets.saturating_add(1);
-            self.start(header.stream, header.origin);
-            let lost = seq - header.origin; // origin <= seq: checked by Header::decode
-            self.lost = self.lost.saturating_add(lost);
-            self.next = Some(seq);
-            return Action::Reset { seq, heartbeat: header.heartbeat, lost };
+            return self.reset_to(header);
         }
         if seq < next {
             return if header.heartbeat {
@@ -155,6 +150,34 @@ impl Record {
         } else {
             Action::Deliver { seq, lost, started: false }
         }
+    }
+
+    /// Follows the stream of `header` even though it is older than the current one: for a
+    /// receiving bridge that has heard only that stream for a while (the current one's sender
+    /// is gone, and the clock that stamped the streams went back). A reset, as
+    /// [`admit`](Record::admit) makes for a newer stream.
+    ///
+    /// ```
+    /// use ipcring_bridge::ledger::{Action, Record};
+    /// use ipcring_bridge::wire::{Header, SourceKind};
+    /// let mut record = Record { stream: 9, next: Some(5), ..Default::default() };
+    /// let older = Header { kind: SourceKind::Spsc, heartbeat: false, stream: 3, seq: 2, origin: 0 };
+    /// assert_eq!(record.admit(&older), Action::Stale);
+    /// assert_eq!(record.adopt(&older), Action::Reset { seq: 2, heartbeat: false, lost: 2 });
+    /// ```
+    pub fn adopt(&mut self, header: &Header) -> Action {
+        self.stale = self.stale.saturating_sub(1); // it was counted stale by `admit`
+        self.reset_to(header)
+    }
+
+    /// Restarts the account on the stream of `header`, from its origin.
+    fn reset_to(&mut self, header: &Header) -> Action {
+        self.resets = self.resets.saturating_add(1);
+        self.start(header.stream, header.origin);
+        let lost = header.seq - header.origin; // origin <= seq: checked by Header::decode
+        self.lost = self.lost.saturating_add(lost);
+        self.next = Some(header.seq);
+        Action::Reset { seq: header.seq, heartbeat: header.heartbeat, lost }
     }
 
     /// Records the outcome of a [`Action::Deliver`] (or a reset's message): written to the

@@ -74,7 +74,7 @@ struct InArgs {
     #[arg(long, value_name = "PATH")]
     state: Option<PathBuf>,
     /// Samples Zenoh queues for this bridge before the link waits for it.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(long, value_name = "N", default_value_t = 4096)]
     queue: usize,
 }
 

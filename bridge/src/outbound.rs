@@ -115,13 +115,15 @@ impl Outbound {
     pub fn run(&self) -> Result<()> {
         let mut source = Source::open(&self.ring)?;
         let mut forwarded = 0u64;
+        // The last position forwarded, kept across sessions (an MPMC ring's next position).
+        let mut last_position: Option<u64> = None;
         emit(
             "started",
             json!({ "side": "out", "ring": self.ring, "key": self.key, "stream": source.stream(),
                                 "next": source.next_position() }),
         );
         loop {
-            match self.session(&mut source, &mut forwarded)? {
+            match self.session(&mut source, &mut forwarded, &mut last_position)? {
                 Session::Finished => return Ok(()),
                 Session::Reopen => emit("reopening", json!({ "after_ms": REOPEN_AFTER.as_millis() as u64 })),
             }
@@ -133,7 +135,7 @@ impl Outbound {
     /// there are endpoints to connect to: then a new session (a new Zenoh id) connects afresh,
     /// whatever state the old one's links were left in. (Zenoh retries a lost link by itself;
     /// the new session is the bridge's own guarantee that a link that came back is used.)
-    fn session(&self, source: &mut Source, forwarded: &mut u64) -> Result<Session> {
+    fn session(&self, source: &mut Source, forwarded: &mut u64, last_position: &mut Option<u64>) -> Result<Session> {
         let session = self.network.open()?;
         let congestion = match self.policy {
             Policy::Block => CongestionControl::Block,
@@ -177,7 +179,8 @@ impl Outbound {
         let mut unmatched_since = Instant::now();
         let mut forwarding = false;
         let mut held = false;
-        let mut last_position: Option<u64> = None;
+        let mut granted_until = 0u64;
+        let mut no_credit_reported = false;
         let kind = source.kind();
         let stream = source.stream();
         let origin = source.origin();
@@ -198,9 +201,14 @@ impl Outbound {
             // The next position: known before it is read (SPSC, broadcast), or after the last
             // one forwarded (MPMC, whose positions a sole consumer takes in order).
             let position = source.next_position().or(last_position.map(|last: u64| last + 1));
+            // The fast path compares with the limit found last time (no lock): it only ever
+            // grows for the receivers it was computed from, and is computed again when reached.
             if let (Policy::Block, Some(position)) = (self.policy, position) {
-                if !gate.allows(stream, position) {
-                    gate.wait(stream, position, self.heartbeat);
+                if position >= granted_until {
+                    granted_until = gate.limit(stream).unwrap_or(0);
+                }
+                if position >= granted_until {
+                    gate.wait(stream, position, HELD_SLICE);
                     if !gate.allows(stream, position) {
                         // Held for a whole slice: say so once, and send a heartbeat unless a
                         // receiver is waiting for room (see crate::credit: it starts a new
@@ -210,7 +218,16 @@ impl Outbound {
                             emit("held", json!({ "position": position, "forwarded": *forwarded }));
                             held = true;
                         }
-                        if gate.may_nudge(stream) {
+                        if gate.limit(stream).is_none()
+                            && unmatched_since.elapsed() >= NO_CREDIT_WARNING
+                            && !no_credit_reported
+                        {
+                            // Matched, but nobody grants: a subscriber that is not an ipcring
+                            // bridge, or one of another build. Under block, wait for one.
+                            emit("no_credit", json!({ "after_ms": NO_CREDIT_WARNING.as_millis() as u64 }));
+                            no_credit_reported = true;
+                        }
+                        if gate.may_nudge() {
                             let origin = origin.unwrap_or(position).min(position);
                             let header = Header { kind, heartbeat: true, stream, seq: position, origin };
                             publisher
@@ -224,7 +241,7 @@ impl Outbound {
                 }
                 held = false;
             }
-            let sent_position = &mut last_position;
+            let sent_position = &mut *last_position;
             let put = |seq: u64, bytes: &[u8]| {
                 *sent_position = Some(seq);
                 // Unknown (MPMC): the message's own position, which claims no loss before it.
@@ -241,7 +258,10 @@ impl Outbound {
                     *forwarded += 1;
                 }
                 Ok(Forwarded::Idle) => {
-                    if let Some(next) = source.next_position() {
+                    // Not into a receiver that waits for room (it reads nothing from Zenoh, and
+                    // heartbeats would fill its queue).
+                    let nudge = self.policy == Policy::Drop || gate.may_nudge();
+                    if let (true, Some(next)) = (nudge, source.next_position()) {
                         let header = Header {
                             kind,
                             heartbeat: true,
@@ -282,12 +302,16 @@ impl Gate {
         self.granted.notify_all();
     }
 
-    fn may_nudge(&self, stream: u64) -> bool {
-        self.credits.lock().unwrap_or_else(|poison| poison.into_inner()).may_nudge(stream, Instant::now())
+    fn may_nudge(&self) -> bool {
+        self.credits.lock().unwrap_or_else(|poison| poison.into_inner()).may_nudge(Instant::now())
     }
 
     fn allows(&self, stream: u64, position: u64) -> bool {
         self.credits.lock().unwrap_or_else(|poison| poison.into_inner()).allows(stream, position, Instant::now())
+    }
+
+    fn limit(&self, stream: u64) -> Option<u64> {
+        self.credits.lock().unwrap_or_else(|poison| poison.into_inner()).limit(stream, Instant::now())
     }
 
     /// Waits up to `timeout` for `position` to be granted (a grant that expires frees it too,
@@ -308,6 +332,12 @@ enum Session {
     /// No subscriber for [`REOPEN_AFTER`]: open a new session.
     Reopen,
 }
+
+/// How long matched without any credit before `bridge out` says so (`no_credit`).
+const NO_CREDIT_WARNING: Duration = Duration::from_secs(5);
+
+/// How long a held sender waits for a credit before it looks again (and sends a heartbeat).
+const HELD_SLICE: Duration = Duration::from_millis(200);
 
 /// How long without a matching subscriber before a bridge that connects opens a new session.
 pub const REOPEN_AFTER: Duration = Duration::from_secs(2);

@@ -91,7 +91,7 @@ impl Sink {
     }
 
     /// Writes one message. Under `block` it waits as long as the ring is full or has no
-    /// consumer, in slices of 200 ms, calling `on_wait` after each (the receiving bridge sends
+    /// consumer, in slices of 200 ms, calling `on_wait` before the first and after each (the receiving bridge sends
     /// its credit there, so its sender knows it is alive); under `drop` a full ring, or one
     /// without a consumer, drops it. A message larger than the slots is never written.
     ///
@@ -108,8 +108,12 @@ impl Sink {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write(&mut self, message: &[u8], policy: Policy, on_wait: &mut dyn FnMut()) -> Result<Written> {
+        // The first attempt never waits: if it must, `on_wait` is called before the first wait,
+        // so the receiving bridge says at once that it is waiting (see crate::credit).
+        let mut first = true;
         loop {
-            let sent = match (&mut self.endpoint, policy) {
+            let policy_now = if first { Policy::Drop } else { policy };
+            let sent = match (&mut self.endpoint, policy_now) {
                 (Endpoint::Spsc(sender), Policy::Block) => sender.send_timeout(message, WRITE_SLICE),
                 (Endpoint::Spsc(sender), Policy::Drop) => sender.try_send(message),
                 (Endpoint::Mpmc(sender), Policy::Block) => sender.send_timeout(message, WRITE_SLICE),
@@ -117,6 +121,12 @@ impl Sink {
                 (Endpoint::Broadcast(publisher), Policy::Block) => publisher.send_timeout(message, WRITE_SLICE),
                 (Endpoint::Broadcast(publisher), Policy::Drop) => publisher.try_send(message),
             };
+            if std::mem::take(&mut first) && policy == Policy::Block {
+                if let Err(SendError::Full | SendError::Disconnected) = sent {
+                    on_wait();
+                    continue;
+                }
+            }
             match sent {
                 Ok(()) => return Ok(Written::Committed),
                 Err(SendError::TooLarge { .. }) => return Ok(Written::TooLarge),
