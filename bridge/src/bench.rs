@@ -46,7 +46,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
     /// Messages per streaming round.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,
     /// Round trips per round.
     #[arg(long, default_value_t = 5_000)]
@@ -61,7 +61,7 @@ pub struct BenchArgs {
 
 impl Default for BenchArgs {
     fn default() -> Self {
-        BenchArgs { sizes: vec![64, 4096], rounds: 5, messages: 200_000, round_trips: 5_000, scale: 1.0, json: None }
+        BenchArgs { sizes: vec![64, 4096], rounds: 5, messages: 1_000_000, round_trips: 5_000, scale: 1.0, json: None }
     }
 }
 
@@ -250,6 +250,9 @@ fn start_pair(from: &str, to: &str, key: &str, express: bool) -> Result<Pair> {
     outbound
         .wait_until(STEP, |event| event["event"] == "matching" && event["matching"] == true)
         .map_err(BridgeError::Usage)?;
+    // The receiving side's account has started (on the sender's first heartbeat) and it has
+    // granted its window: the handshake is set-up, outside the timing.
+    inbound.wait_for("start", STEP).map_err(BridgeError::Usage)?;
     Ok(Pair { _out: outbound, _in: inbound, state })
 }
 

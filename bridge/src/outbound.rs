@@ -181,6 +181,7 @@ impl Outbound {
         let mut held = false;
         let mut granted_until = 0u64;
         let mut no_credit_reported = false;
+        let mut last_nudge: Option<Instant> = None;
         let kind = source.kind();
         let stream = source.stream();
         let origin = source.origin();
@@ -208,12 +209,19 @@ impl Outbound {
                     granted_until = gate.limit(stream).unwrap_or(0);
                 }
                 if position >= granted_until {
+                    // Held. A heartbeat at once (then at most one per slice), unless a receiver
+                    // is waiting for room (see crate::credit): it starts a receiver's account
+                    // (no grant yet: without it the start would cost a whole slice), and lets
+                    // one whose positions were lost in flight count them and grant again.
+                    if last_nudge.map_or(true, |at: Instant| at.elapsed() >= HELD_SLICE) && gate.may_nudge() {
+                        let origin = origin.unwrap_or(position).min(position);
+                        let header = Header { kind, heartbeat: true, stream, seq: position, origin };
+                        publisher.put(&[][..]).attachment(&header.encode()[..]).wait().map_err(BridgeError::zenoh)?;
+                        last_nudge = Some(Instant::now());
+                    }
                     gate.wait(stream, position, HELD_SLICE);
                     if !gate.allows(stream, position) {
-                        // Held for a whole slice: say so once, and send a heartbeat unless a
-                        // receiver is waiting for room (see crate::credit: it starts a new
-                        // receiver's account, and lets one whose positions were lost in flight
-                        // count them and grant again).
+                        // Held for a whole slice: say so once.
                         if !held {
                             emit("held", json!({ "position": position, "forwarded": *forwarded }));
                             held = true;
@@ -226,15 +234,6 @@ impl Outbound {
                             // bridge, or one of another build. Under block, wait for one.
                             emit("no_credit", json!({ "after_ms": NO_CREDIT_WARNING.as_millis() as u64 }));
                             no_credit_reported = true;
-                        }
-                        if gate.may_nudge() {
-                            let origin = origin.unwrap_or(position).min(position);
-                            let header = Header { kind, heartbeat: true, stream, seq: position, origin };
-                            publisher
-                                .put(&[][..])
-                                .attachment(&header.encode()[..])
-                                .wait()
-                                .map_err(BridgeError::zenoh)?;
                         }
                     }
                     continue;
