@@ -25,12 +25,12 @@
 //!   wildcard).
 //! - A receiver under `drop` grants too, the largest window ([`MAX_WINDOW`]): it never stops
 //!   reading Zenoh, and a sender under `block` still knows it is there.
-//! - While held, `bridge out` sends a heartbeat with `p` every 200 ms, unless a receiver said it
-//!   is waiting for room (its credits while it waits carry a flag; it reads nothing from Zenoh
-//!   then, and heartbeats would fill its queue): a receiver with no account yet starts one on it
-//!   (and grants), and one whose `acked` is stuck below positions that were lost in flight (a
-//!   link cut) counts them lost and moves on. Without that, a loss in flight would hold the
-//!   sender for ever.
+//! - While held, `bridge out` sends a heartbeat with `p` at once, then every 200 ms, unless a
+//!   receiver said it is waiting for room (its credits while it waits carry a flag; it reads
+//!   nothing from Zenoh then, and heartbeats would fill its queue): a receiver with no account
+//!   yet starts one on it (and grants), and one whose `acked` is stuck below positions that were
+//!   lost in flight (a link cut) counts them lost and moves on. Without that, a loss in flight
+//!   would hold the sender for ever.
 //! - Since `acked` never runs ahead of what the receiver has taken out of its queue, what is
 //!   queued for a receiver is at most `window` messages: its queue, twice the window, never
 //!   fills.
